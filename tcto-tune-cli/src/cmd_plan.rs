@@ -1,0 +1,77 @@
+//! `tcto-tune plan`: what a profile would change here. Changes nothing.
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Serialize;
+use tcto_tune::system::{read_state, Backends};
+use tcto_tune::{sysctl_d, Plan, TextStyle};
+
+use crate::common::ProfileArgs;
+use crate::output::{print_json, stdout_color, Exit};
+use crate::Global;
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+
+    /// Exit 4 when changes are pending (like `git diff --exit-code`).
+    #[arg(long)]
+    exit_code: bool,
+
+    /// Also print the diff of the sysctl.d file `persist` would write.
+    #[arg(long)]
+    diff: bool,
+}
+
+#[derive(Serialize)]
+struct PlanDoc<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    sysctl_d: SysctlD,
+}
+
+#[derive(Serialize)]
+struct SysctlD {
+    path: String,
+    diff: String,
+}
+
+/// Compute the plan for this host.
+pub fn compute(profile: &ProfileArgs) -> anyhow::Result<Plan> {
+    let (profile, opts) = profile.resolve()?;
+    let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
+    Ok(tcto_tune::plan_with(&profile, &state, &opts))
+}
+
+/// Run `plan`.
+pub fn run(g: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
+    let plan = compute(&args.profile)?;
+    let path = format!("/etc/sysctl.d/{}", sysctl_d::SYSCTL_D_NAME);
+    let old = std::fs::read_to_string(&path).ok();
+    let diff = sysctl_d::unified_diff(&path, old.as_deref(), &sysctl_d::render(&plan));
+    if g.json {
+        print_json(&PlanDoc {
+            plan: &plan,
+            sysctl_d: SysctlD { path, diff },
+        })?;
+    } else {
+        print!(
+            "{}",
+            plan.render(TextStyle {
+                color: stdout_color()
+            })
+        );
+        if args.diff {
+            println!("\n{path} as `persist` would write it:\n{diff}");
+        }
+    }
+    Ok(if !plan.refusals().is_empty() {
+        Exit::Refused
+    } else if args.exit_code && !plan.is_noop() {
+        Exit::Pending
+    } else {
+        Exit::Ok
+    })
+}

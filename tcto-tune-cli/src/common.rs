@@ -1,0 +1,94 @@
+//! Arguments shared by the commands that take a profile, resolved in one place.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use clap::Args;
+use tcto_tune::names::parse_port;
+use tcto_tune::{PlanOptions, Profile};
+
+use crate::output::{CliError, Exit};
+
+/// `--profile`, `--set`, `--port`, `--app-backlog`, `--allow`.
+#[derive(Debug, Clone, Args)]
+pub struct ProfileArgs {
+    /// Built-in profile name (see `tcto-tune profiles list`) or a path to a TOML file.
+    #[arg(long, short = 'p', value_name = "NAME|PATH")]
+    pub profile: String,
+
+    /// Fill a variable the profile declares, e.g. `--set backend=10.0.2.0/24`.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+    pub set: Vec<(String, String)>,
+
+    /// An application port whose listener the plan must respect (repeatable).
+    #[arg(long = "port", value_name = "PORT", value_parser = parse_port_arg)]
+    pub ports: Vec<u16>,
+
+    /// The backlog the application on PORT asks for in listen(), e.g. `8080=4096`.
+    #[arg(long = "app-backlog", value_name = "PORT=N", value_parser = parse_app_backlog)]
+    pub app_backlogs: Vec<(u16, u32)>,
+
+    /// Allow a refusing finding or a skip code, by its code (repeatable).
+    #[arg(long = "allow", value_name = "CODE", value_parser = parse_code)]
+    pub allow: Vec<String>,
+}
+
+impl ProfileArgs {
+    /// Load the profile, add the listeners named on the command line, and
+    /// build the plan options.
+    pub fn resolve(&self) -> anyhow::Result<(Profile, PlanOptions)> {
+        let mut vars = BTreeMap::new();
+        for (k, v) in &self.set {
+            if vars.insert(k.clone(), v.clone()).is_some() {
+                return Err(
+                    CliError::new(format!("`--set {k}` given twice"), None, Exit::Usage).into(),
+                );
+            }
+        }
+        let mut profile = tcto_tune::profile::load(&self.profile, &vars)
+            .with_context(|| format!("cannot load profile `{}`", self.profile))?;
+        for port in &self.ports {
+            profile.add_listener(*port, None);
+        }
+        for (port, backlog) in &self.app_backlogs {
+            profile.add_listener(*port, Some(*backlog));
+        }
+        let opts = PlanOptions {
+            allow: self.allow.iter().cloned().collect(),
+        };
+        Ok((profile, opts))
+    }
+}
+
+fn parse_assignment(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected NAME=VALUE")?;
+    if k.is_empty() {
+        return Err("the variable name is empty".into());
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn parse_port_arg(s: &str) -> Result<u16, String> {
+    parse_port(s).map_err(|e| e.to_string())
+}
+
+fn parse_app_backlog(s: &str) -> Result<(u16, u32), String> {
+    let (p, n) = s.split_once('=').ok_or("expected PORT=N, e.g. 8080=4096")?;
+    let port = parse_port(p).map_err(|e| e.to_string())?;
+    let n: u32 = n
+        .parse()
+        .ok()
+        .filter(|n| (1..=i32::MAX as u32).contains(n))
+        .ok_or_else(|| format!("backlog `{n}` is not an integer from 1 to {}", i32::MAX))?;
+    Ok((port, n))
+}
+
+fn parse_code(s: &str) -> Result<String, String> {
+    let known = tcto_tune::check::CODES.iter().any(|(c, _, _)| *c == s);
+    if known {
+        Ok(s.to_owned())
+    } else {
+        let codes: Vec<_> = tcto_tune::check::CODES.iter().map(|(c, _, _)| *c).collect();
+        Err(format!("unknown code; known codes: {}", codes.join(", ")))
+    }
+}

@@ -1,0 +1,84 @@
+//! `tcto-tune`: the command-line skin over the tcto-tune library.
+//!
+//! No domain logic lives here: commands parse arguments, call the library,
+//! and print. Data goes to stdout (text or `--json`), messages to stderr.
+//! Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a safety check,
+//! 4 changes pending (`plan --exit-code`).
+
+mod cmd_plan;
+mod cmd_profiles;
+mod common;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::{CliError, Exit};
+
+/// Fix TCP connect timeouts at their root: conntrack, listen backlogs,
+/// NOTRACK rules and NIC offloads, as checked, reversible plans.
+#[derive(Debug, Parser)]
+#[command(name = "tcto-tune", version, about, long_about = None)]
+struct Cli {
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Where the journal and lock live.
+    #[arg(
+        long,
+        global = true,
+        env = "TCTO_TUNE_STATE_DIR",
+        default_value = "/var/lib/tcto-tune"
+    )]
+    state_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what a profile would change on this host; changes nothing.
+    Plan(cmd_plan::PlanArgs),
+    /// List or show the built-in profiles.
+    #[command(subcommand)]
+    Profiles(cmd_profiles::ProfilesCommand),
+}
+
+/// Settings every command shares.
+pub struct Global {
+    /// `--json`.
+    pub json: bool,
+    /// `--state-dir`.
+    #[allow(dead_code)]
+    pub state_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+        }
+    };
+    let global = Global {
+        json: cli.json,
+        state_dir: cli.state_dir,
+    };
+    let result = match cli.command {
+        Command::Plan(args) => cmd_plan::run(&global, args),
+        Command::Profiles(cmd) => cmd_profiles::run(&global, cmd),
+    };
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(e) => {
+            let e = CliError::from(e);
+            output::print_error(&e);
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}

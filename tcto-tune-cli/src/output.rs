@@ -1,0 +1,114 @@
+//! Output conventions: data on stdout, messages on stderr, one-line errors
+//! with a `hint:` line, colour only on a terminal and never with NO_COLOR.
+
+use std::io::IsTerminal;
+
+use tcto_tune::ProfileError;
+
+/// Process exit codes (documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// An error: bad input, a failed or rolled-back change.
+    Error = 1,
+    /// Command-line usage error.
+    Usage = 2,
+    /// A safety check refused the plan.
+    Refused = 3,
+    /// `plan --exit-code`: changes are pending.
+    Pending = 4,
+}
+
+/// An error on its way to the user.
+#[derive(Debug)]
+pub struct CliError {
+    /// The message, one line.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// Exit code.
+    pub exit: Exit,
+}
+
+impl CliError {
+    /// An error with a hint and exit code.
+    pub fn new(message: impl Into<String>, hint: Option<String>, exit: Exit) -> Self {
+        Self {
+            message: message.into(),
+            hint,
+            exit,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        let e = match e.downcast::<CliError>() {
+            Ok(c) => return c,
+            Err(e) => e,
+        };
+        let hint = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<ProfileError>().and_then(|p| p.hint()));
+        // The whole cause chain on one line: "cannot write ...: Permission denied".
+        let message = e
+            .chain()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(": ");
+        CliError {
+            message,
+            hint,
+            exit: Exit::Error,
+        }
+    }
+}
+
+/// Print an error to stderr.
+pub fn print_error(e: &CliError) {
+    let color = stderr_color();
+    let label = if color {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    };
+    eprintln!("{label}: {}", e.message);
+    if let Some(h) = &e.hint {
+        let label = if color {
+            "\x1b[1;36mhint\x1b[0m"
+        } else {
+            "hint"
+        };
+        eprintln!("{label}: {h}");
+    }
+}
+
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// Whether to colour stdout.
+pub fn stdout_color() -> bool {
+    !no_color() && std::io::stdout().is_terminal()
+}
+
+/// Whether to colour stderr.
+pub fn stderr_color() -> bool {
+    !no_color() && std::io::stderr().is_terminal()
+}
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

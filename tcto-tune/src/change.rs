@@ -1,0 +1,185 @@
+//! What a transaction changes, independent of which backend changes it.
+//!
+//! A [`Target`] names one piece of kernel or file state (a sysctl, the
+//! `inet tcto_tune` table, one offload feature of one interface, one file);
+//! a [`Value`] is what that piece holds. The apply transaction, the journal
+//! and rollback only ever see these two types, so a new kind of change
+//! (NOTRACK rules, offloads, persisted files) joins the same transaction by
+//! adding a variant and a backend, not by touching the transaction.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fix::{normalize, Intent};
+
+/// One piece of state a change touches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// A sysctl under `/proc/sys`.
+    Sysctl {
+        /// Dotted key.
+        key: String,
+    },
+    /// An nftables table (tcto-tune only ever owns `inet tcto_tune`).
+    NftTable {
+        /// Family, e.g. `inet`.
+        family: String,
+        /// Table name.
+        name: String,
+    },
+    /// One NIC offload feature of one interface.
+    Offload {
+        /// Interface name.
+        iface: String,
+        /// User-facing feature name (`tso`, `gso`, `gro`, `lro`).
+        feature: String,
+    },
+    /// A file (persist: sysctl.d, modprobe.d, units...).
+    File {
+        /// Absolute path.
+        path: String,
+    },
+}
+
+impl Target {
+    /// The kind of change, as shown in plans and JSON.
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Target::Sysctl { .. } => ChangeKind::Sysctl,
+            Target::NftTable { .. } => ChangeKind::Notrack,
+            Target::Offload { .. } => ChangeKind::Offload,
+            Target::File { .. } => ChangeKind::File,
+        }
+    }
+
+    /// A short key for display: the sysctl name, `inet tcto_tune`, `eth0 tso`, the path.
+    pub fn key(&self) -> String {
+        match self {
+            Target::Sysctl { key } => key.clone(),
+            Target::NftTable { family, name } => format!("{family} {name}"),
+            Target::Offload { iface, feature } => format!("{iface} {feature}"),
+            Target::File { path } => path.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind(), self.key())
+    }
+}
+
+/// The kind of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A sysctl.
+    Sysctl,
+    /// NOTRACK rules (the `inet tcto_tune` table).
+    Notrack,
+    /// A NIC offload feature.
+    Offload,
+    /// A persisted file.
+    File,
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChangeKind::Sysctl => "sysctl",
+            ChangeKind::Notrack => "notrack",
+            ChangeKind::Offload => "offload",
+            ChangeKind::File => "file",
+        })
+    }
+}
+
+/// What a target holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum Value {
+    /// The target does not exist (a missing file or table, a missing key).
+    Absent,
+    /// Text, e.g. a sysctl value as the kernel prints it.
+    Text(String),
+    /// On or off (an offload feature).
+    Bool(bool),
+    /// Raw bytes (a file's content).
+    Bytes(Vec<u8>),
+    /// A structured document (an nftables table description).
+    Json(serde_json::Value),
+}
+
+impl Value {
+    /// Whether `self` (read back from the system) is what `wanted` asked
+    /// for. Text compares with whitespace runs folded, since the kernel
+    /// prints multi-value sysctls with tabs.
+    pub fn matches(&self, wanted: &Value) -> bool {
+        match (self, wanted) {
+            (Value::Text(a), Value::Text(b)) => normalize(a) == normalize(b),
+            (a, b) => a == b,
+        }
+    }
+
+    /// A one-line rendering for tables and messages.
+    pub fn display(&self) -> String {
+        match self {
+            Value::Absent => "(absent)".into(),
+            Value::Text(t) => normalize(t),
+            Value::Bool(true) => "on".into(),
+            Value::Bool(false) => "off".into(),
+            Value::Bytes(b) => format!("({} bytes)", b.len()),
+            Value::Json(_) => "(table)".into(),
+        }
+    }
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The kind (sysctl, notrack, offload, file).
+    pub kind: ChangeKind,
+    /// Display key (see [`Target::key`]).
+    pub key: String,
+    /// The current value as shown to the user (`None`: absent or unknown).
+    pub current: Option<String>,
+    /// The desired value as shown to the user.
+    pub desired: String,
+    /// Exact, at least, at most.
+    pub intent: Intent,
+    /// Why, from the profile.
+    pub reason: Option<String>,
+    /// What the transaction touches.
+    pub target: Target,
+    /// The value observed when planning.
+    pub before: Value,
+    /// The value the transaction writes.
+    pub after: Value,
+}
+
+impl Change {
+    /// A sysctl change.
+    pub fn sysctl(
+        key: &str,
+        current: Option<&str>,
+        desired: &str,
+        intent: Intent,
+        reason: Option<String>,
+    ) -> Self {
+        Change {
+            kind: ChangeKind::Sysctl,
+            key: key.to_owned(),
+            current: current.map(normalize),
+            desired: normalize(desired),
+            intent,
+            reason,
+            target: Target::Sysctl {
+                key: key.to_owned(),
+            },
+            before: current.map_or(Value::Absent, |c| Value::Text(normalize(c))),
+            after: Value::Text(normalize(desired)),
+        }
+    }
+}

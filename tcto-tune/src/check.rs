@@ -1,0 +1,364 @@
+//! Safety checks: pure functions from a draft plan to findings.
+//!
+//! A tuning tool that happily raises `somaxconn` to 65535 while the
+//! application still asks for 511 has changed nothing but the operator's
+//! confidence. Each check here encodes one such trap from the runbook. Codes
+//! are stable kebab-case identifiers (documented in [`CODES`] and the
+//! README); a refusing finding stops `apply` unless the user passes
+//! `--allow CODE`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::{Change, ChangeKind};
+use crate::fix::{key_info, REMOVED_KEYS};
+use crate::profile::Profile;
+use crate::state::SystemState;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Probably wrong or incomplete; does not stop apply.
+    Warn,
+    /// Unsafe: apply stops unless the code is allowed.
+    Refuse,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Refuse => "refuse",
+        })
+    }
+}
+
+/// One result of a safety check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable kebab-case code.
+    pub code: String,
+    /// Severity.
+    pub severity: Severity,
+    /// What was found.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// True when the user allowed this code with `--allow`.
+    #[serde(default)]
+    pub allowed: bool,
+}
+
+impl Finding {
+    /// A new finding.
+    pub fn new(code: &str, severity: Severity, message: impl Into<String>) -> Self {
+        Finding {
+            code: code.into(),
+            severity,
+            message: message.into(),
+            hint: None,
+            allowed: false,
+        }
+    }
+    /// With a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    /// Whether this finding stops apply.
+    pub fn blocks(&self) -> bool {
+        self.severity == Severity::Refuse && !self.allowed
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = if self.allowed {
+            format!("{} (allowed)", self.severity)
+        } else {
+            self.severity.to_string()
+        };
+        write!(f, "{sev} [{}] {}", self.code, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every finding and skip code with its severity and meaning.
+pub const CODES: &[(&str, &str, &str)] = &[
+    ("somaxconn-above-app-backlog", "refuse", "the plan raises somaxconn above the backlog a named application asked for; the effective backlog is the smaller of the two, so the change does nothing for it"),
+    ("app-backlog-unknown", "warn", "a named listener's backlog equals somaxconn (it was clamped), so the application's own backlog is unknown; pass --app-backlog PORT=N"),
+    ("listener-not-found", "info", "a named port has no listening socket here and no declared backlog"),
+    ("listener-needs-restart", "warn", "listeners opened before the change keep their old clamp until they call listen() again"),
+    ("conntrack-max-below-count", "refuse", "the planned nf_conntrack_max is below the current entry count"),
+    ("conntrack-memory", "warn/refuse", "the planned conntrack table may use more than 5% (warn) or 20% (refuse) of RAM at about 350 bytes an entry plus 8 a bucket"),
+    ("conntrack-timeout-range", "warn/refuse", "a conntrack timeout is not positive or absurdly long (refuse), or the established timeout is below tcp_keepalive_time (warn)"),
+    ("value-out-of-range", "refuse", "a value is outside the kernel's bounds for the key"),
+    ("removed-key", "refuse", "the key was removed from the kernel"),
+    ("unknown-sysctl", "refuse", "a raw [sysctl] key does not exist on this host"),
+    ("not-writable-here", "skip", "the key is read-only here (a global key inside a child network namespace); allowing it plans the write anyway"),
+    ("key-missing", "skip", "a typed key does not exist (e.g. nf_conntrack not loaded); allowing it plans the write anyway"),
+    ("not-supported-yet", "skip", "this kind of fix has no backend in this build"),
+];
+
+/// Bytes of kernel memory per conntrack entry (struct nf_conn and its
+/// extensions, rounded as the runbook does).
+pub const CONNTRACK_ENTRY_BYTES: u64 = 350;
+/// Bytes per hash bucket (one hlist_nulls_head pointer).
+pub const CONNTRACK_BUCKET_BYTES: u64 = 8;
+
+/// Inputs every check sees.
+pub struct CheckInput<'a> {
+    /// The profile.
+    pub profile: &'a Profile,
+    /// The observed state.
+    pub state: &'a SystemState,
+    /// The changes the planner drafted.
+    pub changes: &'a [Change],
+}
+
+impl CheckInput<'_> {
+    fn change(&self, key: &str) -> Option<&Change> {
+        self.changes
+            .iter()
+            .find(|c| c.kind == ChangeKind::Sysctl && c.key == key)
+    }
+    fn planned_int(&self, key: &str) -> Option<i64> {
+        match self.change(key) {
+            Some(c) => c.desired.trim().parse().ok(),
+            None => self.state.sysctl_int(key),
+        }
+    }
+}
+
+/// Run every check.
+pub fn run_all(input: &CheckInput) -> Vec<Finding> {
+    let mut out = Vec::new();
+    out.extend(backlog_checks(input));
+    out.extend(conntrack_max_below_count(input));
+    out.extend(conntrack_memory(input));
+    out.extend(conntrack_timeout_range(input));
+    out.extend(value_out_of_range(input));
+    out.extend(removed_keys(input));
+    out
+}
+
+const APP_BACKLOG_HINT: &str = "raise the application's own backlog (nginx `listen ... backlog=N`, gunicorn `--backlog N`, HAProxy `backlog N`, Java `ServerSocket(port, N)`) and restart it, then pass `--app-backlog PORT=N`";
+
+/// `somaxconn-above-app-backlog`, `app-backlog-unknown`, `listener-not-found`,
+/// `listener-needs-restart`.
+pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(change) = input.change("net.core.somaxconn") else {
+        return out;
+    };
+    let Some(new) = change.desired.trim().parse::<i64>().ok() else {
+        return out;
+    };
+    let current = input.state.sysctl_int("net.core.somaxconn");
+    for l in &input.profile.listeners {
+        let live: Vec<_> = input.state.listeners_on(l.port).collect();
+        let app = match l.backlog {
+            Some(b) => Some(i64::from(b)),
+            None if live.is_empty() => {
+                out.push(
+                    Finding::new(
+                        "listener-not-found",
+                        Severity::Info,
+                        format!(
+                            "nothing listens on port {} here, and no backlog was declared for it",
+                            l.port
+                        ),
+                    )
+                    .hint(format!(
+                        "declare the application's backlog with `--app-backlog {}=N`",
+                        l.port
+                    )),
+                );
+                None
+            }
+            None => {
+                let wq = live.iter().map(|s| i64::from(s.backlog)).max().unwrap_or(0);
+                match current {
+                    Some(cur) if wq < cur => Some(wq),
+                    _ => {
+                        out.push(
+                            Finding::new("app-backlog-unknown", Severity::Warn, format!(
+                                "the listener on port {} has backlog {wq}, equal to somaxconn: the kernel clamped it, so the application's own backlog is unknown (at least {wq})", l.port))
+                                .hint(format!("find the backlog the application asks for and pass `--app-backlog {}=N`", l.port)),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(app) = app {
+            if new > app {
+                out.push(
+                    Finding::new("somaxconn-above-app-backlog", Severity::Refuse, format!(
+                        "the plan raises net.core.somaxconn to {new}, but the application on port {} asks for a backlog of {app}; its effective backlog stays min({app}, {new}) = {app}", l.port))
+                        .hint(APP_BACKLOG_HINT),
+                );
+            }
+        }
+    }
+    if let Some(cur) = current {
+        if new > cur {
+            let clamped: Vec<String> = input
+                .state
+                .listeners
+                .iter()
+                .filter(|s| i64::from(s.backlog) >= cur)
+                .map(|s| format!("{}:{}", s.addr, s.port))
+                .collect();
+            if !clamped.is_empty() {
+                out.push(
+                    Finding::new("listener-needs-restart", Severity::Warn, format!(
+                        "{} listener(s) were clamped to the old somaxconn {cur} and keep it until they call listen() again: {}", clamped.len(), clamped.join(", ")))
+                        .hint("restart (or reload with a new listen()) these services after apply"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `conntrack-max-below-count`.
+pub fn conntrack_max_below_count(input: &CheckInput) -> Vec<Finding> {
+    let key = "net.netfilter.nf_conntrack_max";
+    let (Some(_), Some(max), Some(count)) = (
+        input.change(key),
+        input.planned_int(key),
+        input.state.sysctl_int("net.netfilter.nf_conntrack_count"),
+    ) else {
+        return vec![];
+    };
+    if max < count {
+        return vec![Finding::new("conntrack-max-below-count", Severity::Refuse, format!(
+            "the plan sets nf_conntrack_max to {max}, below the {count} entries in the table now: new connections would be dropped at once"))
+            .hint(format!("use a value above {count}, or `at_least` so the table only grows"))];
+    }
+    vec![]
+}
+
+/// `conntrack-memory`.
+pub fn conntrack_memory(input: &CheckInput) -> Vec<Finding> {
+    let max_key = "net.netfilter.nf_conntrack_max";
+    let buckets_key = "net.netfilter.nf_conntrack_buckets";
+    if input.change(max_key).is_none() && input.change(buckets_key).is_none() {
+        return vec![];
+    }
+    let (Some(mem), Some(max)) = (input.state.mem_total_bytes, input.planned_int(max_key)) else {
+        return vec![];
+    };
+    let buckets = input.planned_int(buckets_key).unwrap_or(0).max(0) as u64;
+    let bytes = (max.max(0) as u64) * CONNTRACK_ENTRY_BYTES + buckets * CONNTRACK_BUCKET_BYTES;
+    let pct = bytes as f64 * 100.0 / mem as f64;
+    let mib = |b: u64| b / (1 << 20);
+    let msg = format!(
+        "a full conntrack table of {max} entries and {buckets} buckets needs about {} MiB, {pct:.1}% of {} MiB RAM",
+        mib(bytes), mib(mem)
+    );
+    if pct > 20.0 {
+        vec![Finding::new("conntrack-memory", Severity::Refuse, msg)
+            .hint("lower nf_conntrack_max, shorten conntrack timeouts, or NOTRACK trusted flows")]
+    } else if pct > 5.0 {
+        vec![Finding::new("conntrack-memory", Severity::Warn, msg)
+            .hint("make sure the host can spare this memory under peak load")]
+    } else {
+        vec![]
+    }
+}
+
+/// Longest sensible value of each conntrack TCP timeout, seconds.
+fn timeout_limit(key: &str) -> i64 {
+    if key.ends_with("established") {
+        7 * 24 * 3600
+    } else {
+        3600
+    }
+}
+
+/// `conntrack-timeout-range`.
+pub fn conntrack_timeout_range(input: &CheckInput) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for t in input.profile.conntrack.targets() {
+        let key = t.key.as_str();
+        if !key.contains("_timeout_") {
+            continue;
+        }
+        let Some(v) = t.desired.value.as_int() else {
+            continue;
+        };
+        let limit = timeout_limit(key);
+        if v <= 0 || v > limit {
+            out.push(Finding::new("conntrack-timeout-range", Severity::Refuse, format!(
+                "{key} = {v} seconds is outside 1..={limit}; the kernel would accept it and misbehave"))
+                .hint("conntrack timeouts are seconds: the kernel default for established is 432000 (5 days), 600 is a common lowered value"));
+        }
+    }
+    let est = "net.netfilter.nf_conntrack_tcp_timeout_established";
+    if let (Some(_), Some(v), Some(keepalive)) = (
+        input.change(est),
+        input.planned_int(est),
+        input.state.sysctl_int("net.ipv4.tcp_keepalive_time"),
+    ) {
+        if v > 0 && v < keepalive {
+            out.push(Finding::new("conntrack-timeout-range", Severity::Warn, format!(
+                "{est} = {v} is below net.ipv4.tcp_keepalive_time = {keepalive}: idle keep-alive connections lose their conntrack state before the first probe, and a stateful filter then drops them"))
+                .hint(format!("use at least {keepalive}, or lower the applications' keep-alive interval below {v}")));
+        }
+    }
+    out
+}
+
+/// `value-out-of-range`.
+pub fn value_out_of_range(input: &CheckInput) -> Vec<Finding> {
+    input
+        .profile
+        .sysctl_targets()
+        .iter()
+        .filter_map(|t| {
+            let info = key_info(t.key.as_str())?;
+            let v = t.desired.value.as_int()?;
+            (v < info.min || v > info.max).then(|| {
+                Finding::new(
+                    "value-out-of-range",
+                    Severity::Refuse,
+                    format!(
+                        "{} = {v} is outside the kernel's range {}..={}",
+                        info.name, info.min, info.max
+                    ),
+                )
+                .hint("pick a value inside the range")
+            })
+        })
+        .collect()
+}
+
+/// `removed-key`.
+pub fn removed_keys(input: &CheckInput) -> Vec<Finding> {
+    input
+        .profile
+        .sysctl
+        .iter()
+        .filter_map(|r| {
+            let (_, why) = REMOVED_KEYS.iter().find(|(k, _)| *k == r.key.as_str())?;
+            Some(
+                Finding::new(
+                    "removed-key",
+                    Severity::Refuse,
+                    format!("{} no longer exists: {why}", r.key),
+                )
+                .hint("remove it from the profile"),
+            )
+        })
+        .collect()
+}

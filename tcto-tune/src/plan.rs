@@ -1,0 +1,250 @@
+//! The pure planner: `Profile + SystemState -> Plan`.
+//!
+//! Nothing here reads the system. Given the same profile and state, the
+//! planner returns the same plan, which makes plans diffable, storable in
+//! the journal and testable from fixtures.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::{Change, ChangeKind};
+use crate::check::{self, CheckInput, Finding, Severity};
+use crate::fix::{key_info, normalize, Intent, Scope, SysctlTarget, REMOVED_KEYS};
+use crate::profile::Profile;
+use crate::state::SystemState;
+
+/// Version of the JSON plan document.
+pub const PLAN_SCHEMA: u32 = 1;
+
+/// A setting that already has the wanted value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unchanged {
+    /// Kind.
+    pub kind: ChangeKind,
+    /// Key.
+    pub key: String,
+    /// Current value.
+    pub current: String,
+    /// What the profile asked for.
+    pub desired: String,
+    /// Intent.
+    pub intent: Intent,
+    /// Why the profile asks for it.
+    pub reason: Option<String>,
+}
+
+/// A setting the plan will not touch, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Kind.
+    pub kind: ChangeKind,
+    /// Key.
+    pub key: String,
+    /// Stable code (`not-writable-here`, `key-missing`, `not-supported-yet`...);
+    /// `--allow CODE` plans it anyway where that makes sense.
+    pub code: String,
+    /// Why it is skipped.
+    pub why: String,
+    /// Current value, if any.
+    pub current: Option<String>,
+    /// What the profile asked for.
+    pub desired: String,
+}
+
+/// A plan: what would change on this host, what is fine, what is skipped,
+/// and what the safety checks found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// JSON schema version ([`PLAN_SCHEMA`]).
+    pub schema: u32,
+    /// Profile name.
+    pub profile: String,
+    /// Whether the state was read in the initial network namespace.
+    pub initial_netns: bool,
+    /// Changes, in apply order.
+    pub changes: Vec<Change>,
+    /// Settings already as wanted.
+    pub unchanged: Vec<Unchanged>,
+    /// Settings not planned, with reasons.
+    pub skipped: Vec<Skipped>,
+    /// Safety findings.
+    pub findings: Vec<Finding>,
+}
+
+impl Plan {
+    /// Refusing findings that were not allowed.
+    pub fn refusals(&self) -> Vec<&Finding> {
+        self.findings.iter().filter(|f| f.blocks()).collect()
+    }
+    /// True when there is nothing to change.
+    pub fn is_noop(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// Options that change what the planner plans.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Finding and skip codes the user allowed (`--allow`).
+    pub allow: BTreeSet<String>,
+}
+
+/// Plan `profile` against `state` with default options.
+pub fn plan(profile: &Profile, state: &SystemState) -> Plan {
+    plan_with(profile, state, &PlanOptions::default())
+}
+
+/// Plan `profile` against `state`.
+pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> Plan {
+    let mut p = Plan {
+        schema: PLAN_SCHEMA,
+        profile: profile.name.clone(),
+        initial_netns: state.in_initial_netns,
+        changes: vec![],
+        unchanged: vec![],
+        skipped: vec![],
+        findings: vec![],
+    };
+    for target in profile.sysctl_targets() {
+        plan_sysctl(&mut p, &target, state, opts);
+    }
+    for flow in &profile.notrack {
+        let key = format!(
+            "{} -> {} port {}",
+            flow.from.map_or("?".into(), |c| c.to_string()),
+            flow.to.map_or("?".into(), |c| c.to_string()),
+            flow.port.map_or("?".into(), |c| c.to_string())
+        );
+        p.skipped
+            .push(not_supported(ChangeKind::Notrack, key, "notrack"));
+    }
+    for o in &profile.offloads {
+        for (feature, on) in o.toggles() {
+            let mut s = not_supported(
+                ChangeKind::Offload,
+                format!("{} {feature}", o.iface),
+                "offload",
+            );
+            s.desired = if on { "on".into() } else { "off".into() };
+            p.skipped.push(s);
+        }
+    }
+    let mut findings = check::run_all(&CheckInput {
+        profile,
+        state,
+        changes: &p.changes,
+    });
+    for f in &mut findings {
+        f.allowed = opts.allow.contains(&f.code);
+    }
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    p.findings.extend(findings);
+    p
+}
+
+fn not_supported(kind: ChangeKind, key: String, what: &str) -> Skipped {
+    Skipped {
+        kind,
+        key,
+        code: "not-supported-yet".into(),
+        why: format!("{what} fixes have no backend in this build yet"),
+        current: None,
+        desired: String::new(),
+    }
+}
+
+fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanOptions) {
+    let key = t.key.as_str();
+    let desired = t.desired.value.render();
+    let reason = t.desired.reason.clone();
+    let skip = |p: &mut Plan, code: &str, why: String, current: Option<String>| {
+        p.skipped.push(Skipped {
+            kind: ChangeKind::Sysctl,
+            key: key.into(),
+            code: code.into(),
+            why,
+            current,
+            desired: desired.clone(),
+        });
+    };
+    if REMOVED_KEYS.iter().any(|(k, _)| *k == key) {
+        return skip(p, "removed-key", "removed from the kernel".into(), None);
+    }
+    let reading = state.sysctls.get(key);
+    let current = reading.and_then(|r| r.value.clone());
+    let Some(cur) = current.clone() else {
+        let info = key_info(key);
+        if info.is_none() {
+            p.findings.push(
+                Finding::new(
+                    "unknown-sysctl",
+                    Severity::Refuse,
+                    format!("sysctl `{key}` does not exist on this host"),
+                )
+                .hint(
+                    "check the name with `sysctl -a | grep NAME`; a module may need loading first",
+                ),
+            );
+            return skip(p, "unknown-sysctl", "no such key on this host".into(), None);
+        }
+        let why = match info.and_then(|i| i.module) {
+            Some(m) => format!("not present here: is the {m} module loaded? (global keys are also absent in some child network namespaces)"),
+            None if info.is_some_and(|i| i.scope == Scope::Global) && !state.in_initial_netns => {
+                "global key, absent inside a child network namespace".into()
+            }
+            None => "not present on this kernel".into(),
+        };
+        if !opts.allow.contains("key-missing") {
+            return skip(p, "key-missing", why, None);
+        }
+        p.changes.push(Change::sysctl(
+            key,
+            None,
+            &desired,
+            t.desired.intent,
+            reason,
+        ));
+        return;
+    };
+    let wanted = match (
+        t.desired.intent,
+        cur.trim().parse::<i64>(),
+        t.desired.value.as_int(),
+    ) {
+        (Intent::AtLeast, Ok(c), Some(v)) if c >= v => None,
+        (Intent::AtMost, Ok(c), Some(v)) if c <= v => None,
+        (Intent::Exact, ..) if normalize(&cur) == normalize(&desired) => None,
+        _ => Some(desired.clone()),
+    };
+    let Some(wanted) = wanted else {
+        p.unchanged.push(Unchanged {
+            kind: ChangeKind::Sysctl,
+            key: key.into(),
+            current: normalize(&cur),
+            desired,
+            intent: t.desired.intent,
+            reason,
+        });
+        return;
+    };
+    if !reading.is_some_and(|r| r.writable) && !opts.allow.contains("not-writable-here") {
+        let why =
+            if key_info(key).is_some_and(|i| i.scope == Scope::Global) && !state.in_initial_netns {
+                "global key: only the initial network namespace can change it".to_owned()
+            } else {
+                "read-only here (not root, or a read-only /proc/sys)".to_owned()
+            };
+        return skip(p, "not-writable-here", why, Some(normalize(&cur)));
+    }
+    p.changes.push(Change::sysctl(
+        key,
+        Some(&cur),
+        &wanted,
+        t.desired.intent,
+        reason,
+    ));
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! The on-disk shape of a profile: serde types that mirror the TOML.
+//!
+//! These are deliberately loose where the TOML is loose (a value may be an
+//! integer, a `"${variable}"` template or a `{ at_least = N }` table) and
+//! strict everywhere else (`deny_unknown_fields`). They carry spans so that
+//! a value that fails validation after variables are filled can still be
+//! reported at its file, line and column.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::fix::Intent;
+
+/// A scalar as written: an integer or a string that may hold `${var}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Scalar {
+    Int(i64),
+    Str(String),
+}
+
+/// A setting as written: `600`, `"${t}"` or `{ at_least = 262144, reason = "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SettingSpec {
+    pub value: Scalar,
+    pub intent: Intent,
+    pub reason: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for SettingSpec {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SettingSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer, a string, or a table with one of `exact`, `at_least`, `at_most` and an optional `reason`")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SettingSpec, E> {
+                Ok(SettingSpec {
+                    value: Scalar::Int(v),
+                    intent: Intent::Exact,
+                    reason: None,
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SettingSpec, E> {
+                let v = i64::try_from(v).map_err(|_| E::custom("integer too large"))?;
+                self.visit_i64(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SettingSpec, E> {
+                Ok(SettingSpec {
+                    value: Scalar::Str(v.to_owned()),
+                    intent: Intent::Exact,
+                    reason: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SettingSpec, A::Error> {
+                let mut found: Option<(Intent, Scalar)> = None;
+                let mut reason = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let intent = match key.as_str() {
+                        "exact" => Intent::Exact,
+                        "at_least" => Intent::AtLeast,
+                        "at_most" => Intent::AtMost,
+                        "reason" => {
+                            if reason.is_some() {
+                                return Err(de::Error::duplicate_field("reason"));
+                            }
+                            reason = Some(map.next_value::<String>()?);
+                            continue;
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["exact", "at_least", "at_most", "reason"],
+                            ))
+                        }
+                    };
+                    if found.is_some() {
+                        return Err(de::Error::custom(
+                            "give only one of `exact`, `at_least`, `at_most`",
+                        ));
+                    }
+                    found = Some((intent, map.next_value::<Scalar>()?));
+                }
+                let (intent, value) = found.ok_or_else(|| {
+                    de::Error::custom("missing the value: `exact`, `at_least` or `at_most`")
+                })?;
+                Ok(SettingSpec {
+                    value,
+                    intent,
+                    reason,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub(crate) type Setting = Option<Spanned<SettingSpec>>;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VariableSpec {
+    pub description: Option<String>,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConntrackSpec {
+    pub max: Setting,
+    pub buckets: Setting,
+    pub tcp_timeout_established: Setting,
+    pub tcp_timeout_time_wait: Setting,
+    pub tcp_timeout_close_wait: Setting,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BacklogSpec {
+    pub somaxconn: Setting,
+    pub tcp_max_syn_backlog: Setting,
+    pub netdev_max_backlog: Setting,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientSpec {
+    pub tcp_tw_reuse: Setting,
+    pub tcp_syn_retries: Setting,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenerSpec {
+    pub port: Spanned<Scalar>,
+    pub backlog: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotrackSpec {
+    pub from: Option<Spanned<Scalar>>,
+    pub to: Option<Spanned<Scalar>>,
+    pub port: Option<Spanned<Scalar>>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OffloadSpec {
+    pub iface: Spanned<Scalar>,
+    pub tso: Option<bool>,
+    pub gso: Option<bool>,
+    pub gro: Option<bool>,
+    pub lro: Option<bool>,
+    pub reason: Option<String>,
+}
+
+/// A whole profile file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProfileSpec {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub extends: Option<Spanned<String>>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, VariableSpec>,
+    #[serde(default)]
+    pub conntrack: ConntrackSpec,
+    #[serde(default)]
+    pub backlog: BacklogSpec,
+    #[serde(default)]
+    pub client: ClientSpec,
+    #[serde(default)]
+    pub sysctl: BTreeMap<Spanned<String>, Spanned<SettingSpec>>,
+    #[serde(default)]
+    pub listener: Vec<ListenerSpec>,
+    #[serde(default)]
+    pub notrack: Vec<NotrackSpec>,
+    #[serde(default)]
+    pub offload: Vec<OffloadSpec>,
+}

@@ -1,0 +1,151 @@
+//! Text rendering of a plan: an aligned table a tired operator can read.
+//!
+//! Colour is opt-in (the CLI turns it on for a terminal without NO_COLOR);
+//! `Display` is always plain, so logs and snapshots never carry escapes.
+
+use std::fmt::{self, Write as _};
+
+use crate::check::Severity;
+use crate::fix::Intent;
+use crate::plan::Plan;
+
+/// Rendering options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextStyle {
+    /// ANSI colour for status words.
+    pub color: bool,
+}
+
+fn paint(style: TextStyle, code: &str, text: &str) -> String {
+    if style.color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn intent_word(i: Intent) -> &'static str {
+    match i {
+        Intent::Exact => "",
+        Intent::AtLeast => ">= ",
+        Intent::AtMost => "<= ",
+    }
+}
+
+impl Plan {
+    /// Render as text.
+    pub fn render(&self, style: TextStyle) -> String {
+        let mut rows: Vec<[String; 5]> = Vec::new();
+        for c in &self.changes {
+            rows.push([
+                "change".into(),
+                c.key.clone(),
+                format!(
+                    "{} -> {}",
+                    c.current.as_deref().unwrap_or("(absent)"),
+                    c.desired
+                ),
+                c.reason.clone().unwrap_or_default(),
+                "31".into(),
+            ]);
+        }
+        for u in &self.unchanged {
+            rows.push([
+                "ok".into(),
+                u.key.clone(),
+                format!(
+                    "{} (wanted {}{})",
+                    u.current,
+                    intent_word(u.intent),
+                    u.desired
+                ),
+                u.reason.clone().unwrap_or_default(),
+                "32".into(),
+            ]);
+        }
+        for s in &self.skipped {
+            let value = match (&s.current, s.desired.is_empty()) {
+                (Some(c), false) => format!("{c} (wanted {})", s.desired),
+                (None, false) => format!("(wanted {})", s.desired),
+                (Some(c), true) => c.clone(),
+                (None, true) => String::new(),
+            };
+            rows.push([
+                "skip".into(),
+                s.key.clone(),
+                value,
+                format!("{} [{}]", s.why, s.code),
+                "33".into(),
+            ]);
+        }
+        let w_key = rows.iter().map(|r| r[1].chars().count()).max().unwrap_or(0);
+        let w_val = rows
+            .iter()
+            .map(|r| r[2].chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(40);
+        let mut out = String::new();
+        let ns = if self.initial_netns {
+            "initial network namespace"
+        } else {
+            "child network namespace"
+        };
+        let _ = writeln!(out, "plan for profile `{}` ({ns})", self.profile);
+        if !rows.is_empty() {
+            out.push('\n');
+        }
+        for r in &rows {
+            let status = paint(style, &r[4], &format!("{:<6}", r[0]));
+            let line = format!("{status}  {:<w_key$}  {:<w_val$}  {}", r[1], r[2], r[3]);
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        if !self.findings.is_empty() {
+            out.push_str("\nfindings:\n");
+            for f in &self.findings {
+                let color = match f.severity {
+                    Severity::Refuse if !f.allowed => "1;31",
+                    Severity::Refuse | Severity::Warn => "33",
+                    Severity::Info => "36",
+                };
+                let sev = if f.allowed {
+                    format!("{} (allowed)", f.severity)
+                } else {
+                    f.severity.to_string()
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} [{}] {}",
+                    paint(style, color, &sev),
+                    f.code,
+                    f.message
+                );
+                if let Some(h) = &f.hint {
+                    let _ = writeln!(out, "    hint: {h}");
+                }
+            }
+        }
+        let refusals = self.refusals().len();
+        let _ = write!(
+            out,
+            "\n{} to change, {} already fine, {} skipped, {} finding(s){}",
+            self.changes.len(),
+            self.unchanged.len(),
+            self.skipped.len(),
+            self.findings.len(),
+            if refusals > 0 {
+                format!(", {refusals} refusing")
+            } else {
+                String::new()
+            }
+        );
+        out.push('\n');
+        out
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(TextStyle::default()))
+    }
+}

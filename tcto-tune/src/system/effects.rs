@@ -1,0 +1,114 @@
+//! [`Effects`]: the transaction's uniform view of the system.
+//!
+//! The apply transaction, rollback and the journal deal only in
+//! [`Target`]s and [`Value`]s. [`LinuxEffects`] routes each target to the
+//! backend that owns it; [`SimEffects`] is an in-memory map seeded from a
+//! plan's observed values, which is what dry-run and the fault-injection
+//! tests run the very same transaction code against.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use super::{LinuxSysctls, Sysctls, SystemError};
+use crate::change::{Target, Value};
+use crate::names::SysctlName;
+use crate::plan::Plan;
+
+/// Read and write any [`Target`].
+pub trait Effects {
+    /// The current value (`Value::Absent` when it does not exist).
+    fn read(&mut self, target: &Target) -> Result<Value, SystemError>;
+    /// Make the target hold `value` (`Value::Absent` removes it where that
+    /// means something: a table, a file).
+    fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError>;
+}
+
+fn sysctl_name(key: &str) -> Result<SysctlName, SystemError> {
+    SysctlName::new(key).map_err(|e| SystemError::SysctlRead {
+        key: key.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+    })
+}
+
+/// The live system.
+#[derive(Debug, Default)]
+pub struct LinuxEffects {
+    sysctls: LinuxSysctls,
+}
+
+impl Effects for LinuxEffects {
+    fn read(&mut self, target: &Target) -> Result<Value, SystemError> {
+        match target {
+            Target::Sysctl { key } => Ok(self
+                .sysctls
+                .read(&sysctl_name(key)?)?
+                .map_or(Value::Absent, Value::Text)),
+            other => Err(SystemError::Unsupported {
+                what: format!("reading {other}"),
+            }),
+        }
+    }
+
+    fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
+        match (target, value) {
+            (Target::Sysctl { key }, Value::Text(v)) => self.sysctls.write(&sysctl_name(key)?, v),
+            (other, v) => Err(SystemError::Unsupported {
+                what: format!("writing {} to {other}", v.display()),
+            }),
+        }
+    }
+}
+
+/// A fault to inject into [`SimEffects`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimFault {
+    /// The write fails with this errno and changes nothing.
+    Refuse(i32),
+    /// The write "succeeds" but the target then holds this value (a clamp).
+    Store(Value),
+}
+
+/// An in-memory system: every target holds a value.
+#[derive(Debug, Clone, Default)]
+pub struct SimEffects {
+    /// Current values.
+    pub values: BTreeMap<Target, Value>,
+    /// Faults by target, applied to every write of that target.
+    pub faults: BTreeMap<Target, SimFault>,
+    /// Every successful write, in order.
+    pub writes: Vec<(Target, Value)>,
+}
+
+impl SimEffects {
+    /// Seed with the values the plan observed for each change it makes.
+    pub fn from_plan(plan: &Plan) -> Self {
+        let mut s = Self::default();
+        for c in &plan.changes {
+            s.values.insert(c.target.clone(), c.before.clone());
+        }
+        s
+    }
+}
+
+impl Effects for SimEffects {
+    fn read(&mut self, target: &Target) -> Result<Value, SystemError> {
+        Ok(self.values.get(target).cloned().unwrap_or(Value::Absent))
+    }
+
+    fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
+        let stored = match self.faults.get(target) {
+            Some(SimFault::Refuse(errno)) => {
+                return Err(SystemError::SysctlWrite {
+                    key: target.key(),
+                    value: value.display(),
+                    source: io::Error::from_raw_os_error(*errno),
+                })
+            }
+            Some(SimFault::Store(v)) => v.clone(),
+            None => value.clone(),
+        };
+        self.values.insert(target.clone(), stored);
+        self.writes.push((target.clone(), value.clone()));
+        Ok(())
+    }
+}

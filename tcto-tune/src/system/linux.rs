@@ -1,0 +1,134 @@
+//! Linux sysctls (through the `sysctl` crate) and host facts from /proc.
+
+use std::io;
+
+use sysctl::{Ctl, Sysctl as _, SysctlError};
+
+use super::{Host, Sysctls, SystemError};
+use crate::names::SysctlName;
+
+/// Sysctls of the network namespace this process runs in.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxSysctls;
+
+fn io_of(e: SysctlError) -> io::Error {
+    match e {
+        SysctlError::IoError(e) => e,
+        SysctlError::NotFound(_) => io::Error::from_raw_os_error(libc::ENOENT),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl Sysctls for LinuxSysctls {
+    fn read(&self, key: &SysctlName) -> Result<Option<String>, SystemError> {
+        // The crate reports any failure to open as NotFound; tell a missing
+        // key from an unreadable one ourselves.
+        match std::fs::metadata(key.proc_path()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(SystemError::SysctlRead {
+                    key: key.to_string(),
+                    source: e,
+                })
+            }
+            Ok(m) if m.is_dir() => return Ok(None),
+            Ok(_) => {}
+        }
+        let ctl = Ctl::new(key.as_str()).map_err(|e| SysctlError_to_read(key, e))?;
+        ctl.value_string()
+            .map(Some)
+            .map_err(|e| SysctlError_to_read(key, e))
+    }
+
+    fn writable(&self, key: &SysctlName) -> bool {
+        let path = std::ffi::CString::new(key.proc_path()).expect("validated names have no NUL");
+        // SAFETY: path is a valid NUL-terminated string for the call's duration.
+        unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+    }
+
+    fn write(&mut self, key: &SysctlName, value: &str) -> Result<(), SystemError> {
+        let err = |source| SystemError::SysctlWrite {
+            key: key.to_string(),
+            value: value.to_owned(),
+            source,
+        };
+        let ctl = Ctl::new(key.as_str()).map_err(|e| err(io_of(e)))?;
+        ctl.set_value_string(value)
+            .map(|_| ())
+            .map_err(|e| err(io_of(e)))
+    }
+}
+
+#[allow(non_snake_case)]
+fn SysctlError_to_read(key: &SysctlName, e: SysctlError) -> SystemError {
+    SystemError::SysctlRead {
+        key: key.to_string(),
+        source: io_of(e),
+    }
+}
+
+/// Host facts from /proc.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxHost;
+
+impl Host for LinuxHost {
+    fn mem_total_bytes(&self) -> Result<Option<u64>, SystemError> {
+        let path = "/proc/meminfo";
+        let text = std::fs::read_to_string(path).map_err(|source| SystemError::Proc {
+            path: path.into(),
+            source,
+        })?;
+        Ok(parse_meminfo_total(&text))
+    }
+
+    fn in_initial_netns(&self) -> Result<bool, SystemError> {
+        let ours =
+            std::fs::read_link("/proc/thread-self/ns/net").map_err(|source| SystemError::Proc {
+                path: "/proc/thread-self/ns/net".into(),
+                source,
+            })?;
+        // pid 1's namespace is the initial one on a normal host; when it
+        // cannot be read (no privileges), assume we are not in a child one
+        // only if the two links agree.
+        match std::fs::read_link("/proc/1/ns/net") {
+            Ok(init) => Ok(init == ours),
+            Err(_) => Ok(true),
+        }
+    }
+}
+
+/// `MemTotal` in bytes from the text of /proc/meminfo.
+pub fn parse_meminfo_total(text: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix("MemTotal:")?;
+        let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+        kib.checked_mul(1024)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo() {
+        let t = "MemTotal:       24568300 kB\nMemFree:        2345 kB\n";
+        assert_eq!(parse_meminfo_total(t), Some(24568300 * 1024));
+        assert_eq!(parse_meminfo_total("garbage"), None);
+    }
+
+    #[test]
+    fn reads_a_real_key_and_reports_missing_ones() {
+        let s = LinuxSysctls;
+        let v = s
+            .read(&SysctlName::new("net.core.somaxconn").unwrap())
+            .unwrap();
+        assert!(v.unwrap().parse::<u32>().is_ok());
+        assert_eq!(
+            s.read(&SysctlName::new("net.core.no_such_key").unwrap())
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.read(&SysctlName::new("net.core").unwrap()).unwrap(), None);
+    }
+}

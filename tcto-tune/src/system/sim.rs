@@ -1,0 +1,92 @@
+//! Simulated backends: an in-memory host. Dry-run runs the real transaction
+//! against these, seeded from the live state; tests inject faults into them.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use super::{Host, Sockets, Sysctls, SystemError};
+use crate::names::SysctlName;
+use crate::state::{ListenSocket, SysctlReading, SystemState};
+
+/// In-memory sysctls with optional injected faults.
+#[derive(Debug, Clone, Default)]
+pub struct SimSysctls {
+    /// Current readings.
+    pub values: BTreeMap<String, SysctlReading>,
+    /// Keys whose writes fail with this errno.
+    pub fail_writes: BTreeMap<String, i32>,
+    /// Keys whose writes "succeed" but store this value instead (a kernel clamp).
+    pub clamp_writes: BTreeMap<String, String>,
+}
+
+impl SimSysctls {
+    /// Seed from a state snapshot.
+    pub fn from_state(state: &SystemState) -> Self {
+        Self {
+            values: state.sysctls.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl Sysctls for SimSysctls {
+    fn read(&self, key: &SysctlName) -> Result<Option<String>, SystemError> {
+        Ok(self.values.get(key.as_str()).and_then(|r| r.value.clone()))
+    }
+
+    fn writable(&self, key: &SysctlName) -> bool {
+        self.values.get(key.as_str()).is_some_and(|r| r.writable)
+    }
+
+    fn write(&mut self, key: &SysctlName, value: &str) -> Result<(), SystemError> {
+        let err = |errno| SystemError::SysctlWrite {
+            key: key.to_string(),
+            value: value.to_owned(),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        if let Some(errno) = self.fail_writes.get(key.as_str()) {
+            return Err(err(*errno));
+        }
+        let stored = self
+            .clamp_writes
+            .get(key.as_str())
+            .cloned()
+            .unwrap_or_else(|| value.to_owned());
+        match self.values.get_mut(key.as_str()) {
+            None | Some(SysctlReading { value: None, .. }) => Err(err(libc::ENOENT)),
+            Some(r) if !r.writable => Err(err(libc::EACCES)),
+            Some(r) => {
+                r.value = Some(stored);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Fixed listening sockets.
+#[derive(Debug, Clone, Default)]
+pub struct SimSockets(pub Vec<ListenSocket>);
+
+impl Sockets for SimSockets {
+    fn listeners(&self) -> Result<Vec<ListenSocket>, SystemError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Fixed host facts.
+#[derive(Debug, Clone, Default)]
+pub struct SimHost {
+    /// `MemTotal`.
+    pub mem_total_bytes: Option<u64>,
+    /// Initial namespace or not.
+    pub in_initial_netns: bool,
+}
+
+impl Host for SimHost {
+    fn mem_total_bytes(&self) -> Result<Option<u64>, SystemError> {
+        Ok(self.mem_total_bytes)
+    }
+    fn in_initial_netns(&self) -> Result<bool, SystemError> {
+        Ok(self.in_initial_netns)
+    }
+}

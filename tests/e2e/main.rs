@@ -1,0 +1,5 @@
+//! End-to-end tests: the `tcto-tune` binary driven inside throwaway network
+//! namespaces, checked against the system's own tools. One test binary,
+//! one module per area (ripgrep's layout).
+
+mod plan;

@@ -1,0 +1,148 @@
+//! `tcto-tune plan` against real namespaces.
+
+use tcto_tune_tests::{in_netns, on_host, require_root};
+
+/// Start a listener with `backlog` on 8080 and wait until it listens.
+const LISTEN_8080: &str = "tcto-lab listen --port 8080 --backlog 511 > /tmp/.lab-$$ 2>&1 &\nfor i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\nrm -f /tmp/.lab-$$\n";
+
+#[test]
+fn app_limited_listener_refuses_somaxconn_above_its_backlog() {
+    if !require_root("app_limited_listener_refuses_somaxconn_above_its_backlog") {
+        return;
+    }
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=1024\n{LISTEN_8080}ss -tln 'sport = :8080' | tail -1\ntcto-tune plan --profile high-conn --port 8080"
+    ));
+    assert_eq!(r.code, 3, "{r}");
+    // ss agrees the app is the limit: Send-Q 511.
+    assert!(
+        r.stdout.lines().next().unwrap().split_whitespace().nth(2) == Some("511"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("somaxconn-above-app-backlog"), "{r}");
+    assert!(r.stdout.contains("asks for a backlog of 511"), "{r}");
+}
+
+#[test]
+fn declared_app_backlog_lets_somaxconn_rise() {
+    if !require_root("declared_app_backlog_lets_somaxconn_rise") {
+        return;
+    }
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=1024\n{LISTEN_8080}tcto-tune plan --profile high-conn --port 8080 --app-backlog 8080=8192"
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("net.core.somaxconn") && r.stdout.contains("1024 -> 4096"),
+        "{r}"
+    );
+    assert!(!r.stdout.contains("somaxconn-above-app-backlog"), "{r}");
+}
+
+#[test]
+fn clamped_listener_warns_app_backlog_unknown() {
+    if !require_root("clamped_listener_warns_app_backlog_unknown") {
+        return;
+    }
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=128\n{LISTEN_8080}ss -tln 'sport = :8080' | tail -1\ntcto-tune plan --profile high-conn --port 8080"
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.lines().next().unwrap().split_whitespace().nth(2) == Some("128"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("app-backlog-unknown"), "{r}");
+    assert!(r.stdout.contains("--app-backlog 8080=N"), "{r}");
+    assert!(r.stdout.contains("listener-needs-restart"), "{r}");
+}
+
+#[test]
+fn global_conntrack_keys_are_skipped_in_a_child_namespace() {
+    if !require_root("global_conntrack_keys_are_skipped_in_a_child_namespace") {
+        return;
+    }
+    // A conntrack-using nft rule makes sure the keys exist in the namespace.
+    let r = in_netns("tcto-tune plan --profile conntrack-exhaustion --json");
+    assert_eq!(r.code, 0, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    let skipped = doc["skipped"].as_array().unwrap();
+    let max = skipped
+        .iter()
+        .find(|s| s["key"] == "net.netfilter.nf_conntrack_max");
+    // The namespace's max is read-only; it is skipped unless it already
+    // satisfies the profile (then it is listed as unchanged).
+    let unchanged = doc["unchanged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["key"] == "net.netfilter.nf_conntrack_max");
+    assert!(
+        max.is_some_and(|m| m["code"] == "not-writable-here") || unchanged,
+        "{r}"
+    );
+    if let Some(m) = max {
+        assert!(
+            m["why"]
+                .as_str()
+                .unwrap()
+                .contains("initial network namespace"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn plan_json_has_the_documented_fields() {
+    if !require_root("plan_json_has_the_documented_fields") {
+        return;
+    }
+    let r =
+        in_netns("sysctl -qw net.core.somaxconn=1024\ntcto-tune plan --profile high-conn --json");
+    assert_eq!(r.code, 0, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["profile"], "high-conn");
+    let change = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "net.core.somaxconn")
+        .expect("somaxconn change");
+    for field in ["kind", "key", "current", "desired", "reason"] {
+        assert!(change.get(field).is_some(), "missing {field}: {change}");
+    }
+    assert_eq!(change["kind"], "sysctl");
+    assert_eq!(change["current"], "1024");
+    assert_eq!(change["desired"], "4096");
+    assert!(doc["skipped"].is_array() && doc["findings"].is_array());
+    assert!(doc["sysctl_d"]["diff"]
+        .as_str()
+        .unwrap()
+        .contains("+net.core.somaxconn = 4096"));
+}
+
+#[test]
+fn unknown_profile_key_names_file_line_and_key() {
+    let dir = tcto_tune_tests::TempDir::new("badkey");
+    let path = format!("{}/mine.toml", dir.path());
+    std::fs::write(
+        &path,
+        "name = \"mine\"\n\n[backlog]\nsomaxconn = 4096\nsomaxcon = 1\n",
+    )
+    .unwrap();
+    let r = on_host(&format!("tcto-tune plan --profile {path}"));
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains(&format!("{path}:5:1")), "{r}");
+    assert!(r.stderr.contains("unknown field `somaxcon`"), "{r}");
+    assert!(r.stderr.contains("hint:"), "{r}");
+}
+
+#[test]
+fn exit_code_flag_reports_pending_changes() {
+    if !require_root("exit_code_flag_reports_pending_changes") {
+        return;
+    }
+    let r = in_netns("sysctl -qw net.core.somaxconn=1024\ntcto-tune plan --profile backlog-overflow --exit-code >/dev/null; echo $?\nsysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192\ntcto-tune plan --profile backlog-overflow --exit-code >/dev/null; echo $?");
+    assert_eq!(r.stdout, "4\n0\n", "{r}");
+}

@@ -1,0 +1,189 @@
+//! Helpers for the end-to-end tests: find the binaries, run shell scripts
+//! inside throwaway network namespaces, and skip (or, under CI, fail) when
+//! not root.
+//!
+//! Every test that changes kernel state runs its commands inside
+//! `unshare -n` (one private network namespace that dies with the script)
+//! or inside `ip netns` namespaces owned by a [`Netns`] guard that deletes
+//! them on drop. Nothing a test does reaches the host's own namespace.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Path of a binary built by this workspace (`tcto-tune`, `tcto-lab`).
+pub fn bin(name: &str) -> PathBuf {
+    // target/debug/deps/e2e-HASH -> target/debug/NAME
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// Whether this process is root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Returns false (and prints why) when a root-only test cannot run here.
+/// Under `CI=true` a skip is a failure: CI must really run these tests.
+pub fn require_root(test: &str) -> bool {
+    if is_root()
+        && Command::new("unshare")
+            .arg("-n")
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        return true;
+    }
+    let why = format!("{test}: skipped: needs root and `unshare -n` (network namespaces)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}; under CI=true a skip is a failure");
+    }
+    eprintln!("{why}");
+    false
+}
+
+/// The result of a script.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code of the script (its last command unless it exits itself).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn env_prelude() -> String {
+    format!(
+        "set -u\nexport PATH=\"{}:{}:$PATH\"\nexport NO_COLOR=1\n",
+        bin("tcto-tune").parent().unwrap().display(),
+        "/usr/sbin:/sbin"
+    )
+}
+
+/// Run `script` with `sh` inside a fresh network namespace, loopback up,
+/// with `tcto-tune` and `tcto-lab` on PATH. The script also gets its own
+/// PID namespace (`unshare -n -p -f`) with `sh` as its init, so every
+/// background process it starts is killed when it ends, and the network
+/// namespace goes with them.
+pub fn in_netns(script: &str) -> Run {
+    let full = format!("{}ip link set lo up\n{script}\n", env_prelude());
+    Command::new("unshare")
+        .args(["-n", "-p", "-f", "sh", "-c", &full])
+        .output()
+        .expect("unshare runs")
+        .into()
+}
+
+/// Run `script` with `sh` in the host namespace (for tests that change no
+/// kernel state, or that manage `ip netns` namespaces themselves).
+pub fn on_host(script: &str) -> Run {
+    let full = format!("{}{script}\n", env_prelude());
+    Command::new("sh")
+        .args(["-c", &full])
+        .output()
+        .expect("sh runs")
+        .into()
+}
+
+/// A unique temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Create one.
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "tcto-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    /// The path as a string for scripts.
+    pub fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An `ip netns` namespace deleted on drop, for multi-host scenarios.
+pub struct Netns(pub String);
+
+impl Netns {
+    /// Create `tcto-<tag>-<pid>-<n>` with loopback up.
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "tcto-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name} failed");
+        let ns = Netns(name);
+        ns.sh("ip link set lo up");
+        ns
+    }
+    /// Run `script` with `sh` inside this namespace.
+    pub fn sh(&self, script: &str) -> Run {
+        let full = format!("{}{script}\n", env_prelude());
+        Command::new("ip")
+            .args(["netns", "exec", &self.0, "sh", "-c", &full])
+            .output()
+            .expect("ip netns exec")
+            .into()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.0])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").arg("-9").arg(pid).status();
+                }
+            });
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
