@@ -5,8 +5,11 @@
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a safety check,
 //! 4 changes pending (`plan --exit-code`).
 
+mod cmd_apply;
+mod cmd_history;
 mod cmd_plan;
 mod cmd_profiles;
+mod cmd_rollback;
 mod common;
 mod output;
 
@@ -43,6 +46,12 @@ struct Cli {
 enum Command {
     /// Show what a profile would change on this host; changes nothing.
     Plan(cmd_plan::PlanArgs),
+    /// Apply a profile as one journaled transaction (or `--dry-run`).
+    Apply(cmd_apply::ApplyArgs),
+    /// Undo the last transaction (or every one back to `--to ID`).
+    Rollback(cmd_rollback::RollbackArgs),
+    /// List past transactions, newest first.
+    History(cmd_history::HistoryArgs),
     /// List or show the built-in profiles.
     #[command(subcommand)]
     Profiles(cmd_profiles::ProfilesCommand),
@@ -53,7 +62,6 @@ pub struct Global {
     /// `--json`.
     pub json: bool,
     /// `--state-dir`.
-    #[allow(dead_code)]
     pub state_dir: PathBuf,
 }
 
@@ -71,6 +79,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Plan(args) => cmd_plan::run(&global, args),
+        Command::Apply(args) => cmd_apply::run(&global, args),
+        Command::Rollback(args) => cmd_rollback::run(&global, args),
+        Command::History(args) => cmd_history::run(&global, args),
         Command::Profiles(cmd) => cmd_profiles::run(&global, cmd),
     };
     match result {

@@ -112,3 +112,16 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// Fail with a clear message unless this process may change network
+/// settings (root, or CAP_NET_ADMIN).
+pub fn require_privileges(command: &str) -> Result<(), CliError> {
+    if tcto_tune::system::has_net_admin() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        format!("`{command}` needs root or CAP_NET_ADMIN; nothing was changed"),
+        Some("run it with sudo, or try `apply --dry-run`, which needs neither".into()),
+        Exit::Error,
+    ))
+}

@@ -27,9 +27,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod change;
 pub mod check;
 pub mod fix;
+pub mod journal;
 pub mod names;
 pub mod plan;
 pub mod profile;

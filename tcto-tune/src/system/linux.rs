@@ -67,6 +67,26 @@ fn SysctlError_to_read(key: &SysctlName, e: SysctlError) -> SystemError {
     }
 }
 
+/// Whether this process may change network settings: effective uid 0 or
+/// CAP_NET_ADMIN (bit 12) in `CapEff` of /proc/self/status.
+pub fn has_net_admin() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 12) != 0)
+}
+
 /// Host facts from /proc.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LinuxHost;

@@ -14,7 +14,7 @@ mod sockdiag;
 use std::collections::BTreeSet;
 
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
-pub use linux::{LinuxHost, LinuxSysctls};
+pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use sim::{SimHost, SimSockets, SimSysctls};
 pub use sockdiag::SockDiag;
 

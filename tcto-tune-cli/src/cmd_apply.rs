@@ -1,0 +1,87 @@
+//! `tcto-tune apply`: make the plan real, as one journaled transaction.
+
+use anyhow::Context as _;
+use clap::Args;
+use tcto_tune::apply::{apply, ApplyError, ApplyOptions, TxReport};
+use tcto_tune::journal::Journal;
+use tcto_tune::system::{LinuxEffects, SimEffects};
+
+use crate::cmd_plan::compute;
+use crate::common::ProfileArgs;
+use crate::output::{print_json, require_privileges, CliError, Exit};
+use crate::Global;
+
+/// Arguments of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+
+    /// Run the transaction against a simulation of this host: same output,
+    /// nothing written, no journal entry, no root needed.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Proceed although an earlier transaction was interrupted (its record
+    /// is kept; `rollback --to ID` can still undo it).
+    #[arg(long)]
+    force_after_crash: bool,
+}
+
+/// Map a transaction error to the user's exit code and hint.
+pub fn apply_error(e: ApplyError) -> anyhow::Error {
+    let exit = if matches!(e, ApplyError::Refused { .. }) {
+        Exit::Refused
+    } else {
+        Exit::Error
+    };
+    let hint = e.hint();
+    let mut message = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(c) = src {
+        message.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    CliError::new(message, hint, exit).into()
+}
+
+/// Print a report and return its exit code.
+pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
+    if g.json {
+        print_json(report)?;
+    } else {
+        println!("{report}");
+    }
+    Ok(if report.succeeded() {
+        Exit::Ok
+    } else {
+        Exit::Error
+    })
+}
+
+/// Run `apply`.
+pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
+    let plan = compute(&args.profile)?;
+    let opts = ApplyOptions {
+        command: "apply".into(),
+        force_after_crash: args.force_after_crash,
+    };
+    if args.dry_run {
+        let mut sim = SimEffects::from_plan(&plan);
+        let report = apply(&plan, &mut sim, None, &opts).map_err(apply_error)?;
+        return finish(g, &report);
+    }
+    if !plan.refusals().is_empty() {
+        // Refuse before asking for privileges: the plan itself is the answer.
+        return Err(apply_error(ApplyError::Refused {
+            codes: plan.refusals().iter().map(|f| f.code.clone()).collect(),
+        }));
+    }
+    require_privileges("apply")?;
+    let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
+    let _lock = journal.lock().map_err(|e| apply_error(e.into()))?;
+    let report = apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts)
+        .map_err(apply_error)
+        .context("apply")?;
+    finish(g, &report)
+}

@@ -1,0 +1,80 @@
+//! `tcto-tune history`: past transactions, newest first.
+
+use clap::Args;
+use serde::Serialize;
+use tcto_tune::journal::{Journal, StepStatus, TxRecord};
+
+use crate::cmd_apply::apply_error;
+use crate::output::{print_json, Exit};
+use crate::Global;
+
+/// Arguments of `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show every step of each transaction.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(flatten)]
+    record: &'a TxRecord,
+    status: &'static str,
+}
+
+/// Run `history`.
+pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
+    let records = match Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))? {
+        Some(j) => j.list().map_err(|e| apply_error(e.into()))?,
+        None => vec![],
+    };
+    if g.json {
+        let entries: Vec<Entry> = records
+            .iter()
+            .rev()
+            .map(|r| Entry {
+                record: r,
+                status: r.state.label(),
+            })
+            .collect();
+        print_json(&entries)?;
+        return Ok(Exit::Ok);
+    }
+    if records.is_empty() {
+        println!("no transactions in {}", g.state_dir.display());
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "{:<6}  {:<20}  {:<8}  {:<22}  {:<7}  PROFILE",
+        "ID", "STARTED", "COMMAND", "STATUS", "CHANGES"
+    );
+    for r in records.iter().rev() {
+        let changed = r
+            .steps
+            .iter()
+            .filter(|s| s.status != StepStatus::Unchanged)
+            .count();
+        println!(
+            "{:<6}  {:<20}  {:<8}  {:<22}  {:<7}  {}",
+            r.id,
+            r.started,
+            r.command,
+            r.state.label(),
+            changed,
+            r.profile
+        );
+        if args.verbose {
+            for s in &r.steps {
+                println!(
+                    "        {:?}  {}  {} -> {}",
+                    s.status,
+                    s.key,
+                    s.before.display(),
+                    s.after.display()
+                );
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}

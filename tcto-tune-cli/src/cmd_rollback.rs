@@ -1,0 +1,64 @@
+//! `tcto-tune rollback`: undo the last transaction, or every one back to an id.
+
+use clap::Args;
+use tcto_tune::apply::{select_for_rollback, undo};
+use tcto_tune::journal::Journal;
+use tcto_tune::system::LinuxEffects;
+
+use crate::cmd_apply::apply_error;
+use crate::output::{print_json, require_privileges, Exit};
+use crate::Global;
+
+/// Arguments of `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Undo transaction ID and every later one, newest first.
+    #[arg(long, value_name = "ID")]
+    to: Option<String>,
+
+    /// Also restore values someone changed after the transaction.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Run `rollback`.
+pub fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
+    require_privileges("rollback")?;
+    let journal = match Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))? {
+        Some(j) => j,
+        None => return nothing(g),
+    };
+    let _lock = journal.lock().map_err(|e| apply_error(e.into()))?;
+    let records = journal.list().map_err(|e| apply_error(e.into()))?;
+    let chosen =
+        select_for_rollback(&records, args.to.as_deref()).map_err(|e| apply_error(e.into()))?;
+    if chosen.is_empty() {
+        return nothing(g);
+    }
+    let mut reports = Vec::new();
+    let mut effects = LinuxEffects::default();
+    for mut record in chosen {
+        reports.push(
+            undo(&mut record, &mut effects, Some(&journal), args.force)
+                .map_err(|e| apply_error(e.into()))?,
+        );
+    }
+    let ok = reports.iter().all(|r| r.succeeded());
+    if g.json {
+        print_json(&reports)?;
+    } else {
+        for r in &reports {
+            println!("{r}");
+        }
+    }
+    Ok(if ok { Exit::Ok } else { Exit::Error })
+}
+
+fn nothing(g: &Global) -> anyhow::Result<Exit> {
+    if g.json {
+        print_json(&Vec::<()>::new())?;
+    } else {
+        println!("nothing to roll back");
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,66 @@
+//! The state-dir lock: one `apply`, `rollback` or `persist` at a time.
+//!
+//! An advisory `flock(2)` on `STATE_DIR/lock`, taken without waiting. The
+//! kernel drops it when the process dies (even by SIGKILL), so a crash never
+//! leaves a stale lock; the pid written into the file is only for messages.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::JournalError;
+
+/// Held while a transaction runs; released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    /// Take the lock at `path` or fail at once.
+    pub fn acquire(path: &Path) -> Result<Self, JournalError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|source| JournalError::Io {
+                action: "open",
+                path: path.to_owned(),
+                source,
+            })?;
+        // SAFETY: the fd is valid for the life of `file`.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                let holder = if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                };
+                return Err(JournalError::Locked {
+                    path: path.to_owned(),
+                    holder,
+                });
+            }
+            return Err(JournalError::Io {
+                action: "lock",
+                path: path.to_owned(),
+                source: err,
+            });
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        Ok(StateLock { _file: file })
+    }
+}

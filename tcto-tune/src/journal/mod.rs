@@ -1,0 +1,304 @@
+//! The write-ahead journal and the state-dir lock.
+//!
+//! Every change tcto-tune makes is recorded here *before* it is made: the
+//! prior value of every target, read from the system, lands on disk
+//! (temp file, fsync, rename, directory fsync) before the first write to
+//! the kernel. A process killed mid-transaction therefore leaves an `open`
+//! record that names every value needed to undo it, and no later `apply`
+//! proceeds until the user has dealt with it.
+//!
+//! Layout: `STATE_DIR/` (0700) holds `lock` and `tx/NNNNNN.json` (0600),
+//! one file per transaction, ids sorting in order.
+
+mod lock;
+mod record;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub use lock::StateLock;
+pub use record::{now_rfc3339, rfc3339, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT};
+
+/// Why the journal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A file or directory operation failed.
+    #[error("journal: cannot {action} `{}`", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Which path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state dir is unsafe to trust.
+    #[error("state dir `{}` is unsafe: {why}", path.display())]
+    Unsafe {
+        /// The dir.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// A journal file does not parse: torn, truncated or edited.
+    #[error("journal file `{}` is corrupt at line {line}, column {column}: {message}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// Another process holds the lock.
+    #[error("another tcto-tune apply or rollback is running{holder} (lock `{}`)", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// ` (pid N)` when known.
+        holder: String,
+    },
+    /// No such transaction.
+    #[error("no transaction `{id}` in the journal")]
+    UnknownTx {
+        /// The id asked for.
+        id: String,
+    },
+}
+
+impl JournalError {
+    /// A one-line suggestion for the user.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            JournalError::Corrupt { path, .. } => Some(format!(
+                "nothing was rolled back; inspect `{}` (move it aside only once you know what it changed)",
+                path.display()
+            )),
+            JournalError::Locked { .. } => Some("wait for it to finish; tcto-tune never interleaves transactions".into()),
+            JournalError::Unsafe { .. } => Some("use a root-owned directory with mode 0700 (`--state-dir`)".into()),
+            JournalError::UnknownTx { .. } => Some("`tcto-tune history` lists the transactions".into()),
+            JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                Some("run as root, or pass `--state-dir` to a directory you own".into())
+            }
+            JournalError::Io { .. } => None,
+        }
+    }
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+    move |source| JournalError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The journal in a state dir.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    /// Open the journal at `dir` for reading: the directory must exist and
+    /// be safe; a missing one is an empty journal.
+    pub fn open_existing(dir: &Path) -> Result<Option<Self>, JournalError> {
+        match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("inspect", dir)(e)),
+            Ok(_) => {
+                check_dir(dir)?;
+                Ok(Some(Journal {
+                    dir: dir.to_owned(),
+                }))
+            }
+        }
+    }
+
+    /// Open the journal at `dir`, creating it (mode 0700) if needed.
+    pub fn open_or_create(dir: &Path) -> Result<Self, JournalError> {
+        if let Err(e) = fs::symlink_metadata(dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io("inspect", dir)(e));
+            }
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io("create", dir))?;
+            // DirBuilder honours the umask; make the mode exact.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io("chmod", dir))?;
+        }
+        check_dir(dir)?;
+        let tx = dir.join("tx");
+        if !tx.exists() {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&tx)
+                .map_err(io("create", &tx))?;
+            sync_dir(dir)?;
+        }
+        Ok(Journal {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The state dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Take the state-dir lock, failing at once if another process has it.
+    pub fn lock(&self) -> Result<StateLock, JournalError> {
+        StateLock::acquire(&self.dir.join("lock"))
+    }
+
+    fn tx_dir(&self) -> PathBuf {
+        self.dir.join("tx")
+    }
+
+    fn path_of(&self, id: &str) -> PathBuf {
+        self.tx_dir().join(format!("{id}.json"))
+    }
+
+    /// Every transaction, oldest first. A corrupt file is an error naming it.
+    pub fn list(&self) -> Result<Vec<TxRecord>, JournalError> {
+        let dir = self.tx_dir();
+        let mut ids = Vec::new();
+        match fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io("list", &dir)(e)),
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(io("list", &dir))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if let Some(id) = name.strip_suffix(".json") {
+                        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+                            ids.push(id.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        ids.sort();
+        ids.iter().map(|id| self.load(id)).collect()
+    }
+
+    /// Load one transaction.
+    pub fn load(&self, id: &str) -> Result<TxRecord, JournalError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id.len() > 12 {
+            return Err(JournalError::UnknownTx {
+                id: id.escape_debug().to_string(),
+            });
+        }
+        let path = self.path_of(id);
+        let text = match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(JournalError::UnknownTx { id: id.to_owned() })
+            }
+            Err(e) => return Err(io("read", &path)(e)),
+            Ok(t) => t,
+        };
+        parse_record(&path, &text)
+    }
+
+    /// The id the next transaction gets.
+    pub fn next_id(&self) -> Result<String, JournalError> {
+        let last = self
+            .list()?
+            .last()
+            .and_then(|r| r.id.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(format!("{:06}", last + 1))
+    }
+
+    /// Durably write `record`: temp file (0600), fsync, rename, fsync dir.
+    pub fn write(&self, record: &TxRecord) -> Result<(), JournalError> {
+        let path = self.path_of(&record.id);
+        let tmp = self.tx_dir().join(format!(".{}.json.tmp", record.id));
+        let body = serde_json::to_vec_pretty(record).expect("records serialize");
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        let done = f.write_all(&body).and_then(|_| f.sync_all());
+        if let Err(e) = done {
+            let _ = fs::remove_file(&tmp);
+            return Err(io("write", &tmp)(e));
+        }
+        fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+        sync_dir(&self.tx_dir())
+    }
+}
+
+/// Parse a journal file; errors carry its path, line and column.
+pub fn parse_record(path: &Path, bytes: &[u8]) -> Result<TxRecord, JournalError> {
+    let record: TxRecord = serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    if record.format != JOURNAL_FORMAT {
+        return Err(JournalError::Corrupt {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            message: format!(
+                "unknown journal format {} (this build reads {JOURNAL_FORMAT})",
+                record.format
+            ),
+        });
+    }
+    Ok(record)
+}
+
+fn check_dir(dir: &Path) -> Result<(), JournalError> {
+    let meta = fs::symlink_metadata(dir).map_err(io("inspect", dir))?;
+    let unsafe_ = |why: &str| {
+        Err(JournalError::Unsafe {
+            path: dir.to_owned(),
+            why: why.to_owned(),
+        })
+    };
+    if meta.file_type().is_symlink() {
+        return unsafe_("it is a symbolic link");
+    }
+    if !meta.is_dir() {
+        return unsafe_("it is not a directory");
+    }
+    if meta.mode() & 0o022 != 0 {
+        return unsafe_("it is writable by group or others");
+    }
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if meta.uid() != uid {
+        return unsafe_(&format!(
+            "it is owned by uid {}, not by us (uid {uid})",
+            meta.uid()
+        ));
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync", dir))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! The journal's on-disk record of one transaction.
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::{ChangeKind, Target, Value};
+
+/// Version of the journal record format.
+pub const JOURNAL_FORMAT: u32 = 1;
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxState {
+    /// Changes may be in flight. Seen by a later process, it means the
+    /// process died mid-transaction: "interrupted".
+    Open,
+    /// Every change was made and read back.
+    Applied,
+    /// A change failed; every change made was reverted.
+    RolledBack,
+    /// A change failed and some reverts failed too (see the steps).
+    RollbackIncomplete,
+    /// Undone later by `tcto-tune rollback`.
+    Undone,
+    /// `tcto-tune rollback` could not restore every step (see the steps).
+    UndoIncomplete,
+    /// Was open (interrupted) and the user chose `apply --force-after-crash`;
+    /// `rollback --to ID` can still undo it.
+    Abandoned,
+}
+
+impl TxState {
+    /// The word `history` shows: an open record seen later is "interrupted".
+    pub fn label(self) -> &'static str {
+        match self {
+            TxState::Open => "interrupted",
+            TxState::Applied => "applied",
+            TxState::RolledBack => "rolled back",
+            TxState::RollbackIncomplete => "rollback incomplete",
+            TxState::Undone => "undone",
+            TxState::UndoIncomplete => "undo incomplete",
+            TxState::Abandoned => "interrupted (abandoned)",
+        }
+    }
+
+    /// Whether `rollback` has something to undo in this transaction.
+    pub fn undoable(self) -> bool {
+        matches!(
+            self,
+            TxState::Open | TxState::Applied | TxState::UndoIncomplete | TxState::Abandoned
+        )
+    }
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Prior value recorded; the change may or may not have been made.
+    Pending,
+    /// Already held the wanted value: nothing written.
+    Unchanged,
+    /// Written and read back.
+    Applied,
+    /// Dry-run: would be written.
+    WouldApply,
+    /// The write failed or did not read back.
+    Failed,
+    /// Restored to its prior value (and read back).
+    Reverted,
+    /// Restoring the prior value failed.
+    RevertFailed,
+    /// Not restored by `rollback`: someone changed it since (see `error`).
+    Drifted,
+}
+
+/// One change within a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Kind, for display.
+    pub kind: ChangeKind,
+    /// Display key.
+    pub key: String,
+    /// What it touches.
+    pub target: Target,
+    /// Its value before the transaction (read from the system, not the plan).
+    pub before: Value,
+    /// The value the transaction writes.
+    pub after: Value,
+    /// Where it stands.
+    pub status: StepStatus,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One transaction as the journal stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    /// Record format ([`JOURNAL_FORMAT`]).
+    pub format: u32,
+    /// Transaction id (sortable, zero-padded sequence number).
+    pub id: String,
+    /// What made it: `apply`, `persist`.
+    pub command: String,
+    /// Profile name.
+    pub profile: String,
+    /// UTC start time, RFC 3339.
+    pub started: String,
+    /// UTC time of the last update, RFC 3339.
+    pub updated: String,
+    /// Where it stands.
+    pub state: TxState,
+    /// Its steps, in apply order.
+    pub steps: Vec<Step>,
+}
+
+/// RFC 3339 UTC timestamp for now (no time-zone database needed).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+/// RFC 3339 UTC timestamp for seconds since the epoch.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_248_000 + 3_723), "2026-11-21T01:02:03Z");
+    }
+}
