@@ -138,7 +138,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     for f in &mut findings {
         f.allowed = opts.allow.contains(&f.code);
     }
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     p.findings.extend(findings);
     p
 }

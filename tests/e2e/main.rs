@@ -2,4 +2,5 @@
 //! namespaces, checked against the system's own tools. One test binary,
 //! one module per area (ripgrep's layout).
 
+mod apply;
 mod plan;

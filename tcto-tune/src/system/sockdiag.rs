@@ -104,7 +104,7 @@ impl Sockets for SockDiag {
         if dump(AF_INET6, &mut v6).is_ok() {
             out.extend(v6);
         }
-        out.sort_by(|a, b| (a.port, a.addr).cmp(&(b.port, b.addr)));
+        out.sort_by_key(|s| (s.port, s.addr));
         Ok(out)
     }
 }

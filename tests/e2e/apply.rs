@@ -1,0 +1,243 @@
+//! `apply`, `rollback` and `history` against real namespaces: values are
+//! read back with `sysctl`, the host's own values are checked untouched.
+
+use tcto_tune_tests::{in_netns, require_root, TempDir};
+
+fn host(key: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/")))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+const KEYS: &str = "net.core.somaxconn net.ipv4.tcp_max_syn_backlog net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_time_wait net.netfilter.nf_conntrack_tcp_timeout_close_wait";
+
+/// Known starting values inside the namespace.
+const SEED: &str = "sysctl -qw net.core.somaxconn=1024 net.ipv4.tcp_max_syn_backlog=512 net.netfilter.nf_conntrack_tcp_timeout_established=432000 net.netfilter.nf_conntrack_tcp_timeout_time_wait=120 net.netfilter.nf_conntrack_tcp_timeout_close_wait=60\n";
+
+#[test]
+fn apply_sets_the_namespace_and_rollback_restores_it_exactly() {
+    if !require_root("apply_sets_the_namespace_and_rollback_restores_it_exactly") {
+        return;
+    }
+    let state = TempDir::new("apply");
+    let host_before: Vec<String> = KEYS.split(' ').map(host).collect();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}sysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn >&2 || exit 10\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn; echo rc=$?\ntcto-tune rollback >&2 || exit 11\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune history",
+        st = state.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0].trim(), "1024 512 432000 120 60", "{r}");
+    assert_eq!(lines[1].trim(), "4096 8192 7440 60 60", "{r}");
+    assert!(lines[2].starts_with("nothing to do"), "{r}");
+    assert_eq!(lines[3], "rc=0", "{r}");
+    assert_eq!(lines[4].trim(), "1024 512 432000 120 60", "{r}");
+    assert!(
+        lines[6].contains("000001") && lines[6].contains("undone"),
+        "{r}"
+    );
+    let host_after: Vec<String> = KEYS.split(' ').map(host).collect();
+    assert_eq!(
+        host_before, host_after,
+        "the host's own values must be untouched"
+    );
+    // Journal files are private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&format!("{}/s", state.path())), 0o700);
+    assert_eq!(mode(&format!("{}/s/tx/000001.json", state.path())), 0o600);
+}
+
+#[test]
+fn a_write_the_kernel_refuses_rolls_back_every_change() {
+    if !require_root("a_write_the_kernel_refuses_rolls_back_every_change") {
+        return;
+    }
+    let state = TempDir::new("fault");
+    let profile = format!("{}/fault.toml", state.path());
+    // somaxconn first, then the global nf_conntrack_max: read-only (EACCES)
+    // inside a child namespace, so the second write fails for real.
+    std::fs::write(
+        &profile,
+        "name = \"fault\"\n[backlog]\nsomaxconn = 3000\n[conntrack]\nmax = 300001\n",
+    )
+    .unwrap();
+    let st = state.path();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}tcto-tune apply --profile {profile} --allow not-writable-here; echo rc=$?\nsysctl -n net.core.somaxconn\ntcto-tune history"
+    ));
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        r.stdout.contains("FAILED") && r.stdout.contains("nf_conntrack_max"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("Permission denied"), "{r}");
+    assert!(
+        r.stdout.contains("reverted") && r.stdout.contains("system is as it was before"),
+        "{r}"
+    );
+    assert!(lines.contains(&"rc=1"), "{r}");
+    assert!(lines.contains(&"1024"), "somaxconn restored: {r}");
+    assert!(r.stdout.contains("rolled back"), "history: {r}");
+    assert_eq!(
+        host("net.netfilter.nf_conntrack_max"),
+        host("net.netfilter.nf_conntrack_max")
+    );
+}
+
+#[test]
+fn a_crash_mid_apply_blocks_apply_until_rollback() {
+    if !require_root("a_crash_mid_apply_blocks_apply_until_rollback") {
+        return;
+    }
+    let state = TempDir::new("crash");
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}TCTO_TUNE_FAULT_CRASH_AFTER=2 tcto-tune apply --profile high-conn >/dev/null 2>&1; echo crash=$?\nsysctl -n net.core.somaxconn net.ipv4.tcp_max_syn_backlog | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn; echo rc=$?\ntcto-tune history\ntcto-tune rollback >/dev/null; echo rollback=$?\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn >/dev/null; echo again=$?",
+        st = state.path()
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("crash=134"), "the fault point aborts: {r}");
+    assert!(
+        out.contains("4096 8192"),
+        "two changes made before the crash: {r}"
+    );
+    assert!(out.contains("rc=1"), "{r}");
+    assert!(
+        r.stderr.contains("interrupted") && r.stderr.contains("tcto-tune rollback"),
+        "{r}"
+    );
+    assert!(out.contains("interrupted"), "history marks it: {r}");
+    assert!(out.contains("rollback=0"), "{r}");
+    assert!(
+        out.contains("1024 512 432000 120 60"),
+        "prior values restored: {r}"
+    );
+    assert!(
+        out.contains("again=0"),
+        "apply works again after rollback: {r}"
+    );
+}
+
+#[test]
+fn force_after_crash_proceeds_and_keeps_the_record() {
+    if !require_root("force_after_crash_proceeds_and_keeps_the_record") {
+        return;
+    }
+    let state = TempDir::new("force");
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile high-conn >/dev/null 2>&1\ntcto-tune apply --profile high-conn --force-after-crash >/dev/null; echo rc=$?\ntcto-tune history",
+        st = state.path()
+    ));
+    assert!(r.stdout.contains("rc=0"), "{r}");
+    assert!(r.stdout.contains("interrupted (abandoned)"), "{r}");
+}
+
+#[test]
+fn a_second_apply_while_one_runs_fails_at_once() {
+    if !require_root("a_second_apply_while_one_runs_fails_at_once") {
+        return;
+    }
+    let state = TempDir::new("lock");
+    // Hold the lock the way a running apply does (flock on STATE/lock).
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}tcto-tune history >/dev/null\nmkdir -p {st} && chmod 700 {st}\nflock {st}/lock sleep 3 &\nsleep 0.3\ntcto-tune apply --profile high-conn; echo rc=$?\nsysctl -n net.core.somaxconn\ntcto-tune rollback; echo rb=$?",
+        st = state.path()
+    ));
+    assert!(
+        r.stdout.contains("rc=1") && r.stdout.contains("rb=1"),
+        "{r}"
+    );
+    assert!(
+        r.stderr
+            .contains("another tcto-tune apply or rollback is running"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("1024"), "nothing changed: {r}");
+}
+
+#[test]
+fn two_racing_applies_never_interleave() {
+    if !require_root("two_racing_applies_never_interleave") {
+        return;
+    }
+    let state = TempDir::new("race");
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}tcto-tune history >/dev/null\n(tcto-tune apply --profile high-conn >/dev/null 2>{st}/a.err; echo a=$? > {st}/a) &\n(tcto-tune apply --profile high-conn >/dev/null 2>{st}/b.err; echo b=$? > {st}/b) &\nwait\ncat {st}/a {st}/b {st}/a.err {st}/b.err\nsysctl -n {KEYS} | tr '\\n' ' '; echo\nls {st}/tx",
+        st = state.path()
+    ));
+    // Either one won the lock and the other failed at once with the lock
+    // message, or they ran one after the other (the second had nothing to
+    // do). Never two transactions with changes.
+    let out = &r.stdout;
+    assert!(out.contains("4096 8192 7440 60 60"), "{r}");
+    let failures = out.matches("=1").count();
+    if failures == 1 {
+        assert!(
+            out.contains("another tcto-tune apply or rollback is running"),
+            "{r}"
+        );
+    } else {
+        assert!(out.contains("a=0") && out.contains("b=0"), "{r}");
+    }
+    assert_eq!(
+        out.matches(".json").count(),
+        1,
+        "exactly one journaled transaction: {r}"
+    );
+}
+
+#[test]
+fn dry_run_prints_what_apply_does_and_writes_nothing() {
+    if !require_root("dry_run_prints_what_apply_does_and_writes_nothing") {
+        return;
+    }
+    let state = TempDir::new("dry");
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}tcto-tune apply --profile high-conn --dry-run > {st}/dry\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntest -e {st}/s && echo journal-created\ntcto-tune apply --profile high-conn > {st}/real\ncat {st}/dry; echo ---; cat {st}/real",
+        st = state.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let (first, rest) = r.stdout.split_once('\n').unwrap();
+    assert_eq!(
+        first.trim(),
+        "1024 512 432000 120 60",
+        "dry-run wrote nothing: {r}"
+    );
+    assert!(!r.stdout.contains("journal-created"), "{r}");
+    let (dry, real) = rest.split_once("---\n").unwrap();
+    let body = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("applied") && !l.starts_with("would apply"))
+            .map(|l| {
+                l.replacen("would set", "set", 1)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(body(dry), body(real), "{r}");
+    assert!(dry.contains("would apply 4 change(s)"), "{r}");
+}
+
+#[test]
+fn apply_json_reports_each_change() {
+    if !require_root("apply_json_reports_each_change") {
+        return;
+    }
+    let state = TempDir::new("json");
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}tcto-tune apply --profile backlog-overflow --json",
+        st = state.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(doc["id"], "000001");
+    assert_eq!(doc["outcome"], "applied");
+    let step = &doc["steps"][0];
+    assert_eq!(step["key"], "net.core.somaxconn");
+    assert_eq!(step["before"]["value"], "1024");
+    assert_eq!(step["after"]["value"], "4096");
+    assert_eq!(step["status"], "applied");
+}
