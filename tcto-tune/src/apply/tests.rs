@@ -1,1 +1,271 @@
+//! Transaction tests against the simulated system: every fault point of a
+//! plan leaves the system exactly where it started.
 
+use super::*;
+use crate::change::Change;
+use crate::fix::Intent;
+use crate::journal::Journal;
+use crate::system::{SimEffects, SimFault};
+
+fn plan_of(changes: &[(&str, &str, &str)]) -> Plan {
+    Plan {
+        schema: 1,
+        profile: "t".into(),
+        initial_netns: true,
+        changes: changes
+            .iter()
+            .map(|(k, a, b)| Change::sysctl(k, Some(a), b, Intent::Exact, None))
+            .collect(),
+        unchanged: vec![],
+        skipped: vec![],
+        findings: vec![],
+    }
+}
+
+fn three() -> Plan {
+    plan_of(&[
+        ("net.core.somaxconn", "1024", "4096"),
+        ("net.ipv4.tcp_max_syn_backlog", "512", "8192"),
+        ("net.ipv4.tcp_tw_reuse", "2", "1"),
+    ])
+}
+
+fn opts() -> ApplyOptions {
+    ApplyOptions {
+        command: "apply".into(),
+        force_after_crash: false,
+    }
+}
+
+struct Dir(std::path::PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+fn journal(tag: &str) -> (Dir, Journal) {
+    let p = std::env::temp_dir().join(format!("tcto-a-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    let j = Journal::open_or_create(&p).unwrap();
+    (Dir(p), j)
+}
+
+#[test]
+fn applies_in_order_and_journals() {
+    let plan = three();
+    let mut sim = SimEffects::from_plan(&plan);
+    let (_d, j) = journal("ok");
+    let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(sim.writes.len(), 3);
+    assert_eq!(
+        sim.writes[0].0,
+        Target::Sysctl {
+            key: "net.core.somaxconn".into()
+        }
+    );
+    let rec = j.load("000001").unwrap();
+    assert_eq!(rec.state, TxState::Applied);
+    assert!(rec.steps.iter().all(|s| s.status == StepStatus::Applied));
+}
+
+#[test]
+fn only_what_differs_is_written() {
+    let plan = three();
+    let mut sim = SimEffects::from_plan(&plan);
+    sim.values.insert(
+        Target::Sysctl {
+            key: "net.ipv4.tcp_max_syn_backlog".into(),
+        },
+        Value::Text("8192".into()),
+    );
+    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    assert_eq!(r.outcome, Outcome::WouldApply);
+    assert_eq!(r.steps[1].status, StepStatus::Unchanged);
+    assert_eq!(sim.writes.len(), 2);
+    let again = apply(&plan, &mut sim, None, &opts()).unwrap();
+    assert_eq!(again.outcome, Outcome::Noop);
+}
+
+#[test]
+fn every_fault_point_restores_the_start() {
+    for faulty in 0..3 {
+        for fault in [
+            SimFault::Refuse(libc::EACCES),
+            SimFault::Refuse(libc::EINVAL),
+            SimFault::Store(Value::Text("7".into())),
+        ] {
+            let plan = three();
+            let mut sim = SimEffects::from_plan(&plan);
+            let start = sim.values.clone();
+            sim.faults
+                .insert(plan.changes[faulty].target.clone(), fault.clone());
+            let (_d, j) = journal(&format!("f{faulty}"));
+            let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+            // A store-fault target also refuses its revert writes: count on
+            // the others being restored and that one being named.
+            if let SimFault::Store(_) = fault {
+                assert_eq!(r.outcome, Outcome::RollbackIncomplete, "{faulty}");
+                assert!(r.to_string().contains(&plan.changes[faulty].key));
+                for (t, v) in &start {
+                    if *t != plan.changes[faulty].target {
+                        assert_eq!(sim.values[t], *v);
+                    }
+                }
+                continue;
+            }
+            assert_eq!(r.outcome, Outcome::RolledBack, "fault at {faulty}");
+            assert_eq!(
+                sim.values, start,
+                "fault at {faulty}: state equals the start"
+            );
+            assert_eq!(r.steps[faulty].status, StepStatus::Failed);
+            assert!(r
+                .failure
+                .as_ref()
+                .unwrap()
+                .contains(&plan.changes[faulty].key));
+            assert_eq!(j.load("000001").unwrap().state, TxState::RolledBack);
+        }
+    }
+}
+
+#[test]
+fn a_silent_clamp_is_a_failure() {
+    let plan = plan_of(&[
+        ("net.core.somaxconn", "1024", "4096"),
+        ("net.ipv4.tcp_tw_reuse", "2", "1"),
+    ]);
+    let mut sim = SimEffects::from_plan(&plan);
+    sim.faults.insert(
+        plan.changes[1].target.clone(),
+        SimFault::Store(Value::Text("2".into())),
+    );
+    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert!(r.steps[1]
+        .error
+        .as_ref()
+        .unwrap()
+        .contains("kept `2` instead of `1`"));
+    assert_eq!(
+        sim.values[&plan.changes[0].target],
+        Value::Text("1024".into())
+    );
+}
+
+#[test]
+fn refusals_stop_before_any_write() {
+    let mut plan = three();
+    plan.findings.push(crate::check::Finding::new(
+        "conntrack-memory",
+        crate::check::Severity::Refuse,
+        "m",
+    ));
+    let mut sim = SimEffects::from_plan(&plan);
+    assert!(matches!(
+        apply(&plan, &mut sim, None, &opts()),
+        Err(ApplyError::Refused { .. })
+    ));
+    assert!(sim.writes.is_empty());
+}
+
+#[test]
+fn an_open_record_blocks_until_forced_or_undone() {
+    let plan = three();
+    let mut sim = SimEffects::from_plan(&plan);
+    let start = sim.values.clone();
+    let (_d, j) = journal("open");
+    // Simulate a crash: prior values journaled, two changes made, no end.
+    let mut rec = TxRecord {
+        format: crate::journal::JOURNAL_FORMAT,
+        id: "000001".into(),
+        command: "apply".into(),
+        profile: "t".into(),
+        started: now_rfc3339(),
+        updated: now_rfc3339(),
+        state: TxState::Open,
+        steps: apply(&plan, &mut SimEffects::from_plan(&plan), None, &opts())
+            .unwrap()
+            .steps,
+    };
+    for s in &mut rec.steps {
+        s.status = StepStatus::Pending;
+    }
+    j.write(&rec).unwrap();
+    for c in &plan.changes[..2] {
+        sim.values.insert(c.target.clone(), c.after.clone());
+    }
+    assert!(matches!(
+        apply(&plan, &mut sim, Some(&j), &opts()),
+        Err(ApplyError::Interrupted { .. })
+    ));
+    let mut chosen = select_for_rollback(&j.list().unwrap(), None).unwrap();
+    assert_eq!(chosen.len(), 1);
+    let r = undo(&mut chosen[0], &mut sim, Some(&j), false).unwrap();
+    assert_eq!(r.outcome, Outcome::Undone);
+    assert_eq!(sim.values, start);
+    assert_eq!(j.load("000001").unwrap().state, TxState::Undone);
+    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+}
+
+#[test]
+fn undo_leaves_drifted_values_alone_unless_forced() {
+    let plan = three();
+    let mut sim = SimEffects::from_plan(&plan);
+    let (_d, j) = journal("drift");
+    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    sim.values
+        .insert(plan.changes[0].target.clone(), Value::Text("9999".into()));
+    let mut rec = j.load("000001").unwrap();
+    let r = undo(&mut rec, &mut sim, Some(&j), false).unwrap();
+    assert_eq!(r.outcome, Outcome::UndoIncomplete);
+    assert_eq!(r.steps[0].status, StepStatus::Drifted);
+    assert_eq!(
+        sim.values[&plan.changes[0].target],
+        Value::Text("9999".into())
+    );
+    assert_eq!(
+        sim.values[&plan.changes[1].target],
+        Value::Text("512".into())
+    );
+    let mut rec = j.load("000001").unwrap();
+    assert_eq!(rec.state, TxState::UndoIncomplete);
+    let r = undo(&mut rec, &mut sim, Some(&j), true).unwrap();
+    assert_eq!(r.outcome, Outcome::Undone);
+    assert_eq!(
+        sim.values[&plan.changes[0].target],
+        Value::Text("1024".into())
+    );
+}
+
+#[test]
+fn rollback_to_undoes_newest_first() {
+    let (_d, j) = journal("to");
+    let mut sim = SimEffects::default();
+    for (i, v) in ["2000", "3000", "4000"].iter().enumerate() {
+        let prev = ["1000", "2000", "3000"][i];
+        let plan = plan_of(&[("net.core.somaxconn", prev, v)]);
+        sim.values
+            .insert(plan.changes[0].target.clone(), Value::Text(prev.into()));
+        apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    }
+    let chosen = select_for_rollback(&j.list().unwrap(), Some("000002")).unwrap();
+    assert_eq!(
+        chosen.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        vec!["000003", "000002"]
+    );
+    for mut r in chosen {
+        undo(&mut r, &mut sim, Some(&j), false).unwrap();
+    }
+    assert_eq!(
+        sim.values[&Target::Sysctl {
+            key: "net.core.somaxconn".into()
+        }],
+        Value::Text("2000".into())
+    );
+    assert!(matches!(
+        select_for_rollback(&j.list().unwrap(), Some("000009")),
+        Err(JournalError::UnknownTx { .. })
+    ));
+}

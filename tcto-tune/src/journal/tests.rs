@@ -1,1 +1,167 @@
+//! Journal tests: round trips, modes, unsafe dirs, corrupt files, the lock.
 
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::change::{ChangeKind, Target, Value};
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("tcto-j-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        Dir(p)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn record(id: &str) -> TxRecord {
+    TxRecord {
+        format: JOURNAL_FORMAT,
+        id: id.into(),
+        command: "apply".into(),
+        profile: "high-conn".into(),
+        started: now_rfc3339(),
+        updated: now_rfc3339(),
+        state: TxState::Open,
+        steps: vec![Step {
+            kind: ChangeKind::Sysctl,
+            key: "net.core.somaxconn".into(),
+            target: Target::Sysctl {
+                key: "net.core.somaxconn".into(),
+            },
+            before: Value::Text("1024".into()),
+            after: Value::Text("4096".into()),
+            status: StepStatus::Pending,
+            error: None,
+        }],
+    }
+}
+
+#[test]
+fn records_round_trip_privately() {
+    let d = Dir::new("rt");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    assert_eq!(
+        fs::metadata(&d.0).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(j.next_id().unwrap(), "000001");
+    j.write(&record("000001")).unwrap();
+    assert_eq!(
+        fs::metadata(d.0.join("tx/000001.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        j.list().unwrap(),
+        vec![record("000001")]
+            .into_iter()
+            .map(|mut r| {
+                r.started = j.load("000001").unwrap().started;
+                r.updated = r.started.clone();
+                r
+            })
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(j.next_id().unwrap(), "000002");
+    assert!(
+        !d.0.join("tx/.000001.json.tmp").exists(),
+        "no temp file left behind"
+    );
+}
+
+#[test]
+fn a_torn_or_corrupt_file_is_named_never_guessed() {
+    let d = Dir::new("corrupt");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    let good = serde_json::to_string_pretty(&record("000001")).unwrap();
+    fs::write(d.0.join("tx/000001.json"), &good[..good.len() / 2]).unwrap();
+    let e = j.list().unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, JournalError::Corrupt { .. }), "{text}");
+    assert!(
+        text.contains("000001.json") && text.contains("line"),
+        "{text}"
+    );
+    assert!(e.hint().unwrap().contains("nothing was rolled back"));
+    fs::write(
+        d.0.join("tx/000001.json"),
+        good.replace("\"format\": 1", "\"format\": 9"),
+    )
+    .unwrap();
+    assert!(j
+        .list()
+        .unwrap_err()
+        .to_string()
+        .contains("unknown journal format 9"));
+    fs::write(
+        d.0.join("tx/000001.json"),
+        good.replace("\"pending\"", "\"half-done\""),
+    )
+    .unwrap();
+    assert!(matches!(
+        j.list().unwrap_err(),
+        JournalError::Corrupt { .. }
+    ));
+}
+
+#[test]
+fn unsafe_state_dirs_are_refused() {
+    let d = Dir::new("unsafe");
+    fs::create_dir_all(&d.0).unwrap();
+    fs::set_permissions(&d.0, fs::Permissions::from_mode(0o777)).unwrap();
+    let e = Journal::open_or_create(&d.0).unwrap_err();
+    assert!(e.to_string().contains("writable by group or others"), "{e}");
+    let link = d.0.with_extension("link");
+    let _ = fs::remove_file(&link);
+    fs::set_permissions(&d.0, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&d.0, &link).unwrap();
+    let e = Journal::open_or_create(&link).unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    fs::remove_file(&link).unwrap();
+    let file = d.0.join("plain");
+    fs::write(&file, "").unwrap();
+    assert!(Journal::open_or_create(&file)
+        .unwrap_err()
+        .to_string()
+        .contains("not a directory"));
+}
+
+#[test]
+fn the_lock_is_exclusive_and_released_on_drop() {
+    let d = Dir::new("lock");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    let held = j.lock().unwrap();
+    let e = j.lock().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{e}"
+    );
+    drop(held);
+    j.lock().unwrap();
+}
+
+#[test]
+fn ids_are_validated_on_load() {
+    let d = Dir::new("ids");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    for bad in ["../../etc/passwd", "", "12a", "0000000000001"] {
+        assert!(
+            matches!(j.load(bad), Err(JournalError::UnknownTx { .. })),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        j.load("000042"),
+        Err(JournalError::UnknownTx { .. })
+    ));
+}

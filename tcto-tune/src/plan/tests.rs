@@ -1,1 +1,412 @@
+//! Planner and safety-check tests from fixture states. Every check has a
+//! case that triggers it and one that does not.
 
+use super::*;
+use crate::fix::{Desired, RawSysctl, SysctlValue};
+use crate::names::SysctlName;
+use crate::state::{ListenSocket, SysctlReading};
+
+const GIB: u64 = 1 << 30;
+
+/// A host in its initial namespace with typical Debian values.
+fn host() -> SystemState {
+    let mut s = SystemState {
+        in_initial_netns: true,
+        mem_total_bytes: Some(16 * GIB),
+        ..Default::default()
+    };
+    for (k, v) in [
+        ("net.core.somaxconn", "1024"),
+        ("net.ipv4.tcp_max_syn_backlog", "2048"),
+        ("net.core.netdev_max_backlog", "1000"),
+        ("net.netfilter.nf_conntrack_max", "65536"),
+        ("net.netfilter.nf_conntrack_count", "1200"),
+        ("net.netfilter.nf_conntrack_buckets", "16384"),
+        (
+            "net.netfilter.nf_conntrack_tcp_timeout_established",
+            "432000",
+        ),
+        ("net.netfilter.nf_conntrack_tcp_timeout_time_wait", "120"),
+        ("net.netfilter.nf_conntrack_tcp_timeout_close_wait", "60"),
+        ("net.ipv4.tcp_keepalive_time", "7200"),
+        ("net.ipv4.tcp_tw_reuse", "2"),
+        ("net.ipv4.tcp_syn_retries", "6"),
+        ("net.ipv4.tcp_fin_timeout", "60"),
+        ("net.ipv4.tcp_rmem", "4096\t131072\t6291456"),
+    ] {
+        s.sysctls.insert(k.into(), SysctlReading::rw(v));
+    }
+    s
+}
+
+fn listener(port: u16, backlog: u32) -> ListenSocket {
+    ListenSocket {
+        addr: "0.0.0.0".parse().unwrap(),
+        port,
+        queue: 0,
+        backlog,
+        inode: 1,
+    }
+}
+
+fn codes(p: &Plan) -> Vec<&str> {
+    p.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+fn builtin(name: &str) -> Profile {
+    crate::profile::load(name, &Default::default()).unwrap()
+}
+
+#[test]
+fn intents_raise_lower_or_set() {
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .tcp_max_syn_backlog(Desired::at_least(1024))
+        .conntrack_timeout_established(Desired::at_most(600))
+        .build();
+    let plan = plan(&p, &host());
+    let keys: Vec<_> = plan
+        .changes
+        .iter()
+        .map(|c| (c.key.as_str(), c.current.as_deref(), c.desired.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("net.core.somaxconn", Some("1024"), "4096"),
+            (
+                "net.netfilter.nf_conntrack_tcp_timeout_established",
+                Some("432000"),
+                "600"
+            ),
+        ]
+    );
+    assert_eq!(
+        plan.unchanged[0].key, "net.ipv4.tcp_max_syn_backlog",
+        "2048 is already at least 1024"
+    );
+}
+
+#[test]
+fn exact_text_values_compare_whitespace_folded() {
+    let raw = |v: &str| RawSysctl {
+        key: SysctlName::new("net.ipv4.tcp_rmem").unwrap(),
+        desired: Desired::exact(SysctlValue::Text(v.into())),
+    };
+    let same = plan(
+        &Profile::builder("t")
+            .sysctl(raw("4096 131072  6291456"))
+            .build(),
+        &host(),
+    );
+    assert!(same.changes.is_empty() && same.unchanged.len() == 1);
+    let diff = plan(
+        &Profile::builder("t")
+            .sysctl(raw("4096 262144 6291456"))
+            .build(),
+        &host(),
+    );
+    assert_eq!(
+        diff.changes[0].current.as_deref(),
+        Some("4096 131072 6291456")
+    );
+}
+
+#[test]
+fn global_keys_in_a_child_namespace_are_skipped_unless_allowed() {
+    let mut s = host();
+    s.in_initial_netns = false;
+    s.sysctls.insert(
+        "net.netfilter.nf_conntrack_max".into(),
+        SysctlReading::ro("65536"),
+    );
+    let p = builtin("conntrack-exhaustion");
+    let plain = plan(&p, &s);
+    let skip = plain
+        .skipped
+        .iter()
+        .find(|k| k.key == "net.netfilter.nf_conntrack_max")
+        .unwrap();
+    assert_eq!(skip.code, "not-writable-here");
+    assert!(skip.why.contains("initial network namespace"));
+    assert!(!plain
+        .changes
+        .iter()
+        .any(|c| c.key == "net.netfilter.nf_conntrack_max"));
+    let forced = plan_with(
+        &p,
+        &s,
+        &PlanOptions {
+            allow: ["not-writable-here".to_owned()].into(),
+        },
+    );
+    assert!(forced
+        .changes
+        .iter()
+        .any(|c| c.key == "net.netfilter.nf_conntrack_max"));
+}
+
+#[test]
+fn missing_conntrack_keys_are_skipped_with_the_module_named() {
+    let mut s = host();
+    s.sysctls.insert(
+        "net.netfilter.nf_conntrack_max".into(),
+        SysctlReading::missing(),
+    );
+    let plan = plan(&builtin("conntrack-exhaustion"), &s);
+    let skip = plan
+        .skipped
+        .iter()
+        .find(|k| k.key == "net.netfilter.nf_conntrack_max")
+        .unwrap();
+    assert_eq!(skip.code, "key-missing");
+    assert!(skip.why.contains("nf_conntrack"));
+}
+
+#[test]
+fn somaxconn_above_app_backlog_refuses_for_an_app_limited_listener() {
+    let mut s = host();
+    s.listeners.push(listener(8080, 511));
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .listener(8080, None)
+        .build();
+    let plan = plan(&p, &s);
+    assert_eq!(codes(&plan), vec!["somaxconn-above-app-backlog"]);
+    assert!(plan.findings[0].message.contains("min(511, 4096) = 511"));
+    assert!(plan.findings[0].hint.as_ref().unwrap().contains("backlog="));
+    assert_eq!(plan.refusals().len(), 1);
+}
+
+#[test]
+fn a_declared_app_backlog_at_or_above_somaxconn_passes() {
+    let mut s = host();
+    s.listeners.push(listener(8080, 511));
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .listener(8080, Some(8192))
+        .build();
+    assert!(plan(&p, &s).findings.is_empty());
+    // A declared backlog wins over the live one and can refuse too.
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .listener(9090, Some(2048))
+        .build();
+    assert_eq!(codes(&plan(&p, &s)), vec!["somaxconn-above-app-backlog"]);
+}
+
+#[test]
+fn a_clamped_listener_warns_app_backlog_unknown_and_needs_restart() {
+    let mut s = host();
+    s.listeners.push(listener(8080, 1024));
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .listener(8080, None)
+        .build();
+    let plan = plan(&p, &s);
+    assert_eq!(
+        codes(&plan),
+        vec!["app-backlog-unknown", "listener-needs-restart"]
+    );
+    assert!(plan.findings[0]
+        .hint
+        .as_ref()
+        .unwrap()
+        .contains("--app-backlog 8080=N"));
+    assert!(plan.findings[1].message.contains("0.0.0.0:8080"));
+    assert!(plan.refusals().is_empty());
+}
+
+#[test]
+fn no_backlog_findings_when_somaxconn_is_not_raised() {
+    let mut s = host();
+    s.listeners.push(listener(8080, 1024));
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(512))
+        .listener(8080, None)
+        .build();
+    assert!(plan(&p, &s).findings.is_empty());
+}
+
+#[test]
+fn a_named_port_with_nothing_listening_is_reported() {
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .listener(8080, None)
+        .build();
+    assert_eq!(codes(&plan(&p, &host())), vec!["listener-not-found"]);
+}
+
+#[test]
+fn conntrack_max_below_count_refuses() {
+    let mut s = host();
+    s.sysctls.insert(
+        "net.netfilter.nf_conntrack_count".into(),
+        SysctlReading::rw("70000"),
+    );
+    let below = Profile::builder("t")
+        .conntrack_max(Desired::exact(65000))
+        .build();
+    assert!(codes(&plan(&below, &s)).contains(&"conntrack-max-below-count"));
+    let above = Profile::builder("t")
+        .conntrack_max(Desired::exact(80000))
+        .build();
+    assert!(!codes(&plan(&above, &s)).contains(&"conntrack-max-below-count"));
+}
+
+#[test]
+fn conntrack_memory_warns_then_refuses() {
+    let mut s = host();
+    s.mem_total_bytes = Some(GIB);
+    // 262144 x 350 B = 87.5 MiB: 8.5% of 1 GiB -> warn.
+    let warn = plan(
+        &Profile::builder("t")
+            .conntrack_max(Desired::at_least(262_144))
+            .build(),
+        &s,
+    );
+    assert_eq!(warn.findings[0].code, "conntrack-memory");
+    assert_eq!(warn.findings[0].severity, Severity::Warn);
+    // 1M x 350 B = 334 MiB: 32% -> refuse.
+    let refuse = plan(
+        &Profile::builder("t")
+            .conntrack_max(Desired::at_least(1_000_000))
+            .build(),
+        &s,
+    );
+    assert_eq!(refuse.findings[0].severity, Severity::Refuse);
+    // 16 GiB host: 0.5% -> nothing.
+    assert!(plan(
+        &Profile::builder("t")
+            .conntrack_max(Desired::at_least(262_144))
+            .build(),
+        &host()
+    )
+    .findings
+    .is_empty());
+}
+
+#[test]
+fn conntrack_timeouts_must_be_sane() {
+    let t = |v: i64| {
+        Profile::builder("t")
+            .conntrack_timeout_established(Desired::exact(v))
+            .build()
+    };
+    for bad in [0, -5, 10_000_000] {
+        let p = plan(&t(bad), &host());
+        assert!(
+            p.findings
+                .iter()
+                .any(|f| f.code == "conntrack-timeout-range" && f.severity == Severity::Refuse),
+            "{bad}"
+        );
+    }
+    let short = plan(&t(600), &host());
+    assert_eq!(codes(&short), vec!["conntrack-timeout-range"]);
+    assert_eq!(
+        short.findings[0].severity,
+        Severity::Warn,
+        "600 < tcp_keepalive_time 7200"
+    );
+    assert!(plan(&t(7440), &host()).findings.is_empty());
+}
+
+#[test]
+fn kernel_bounds_and_removed_keys() {
+    let p = Profile::builder("t")
+        .client(crate::fix::ClientFix {
+            tcp_syn_retries: Some(Desired::exact(200)),
+            ..Default::default()
+        })
+        .build();
+    assert_eq!(codes(&plan(&p, &host())), vec!["value-out-of-range"]);
+    let p = Profile::builder("t")
+        .client(crate::fix::ClientFix {
+            tcp_syn_retries: Some(Desired::exact(8)),
+            ..Default::default()
+        })
+        .build();
+    assert!(plan(&p, &host()).findings.is_empty());
+    let recycle = RawSysctl {
+        key: SysctlName::new("net.ipv4.tcp_tw_recycle").unwrap(),
+        desired: Desired::exact(SysctlValue::Int(1)),
+    };
+    let p = plan(&Profile::builder("t").sysctl(recycle).build(), &host());
+    assert_eq!(codes(&p), vec!["removed-key"]);
+    assert!(p.findings[0].message.contains("4.12"));
+    let fin = RawSysctl {
+        key: SysctlName::new("net.ipv4.tcp_fin_timeout").unwrap(),
+        desired: Desired::exact(SysctlValue::Int(30)),
+    };
+    assert!(plan(&Profile::builder("t").sysctl(fin).build(), &host())
+        .findings
+        .is_empty());
+}
+
+#[test]
+fn raw_keys_must_exist() {
+    let raw = RawSysctl {
+        key: SysctlName::new("net.ipv4.no_such_knob").unwrap(),
+        desired: Desired::exact(SysctlValue::Int(1)),
+    };
+    let p = plan(&Profile::builder("t").sysctl(raw).build(), &host());
+    assert_eq!(codes(&p), vec!["unknown-sysctl"]);
+    assert_eq!(p.refusals().len(), 1);
+}
+
+#[test]
+fn allowed_findings_no_longer_block() {
+    let mut s = host();
+    s.listeners.push(listener(8080, 511));
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .listener(8080, None)
+        .build();
+    let plan = plan_with(
+        &p,
+        &s,
+        &PlanOptions {
+            allow: ["somaxconn-above-app-backlog".to_owned()].into(),
+        },
+    );
+    assert!(plan.findings[0].allowed);
+    assert!(plan.refusals().is_empty());
+}
+
+#[test]
+fn every_code_used_is_documented() {
+    let src = [include_str!("../check.rs"), include_str!("../plan.rs")].join("\n");
+    for (code, _, _) in crate::check::CODES {
+        assert!(
+            src.contains(&format!("\"{code}\"")),
+            "{code} documented but never used"
+        );
+    }
+}
+
+#[test]
+fn planning_is_pure_and_repeatable() {
+    let p = builtin("high-conn");
+    assert_eq!(plan(&p, &host()), plan(&p, &host()));
+}
+
+#[test]
+fn snapshot_text_plan() {
+    let mut s = host();
+    s.listeners.push(listener(8080, 1024));
+    let mut p = builtin("high-conn");
+    p.add_listener(8080, None);
+    insta::assert_snapshot!(plan(&p, &s).to_string());
+}
+
+#[test]
+fn snapshot_json_plan() {
+    let mut s = host();
+    s.in_initial_netns = false;
+    s.sysctls.insert(
+        "net.netfilter.nf_conntrack_max".into(),
+        SysctlReading::ro("65536"),
+    );
+    insta::assert_json_snapshot!(plan(&builtin("backlog-overflow"), &s));
+}

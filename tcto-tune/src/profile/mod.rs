@@ -275,3 +275,6 @@ impl ProfileError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
