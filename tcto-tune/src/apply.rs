@@ -186,8 +186,11 @@ pub fn apply(
     } else {
         opts.command.clone()
     };
+    let mut next_id = None;
     if let Some(j) = journal {
-        for mut rec in j.list()? {
+        let records = j.list()?;
+        next_id = Some(crate::journal::next_id_after(&records));
+        for mut rec in records {
             if rec.state == TxState::Open {
                 if !opts.force_after_crash {
                     return Err(ApplyError::Interrupted { id: rec.id });
@@ -242,7 +245,7 @@ pub fn apply(
             let now = now_rfc3339();
             let rec = TxRecord {
                 format: JOURNAL_FORMAT,
-                id: j.next_id()?,
+                id: next_id.clone().unwrap_or_else(|| "000001".into()),
                 command,
                 profile: plan.profile.clone(),
                 started: now.clone(),

@@ -62,34 +62,56 @@ fn global_conntrack_keys_are_skipped_in_a_child_namespace() {
     if !require_root("global_conntrack_keys_are_skipped_in_a_child_namespace") {
         return;
     }
-    // A conntrack-using nft rule makes sure the keys exist in the namespace.
-    let r = in_netns("tcto-tune plan --profile conntrack-exhaustion --json");
+    let dir = tcto_tune_tests::TempDir::new("global");
+    let path = format!("{}/big.toml", dir.path());
+    // Above any default, so it is a change the namespace cannot make.
+    std::fs::write(&path, "[conntrack]\nmax = { at_least = 2000000000 }\nbuckets = { at_least = 1048576 }\n[backlog]\nnetdev_max_backlog = 5000\nsomaxconn = 2000\n").unwrap();
+    let r = in_netns(&format!("tcto-tune plan --profile {path} --json"));
     assert_eq!(r.code, 0, "{r}");
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    assert_eq!(doc["initial_netns"], false, "{r}");
     let skipped = doc["skipped"].as_array().unwrap();
-    let max = skipped
-        .iter()
-        .find(|s| s["key"] == "net.netfilter.nf_conntrack_max");
-    // The namespace's max is read-only; it is skipped unless it already
-    // satisfies the profile (then it is listed as unchanged).
-    let unchanged = doc["unchanged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|u| u["key"] == "net.netfilter.nf_conntrack_max");
-    assert!(
-        max.is_some_and(|m| m["code"] == "not-writable-here") || unchanged,
-        "{r}"
-    );
-    if let Some(m) = max {
+    let skip = |key: &str| {
+        skipped
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("{key} not skipped: {r}"))
+    };
+    for key in [
+        "net.netfilter.nf_conntrack_max",
+        "net.netfilter.nf_conntrack_buckets",
+    ] {
+        assert_eq!(skip(key)["code"], "not-writable-here", "{r}");
         assert!(
-            m["why"]
+            skip(key)["why"]
                 .as_str()
                 .unwrap()
-                .contains("initial network namespace"),
+                .contains("only the initial network namespace"),
             "{r}"
         );
     }
+    // netdev_max_backlog does not even exist inside a child namespace.
+    assert_eq!(
+        skip("net.core.netdev_max_backlog")["code"],
+        "key-missing",
+        "{r}"
+    );
+    assert!(
+        skip("net.core.netdev_max_backlog")["why"]
+            .as_str()
+            .unwrap()
+            .contains("child network namespace"),
+        "{r}"
+    );
+    // Per-namespace keys are still planned.
+    assert!(
+        doc["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["key"] == "net.core.somaxconn"),
+        "{r}"
+    );
 }
 
 #[test]

@@ -244,6 +244,15 @@ impl Journal {
     }
 }
 
+/// The id after the newest of `records` (sorted oldest first).
+pub fn next_id_after(records: &[TxRecord]) -> String {
+    let last = records
+        .last()
+        .and_then(|r| r.id.parse::<u64>().ok())
+        .unwrap_or(0);
+    format!("{:06}", last + 1)
+}
+
 /// Parse a journal file; errors carry its path, line and column.
 pub fn parse_record(path: &Path, bytes: &[u8]) -> Result<TxRecord, JournalError> {
     let record: TxRecord = serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt {

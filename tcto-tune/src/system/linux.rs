@@ -102,19 +102,28 @@ impl Host for LinuxHost {
     }
 
     fn in_initial_netns(&self) -> Result<bool, SystemError> {
-        let ours =
-            std::fs::read_link("/proc/thread-self/ns/net").map_err(|source| SystemError::Proc {
-                path: "/proc/thread-self/ns/net".into(),
-                source,
-            })?;
-        // pid 1's namespace is the initial one on a normal host; when it
-        // cannot be read (no privileges), assume we are not in a child one
-        // only if the two links agree.
-        match std::fs::read_link("/proc/1/ns/net") {
-            Ok(init) => Ok(init == ours),
-            Err(_) => Ok(true),
-        }
+        let path = "/proc/thread-self/ns/net";
+        let ours = std::fs::read_link(path).map_err(|source| SystemError::Proc {
+            path: path.into(),
+            source,
+        })?;
+        Ok(is_initial_netns_link(&ours.to_string_lossy()))
     }
+}
+
+/// The initial network namespace has a fixed nsfs inode number since Linux
+/// 5.8 (`PROC_NET_INIT_INO`). Comparing with pid 1's namespace instead is
+/// unreliable: pid 1 may be unreadable (containers, hardened hosts) or not
+/// in the initial namespace at all.
+const PROC_NET_INIT_INO: u64 = 0xEFFF_FFF9;
+
+/// Whether a `/proc/*/ns/net` link text (`net:[4026531833]`) names the
+/// initial network namespace.
+pub fn is_initial_netns_link(link: &str) -> bool {
+    link.strip_prefix("net:[")
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|n| n.parse::<u64>().ok())
+        == Some(PROC_NET_INIT_INO)
 }
 
 /// `MemTotal` in bytes from the text of /proc/meminfo.
@@ -129,6 +138,13 @@ pub fn parse_meminfo_total(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initial_netns_by_inode() {
+        assert!(is_initial_netns_link("net:[4026531833]"));
+        assert!(!is_initial_netns_link("net:[4026532178]"));
+        assert!(!is_initial_netns_link("garbage"));
+    }
 
     #[test]
     fn meminfo() {
