@@ -254,3 +254,13 @@ fn a_failing_offload_step_rolls_back_the_sysctl_too() {
     assert_eq!(blocks[0], blocks[1], "offloads restored: {r}");
     assert!(r.stdout.contains("rolled back"), "{r}");
 }
+
+#[test]
+fn changing_loopback_offloads_is_refused() {
+    if !require_root("changing_loopback_offloads_is_refused") {
+        return;
+    }
+    let r = in_netns("tcto-tune plan --profile offload-off --set iface=lo");
+    assert_eq!(r.code, 3, "{r}");
+    assert!(r.stdout.contains("refuse [offload-on-loopback]"), "{r}");
+}
