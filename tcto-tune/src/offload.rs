@@ -393,7 +393,11 @@ pub fn group_mixed(input: &CheckInput) -> Vec<Finding> {
                     ),
                 )
                 .hint(format!(
-                    "after rollback, turn them off again with `ethtool -K {iface} FEATURE off`"
+                    "to keep them off after rollback: `ethtool -K {iface} {}`",
+                    off.iter()
+                        .map(|n| format!("{n} off"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 )),
             )
         })

@@ -379,3 +379,28 @@ fn sysctls_and_offloads_plan_together() {
     let kinds: Vec<_> = p.changes.iter().map(|c| c.kind).collect();
     assert_eq!(kinds, vec![ChangeKind::Sysctl, ChangeKind::Offload]);
 }
+
+/// What the operator reads for the built-in profile on a veth-like NIC
+/// with a mixed tso group, plus an unknown interface.
+#[test]
+fn snapshot_text_plan() {
+    let mut f = veth();
+    f.insert(
+        "tx-tcp-mangleid-segmentation".into(),
+        FeatureState::changeable(false),
+    );
+    let mut o = fix("eth0");
+    o.tso = Some(false);
+    o.gro = Some(false);
+    o.reason = Some("runbook: rule out TSO/GRO bugs".into());
+    let mut missing = fix("eth9");
+    missing.lro = Some(false);
+    let p = plan(
+        &Profile::builder("offload-off")
+            .offload(o)
+            .offload(missing)
+            .build(),
+        &state_with("eth0", f),
+    );
+    insta::assert_snapshot!(p.to_string());
+}
