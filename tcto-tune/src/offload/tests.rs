@@ -1,3 +1,5 @@
+//! Offload planning and checks from fixture states: every check triggered and not.
+
 use super::*;
 use crate::fix::OffloadFix;
 use crate::names::IfName;
