@@ -128,8 +128,18 @@ impl GroupState {
             .collect()
     }
 
+    /// Whether setting every changeable member makes the group read `want`.
+    pub fn reachable(&self, want: bool) -> bool {
+        if want {
+            self.members.iter().any(|(_, s)| !s.fixed || s.on)
+        } else {
+            !self.members.iter().any(|(_, s)| s.fixed && s.on)
+        }
+    }
+
     /// The fixed members that keep the group from reading `want` once
-    /// every changeable member is set; empty when `want` is reachable.
+    /// every changeable member is set (empty when `want` is reachable, and
+    /// when the kernel has no member at all).
     pub fn blockers(&self, want: bool) -> Vec<&str> {
         let names = |pred: &dyn Fn(&FeatureState) -> bool| {
             self.members
@@ -301,24 +311,31 @@ pub fn fixed(input: &CheckInput) -> Vec<Finding> {
     planned(input)
         .into_iter()
         .filter_map(|(iface, g, st, want)| {
-            let blockers = st.blockers(want);
-            if blockers.is_empty() {
+            if st.reachable(want) {
                 return None;
             }
+            let blockers = st.blockers(want);
+            let why = if blockers.is_empty() {
+                format!("this kernel has no `{}` feature", g.pattern)
+            } else {
+                format!(
+                    "the driver of `{iface}` fixes {} ({})",
+                    if blockers.len() == 1 { "it" } else { "them" },
+                    blockers
+                        .iter()
+                        .map(|b| format!("{b}: {} [fixed]", on_off(!want)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             Some(
                 Finding::new(
                     "offload-fixed",
                     Severity::Refuse,
                     format!(
-                        "`{}` cannot be turned {}: the driver of `{iface}` fixes {} ({})",
+                        "`{}` cannot be turned {}: {why}",
                         key(iface, g.user),
-                        on_off(want),
-                        if blockers.len() == 1 { "it" } else { "them" },
-                        blockers
-                            .iter()
-                            .map(|b| format!("{b}: {} [fixed]", on_off(!want)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        on_off(want)
                     ),
                 )
                 .hint(format!(

@@ -123,7 +123,29 @@ fn fixed_members_block_only_the_values_they_prevent() {
     assert!(lro.blockers(false).is_empty());
     // A kernel without the feature at all: off, and nothing can turn it on.
     let none = GroupState::of(group("lro").unwrap(), &Features::new());
-    assert!(!none.on && none.blockers(true).is_empty() && none.writes(true).is_empty());
+    assert!(!none.on && !none.reachable(true) && none.writes(true).is_empty());
+    assert!(none.reachable(false));
+    assert!(tso.reachable(true) && !tso.reachable(false));
+    assert!(lro.reachable(false) && !lro.reachable(true));
+}
+
+#[test]
+fn a_feature_the_kernel_lacks_is_refused_as_fixed() {
+    let mut f = veth();
+    f.remove("rx-lro");
+    let mut o = fix("a");
+    o.lro = Some(true);
+    let p = plan(
+        &Profile::builder("t").offload(o).build(),
+        &state_with("a", f),
+    );
+    assert_eq!(codes(&p), vec!["offload-fixed"]);
+    assert!(
+        p.findings[0]
+            .message
+            .contains("this kernel has no `rx-lro` feature"),
+        "{p}"
+    );
 }
 
 #[test]

@@ -230,6 +230,9 @@ impl<'a> Dev<'a> {
                 source: io::Error::other("the kernel has no feature string set"),
             });
         }
+        // The kernel writes as many strings as it counts again in GSTRINGS,
+        // not as many as `len` asks for; the feature count is a kernel
+        // build constant (NETDEV_FEATURE_COUNT), so the two agree.
         let count = info.items()[0] as usize;
         let mut strings: Request<EthtoolGstrings, [u8; ETH_GSTRING_LEN]> = Request::new(
             EthtoolGstrings {
