@@ -105,6 +105,11 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("unknown-sysctl", "refuse", "a raw [sysctl] key does not exist on this host"),
     ("not-writable-here", "skip", "the key is read-only here (a global key inside a child network namespace); allowing it plans the write anyway"),
     ("key-missing", "skip", "a typed key does not exist (e.g. nf_conntrack not loaded); allowing it plans the write anyway"),
+    ("offload-unknown-interface", "refuse", "an [[offload]] entry names an interface this network namespace does not have; the hint lists the ones it has"),
+    ("offload-fixed", "refuse", "the driver does not let the feature take the wanted value (`[fixed]` in `ethtool -k`); applying anyway fails at read-back and rolls back"),
+    ("offload-cpu-cost", "warn", "the plan turns tso, gso or gro off: the CPU then segments or merges every packet; a diagnostic step, not a permanent fix"),
+    ("offload-on-loopback", "refuse", "the plan changes offloads of `lo`, which has no NIC and cannot be the cause of connect timeouts"),
+    ("offload-group-mixed", "warn", "a group (e.g. tso) reads on while some changeable members are off; rollback turns the whole group on"),
     ("not-supported-yet", "skip", "this kind of fix has no backend in this build"),
 ];
 
@@ -147,6 +152,7 @@ pub fn run_all(input: &CheckInput) -> Vec<Finding> {
     out.extend(conntrack_timeout_range(input));
     out.extend(value_out_of_range(input));
     out.extend(removed_keys(input));
+    out.extend(crate::offload::checks(input));
     out
 }
 

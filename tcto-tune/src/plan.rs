@@ -119,17 +119,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
         p.skipped
             .push(not_supported(ChangeKind::Notrack, key, "notrack"));
     }
-    for o in &profile.offloads {
-        for (feature, on) in o.toggles() {
-            let mut s = not_supported(
-                ChangeKind::Offload,
-                format!("{} {feature}", o.iface),
-                "offload",
-            );
-            s.desired = if on { "on".into() } else { "off".into() };
-            p.skipped.push(s);
-        }
-    }
+    crate::offload::plan_offloads(&mut p, profile, state);
     let mut findings = check::run_all(&CheckInput {
         profile,
         state,

@@ -58,6 +58,29 @@ pub struct ListenSocket {
     pub inode: u32,
 }
 
+/// One NIC feature as the kernel reports it (`ethtool -k`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureState {
+    /// Active now.
+    pub on: bool,
+    /// The driver does not let it change (`[fixed]` in `ethtool -k`).
+    pub fixed: bool,
+}
+
+impl FeatureState {
+    /// A changeable feature.
+    pub fn changeable(on: bool) -> Self {
+        Self { on, fixed: false }
+    }
+    /// A feature the driver does not let change.
+    pub fn fixed(on: bool) -> Self {
+        Self { on, fixed: true }
+    }
+}
+
+/// Kernel feature name (`tx-tcp-segmentation`) to its state.
+pub type Features = BTreeMap<String, FeatureState>;
+
 /// Everything the planner and the checks look at.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemState {
@@ -69,6 +92,16 @@ pub struct SystemState {
     pub listeners: Vec<ListenSocket>,
     /// `MemTotal` from /proc/meminfo, bytes.
     pub mem_total_bytes: Option<u64>,
+    /// Network interfaces of this namespace (read when the profile has
+    /// offload fixes, for the `offload-unknown-interface` hint).
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Offload features of each existing interface the profile names, by
+    /// interface, then kernel feature name (only the features behind
+    /// `tso`, `gso`, `gro`, `lro`). A named interface that does not exist
+    /// has no entry.
+    #[serde(default)]
+    pub offloads: BTreeMap<String, Features>,
 }
 
 impl SystemState {

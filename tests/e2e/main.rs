@@ -3,4 +3,5 @@
 //! one module per area (ripgrep's layout).
 
 mod apply;
+mod offload;
 mod plan;

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{LinuxSysctls, Sysctls, SystemError};
+use super::{read_group, write_group, LinuxOffloads, LinuxSysctls, Sysctls, SystemError};
 use crate::change::{Target, Value};
 use crate::names::SysctlName;
 use crate::plan::Plan;
@@ -34,6 +34,7 @@ fn sysctl_name(key: &str) -> Result<SysctlName, SystemError> {
 #[derive(Debug, Default)]
 pub struct LinuxEffects {
     sysctls: LinuxSysctls,
+    offloads: LinuxOffloads,
 }
 
 impl Effects for LinuxEffects {
@@ -43,6 +44,7 @@ impl Effects for LinuxEffects {
                 .sysctls
                 .read(&sysctl_name(key)?)?
                 .map_or(Value::Absent, Value::Text)),
+            Target::Offload { iface, feature } => read_group(&self.offloads, iface, feature),
             other => Err(SystemError::Unsupported {
                 what: format!("reading {other}"),
             }),
@@ -52,6 +54,9 @@ impl Effects for LinuxEffects {
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
         match (target, value) {
             (Target::Sysctl { key }, Value::Text(v)) => self.sysctls.write(&sysctl_name(key)?, v),
+            (Target::Offload { iface, feature }, Value::Bool(on)) => {
+                write_group(&mut self.offloads, iface, feature, *on)
+            }
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
             }),

@@ -7,14 +7,18 @@
 //! same code does for real.
 
 mod effects;
+mod ethtool;
 mod linux;
+mod offloads;
 mod sim;
 mod sockdiag;
 
 use std::collections::BTreeSet;
 
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
+pub use ethtool::LinuxOffloads;
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
+pub use offloads::{read_group, write_group, Offloads, SetReport, SimOffloads};
 pub use sim::{SimHost, SimSockets, SimSysctls};
 pub use sockdiag::SockDiag;
 
@@ -63,6 +67,30 @@ pub enum SystemError {
         #[source]
         source: std::io::Error,
     },
+    /// An ethtool ioctl failed (ENODEV: no such interface; EPERM: not root).
+    #[error("ethtool {step} on `{iface}` failed")]
+    Ethtool {
+        /// Interface.
+        iface: String,
+        /// Which step (GSSET_INFO, GSTRINGS, GFEATURES, SFEATURES...).
+        step: &'static str,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel accepted a feature change that did not take (a fixed
+    /// feature, or one whose dependency is off).
+    #[error("`{iface} {feature}` is still not {wanted} after setting it: {why}")]
+    OffloadNotTaken {
+        /// Interface.
+        iface: String,
+        /// User-facing feature (`tso`...).
+        feature: String,
+        /// `on` or `off`.
+        wanted: &'static str,
+        /// What kept it.
+        why: String,
+    },
     /// This kind of change has no backend on this build.
     #[error("{what} is not supported by this backend")]
     Unsupported {
@@ -78,8 +106,9 @@ impl SystemError {
             SystemError::SysctlRead { source, .. }
             | SystemError::SysctlWrite { source, .. }
             | SystemError::Netlink { source, .. }
-            | SystemError::Proc { source, .. } => source.raw_os_error(),
-            SystemError::Unsupported { .. } => None,
+            | SystemError::Proc { source, .. }
+            | SystemError::Ethtool { source, .. } => source.raw_os_error(),
+            SystemError::Unsupported { .. } | SystemError::OffloadNotTaken { .. } => None,
         }
     }
 }
@@ -116,6 +145,8 @@ pub struct Backends {
     pub sockets: Box<dyn Sockets>,
     /// Host facts.
     pub host: Box<dyn Host>,
+    /// NIC features.
+    pub offloads: Box<dyn Offloads>,
 }
 
 impl Backends {
@@ -125,6 +156,7 @@ impl Backends {
             sysctls: Box::new(LinuxSysctls),
             sockets: Box::new(SockDiag),
             host: Box::new(LinuxHost),
+            offloads: Box::new(LinuxOffloads),
         }
     }
 
@@ -137,6 +169,7 @@ impl Backends {
                 mem_total_bytes: state.mem_total_bytes,
                 in_initial_netns: state.in_initial_netns,
             }),
+            offloads: Box::new(SimOffloads::from_state(state)),
         }
     }
 }
@@ -177,6 +210,16 @@ pub fn read_state(profile: &Profile, b: &Backends) -> Result<SystemState, System
             None => SysctlReading::missing(),
         };
         state.sysctls.insert(key.as_str().to_owned(), reading);
+    }
+    if !profile.offloads.is_empty() {
+        state.interfaces = b.offloads.interfaces()?;
+        for o in &profile.offloads {
+            if let Some(f) = b.offloads.features(&o.iface)? {
+                state
+                    .offloads
+                    .insert(o.iface.to_string(), crate::offload::relevant(&f));
+            }
+        }
     }
     Ok(state)
 }
