@@ -66,6 +66,12 @@ pub struct Global {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`tcto-tune plan --json | head`), as
+    // Unix tools do, instead of panicking inside println!.
+    // SAFETY: setting a signal disposition to its default at startup, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
