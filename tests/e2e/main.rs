@@ -3,5 +3,6 @@
 //! one module per area (ripgrep's layout).
 
 mod apply;
+mod hostile;
 mod offload;
 mod plan;
