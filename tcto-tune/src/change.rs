@@ -110,6 +110,9 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// A structured document (an nftables table description).
     Json(serde_json::Value),
+    /// A symbolic link holding this target path (persist: the unit's
+    /// `.wants/` link, which systemd only honours as a symlink).
+    Symlink(String),
 }
 
 impl Value {
@@ -132,6 +135,7 @@ impl Value {
             Value::Bool(false) => "off".into(),
             Value::Bytes(b) => format!("({} bytes)", b.len()),
             Value::Json(_) => "(table)".into(),
+            Value::Symlink(t) => format!("-> {t}"),
         }
     }
 }
