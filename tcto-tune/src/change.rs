@@ -135,7 +135,7 @@ impl Value {
             Value::Bool(false) => "off".into(),
             Value::Bytes(b) => format!("({} bytes)", b.len()),
             Value::Json(_) => "(table)".into(),
-            Value::Symlink(t) => format!("-> {t}"),
+            Value::Symlink(t) => format!("(link to {t})"),
         }
     }
 }
