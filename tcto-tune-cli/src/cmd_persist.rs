@@ -112,7 +112,7 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
                 report: None,
             })?;
         } else {
-            print_text(&plan, &diffs);
+            print_text(&plan, if args.dry_run { &diffs } else { &[] });
         }
         if refused {
             return Err(apply_error(ApplyError::Refused {

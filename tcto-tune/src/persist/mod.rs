@@ -199,11 +199,17 @@ pub mod codes {
     pub const RUNTIME_MANAGER: &str = "persist-runtime-manager";
     /// A symlink sits where we would write a file.
     pub const TARGET_SYMLINK: &str = "persist-target-symlink";
+    /// A file written from another profile is replaced.
+    pub const REPLACES_PROFILE: &str = "persist-replaces-profile";
     /// nf_conntrack is built in: module files skipped.
     pub const BUILT_IN: &str = "conntrack-built-in";
 }
 
 struct Wanted {
+    /// Which part of the profile the file persists: the sysctl part
+    /// (sysctl.d, modules-load.d, modprobe.d) or the restore part
+    /// (persisted.toml, unit, link).
+    sysctl_part: bool,
     path: &'static str,
     after: Value,
     reason: String,
@@ -231,6 +237,7 @@ pub fn plan_persist(
     let name = profile.name.as_str();
     let bytes = |s: String| Value::Bytes(s.into_bytes());
     let mut wanted = vec![Wanted {
+        sysctl_part: true,
         path: SYSCTL_D_PATH,
         after: if entries.is_empty() {
             Value::Absent
@@ -261,6 +268,7 @@ pub fn plan_persist(
     }
     let header = |c: &str| sysctl_d::header(c, name);
     wanted.push(Wanted {
+        sysctl_part: true,
         path: MODULES_LOAD_PATH,
         after: if conntrack && !built_in {
             bytes(format!("{}nf_conntrack\n", header("#")))
@@ -270,6 +278,7 @@ pub fn plan_persist(
         reason: "load nf_conntrack before systemd-sysctl sets its keys".into(),
     });
     wanted.push(Wanted {
+        sysctl_part: true,
         path: MODPROBE_PATH,
         after: match buckets {
             Some(b) if !built_in => bytes(format!(
@@ -289,11 +298,13 @@ pub fn plan_persist(
     let restore = restore::needed(profile);
     let when = |v: Value| if restore { v } else { Value::Absent };
     wanted.push(Wanted {
+        sysctl_part: false,
         path: PERSISTED_PATH,
         after: when(bytes(restore::render(profile))),
         reason: "NOTRACK rules and NIC offloads to re-apply at boot".into(),
     });
     wanted.push(Wanted {
+        sysctl_part: false,
         path: UNIT_PATH,
         after: when(bytes(unit::render(
             name,
@@ -303,14 +314,33 @@ pub fn plan_persist(
         reason: "runs `tcto-tune apply --persisted` before network-pre.target".into(),
     });
     wanted.push(Wanted {
+        sysctl_part: false,
         path: WANTS_PATH,
         after: when(Value::Symlink(UNIT_PATH.into())),
         reason: "enables the unit (what `systemctl enable` would link)".into(),
     });
 
     for w in wanted {
+        // A profile persists only the parts it has: persisting a NOTRACK
+        // profile leaves the sysctl files of an earlier one alone, and the
+        // other way round. (`rollback` removes what a persist wrote.)
+        if (w.sysctl_part && entries.is_empty()) || (!w.sysctl_part && !restore) {
+            continue;
+        }
         let host = host_path(&facts.root, w.path);
         let before = facts.existing.get(&host).cloned().unwrap_or(Value::Absent);
+        if let Some(other) = written_by(&before).filter(|o| o != name) {
+            if !before.matches(&w.after) {
+                out.findings.push(
+                    Finding::new(
+                        codes::REPLACES_PROFILE,
+                        Severity::Info,
+                        format!("{host} was written from profile `{other}`; persisting `{name}` replaces it"),
+                    )
+                    .hint(format!("to keep both, persist a profile that `extends` `{other}` and adds what `{name}` sets")),
+                );
+            }
+        }
         if before.matches(&w.after) {
             if w.after != Value::Absent {
                 out.unchanged.push(Unchanged {
@@ -386,6 +416,15 @@ pub fn plan_persist(
     }
     out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
+}
+
+/// The profile named in the header of a file tcto-tune wrote.
+fn written_by(v: &Value) -> Option<String> {
+    let Value::Bytes(b) = v else { return None };
+    let text = String::from_utf8_lossy(b);
+    let first = text.lines().next()?;
+    let rest = first.split("Written by tcto-tune from profile `").nth(1)?;
+    Some(rest.split('`').next()?.to_owned())
 }
 
 /// A short description of a file value for plans and tables.

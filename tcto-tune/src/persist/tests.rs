@@ -291,22 +291,53 @@ fn offloads_make_the_unit_wait_for_their_interfaces() {
 }
 
 #[test]
-fn identical_files_are_unchanged_and_stale_ones_removed() {
-    let profile = high_conn();
+fn identical_files_are_unchanged_and_stale_ones_of_the_same_part_removed() {
     let st = state(true);
-    let first = persist(&profile, &st, &facts(loadable()));
+    let first = persist(&high_conn(), &st, &facts(loadable()));
     let mut f = facts(loadable());
     for c in &first.changes {
         f.existing.insert(c.key.clone(), c.after.clone());
     }
-    // A unit left by an earlier persist of a NOTRACK profile.
-    f.existing
-        .insert(host(UNIT_PATH), Value::Bytes(b"[Unit]\n".to_vec()));
-    let p = persist(&profile, &st, &f);
-    assert_eq!(change_paths(&p), [UNIT_PATH]);
-    assert_eq!(p.changes[0].after, Value::Absent);
-    assert_eq!(p.unchanged.len(), 3);
-    assert!(p.unchanged.iter().all(|u| u.kind == ChangeKind::File));
+    let again = persist(&high_conn(), &st, &f);
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+    assert_eq!(again.unchanged.len(), 3);
+    assert!(again.unchanged.iter().all(|u| u.kind == ChangeKind::File));
+    // A profile without conntrack keys: the module files go, sysctl.d is
+    // rewritten, and the other profile is named.
+    let p = persist(
+        &load("backlog-overflow", &BTreeMap::new()).unwrap(),
+        &st,
+        &f,
+    );
+    assert_eq!(
+        change_paths(&p),
+        [SYSCTL_D_PATH, MODULES_LOAD_PATH, MODPROBE_PATH]
+    );
+    assert_eq!(p.changes[1].after, Value::Absent);
+    assert_eq!(p.changes[2].after, Value::Absent);
+    let replaced: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|x| x.code == codes::REPLACES_PROFILE)
+        .collect();
+    assert_eq!(replaced.len(), 3, "{:?}", p.findings);
+    assert!(replaced[0].message.contains("profile `high-conn`"));
+    assert!(!codes(&again).contains(&codes::REPLACES_PROFILE));
+}
+
+#[test]
+fn each_part_is_left_alone_by_a_profile_without_it() {
+    let st = state(true);
+    let mut f = facts(loadable());
+    for c in persist(&high_conn(), &st, &facts(loadable())).changes {
+        f.existing.insert(c.key, c.after);
+    }
+    for c in persist(&notrack_profile(), &st, &facts(loadable())).changes {
+        f.existing.insert(c.key, c.after);
+    }
+    // NOTRACK over sysctls, and sysctls over NOTRACK: nothing to do.
+    assert!(persist(&notrack_profile(), &st, &f).changes.is_empty());
+    assert!(persist(&high_conn(), &st, &f).changes.is_empty());
 }
 
 #[test]
