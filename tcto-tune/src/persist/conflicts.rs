@@ -97,26 +97,23 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// The files systemd-sysctl applies, in order, split around ours:
 /// `(before ours, after ours)`.
 pub fn effective_order(sources: &[SysctlSource]) -> (Vec<&SysctlSource>, Vec<&SysctlSource>) {
+    let standalone = |s: &SysctlSource| s.dir == "/etc" && s.name == "sysctl.conf";
     let mut seen = BTreeSet::new();
-    let mut d: Vec<&SysctlSource> = sources
+    let winners: Vec<&SysctlSource> = sources
         .iter()
-        .filter(|s| s.dir != "/etc" || s.name != "sysctl.conf")
+        .filter(|s| !standalone(s))
         .filter(|s| seen.insert(s.name.clone()))
+        .collect();
+    let linked = winners.iter().any(|s| s.is_sysctl_conf && !s.masked);
+    let mut d: Vec<&SysctlSource> = winners
+        .into_iter()
         .filter(|s| s.name != SYSCTL_D_NAME && !s.masked)
         .collect();
     d.sort_by(|a, b| a.name.cmp(&b.name));
     let (before, mut after): (Vec<_>, Vec<_>) =
         d.into_iter().partition(|s| s.name.as_str() < SYSCTL_D_NAME);
-    let linked = sources
-        .iter()
-        .filter(|s| seen.contains(&s.name))
-        .any(|s| s.is_sysctl_conf && s.name != "sysctl.conf" && !s.masked);
     if !linked {
-        after.extend(
-            sources
-                .iter()
-                .filter(|s| s.dir == "/etc" && s.name == "sysctl.conf"),
-        );
+        after.extend(sources.iter().filter(|s| standalone(s)));
     }
     (before, after)
 }
@@ -335,6 +332,33 @@ mod tests {
         let f = scan(&somaxconn(), &[link, conf], &BTreeSet::new());
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].code, ALSO_SET);
+    }
+
+    #[test]
+    fn a_shadowed_link_to_sysctl_conf_does_not_count() {
+        // /usr/lib's 99-sysctl.conf links to sysctl.conf, but /etc's file of
+        // the same name wins: sysctl.conf is then only read last, by procps.
+        let conf = SysctlSource {
+            is_sysctl_conf: true,
+            ..src("/etc", "sysctl.conf", "net.core.somaxconn=1024\n")
+        };
+        let lower = SysctlSource {
+            is_sysctl_conf: true,
+            ..src(
+                "/usr/lib/sysctl.d",
+                "99-sysctl.conf",
+                "net.core.somaxconn=1024\n",
+            )
+        };
+        let upper = src("/etc/sysctl.d", "99-sysctl.conf", "# emptied\n");
+        let f = scan(&somaxconn(), &[upper, lower, conf], &BTreeSet::new());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].code, OVERRIDDEN);
+        assert!(
+            f[0].message.starts_with("/etc/sysctl.conf:1 "),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
