@@ -342,3 +342,49 @@ fn a_missing_root_is_an_error_and_is_not_created() {
     assert!(r.stderr.contains("never created"), "{r}");
     assert!(!std::path::Path::new(&missing).exists());
 }
+
+#[test]
+fn json_dry_run_has_diffs_readable_contents_and_warns_about_kube_proxy() {
+    if !require_root("json_dry_run_has_diffs_readable_contents_and_warns_about_kube_proxy") {
+        return;
+    }
+    let d = TempDir::new("persist-json");
+    std::fs::create_dir_all(format!("{}/usr/bin", d.path())).unwrap();
+    std::fs::write(format!("{}/usr/bin/kube-proxy", d.path()), b"").unwrap();
+    let r = in_netns(&format!(
+        "{} --json persist --profile high-conn --root {} --dry-run",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["profile"], "high-conn");
+    let file = format!("{}{SYSCTL_D}", d.path());
+    let change = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == file.as_str())
+        .expect("sysctl.d change");
+    assert_eq!(change["kind"], "file");
+    assert_eq!(change["before"]["type"], "absent");
+    assert!(change["after"]["value"]
+        .as_str()
+        .unwrap()
+        .contains("net.core.somaxconn = "));
+    assert!(doc["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["path"] == file.as_str() && x["diff"].as_str().unwrap().contains("+++ b")));
+    let warn = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "persist-runtime-manager")
+        .expect("kube-proxy warning");
+    assert_eq!(warn["severity"], "warn");
+    assert!(warn["message"].as_str().unwrap().contains("kube-proxy"));
+    assert!(!std::path::Path::new(&file).exists());
+}
