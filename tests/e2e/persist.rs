@@ -267,7 +267,8 @@ fn the_unit_passes_systemd_analyze_verify() {
 
     let d = TempDir::new("persist-unit-dev");
     let r = in_netns(&format!(
-        "{tt} persist --profile offload-off --set iface=veth-x --root {root} >/dev/null || exit 90\n\
+        "ip link add veth-x type veth peer name veth-y\n\
+         {tt} persist --profile offload-off --set iface=veth-x --root {root} >/dev/null || exit 90\n\
          systemd-analyze verify {root}{UNIT} || exit 91\n\
          grep -c 'sys-subsystem-net-devices-veth\\\\x2dx.device' {root}{UNIT}",
         tt = tt(&d),
@@ -387,4 +388,32 @@ fn json_dry_run_has_diffs_readable_contents_and_warns_about_kube_proxy() {
     assert_eq!(warn["severity"], "warn");
     assert!(warn["message"].as_str().unwrap().contains("kube-proxy"));
     assert!(!std::path::Path::new(&file).exists());
+}
+
+#[test]
+fn apply_persisted_reapplies_saved_offloads_checked_with_ethtool() {
+    if !require_root("apply_persisted_reapplies_saved_offloads_checked_with_ethtool") {
+        return;
+    }
+    let d = TempDir::new("persist-offload");
+    // Persist "tso and gro off" for a veth, turn them back on (a reboot),
+    // then let `apply --persisted` restore them; ethtool is the oracle.
+    let r = in_netns(&format!(
+        "ip link add veth-p type veth peer name veth-q || exit 89\n\
+         ethtool -K veth-p tso on gro on 2>/dev/null\n\
+         {tt} persist --profile offload-off --set iface=veth-p --root {root} >/dev/null || exit 90\n\
+         grep -qF sys-subsystem-net-devices-veth\\\\x2dp.device {root}{UNIT} || exit 91\n\
+         ethtool -k veth-p | grep -E '^(tcp-segmentation-offload|generic-receive-offload):'\n\
+         {tt} apply --persisted --root {root} >/dev/null || exit 92\n\
+         ethtool -k veth-p | grep -E '^(tcp-segmentation-offload|generic-receive-offload):'",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout,
+        "tcp-segmentation-offload: on\ngeneric-receive-offload: on\n\
+         tcp-segmentation-offload: off\ngeneric-receive-offload: off\n",
+        "{r}"
+    );
 }
