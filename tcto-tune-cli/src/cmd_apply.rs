@@ -1,11 +1,15 @@
 //! `tcto-tune apply`: make the plan real, as one journaled transaction.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use anyhow::Context as _;
 use clap::Args;
 use tcto_tune::apply::{apply, ApplyError, ApplyOptions, TxReport};
 use tcto_tune::journal::Journal;
-use tcto_tune::system::{LinuxEffects, SimEffects};
+use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
 
+use crate::cmd_persist::persisted_path;
 use crate::cmd_plan::compute;
 use crate::common::ProfileArgs;
 use crate::output::{print_json, require_privileges, CliError, Exit};
@@ -15,7 +19,16 @@ use crate::Global;
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
-    profile: ProfileArgs,
+    profile: Option<ProfileArgs>,
+
+    /// Apply the NOTRACK rules and NIC offloads `persist` saved in
+    /// /etc/tcto-tune/persisted.toml (what tcto-tune-restore.service runs at boot).
+    #[arg(long, conflicts_with = "ProfileArgs")]
+    persisted: bool,
+
+    /// With `--persisted`: read persisted.toml under DIR instead of `/`.
+    #[arg(long, value_name = "DIR", requires = "persisted")]
+    root: Option<PathBuf>,
 
     /// Run the transaction against a simulation of this host: same output,
     /// nothing written, no journal entry, no root needed.
@@ -59,9 +72,38 @@ pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
     })
 }
 
+/// The plan of the profile `persist` saved (NOTRACK rules and offloads),
+/// against the state of this host now.
+fn persisted_plan(root: Option<&Path>) -> anyhow::Result<tcto_tune::Plan> {
+    let path = persisted_path(root);
+    if !path.exists() {
+        return Err(CliError::new(
+            format!("nothing persisted: `{}` does not exist", path.display()),
+            Some("run `tcto-tune persist --profile NAME` first".into()),
+            Exit::Error,
+        )
+        .into());
+    }
+    let profile = tcto_tune::profile::load(&path.display().to_string(), &BTreeMap::new())
+        .with_context(|| format!("cannot load the persisted plan `{}`", path.display()))?;
+    let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
+    Ok(tcto_tune::plan(&profile, &state))
+}
+
 /// Run `apply`.
 pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
-    let plan = compute(&args.profile)?;
+    let plan = match (&args.profile, args.persisted) {
+        (Some(p), false) => compute(p)?,
+        (None, true) => persisted_plan(args.root.as_deref())?,
+        _ => {
+            return Err(CliError::new(
+                "give `--profile NAME` or `--persisted`",
+                Some("`tcto-tune profiles list` shows the built-in profiles".into()),
+                Exit::Usage,
+            )
+            .into())
+        }
+    };
     let opts = ApplyOptions {
         command: "apply".into(),
         force_after_crash: args.force_after_crash,

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use tcto_tune::system::{read_state, Backends};
-use tcto_tune::{sysctl_d, Plan, TextStyle};
+use tcto_tune::{sysctl_d, Plan, Profile, TextStyle};
 
 use crate::common::ProfileArgs;
 use crate::output::{print_json, stdout_color, Exit};
@@ -40,17 +40,25 @@ struct SysctlD {
 
 /// Compute the plan for this host.
 pub fn compute(profile: &ProfileArgs) -> anyhow::Result<Plan> {
-    let (profile, opts) = profile.resolve()?;
+    Ok(compute_with_profile(profile)?.1)
+}
+
+/// Compute the plan for this host, and return the resolved profile with it.
+pub fn compute_with_profile(args: &ProfileArgs) -> anyhow::Result<(Profile, Plan)> {
+    let (profile, opts) = args.resolve()?;
     let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
-    Ok(tcto_tune::plan_with(&profile, &state, &opts))
+    let plan = tcto_tune::plan_with(&profile, &state, &opts);
+    Ok((profile, plan))
 }
 
 /// Run `plan`.
 pub fn run(g: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
-    let plan = compute(&args.profile)?;
+    let (profile, plan) = compute_with_profile(&args.profile)?;
     let path = format!("/etc/sysctl.d/{}", sysctl_d::SYSCTL_D_NAME);
     let old = std::fs::read_to_string(&path).ok();
-    let diff = sysctl_d::unified_diff(&path, old.as_deref(), &sysctl_d::render(&plan));
+    let entries = sysctl_d::entries(&profile, &plan);
+    let new = sysctl_d::render(&profile.name, &entries);
+    let diff = sysctl_d::unified_diff(&path, old.as_deref(), Some(&new));
     if g.json {
         print_json(&PlanDoc {
             plan: &plan,

@@ -7,6 +7,7 @@
 
 mod cmd_apply;
 mod cmd_history;
+mod cmd_persist;
 mod cmd_plan;
 mod cmd_profiles;
 mod cmd_rollback;
@@ -50,6 +51,10 @@ enum Command {
     Apply(cmd_apply::ApplyArgs),
     /// Undo the last transaction (or every one back to `--to ID`).
     Rollback(cmd_rollback::RollbackArgs),
+    /// Write the files that make a profile survive a reboot (sysctl.d,
+    /// modules-load.d, modprobe.d, a boot unit), as one journaled
+    /// transaction; `--dry-run` prints their diffs.
+    Persist(cmd_persist::PersistArgs),
     /// List past transactions, newest first.
     History(cmd_history::HistoryArgs),
     /// List or show the built-in profiles.
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd_plan::run(&global, args),
         Command::Apply(args) => cmd_apply::run(&global, args),
         Command::Rollback(args) => cmd_rollback::run(&global, args),
+        Command::Persist(args) => cmd_persist::run(&global, args),
         Command::History(args) => cmd_history::run(&global, args),
         Command::Profiles(cmd) => cmd_profiles::run(&global, cmd),
     };

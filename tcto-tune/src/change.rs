@@ -106,10 +106,15 @@ pub enum Value {
     Text(String),
     /// On or off (an offload feature).
     Bool(bool),
-    /// Raw bytes (a file's content).
-    Bytes(Vec<u8>),
+    /// Raw bytes (a file's content). Serialized as a JSON string when it is
+    /// UTF-8 (readable plans and journal records), else as an array of bytes;
+    /// both forms deserialize.
+    Bytes(#[serde(with = "bytes_serde")] Vec<u8>),
     /// A structured document (an nftables table description).
     Json(serde_json::Value),
+    /// A symbolic link holding this target path (persist: the unit's
+    /// `.wants/` link, which systemd only honours as a symlink).
+    Symlink(String),
 }
 
 impl Value {
@@ -132,7 +137,32 @@ impl Value {
             Value::Bool(false) => "off".into(),
             Value::Bytes(b) => format!("({} bytes)", b.len()),
             Value::Json(_) => "(table)".into(),
+            Value::Symlink(t) => format!("(link to {t})"),
         }
+    }
+}
+
+mod bytes_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(b) {
+            Ok(t) => s.serialize_str(t),
+            Err(_) => s.collect_seq(b),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Raw(Vec<u8>),
+        }
+        Ok(match Repr::deserialize(d)? {
+            Repr::Text(t) => t.into_bytes(),
+            Repr::Raw(b) => b,
+        })
     }
 }
 
@@ -181,5 +211,25 @@ impl Change {
             before: current.map_or(Value::Absent, |c| Value::Text(normalize(c))),
             after: Value::Text(normalize(desired)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_bytes_serialize_as_text_when_utf8_and_round_trip() {
+        let text = Value::Bytes(b"a = 1\n".to_vec());
+        let json = serde_json::to_string(&text).unwrap();
+        assert_eq!(json, r#"{"type":"bytes","value":"a = 1\n"}"#);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), text);
+        let raw = Value::Bytes(vec![b'a', 0xff]);
+        let json = serde_json::to_string(&raw).unwrap();
+        assert_eq!(json, r#"{"type":"bytes","value":[97,255]}"#);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), raw);
+        let link = Value::Symlink("/x".into());
+        let json = serde_json::to_string(&link).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), link);
     }
 }

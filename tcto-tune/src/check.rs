@@ -111,6 +111,12 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("offload-on-loopback", "refuse", "the plan changes offloads of `lo`, which has no NIC and cannot be the cause of connect timeouts"),
     ("offload-group-mixed", "warn", "a group (e.g. tso) reads on while some changeable members are off; rollback turns the whole group on"),
     ("not-supported-yet", "skip", "this kind of fix has no backend in this build"),
+    ("persist-overridden-by", "refuse/warn", "persist: another sysctl.d file (or /etc/sysctl.conf) applied after 99-tcto-tune.conf sets one of our keys to another value, so it would win at boot; the finding names FILE:LINE; with --allow it is a warning"),
+    ("persist-also-set", "info", "persist: another file sets one of our keys but ours wins at boot (applied before ours, or after it with the same value)"),
+    ("persist-runtime-manager", "warn", "persist: kube-proxy or TuneD is present; both rewrite conntrack and backlog sysctls at their own start, after systemd-sysctl"),
+    ("persist-target-symlink", "refuse", "persist: a symbolic link sits where tcto-tune would write a file; it is never followed (allowing the code does not make the write follow it)"),
+    ("persist-replaces-profile", "info", "persist: a file tcto-tune wrote from another profile is replaced; each part (sysctls, NOTRACK/offloads) holds one profile at a time"),
+    ("conntrack-built-in", "info/skip", "persist: nf_conntrack is built into the kernel, so no modules-load.d or modprobe.d file is written (hash size: kernel command line)"),
 ];
 
 /// Bytes of kernel memory per conntrack entry (struct nf_conn and its

@@ -34,11 +34,12 @@ pub mod fix;
 pub mod journal;
 pub mod names;
 pub mod offload;
+pub mod persist;
 pub mod plan;
 pub mod profile;
 mod render;
 pub mod state;
-pub mod sysctl_d;
+pub use persist::sysctl_d;
 pub mod system;
 
 pub use change::{Change, ChangeKind, Target, Value};

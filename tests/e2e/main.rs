@@ -5,4 +5,5 @@
 mod apply;
 mod hostile;
 mod offload;
+mod persist;
 mod plan;

@@ -45,6 +45,7 @@ impl Effects for LinuxEffects {
                 .read(&sysctl_name(key)?)?
                 .map_or(Value::Absent, Value::Text)),
             Target::Offload { iface, feature } => read_group(&self.offloads, iface, feature),
+            Target::File { path } => super::files::read_file(std::path::Path::new(path)),
             other => Err(SystemError::Unsupported {
                 what: format!("reading {other}"),
             }),
@@ -57,6 +58,7 @@ impl Effects for LinuxEffects {
             (Target::Offload { iface, feature }, Value::Bool(on)) => {
                 write_group(&mut self.offloads, iface, feature, *on)
             }
+            (Target::File { path }, v) => super::files::write_file(std::path::Path::new(path), v),
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
             }),

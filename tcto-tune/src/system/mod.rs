@@ -8,6 +8,7 @@
 
 mod effects;
 mod ethtool;
+mod files;
 mod linux;
 mod offloads;
 mod sim;
@@ -17,6 +18,7 @@ use std::collections::BTreeSet;
 
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
+pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use offloads::{read_group, write_group, Offloads, SetReport, SimOffloads};
 pub use sim::{SimHost, SimSockets, SimSysctls};
@@ -91,6 +93,25 @@ pub enum SystemError {
         /// What kept it.
         why: String,
     },
+    /// A file operation failed (persist).
+    #[error("cannot {action} `{path}`")]
+    File {
+        /// What was being done.
+        action: &'static str,
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A symbolic link sits where tcto-tune writes a regular file.
+    #[error("refusing to write `{path}`: it is a symbolic link to `{link}`, and tcto-tune never follows one at its target")]
+    FileIsSymlink {
+        /// Path.
+        path: String,
+        /// Where the link points.
+        link: String,
+    },
     /// This kind of change has no backend on this build.
     #[error("{what} is not supported by this backend")]
     Unsupported {
@@ -107,7 +128,9 @@ impl SystemError {
             | SystemError::SysctlWrite { source, .. }
             | SystemError::Netlink { source, .. }
             | SystemError::Proc { source, .. }
-            | SystemError::Ethtool { source, .. } => source.raw_os_error(),
+            | SystemError::Ethtool { source, .. }
+            | SystemError::File { source, .. } => source.raw_os_error(),
+            SystemError::FileIsSymlink { .. } => Some(libc::ELOOP),
             SystemError::Unsupported { .. } | SystemError::OffloadNotTaken { .. } => None,
         }
     }

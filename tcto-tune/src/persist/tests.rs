@@ -1,0 +1,437 @@
+//! The persist planner from fixtures: which files, what is in them, which
+//! findings. Snapshots show the files exactly as an admin would read them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::*;
+use crate::profile::{load, load_text, ProfileOrigin};
+use crate::state::{SysctlReading, SystemState};
+
+const ROOT: &str = "/img";
+
+fn host(p: &str) -> String {
+    host_path(ROOT, p)
+}
+
+fn state(initial: bool) -> SystemState {
+    let mut s = SystemState {
+        in_initial_netns: initial,
+        mem_total_bytes: Some(16 << 30),
+        ..Default::default()
+    };
+    let ct = |v: &str| {
+        if initial {
+            SysctlReading::rw(v)
+        } else {
+            SysctlReading::ro(v)
+        }
+    };
+    for (k, r) in [
+        ("net.core.somaxconn", SysctlReading::rw("1024")),
+        ("net.ipv4.tcp_max_syn_backlog", SysctlReading::rw("16384")),
+        (
+            "net.core.netdev_max_backlog",
+            if initial {
+                SysctlReading::rw("1000")
+            } else {
+                SysctlReading::missing()
+            },
+        ),
+        ("net.netfilter.nf_conntrack_buckets", ct("16384")),
+        ("net.netfilter.nf_conntrack_max", ct("65536")),
+        ("net.netfilter.nf_conntrack_count", SysctlReading::ro("12")),
+        (
+            "net.netfilter.nf_conntrack_tcp_timeout_established",
+            SysctlReading::rw("432000"),
+        ),
+        (
+            "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
+            SysctlReading::rw("120"),
+        ),
+        (
+            "net.netfilter.nf_conntrack_tcp_timeout_close_wait",
+            SysctlReading::rw("60"),
+        ),
+        ("net.ipv4.tcp_keepalive_time", SysctlReading::rw("7200")),
+    ] {
+        s.sysctls.insert(k.into(), r);
+    }
+    s
+}
+
+fn facts(module: ModuleState) -> PersistFacts {
+    PersistFacts {
+        root: ROOT.into(),
+        existing: MANAGED_FILES
+            .iter()
+            .map(|f| (host(f), Value::Absent))
+            .collect(),
+        module,
+        ..Default::default()
+    }
+}
+
+fn loadable() -> ModuleState {
+    ModuleState::Loadable {
+        evidence: "test".into(),
+    }
+}
+
+fn opts() -> PersistOptions {
+    PersistOptions {
+        exec: "/usr/local/bin/tcto-tune".into(),
+        ..Default::default()
+    }
+}
+
+fn persist(profile: &Profile, st: &SystemState, f: &PersistFacts) -> Plan {
+    let runtime = crate::plan(profile, st);
+    plan_persist(profile, &runtime, f, &opts())
+}
+
+fn high_conn() -> Profile {
+    load("high-conn", &BTreeMap::new()).unwrap()
+}
+
+fn notrack_profile() -> Profile {
+    let vars = [
+        ("frontend", "10.0.1.0/24"),
+        ("backend", "10.0.2.0/24"),
+        ("port", "8080"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    load("trusted-notrack", &vars).unwrap()
+}
+
+fn content(p: &Plan, path: &str) -> String {
+    let c = p
+        .changes
+        .iter()
+        .find(|c| c.key == host(path))
+        .unwrap_or_else(|| panic!("no change for {path}: {p:#?}"));
+    match &c.after {
+        Value::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+fn change_paths(p: &Plan) -> Vec<&str> {
+    p.changes
+        .iter()
+        .map(|c| c.key.strip_prefix(ROOT).unwrap())
+        .collect()
+}
+
+fn codes(p: &Plan) -> Vec<&str> {
+    p.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+#[test]
+fn high_conn_with_a_loadable_module_writes_three_files() {
+    let p = persist(&high_conn(), &state(true), &facts(loadable()));
+    assert_eq!(
+        change_paths(&p),
+        [SYSCTL_D_PATH, MODULES_LOAD_PATH, MODPROBE_PATH]
+    );
+    assert!(p.changes.iter().all(|c| c.before == Value::Absent));
+    insta::assert_snapshot!("high_conn_sysctl_d", content(&p, SYSCTL_D_PATH));
+    insta::assert_snapshot!("high_conn_modules_load", content(&p, MODULES_LOAD_PATH));
+    insta::assert_snapshot!("high_conn_modprobe", content(&p, MODPROBE_PATH));
+    assert!(p.refusals().is_empty(), "{:?}", p.findings);
+}
+
+#[test]
+fn built_in_conntrack_skips_the_module_files_and_says_so() {
+    let p = persist(
+        &high_conn(),
+        &state(true),
+        &facts(ModuleState::BuiltIn {
+            evidence: "no initstate".into(),
+        }),
+    );
+    assert_eq!(change_paths(&p), [SYSCTL_D_PATH]);
+    let f = p
+        .findings
+        .iter()
+        .find(|f| f.code == codes::BUILT_IN)
+        .expect("built-in finding");
+    assert_eq!(f.severity, Severity::Info);
+    assert!(f
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("nf_conntrack.hashsize=65536"));
+    let skipped: Vec<&str> = p.skipped.iter().map(|s| s.code.as_str()).collect();
+    assert_eq!(skipped, [codes::BUILT_IN, codes::BUILT_IN]);
+    // The buckets stay in sysctl.d: the only runtime way to size the hash.
+    assert!(content(&p, SYSCTL_D_PATH).contains("net.netfilter.nf_conntrack_buckets = 65536"));
+}
+
+#[test]
+fn unknown_module_state_writes_the_module_files() {
+    let p = persist(&high_conn(), &state(true), &facts(ModuleState::Unknown));
+    assert_eq!(
+        change_paths(&p),
+        [SYSCTL_D_PATH, MODULES_LOAD_PATH, MODPROBE_PATH]
+    );
+    assert!(!codes(&p).contains(&codes::BUILT_IN));
+}
+
+#[test]
+fn no_conntrack_key_no_module_files() {
+    let p = persist(
+        &load("backlog-overflow", &BTreeMap::new()).unwrap(),
+        &state(true),
+        &facts(loadable()),
+    );
+    assert_eq!(change_paths(&p), [SYSCTL_D_PATH]);
+    assert!(p.skipped.is_empty());
+}
+
+#[test]
+fn keys_not_writable_in_a_child_namespace_are_still_persisted() {
+    // In a child namespace the conntrack globals are read-only and
+    // netdev_max_backlog is absent: skipped at runtime, set at boot.
+    let p = persist(&high_conn(), &state(false), &facts(loadable()));
+    let text = content(&p, SYSCTL_D_PATH);
+    assert!(
+        text.contains("net.netfilter.nf_conntrack_max = 262144"),
+        "{text}"
+    );
+    assert!(
+        text.contains("net.core.netdev_max_backlog = 16384"),
+        "{text}"
+    );
+    // An at_least already exceeded persists the higher current value, so
+    // boot never lowers it.
+    assert!(
+        text.contains("net.ipv4.tcp_max_syn_backlog = 16384"),
+        "{text}"
+    );
+}
+
+#[test]
+fn removed_keys_are_not_persisted_and_refuse() {
+    let profile = load_text(
+        ProfileOrigin::File(PathBuf::from("/p/old.toml")),
+        "[backlog]\nsomaxconn = 4096\n[sysctl]\n\"net.ipv4.tcp_tw_recycle\" = 1\n",
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let p = persist(&profile, &state(true), &facts(loadable()));
+    let text = content(&p, SYSCTL_D_PATH);
+    assert!(!text.contains("tcp_tw_recycle"), "{text}");
+    assert!(text.contains("net.core.somaxconn = 4096"), "{text}");
+    assert!(codes(&p).contains(&"removed-key"));
+    assert!(!p.refusals().is_empty());
+}
+
+#[test]
+fn runtime_findings_carry_over() {
+    let mut profile = high_conn();
+    profile.add_listener(8080, Some(511));
+    let p = persist(&profile, &state(true), &facts(loadable()));
+    assert!(
+        p.refusals()
+            .iter()
+            .any(|f| f.code == "somaxconn-above-app-backlog"),
+        "{:?}",
+        p.findings
+    );
+}
+
+#[test]
+fn notrack_writes_the_plan_the_unit_and_its_link() {
+    let profile = notrack_profile();
+    let p = persist(&profile, &state(true), &facts(loadable()));
+    assert_eq!(change_paths(&p), [PERSISTED_PATH, UNIT_PATH, WANTS_PATH]);
+    let toml = content(&p, PERSISTED_PATH);
+    insta::assert_snapshot!("notrack_persisted_toml", toml);
+    insta::assert_snapshot!("notrack_unit", content(&p, UNIT_PATH));
+    let link = p
+        .changes
+        .iter()
+        .find(|c| c.key == host(WANTS_PATH))
+        .unwrap();
+    assert_eq!(link.after, Value::Symlink(UNIT_PATH.into()));
+    // The saved plan loads back as the same NOTRACK flows.
+    let back = load_text(
+        ProfileOrigin::File(PathBuf::from(PERSISTED_PATH)),
+        &toml,
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(back.notrack, profile.notrack);
+    assert_eq!(back.name, "trusted-notrack");
+    assert!(back.sysctl_targets().is_empty());
+}
+
+#[test]
+fn offloads_make_the_unit_wait_for_their_interfaces() {
+    let vars = [("iface".to_owned(), "veth-a".to_owned())]
+        .into_iter()
+        .collect();
+    let profile = load("offload-off", &vars).unwrap();
+    let p = persist(&profile, &state(true), &facts(loadable()));
+    let unit = content(&p, UNIT_PATH);
+    assert!(
+        unit.contains("Wants=sys-subsystem-net-devices-veth\\x2da.device\nAfter=sys-subsystem-net-devices-veth\\x2da.device\n"),
+        "{unit}"
+    );
+    let back = load_text(
+        ProfileOrigin::File(PathBuf::from(PERSISTED_PATH)),
+        &content(&p, PERSISTED_PATH),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(back.offloads, profile.offloads);
+}
+
+#[test]
+fn identical_files_are_unchanged_and_stale_ones_of_the_same_part_removed() {
+    let st = state(true);
+    let first = persist(&high_conn(), &st, &facts(loadable()));
+    let mut f = facts(loadable());
+    for c in &first.changes {
+        f.existing.insert(c.key.clone(), c.after.clone());
+    }
+    let again = persist(&high_conn(), &st, &f);
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+    assert_eq!(again.unchanged.len(), 3);
+    assert!(again.unchanged.iter().all(|u| u.kind == ChangeKind::File));
+    // A profile without conntrack keys: the module files go, sysctl.d is
+    // rewritten, and the other profile is named.
+    let p = persist(
+        &load("backlog-overflow", &BTreeMap::new()).unwrap(),
+        &st,
+        &f,
+    );
+    assert_eq!(
+        change_paths(&p),
+        [SYSCTL_D_PATH, MODULES_LOAD_PATH, MODPROBE_PATH]
+    );
+    assert_eq!(p.changes[1].after, Value::Absent);
+    assert_eq!(p.changes[2].after, Value::Absent);
+    let replaced: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|x| x.code == codes::REPLACES_PROFILE)
+        .collect();
+    assert_eq!(replaced.len(), 3, "{:?}", p.findings);
+    assert!(replaced[0].message.contains("profile `high-conn`"));
+    assert!(!codes(&again).contains(&codes::REPLACES_PROFILE));
+}
+
+#[test]
+fn each_part_is_left_alone_by_a_profile_without_it() {
+    let st = state(true);
+    let mut f = facts(loadable());
+    for c in persist(&high_conn(), &st, &facts(loadable())).changes {
+        f.existing.insert(c.key, c.after);
+    }
+    for c in persist(&notrack_profile(), &st, &facts(loadable())).changes {
+        f.existing.insert(c.key, c.after);
+    }
+    // NOTRACK over sysctls, and sysctls over NOTRACK: nothing to do.
+    assert!(persist(&notrack_profile(), &st, &f).changes.is_empty());
+    assert!(persist(&high_conn(), &st, &f).changes.is_empty());
+}
+
+#[test]
+fn a_symlink_at_a_target_refuses() {
+    let mut f = facts(loadable());
+    f.existing
+        .insert(host(SYSCTL_D_PATH), Value::Symlink("/etc/shadow".into()));
+    let p = persist(&high_conn(), &state(true), &f);
+    let r = p.refusals();
+    assert_eq!(r.len(), 1, "{:?}", p.findings);
+    assert_eq!(r[0].code, codes::TARGET_SYMLINK);
+    assert!(r[0].message.contains("/etc/shadow"));
+    // Without the link: no such finding (the other tests), and a link
+    // where we want a link is fine.
+    let mut f = facts(loadable());
+    f.existing
+        .insert(host(WANTS_PATH), Value::Symlink("/old/unit".into()));
+    let p = persist(&notrack_profile(), &state(true), &f);
+    assert!(p.refusals().is_empty(), "{:?}", p.findings);
+}
+
+#[test]
+fn kube_proxy_or_tuned_warns_only_when_sysctls_are_persisted() {
+    let mut f = facts(loadable());
+    f.managers.push(Manager {
+        name: "kube-proxy".into(),
+        evidence: "/usr/bin/kube-proxy".into(),
+    });
+    let p = persist(&high_conn(), &state(true), &f);
+    let w: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|x| x.code == codes::RUNTIME_MANAGER)
+        .collect();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Warn);
+    assert!(w[0].message.contains("kube-proxy"));
+    let p = persist(&notrack_profile(), &state(true), &f);
+    assert!(!codes(&p).contains(&codes::RUNTIME_MANAGER));
+    let p = persist(&high_conn(), &state(true), &facts(loadable()));
+    assert!(!codes(&p).contains(&codes::RUNTIME_MANAGER));
+}
+
+#[test]
+fn conflicting_file_refuses_through_the_planner() {
+    let mut f = facts(loadable());
+    f.sysctl_sources.push(SysctlSource {
+        dir: "/etc/sysctl.d".into(),
+        name: "99-zzz.conf".into(),
+        path: host("/etc/sysctl.d/99-zzz.conf"),
+        text: "net.core.somaxconn = 1024\n".into(),
+        masked: false,
+        is_sysctl_conf: false,
+    });
+    let p = persist(&high_conn(), &state(true), &f);
+    let r = p.refusals();
+    assert_eq!(r.len(), 1);
+    assert!(
+        r[0].message.starts_with("/img/etc/sysctl.d/99-zzz.conf:1 "),
+        "{}",
+        r[0]
+    );
+    let allowed = plan_persist(
+        &high_conn(),
+        &crate::plan(&high_conn(), &state(true)),
+        &f,
+        &PersistOptions {
+            allow: [codes::OVERRIDDEN.to_owned()].into_iter().collect(),
+            ..opts()
+        },
+    );
+    assert!(allowed.refusals().is_empty());
+}
+
+#[test]
+fn diff_of_a_replaced_file() {
+    let mut f = facts(loadable());
+    f.existing.insert(
+        host(MODULES_LOAD_PATH),
+        Value::Bytes(b"# old\nnf_conntrack\n".to_vec()),
+    );
+    let p = persist(&high_conn(), &state(true), &f);
+    let c = p
+        .changes
+        .iter()
+        .find(|c| c.key == host(MODULES_LOAD_PATH))
+        .unwrap();
+    insta::assert_snapshot!("diff_modules_load", diff(c));
+}
+
+#[test]
+fn exec_paths_are_checked() {
+    assert!(check_exec("/usr/local/bin/tcto-tune").is_ok());
+    assert!(check_exec("tcto-tune").is_err());
+    assert!(check_exec("/usr/bin/a\"b").is_err());
+    assert!(check_exec("/usr/bin/a\nb").is_err());
+}

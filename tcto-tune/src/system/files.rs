@@ -1,0 +1,486 @@
+//! Files: the only place tcto-tune reads or writes configuration files.
+//!
+//! `persist` changes files under /etc (or under an image's `--root`) as a
+//! transaction: the journal records each file's prior content, a failure
+//! midway restores them, `rollback` restores them later. That only works if
+//! every write is all-or-nothing and never lands somewhere unexpected, so a
+//! write here is: a temporary file in the same directory, `fsync`, `rename`
+//! over the target, `fsync` of the directory. A symbolic link planted at the
+//! target is refused, never followed (someone pointing
+//! `/etc/sysctl.d/99-tcto-tune.conf` at `/etc/shadow` gets an error, not a
+//! clobbered file). Parent directories missing under the root are created
+//! (0755); they are left behind on rollback, empty, and are harmless.
+//!
+//! The read-only helpers below gather what the pure `persist` planner needs:
+//! the current content of our targets, the sysctl.d files that compete with
+//! ours at boot, whether nf_conntrack is built in, and whether kube-proxy or
+//! TuneD would rewrite our values.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::SystemError;
+use crate::change::Value;
+use crate::persist::{
+    Manager, ModuleState, PersistFacts, SysctlSource, MANAGED_FILES, SYSCTL_CONF, SYSCTL_DIRS,
+};
+
+/// Mode of every file tcto-tune writes.
+pub const FILE_MODE: u32 = 0o644;
+/// Largest file `read_file` accepts: our files are a few hundred bytes, and
+/// the journal keeps a copy of whatever it reads.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+fn err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SystemError + 'a {
+    move |source| SystemError::File {
+        action,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What a path holds, without following a final symlink: `Absent`,
+/// `Symlink(target)` or `Bytes(content)`. A directory or device is an error.
+pub fn read_file(path: &Path) -> Result<Value, SystemError> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Value::Absent),
+        Err(e) => return Err(err("inspect", path)(e)),
+        Ok(m) => m,
+    };
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let link = fs::read_link(path).map_err(err("read link", path))?;
+        return Ok(Value::Symlink(link.display().to_string()));
+    }
+    if !ft.is_file() {
+        return Err(err("read", path)(io::Error::other("not a regular file")));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(err("read", path)(io::Error::other(format!(
+            "larger than {MAX_FILE_BYTES} bytes"
+        ))));
+    }
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(err("open", path))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(err("read", path))?;
+    Ok(Value::Bytes(buf))
+}
+
+/// Make `path` hold `value`: `Bytes` (atomic write, mode 0644), `Symlink`
+/// (atomic replace) or `Absent` (remove). Refuses to replace a symlink with
+/// a file, and any other kind of value.
+pub fn write_file(path: &Path, value: &Value) -> Result<(), SystemError> {
+    if !path.is_absolute() {
+        return Err(err("write", path)(io::Error::other("not an absolute path")));
+    }
+    match value {
+        Value::Absent => remove(path),
+        Value::Bytes(b) => write_bytes(path, b),
+        Value::Symlink(t) => write_symlink(path, t),
+        other => Err(SystemError::Unsupported {
+            what: format!("writing {} to file `{}`", other.display(), path.display()),
+        }),
+    }
+}
+
+fn parent_of(path: &Path) -> Result<&Path, SystemError> {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| err("write", path)(io::Error::other("no parent directory")))
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), SystemError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(err("create directory", dir))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SystemError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err("fsync directory", dir))
+}
+
+/// What sits at `path` now, by `lstat`.
+enum Existing {
+    Nothing,
+    Symlink(PathBuf),
+    Dir,
+    Other,
+}
+
+fn existing(path: &Path) -> Result<Existing, SystemError> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Existing::Nothing),
+        Err(e) => Err(err("inspect", path)(e)),
+        Ok(m) if m.file_type().is_symlink() => Ok(Existing::Symlink(
+            fs::read_link(path).map_err(err("read link", path))?,
+        )),
+        Ok(m) if m.is_dir() => Ok(Existing::Dir),
+        Ok(_) => Ok(Existing::Other),
+    }
+}
+
+fn refuse_links_and_dirs(path: &Path) -> Result<(), SystemError> {
+    match existing(path)? {
+        Existing::Symlink(link) => Err(SystemError::FileIsSymlink {
+            path: path.display().to_string(),
+            link: link.display().to_string(),
+        }),
+        Existing::Dir => Err(err("replace", path)(io::Error::from_raw_os_error(
+            libc::EISDIR,
+        ))),
+        Existing::Nothing | Existing::Other => Ok(()),
+    }
+}
+
+/// Removes the temporary file unless the rename happened.
+struct TempFile {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn temp_path(path: &Path) -> Result<PathBuf, SystemError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| err("write", path)(io::Error::other("no file name")))?;
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".tcto-tune-{}.tmp", std::process::id()));
+    Ok(parent_of(path)?.join(tmp))
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SystemError> {
+    let dir = parent_of(path)?;
+    ensure_dir(dir)?;
+    refuse_links_and_dirs(path)?;
+    let tmp = TempFile {
+        path: temp_path(path)?,
+        committed: false,
+    };
+    // A stale temp file of ours (a crash of this very pid number) goes first;
+    // create_new then guarantees nobody else's file or link is written through.
+    if let Existing::Other | Existing::Symlink(_) = existing(&tmp.path)? {
+        fs::remove_file(&tmp.path).map_err(err("remove stale", &tmp.path))?;
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp.path)
+        .map_err(err("create", &tmp.path))?;
+    // The umask may have masked bits off: make the mode exact.
+    f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+        .map_err(err("chmod", &tmp.path))?;
+    f.write_all(bytes).map_err(err("write", &tmp.path))?;
+    f.sync_all().map_err(err("fsync", &tmp.path))?;
+    drop(f);
+    // Checked again right before the rename: a link planted meanwhile is
+    // refused too (rename would replace, not follow, it; we still refuse).
+    refuse_links_and_dirs(path)?;
+    commit(tmp, path, dir)
+}
+
+fn commit(mut tmp: TempFile, path: &Path, dir: &Path) -> Result<(), SystemError> {
+    fs::rename(&tmp.path, path).map_err(err("rename into place", path))?;
+    tmp.committed = true;
+    sync_dir(dir)
+}
+
+fn write_symlink(path: &Path, target: &str) -> Result<(), SystemError> {
+    let dir = parent_of(path)?;
+    ensure_dir(dir)?;
+    if let Existing::Dir = existing(path)? {
+        return Err(err("replace", path)(io::Error::from_raw_os_error(
+            libc::EISDIR,
+        )));
+    }
+    let tmp = TempFile {
+        path: temp_path(path)?,
+        committed: false,
+    };
+    if !matches!(existing(&tmp.path)?, Existing::Nothing) {
+        fs::remove_file(&tmp.path).map_err(err("remove stale", &tmp.path))?;
+    }
+    std::os::unix::fs::symlink(target, &tmp.path).map_err(err("create link", &tmp.path))?;
+    commit(tmp, path, dir)
+}
+
+fn remove(path: &Path) -> Result<(), SystemError> {
+    match existing(path)? {
+        Existing::Nothing => Ok(()),
+        Existing::Dir => Err(err("remove", path)(io::Error::from_raw_os_error(
+            libc::EISDIR,
+        ))),
+        Existing::Symlink(_) | Existing::Other => {
+            fs::remove_file(path).map_err(err("remove", path))?;
+            sync_dir(parent_of(path)?)
+        }
+    }
+}
+
+/// Check that `root` exists and is a directory (it is never created: a
+/// typo in an image path must not write a fresh tree somewhere).
+pub fn check_root(root: &Path) -> Result<PathBuf, SystemError> {
+    let meta = fs::metadata(root).map_err(err("use root directory", root))?;
+    if !meta.is_dir() {
+        return Err(err("use root directory", root)(
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
+    if !root.is_absolute() {
+        return fs::canonicalize(root).map_err(err("resolve root directory", root));
+    }
+    Ok(root.to_owned())
+}
+
+/// `root` joined with an absolute in-system path (`/etc/x` -> `ROOT/etc/x`).
+pub fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// Gather everything the persist planner needs from the system under `root`
+/// (`/` for the live host).
+pub fn read_persist_facts(root: &Path) -> Result<PersistFacts, SystemError> {
+    let root = check_root(root)?;
+    let mut facts = PersistFacts {
+        root: root.display().to_string(),
+        ..Default::default()
+    };
+    for f in MANAGED_FILES {
+        let host = under(&root, f);
+        facts
+            .existing
+            .insert(host.display().to_string(), read_file(&host)?);
+    }
+    facts.sysctl_sources = read_sysctl_sources(&root)?;
+    facts.module = conntrack_module(&root);
+    facts.managers = managers(&root);
+    Ok(facts)
+}
+
+fn read_sysctl_sources(root: &Path) -> Result<Vec<SysctlSource>, SystemError> {
+    let mut out = Vec::new();
+    let conf = under(root, SYSCTL_CONF);
+    for dir in SYSCTL_DIRS {
+        let host_dir = under(root, dir);
+        let entries = match fs::read_dir(&host_dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => continue,
+            Err(e) => return Err(err("list", &host_dir)(e)),
+            Ok(it) => it,
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".conf"))
+            .collect();
+        names.sort();
+        for name in names {
+            let host = host_dir.join(&name);
+            let (target, masked) = resolve_in_root(root, &host);
+            let is_conf = target.as_deref() == Some(conf.as_path());
+            let text = if masked {
+                String::new()
+            } else {
+                match fs::read(target.as_deref().unwrap_or(&host)) {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    // A dangling link or an unreadable file: systemd skips it too.
+                    Err(_) => continue,
+                }
+            };
+            out.push(SysctlSource {
+                dir: dir.to_string(),
+                name,
+                path: host.display().to_string(),
+                text,
+                masked,
+                is_sysctl_conf: is_conf,
+            });
+        }
+    }
+    if let Ok(b) = fs::read(&conf) {
+        out.push(SysctlSource {
+            dir: "/etc".into(),
+            name: "sysctl.conf".into(),
+            path: conf.display().to_string(),
+            text: String::from_utf8_lossy(&b).into_owned(),
+            masked: false,
+            is_sysctl_conf: true,
+        });
+    }
+    Ok(out)
+}
+
+/// Where a sysctl.d entry points, resolving one level of symlink inside
+/// `root` (an image's absolute links point into the image), and whether it
+/// is masked (a link to /dev/null).
+fn resolve_in_root(root: &Path, path: &Path) -> (Option<PathBuf>, bool) {
+    let Ok(link) = fs::read_link(path) else {
+        return (None, false);
+    };
+    if link == Path::new("/dev/null") {
+        return (None, true);
+    }
+    let target = if link.is_absolute() {
+        under(root, &link.display().to_string())
+    } else {
+        path.parent().unwrap_or(root).join(link)
+    };
+    let target = fs::canonicalize(&target).unwrap_or(target);
+    if fs::metadata(&target).is_ok_and(|m| m.file_type().is_char_device()) {
+        return (None, true);
+    }
+    (Some(target), false)
+}
+
+fn kernel_release() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn module_lists(dir: &Path) -> Option<ModuleState> {
+    let builtin = dir.join("modules.builtin");
+    if fs::read_to_string(&builtin)
+        .is_ok_and(|t| t.lines().any(|l| l.ends_with("/nf_conntrack.ko")))
+    {
+        return Some(ModuleState::BuiltIn {
+            evidence: format!("listed in {}", builtin.display()),
+        });
+    }
+    let dep = dir.join("modules.dep");
+    if fs::read_to_string(&dep).is_ok_and(|t| {
+        t.lines().any(|l| {
+            l.split(':')
+                .next()
+                .is_some_and(|m| m.contains("/nf_conntrack.ko"))
+        })
+    }) {
+        return Some(ModuleState::Loadable {
+            evidence: format!("listed in {}", dep.display()),
+        });
+    }
+    None
+}
+
+/// Whether nf_conntrack is built into the kernel the files are for.
+fn conntrack_module(root: &Path) -> ModuleState {
+    if root == Path::new("/") {
+        let sys = Path::new("/sys/module/nf_conntrack");
+        if sys.is_dir() {
+            // Loadable modules have an initstate file; built-in ones do not.
+            return if sys.join("initstate").exists() {
+                ModuleState::Loadable {
+                    evidence: "/sys/module/nf_conntrack/initstate exists (a loaded module)".into(),
+                }
+            } else {
+                ModuleState::BuiltIn {
+                    evidence: "/sys/module/nf_conntrack has no initstate (built in)".into(),
+                }
+            };
+        }
+        if let Some(s) =
+            kernel_release().and_then(|rel| module_lists(&Path::new("/lib/modules").join(rel)))
+        {
+            return s;
+        }
+        return ModuleState::Unknown;
+    }
+    // An image: look at the kernels it ships.
+    for base in ["lib/modules", "usr/lib/modules"] {
+        let Ok(entries) = fs::read_dir(root.join(base)) else {
+            continue;
+        };
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        dirs.sort();
+        if let Some(s) = dirs.iter().find_map(|d| module_lists(d)) {
+            return s;
+        }
+    }
+    ModuleState::Unknown
+}
+
+/// Tools that rewrite conntrack and backlog sysctls at their own start.
+fn managers(root: &Path) -> Vec<Manager> {
+    let mut out = Vec::new();
+    let tools: [(&str, &[&str]); 2] = [
+        (
+            "kube-proxy",
+            &[
+                "/usr/bin/kube-proxy",
+                "/usr/local/bin/kube-proxy",
+                "/var/lib/kube-proxy",
+                "/etc/kubernetes/manifests/kube-proxy.yaml",
+            ],
+        ),
+        (
+            "TuneD",
+            &[
+                "/usr/sbin/tuned",
+                "/etc/tuned/active_profile",
+                "/usr/lib/systemd/system/tuned.service",
+            ],
+        ),
+    ];
+    for (name, paths) in tools {
+        let found = paths
+            .iter()
+            .map(|p| under(root, p))
+            .find(|p| fs::symlink_metadata(p).is_ok());
+        if let Some(p) = found {
+            out.push(Manager {
+                name: name.into(),
+                evidence: p.display().to_string(),
+            });
+        }
+    }
+    if root == Path::new("/") {
+        for (comm, name) in [("kube-proxy", "kube-proxy"), ("tuned", "TuneD")] {
+            if out.iter().any(|m| m.name == name) {
+                continue;
+            }
+            if let Some(pid) = process_named(comm) {
+                out.push(Manager {
+                    name: name.into(),
+                    evidence: format!("running as pid {pid}"),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn process_named(comm: &str) -> Option<u32> {
+    fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let c = fs::read_to_string(e.path().join("comm")).ok()?;
+            (c.trim() == comm).then_some(pid)
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,419 @@
+//! `tcto-tune persist` under a temporary `--root`, inside throwaway network
+//! namespaces; the written files checked with the system's own loaders
+//! (`sysctl -p`, `systemd-analyze verify`).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+
+use tcto_tune_tests::{in_netns, require_root, TempDir};
+
+/// Keys only the initial namespace can set (`sysctl -p` fails on them in
+/// a child one): the loader test compares every other key.
+const GLOBAL_KEYS: &[&str] = &[
+    "net.netfilter.nf_conntrack_max",
+    "net.netfilter.nf_conntrack_buckets",
+    "net.core.netdev_max_backlog",
+];
+
+const NOTRACK_ARGS: &str =
+    "--profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
+
+/// `tcto-tune` with its state dir and root inside `dir`.
+fn tt(dir: &TempDir) -> String {
+    format!("tcto-tune --state-dir {}/state", dir.path())
+}
+
+fn read(dir: &TempDir, path: &str) -> Vec<u8> {
+    std::fs::read(format!("{}{path}", dir.path())).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn exists(dir: &TempDir, path: &str) -> bool {
+    std::fs::symlink_metadata(format!("{}{path}", dir.path())).is_ok()
+}
+
+fn sysctl_lines(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect()
+}
+
+const SYSCTL_D: &str = "/etc/sysctl.d/99-tcto-tune.conf";
+const MODULES_LOAD: &str = "/etc/modules-load.d/99-tcto-tune.conf";
+const MODPROBE: &str = "/etc/modprobe.d/99-tcto-tune.conf";
+const UNIT: &str = "/etc/systemd/system/tcto-tune-restore.service";
+const WANTS: &str = "/etc/systemd/system/multi-user.target.wants/tcto-tune-restore.service";
+const PERSISTED: &str = "/etc/tcto-tune/persisted.toml";
+
+#[test]
+fn dry_run_prints_the_diff_of_each_file_and_writes_nothing() {
+    if !require_root("dry_run_prints_the_diff_of_each_file_and_writes_nothing") {
+        return;
+    }
+    let d = TempDir::new("persist-dry");
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=1024\n{} persist --profile high-conn --root {} --dry-run",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains(&format!("+++ b{}{SYSCTL_D}", d.path())),
+        "{r}"
+    );
+    assert!(r.stdout.contains("+net.core.somaxconn = 4096"), "{r}");
+    assert!(r.stdout.contains("--- /dev/null"), "{r}");
+    let left: Vec<_> = std::fs::read_dir(&d.0).unwrap().collect();
+    assert!(left.is_empty(), "dry-run wrote {left:?}");
+}
+
+#[test]
+fn written_sysctl_file_is_accepted_by_the_real_loader() {
+    if !require_root("written_sysctl_file_is_accepted_by_the_real_loader") {
+        return;
+    }
+    let d = TempDir::new("persist-load");
+    let file = format!("{}{SYSCTL_D}", d.path());
+    // Persist from a namespace where the values are low, put them back to
+    // something else, then let procps apply the file.
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=1024 net.ipv4.tcp_max_syn_backlog=256\n\
+         {tt} persist --profile high-conn --root {root} >/dev/null || exit 90\n\
+         {tt} plan --profile high-conn --json > {root}/plan.json\n\
+         sysctl -qw net.core.somaxconn=128 net.ipv4.tcp_max_syn_backlog=128 \
+           net.netfilter.nf_conntrack_tcp_timeout_established=432000 \
+           net.netfilter.nf_conntrack_tcp_timeout_time_wait=120 \
+           net.netfilter.nf_conntrack_tcp_timeout_close_wait=61\n\
+         sysctl -p {file} >/dev/null 2>{root}/errors\n\
+         stat -c '%a' {file}\n\
+         for k in $(grep -v '^#' {file} | cut -d= -f1); do echo \"$k = $(sysctl -n $k 2>/dev/null)\"; done",
+        tt = tt(&d),
+        root = d.path(),
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let mut lines = r.stdout.lines();
+    assert_eq!(lines.next(), Some("644"), "{r}");
+    let live = sysctl_lines(&lines.collect::<Vec<_>>().join("\n"));
+    let wanted = sysctl_lines(&String::from_utf8(read(&d, SYSCTL_D)).unwrap());
+    assert_eq!(wanted.len(), 8, "{wanted:?}");
+    for (k, v) in &wanted {
+        if GLOBAL_KEYS.contains(&k.as_str()) {
+            continue;
+        }
+        assert_eq!(live.get(k), Some(v), "{k} after sysctl -p\n{r}");
+    }
+    // The loader's only complaints are about the global keys.
+    let errors = std::fs::read_to_string(format!("{}/errors", d.path())).unwrap();
+    for line in errors.lines() {
+        assert!(
+            GLOBAL_KEYS
+                .iter()
+                .any(|k| line.contains(k) || line.contains(&k.replace('.', "/"))),
+            "unexpected loader error: {line}"
+        );
+    }
+    // And the file holds what the plan planned.
+    let plan: serde_json::Value =
+        serde_json::from_slice(&read(&d, "/plan.json")).expect("plan JSON");
+    for c in plan["changes"].as_array().unwrap() {
+        let key = c["key"].as_str().unwrap();
+        assert_eq!(
+            wanted.get(key).map(String::as_str),
+            c["desired"].as_str(),
+            "{key}"
+        );
+    }
+    assert_eq!(wanted["net.core.somaxconn"], "4096");
+}
+
+#[test]
+fn a_symlink_planted_at_the_target_is_refused_and_not_followed() {
+    if !require_root("a_symlink_planted_at_the_target_is_refused_and_not_followed") {
+        return;
+    }
+    let d = TempDir::new("persist-link");
+    let victim = format!("{}/victim", d.path());
+    std::fs::write(&victim, b"precious\n").unwrap();
+    std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
+    std::os::unix::fs::symlink(&victim, format!("{}{SYSCTL_D}", d.path())).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {}",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(r.stdout.contains("[persist-target-symlink]"), "{r}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    assert!(!exists(&d, MODULES_LOAD), "nothing may be written: {r}");
+}
+
+#[test]
+fn a_failure_midway_restores_every_file_already_written() {
+    if !require_root("a_failure_midway_restores_every_file_already_written") {
+        return;
+    }
+    let d = TempDir::new("persist-midway");
+    // An old sysctl.d file of ours, and a link where the third file goes:
+    // allowing the finding lets the transaction reach the write, which the
+    // backend refuses; the two files already written must be restored.
+    let old = b"# old\nnet.core.somaxconn = 2048\n\xff".to_vec();
+    std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
+    std::fs::create_dir_all(format!("{}/etc/modprobe.d", d.path())).unwrap();
+    std::fs::write(format!("{}{SYSCTL_D}", d.path()), &old).unwrap();
+    let victim = format!("{}/victim", d.path());
+    std::fs::write(&victim, b"precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, format!("{}{MODPROBE}", d.path())).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {} --allow persist-target-symlink",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("every change was reverted"), "{r}");
+    assert!(r.stdout.contains("symbolic link"), "{r}");
+    assert_eq!(read(&d, SYSCTL_D), old);
+    assert!(!exists(&d, MODULES_LOAD), "{r}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+}
+
+#[test]
+fn a_later_99_zzz_conf_is_reported_as_the_winner_with_file_and_line() {
+    if !require_root("a_later_99_zzz_conf_is_reported_as_the_winner_with_file_and_line") {
+        return;
+    }
+    let d = TempDir::new("persist-zzz");
+    std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
+    let zzz = format!("{}/etc/sysctl.d/99-zzz.conf", d.path());
+    std::fs::write(&zzz, "# local override\nnet.core.somaxconn = 1024\n").unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {}",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains(&format!(
+            "refuse [persist-overridden-by] {zzz}:2 sets net.core.somaxconn = 1024"
+        )),
+        "{r}"
+    );
+    assert!(r.stderr.contains("--allow persist-overridden-by"), "{r}");
+    assert!(!exists(&d, SYSCTL_D), "{r}");
+    // With --allow it is a warning and the files are written.
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {} --allow persist-overridden-by",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("warn (allowed) [persist-overridden-by]"),
+        "{r}"
+    );
+    assert!(exists(&d, SYSCTL_D));
+}
+
+#[test]
+fn rollback_restores_previous_files_byte_for_byte_and_removes_new_ones() {
+    if !require_root("rollback_restores_previous_files_byte_for_byte_and_removes_new_ones") {
+        return;
+    }
+    let d = TempDir::new("persist-rollback");
+    let old = b"# hand-made\r\nnet.core.somaxconn=2048\n\xfe\xff no newline".to_vec();
+    std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
+    std::fs::write(format!("{}{SYSCTL_D}", d.path()), &old).unwrap();
+    let r = in_netns(&format!(
+        "{tt} persist --profile high-conn --root {root} >/dev/null || exit 90\n\
+         stat -c '%a' {root}{SYSCTL_D} {root}{MODULES_LOAD} {root}{MODPROBE}\n\
+         {tt} rollback || exit 91\n{tt} history",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.starts_with("644\n644\n644\n"), "{r}");
+    assert!(r.stdout.contains("rolled back transaction"), "{r}");
+    assert!(r.stdout.contains("persist"), "{r}");
+    assert_eq!(read(&d, SYSCTL_D), old);
+    assert!(!exists(&d, MODULES_LOAD), "{r}");
+    assert!(!exists(&d, MODPROBE), "{r}");
+}
+
+#[test]
+fn the_unit_passes_systemd_analyze_verify() {
+    if !require_root("the_unit_passes_systemd_analyze_verify") {
+        return;
+    }
+    let d = TempDir::new("persist-unit");
+    // ExecStart is the tcto-tune binary under test (it exists, which
+    // `verify` checks); the offload interface gives the device ordering.
+    let r = in_netns(&format!(
+        "{tt} persist {NOTRACK_ARGS} --root {root} >/dev/null || exit 90\n\
+         systemd-analyze verify {root}{UNIT} || exit 91\n\
+         readlink {root}{WANTS}",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.stderr, "", "systemd-analyze warnings: {r}");
+    assert_eq!(r.stdout.trim(), UNIT, "{r}");
+    let mode = std::fs::metadata(format!("{}{UNIT}", d.path()))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o644);
+
+    let d = TempDir::new("persist-unit-dev");
+    let r = in_netns(&format!(
+        "ip link add veth-x type veth peer name veth-y\n\
+         {tt} persist --profile offload-off --set iface=veth-x --root {root} >/dev/null || exit 90\n\
+         systemd-analyze verify {root}{UNIT} || exit 91\n\
+         grep -c 'sys-subsystem-net-devices-veth\\\\x2dx.device' {root}{UNIT}",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.stderr, "", "systemd-analyze warnings: {r}");
+    assert_eq!(r.stdout.trim(), "2", "{r}");
+}
+
+#[test]
+fn apply_persisted_reapplies_the_saved_plan_in_a_namespace() {
+    if !require_root("apply_persisted_reapplies_the_saved_plan_in_a_namespace") {
+        return;
+    }
+    let d = TempDir::new("persist-apply");
+    let r = in_netns(&format!(
+        "{tt} apply --persisted --root {root}; echo \"rc=$?\"\n\
+         {tt} persist {NOTRACK_ARGS} --root {root} >/dev/null || exit 90\n\
+         {tt} plan --json --profile {root}{PERSISTED} > {root}/plan.json || exit 91\n\
+         {tt} --json apply --persisted --root {root} > {root}/apply.json || exit 92\n\
+         nft list table inet tcto_tune 2>/dev/null || true",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    // Before persist there is nothing to apply.
+    assert!(r.stdout.starts_with("rc=1\n"), "{r}");
+    assert!(r.stderr.contains("nothing persisted"), "{r}");
+    let plan: serde_json::Value = serde_json::from_slice(&read(&d, "/plan.json")).unwrap();
+    assert_eq!(plan["profile"], "trusted-notrack");
+    let report: serde_json::Value = serde_json::from_slice(&read(&d, "/apply.json")).unwrap();
+    assert_eq!(report["profile"], "trusted-notrack", "{report}");
+    let key = "10.0.1.0/24 -> 10.0.2.0/24 port 8080";
+    let planned = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["kind"] == "notrack");
+    if planned {
+        // A build with the NOTRACK backend: the rule must be in the kernel.
+        let nft = r.stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
+        assert!(
+            nft.contains("10.0.1.0/24") && nft.contains("10.0.2.0/24") && nft.contains("8080"),
+            "nft after apply --persisted:\n{nft}\n{r}"
+        );
+        assert_eq!(report["outcome"], "applied", "{report}");
+    } else {
+        // This build has no NOTRACK backend yet: the saved flow is planned
+        // and reported as such, nothing is half-applied.
+        let skipped = plan["skipped"].as_array().unwrap();
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s["key"] == key && s["code"] == "not-supported-yet"),
+            "{plan}"
+        );
+        assert_eq!(report["outcome"], "noop", "{report}");
+    }
+}
+
+#[test]
+fn a_missing_root_is_an_error_and_is_not_created() {
+    let d = TempDir::new("persist-noroot");
+    let missing = format!("{}/image", d.path());
+    let r = tcto_tune_tests::on_host(&format!(
+        "{} persist --profile high-conn --root {missing} --dry-run",
+        tt(&d)
+    ));
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains(&missing), "{r}");
+    assert!(r.stderr.contains("never created"), "{r}");
+    assert!(!std::path::Path::new(&missing).exists());
+}
+
+#[test]
+fn json_dry_run_has_diffs_readable_contents_and_warns_about_kube_proxy() {
+    if !require_root("json_dry_run_has_diffs_readable_contents_and_warns_about_kube_proxy") {
+        return;
+    }
+    let d = TempDir::new("persist-json");
+    std::fs::create_dir_all(format!("{}/usr/bin", d.path())).unwrap();
+    std::fs::write(format!("{}/usr/bin/kube-proxy", d.path()), b"").unwrap();
+    let r = in_netns(&format!(
+        "{} --json persist --profile high-conn --root {} --dry-run",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["profile"], "high-conn");
+    let file = format!("{}{SYSCTL_D}", d.path());
+    let change = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == file.as_str())
+        .expect("sysctl.d change");
+    assert_eq!(change["kind"], "file");
+    assert_eq!(change["before"]["type"], "absent");
+    assert!(change["after"]["value"]
+        .as_str()
+        .unwrap()
+        .contains("net.core.somaxconn = "));
+    assert!(doc["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["path"] == file.as_str() && x["diff"].as_str().unwrap().contains("+++ b")));
+    let warn = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "persist-runtime-manager")
+        .expect("kube-proxy warning");
+    assert_eq!(warn["severity"], "warn");
+    assert!(warn["message"].as_str().unwrap().contains("kube-proxy"));
+    assert!(!std::path::Path::new(&file).exists());
+}
+
+#[test]
+fn apply_persisted_reapplies_saved_offloads_checked_with_ethtool() {
+    if !require_root("apply_persisted_reapplies_saved_offloads_checked_with_ethtool") {
+        return;
+    }
+    let d = TempDir::new("persist-offload");
+    // Persist "tso and gro off" for a veth, turn them back on (a reboot),
+    // then let `apply --persisted` restore them; ethtool is the oracle.
+    let r = in_netns(&format!(
+        "ip link add veth-p type veth peer name veth-q || exit 89\n\
+         ethtool -K veth-p tso on gro on 2>/dev/null\n\
+         {tt} persist --profile offload-off --set iface=veth-p --root {root} >/dev/null || exit 90\n\
+         grep -qF sys-subsystem-net-devices-veth\\\\x2dp.device {root}{UNIT} || exit 91\n\
+         ethtool -k veth-p | grep -E '^(tcp-segmentation-offload|generic-receive-offload):'\n\
+         {tt} apply --persisted --root {root} >/dev/null || exit 92\n\
+         ethtool -k veth-p | grep -E '^(tcp-segmentation-offload|generic-receive-offload):'",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout,
+        "tcp-segmentation-offload: on\ngeneric-receive-offload: on\n\
+         tcp-segmentation-offload: off\ngeneric-receive-offload: off\n",
+        "{r}"
+    );
+}
