@@ -14,8 +14,14 @@ BIN=$PWD/target/release/tcto-tune
 OUT=${OUT:-$PWD/target/bench}
 mkdir -p "$OUT"
 
-echo "== plan --profile high-conn (host, read-only)"
-hyperfine -N --warmup 10 --runs 200 --export-json "$OUT/plan.json" "$BIN plan --profile high-conn"
+KEYS="net.core.somaxconn net.ipv4.tcp_max_syn_backlog net.core.netdev_max_backlog net.netfilter.nf_conntrack_buckets net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_time_wait net.netfilter.nf_conntrack_tcp_timeout_close_wait"
+echo "== plan --profile high-conn vs sysctl reading the same keys (host, read-only)"
+hyperfine -N --warmup 10 --runs 200 --export-json "$OUT/plan.json" \
+  -n "tcto-tune plan" "$BIN plan --profile high-conn" \
+  -n "sysctl -n (same keys)" "sysctl -n $KEYS" \
+  -n "sysctl -a" "sysctl -a"
+peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+echo "peak RSS KiB: tcto-tune plan $(peak $BIN plan --profile high-conn), sysctl -n $(peak sysctl -n $KEYS), sysctl -a $(peak sysctl -a)" | tee "$OUT/plan-mem.txt"
 
 echo "== apply high-conn vs sysctl -w, in a network namespace"
 unshare -n bash -s "$BIN" "$OUT" <<'INNER'
@@ -27,14 +33,18 @@ hyperfine -N --warmup 5 --runs 100 --export-json "$OUT/apply.json" \
   --prepare "sh -c 'rm -rf $ST/s; $SEED'" \
   -n "tcto-tune apply" "env TCTO_TUNE_STATE_DIR=$ST/s $BIN apply --profile high-conn" \
   -n "sysctl -w" "sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192 net.netfilter.nf_conntrack_tcp_timeout_established=7440 net.netfilter.nf_conntrack_tcp_timeout_time_wait=60 net.netfilter.nf_conntrack_tcp_timeout_close_wait=60"
+$SEED
+peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+echo "peak RSS KiB: tcto-tune apply $(peak env TCTO_TUNE_STATE_DIR=$ST/m $BIN apply --profile high-conn), sysctl -w $(peak sysctl -qw net.core.somaxconn=4096)" | tee "$OUT/apply-mem.txt"
 rm -rf "$ST"
 INNER
 python3 - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
-plan = json.load(open(f"{out}/plan.json"))["results"][0]
+plan = {r["command"]: r for r in json.load(open(f"{out}/plan.json"))["results"]}
 apply = {r["command"]: r for r in json.load(open(f"{out}/apply.json"))["results"]}
 t, s = apply["tcto-tune apply"]["median"], apply["sysctl -w"]["median"]
-print(f"plan median {plan['median']*1e3:.2f} ms")
+p, n, a = (plan[k]["median"] for k in ("tcto-tune plan", "sysctl -n (same keys)", "sysctl -a"))
+print(f"plan median {p*1e3:.2f} ms, sysctl -n same keys {n*1e3:.2f} ms ({p/n:.2f}x), sysctl -a {a*1e3:.2f} ms ({p/a:.2f}x)")
 print(f"apply median {t*1e3:.2f} ms, sysctl -w median {s*1e3:.2f} ms, ratio {t/s:.2f}x")
 PY
