@@ -10,16 +10,19 @@
 //! `system::nft`; it only moves [`NotrackTable`]s and [`FilterChain`]s
 //! between the kernel and these types.
 //!
-//! Flows are one rule per direction. Past [`MAX_FLOWS`] flows the plan
-//! refuses (`notrack-many-flows`): nftables sets, which would keep the rule
-//! count constant, are not implemented.
+//! Up to [`MAX_RULE_FLOWS`] flows get one rule per direction each; more
+//! go into concatenated interval sets (`from . to . port`) looked up by
+//! two rules per address family, so the rule count stays constant.
 
 pub mod expr;
 pub mod filter;
 pub mod table;
 
 pub use filter::{Fate, FilterChain};
-pub use table::{NotrackChain, NotrackRule, NotrackTable, ScopedFlow, TABLE_FAMILY, TABLE_NAME};
+pub use table::{
+    FlowElement, FlowSet, NotrackChain, NotrackRule, NotrackTable, ScopedFlow, SetRule,
+    MAX_RULE_FLOWS, TABLE_FAMILY, TABLE_NAME,
+};
 
 use crate::change::{Change, ChangeKind, Target, Value};
 use crate::check::{CheckInput, Finding, Severity};
@@ -27,10 +30,6 @@ use crate::fix::Intent;
 use crate::plan::{Plan, Skipped, Unchanged};
 use crate::profile::Profile;
 use crate::state::SystemState;
-
-/// Flows above this count are refused (`notrack-many-flows`): each one is
-/// two rules every packet walks through, and sets are not implemented.
-pub const MAX_FLOWS: usize = 32;
 
 /// The target every NOTRACK change writes.
 pub fn target() -> Target {
@@ -47,13 +46,13 @@ pub fn key() -> String {
 
 /// The profile's flows that can become rules.
 pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
-    let mut v: Vec<ScopedFlow> = Vec::new();
-    for f in profile.notrack.iter().filter_map(ScopedFlow::of) {
-        if !v.contains(&f) {
-            v.push(f);
-        }
-    }
-    v
+    let mut seen = std::collections::HashSet::new();
+    profile
+        .notrack
+        .iter()
+        .filter_map(ScopedFlow::of)
+        .filter(|f| seen.insert(*f))
+        .collect()
 }
 
 /// The table `profile` asks for, or `None` when it has no usable flow.
@@ -123,7 +122,7 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
     });
 }
 
-/// Every NOTRACK check: `notrack-unscoped`, `notrack-many-flows`,
+/// Every NOTRACK check: `notrack-unscoped`,
 /// `notrack-breaks-stateful-filter`, `notrack-loopback`,
 /// `notrack-bypasses-conntrack`.
 pub fn checks(input: &CheckInput) -> Vec<Finding> {
@@ -131,20 +130,6 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
     let flows = scoped_flows(input.profile);
     if flows.is_empty() {
         return out;
-    }
-    if flows.len() > MAX_FLOWS {
-        out.push(
-            Finding::new(
-                "notrack-many-flows",
-                Severity::Refuse,
-                format!(
-                    "{} NOTRACK flows would be {} rules that every packet walks through in raw prerouting and output (more than {MAX_FLOWS} flows; sets are not implemented)",
-                    flows.len(),
-                    NotrackTable::for_flows(&flows).rule_count()
-                ),
-            )
-            .hint("merge flows into wider subnets, or pass `--allow notrack-many-flows` to accept the rule count"),
-        );
     }
     out.extend(stateful_filter(input.state, &flows));
     for f in flows.iter().filter(|f| f.touches_loopback()) {
@@ -160,13 +145,21 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
             .hint("local clients of this port are untracked too: make sure every filter chain on `lo` accepts `ct state untracked`"),
         );
     }
+    let which = if flows.len() <= 3 {
+        flows
+            .iter()
+            .map(ScopedFlow::label)
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        format!("{} flows", flows.len())
+    };
     out.push(
         Finding::new(
             "notrack-bypasses-conntrack",
             Severity::Info,
             format!(
-                "NOTRACKed flows ({}) bypass NAT (DNAT, masquerade) and conntrack-based accounting: `conntrack -L`, ct counters, ct-based limits no longer see them",
-                flows.iter().map(ScopedFlow::label).collect::<Vec<_>>().join(", ")
+                "NOTRACKed flows ({which}) bypass NAT (DNAT, masquerade) and conntrack-based accounting: `conntrack -L`, ct counters, ct-based limits no longer see them"
             ),
         )
         .hint("do not NOTRACK flows that are NATed on this host"),

@@ -28,11 +28,49 @@ pub const TABLE_NAME: &str = "tcto_tune";
 /// The raw priority (`priority raw`): before conntrack (-200) sees the packet.
 pub const RAW_PRIORITY: i32 = -300;
 
+/// Up to this many flows get one rule per direction; more go into
+/// concatenated interval sets (`from . to . port`), so the rule count stays
+/// at two per address family however many flows there are.
+pub const MAX_RULE_FLOWS: usize = 32;
+
 /// A NOTRACK table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotrackTable {
+    /// Flow sets (`flows4`, `flows6`), only past [`MAX_RULE_FLOWS`] flows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<FlowSet>,
     /// Chains, in order (prerouting, output).
     pub chains: Vec<NotrackChain>,
+}
+
+/// `set flows4 { type ipv4_addr . ipv4_addr . inet_service; flags interval; ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowSet {
+    /// `flows4` or `flows6`.
+    pub name: String,
+    /// Elements, sorted (the kernel's dump order is its own).
+    pub elements: Vec<FlowElement>,
+}
+
+/// One element: `from . to . port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FlowElement {
+    /// Client subnet.
+    pub from: Cidr,
+    /// Server subnet.
+    pub to: Cidr,
+    /// Server port.
+    pub port: u16,
+}
+
+/// `ip saddr . ip daddr . tcp dport @flows4 notrack` (request) or
+/// `ip daddr . ip saddr . tcp sport @flows4 notrack` (reply).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SetRule {
+    /// IPv4 (`flows4`) or IPv6 (`flows6`).
+    pub ipv4: bool,
+    /// The reply direction (server:port -> client).
+    pub reply: bool,
 }
 
 /// One base chain of the table (hook at raw priority, policy accept).
@@ -44,10 +82,13 @@ pub struct NotrackChain {
     pub priority: i32,
     /// Rules, in order.
     pub rules: Vec<NotrackRule>,
+    /// Set lookups, after `rules`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_rules: Vec<SetRule>,
 }
 
 /// `ip saddr S [tcp sport P] ip daddr D [tcp dport P] notrack`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NotrackRule {
     /// Source subnet.
     pub saddr: Cidr,
@@ -60,7 +101,7 @@ pub struct NotrackRule {
 }
 
 /// A flow with every field present and one address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ScopedFlow {
     /// Client subnet.
     pub from: Cidr,
@@ -104,8 +145,11 @@ impl NotrackTable {
     /// gets its request direction in output, where loopback packets are
     /// first seen by conntrack.
     pub fn for_flows(flows: &[ScopedFlow]) -> Self {
-        let mut pre = Vec::new();
-        let mut out = Vec::new();
+        if flows.len() > MAX_RULE_FLOWS {
+            return Self::with_sets(flows);
+        }
+        let mut pre = Rules::default();
+        let mut out = Rules::default();
         for f in flows {
             let request = NotrackRule {
                 saddr: f.from,
@@ -119,23 +163,82 @@ impl NotrackTable {
                 sport: Some(f.port),
                 dport: None,
             };
-            push_new(&mut pre, request.clone());
+            pre.push(request.clone());
             if f.touches_loopback() {
-                push_new(&mut out, request);
+                out.push(request);
             }
-            push_new(&mut out, reply);
+            out.push(reply);
         }
         NotrackTable {
+            sets: vec![],
             chains: vec![
                 NotrackChain {
                     name: "prerouting".into(),
                     priority: RAW_PRIORITY,
-                    rules: pre,
+                    rules: pre.rules,
+                    set_rules: vec![],
                 },
                 NotrackChain {
                     name: "output".into(),
                     priority: RAW_PRIORITY,
-                    rules: out,
+                    rules: out.rules,
+                    set_rules: vec![],
+                },
+            ],
+        }
+    }
+
+    /// Many flows: one set per address family, looked up by two rules
+    /// each; loopback flows keep their own output rule for the request.
+    fn with_sets(flows: &[ScopedFlow]) -> Self {
+        let mut sets = Vec::new();
+        let mut pre = Vec::new();
+        let mut out_sets = Vec::new();
+        for ipv4 in [true, false] {
+            let mut elements: Vec<FlowElement> = flows
+                .iter()
+                .filter(|f| f.from.is_ipv4() == ipv4)
+                .map(|f| FlowElement {
+                    from: f.from,
+                    to: f.to,
+                    port: f.port,
+                })
+                .collect();
+            if elements.is_empty() {
+                continue;
+            }
+            elements.sort();
+            elements.dedup();
+            sets.push(FlowSet {
+                name: set_name(ipv4).into(),
+                elements,
+            });
+            pre.push(SetRule { ipv4, reply: false });
+            out_sets.push(SetRule { ipv4, reply: true });
+        }
+        let mut lo = Rules::default();
+        for f in flows.iter().filter(|f| f.touches_loopback()) {
+            lo.push(NotrackRule {
+                saddr: f.from,
+                daddr: f.to,
+                sport: None,
+                dport: Some(f.port),
+            });
+        }
+        NotrackTable {
+            sets,
+            chains: vec![
+                NotrackChain {
+                    name: "prerouting".into(),
+                    priority: RAW_PRIORITY,
+                    rules: vec![],
+                    set_rules: pre,
+                },
+                NotrackChain {
+                    name: "output".into(),
+                    priority: RAW_PRIORITY,
+                    rules: lo.rules,
+                    set_rules: out_sets,
                 },
             ],
         }
@@ -143,12 +246,41 @@ impl NotrackTable {
 
     /// Number of rules.
     pub fn rule_count(&self) -> usize {
-        self.chains.iter().map(|c| c.rules.len()).sum()
+        self.chains
+            .iter()
+            .map(|c| c.rules.len() + c.set_rules.len())
+            .sum()
+    }
+
+    /// Number of flows (per-flow request rules plus set elements).
+    pub fn flow_count(&self) -> usize {
+        let rules = self
+            .chains
+            .iter()
+            .filter(|c| c.name == "prerouting")
+            .map(|c| c.rules.len())
+            .sum::<usize>();
+        rules + self.sets.iter().map(|s| s.elements.len()).sum::<usize>()
     }
 
     /// The table as `nft list ruleset` prints it.
     pub fn to_nft(&self) -> String {
         let mut s = format!("table {TABLE_FAMILY} {TABLE_NAME} {{\n");
+        for set in &self.sets {
+            let ty = if set.name == set_name(true) {
+                "ipv4_addr . ipv4_addr . inet_service"
+            } else {
+                "ipv6_addr . ipv6_addr . inet_service"
+            };
+            let _ = writeln!(
+                s,
+                "\tset {} {{\n\t\ttype {ty}\n\t\tflags interval",
+                set.name
+            );
+            let elems: Vec<String> = set.elements.iter().map(FlowElement::to_nft).collect();
+            let _ = writeln!(s, "\t\telements = {{ {} }}", elems.join(",\n\t\t\t     "));
+            s.push_str("\t}\n\n");
+        }
         for (i, c) in self.chains.iter().enumerate() {
             if i > 0 {
                 s.push('\n');
@@ -163,6 +295,9 @@ impl NotrackTable {
             for r in &c.rules {
                 let _ = writeln!(s, "\t\t{}", r.to_nft());
             }
+            for r in &c.set_rules {
+                let _ = writeln!(s, "\t\t{}", r.to_nft());
+            }
             s.push_str("\t}\n");
         }
         s.push_str("}\n");
@@ -175,9 +310,18 @@ impl NotrackTable {
     }
 }
 
-fn push_new(v: &mut Vec<NotrackRule>, r: NotrackRule) {
-    if !v.contains(&r) {
-        v.push(r);
+/// Rules in order, each once.
+#[derive(Default)]
+struct Rules {
+    seen: std::collections::HashSet<NotrackRule>,
+    rules: Vec<NotrackRule>,
+}
+
+impl Rules {
+    fn push(&mut self, r: NotrackRule) {
+        if self.seen.insert(r.clone()) {
+            self.rules.push(r);
+        }
     }
 }
 
@@ -275,6 +419,157 @@ impl NotrackRule {
         // Canonical form only: a rule that decodes to the same meaning
         // with other bytes is not one we wrote.
         (ok && rule.to_exprs() == exprs).then_some(rule)
+    }
+}
+
+/// `flows4` / `flows6`.
+pub fn set_name(ipv4: bool) -> &'static str {
+    if ipv4 {
+        "flows4"
+    } else {
+        "flows6"
+    }
+}
+
+impl FlowElement {
+    /// `10.0.1.0/24 . 10.0.2.0/24 . 8080`.
+    pub fn to_nft(&self) -> String {
+        format!(
+            "{} . {} . {}",
+            nft_addr(&self.from),
+            nft_addr(&self.to),
+            self.port
+        )
+    }
+
+    /// The set key bounds (`key`, `key_end`): each field padded to 4
+    /// bytes, addresses as low and high end of the subnet, the port the
+    /// same in both, big-endian.
+    pub fn key_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let (mut lo, mut hi) = (Vec::new(), Vec::new());
+        for c in [&self.from, &self.to] {
+            let (l, h) = bounds(c);
+            lo.extend_from_slice(&l);
+            hi.extend_from_slice(&h);
+        }
+        let port = [self.port.to_be_bytes()[0], self.port.to_be_bytes()[1], 0, 0];
+        lo.extend_from_slice(&port);
+        hi.extend_from_slice(&port);
+        (lo, hi)
+    }
+
+    /// Decode a key range of set `flows4`/`flows6`; `None` if it is not
+    /// one subnet . subnet . port.
+    pub fn from_key_range(ipv4: bool, lo: &[u8], hi: &[u8]) -> Option<Self> {
+        let a = if ipv4 { 4 } else { 16 };
+        if lo.len() != 2 * a + 4 || hi.len() != lo.len() {
+            return None;
+        }
+        let from = cidr_of(&lo[..a], &hi[..a])?;
+        let to = cidr_of(&lo[a..2 * a], &hi[a..2 * a])?;
+        let p = &lo[2 * a..];
+        if p != &hi[2 * a..] || p[2] != 0 || p[3] != 0 {
+            return None;
+        }
+        Some(FlowElement {
+            from,
+            to,
+            port: u16::from_be_bytes([p[0], p[1]]),
+        })
+    }
+}
+
+fn bounds(c: &Cidr) -> (Vec<u8>, Vec<u8>) {
+    let lo: Vec<u8> = match c.addr() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let hi = lo.iter().zip(c.mask_bytes()).map(|(b, m)| b | !m).collect();
+    (lo, hi)
+}
+
+fn cidr_of(lo: &[u8], hi: &[u8]) -> Option<Cidr> {
+    let mask: Vec<u8> = lo.iter().zip(hi).map(|(l, h)| !(l ^ h)).collect();
+    let mut prefix = 0u8;
+    let mut ended = false;
+    for m in &mask {
+        let ones = m.leading_ones() as u8;
+        if ended && *m != 0 || (ones < 8 && m << ones != 0) {
+            return None;
+        }
+        if ones < 8 {
+            ended = true;
+        }
+        prefix += ones;
+    }
+    let addr: IpAddr = match lo.len() {
+        4 => IpAddr::from(<[u8; 4]>::try_from(lo).ok()?),
+        16 => IpAddr::from(<[u8; 16]>::try_from(lo).ok()?),
+        _ => return None,
+    };
+    Cidr::new(addr, prefix).ok()
+}
+
+impl SetRule {
+    /// The rule as `nft` prints it.
+    pub fn to_nft(&self) -> String {
+        let ip = if self.ipv4 { "ip" } else { "ip6" };
+        let set = set_name(self.ipv4);
+        if self.reply {
+            format!("{ip} daddr . {ip} saddr . tcp sport @{set} notrack")
+        } else {
+            format!("{ip} saddr . {ip} daddr . tcp dport @{set} notrack")
+        }
+    }
+
+    /// The kernel expressions, as `nft -f` generates them: the three
+    /// fields into consecutive registers (32-bit ones for IPv4: 1, 9, 10;
+    /// 128-bit ones for IPv6: 1, 2, 3), then the lookup.
+    pub fn to_exprs(&self) -> Vec<RawExpr> {
+        let (proto, s_off, d_off, len, regs) = if self.ipv4 {
+            (NFPROTO_IPV4, 12, 16, 4, [1, 9, 10])
+        } else {
+            (NFPROTO_IPV6, 8, 24, 16, [1, 2, 3])
+        };
+        let (first, second, port_off) = if self.reply {
+            (d_off, s_off, 0)
+        } else {
+            (s_off, d_off, 2)
+        };
+        let load = |base, offset, len, dreg| RawExpr::Payload {
+            base,
+            offset,
+            len,
+            dreg,
+        };
+        vec![
+            RawExpr::Meta {
+                key: META_NFPROTO,
+                dreg: REG_1,
+            },
+            cmp(vec![proto]),
+            RawExpr::Meta {
+                key: META_L4PROTO,
+                dreg: REG_1,
+            },
+            cmp(vec![IPPROTO_TCP]),
+            load(BASE_NETWORK, first, len, regs[0]),
+            load(BASE_NETWORK, second, len, regs[1]),
+            load(BASE_TRANSPORT, port_off, 2, regs[2]),
+            RawExpr::Lookup {
+                sreg: REG_1,
+                set: set_name(self.ipv4).into(),
+            },
+            RawExpr::Notrack,
+        ]
+    }
+
+    /// Decode a set rule of our table.
+    pub fn from_exprs(exprs: &[RawExpr]) -> Option<Self> {
+        [true, false]
+            .into_iter()
+            .flat_map(|ipv4| [false, true].map(|reply| SetRule { ipv4, reply }))
+            .find(|r| r.to_exprs() == exprs)
     }
 }
 

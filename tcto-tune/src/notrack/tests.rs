@@ -193,25 +193,28 @@ fn loopback_flows_warn() {
 }
 
 #[test]
-fn many_flows_are_refused_unless_allowed() {
-    let flows: Vec<_> = (0..=MAX_FLOWS as u16)
-        .map(|i| flow("10.0.1.0/24", "10.0.2.0/24", Some(1000 + i)))
-        .collect();
+fn many_flows_go_into_sets_and_keep_the_rule_count_constant() {
+    let flows = |n: u16| -> Vec<_> {
+        (0..n)
+            .map(|i| flow("10.0.1.0/24", "10.0.2.0/24", Some(1000 + i)))
+            .collect()
+    };
+    let small = desired_table(&profile(flows(MAX_RULE_FLOWS as u16))).unwrap();
+    assert_eq!(small.rule_count(), 2 * MAX_RULE_FLOWS);
+    assert!(small.sets.is_empty());
+    let big = desired_table(&profile(flows(1000))).unwrap();
+    assert_eq!(big.rule_count(), 2);
+    assert_eq!(big.flow_count(), 1000);
+    assert_eq!(big.sets[0].elements.len(), 1000);
     let p = plan_with(
-        &profile(flows),
-        &SystemState::default(),
-        &PlanOptions::default(),
-    );
-    assert_eq!(p.refusals()[0].code, "notrack-many-flows");
-    let flows: Vec<_> = (0..MAX_FLOWS as u16)
-        .map(|i| flow("10.0.1.0/24", "10.0.2.0/24", Some(1000 + i)))
-        .collect();
-    let p = plan_with(
-        &profile(flows),
+        &profile(flows(1000)),
         &SystemState::default(),
         &PlanOptions::default(),
     );
     assert!(p.refusals().is_empty(), "{p}");
+    assert!(p.changes[0]
+        .desired
+        .contains("ip saddr . ip daddr . tcp dport @flows4 notrack"));
 }
 
 #[test]
