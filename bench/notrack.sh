@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark: apply 1,000 trusted NOTRACK flows with `tcto-tune apply`
+# (netlink batch, plus reading the state, planning, journaling and the read
+# back) against `nft -f` of the same ruleset, both from an absent table,
+# inside a private network namespace (the host's ruleset is never touched).
+# A third command adds the read back tcto-tune always does (`nft list
+# table`), for a like-for-like comparison.
+#
+# Usage: bench/notrack.sh [FLOWS]   (as root; needs hyperfine and nft)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FLOWS="${1:-1000}"
+if [ "${TCTO_BENCH_INNER:-}" != 1 ]; then
+  cargo build --release -q -p tcto-tune-cli
+  exec unshare -n env TCTO_BENCH_INNER=1 "$0" "$@"
+fi
+ip link set lo up
+BIN="$PWD/target/release/tcto-tune"
+WORK="$(mktemp -d /tmp/tcto-bench.XXXXXX)"
+trap 'nft delete table inet tcto_tune 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+# Flow i: client subnet 10.<1+i/250>.<i%250>.0/24 -> 10.200.0.0/24 port 8080.
+profile="$WORK/bench.toml"
+ruleset="$WORK/bench.nft"
+echo 'name = "bench"' >"$profile"
+pre=""; out=""
+for ((i = 0; i < FLOWS; i++)); do
+  net="10.$((1 + i / 250)).$((i % 250)).0/24"
+  printf '[[notrack]]\nfrom = "%s"\nto = "10.200.0.0/24"\nport = 8080\n' "$net" >>"$profile"
+  pre+=$'\t\t'"ip saddr $net ip daddr 10.200.0.0/24 tcp dport 8080 notrack"$'\n'
+  out+=$'\t\t'"ip saddr 10.200.0.0/24 tcp sport 8080 ip daddr $net notrack"$'\n'
+done
+{
+  echo "table inet tcto_tune {"
+  printf '\tchain prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;\n%s\t}\n\n' "$pre"
+  printf '\tchain output {\n\t\ttype filter hook output priority raw; policy accept;\n%s\t}\n}\n' "$out"
+} >"$ruleset"
+
+# Both tools must produce the same table.
+"$BIN" --state-dir "$WORK/s" apply --profile "$profile" --allow notrack-many-flows >/dev/null
+nft list ruleset >"$WORK/ours.txt"
+nft delete table inet tcto_tune
+nft -f "$ruleset"
+nft list ruleset >"$WORK/theirs.txt"
+nft delete table inet tcto_tune
+cmp "$WORK/ours.txt" "$WORK/theirs.txt"
+echo "same ruleset: $(grep -c notrack "$WORK/ours.txt") rules for $FLOWS flows" >&2
+
+reset="nft delete table inet tcto_tune 2>/dev/null; rm -rf $WORK/s"
+hyperfine -N --warmup 3 --runs 30 --export-markdown "$WORK/result.md" \
+  --prepare "sh -c '$reset'" \
+  -n "tcto-tune apply ($FLOWS flows)" "$BIN --state-dir $WORK/s apply --profile $profile --allow notrack-many-flows" \
+  -n "nft -f ($FLOWS flows)" "nft -f $ruleset" \
+  -n "nft -f + nft list table ($FLOWS flows)" "sh -c 'nft -f $ruleset && nft list table inet tcto_tune >/dev/null'"
+cat "$WORK/result.md"
