@@ -47,9 +47,17 @@ cmp "$WORK/ours.txt" "$WORK/theirs.txt"
 echo "same ruleset: $(grep -c notrack "$WORK/ours.txt") rules for $FLOWS flows" >&2
 
 reset="nft delete table inet tcto_tune 2>/dev/null; rm -rf $WORK/s"
-hyperfine -N --warmup 3 --runs 30 --export-markdown "$WORK/result.md" \
+hyperfine -N --warmup 3 --runs "${RUNS:-40}" --export-json "$WORK/result.json" \
   --prepare "sh -c '$reset'" \
   -n "tcto-tune apply ($FLOWS flows)" "$BIN --state-dir $WORK/s apply --profile $profile --allow notrack-many-flows" \
   -n "nft -f ($FLOWS flows)" "nft -f $ruleset" \
   -n "nft -f + nft list table ($FLOWS flows)" "sh -c 'nft -f $ruleset && nft list table inet tcto_tune >/dev/null'"
-cat "$WORK/result.md"
+python3 - "$WORK/result.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[1]["median"]
+print("| command | median ms | mean ms | min ms | ratio to nft -f (median) |")
+print("|---|---:|---:|---:|---:|")
+for x in r:
+    print(f"| {x['command']} | {x['median']*1e3:.1f} | {x['mean']*1e3:.1f} | {x['min']*1e3:.1f} | {x['median']/base:.2f} |")
+PY
