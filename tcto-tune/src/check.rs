@@ -111,7 +111,6 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("offload-on-loopback", "refuse", "the plan changes offloads of `lo`, which has no NIC and cannot be the cause of connect timeouts"),
     ("offload-group-mixed", "warn", "a group (e.g. tso) reads on while some changeable members are off; rollback turns the whole group on"),
     ("notrack-unscoped", "refuse", "a NOTRACK flow lacks `from`, `to` or `port`, mixes IPv4 and IPv6, or covers every address (0.0.0.0/0, ::/0); flows lacking a field are never planned"),
-    ("notrack-many-flows", "refuse", "more than 32 NOTRACK flows: two rules each that every packet walks through (nftables sets are not implemented)"),
     ("notrack-breaks-stateful-filter", "refuse", "another table's filter chain with policy drop accepts by `ct state established,related` and would drop the untracked packets of a NOTRACKed flow; add `ct state untracked accept` to it"),
     ("notrack-loopback", "warn", "a NOTRACK flow is on loopback, where conntrack first sees packets at OUTPUT: the output chain also gets the request direction"),
     ("notrack-bypasses-conntrack", "info", "NOTRACKed flows bypass NAT and conntrack-based accounting"),
