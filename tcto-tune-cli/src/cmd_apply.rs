@@ -122,7 +122,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     require_privileges("apply")?;
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
     let _lock = journal.lock().map_err(|e| apply_error(e.into()))?;
-    let report = apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts)
-        .map_err(apply_error)?;
+    let report =
+        apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
     finish(g, &report)
 }

@@ -124,7 +124,6 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     p
 }
 
-
 fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanOptions) {
     let key = t.key.as_str();
     let desired = t.desired.value.render();

@@ -21,8 +21,8 @@ pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
-pub use offloads::{read_group, write_group, Offloads, SetReport, SimOffloads};
 pub use nft::Nft;
+pub use offloads::{read_group, write_group, Offloads, SetReport, SimOffloads};
 pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::SockDiag;
 
