@@ -136,7 +136,20 @@ impl Value {
             Value::Bool(true) => "on".into(),
             Value::Bool(false) => "off".into(),
             Value::Bytes(b) => format!("({} bytes)", b.len()),
-            Value::Json(_) => "(table)".into(),
+            // A NOTRACK table document: say how many rules it holds.
+            Value::Json(v) => match v.get("chains").and_then(|c| c.as_array()) {
+                Some(chains) => {
+                    let count = |c: &serde_json::Value, k: &str| {
+                        c.get(k).and_then(|r| r.as_array()).map_or(0, Vec::len)
+                    };
+                    let n: usize = chains
+                        .iter()
+                        .map(|c| count(c, "rules") + count(c, "set_rules"))
+                        .sum();
+                    format!("(table, {n} rule{})", if n == 1 { "" } else { "s" })
+                }
+                None => "(table)".into(),
+            },
             Value::Symlink(t) => format!("(link to {t})"),
         }
     }

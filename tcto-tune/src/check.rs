@@ -110,6 +110,10 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("offload-cpu-cost", "warn", "the plan turns tso, gso or gro off: the CPU then segments or merges every packet; a diagnostic step, not a permanent fix"),
     ("offload-on-loopback", "refuse", "the plan changes offloads of `lo`, which has no NIC and cannot be the cause of connect timeouts"),
     ("offload-group-mixed", "warn", "a group (e.g. tso) reads on while some changeable members are off; rollback turns the whole group on"),
+    ("notrack-unscoped", "refuse", "a NOTRACK flow lacks `from`, `to` or `port`, mixes IPv4 and IPv6, or covers every address (0.0.0.0/0, ::/0); flows lacking a field are never planned"),
+    ("notrack-breaks-stateful-filter", "refuse", "another table's filter chain with policy drop accepts by `ct state established,related` and would drop the untracked packets of a NOTRACKed flow; add `ct state untracked accept` to it"),
+    ("notrack-loopback", "warn", "a NOTRACK flow is on loopback, where conntrack first sees packets at OUTPUT: the output chain also gets the request direction"),
+    ("notrack-bypasses-conntrack", "info", "NOTRACKed flows bypass NAT and conntrack-based accounting"),
     ("not-supported-yet", "skip", "this kind of fix has no backend in this build"),
     ("persist-overridden-by", "refuse/warn", "persist: another sysctl.d file (or /etc/sysctl.conf) applied after 99-tcto-tune.conf sets one of our keys to another value, so it would win at boot; the finding names FILE:LINE; with --allow it is a warning"),
     ("persist-also-set", "info", "persist: another file sets one of our keys but ours wins at boot (applied before ours, or after it with the same value)"),
@@ -159,6 +163,7 @@ pub fn run_all(input: &CheckInput) -> Vec<Finding> {
     out.extend(value_out_of_range(input));
     out.extend(removed_keys(input));
     out.extend(crate::offload::checks(input));
+    out.extend(crate::notrack::checks(input));
     out
 }
 

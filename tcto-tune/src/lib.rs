@@ -33,6 +33,7 @@ pub mod check;
 pub mod fix;
 pub mod journal;
 pub mod names;
+pub mod notrack;
 pub mod offload;
 pub mod persist;
 pub mod plan;

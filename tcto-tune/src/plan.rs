@@ -109,16 +109,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     for target in profile.sysctl_targets() {
         plan_sysctl(&mut p, &target, state, opts);
     }
-    for flow in &profile.notrack {
-        let key = format!(
-            "{} -> {} port {}",
-            flow.from.map_or("?".into(), |c| c.to_string()),
-            flow.to.map_or("?".into(), |c| c.to_string()),
-            flow.port.map_or("?".into(), |c| c.to_string())
-        );
-        p.skipped
-            .push(not_supported(ChangeKind::Notrack, key, "notrack"));
-    }
+    crate::notrack::plan_notrack(&mut p, profile, state);
     crate::offload::plan_offloads(&mut p, profile, state);
     let mut findings = check::run_all(&CheckInput {
         profile,
@@ -131,17 +122,6 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     p.findings.extend(findings);
     p
-}
-
-fn not_supported(kind: ChangeKind, key: String, what: &str) -> Skipped {
-    Skipped {
-        kind,
-        key,
-        code: "not-supported-yet".into(),
-        why: format!("{what} fixes have no backend in this build yet"),
-        current: None,
-        desired: String::new(),
-    }
 }
 
 fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanOptions) {

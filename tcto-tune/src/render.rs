@@ -5,6 +5,7 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::change::ChangeKind;
 use crate::check::Severity;
 use crate::fix::Intent;
 use crate::plan::Plan;
@@ -32,33 +33,60 @@ fn intent_word(i: Intent) -> &'static str {
     }
 }
 
+/// `1 rule`, `4 rules`: the rule lines of an nft table text.
+fn rules_word(nft: &str) -> String {
+    let n = nft
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" notrack"))
+        .count();
+    format!("{n} rule{}", if n == 1 { "" } else { "s" })
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
 impl Plan {
     /// Render as text.
     pub fn render(&self, style: TextStyle) -> String {
         let mut rows: Vec<[String; 5]> = Vec::new();
         for c in &self.changes {
-            rows.push([
-                "change".into(),
-                c.key.clone(),
+            let value = if c.kind == ChangeKind::Notrack {
+                format!(
+                    "{} -> {}",
+                    c.current.as_deref().map_or("(absent)".into(), rules_word),
+                    rules_word(&c.desired)
+                )
+            } else {
                 format!(
                     "{} -> {}",
                     c.current.as_deref().unwrap_or("(absent)"),
                     c.desired
-                ),
+                )
+            };
+            rows.push([
+                "change".into(),
+                c.key.clone(),
+                value,
                 c.reason.clone().unwrap_or_default(),
                 "31".into(),
             ]);
         }
         for u in &self.unchanged {
-            rows.push([
-                "ok".into(),
-                u.key.clone(),
+            let value = if u.kind == ChangeKind::Notrack {
+                format!("{} already in place", rules_word(&u.current))
+            } else {
                 format!(
                     "{} (wanted {}{})",
                     u.current,
                     intent_word(u.intent),
                     u.desired
-                ),
+                )
+            };
+            rows.push([
+                "ok".into(),
+                u.key.clone(),
+                value,
                 u.reason.clone().unwrap_or_default(),
                 "32".into(),
             ]);
@@ -99,6 +127,37 @@ impl Plan {
             let status = paint(style, &r[4], &format!("{:<6}", r[0]));
             let line = format!("{status}  {:<w_key$}  {:<w_val$}  {}", r[1], r[2], r[3]);
             let _ = writeln!(out, "{}", line.trim_end());
+        }
+        for c in self
+            .changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Notrack)
+        {
+            let _ = writeln!(out, "\n{} {} as planned:", c.kind, c.key);
+            out.push_str(&indent(&c.desired));
+            let old = c.current.clone().unwrap_or_default();
+            let diff = similar::TextDiff::from_lines(&old, &c.desired);
+            let _ = writeln!(out, "\ndiff against what is in place:");
+            let text = diff
+                .unified_diff()
+                .context_radius(3)
+                .header(
+                    if c.current.is_some() {
+                        "in place"
+                    } else {
+                        "(absent)"
+                    },
+                    "planned",
+                )
+                .to_string();
+            for line in text.lines() {
+                let color = match line.as_bytes().first() {
+                    Some(b'+') if !line.starts_with("+++") => "32",
+                    Some(b'-') if !line.starts_with("---") => "31",
+                    _ => "0",
+                };
+                let _ = writeln!(out, "  {}", paint(style, color, line));
+            }
         }
         if !self.findings.is_empty() {
             out.push_str("\nfindings:\n");

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::notrack::{FilterChain, NotrackTable};
+
 /// One sysctl as observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SysctlReading {
@@ -102,6 +104,14 @@ pub struct SystemState {
     /// has no entry.
     #[serde(default)]
     pub offloads: BTreeMap<String, Features>,
+    /// The `inet tcto_tune` table as it is now (`None`: absent, or not read
+    /// because the profile has no NOTRACK flow).
+    #[serde(default)]
+    pub notrack_table: Option<NotrackTable>,
+    /// Base filter chains (hook input, forward, output) of every other
+    /// `ip`, `ip6` and `inet` table, decoded (read only for NOTRACK plans).
+    #[serde(default)]
+    pub filter_chains: Vec<FilterChain>,
 }
 
 impl SystemState {

@@ -4,6 +4,7 @@
 
 mod apply;
 mod hostile;
+mod notrack;
 mod offload;
 mod persist;
 mod plan;

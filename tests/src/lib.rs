@@ -7,6 +7,8 @@
 //! or inside `ip netns` namespaces owned by a [`Netns`] guard that deletes
 //! them on drop. Nothing a test does reaches the host's own namespace.
 
+pub mod notrack;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};

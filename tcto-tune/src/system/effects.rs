@@ -9,9 +9,10 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{read_group, write_group, LinuxOffloads, LinuxSysctls, Sysctls, SystemError};
+use super::{read_group, write_group, LinuxOffloads, LinuxSysctls, Nft, Sysctls, SystemError};
 use crate::change::{Target, Value};
 use crate::names::SysctlName;
+use crate::notrack::{self, NotrackTable};
 use crate::plan::Plan;
 
 /// Read and write any [`Target`].
@@ -35,6 +36,17 @@ fn sysctl_name(key: &str) -> Result<SysctlName, SystemError> {
 pub struct LinuxEffects {
     sysctls: LinuxSysctls,
     offloads: LinuxOffloads,
+    nft: Nft,
+}
+
+fn is_ours(target: &Target) -> bool {
+    *target == notrack::target()
+}
+
+fn table_of(target: &Target, v: &serde_json::Value) -> Result<NotrackTable, SystemError> {
+    serde_json::from_value(v.clone()).map_err(|e| SystemError::NftContent {
+        what: format!("the value to write to {target} is not a NOTRACK table: {e}"),
+    })
 }
 
 impl Effects for LinuxEffects {
@@ -46,6 +58,7 @@ impl Effects for LinuxEffects {
                 .map_or(Value::Absent, Value::Text)),
             Target::Offload { iface, feature } => read_group(&self.offloads, iface, feature),
             Target::File { path } => super::files::read_file(std::path::Path::new(path)),
+            t if is_ours(t) => Ok(notrack::value_of(self.nft.read_table()?.as_ref())),
             other => Err(SystemError::Unsupported {
                 what: format!("reading {other}"),
             }),
@@ -59,6 +72,9 @@ impl Effects for LinuxEffects {
                 write_group(&mut self.offloads, iface, feature, *on)
             }
             (Target::File { path }, v) => super::files::write_file(std::path::Path::new(path), v),
+            // The transaction reads the table back and compares.
+            (t, Value::Json(v)) if is_ours(t) => self.nft.send_table(Some(&table_of(t, v)?)),
+            (t, Value::Absent) if is_ours(t) => self.nft.send_table(None),
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
             }),

@@ -10,6 +10,7 @@ mod effects;
 mod ethtool;
 mod files;
 mod linux;
+mod nft;
 mod offloads;
 mod sim;
 mod sockdiag;
@@ -20,11 +21,13 @@ pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
+pub use nft::Nft;
 pub use offloads::{read_group, write_group, Offloads, SetReport, SimOffloads};
-pub use sim::{SimHost, SimSockets, SimSysctls};
+pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::SockDiag;
 
 use crate::names::SysctlName;
+use crate::notrack::{FilterChain, NotrackTable};
 use crate::profile::Profile;
 use crate::state::{ListenSocket, SysctlReading, SystemState};
 
@@ -112,6 +115,31 @@ pub enum SystemError {
         /// Where the link points.
         link: String,
     },
+    /// An nftables netlink step failed (EPERM: not root; EOPNOTSUPP:
+    /// no nf_tables; any other: the kernel refused that message, and the
+    /// batch as a whole).
+    #[error("nftables: cannot {step}{}", nft_why(.source))]
+    Nftables {
+        /// The step or the batch message, e.g. `add rule to chain output: ...`.
+        step: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `inet tcto_tune` table holds something tcto-tune did not write.
+    #[error("table inet tcto_tune holds content tcto-tune did not write: {what}")]
+    NftContent {
+        /// What.
+        what: String,
+    },
+    /// After the batch, the table does not hold what was written.
+    #[error("table inet tcto_tune read back after the write differs from what was written:\nwanted:\n{wanted}got:\n{got}")]
+    NftReadBack {
+        /// What was written, as nft prints it.
+        wanted: String,
+        /// What was read back.
+        got: String,
+    },
     /// This kind of change has no backend on this build.
     #[error("{what} is not supported by this backend")]
     Unsupported {
@@ -129,11 +157,33 @@ impl SystemError {
             | SystemError::Netlink { source, .. }
             | SystemError::Proc { source, .. }
             | SystemError::Ethtool { source, .. }
+            | SystemError::Nftables { source, .. }
             | SystemError::File { source, .. } => source.raw_os_error(),
             SystemError::FileIsSymlink { .. } => Some(libc::ELOOP),
-            SystemError::Unsupported { .. } | SystemError::OffloadNotTaken { .. } => None,
+            SystemError::Unsupported { .. }
+            | SystemError::OffloadNotTaken { .. }
+            | SystemError::NftContent { .. }
+            | SystemError::NftReadBack { .. } => None,
         }
     }
+}
+
+fn nft_why(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EPERM) => " (permission denied: needs root or CAP_NET_ADMIN)",
+        Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT) => {
+            " (is the nf_tables kernel module available?)"
+        }
+        _ => "",
+    }
+}
+
+/// Read nftables state.
+pub trait Firewall {
+    /// The `inet tcto_tune` table, or `None` when absent.
+    fn notrack_table(&self) -> Result<Option<NotrackTable>, SystemError>;
+    /// Base filter chains of the other tables (see [`SystemState::filter_chains`]).
+    fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError>;
 }
 
 /// Read and write sysctls.
@@ -170,6 +220,8 @@ pub struct Backends {
     pub host: Box<dyn Host>,
     /// NIC features.
     pub offloads: Box<dyn Offloads>,
+    /// nftables.
+    pub firewall: Box<dyn Firewall>,
 }
 
 impl Backends {
@@ -180,6 +232,7 @@ impl Backends {
             sockets: Box::new(SockDiag),
             host: Box::new(LinuxHost),
             offloads: Box::new(LinuxOffloads),
+            firewall: Box::new(Nft),
         }
     }
 
@@ -193,6 +246,10 @@ impl Backends {
                 in_initial_netns: state.in_initial_netns,
             }),
             offloads: Box::new(SimOffloads::from_state(state)),
+            firewall: Box::new(SimFirewall {
+                table: state.notrack_table.clone(),
+                chains: state.filter_chains.clone(),
+            }),
         }
     }
 }
@@ -224,6 +281,12 @@ pub fn read_state(profile: &Profile, b: &Backends) -> Result<SystemState, System
         listeners: b.sockets.listeners()?,
         ..Default::default()
     };
+    // nftables is read only for NOTRACK plans: it needs CAP_NET_ADMIN and
+    // nf_tables, which a sysctl-only plan must not depend on.
+    if !profile.notrack.is_empty() {
+        state.notrack_table = b.firewall.notrack_table()?;
+        state.filter_chains = b.firewall.filter_chains()?;
+    }
     for key in keys {
         let reading = match b.sysctls.read(&key)? {
             Some(v) => SysctlReading {

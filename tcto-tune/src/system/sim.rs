@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{Host, Sockets, Sysctls, SystemError};
+use super::{Firewall, Host, Sockets, Sysctls, SystemError};
 use crate::names::SysctlName;
+use crate::notrack::{FilterChain, NotrackTable};
 use crate::state::{ListenSocket, SysctlReading, SystemState};
 
 /// In-memory sysctls with optional injected faults.
@@ -88,5 +89,23 @@ impl Host for SimHost {
     }
     fn in_initial_netns(&self) -> Result<bool, SystemError> {
         Ok(self.in_initial_netns)
+    }
+}
+
+/// Fixed nftables state.
+#[derive(Debug, Clone, Default)]
+pub struct SimFirewall {
+    /// The `inet tcto_tune` table.
+    pub table: Option<NotrackTable>,
+    /// Other tables' filter chains.
+    pub chains: Vec<FilterChain>,
+}
+
+impl Firewall for SimFirewall {
+    fn notrack_table(&self) -> Result<Option<NotrackTable>, SystemError> {
+        Ok(self.table.clone())
+    }
+    fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
+        Ok(self.chains.clone())
     }
 }

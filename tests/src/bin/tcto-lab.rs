@@ -4,6 +4,10 @@
 //! exactly backlog N (std's TcpListener always uses 128), print `ready` and
 //! hold the socket until killed; without `--accept` it never accepts, so
 //! the accept queue fills like a stuck server's.
+//!
+//! `tcto-lab connect --addr A --port P [--count N] [--timeout-ms T]`: make
+//! N TCP connections one after the other, each given T ms to complete, and
+//! print `ok=X failed=Y` (exit 0 either way: the caller judges).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -49,8 +53,30 @@ fn main() {
                 }
             }
         }
+        Some("connect") => {
+            let port: u16 = arg(&args, "--port").expect("--port").parse().expect("port");
+            let addr: std::net::IpAddr =
+                arg(&args, "--addr").expect("--addr").parse().expect("addr");
+            let count: u32 = arg(&args, "--count")
+                .unwrap_or_else(|| "1".into())
+                .parse()
+                .expect("count");
+            let timeout: u64 = arg(&args, "--timeout-ms")
+                .unwrap_or_else(|| "1000".into())
+                .parse()
+                .expect("timeout");
+            let to = SocketAddr::new(addr, port);
+            let (mut ok, mut failed) = (0, 0);
+            for _ in 0..count.min(10_000) {
+                match std::net::TcpStream::connect_timeout(&to, Duration::from_millis(timeout)) {
+                    Ok(_) => ok += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            println!("ok={ok} failed={failed}");
+        }
         _ => {
-            eprintln!("usage: tcto-lab listen --port P [--backlog N] [--addr A] [--accept]");
+            eprintln!("usage: tcto-lab listen --port P [--backlog N] [--addr A] [--accept]\n       tcto-lab connect --addr A --port P [--count N] [--timeout-ms T]");
             std::process::exit(2);
         }
     }

@@ -1,0 +1,690 @@
+//! nftables rule expressions as plain data, and a decoder for them.
+//!
+//! The kernel stores a rule as a list of register-machine expressions
+//! (`meta load nfproto => reg 1`, `cmp eq reg 1 0x02`...), not as the text
+//! `nft` prints. Keeping that list as plain data ([`RawExpr`]) lets us
+//! (1) build our NOTRACK rules and test their exact bytes without a kernel,
+//! (2) decode what the kernel hands back, for our own table (read back
+//! after a write) and for everybody else's filter chains (the
+//! stateful-filter check), from fixture dumps in tests. The netlink code in
+//! `system::nft` only converts between [`RawExpr`] and libnftnl objects.
+
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::Cidr;
+
+/// `NFPROTO_IPV4`.
+pub const NFPROTO_IPV4: u8 = 2;
+/// `NFPROTO_IPV6`.
+pub const NFPROTO_IPV6: u8 = 10;
+/// `NFPROTO_INET`.
+pub const NFPROTO_INET: u8 = 1;
+/// `IPPROTO_TCP`.
+pub const IPPROTO_TCP: u8 = 6;
+/// `NFT_META_NFPROTO`.
+pub const META_NFPROTO: u32 = 15;
+/// `NFT_META_L4PROTO`.
+pub const META_L4PROTO: u32 = 16;
+/// `NFT_PAYLOAD_NETWORK_HEADER`.
+pub const BASE_NETWORK: u32 = 1;
+/// `NFT_PAYLOAD_TRANSPORT_HEADER`.
+pub const BASE_TRANSPORT: u32 = 2;
+/// `NFT_CMP_EQ`.
+pub const CMP_EQ: u32 = 0;
+/// `NFT_CMP_NEQ`.
+pub const CMP_NEQ: u32 = 1;
+/// `NFT_CT_STATE`.
+pub const CT_STATE: u32 = 0;
+/// `NFT_REG_1`, the register our rules use.
+pub const REG_1: u32 = 1;
+/// `NF_DROP`.
+pub const NF_DROP: i32 = 0;
+/// `NF_ACCEPT`.
+pub const NF_ACCEPT: i32 = 1;
+/// `NFT_JUMP`.
+pub const NFT_JUMP: i32 = -3;
+/// `NFT_GOTO`.
+pub const NFT_GOTO: i32 = -4;
+/// `NFT_RETURN`.
+pub const NFT_RETURN: i32 = -5;
+
+/// Conntrack state bits as `ct state` matches them (`NF_CT_STATE_BIT`).
+pub const CT_INVALID: u32 = 0x01;
+/// `established`.
+pub const CT_ESTABLISHED: u32 = 0x02;
+/// `related`.
+pub const CT_RELATED: u32 = 0x04;
+/// `new`.
+pub const CT_NEW: u32 = 0x08;
+/// `untracked`: what a NOTRACKed packet is.
+pub const CT_UNTRACKED: u32 = 0x40;
+
+/// One kernel expression, with the attributes the decoder understands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "expr", rename_all = "snake_case")]
+pub enum RawExpr {
+    /// `meta load KEY => reg DREG`.
+    Meta {
+        /// `NFT_META_*`.
+        key: u32,
+        /// Destination register.
+        dreg: u32,
+    },
+    /// `payload load LEN b @ BASE + OFFSET => reg DREG`.
+    Payload {
+        /// `NFT_PAYLOAD_*_HEADER`.
+        base: u32,
+        /// Byte offset.
+        offset: u32,
+        /// Byte length.
+        len: u32,
+        /// Destination register.
+        dreg: u32,
+    },
+    /// `bitwise reg DREG = (reg SREG & MASK) ^ XOR`.
+    Bitwise {
+        /// Source register.
+        sreg: u32,
+        /// Destination register.
+        dreg: u32,
+        /// Mask bytes.
+        mask: Vec<u8>,
+        /// Xor bytes.
+        xor: Vec<u8>,
+    },
+    /// `cmp OP reg SREG DATA`.
+    Cmp {
+        /// Source register.
+        sreg: u32,
+        /// `NFT_CMP_*`.
+        op: u32,
+        /// Bytes compared, as the packet holds them (network order).
+        data: Vec<u8>,
+    },
+    /// `ct load KEY => reg DREG`.
+    Ct {
+        /// `NFT_CT_*`.
+        key: u32,
+        /// Destination register.
+        dreg: u32,
+    },
+    /// `immediate reg 0 VERDICT [CHAIN]`, or data into another register.
+    Immediate {
+        /// Destination register (0: the verdict register).
+        dreg: u32,
+        /// Verdict code when `dreg` is 0.
+        verdict: Option<i32>,
+        /// Chain of a jump or goto.
+        chain: Option<String>,
+    },
+    /// `lookup reg SREG set NAME`.
+    Lookup {
+        /// Source register.
+        sreg: u32,
+        /// Set name.
+        set: String,
+    },
+    /// `notrack`.
+    Notrack,
+    /// `counter` (no effect on matching).
+    Counter,
+    /// Any other expression, by name.
+    Other {
+        /// libnftnl's name (`reject`, `log`, `limit`...).
+        name: String,
+    },
+}
+
+/// What a rule does with a packet it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No verdict: evaluation goes on with the next rule.
+    Continue,
+    /// `accept`.
+    Accept,
+    /// `drop`.
+    Drop,
+    /// `reject` (a drop with an answer).
+    Reject,
+    /// `notrack` (then the next rule).
+    Notrack,
+    /// `jump CHAIN`.
+    Jump(String),
+    /// `goto CHAIN`.
+    Goto(String),
+    /// `return`.
+    Return,
+}
+
+/// A subnet match: the subnet and whether it is negated.
+pub type AddrMatch = Cidr;
+
+/// What the decoder understood of a rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleMatch {
+    /// `meta nfproto` (explicit, or implied by an `ip`/`ip6` table).
+    pub nfproto: Option<u8>,
+    /// `meta l4proto`.
+    pub l4proto: Option<u8>,
+    /// Source subnet.
+    pub saddr: Option<AddrMatch>,
+    /// Destination subnet.
+    pub daddr: Option<AddrMatch>,
+    /// Source port.
+    pub sport: Option<u16>,
+    /// Destination port.
+    pub dport: Option<u16>,
+    /// The `ct state` bits this rule matches (any of them).
+    pub ct_states: Option<u32>,
+    /// `ct state` matched through a set lookup (`ct state { ... }`); the
+    /// set's elements are not read, so the states are unknown.
+    pub ct_state_set: Option<String>,
+    /// Matches the decoder does not model, as text.
+    pub unknown: Vec<String>,
+}
+
+/// A decoded rule: its matches and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecodedRule {
+    /// Matches.
+    #[serde(flatten)]
+    pub matches: RuleMatch,
+    /// Verdict.
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug)]
+enum Loaded {
+    Meta(u32),
+    Payload { base: u32, offset: u32, len: u32 },
+    Ct(u32),
+    Masked(Box<Loaded>, Vec<u8>),
+    Unknown,
+}
+
+/// Leading one bits of a mask, if the mask is a prefix mask.
+fn prefix_of(mask: &[u8]) -> Option<u8> {
+    let mut bits = 0u32;
+    let mut ended = false;
+    for b in mask {
+        let ones = b.leading_ones();
+        if ended && *b != 0 {
+            return None;
+        }
+        if ones < 8 {
+            if b << ones != 0 {
+                return None;
+            }
+            ended = true;
+        }
+        bits += ones;
+    }
+    u8::try_from(bits).ok()
+}
+
+fn addr_of(family: u8, data: &[u8]) -> Option<IpAddr> {
+    match family {
+        NFPROTO_IPV4 if data.len() <= 4 => {
+            let mut b = [0u8; 4];
+            b[..data.len()].copy_from_slice(data);
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        NFPROTO_IPV6 if data.len() <= 16 => {
+            let mut b = [0u8; 16];
+            b[..data.len()].copy_from_slice(data);
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+fn hex(data: &[u8]) -> String {
+    let mut s = String::from("0x");
+    for b in data {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// `(is_saddr, family)` for a network-header load, if it is an address.
+fn addr_field(nfproto: Option<u8>, offset: u32, len: u32) -> Option<(bool, u8)> {
+    match (nfproto?, offset) {
+        (NFPROTO_IPV4, 12) if (1..=4).contains(&len) => Some((true, NFPROTO_IPV4)),
+        (NFPROTO_IPV4, 16) if (1..=4).contains(&len) => Some((false, NFPROTO_IPV4)),
+        (NFPROTO_IPV6, 8) if (1..=16).contains(&len) => Some((true, NFPROTO_IPV6)),
+        (NFPROTO_IPV6, 24) if (1..=16).contains(&len) => Some((false, NFPROTO_IPV6)),
+        _ => None,
+    }
+}
+
+fn describe(l: &Loaded) -> String {
+    match l {
+        Loaded::Meta(k) => format!("meta key {k}"),
+        Loaded::Payload { base, offset, len } => format!("payload {len}b @ {base} + {offset}"),
+        Loaded::Ct(k) => format!("ct key {k}"),
+        Loaded::Masked(inner, mask) => format!("({} & {})", describe(inner), hex(mask)),
+        Loaded::Unknown => "register".into(),
+    }
+}
+
+/// Decode a rule's expressions. `table_family` is the table's
+/// `NFPROTO_*` (an `ip` table implies IPv4 without a `meta nfproto` match).
+pub fn decode(table_family: u8, exprs: &[RawExpr]) -> DecodedRule {
+    let mut m = RuleMatch {
+        nfproto: matches!(table_family, NFPROTO_IPV4 | NFPROTO_IPV6).then_some(table_family),
+        ..Default::default()
+    };
+    let mut verdict = Verdict::Continue;
+    let mut regs: std::collections::BTreeMap<u32, Loaded> = Default::default();
+    for e in exprs {
+        match e {
+            RawExpr::Meta { key, dreg } => {
+                regs.insert(*dreg, Loaded::Meta(*key));
+            }
+            RawExpr::Payload {
+                base,
+                offset,
+                len,
+                dreg,
+            } => {
+                regs.insert(
+                    *dreg,
+                    Loaded::Payload {
+                        base: *base,
+                        offset: *offset,
+                        len: *len,
+                    },
+                );
+            }
+            RawExpr::Ct { key, dreg } => {
+                regs.insert(*dreg, Loaded::Ct(*key));
+            }
+            RawExpr::Bitwise {
+                sreg,
+                dreg,
+                mask,
+                xor,
+            } => {
+                let src = regs.get(sreg).cloned().unwrap_or(Loaded::Unknown);
+                let l = if xor.iter().all(|b| *b == 0) {
+                    Loaded::Masked(Box::new(src), mask.clone())
+                } else {
+                    m.unknown.push(format!("bitwise xor {}", hex(xor)));
+                    Loaded::Unknown
+                };
+                regs.insert(*dreg, l);
+            }
+            RawExpr::Cmp { sreg, op, data } => {
+                let l = regs.get(sreg).cloned().unwrap_or(Loaded::Unknown);
+                if !decode_cmp(&mut m, &l, *op, data) {
+                    let op = match *op {
+                        CMP_EQ => "==",
+                        CMP_NEQ => "!=",
+                        _ => "<>",
+                    };
+                    m.unknown
+                        .push(format!("{} {op} {}", describe(&l), hex(data)));
+                }
+            }
+            RawExpr::Lookup { sreg, set } => match regs.get(sreg) {
+                Some(Loaded::Ct(CT_STATE)) => m.ct_state_set = Some(set.clone()),
+                other => m.unknown.push(format!(
+                    "{} @{set}",
+                    describe(other.unwrap_or(&Loaded::Unknown))
+                )),
+            },
+            RawExpr::Immediate {
+                dreg: 0,
+                verdict: Some(v),
+                chain,
+            } => {
+                let chain = chain.clone().unwrap_or_default();
+                verdict = match *v {
+                    NF_ACCEPT => Verdict::Accept,
+                    NF_DROP => Verdict::Drop,
+                    NFT_JUMP => Verdict::Jump(chain),
+                    NFT_GOTO => Verdict::Goto(chain),
+                    NFT_RETURN => Verdict::Return,
+                    _ => Verdict::Continue,
+                };
+            }
+            RawExpr::Immediate { dreg, .. } => {
+                regs.insert(*dreg, Loaded::Unknown);
+            }
+            RawExpr::Notrack => verdict = Verdict::Notrack,
+            RawExpr::Counter => {}
+            RawExpr::Other { name } => match name.as_str() {
+                "reject" => verdict = Verdict::Reject,
+                "log" | "counter" => {}
+                _ => m.unknown.push(name.clone()),
+            },
+        }
+    }
+    DecodedRule {
+        matches: m,
+        verdict,
+    }
+}
+
+/// Fold one comparison into `m`; false when it is not one we model.
+fn decode_cmp(m: &mut RuleMatch, l: &Loaded, op: u32, data: &[u8]) -> bool {
+    match (l, op) {
+        (Loaded::Meta(META_NFPROTO), CMP_EQ) if data.len() == 1 => {
+            m.nfproto = Some(data[0]);
+            true
+        }
+        (Loaded::Meta(META_L4PROTO), CMP_EQ) if data.len() == 1 => {
+            m.l4proto = Some(data[0]);
+            true
+        }
+        (
+            Loaded::Payload {
+                base: BASE_TRANSPORT,
+                offset,
+                len: 2,
+            },
+            CMP_EQ,
+        ) if data.len() == 2 && *offset <= 2 => {
+            let port = u16::from_be_bytes([data[0], data[1]]);
+            if *offset == 0 {
+                m.sport = Some(port);
+            } else {
+                m.dport = Some(port);
+            }
+            true
+        }
+        (
+            Loaded::Payload {
+                base: BASE_NETWORK,
+                offset,
+                len,
+            },
+            CMP_EQ,
+        ) => set_addr(m, *offset, *len, None, data),
+        (Loaded::Masked(inner, mask), CMP_EQ)
+            if matches!(
+                **inner,
+                Loaded::Payload {
+                    base: BASE_NETWORK,
+                    ..
+                }
+            ) =>
+        {
+            let Loaded::Payload { offset, len, .. } = **inner else {
+                return false;
+            };
+            set_addr(m, offset, len, Some(mask), data)
+        }
+        (Loaded::Masked(inner, mask), CMP_NEQ | CMP_EQ)
+            if matches!(**inner, Loaded::Ct(CT_STATE)) && data.iter().all(|b| *b == 0) =>
+        {
+            let mut b = [0u8; 4];
+            let n = mask.len().min(4);
+            b[..n].copy_from_slice(&mask[..n]);
+            let bits = u32::from_ne_bytes(b);
+            m.ct_states = Some(if op == CMP_NEQ { bits } else { !bits & 0x7f });
+            true
+        }
+        (Loaded::Ct(CT_STATE), CMP_EQ) if data.len() == 4 => {
+            m.ct_states = Some(u32::from_ne_bytes([data[0], data[1], data[2], data[3]]));
+            true
+        }
+        _ => false,
+    }
+}
+
+fn set_addr(m: &mut RuleMatch, offset: u32, len: u32, mask: Option<&[u8]>, data: &[u8]) -> bool {
+    let Some((is_saddr, family)) = addr_field(m.nfproto, offset, len) else {
+        return false;
+    };
+    if data.len() != len as usize {
+        return false;
+    }
+    let prefix = match mask {
+        None => len as u8 * 8,
+        Some(mask) if mask.len() == len as usize => match prefix_of(mask) {
+            Some(p) => p,
+            None => return false,
+        },
+        Some(_) => return false,
+    };
+    let Some(addr) = addr_of(family, data) else {
+        return false;
+    };
+    let Ok(cidr) = Cidr::new(addr, prefix) else {
+        return false;
+    };
+    let slot = if is_saddr { &mut m.saddr } else { &mut m.daddr };
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(cidr);
+    true
+}
+
+/// The subnet as `nft` prints it: a host address without `/32`/`/128`.
+pub fn nft_addr(c: &Cidr) -> String {
+    let full = if c.is_ipv4() { 32 } else { 128 };
+    if c.prefix() == full {
+        c.addr().to_string()
+    } else {
+        c.to_string()
+    }
+}
+
+/// Names of the `ct state` bits, as `nft` prints them.
+pub fn ct_state_names(bits: u32) -> String {
+    let names = [
+        (CT_INVALID, "invalid"),
+        (CT_ESTABLISHED, "established"),
+        (CT_RELATED, "related"),
+        (CT_NEW, "new"),
+        (CT_UNTRACKED, "untracked"),
+    ];
+    let v: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if v.is_empty() {
+        format!("{bits:#x}")
+    } else {
+        v.join(",")
+    }
+}
+
+impl fmt::Display for DecodedRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.matches;
+        let mut parts: Vec<String> = Vec::new();
+        let ip = if m.nfproto == Some(NFPROTO_IPV6) {
+            "ip6"
+        } else {
+            "ip"
+        };
+        if let Some(s) = &m.saddr {
+            parts.push(format!("{ip} saddr {}", nft_addr(s)));
+        }
+        if let Some(d) = &m.daddr {
+            parts.push(format!("{ip} daddr {}", nft_addr(d)));
+        }
+        let l4 = match m.l4proto {
+            Some(IPPROTO_TCP) => "tcp".to_owned(),
+            Some(17) => "udp".to_owned(),
+            Some(p) => format!("th(l4proto {p})"),
+            None => "th".to_owned(),
+        };
+        if m.sport.is_none() && m.dport.is_none() {
+            if let Some(p) = m.l4proto {
+                parts.push(format!(
+                    "meta l4proto {}",
+                    if p == 6 { "tcp".into() } else { p.to_string() }
+                ));
+            }
+        }
+        if let Some(p) = m.sport {
+            parts.push(format!("{l4} sport {p}"));
+        }
+        if let Some(p) = m.dport {
+            parts.push(format!("{l4} dport {p}"));
+        }
+        if let Some(bits) = m.ct_states {
+            parts.push(format!("ct state {}", ct_state_names(bits)));
+        }
+        if let Some(set) = &m.ct_state_set {
+            parts.push(format!("ct state @{set}"));
+        }
+        for u in &m.unknown {
+            parts.push(format!("<{u}>"));
+        }
+        parts.push(match &self.verdict {
+            Verdict::Continue => "continue".into(),
+            Verdict::Accept => "accept".into(),
+            Verdict::Drop => "drop".into(),
+            Verdict::Reject => "reject".into(),
+            Verdict::Notrack => "notrack".into(),
+            Verdict::Jump(c) => format!("jump {c}"),
+            Verdict::Goto(c) => format!("goto {c}"),
+            Verdict::Return => "return".into(),
+        });
+        f.write_str(&parts.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_masks() {
+        assert_eq!(prefix_of(&[0xff, 0xff, 0xff, 0x00]), Some(24));
+        assert_eq!(prefix_of(&[0xff, 0xff, 0xff, 0x80]), Some(25));
+        assert_eq!(prefix_of(&[0xff, 0xf0, 0, 0]), Some(12));
+        assert_eq!(prefix_of(&[0, 0, 0, 0]), Some(0));
+        assert_eq!(prefix_of(&[0xff, 0x0f, 0, 0]), None);
+        assert_eq!(prefix_of(&[0xf0, 0xff, 0, 0]), None);
+    }
+
+    /// `ct state established,related accept` as `nft --debug=netlink`
+    /// shows it: ct load, bitwise mask 0x6, cmp neq 0.
+    fn ct_accept(bits: u32) -> Vec<RawExpr> {
+        vec![
+            RawExpr::Ct {
+                key: CT_STATE,
+                dreg: 1,
+            },
+            RawExpr::Bitwise {
+                sreg: 1,
+                dreg: 1,
+                mask: bits.to_ne_bytes().to_vec(),
+                xor: vec![0; 4],
+            },
+            RawExpr::Cmp {
+                sreg: 1,
+                op: CMP_NEQ,
+                data: vec![0; 4],
+            },
+            RawExpr::Immediate {
+                dreg: 0,
+                verdict: Some(NF_ACCEPT),
+                chain: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn decodes_ct_state_accepts() {
+        let r = decode(NFPROTO_INET, &ct_accept(CT_ESTABLISHED | CT_RELATED));
+        assert_eq!(r.matches.ct_states, Some(6));
+        assert_eq!(r.verdict, Verdict::Accept);
+        assert_eq!(r.to_string(), "ct state established,related accept");
+        let r = decode(NFPROTO_INET, &ct_accept(CT_UNTRACKED));
+        assert_eq!(r.to_string(), "ct state untracked accept");
+    }
+
+    #[test]
+    fn decodes_new_on_a_port_in_an_ip_table() {
+        // `ct state new tcp dport 8080 accept` in `table ip filter`.
+        let mut e = ct_accept(CT_NEW);
+        let verdict = e.pop().unwrap();
+        e.extend([
+            RawExpr::Meta {
+                key: META_L4PROTO,
+                dreg: 1,
+            },
+            RawExpr::Cmp {
+                sreg: 1,
+                op: CMP_EQ,
+                data: vec![6],
+            },
+            RawExpr::Payload {
+                base: BASE_TRANSPORT,
+                offset: 2,
+                len: 2,
+                dreg: 1,
+            },
+            RawExpr::Cmp {
+                sreg: 1,
+                op: CMP_EQ,
+                data: vec![0x1f, 0x90],
+            },
+            verdict,
+        ]);
+        let r = decode(NFPROTO_IPV4, &e);
+        assert_eq!(r.matches.nfproto, Some(NFPROTO_IPV4));
+        assert_eq!(r.matches.dport, Some(8080));
+        assert_eq!(r.matches.ct_states, Some(CT_NEW));
+        assert!(r.matches.unknown.is_empty());
+        assert_eq!(r.to_string(), "tcp dport 8080 ct state new accept");
+    }
+
+    #[test]
+    fn unknown_expressions_are_kept_as_text() {
+        let r = decode(
+            NFPROTO_INET,
+            &[
+                RawExpr::Meta { key: 6, dreg: 1 },
+                RawExpr::Cmp {
+                    sreg: 1,
+                    op: CMP_EQ,
+                    data: b"lo\0".to_vec(),
+                },
+                RawExpr::Immediate {
+                    dreg: 0,
+                    verdict: Some(NF_ACCEPT),
+                    chain: None,
+                },
+            ],
+        );
+        assert_eq!(r.matches.unknown.len(), 1, "{r:?}");
+        assert_eq!(r.verdict, Verdict::Accept);
+    }
+
+    #[test]
+    fn lookups_on_ct_state_are_recorded() {
+        let r = decode(
+            NFPROTO_INET,
+            &[
+                RawExpr::Ct {
+                    key: CT_STATE,
+                    dreg: 1,
+                },
+                RawExpr::Lookup {
+                    sreg: 1,
+                    set: "__set0".into(),
+                },
+                RawExpr::Immediate {
+                    dreg: 0,
+                    verdict: Some(NF_ACCEPT),
+                    chain: None,
+                },
+            ],
+        );
+        assert_eq!(r.matches.ct_state_set.as_deref(), Some("__set0"));
+        assert!(r.matches.unknown.is_empty());
+    }
+}

@@ -1,0 +1,235 @@
+//! NOTRACK rules for trusted flows: the `inet tcto_tune` table.
+//!
+//! When trusted frontend -> backend traffic fills the conntrack table, the
+//! runbook's permanent fix is to stop tracking it: raw-priority `notrack`
+//! rules for exactly those subnets and that port. This module is the pure
+//! half: the rule model and its kernel encoding ([`table`], [`expr`]), the
+//! planner step that turns `Profile.notrack` into one table change, and the
+//! safety checks, above all the one that sees a stateful filter that would
+//! drop untracked packets ([`filter`]). The netlink half is
+//! `system::nft`; it only moves [`NotrackTable`]s and [`FilterChain`]s
+//! between the kernel and these types.
+//!
+//! Up to [`MAX_RULE_FLOWS`] flows get one rule per direction each; more
+//! go into concatenated interval sets (`from . to . port`) looked up by
+//! two rules per address family, so the rule count stays constant.
+
+pub mod expr;
+pub mod filter;
+pub mod table;
+
+pub use filter::{Fate, FilterChain};
+pub use table::{
+    FlowElement, FlowSet, NotrackChain, NotrackRule, NotrackTable, ScopedFlow, SetRule,
+    MAX_RULE_FLOWS, TABLE_FAMILY, TABLE_NAME,
+};
+
+use crate::change::{Change, ChangeKind, Target, Value};
+use crate::check::{CheckInput, Finding, Severity};
+use crate::fix::Intent;
+use crate::plan::{Plan, Skipped, Unchanged};
+use crate::profile::Profile;
+use crate::state::SystemState;
+
+/// The target every NOTRACK change writes.
+pub fn target() -> Target {
+    Target::NftTable {
+        family: TABLE_FAMILY.into(),
+        name: TABLE_NAME.into(),
+    }
+}
+
+/// The display key, `inet tcto_tune`.
+pub fn key() -> String {
+    format!("{TABLE_FAMILY} {TABLE_NAME}")
+}
+
+/// The profile's flows that can become rules.
+pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
+    let mut seen = std::collections::HashSet::new();
+    profile
+        .notrack
+        .iter()
+        .filter_map(ScopedFlow::of)
+        .filter(|f| seen.insert(*f))
+        .collect()
+}
+
+/// The table `profile` asks for, or `None` when it has no usable flow.
+pub fn desired_table(profile: &Profile) -> Option<NotrackTable> {
+    let flows = scoped_flows(profile);
+    (!flows.is_empty()).then(|| NotrackTable::for_flows(&flows))
+}
+
+/// The value a table is journaled and compared as.
+pub fn value_of(table: Option<&NotrackTable>) -> Value {
+    table.map_or(Value::Absent, |t| Value::Json(t.to_json()))
+}
+
+/// Planner step: one `notrack` change replacing the whole table, or an
+/// "already in place" entry; flows missing a field are skipped.
+pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
+    for f in &profile.notrack {
+        if ScopedFlow::of(f).is_none() {
+            let show = |c: Option<String>| c.unwrap_or_else(|| "?".into());
+            p.skipped.push(Skipped {
+                kind: ChangeKind::Notrack,
+                key: format!(
+                    "{} -> {} port {}",
+                    show(f.from.map(|c| c.to_string())),
+                    show(f.to.map(|c| c.to_string())),
+                    show(f.port.map(|c| c.to_string()))
+                ),
+                code: "notrack-unscoped".into(),
+                why: "a NOTRACK flow needs `from`, `to` (one address family) and `port`".into(),
+                current: None,
+                desired: String::new(),
+            });
+        }
+    }
+    let Some(want) = desired_table(profile) else {
+        return;
+    };
+    let mut reasons: Vec<String> = Vec::new();
+    for r in profile.notrack.iter().filter_map(|f| f.reason.clone()) {
+        if !reasons.contains(&r) {
+            reasons.push(r);
+        }
+    }
+    let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+    let current = state.notrack_table.as_ref();
+    if current == Some(&want) {
+        p.unchanged.push(Unchanged {
+            kind: ChangeKind::Notrack,
+            key: key(),
+            current: want.to_nft(),
+            desired: want.to_nft(),
+            intent: Intent::Exact,
+            reason,
+        });
+        return;
+    }
+    p.changes.push(Change {
+        kind: ChangeKind::Notrack,
+        key: key(),
+        current: current.map(NotrackTable::to_nft),
+        desired: want.to_nft(),
+        intent: Intent::Exact,
+        reason,
+        target: target(),
+        before: value_of(current),
+        after: value_of(Some(&want)),
+    });
+}
+
+/// Every NOTRACK check: `notrack-unscoped`,
+/// `notrack-breaks-stateful-filter`, `notrack-loopback`,
+/// `notrack-bypasses-conntrack`.
+pub fn checks(input: &CheckInput) -> Vec<Finding> {
+    let mut out = unscoped(input.profile);
+    let flows = scoped_flows(input.profile);
+    if flows.is_empty() {
+        return out;
+    }
+    out.extend(stateful_filter(input.state, &flows));
+    for f in flows.iter().filter(|f| f.touches_loopback()) {
+        out.push(
+            Finding::new(
+                "notrack-loopback",
+                Severity::Warn,
+                format!(
+                    "flow {} is on loopback: conntrack sees loopback packets first at OUTPUT, so the table also NOTRACKs its request direction in the output chain",
+                    f.label()
+                ),
+            )
+            .hint("local clients of this port are untracked too: make sure every filter chain on `lo` accepts `ct state untracked`"),
+        );
+    }
+    let which = if flows.len() <= 3 {
+        flows
+            .iter()
+            .map(ScopedFlow::label)
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        format!("{} flows", flows.len())
+    };
+    out.push(
+        Finding::new(
+            "notrack-bypasses-conntrack",
+            Severity::Info,
+            format!(
+                "NOTRACKed flows ({which}) bypass NAT (DNAT, masquerade) and conntrack-based accounting: `conntrack -L`, ct counters, ct-based limits no longer see them"
+            ),
+        )
+        .hint("do not NOTRACK flows that are NATed on this host"),
+    );
+    out
+}
+
+/// `notrack-unscoped`.
+fn unscoped(profile: &Profile) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, f) in profile.notrack.iter().enumerate() {
+        let n = i + 1;
+        let mut missing = Vec::new();
+        if f.from.is_none() {
+            missing.push("`from`");
+        }
+        if f.to.is_none() {
+            missing.push("`to`");
+        }
+        if f.port.is_none() {
+            missing.push("`port`");
+        }
+        let msg = if !missing.is_empty() {
+            Some(format!(
+                "NOTRACK flow #{n} has no {}: it would exempt more than the trusted flow from conntrack (it is not planned)",
+                missing.join(" or ")
+            ))
+        } else if let (Some(a), Some(b)) = (f.from, f.to) {
+            if a.is_ipv4() != b.is_ipv4() {
+                Some(format!(
+                    "NOTRACK flow #{n} mixes IPv4 and IPv6 ({a} -> {b}): no packet matches it (it is not planned)"
+                ))
+            } else if a.is_any() || b.is_any() {
+                Some(format!(
+                    "NOTRACK flow #{n} ({a} -> {b}) covers every address: all such traffic would leave conntrack and any stateful filter"
+                ))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        if let Some(msg) = msg {
+            out.push(
+                Finding::new("notrack-unscoped", Severity::Refuse, msg).hint(
+                    "name the client subnet (`from`), the server subnet (`to`) and the server `port`, e.g. from = \"10.0.1.0/24\", to = \"10.0.2.0/24\", port = 8080",
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// `notrack-breaks-stateful-filter`.
+fn stateful_filter(state: &SystemState, flows: &[ScopedFlow]) -> Vec<Finding> {
+    filter::breakages(&state.filter_chains, flows)
+        .into_iter()
+        .map(|b| {
+            Finding::new(
+                "notrack-breaks-stateful-filter",
+                Severity::Refuse,
+                format!("{b}: its connections would time out"),
+            )
+            .hint(format!(
+                "add `ct state untracked accept` to that chain before its drop, e.g. `{}`",
+                b.fix
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,809 @@
+//! The `inet tcto_tune` table as plain data: built from the profile's
+//! trusted flows, rendered as `nft list ruleset` prints it, encoded into
+//! kernel expressions and decoded back.
+//!
+//! This document is the [`Value::Json`](crate::Value) the transaction
+//! journals and compares: the planner builds the wanted one, the backend
+//! decodes the one in the kernel, and equality of the two is what "already
+//! in place" means. It is canonical (one encoding per meaning), so a read
+//! back after a write compares equal exactly when the kernel holds what was
+//! meant.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::expr::{
+    decode, nft_addr, RawExpr, Verdict, BASE_NETWORK, BASE_TRANSPORT, CMP_EQ, IPPROTO_TCP,
+    META_L4PROTO, META_NFPROTO, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, REG_1,
+};
+use crate::fix::NotrackFlow;
+use crate::names::Cidr;
+
+/// Family of the table tcto-tune owns.
+pub const TABLE_FAMILY: &str = "inet";
+/// Name of the table tcto-tune owns.
+pub const TABLE_NAME: &str = "tcto_tune";
+/// The raw priority (`priority raw`): before conntrack (-200) sees the packet.
+pub const RAW_PRIORITY: i32 = -300;
+
+/// Up to this many flows get one rule per direction; more go into
+/// concatenated interval sets (`from . to . port`), so the rule count stays
+/// at two per address family however many flows there are.
+pub const MAX_RULE_FLOWS: usize = 32;
+
+/// A NOTRACK table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotrackTable {
+    /// Flow sets (`flows4`, `flows6`), only past [`MAX_RULE_FLOWS`] flows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<FlowSet>,
+    /// Chains, in order (prerouting, output).
+    pub chains: Vec<NotrackChain>,
+}
+
+/// `set flows4 { type ipv4_addr . ipv4_addr . inet_service; flags interval; ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowSet {
+    /// `flows4` or `flows6`.
+    pub name: String,
+    /// Elements, sorted (the kernel's dump order is its own).
+    pub elements: Vec<FlowElement>,
+}
+
+/// One element: `from . to . port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FlowElement {
+    /// Client subnet.
+    pub from: Cidr,
+    /// Server subnet.
+    pub to: Cidr,
+    /// Server port.
+    pub port: u16,
+}
+
+/// `ip saddr . ip daddr . tcp dport @flows4 notrack` (request) or
+/// `ip daddr . ip saddr . tcp sport @flows4 notrack` (reply).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SetRule {
+    /// IPv4 (`flows4`) or IPv6 (`flows6`).
+    pub ipv4: bool,
+    /// The reply direction (server:port -> client).
+    pub reply: bool,
+}
+
+/// One base chain of the table (hook at raw priority, policy accept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotrackChain {
+    /// Chain name, also its hook (`prerouting` or `output`).
+    pub name: String,
+    /// Hook priority.
+    pub priority: i32,
+    /// Rules, in order.
+    pub rules: Vec<NotrackRule>,
+    /// Set lookups, after `rules`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_rules: Vec<SetRule>,
+}
+
+/// `ip saddr S [tcp sport P] ip daddr D [tcp dport P] notrack`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NotrackRule {
+    /// Source subnet.
+    pub saddr: Cidr,
+    /// Destination subnet (same family as `saddr`).
+    pub daddr: Cidr,
+    /// TCP source port (reply direction).
+    pub sport: Option<u16>,
+    /// TCP destination port (request direction).
+    pub dport: Option<u16>,
+}
+
+/// A flow with every field present and one address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScopedFlow {
+    /// Client subnet.
+    pub from: Cidr,
+    /// Server subnet.
+    pub to: Cidr,
+    /// Server port.
+    pub port: u16,
+}
+
+impl ScopedFlow {
+    /// The flow, if it names both subnets (of one family) and the port.
+    pub fn of(f: &NotrackFlow) -> Option<Self> {
+        match (f.from, f.to, f.port) {
+            (Some(from), Some(to), Some(port)) if from.is_ipv4() == to.is_ipv4() => {
+                Some(ScopedFlow { from, to, port })
+            }
+            _ => None,
+        }
+    }
+
+    /// `10.0.1.0/24 -> 10.0.2.0/24 port 8080`.
+    pub fn label(&self) -> String {
+        format!("{} -> {} port {}", self.from, self.to, self.port)
+    }
+
+    /// Whether either end is loopback (127.0.0.0/8 or ::1).
+    pub fn touches_loopback(&self) -> bool {
+        let lo = |c: &Cidr| match c.addr() {
+            IpAddr::V4(a) => {
+                a.is_loopback() || (c.prefix() < 8 && c.contains([127, 0, 0, 1].into()))
+            }
+            IpAddr::V6(_) => c.contains(std::net::Ipv6Addr::LOCALHOST.into()),
+        };
+        lo(&self.from) || lo(&self.to)
+    }
+}
+
+impl NotrackTable {
+    /// The table for these flows: per flow, the request direction in
+    /// prerouting and the reply direction in output; a loopback flow also
+    /// gets its request direction in output, where loopback packets are
+    /// first seen by conntrack.
+    pub fn for_flows(flows: &[ScopedFlow]) -> Self {
+        if flows.len() > MAX_RULE_FLOWS {
+            return Self::with_sets(flows);
+        }
+        let mut pre = Rules::default();
+        let mut out = Rules::default();
+        for f in flows {
+            let request = NotrackRule {
+                saddr: f.from,
+                daddr: f.to,
+                sport: None,
+                dport: Some(f.port),
+            };
+            let reply = NotrackRule {
+                saddr: f.to,
+                daddr: f.from,
+                sport: Some(f.port),
+                dport: None,
+            };
+            pre.push(request.clone());
+            if f.touches_loopback() {
+                out.push(request);
+            }
+            out.push(reply);
+        }
+        NotrackTable {
+            sets: vec![],
+            chains: vec![
+                NotrackChain {
+                    name: "prerouting".into(),
+                    priority: RAW_PRIORITY,
+                    rules: pre.rules,
+                    set_rules: vec![],
+                },
+                NotrackChain {
+                    name: "output".into(),
+                    priority: RAW_PRIORITY,
+                    rules: out.rules,
+                    set_rules: vec![],
+                },
+            ],
+        }
+    }
+
+    /// Many flows: one set per address family, looked up by two rules
+    /// each; loopback flows keep their own output rule for the request.
+    fn with_sets(flows: &[ScopedFlow]) -> Self {
+        let mut sets = Vec::new();
+        let mut pre = Vec::new();
+        let mut out_sets = Vec::new();
+        for ipv4 in [true, false] {
+            let mut elements: Vec<FlowElement> = flows
+                .iter()
+                .filter(|f| f.from.is_ipv4() == ipv4)
+                .map(|f| FlowElement {
+                    from: f.from,
+                    to: f.to,
+                    port: f.port,
+                })
+                .collect();
+            if elements.is_empty() {
+                continue;
+            }
+            elements.sort();
+            elements.dedup();
+            sets.push(FlowSet {
+                name: set_name(ipv4).into(),
+                elements,
+            });
+            pre.push(SetRule { ipv4, reply: false });
+            out_sets.push(SetRule { ipv4, reply: true });
+        }
+        let mut lo = Rules::default();
+        for f in flows.iter().filter(|f| f.touches_loopback()) {
+            lo.push(NotrackRule {
+                saddr: f.from,
+                daddr: f.to,
+                sport: None,
+                dport: Some(f.port),
+            });
+        }
+        NotrackTable {
+            sets,
+            chains: vec![
+                NotrackChain {
+                    name: "prerouting".into(),
+                    priority: RAW_PRIORITY,
+                    rules: vec![],
+                    set_rules: pre,
+                },
+                NotrackChain {
+                    name: "output".into(),
+                    priority: RAW_PRIORITY,
+                    rules: lo.rules,
+                    set_rules: out_sets,
+                },
+            ],
+        }
+    }
+
+    /// Number of rules.
+    pub fn rule_count(&self) -> usize {
+        self.chains
+            .iter()
+            .map(|c| c.rules.len() + c.set_rules.len())
+            .sum()
+    }
+
+    /// Number of flows (per-flow request rules plus set elements).
+    pub fn flow_count(&self) -> usize {
+        let rules = self
+            .chains
+            .iter()
+            .filter(|c| c.name == "prerouting")
+            .map(|c| c.rules.len())
+            .sum::<usize>();
+        rules + self.sets.iter().map(|s| s.elements.len()).sum::<usize>()
+    }
+
+    /// The table as `nft list ruleset` prints it.
+    pub fn to_nft(&self) -> String {
+        let mut s = format!("table {TABLE_FAMILY} {TABLE_NAME} {{\n");
+        for set in &self.sets {
+            let ty = if set.name == set_name(true) {
+                "ipv4_addr . ipv4_addr . inet_service"
+            } else {
+                "ipv6_addr . ipv6_addr . inet_service"
+            };
+            let _ = writeln!(
+                s,
+                "\tset {} {{\n\t\ttype {ty}\n\t\tflags interval",
+                set.name
+            );
+            let elems: Vec<String> = set.elements.iter().map(FlowElement::to_nft).collect();
+            let _ = writeln!(s, "\t\telements = {{ {} }}", elems.join(",\n\t\t\t     "));
+            s.push_str("\t}\n\n");
+        }
+        for (i, c) in self.chains.iter().enumerate() {
+            if i > 0 {
+                s.push('\n');
+            }
+            let _ = writeln!(s, "\tchain {} {{", c.name);
+            let _ = writeln!(
+                s,
+                "\t\ttype filter hook {} priority {}; policy accept;",
+                c.name,
+                priority_name(c.priority)
+            );
+            for r in &c.rules {
+                let _ = writeln!(s, "\t\t{}", r.to_nft());
+            }
+            for r in &c.set_rules {
+                let _ = writeln!(s, "\t\t{}", r.to_nft());
+            }
+            s.push_str("\t}\n");
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// As a JSON value for [`crate::Value::Json`].
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a table serializes")
+    }
+}
+
+/// Rules in order, each once.
+#[derive(Default)]
+struct Rules {
+    seen: std::collections::HashSet<NotrackRule>,
+    rules: Vec<NotrackRule>,
+}
+
+impl Rules {
+    fn push(&mut self, r: NotrackRule) {
+        if self.seen.insert(r.clone()) {
+            self.rules.push(r);
+        }
+    }
+}
+
+/// `raw`, `raw + 5`, `-150`... as `nft` names inet filter priorities.
+pub fn priority_name(p: i32) -> String {
+    let named = [
+        (-300, "raw"),
+        (-150, "mangle"),
+        (-100, "dstnat"),
+        (0, "filter"),
+        (50, "security"),
+        (100, "srcnat"),
+    ];
+    for (base, name) in named {
+        let d = p - base;
+        if d == 0 {
+            return name.into();
+        }
+        if d.abs() <= 10 {
+            return format!("{name} {} {}", if d > 0 { '+' } else { '-' }, d.abs());
+        }
+    }
+    p.to_string()
+}
+
+impl NotrackRule {
+    /// IPv4 or IPv6.
+    pub fn is_ipv4(&self) -> bool {
+        self.saddr.is_ipv4()
+    }
+
+    /// The rule as `nft` prints it.
+    pub fn to_nft(&self) -> String {
+        let ip = if self.is_ipv4() { "ip" } else { "ip6" };
+        let mut s = format!("{ip} saddr {}", nft_addr(&self.saddr));
+        if let Some(p) = self.sport {
+            let _ = write!(s, " tcp sport {p}");
+        }
+        let _ = write!(s, " {ip} daddr {}", nft_addr(&self.daddr));
+        if let Some(p) = self.dport {
+            let _ = write!(s, " tcp dport {p}");
+        }
+        s.push_str(" notrack");
+        s
+    }
+
+    /// The kernel expressions, as `nft -f` would generate them for
+    /// [`to_nft`](Self::to_nft): `meta nfproto`, the source address,
+    /// `meta l4proto tcp` before the first port, the ports big-endian,
+    /// byte-aligned prefixes as shorter loads, other prefixes masked.
+    pub fn to_exprs(&self) -> Vec<RawExpr> {
+        let v4 = self.is_ipv4();
+        let (proto, s_off, d_off) = if v4 {
+            (NFPROTO_IPV4, 12, 16)
+        } else {
+            (NFPROTO_IPV6, 8, 24)
+        };
+        let mut e = vec![
+            RawExpr::Meta {
+                key: META_NFPROTO,
+                dreg: REG_1,
+            },
+            cmp(vec![proto]),
+        ];
+        addr_exprs(&mut e, &self.saddr, s_off);
+        let mut l4 = false;
+        if let Some(p) = self.sport {
+            port_exprs(&mut e, &mut l4, 0, p);
+        }
+        addr_exprs(&mut e, &self.daddr, d_off);
+        if let Some(p) = self.dport {
+            port_exprs(&mut e, &mut l4, 2, p);
+        }
+        e.push(RawExpr::Notrack);
+        e
+    }
+
+    /// Decode a rule of our table; `None` for anything we did not write.
+    pub fn from_exprs(exprs: &[RawExpr]) -> Option<Self> {
+        let r = decode(NFPROTO_INET, exprs);
+        let m = r.matches;
+        let (saddr, daddr) = (m.saddr?, m.daddr?);
+        let ok = r.verdict == Verdict::Notrack
+            && m.unknown.is_empty()
+            && m.ct_states.is_none()
+            && m.ct_state_set.is_none()
+            && m.l4proto == Some(IPPROTO_TCP)
+            && m.sport.is_some() != m.dport.is_some();
+        let rule = NotrackRule {
+            saddr,
+            daddr,
+            sport: m.sport,
+            dport: m.dport,
+        };
+        // Canonical form only: a rule that decodes to the same meaning
+        // with other bytes is not one we wrote.
+        (ok && rule.to_exprs() == exprs).then_some(rule)
+    }
+}
+
+/// `flows4` / `flows6`.
+pub fn set_name(ipv4: bool) -> &'static str {
+    if ipv4 {
+        "flows4"
+    } else {
+        "flows6"
+    }
+}
+
+impl FlowElement {
+    /// `10.0.1.0/24 . 10.0.2.0/24 . 8080`.
+    pub fn to_nft(&self) -> String {
+        format!(
+            "{} . {} . {}",
+            nft_addr(&self.from),
+            nft_addr(&self.to),
+            self.port
+        )
+    }
+
+    /// The set key bounds (`key`, `key_end`): each field padded to 4
+    /// bytes, addresses as low and high end of the subnet, the port the
+    /// same in both, big-endian.
+    pub fn key_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let (mut lo, mut hi) = (Vec::new(), Vec::new());
+        for c in [&self.from, &self.to] {
+            let (l, h) = bounds(c);
+            lo.extend_from_slice(&l);
+            hi.extend_from_slice(&h);
+        }
+        let port = [self.port.to_be_bytes()[0], self.port.to_be_bytes()[1], 0, 0];
+        lo.extend_from_slice(&port);
+        hi.extend_from_slice(&port);
+        (lo, hi)
+    }
+
+    /// Decode a key range of set `flows4`/`flows6`; `None` if it is not
+    /// one subnet . subnet . port.
+    pub fn from_key_range(ipv4: bool, lo: &[u8], hi: &[u8]) -> Option<Self> {
+        let a = if ipv4 { 4 } else { 16 };
+        if lo.len() != 2 * a + 4 || hi.len() != lo.len() {
+            return None;
+        }
+        let from = cidr_of(&lo[..a], &hi[..a])?;
+        let to = cidr_of(&lo[a..2 * a], &hi[a..2 * a])?;
+        let p = &lo[2 * a..];
+        if p != &hi[2 * a..] || p[2] != 0 || p[3] != 0 {
+            return None;
+        }
+        Some(FlowElement {
+            from,
+            to,
+            port: u16::from_be_bytes([p[0], p[1]]),
+        })
+    }
+}
+
+fn bounds(c: &Cidr) -> (Vec<u8>, Vec<u8>) {
+    let lo: Vec<u8> = match c.addr() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let hi = lo.iter().zip(c.mask_bytes()).map(|(b, m)| b | !m).collect();
+    (lo, hi)
+}
+
+fn cidr_of(lo: &[u8], hi: &[u8]) -> Option<Cidr> {
+    let mask: Vec<u8> = lo.iter().zip(hi).map(|(l, h)| !(l ^ h)).collect();
+    let mut prefix = 0u8;
+    let mut ended = false;
+    for m in &mask {
+        let ones = m.leading_ones() as u8;
+        if ended && *m != 0 || (ones < 8 && m << ones != 0) {
+            return None;
+        }
+        if ones < 8 {
+            ended = true;
+        }
+        prefix += ones;
+    }
+    let addr: IpAddr = match lo.len() {
+        4 => IpAddr::from(<[u8; 4]>::try_from(lo).ok()?),
+        16 => IpAddr::from(<[u8; 16]>::try_from(lo).ok()?),
+        _ => return None,
+    };
+    Cidr::new(addr, prefix).ok()
+}
+
+impl SetRule {
+    /// The rule as `nft` prints it.
+    pub fn to_nft(&self) -> String {
+        let ip = if self.ipv4 { "ip" } else { "ip6" };
+        let set = set_name(self.ipv4);
+        if self.reply {
+            format!("{ip} daddr . {ip} saddr . tcp sport @{set} notrack")
+        } else {
+            format!("{ip} saddr . {ip} daddr . tcp dport @{set} notrack")
+        }
+    }
+
+    /// The kernel expressions, as `nft -f` generates them: the three
+    /// fields into consecutive registers (32-bit ones for IPv4: 1, 9, 10;
+    /// 128-bit ones for IPv6: 1, 2, 3), then the lookup.
+    pub fn to_exprs(&self) -> Vec<RawExpr> {
+        let (proto, s_off, d_off, len, regs) = if self.ipv4 {
+            (NFPROTO_IPV4, 12, 16, 4, [1, 9, 10])
+        } else {
+            (NFPROTO_IPV6, 8, 24, 16, [1, 2, 3])
+        };
+        let (first, second, port_off) = if self.reply {
+            (d_off, s_off, 0)
+        } else {
+            (s_off, d_off, 2)
+        };
+        let load = |base, offset, len, dreg| RawExpr::Payload {
+            base,
+            offset,
+            len,
+            dreg,
+        };
+        vec![
+            RawExpr::Meta {
+                key: META_NFPROTO,
+                dreg: REG_1,
+            },
+            cmp(vec![proto]),
+            RawExpr::Meta {
+                key: META_L4PROTO,
+                dreg: REG_1,
+            },
+            cmp(vec![IPPROTO_TCP]),
+            load(BASE_NETWORK, first, len, regs[0]),
+            load(BASE_NETWORK, second, len, regs[1]),
+            load(BASE_TRANSPORT, port_off, 2, regs[2]),
+            RawExpr::Lookup {
+                sreg: REG_1,
+                set: set_name(self.ipv4).into(),
+            },
+            RawExpr::Notrack,
+        ]
+    }
+
+    /// Decode a set rule of our table.
+    pub fn from_exprs(exprs: &[RawExpr]) -> Option<Self> {
+        [true, false]
+            .into_iter()
+            .flat_map(|ipv4| [false, true].map(|reply| SetRule { ipv4, reply }))
+            .find(|r| r.to_exprs() == exprs)
+    }
+}
+
+fn cmp(data: Vec<u8>) -> RawExpr {
+    RawExpr::Cmp {
+        sreg: REG_1,
+        op: CMP_EQ,
+        data,
+    }
+}
+
+fn addr_exprs(e: &mut Vec<RawExpr>, c: &Cidr, offset: u32) {
+    let bytes: Vec<u8> = match c.addr() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let prefix = usize::from(c.prefix());
+    if prefix > 0 && prefix % 8 == 0 {
+        let len = prefix / 8;
+        e.push(RawExpr::Payload {
+            base: BASE_NETWORK,
+            offset,
+            len: len as u32,
+            dreg: REG_1,
+        });
+        e.push(cmp(bytes[..len].to_vec()));
+    } else {
+        e.push(RawExpr::Payload {
+            base: BASE_NETWORK,
+            offset,
+            len: bytes.len() as u32,
+            dreg: REG_1,
+        });
+        e.push(RawExpr::Bitwise {
+            sreg: REG_1,
+            dreg: REG_1,
+            mask: c.mask_bytes(),
+            xor: vec![0; bytes.len()],
+        });
+        e.push(cmp(bytes));
+    }
+}
+
+fn port_exprs(e: &mut Vec<RawExpr>, l4: &mut bool, offset: u32, port: u16) {
+    if !*l4 {
+        e.push(RawExpr::Meta {
+            key: META_L4PROTO,
+            dreg: REG_1,
+        });
+        e.push(cmp(vec![IPPROTO_TCP]));
+        *l4 = true;
+    }
+    e.push(RawExpr::Payload {
+        base: BASE_TRANSPORT,
+        offset,
+        len: 2,
+        dreg: REG_1,
+    });
+    e.push(cmp(port.to_be_bytes().to_vec()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    fn flow(from: &str, to: &str, port: u16) -> ScopedFlow {
+        ScopedFlow {
+            from: c(from),
+            to: c(to),
+            port,
+        }
+    }
+
+    #[test]
+    fn v4_request_rule_matches_what_nft_generates() {
+        // `nft --debug=netlink` for
+        // `ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack`:
+        // 3-byte loads for /24, port 8080 = 0x1f90 in network order.
+        let t = NotrackTable::for_flows(&[flow("10.0.1.0/24", "10.0.2.0/24", 8080)]);
+        let r = &t.chains[0].rules[0];
+        let e = r.to_exprs();
+        assert_eq!(
+            e,
+            vec![
+                RawExpr::Meta { key: 15, dreg: 1 },
+                cmp(vec![2]),
+                RawExpr::Payload {
+                    base: 1,
+                    offset: 12,
+                    len: 3,
+                    dreg: 1
+                },
+                cmp(vec![10, 0, 1]),
+                RawExpr::Payload {
+                    base: 1,
+                    offset: 16,
+                    len: 3,
+                    dreg: 1
+                },
+                cmp(vec![10, 0, 2]),
+                RawExpr::Meta { key: 16, dreg: 1 },
+                cmp(vec![6]),
+                RawExpr::Payload {
+                    base: 2,
+                    offset: 2,
+                    len: 2,
+                    dreg: 1
+                },
+                cmp(vec![0x1f, 0x90]),
+                RawExpr::Notrack,
+            ]
+        );
+        assert_eq!(NotrackRule::from_exprs(&e).as_ref(), Some(r));
+    }
+
+    #[test]
+    fn v4_reply_rule_has_the_source_port_before_the_destination() {
+        let t = NotrackTable::for_flows(&[flow("10.0.1.0/24", "10.0.2.0/24", 8080)]);
+        let r = &t.chains[1].rules[0];
+        assert_eq!(
+            r.to_nft(),
+            "ip saddr 10.0.2.0/24 tcp sport 8080 ip daddr 10.0.1.0/24 notrack"
+        );
+        let e = r.to_exprs();
+        assert_eq!(
+            e[4..8],
+            [
+                RawExpr::Meta { key: 16, dreg: 1 },
+                cmp(vec![6]),
+                RawExpr::Payload {
+                    base: 2,
+                    offset: 0,
+                    len: 2,
+                    dreg: 1
+                },
+                cmp(vec![0x1f, 0x90]),
+            ]
+        );
+        assert_eq!(NotrackRule::from_exprs(&e).as_ref(), Some(r));
+    }
+
+    #[test]
+    fn v6_and_unaligned_prefixes_use_masks() {
+        let t = NotrackTable::for_flows(&[flow("fd00:1::/64", "fd00:2::/60", 443)]);
+        let e = t.chains[0].rules[0].to_exprs();
+        assert_eq!(e[1], cmp(vec![10]));
+        assert_eq!(
+            e[2],
+            RawExpr::Payload {
+                base: 1,
+                offset: 8,
+                len: 8,
+                dreg: 1
+            }
+        );
+        assert_eq!(e[3], cmp(vec![0xfd, 0, 0, 1, 0, 0, 0, 0]));
+        assert_eq!(
+            e[4],
+            RawExpr::Payload {
+                base: 1,
+                offset: 24,
+                len: 16,
+                dreg: 1
+            }
+        );
+        let RawExpr::Bitwise { mask, .. } = &e[5] else {
+            panic!("{e:?}")
+        };
+        assert_eq!(mask[..8], [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0]);
+        assert_eq!(e[10], cmp(443u16.to_be_bytes().to_vec()));
+        assert_eq!(e[10], cmp(vec![0x01, 0xbb]));
+        assert_eq!(
+            NotrackRule::from_exprs(&e).as_ref(),
+            Some(&t.chains[0].rules[0])
+        );
+    }
+
+    #[test]
+    fn renders_like_nft_list_ruleset() {
+        let t = NotrackTable::for_flows(&[
+            flow("10.0.1.0/24", "10.0.2.0/24", 8080),
+            flow("fd00:1::/64", "fd00:2::/128", 8080),
+        ]);
+        assert_eq!(
+            t.to_nft(),
+            "table inet tcto_tune {
+\tchain prerouting {
+\t\ttype filter hook prerouting priority raw; policy accept;
+\t\tip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack
+\t\tip6 saddr fd00:1::/64 ip6 daddr fd00:2:: tcp dport 8080 notrack
+\t}
+
+\tchain output {
+\t\ttype filter hook output priority raw; policy accept;
+\t\tip saddr 10.0.2.0/24 tcp sport 8080 ip daddr 10.0.1.0/24 notrack
+\t\tip6 saddr fd00:2:: tcp sport 8080 ip6 daddr fd00:1::/64 notrack
+\t}
+}
+"
+        );
+    }
+
+    #[test]
+    fn loopback_flows_get_the_request_rule_in_output_too() {
+        let t = NotrackTable::for_flows(&[flow("127.0.0.0/8", "127.0.0.1/32", 8080)]);
+        assert_eq!(t.chains[1].rules.len(), 2);
+        assert_eq!(t.chains[1].rules[0].dport, Some(8080));
+        let t = NotrackTable::for_flows(&[flow("10.0.1.0/24", "10.0.2.0/24", 8080)]);
+        assert_eq!(t.chains[1].rules.len(), 1);
+    }
+
+    #[test]
+    fn foreign_rules_do_not_decode() {
+        let mut e = NotrackTable::for_flows(&[flow("10.0.1.0/24", "10.0.2.0/24", 8080)]).chains[0]
+            .rules[0]
+            .to_exprs();
+        e.pop();
+        e.push(RawExpr::Immediate {
+            dreg: 0,
+            verdict: Some(1),
+            chain: None,
+        });
+        assert_eq!(NotrackRule::from_exprs(&e), None);
+    }
+
+    #[test]
+    fn priorities_are_named_as_nft_names_them() {
+        assert_eq!(priority_name(-300), "raw");
+        assert_eq!(priority_name(0), "filter");
+        assert_eq!(priority_name(5), "filter + 5");
+        assert_eq!(priority_name(-1000), "-1000");
+    }
+}

@@ -1,0 +1,228 @@
+//! Planner and check tests for NOTRACK, from fixture states.
+
+use super::expr::{decode, RawExpr, CMP_NEQ, CT_ESTABLISHED, CT_RELATED, CT_STATE, NF_ACCEPT};
+use super::*;
+use crate::fix::NotrackFlow;
+use crate::plan::{plan_with, PlanOptions};
+
+fn flow(from: &str, to: &str, port: Option<u16>) -> NotrackFlow {
+    NotrackFlow {
+        from: Some(from.parse().unwrap()),
+        to: Some(to.parse().unwrap()),
+        port,
+        reason: Some("trusted".into()),
+    }
+}
+
+fn profile(flows: Vec<NotrackFlow>) -> Profile {
+    let mut b = Profile::builder("trusted-notrack");
+    for f in flows {
+        b = b.notrack(f);
+    }
+    b.build()
+}
+
+fn trusted() -> Profile {
+    profile(vec![flow("10.0.1.0/24", "10.0.2.0/24", Some(8080))])
+}
+
+fn codes(p: &Plan) -> Vec<&str> {
+    p.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+fn stateful_input(untracked_too: bool) -> FilterChain {
+    let ct = |bits: u32| {
+        decode(
+            1,
+            &[
+                RawExpr::Ct {
+                    key: CT_STATE,
+                    dreg: 1,
+                },
+                RawExpr::Bitwise {
+                    sreg: 1,
+                    dreg: 1,
+                    mask: bits.to_ne_bytes().to_vec(),
+                    xor: vec![0; 4],
+                },
+                RawExpr::Cmp {
+                    sreg: 1,
+                    op: CMP_NEQ,
+                    data: vec![0; 4],
+                },
+                RawExpr::Immediate {
+                    dreg: 0,
+                    verdict: Some(NF_ACCEPT),
+                    chain: None,
+                },
+            ],
+        )
+    };
+    let mut rules = vec![ct(CT_ESTABLISHED | CT_RELATED)];
+    if untracked_too {
+        rules.push(ct(expr::CT_UNTRACKED));
+    }
+    FilterChain {
+        family: "inet".into(),
+        table: "filter".into(),
+        name: "input".into(),
+        hook: "input".into(),
+        priority: 0,
+        policy: "drop".into(),
+        rules,
+    }
+}
+
+#[test]
+fn plans_one_table_change_with_the_rules_as_nft_prints_them() {
+    let p = plan_with(&trusted(), &SystemState::default(), &PlanOptions::default());
+    assert_eq!(p.changes.len(), 1, "{p}");
+    let c = &p.changes[0];
+    assert_eq!(c.kind, ChangeKind::Notrack);
+    assert_eq!(c.target, target());
+    assert_eq!(c.before, Value::Absent);
+    assert!(c
+        .desired
+        .contains("ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack"));
+    assert!(p.refusals().is_empty(), "{p}");
+    assert!(codes(&p).contains(&"notrack-bypasses-conntrack"));
+    let text = p.to_string();
+    assert!(
+        text.contains("inet tcto_tune  (absent) -> 2 rules"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+\t\tip saddr 10.0.2.0/24 tcp sport 8080 ip daddr 10.0.1.0/24 notrack"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_table_already_in_place_is_unchanged() {
+    let state = SystemState {
+        notrack_table: desired_table(&trusted()),
+        ..Default::default()
+    };
+    let p = plan_with(&trusted(), &state, &PlanOptions::default());
+    assert!(p.is_noop(), "{p}");
+    assert_eq!(p.unchanged.len(), 1);
+    assert!(p.to_string().contains("2 rules already in place"), "{p}");
+}
+
+#[test]
+fn a_different_table_is_replaced_with_its_old_content_as_before() {
+    let old = NotrackTable::for_flows(&[ScopedFlow {
+        from: "10.0.9.0/24".parse().unwrap(),
+        to: "10.0.2.0/24".parse().unwrap(),
+        port: 80,
+    }]);
+    let state = SystemState {
+        notrack_table: Some(old.clone()),
+        ..Default::default()
+    };
+    let p = plan_with(&trusted(), &state, &PlanOptions::default());
+    assert_eq!(p.changes[0].before, Value::Json(old.to_json()));
+    let text = p.to_string();
+    assert!(text.contains("-\t\tip saddr 10.0.9.0/24"), "{text}");
+    assert!(text.contains("+\t\tip saddr 10.0.1.0/24"), "{text}");
+}
+
+#[test]
+fn unscoped_flows_are_refused_and_not_planned() {
+    let p = plan_with(
+        &profile(vec![flow("10.0.1.0/24", "10.0.2.0/24", None)]),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    assert!(p.changes.is_empty());
+    assert_eq!(p.skipped[0].code, "notrack-unscoped");
+    assert_eq!(p.refusals()[0].code, "notrack-unscoped");
+
+    let p = plan_with(
+        &profile(vec![flow("0.0.0.0/0", "10.0.2.0/24", Some(8080))]),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    assert_eq!(p.refusals()[0].code, "notrack-unscoped");
+
+    let p = plan_with(&trusted(), &SystemState::default(), &PlanOptions::default());
+    assert!(!codes(&p).contains(&"notrack-unscoped"));
+}
+
+#[test]
+fn a_stateful_filter_without_untracked_accept_is_refused() {
+    let state = SystemState {
+        filter_chains: vec![stateful_input(false)],
+        ..Default::default()
+    };
+    let p = plan_with(&trusted(), &state, &PlanOptions::default());
+    let r = p.refusals();
+    assert_eq!(r.len(), 1, "{p}");
+    assert_eq!(r[0].code, "notrack-breaks-stateful-filter");
+    assert!(r[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("nft insert rule inet filter input ct state untracked accept"));
+
+    let allowed = PlanOptions {
+        allow: ["notrack-breaks-stateful-filter".to_string()].into(),
+    };
+    assert!(plan_with(&trusted(), &state, &allowed)
+        .refusals()
+        .is_empty());
+
+    let state = SystemState {
+        filter_chains: vec![stateful_input(true)],
+        ..Default::default()
+    };
+    let p = plan_with(&trusted(), &state, &PlanOptions::default());
+    assert!(p.refusals().is_empty(), "{p}");
+}
+
+#[test]
+fn loopback_flows_warn() {
+    let p = plan_with(
+        &profile(vec![flow("127.0.0.0/8", "127.0.0.1/32", Some(8080))]),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    assert!(codes(&p).contains(&"notrack-loopback"), "{p}");
+    let p = plan_with(&trusted(), &SystemState::default(), &PlanOptions::default());
+    assert!(!codes(&p).contains(&"notrack-loopback"));
+}
+
+#[test]
+fn many_flows_go_into_sets_and_keep_the_rule_count_constant() {
+    let flows = |n: u16| -> Vec<_> {
+        (0..n)
+            .map(|i| flow("10.0.1.0/24", "10.0.2.0/24", Some(1000 + i)))
+            .collect()
+    };
+    let small = desired_table(&profile(flows(MAX_RULE_FLOWS as u16))).unwrap();
+    assert_eq!(small.rule_count(), 2 * MAX_RULE_FLOWS);
+    assert!(small.sets.is_empty());
+    let big = desired_table(&profile(flows(1000))).unwrap();
+    assert_eq!(big.rule_count(), 2);
+    assert_eq!(big.flow_count(), 1000);
+    assert_eq!(big.sets[0].elements.len(), 1000);
+    let p = plan_with(
+        &profile(flows(1000)),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    assert!(p.refusals().is_empty(), "{p}");
+    assert!(p.changes[0]
+        .desired
+        .contains("ip saddr . ip daddr . tcp dport @flows4 notrack"));
+}
+
+#[test]
+fn profiles_without_flows_plan_nothing() {
+    let p = plan_with(
+        &Profile::builder("x").build(),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    assert!(p.changes.is_empty() && p.findings.is_empty(), "{p}");
+}

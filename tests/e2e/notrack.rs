@@ -1,0 +1,270 @@
+//! NOTRACK rules against two real namespaces joined by a veth pair:
+//! `nft list ruleset` is the oracle for the table, `/proc/net/nf_conntrack`
+//! for what is tracked, real connects for what a stateful filter drops.
+
+use tcto_tune_tests::notrack::Lab;
+use tcto_tune_tests::{require_root, TempDir};
+
+const PROFILE: &str =
+    "--profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
+
+const TABLE: &str = "table inet tcto_tune {
+\tchain prerouting {
+\t\ttype filter hook prerouting priority raw; policy accept;
+\t\tip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack
+\t}
+
+\tchain output {
+\t\ttype filter hook output priority raw; policy accept;
+\t\tip saddr 10.0.2.0/24 tcp sport 8080 ip daddr 10.0.1.0/24 notrack
+\t}
+}
+";
+
+/// A table of someone else's that must survive untouched.
+const OTHER: &str = "table inet other {
+\tchain input {
+\t\ttype filter hook input priority filter; policy accept;
+\t\tct state new counter packets 0 bytes 0
+\t}
+}
+";
+
+fn tcto(lab: &Lab, state: &TempDir, args: &str) -> tcto_tune_tests::Run {
+    lab.backend.sh(&format!(
+        "export TCTO_TUNE_STATE_DIR={}/s\ntcto-tune {args}",
+        state.path()
+    ))
+}
+
+#[test]
+fn apply_installs_exactly_the_table_and_rollback_restores_the_ruleset() {
+    if !require_root("apply_installs_exactly_the_table_and_rollback_restores_the_ruleset") {
+        return;
+    }
+    let lab = Lab::new("nt-apply");
+    let state = TempDir::new("nt-apply");
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    let before = lab.ruleset();
+    assert_eq!(before, OTHER);
+
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset(), format!("{OTHER}{TABLE}"));
+
+    // Applying again changes nothing; the plan says it is in place.
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.starts_with("nothing to do"), "{r}");
+    let r = tcto(&lab, &state, &format!("plan --exit-code {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("2 rules already in place"), "{r}");
+    assert_eq!(lab.ruleset(), format!("{OTHER}{TABLE}"));
+
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset(), before);
+}
+
+#[test]
+fn rollback_restores_a_prior_table_content() {
+    if !require_root("rollback_restores_a_prior_table_content") {
+        return;
+    }
+    let lab = Lab::new("nt-prior");
+    let state = TempDir::new("nt-prior");
+    let r = tcto(
+        &lab,
+        &state,
+        "apply --profile trusted-notrack --set frontend=10.0.9.0/24 --set backend=10.0.2.0/24 --set port=80",
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let prior = lab.ruleset();
+    assert!(prior.contains("ip saddr 10.0.9.0/24"), "{prior}");
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert!(r.stdout.contains("-\t\tip saddr 10.0.9.0/24"), "{r}");
+    assert!(r.stdout.contains("+\t\tip saddr 10.0.1.0/24"), "{r}");
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset(), TABLE);
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset(), prior);
+}
+
+fn tracked(lab: &Lab, port: u16) -> usize {
+    let r = lab.backend.sh("cat /proc/net/nf_conntrack");
+    assert_eq!(r.code, 0, "{r}");
+    r.stdout
+        .lines()
+        .filter(|l| l.contains(&format!("dport={port} ")))
+        .count()
+}
+
+#[test]
+fn notracked_flows_leave_no_conntrack_entries_while_others_are_tracked() {
+    if !require_root("notracked_flows_leave_no_conntrack_entries_while_others_are_tracked") {
+        return;
+    }
+    let lab = Lab::new("nt-ct");
+    let state = TempDir::new("nt-ct");
+    // A rule that uses conntrack, so the namespace tracks at all.
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    lab.listen(8080);
+    lab.listen(9090);
+    // Without the table the flow is tracked (so the check below can fail).
+    assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
+    assert!(tracked(&lab, 8080) > 0, "the flow is tracked before apply");
+
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    let r = lab.backend.sh("conntrack -F 2>&1");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 20, 2000), (20, 0));
+    assert_eq!(lab.connect(9090, 3, 2000), (3, 0));
+    assert_eq!(tracked(&lab, 8080), 0, "the trusted flow is untracked");
+    assert!(tracked(&lab, 9090) > 0, "another port is still tracked");
+}
+
+const STATEFUL: &str = "table inet filter {
+\tchain input {
+\t\ttype filter hook input priority filter; policy drop;
+\t\tct state established,related accept
+\t\tct state new tcp dport 8080 accept
+\t}
+}
+";
+
+#[test]
+fn a_stateful_filter_is_refused_forcing_it_times_out_and_rollback_mends_it() {
+    if !require_root("a_stateful_filter_is_refused_forcing_it_times_out_and_rollback_mends_it") {
+        return;
+    }
+    let lab = Lab::new("nt-sf");
+    let state = TempDir::new("nt-sf");
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{STATEFUL}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    let before = lab.ruleset();
+    lab.listen(8080);
+    assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
+
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains("refuse [notrack-breaks-stateful-filter]"),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("nft insert rule inet filter input ct state untracked accept"),
+        "{r}"
+    );
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert_eq!(lab.ruleset(), before, "a refused apply changes nothing");
+
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        lab.connect(8080, 3, 500),
+        (0, 3),
+        "untracked SYNs are dropped"
+    );
+
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset(), before);
+    assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
+
+    // The mended filter passes the check, and the flow works untracked.
+    let r = lab
+        .backend
+        .sh("nft insert rule inet filter input ct state untracked accept");
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
+}
+
+#[test]
+fn without_cap_net_admin_the_error_names_the_nftables_step() {
+    if !require_root("without_cap_net_admin_the_error_names_the_nftables_step") {
+        return;
+    }
+    let r = tcto_tune_tests::in_netns(&format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups tcto-tune plan {PROFILE}"
+    ));
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains(
+            "nftables: cannot read table inet tcto_tune (permission denied: needs root or CAP_NET_ADMIN)"
+        ),
+        "{r}"
+    );
+}
+
+#[test]
+fn flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked() {
+    if !require_root("flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked") {
+        return;
+    }
+    let lab = Lab::new("nt-set");
+    let state = TempDir::new("nt-set");
+    // 40 flows (sets), the lab's own among them.
+    let profile = format!("{}/many.toml", state.path());
+    let mut toml = String::from("name = \"many\"\n");
+    for i in 0..39 {
+        toml.push_str(&format!(
+            "[[notrack]]\nfrom = \"10.9.{i}.0/24\"\nto = \"10.0.2.0/24\"\nport = 8080\n"
+        ));
+    }
+    toml.push_str("[[notrack]]\nfrom = \"10.0.1.0/24\"\nto = \"10.0.2.0/24\"\nport = 8080\n");
+    std::fs::write(&profile, toml).unwrap();
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    lab.listen(8080);
+    lab.listen(9090);
+
+    let r = tcto(&lab, &state, &format!("apply --profile {profile}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("(table, 2 rules)"), "{r}");
+    let listed = lab.ruleset();
+    assert!(
+        listed.contains("ip saddr . ip daddr . tcp dport @flows4 notrack")
+            && listed.contains("10.0.1.0/24 . 10.0.2.0/24 . 8080")
+            && listed.contains("10.9.38.0/24 . 10.0.2.0/24 . 8080"),
+        "{listed}"
+    );
+    let r = tcto(&lab, &state, &format!("apply --profile {profile}"));
+    assert!(r.stdout.starts_with("nothing to do"), "{r}");
+
+    let r = lab.backend.sh("conntrack -F 2>&1");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 10, 2000), (10, 0));
+    assert_eq!(lab.connect(9090, 3, 2000), (3, 0));
+    assert_eq!(tracked(&lab, 8080), 0, "the trusted flow is untracked");
+    assert!(tracked(&lab, 9090) > 0, "another port is still tracked");
+
+    // The other table's `ct state new counter` saw the 3 tracked
+    // connections to 9090 and none of the 10 untracked ones to 8080.
+    assert!(
+        lab.ruleset()
+            .contains("ct state new counter packets 3 bytes"),
+        "{}",
+        lab.ruleset()
+    );
+
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+    let after = lab.ruleset();
+    assert!(
+        !after.contains("tcto_tune") && after.starts_with("table inet other {"),
+        "{after}"
+    );
+}

@@ -1,0 +1,83 @@
+//! A two-host lab for the NOTRACK tests: a frontend and a backend network
+//! namespace joined by a veth pair, frontend 10.0.1.2/24, backend
+//! 10.0.2.2/24, each with a route to the other's subnet. Both namespaces
+//! (and every process in them) go away on drop.
+
+use crate::{Netns, Run};
+
+/// Frontend address.
+pub const FRONTEND: &str = "10.0.1.2";
+/// Backend address.
+pub const BACKEND: &str = "10.0.2.2";
+
+/// Frontend and backend namespaces, joined.
+pub struct Lab {
+    /// The client side (10.0.1.2).
+    pub frontend: Netns,
+    /// The server side (10.0.2.2), where tcto-tune runs.
+    pub backend: Netns,
+}
+
+fn ok(r: Run, what: &str) -> Run {
+    assert_eq!(r.code, 0, "{what}: {r}");
+    r
+}
+
+impl Lab {
+    /// Build the lab; panics (with the command output) if a step fails.
+    pub fn new(tag: &str) -> Self {
+        let frontend = Netns::new(&format!("{tag}-f"));
+        let backend = Netns::new(&format!("{tag}-b"));
+        ok(
+            frontend.sh(&format!(
+                "ip link add fe0 type veth peer name be0 netns {b}\n\
+                 ip addr add {FRONTEND}/24 dev fe0 && ip link set fe0 up\n\
+                 ip route add 10.0.2.0/24 dev fe0",
+                b = backend.0
+            )),
+            "frontend setup",
+        );
+        ok(
+            backend.sh(&format!(
+                "ip addr add {BACKEND}/24 dev be0 && ip link set be0 up\n\
+                 ip route add 10.0.1.0/24 dev be0"
+            )),
+            "backend setup",
+        );
+        Lab { frontend, backend }
+    }
+
+    /// Start an accepting listener on the backend and wait until `ss` shows it.
+    pub fn listen(&self, port: u16) {
+        ok(
+            self.backend.sh(&format!(
+                "tcto-lab listen --port {port} --addr {BACKEND} --backlog 128 --accept >/dev/null 2>&1 &\n\
+                 i=0; while ! ss -Htln 'sport = :{port}' | grep -q .; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.05; done"
+            )),
+            "listener",
+        );
+    }
+
+    /// `(ok, failed)` of `count` connects from the frontend to the backend's `port`.
+    pub fn connect(&self, port: u16, count: u32, timeout_ms: u32) -> (u32, u32) {
+        let r = ok(
+            self.frontend.sh(&format!(
+                "tcto-lab connect --addr {BACKEND} --port {port} --count {count} --timeout-ms {timeout_ms}"
+            )),
+            "connect",
+        );
+        let line = r.stdout.trim();
+        let num = |k: &str| -> u32 {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("bad connect output: {r}"))
+        };
+        (num("ok="), num("failed="))
+    }
+
+    /// `nft list ruleset` on the backend.
+    pub fn ruleset(&self) -> String {
+        ok(self.backend.sh("nft list ruleset"), "nft list ruleset").stdout
+    }
+}
