@@ -141,11 +141,13 @@ impl Journal {
         check_dir(dir)?;
         let tx = dir.join("tx");
         if !tx.exists() {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&tx)
-                .map_err(io("create", &tx))?;
-            sync_dir(dir)?;
+            // Two first-ever transactions may race here: the loser sees
+            // EEXIST, which is fine (the lock then decides who runs).
+            match fs::DirBuilder::new().mode(0o700).create(&tx) {
+                Ok(()) => sync_dir(dir)?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("create", &tx)(e)),
+            }
         }
         Ok(Journal {
             dir: dir.to_owned(),
