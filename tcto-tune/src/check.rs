@@ -114,7 +114,6 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("notrack-breaks-stateful-filter", "refuse", "another table's filter chain with policy drop accepts by `ct state established,related` and would drop the untracked packets of a NOTRACKed flow; add `ct state untracked accept` to it"),
     ("notrack-loopback", "warn", "a NOTRACK flow is on loopback, where conntrack first sees packets at OUTPUT: the output chain also gets the request direction"),
     ("notrack-bypasses-conntrack", "info", "NOTRACKed flows bypass NAT and conntrack-based accounting"),
-    ("not-supported-yet", "skip", "this kind of fix has no backend in this build"),
     ("persist-overridden-by", "refuse/warn", "persist: another sysctl.d file (or /etc/sysctl.conf) applied after 99-tcto-tune.conf sets one of our keys to another value, so it would win at boot; the finding names FILE:LINE; with --allow it is a warning"),
     ("persist-also-set", "info", "persist: another file sets one of our keys but ours wins at boot (applied before ours, or after it with the same value)"),
     ("persist-runtime-manager", "warn", "persist: kube-proxy or TuneD is present; both rewrite conntrack and backlog sysctls at their own start, after systemd-sysctl"),

@@ -41,7 +41,7 @@ pub struct Skipped {
     pub kind: ChangeKind,
     /// Key.
     pub key: String,
-    /// Stable code (`not-writable-here`, `key-missing`, `not-supported-yet`...);
+    /// Stable code (`not-writable-here`, `key-missing`...);
     /// `--allow CODE` plans it anyway where that makes sense.
     pub code: String,
     /// Why it is skipped.
