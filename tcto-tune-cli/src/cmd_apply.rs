@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::apply::{apply, ApplyError, ApplyOptions, TxReport};
+use tcto_tune::apply::{apply, blocked_by, ApplyError, ApplyOptions, TxReport};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
 
 use crate::cmd_persist::persisted_path;
-use crate::cmd_plan::compute;
+use crate::cmd_plan::compute_full;
 use crate::common::ProfileArgs;
 use crate::output::{print_json, require_privileges, CliError, Exit};
 use crate::Global;
@@ -74,7 +74,9 @@ pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
 
 /// The plan of the profile `persist` saved (NOTRACK rules and offloads),
 /// against the state of this host now.
-fn persisted_plan(root: Option<&Path>) -> anyhow::Result<tcto_tune::Plan> {
+fn persisted_plan(
+    root: Option<&Path>,
+) -> anyhow::Result<(tcto_tune::SystemState, tcto_tune::Plan)> {
     let path = persisted_path(root);
     if !path.exists() {
         return Err(CliError::new(
@@ -87,13 +89,19 @@ fn persisted_plan(root: Option<&Path>) -> anyhow::Result<tcto_tune::Plan> {
     let profile = tcto_tune::profile::load(&path.display().to_string(), &BTreeMap::new())
         .with_context(|| format!("cannot load the persisted plan `{}`", path.display()))?;
     let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
-    Ok(tcto_tune::plan(&profile, &state))
+    // The codes allowed when persisting are recorded in the file (`allow`)
+    // and honoured here through the profile.
+    let plan = tcto_tune::plan(&profile, &state);
+    Ok((state, plan))
 }
 
 /// Run `apply`.
 pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
-    let plan = match (&args.profile, args.persisted) {
-        (Some(p), false) => compute(p)?,
+    let (state, plan) = match (&args.profile, args.persisted) {
+        (Some(p), false) => {
+            let (_, state, plan) = compute_full(p)?;
+            (state, plan)
+        }
         (None, true) => persisted_plan(args.root.as_deref())?,
         _ => {
             return Err(CliError::new(
@@ -108,16 +116,33 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
         command: "apply".into(),
         force_after_crash: args.force_after_crash,
     };
-    if args.dry_run {
-        let mut sim = SimEffects::from_plan(&plan);
-        let report = apply(&plan, &mut sim, None, &opts).map_err(apply_error)?;
-        return finish(g, &report);
-    }
     if !plan.refusals().is_empty() {
-        // Refuse before asking for privileges: the plan itself is the answer.
+        // Show the findings that refuse (the plan, as `plan` prints it),
+        // then refuse before asking for privileges.
+        if !g.json {
+            print!(
+                "{}",
+                plan.render(tcto_tune::TextStyle {
+                    color: crate::output::stdout_color()
+                })
+            );
+        }
         return Err(apply_error(ApplyError::Refused {
             codes: plan.refusals().iter().map(|f| f.code.clone()).collect(),
         }));
+    }
+    if args.dry_run {
+        // What would block the real apply blocks the dry-run too.
+        if let Ok(Some(journal)) = Journal::open_existing(&g.state_dir) {
+            if let Some(e) = journal.list().ok().as_deref().and_then(blocked_by) {
+                if !args.force_after_crash {
+                    return Err(apply_error(e));
+                }
+            }
+        }
+        let mut sim = SimEffects::from_plan_and_state(&plan, &state);
+        let report = apply(&plan, &mut sim, None, &opts).map_err(apply_error)?;
+        return finish(g, &report);
     }
     require_privileges("apply")?;
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;

@@ -46,7 +46,7 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     println!(
-        "{:<6}  {:<20}  {:<8}  {:<22}  {:<7}  PROFILE",
+        "{:<6}  {:<20}  {:<8}  {:<23}  {:<7}  PROFILE",
         "ID", "STARTED", "COMMAND", "STATUS", "CHANGES"
     );
     for r in records.iter().rev() {
@@ -56,7 +56,7 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
             .filter(|s| s.status != StepStatus::Unchanged)
             .count();
         println!(
-            "{:<6}  {:<20}  {:<8}  {:<22}  {:<7}  {}",
+            "{:<6}  {:<20}  {:<8}  {:<23}  {:<7}  {}",
             r.id,
             r.started,
             r.command,
@@ -65,14 +65,27 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
             r.profile
         );
         if args.verbose {
+            let w = r
+                .steps
+                .iter()
+                .map(|s| s.key.chars().count())
+                .max()
+                .unwrap_or(0);
             for s in &r.steps {
+                // The same snake_case names as the JSON.
+                let status = serde_json::to_value(s.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
                 println!(
-                    "        {:?}  {}  {} -> {}",
-                    s.status,
+                    "        {status:<13}  {:<w$}  {} -> {}",
                     s.key,
                     s.before.display(),
                     s.after.display()
                 );
+                if let Some(e) = &s.error {
+                    println!("        {:<13}  {e}", "");
+                }
             }
         }
     }

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use tcto_tune::system::{read_state, Backends};
-use tcto_tune::{sysctl_d, Plan, Profile, TextStyle};
+use tcto_tune::{sysctl_d, Plan, Profile, SystemState, TextStyle};
 
 use crate::common::ProfileArgs;
 use crate::output::{print_json, stdout_color, Exit};
@@ -38,17 +38,18 @@ struct SysctlD {
     diff: String,
 }
 
-/// Compute the plan for this host.
-pub fn compute(profile: &ProfileArgs) -> anyhow::Result<Plan> {
-    Ok(compute_with_profile(profile)?.1)
-}
-
 /// Compute the plan for this host, and return the resolved profile with it.
 pub fn compute_with_profile(args: &ProfileArgs) -> anyhow::Result<(Profile, Plan)> {
+    let (profile, _state, plan) = compute_full(args)?;
+    Ok((profile, plan))
+}
+
+/// The profile, the state it was planned against, and the plan.
+pub fn compute_full(args: &ProfileArgs) -> anyhow::Result<(Profile, SystemState, Plan)> {
     let (profile, opts) = args.resolve()?;
     let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
     let plan = tcto_tune::plan_with(&profile, &state, &opts);
-    Ok((profile, plan))
+    Ok((profile, state, plan))
 }
 
 /// Run `plan`.

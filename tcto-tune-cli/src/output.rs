@@ -57,9 +57,17 @@ impl From<anyhow::Error> for CliError {
             Ok(c) => return c,
             Err(e) => e,
         };
-        let hint = e
-            .chain()
-            .find_map(|c| c.downcast_ref::<ProfileError>().and_then(|p| p.hint()));
+        let profile_err = e.chain().find_map(|c| c.downcast_ref::<ProfileError>());
+        let hint = profile_err.and_then(|p| p.hint());
+        // A wrong `--set` is a usage error, like a wrong `--port`.
+        let exit = match profile_err {
+            Some(
+                ProfileError::UnknownVariable { .. }
+                | ProfileError::MissingVariable { .. }
+                | ProfileError::BadVariable { .. },
+            ) => Exit::Usage,
+            _ => Exit::Error,
+        };
         // The whole cause chain on one line: "cannot write ...: Permission denied".
         let message = e
             .chain()
@@ -69,7 +77,7 @@ impl From<anyhow::Error> for CliError {
         CliError {
             message,
             hint,
-            exit: Exit::Error,
+            exit,
         }
     }
 }
@@ -121,7 +129,11 @@ pub fn require_privileges(command: &str) -> Result<(), CliError> {
     }
     Err(CliError::new(
         format!("`{command}` needs root or CAP_NET_ADMIN; nothing was changed"),
-        Some("run it with sudo, or try `apply --dry-run`, which needs neither".into()),
+        Some(if command == "apply" {
+            "run it with sudo, or try `apply --dry-run`, which needs neither".into()
+        } else {
+            "run it with sudo".into()
+        }),
         Exit::Error,
     ))
 }

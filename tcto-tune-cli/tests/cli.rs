@@ -72,7 +72,7 @@ fn unknown_variable_is_named_with_the_declared_ones() {
         "--set",
         "ifcae=x",
     ]);
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 2, "a wrong --set is a usage error: {err}");
     assert!(
         err.contains("unknown variable `ifcae`") && err.contains("declared variables: iface"),
         "{err}"

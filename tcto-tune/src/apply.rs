@@ -81,6 +81,14 @@ pub enum ApplyError {
         /// Its id.
         id: String,
     },
+    /// An earlier transaction failed and could not revert every change.
+    #[error(
+        "transaction {id} failed and could not restore every value; the system is half-changed"
+    )]
+    Incomplete {
+        /// Its id.
+        id: String,
+    },
     /// Reading a target before the transaction failed: nothing was changed.
     #[error("cannot read {target} before changing it")]
     Read {
@@ -100,11 +108,14 @@ impl ApplyError {
     pub fn hint(&self) -> Option<String> {
         match self {
             ApplyError::Refused { codes } => Some(format!(
-                "read the findings with `tcto-tune plan`; to proceed anyway pass {}",
+                "the findings say why and what to do; to proceed anyway pass {}",
                 codes.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" ")
             )),
             ApplyError::Interrupted { id } => Some(format!(
                 "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
+            )),
+            ApplyError::Incomplete { id } => Some(format!(
+                "`tcto-tune history -v` shows what {id} could not restore; fix the cause, then `tcto-tune rollback` (or `apply --force-after-crash` to keep things as they are)"
             )),
             ApplyError::Journal(j) => j.hint(),
             ApplyError::Read { .. } => None,
@@ -134,6 +145,35 @@ fn error_chain(e: &SystemError) -> String {
         src = c.source();
     }
     s
+}
+
+/// The error a new transaction gets while the journal holds one that left
+/// the system half-changed: interrupted (the process died) or a failed
+/// transaction whose own revert failed. `None` when nothing blocks.
+pub fn blocked_by(records: &[TxRecord]) -> Option<ApplyError> {
+    records.iter().find_map(|r| match r.state {
+        TxState::Open => Some(ApplyError::Interrupted { id: r.id.clone() }),
+        TxState::RollbackIncomplete => Some(ApplyError::Incomplete { id: r.id.clone() }),
+        _ => None,
+    })
+}
+
+/// Whether a value read just before writing already satisfies an
+/// `at_least`/`at_most` change (someone raised it since the plan was made:
+/// lowering it back would be wrong).
+fn satisfies_intent(c: &crate::change::Change, now: &Value) -> bool {
+    let (Value::Text(now), Value::Text(want)) = (now, &c.after) else {
+        return false;
+    };
+    match (
+        now.trim().parse::<i64>(),
+        want.trim().parse::<i64>(),
+        c.intent,
+    ) {
+        (Ok(n), Ok(w), crate::fix::Intent::AtLeast) => n >= w,
+        (Ok(n), Ok(w), crate::fix::Intent::AtMost) => n <= w,
+        _ => false,
+    }
 }
 
 /// Write `value` to `target` and read it back.
@@ -190,11 +230,13 @@ pub fn apply(
     if let Some(j) = journal {
         let records = j.list()?;
         next_id = Some(crate::journal::next_id_after(&records));
+        if let Some(e) = blocked_by(&records) {
+            if !opts.force_after_crash {
+                return Err(e);
+            }
+        }
         for mut rec in records {
-            if rec.state == TxState::Open {
-                if !opts.force_after_crash {
-                    return Err(ApplyError::Interrupted { id: rec.id });
-                }
+            if matches!(rec.state, TxState::Open | TxState::RollbackIncomplete) {
                 rec.state = TxState::Abandoned;
                 rec.updated = now_rfc3339();
                 j.write(&rec)?;
@@ -209,7 +251,7 @@ pub fn apply(
             target: c.target.to_string(),
             source,
         })?;
-        let status = if before.matches(&c.after) {
+        let status = if before.matches(&c.after) || satisfies_intent(c, &before) {
             StepStatus::Unchanged
         } else {
             StepStatus::Pending
@@ -436,6 +478,12 @@ pub fn select_for_rollback(
             .into_iter()
             .collect(),
         Some(id) => {
+            // `--to 7` means `000007`.
+            let padded = match id.parse::<u64>() {
+                Ok(n) if id.bytes().all(|b| b.is_ascii_digit()) => format!("{n:06}"),
+                _ => id.to_owned(),
+            };
+            let id = padded.as_str();
             if !records.iter().any(|r| r.id == id) {
                 return Err(JournalError::UnknownTx { id: id.to_owned() });
             }
@@ -478,7 +526,8 @@ impl fmt::Display for TxReport {
             .max()
             .unwrap_or(0);
         for s in &self.steps {
-            let (from, to) = if self.command == "rollback" {
+            let reverted = matches!(s.status, StepStatus::Reverted | StepStatus::RevertFailed);
+            let (from, to) = if self.command == "rollback" || reverted {
                 (&s.after, &s.before)
             } else {
                 (&s.before, &s.after)

@@ -182,7 +182,26 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
     for l in &input.profile.listeners {
         let live: Vec<_> = input.state.listeners_on(l.port).collect();
         let app = match l.backlog {
-            Some(b) => Some(i64::from(b)),
+            Some(b) => {
+                // The app was reconfigured but the running socket still has
+                // its old, smaller backlog (below somaxconn: not a clamp).
+                let stale: Vec<String> = live
+                    .iter()
+                    .filter(|s| {
+                        i64::from(s.backlog) < i64::from(b)
+                            && current.is_some_and(|c| i64::from(s.backlog) < c)
+                    })
+                    .map(|s| format!("{}:{} has backlog {}", s.addr, s.port, s.backlog))
+                    .collect();
+                if !stale.is_empty() {
+                    out.push(
+                        Finding::new("listener-needs-restart", Severity::Warn, format!(
+                            "the application on port {} is declared with backlog {b}, but the running socket {}: restart it so listen() uses the new value", l.port, stale.join(", ")))
+                            .hint("restart the service after apply; `ss -tln` Send-Q shows the effective backlog"),
+                    );
+                }
+                Some(i64::from(b))
+            }
             None if live.is_empty() => {
                 out.push(
                     Finding::new(

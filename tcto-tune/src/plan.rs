@@ -97,6 +97,15 @@ pub fn plan(profile: &Profile, state: &SystemState) -> Plan {
 
 /// Plan `profile` against `state`.
 pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> Plan {
+    let merged;
+    let opts = if profile.allow.is_empty() {
+        opts
+    } else {
+        merged = PlanOptions {
+            allow: opts.allow.union(&profile.allow).cloned().collect(),
+        };
+        &merged
+    };
     let mut p = Plan {
         schema: PLAN_SCHEMA,
         profile: profile.name.clone(),
@@ -203,7 +212,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
             if key_info(key).is_some_and(|i| i.scope == Scope::Global) && !state.in_initial_netns {
                 "global key: only the initial network namespace can change it".to_owned()
             } else {
-                "read-only here (not root, or a read-only /proc/sys)".to_owned()
+                "read-only here (the kernel marks it so in this namespace)".to_owned()
             };
         return skip(p, "not-writable-here", why, Some(normalize(&cur)));
     }

@@ -47,7 +47,11 @@ impl TxState {
     pub fn undoable(self) -> bool {
         matches!(
             self,
-            TxState::Open | TxState::Applied | TxState::UndoIncomplete | TxState::Abandoned
+            TxState::Open
+                | TxState::Applied
+                | TxState::RollbackIncomplete
+                | TxState::UndoIncomplete
+                | TxState::Abandoned
         )
     }
 }

@@ -300,7 +300,7 @@ pub fn plan_persist(
     wanted.push(Wanted {
         sysctl_part: false,
         path: PERSISTED_PATH,
-        after: when(bytes(restore::render(profile))),
+        after: when(bytes(restore::render(profile, &opts.allow))),
         reason: "NOTRACK rules and NIC offloads to re-apply at boot".into(),
     });
     wanted.push(Wanted {

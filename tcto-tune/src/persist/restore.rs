@@ -17,6 +17,8 @@ struct Doc {
     name: String,
     description: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    allow: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     notrack: Vec<Notrack>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     offload: Vec<Offload>,
@@ -66,14 +68,16 @@ pub fn ifaces(profile: &Profile) -> Vec<String> {
     v
 }
 
-/// The text of persisted.toml for `profile`.
-pub fn render(profile: &Profile) -> String {
+/// The text of persisted.toml for `profile`, with the codes the user
+/// allowed when persisting (so the boot-time apply accepts them too).
+pub fn render(profile: &Profile, allow: &std::collections::BTreeSet<String>) -> String {
     let doc = Doc {
         name: profile.name.clone(),
         description: format!(
             "NOTRACK rules and NIC offloads of profile `{}`, re-applied at boot by tcto-tune-restore.service",
             profile.name
         ),
+        allow: allow.union(&profile.allow).cloned().collect(),
         notrack: profile
             .notrack
             .iter()

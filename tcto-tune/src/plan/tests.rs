@@ -186,7 +186,20 @@ fn a_declared_app_backlog_at_or_above_somaxconn_passes() {
         .somaxconn(Desired::at_least(4096))
         .listener(8080, Some(8192))
         .build();
-    assert!(plan(&p, &s).findings.is_empty());
+    // No refusal; but the running socket still has 511, below somaxconn:
+    // the app was reconfigured and not restarted yet.
+    let found = plan(&p, &s);
+    assert_eq!(codes(&found), vec!["listener-needs-restart"]);
+    assert!(found.findings[0]
+        .message
+        .contains("0.0.0.0:8080 has backlog 511"));
+    assert!(found.refusals().is_empty());
+    let mut restarted = host();
+    restarted.listeners.push(listener(8080, 8192));
+    assert!(
+        plan(&p, &restarted).findings.is_empty(),
+        "a restarted app has the declared backlog"
+    );
     // A declared backlog wins over the live one and can refuse too.
     let p = Profile::builder("t")
         .somaxconn(Desired::at_least(4096))

@@ -42,6 +42,9 @@ pub struct Profile {
     pub notrack: Vec<NotrackFlow>,
     /// `[[offload]]`.
     pub offloads: Vec<OffloadFix>,
+    /// `allow = [...]`: finding and skip codes this profile accepts, as if
+    /// given with `--allow` (so a persisted plan keeps what was allowed).
+    pub allow: std::collections::BTreeSet<String>,
 }
 
 impl Profile {

@@ -134,6 +134,13 @@ fn locate(reference: &str, base: Option<&Path>) -> Result<(ProfileOrigin, String
             source,
         };
         let meta = std::fs::metadata(&path).map_err(read_err)?;
+        if !meta.is_file() {
+            // A FIFO would hang, /dev/zero would never end.
+            return Err(read_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
         if meta.len() > MAX_PROFILE_BYTES {
             return Err(ProfileError::TooLarge {
                 path,
@@ -141,7 +148,18 @@ fn locate(reference: &str, base: Option<&Path>) -> Result<(ProfileOrigin, String
                 limit: MAX_PROFILE_BYTES,
             });
         }
-        let text = std::fs::read_to_string(&path).map_err(read_err)?;
+        let mut text = String::new();
+        use std::io::Read as _;
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(MAX_PROFILE_BYTES + 1).read_to_string(&mut text))
+            .map_err(read_err)?;
+        if text.len() as u64 > MAX_PROFILE_BYTES {
+            return Err(ProfileError::TooLarge {
+                path,
+                size: text.len() as u64,
+                limit: MAX_PROFILE_BYTES,
+            });
+        }
         return Ok((ProfileOrigin::File(path), text));
     }
     match builtin(reference) {
@@ -287,6 +305,29 @@ fn fill_variables(
         }
     }
     Ok(values)
+}
+
+/// " (from variable `x`, set with --set or its default)" for a templated
+/// value, so an error in a `--set` value names the variable, not only the
+/// profile line that uses it.
+fn var_note(raw: &Scalar) -> String {
+    let Scalar::Str(t) = raw else {
+        return String::new();
+    };
+    let names: Vec<String> = t
+        .split("${")
+        .skip(1)
+        .filter_map(|r| r.split_once('}').map(|(n, _)| format!("`{n}`")))
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the value of variable {}: check `--set {}=...`)",
+            names.join(", "),
+            names[0].trim_matches('`')
+        )
+    }
 }
 
 /// Fill `${name}` references in `text`.
@@ -462,10 +503,31 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
     for (key, value) in &s.sysctl {
         p.sysctl.push(c.raw(key, value)?);
     }
+    for code in &s.allow {
+        if !crate::check::CODES
+            .iter()
+            .any(|(c, _, _)| c == code.get_ref())
+        {
+            return Err(layer.at(
+                code.span(),
+                Some("allow"),
+                format!(
+                    "unknown code `{}` in `allow`",
+                    code.get_ref().escape_debug()
+                ),
+            ));
+        }
+        p.allow.insert(code.get_ref().clone());
+    }
     for l in &s.listener {
         let port = c.text(&l.port, "port")?;
-        let port =
-            parse_port(&port).map_err(|e| layer.at(l.port.span(), Some("port"), e.to_string()))?;
+        let port = parse_port(&port).map_err(|e| {
+            layer.at(
+                l.port.span(),
+                Some("port"),
+                format!("{e}{}", var_note(l.port.get_ref())),
+            )
+        })?;
         let backlog = match &l.backlog {
             None => None,
             Some(b) => {
@@ -495,9 +557,9 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
             |f: &Option<Spanned<Scalar>>, key: &str| -> Result<Option<Cidr>, ProfileError> {
                 f.as_ref()
                     .map(|f| {
-                        c.text(f, key)?
-                            .parse::<Cidr>()
-                            .map_err(|e| layer.at(f.span(), Some(key), e.to_string()))
+                        c.text(f, key)?.parse::<Cidr>().map_err(|e| {
+                            layer.at(f.span(), Some(key), format!("{e}{}", var_note(f.get_ref())))
+                        })
                     })
                     .transpose()
             };
@@ -507,8 +569,13 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
             .port
             .as_ref()
             .map(|f| {
-                parse_port(&c.text(f, "port")?)
-                    .map_err(|e| layer.at(f.span(), Some("port"), e.to_string()))
+                parse_port(&c.text(f, "port")?).map_err(|e| {
+                    layer.at(
+                        f.span(),
+                        Some("port"),
+                        format!("{e}{}", var_note(f.get_ref())),
+                    )
+                })
             })
             .transpose()?;
         if let (Some(a), Some(b)) = (from, to) {
@@ -531,8 +598,13 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
     }
     for o in &s.offload {
         let name = c.text(&o.iface, "iface")?;
-        let iface = IfName::new(&name)
-            .map_err(|e| layer.at(o.iface.span(), Some("iface"), e.to_string()))?;
+        let iface = IfName::new(&name).map_err(|e| {
+            layer.at(
+                o.iface.span(),
+                Some("iface"),
+                format!("{e}{}", var_note(o.iface.get_ref())),
+            )
+        })?;
         let fix = OffloadFix {
             iface,
             tso: o.tso,
@@ -584,6 +656,7 @@ fn merge(into: &mut Profile, child: Profile) {
             into.notrack.push(flow);
         }
     }
+    into.allow.extend(child.allow);
     for fix in child.offloads {
         into.offloads.retain(|o| o.iface != fix.iface);
         into.offloads.push(fix);

@@ -169,6 +169,8 @@ pub(crate) struct ProfileSpec {
     pub description: Option<String>,
     pub extends: Option<Spanned<String>>,
     #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    #[serde(default)]
     pub variables: BTreeMap<String, VariableSpec>,
     #[serde(default)]
     pub conntrack: ConntrackSpec,

@@ -113,6 +113,31 @@ impl SimEffects {
     }
 }
 
+impl SimEffects {
+    /// Seed from a plan and make the simulation refuse what the kernel
+    /// would: sysctls the state shows read-only here (EACCES) or missing
+    /// (ENOENT), planned only because the user allowed them.
+    pub fn from_plan_and_state(plan: &Plan, state: &crate::state::SystemState) -> Self {
+        let mut s = Self::from_plan(plan);
+        for c in &plan.changes {
+            if let Target::Sysctl { key } = &c.target {
+                match state.sysctls.get(key) {
+                    Some(r) if r.value.is_none() => {
+                        s.faults
+                            .insert(c.target.clone(), SimFault::Refuse(libc::ENOENT));
+                    }
+                    Some(r) if !r.writable => {
+                        s.faults
+                            .insert(c.target.clone(), SimFault::Refuse(libc::EACCES));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        s
+    }
+}
+
 impl Effects for SimEffects {
     fn read(&mut self, target: &Target) -> Result<Value, SystemError> {
         Ok(self.values.get(target).cloned().unwrap_or(Value::Absent))

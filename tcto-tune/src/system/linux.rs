@@ -41,9 +41,12 @@ impl Sysctls for LinuxSysctls {
     }
 
     fn writable(&self, key: &SysctlName) -> bool {
-        let path = std::ffi::CString::new(key.proc_path()).expect("validated names have no NUL");
-        // SAFETY: path is a valid NUL-terminated string for the call's duration.
-        unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+        // The kernel marks a key read-only *here* (a global key inside a
+        // child network namespace) by its mode. Whether this process may
+        // write is a separate question (root or CAP_NET_ADMIN, checked
+        // before apply), so an unprivileged `plan` still shows the changes.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(key.proc_path()).is_ok_and(|m| m.permissions().mode() & 0o222 != 0)
     }
 
     fn write(&mut self, key: &SysctlName, value: &str) -> Result<(), SystemError> {
