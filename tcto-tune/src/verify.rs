@@ -221,7 +221,7 @@ pub fn judge(w: &Watch, opts: &VerifyOptions) -> Verdict {
             }
         }
     }
-    listeners.sort_by(|a, b| (a.port, a.addr).cmp(&(b.port, b.addr)));
+    listeners.sort_by_key(|a| (a.port, a.addr));
     for l in &mut listeners {
         let at = std::net::SocketAddr::new(l.addr, l.port);
         l.reached_backlog = l.peak_queue >= l.backlog;
