@@ -111,7 +111,12 @@ pub fn advice_profile() -> Profile {
 /// Gather the evidence: sample, wait `interval`, sample again.
 pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, DiagnoseError> {
     let before = read("counters", b.counters.sample())?;
-    let listeners_before = read("listening sockets", b.sockets.listeners())?;
+    // With one sample the listeners are read once, by read_state below.
+    let listeners_before = if opts.interval.is_zero() {
+        vec![]
+    } else {
+        read("listening sockets", b.sockets.listeners())?
+    };
     let after = if opts.interval.is_zero() {
         None
     } else {
