@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::diagnose::{diagnose, DiagnoseOptions};
+use tcto_tune::diagnose::{diagnose, DiagnoseOptions, TEXT_LISTENER_ROWS};
 use tcto_tune::system::Backends;
 
 use crate::common::{parse_duration_arg, parse_port_arg};
@@ -49,9 +49,21 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    // Text shows the fullest listeners only (all of them with --port), the
+    // metrics carry no process: look up only the owners that are printed.
+    let owners_limit = if g.json {
+        None
+    } else if args.prometheus {
+        Some(0)
+    } else if args.ports.is_empty() {
+        Some(TEXT_LISTENER_ROWS)
+    } else {
+        None
+    };
     let opts = DiagnoseOptions {
         interval: args.interval,
         ports: args.ports,
+        owners_limit,
     };
     let d = diagnose(&Backends::linux(), &opts).context("cannot diagnose")?;
     if g.json {

@@ -281,8 +281,13 @@ pub fn summarize(opts: &ProbeOptions, attempts: &[Attempt]) -> ProbeReport {
     let total = attempts.len() as u32;
     let mut advice = Vec::new();
     if let Some(ms) = recommended {
+        let retry = if ms < 1000 {
+            "; with less than 1 s a single lost SYN fails the connect, since the kernel retransmits it only after 1 s"
+        } else {
+            ""
+        };
         advice.push(format!(
-            "set client connect timeouts to at least {ms} ms (3 x the p99 handshake of {:.3} ms)",
+            "set client connect timeouts to at least {ms} ms (3 x the p99 handshake of {:.3} ms){retry}",
             handshake_ms.map_or(0.0, |p| p.p99)
         ));
     }

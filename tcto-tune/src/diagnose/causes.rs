@@ -49,12 +49,12 @@ const RECENT_S: u64 = 600;
 fn moved(c: &CounterDelta, interval_ms: u64) -> String {
     match (c.delta, c.per_min) {
         (Some(d), Some(r)) => format!(
-            "{} +{d} in {:.1} s ({r}/min), {} since boot",
+            "{} +{d} in {:.1} s ({r}/min), {} in total",
             c.name,
             interval_ms as f64 / 1000.0,
             c.total
         ),
-        _ => format!("{} {} since boot", c.name, c.total),
+        _ => format!("{} {} in total (not growing now)", c.name, c.total),
     }
 }
 
@@ -206,10 +206,17 @@ fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
                 LimitedBy::Somaxconn => c.notes.push(format!(
                     "the kernel cap is the limit: the plan raises somaxconn; restart the service on port {port} so its listen() picks it up"
                 )),
-                _ => c.notes.push(format!(
-                    "the application asked for backlog {}: raise it in the application (nginx `listen ... backlog=N`, gunicorn `--backlog N`, Java `ServerSocket(port, N)`) and pass `--app-backlog {port}=N` to plan",
-                    l.backlog
-                )),
+                _ => {
+                    c.notes.push(format!(
+                        "the application asked for backlog {}: raise it in the application (nginx `listen ... backlog=N`, gunicorn `--backlog N`, Java `ServerSocket(port, N)`) and pass `--app-backlog {port}=N` to plan",
+                        l.backlog
+                    ));
+                    if let Some(s) = somaxconn.filter(|s| *s < 4096) {
+                        c.notes.push(format!(
+                            "net.core.somaxconn is only {s}: a larger application backlog is clamped to it until it is raised (the plan raises it)"
+                        ));
+                    }
+                }
             }
         }
         c.evidence

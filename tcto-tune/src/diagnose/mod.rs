@@ -27,6 +27,7 @@ use crate::state::{ListenSocket, SystemState};
 use crate::system::{read_state, Backends, CounterSample, KernelLog, Process, SystemError};
 
 pub use causes::{rank_causes, Cause, CAUSE_CODES};
+pub use text::TEXT_LISTENER_ROWS;
 
 /// Version of the JSON diagnosis.
 pub const DIAGNOSE_SCHEMA: u32 = 1;
@@ -70,6 +71,11 @@ pub struct DiagnoseOptions {
     pub interval: Duration,
     /// Ports to focus on; empty means every listener.
     pub ports: Vec<u16>,
+    /// Look up the owning process of only the N fullest listeners (`None`:
+    /// all). Finding owners means reading every socket link under
+    /// /proc/PID/fd, the slowest part of a diagnosis on a busy host, so a
+    /// caller that shows only the top rows can skip the rest.
+    pub owners_limit: Option<usize>,
 }
 
 impl Default for DiagnoseOptions {
@@ -77,6 +83,7 @@ impl Default for DiagnoseOptions {
         DiagnoseOptions {
             interval: Duration::from_secs(1),
             ports: vec![],
+            owners_limit: None,
         }
     }
 }
@@ -124,22 +131,23 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         Some(read("counters", b.counters.sample())?)
     };
     let state = read("sysctls and listeners", read_state(&advice_profile(), b))?;
-    let inodes: BTreeSet<u32> = state
-        .listeners
-        .iter()
-        .filter(|l| wanted(&opts.ports, l.port))
-        .map(|l| l.inode)
-        .collect();
-    let owners = b.counters.owners(&inodes);
-    let kernel_log = b.counters.kernel_log();
-    Ok(Observation {
+    let mut obs = Observation {
         before,
         after,
         listeners_before,
         state,
-        owners,
-        kernel_log,
-    })
+        owners: BTreeMap::new(),
+        kernel_log: b.counters.kernel_log(),
+    };
+    // The same order the report uses: fullest first.
+    let somaxconn = obs.state.sysctl_int("net.core.somaxconn");
+    let inodes: BTreeSet<u32> = listener_reports(&obs, &opts.ports, somaxconn)
+        .iter()
+        .take(opts.owners_limit.unwrap_or(usize::MAX))
+        .map(|l| l.inode)
+        .collect();
+    obs.owners = b.counters.owners(&inodes);
+    Ok(obs)
 }
 
 /// Observe and analyze.

@@ -71,6 +71,7 @@ fn opts(ports: &[u16]) -> DiagnoseOptions {
     DiagnoseOptions {
         interval: Duration::from_secs(1),
         ports: ports.to_vec(),
+        owners_limit: None,
     }
 }
 
@@ -115,10 +116,21 @@ fn full_accept_queue_with_overflows_ranks_first_with_its_plan() {
         "{ev}"
     );
     assert!(
-        ev.contains("ListenOverflows +12 in 1.0 s (720/min), 52 since boot"),
+        ev.contains("ListenOverflows +12 in 1.0 s (720/min), 52 in total"),
         "{ev}"
     );
     assert!(top.notes.iter().any(|n| n.contains("--app-backlog 8080=N")));
+    assert!(!top.notes.iter().any(|n| n.contains("somaxconn is only")));
+    // Under a low somaxconn, raising the app's backlog alone is not enough.
+    let mut low = backlog_incident();
+    low.state
+        .sysctls
+        .insert("net.core.somaxconn".into(), SysctlReading::rw("64"));
+    let d2 = analyze(&low, &opts(&[8080]));
+    assert!(d2.causes[0]
+        .notes
+        .iter()
+        .any(|n| n.contains("net.core.somaxconn is only 64")));
     // Only the named port is listed.
     assert_eq!(d.listeners.len(), 1);
     assert_eq!(d.listeners[0].limited_by, LimitedBy::App);
@@ -306,6 +318,7 @@ fn observe_reads_through_the_backends() {
     let o = DiagnoseOptions {
         interval: Duration::from_millis(10),
         ports: vec![8080],
+        owners_limit: None,
     };
     let d = diagnose(&b, &o).unwrap();
     assert_eq!(d.interval_ms, 25);
@@ -320,4 +333,46 @@ fn observe_reads_through_the_backends() {
 fn text_snapshot_of_the_backlog_incident() {
     let d = analyze(&backlog_incident(), &opts(&[8080]));
     insta::assert_snapshot!(d.to_string());
+}
+
+#[test]
+fn owners_are_looked_up_for_the_fullest_listeners_only_when_limited() {
+    let listeners = vec![
+        listener(80, 0, 100, 1),
+        listener(81, 90, 100, 2),
+        listener(82, 50, 100, 3),
+    ];
+    let mut b = Backends::simulated(&state(listeners, "4096"));
+    let mut sim = SimCounters::new([sample(0, 0, 0, 0)]);
+    for i in 1..=3 {
+        sim.owners.insert(
+            i,
+            Process {
+                pid: 100 + i,
+                name: format!("p{i}"),
+            },
+        );
+    }
+    b.counters = Box::new(sim);
+    let o = DiagnoseOptions {
+        interval: Duration::ZERO,
+        ports: vec![],
+        owners_limit: Some(2),
+    };
+    let d = diagnose(&b, &o).unwrap();
+    let owned: Vec<(u16, bool)> = d
+        .listeners
+        .iter()
+        .map(|l| (l.port, l.process.is_some()))
+        .collect();
+    assert_eq!(owned, vec![(81, true), (82, true), (80, false)]);
+    let all = diagnose(
+        &b,
+        &DiagnoseOptions {
+            owners_limit: None,
+            ..o
+        },
+    )
+    .unwrap();
+    assert!(all.listeners.iter().all(|l| l.process.is_some()));
 }

@@ -5,7 +5,8 @@ use std::fmt::{self, Write as _};
 
 use super::{CounterDelta, Diagnosis, LimitedBy};
 
-/// Listeners shown in text when no port was named (JSON has them all).
+/// Listeners shown in text when no port was named (JSON has them all);
+/// also how many owners the CLI looks up for text.
 pub const TEXT_LISTENER_ROWS: usize = 20;
 
 fn counter(c: &CounterDelta) -> String {
