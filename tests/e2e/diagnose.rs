@@ -308,3 +308,25 @@ fn bad_input_is_a_usage_error() {
         assert!(r.stdout.is_empty(), "{cmd}: {r}");
     }
 }
+
+#[test]
+fn quiet_namespace_has_no_cause_and_says_what_it_checked() {
+    if !require_root("quiet_namespace_has_no_cause_and_says_what_it_checked") {
+        return;
+    }
+    let r = in_netns("tcto-tune diagnose --interval 200ms");
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .starts_with("No likely cause of connect timeouts found (sampled 0.2 s apart)."),
+        "{r}"
+    );
+    for part in [
+        "checked:",
+        "TcpExt counters: ListenOverflows, ListenDrops",
+        "0 listening sockets",
+        "drop and error counters of 1 interface(s) from /proc/net/dev",
+    ] {
+        assert!(r.stdout.contains(part), "missing {part:?}: {r}");
+    }
+}
