@@ -103,6 +103,28 @@ fn backlog_overflow_lab() {
     assert_eq!(l["backlog"], 8);
     assert_eq!(l["limited_by"], "app");
     assert_eq!(l["process"]["name"], "tcto-lab", "{diag}");
+    // Offload toggles as `ethtool -k` shows them.
+    let eth = srv.sh("ethtool -k vsrv");
+    let vsrv = d["offloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["iface"] == "vsrv")
+        .unwrap_or_else(|| panic!("vsrv offloads: {diag}"));
+    for (user, long) in [
+        ("tso", "tcp-segmentation-offload"),
+        ("gso", "generic-segmentation-offload"),
+        ("gro", "generic-receive-offload"),
+        ("lro", "large-receive-offload"),
+    ] {
+        let line = eth
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{long}:")))
+            .unwrap_or_else(|| panic!("{long}: {eth}"));
+        let on = line.split_whitespace().nth(1) == Some("on");
+        assert_eq!(vsrv["features"][user], on, "{user}: {line} vs {vsrv}");
+    }
     assert_eq!(text.code, 0, "{text}");
     assert!(
         text.stdout.contains("1. accept queue full on port 8080")

@@ -333,13 +333,31 @@ fn nic(d: &Diagnosis) -> Vec<Cause> {
                 true,
             );
             c.evidence = errors.iter().map(|t| moved(t, d.interval_ms)).collect();
-            c.notes.push(
-                "rule out an offload bug by turning TSO/GRO off for a while, then roll back".into(),
-            );
-            c.plan = Some(format!(
-                "tcto-tune plan --profile offload-off --set iface={}",
-                i.iface
-            ));
+            let offloads = d.offloads.iter().find(|o| o.iface == i.iface);
+            if let Some(o) = offloads {
+                c.evidence
+                    .push(format!("offloads: {}", super::offload_summary(o)));
+            }
+            let already_off = offloads.is_some_and(|o| {
+                o.error.is_none()
+                    && ["tso", "gro"]
+                        .iter()
+                        .all(|g| o.features.get(*g) == Some(&false))
+            });
+            if already_off {
+                c.notes.push(
+                    "TSO and GRO are already off: suspect the NIC, its cable or its driver".into(),
+                );
+            } else {
+                c.notes.push(
+                    "rule out an offload bug by turning TSO/GRO off for a while, then roll back"
+                        .into(),
+                );
+                c.plan = Some(format!(
+                    "tcto-tune plan --profile offload-off --set iface={}",
+                    i.iface
+                ));
+            }
             out.push(c);
         }
     }

@@ -104,6 +104,61 @@ pub struct Observation {
     pub owners: BTreeMap<u32, Process>,
     /// Conntrack lines of the kernel log.
     pub kernel_log: KernelLog,
+    /// Offload toggles (`tso`, `gso`, `gro`, `lro`) of each interface.
+    #[serde(default)]
+    pub offloads: Vec<InterfaceOffloads>,
+}
+
+/// The offload toggles of one interface, as `ethtool -k` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceOffloads {
+    /// Interface name.
+    pub iface: String,
+    /// `tso`, `gso`, `gro`, `lro` -> on (a group is on when any member is).
+    pub features: BTreeMap<String, bool>,
+    /// Why they could not be read.
+    pub error: Option<String>,
+}
+
+/// `tso on, gso on, gro on, lro off`, or why it is unknown.
+pub fn offload_summary(o: &InterfaceOffloads) -> String {
+    match &o.error {
+        Some(e) => format!("unknown ({e})"),
+        None => crate::offload::GROUPS
+            .iter()
+            .filter_map(|g| {
+                let on = o.features.get(g.user)?;
+                Some(format!("{} {}", g.user, if *on { "on" } else { "off" }))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn read_offloads(b: &Backends, ifaces: &[String]) -> Vec<InterfaceOffloads> {
+    ifaces
+        .iter()
+        .map(|iface| {
+            let mut out = InterfaceOffloads {
+                iface: iface.clone(),
+                ..Default::default()
+            };
+            let features = crate::names::IfName::new(iface)
+                .map_err(|e| e.to_string())
+                .and_then(|n| b.offloads.features(&n).map_err(|e| e.to_string()));
+            match features {
+                Ok(Some(f)) => {
+                    for g in crate::offload::GROUPS {
+                        let state = crate::offload::GroupState::of(g, &f);
+                        out.features.insert(g.user.to_owned(), state.on);
+                    }
+                }
+                Ok(None) => out.error = Some("interface vanished".into()),
+                Err(e) => out.error = Some(e),
+            }
+            out
+        })
+        .collect()
 }
 
 fn read<T>(what: &'static str, r: Result<T, SystemError>) -> Result<T, DiagnoseError> {
@@ -138,7 +193,15 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         state,
         owners: BTreeMap::new(),
         kernel_log: b.counters.kernel_log(),
+        offloads: vec![],
     };
+    let ifaces: Vec<String> = obs
+        .before
+        .interfaces
+        .iter()
+        .map(|i| i.iface.clone())
+        .collect();
+    obs.offloads = read_offloads(b, &ifaces);
     // The same order the report uses: fullest first.
     let somaxconn = obs.state.sysctl_int("net.core.somaxconn");
     let inodes: BTreeSet<u32> = listener_reports(&obs, &opts.ports, somaxconn)
@@ -315,8 +378,8 @@ pub struct Diagnosis {
     pub sysctls: Vec<SysctlAdvice>,
     /// Interface drop and error counters.
     pub interfaces: Vec<InterfaceReport>,
-    /// NIC offload state: not read by this build.
-    pub offloads: Option<String>,
+    /// NIC offload toggles per interface.
+    pub offloads: Vec<InterfaceOffloads>,
     /// Conntrack lines of the kernel log.
     pub kernel_log: KernelLogReport,
     /// What was checked, in words.
@@ -381,9 +444,7 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         missing_ports,
         sysctls,
         interfaces,
-        offloads: Some(
-            "NIC offload state is not read by this build; check with `ethtool -k IFACE`".into(),
-        ),
+        offloads: obs.offloads.clone(),
         kernel_log,
         checked: vec![],
     };
@@ -592,6 +653,14 @@ fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
     out.push(format!(
         "drop and error counters of {} interface(s) from /proc/net/dev",
         d.interfaces.len()
+    ));
+    out.push(format!(
+        "offload toggles (tso, gso, gro, lro) of {} interface(s) through SIOCETHTOOL{}",
+        d.offloads.iter().filter(|o| o.error.is_none()).count(),
+        match d.offloads.iter().filter(|o| o.error.is_some()).count() {
+            0 => String::new(),
+            n => format!(", {n} unreadable"),
+        }
     ));
     out.push(if d.kernel_log.readable {
         format!(

@@ -94,6 +94,7 @@ fn backlog_incident() -> Observation {
             readable: true,
             ..Default::default()
         },
+        offloads: vec![],
     }
 }
 
@@ -258,6 +259,15 @@ fn nic_errors_suggest_the_offload_experiment() {
         state: state(vec![], "4096"),
         ..Default::default()
     };
+    let mut obs = obs;
+    obs.offloads = vec![InterfaceOffloads {
+        iface: "eth0".into(),
+        features: [("tso", true), ("gso", true), ("gro", true), ("lro", false)]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        error: None,
+    }];
     let d = analyze(&obs, &opts(&[]));
     let codes: Vec<&str> = d.causes.iter().map(|c| c.code.as_str()).collect();
     assert_eq!(codes, vec!["nic-drops", "nic-errors"]);
@@ -265,6 +275,15 @@ fn nic_errors_suggest_the_offload_experiment() {
         d.causes[1].plan.as_deref(),
         Some("tcto-tune plan --profile offload-off --set iface=eth0")
     );
+    assert!(d.causes[1]
+        .evidence
+        .contains(&"offloads: tso on, gso on, gro on, lro off".to_owned()));
+    // With TSO and GRO already off, the experiment is pointless.
+    obs.offloads[0].features.insert("tso".into(), false);
+    obs.offloads[0].features.insert("gro".into(), false);
+    let d = analyze(&obs, &opts(&[]));
+    assert_eq!(d.causes[1].plan, None);
+    assert!(d.causes[1].notes[0].contains("already off"));
 }
 
 #[test]
@@ -375,4 +394,40 @@ fn owners_are_looked_up_for_the_fullest_listeners_only_when_limited() {
     )
     .unwrap();
     assert!(all.listeners.iter().all(|l| l.process.is_some()));
+}
+
+#[test]
+fn observe_reads_offload_toggles_of_each_interface() {
+    use crate::state::FeatureState;
+    let mut st = state(vec![], "4096");
+    st.offloads.insert(
+        "eth0".into(),
+        [
+            ("tx-tcp-segmentation", FeatureState::changeable(true)),
+            ("tx-tcp6-segmentation", FeatureState::changeable(false)),
+            ("rx-gro", FeatureState::changeable(false)),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect(),
+    );
+    let mut b = Backends::simulated(&st);
+    let mut s = sample(0, 0, 0, 0);
+    s.interfaces.push(NetDevStats {
+        iface: "gone0".into(),
+        ..Default::default()
+    });
+    b.counters = Box::new(SimCounters::new([s]));
+    let o = DiagnoseOptions {
+        interval: Duration::ZERO,
+        ..opts(&[])
+    };
+    let d = diagnose(&b, &o).unwrap();
+    let eth0 = d.offloads.iter().find(|o| o.iface == "eth0").unwrap();
+    assert_eq!(offload_summary(eth0), "tso on, gso off, gro off, lro off");
+    let gone = d.offloads.iter().find(|o| o.iface == "gone0").unwrap();
+    assert!(gone.error.is_some());
+    assert!(d
+        .to_string()
+        .contains("    offloads: tso on, gso off, gro off, lro off"));
 }

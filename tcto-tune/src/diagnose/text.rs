@@ -136,9 +136,9 @@ impl fmt::Display for Diagnosis {
         for i in &self.interfaces {
             let c: Vec<String> = i.counters.iter().map(counter).collect();
             writeln!(f, "  {}: {}", i.iface, c.join(", "))?;
-        }
-        if let Some(o) = &self.offloads {
-            writeln!(f, "  offloads: {o}")?;
+            if let Some(o) = self.offloads.iter().find(|o| o.iface == i.iface) {
+                writeln!(f, "    offloads: {}", super::offload_summary(o))?;
+            }
         }
 
         let k = &self.kernel_log;
