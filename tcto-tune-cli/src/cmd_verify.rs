@@ -3,8 +3,9 @@
 
 use anyhow::Context as _;
 use clap::Args;
+use tcto_tune::journal::Journal;
 use tcto_tune::system::Backends;
-use tcto_tune::verify::{verify, VerifyOptions};
+use tcto_tune::verify::{old_somaxconn_from_journal, verify, VerifyOptions};
 
 use crate::common::{parse_duration_arg, parse_port_arg};
 use crate::output::{print_json, CliError, Exit};
@@ -26,7 +27,8 @@ pub struct VerifyArgs {
     step: std::time::Duration,
 
     /// The somaxconn in force before the fix, to spot listeners still clamped by it
-    /// (default: guess from past kernel defaults 128 and 4096).
+    /// (default: the value the newest `apply` replaced, from the journal in
+    /// --state-dir; else the past kernel defaults 128 and 4096).
     #[arg(long, value_name = "N")]
     old_somaxconn: Option<u32>,
 }
@@ -41,11 +43,25 @@ pub fn run(g: &Global, args: VerifyArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    // The somaxconn an earlier `apply` replaced is the clamp to look for.
+    let old_somaxconn = args.old_somaxconn.or_else(|| {
+        let records = Journal::open_existing(&g.state_dir).and_then(|j| match j {
+            Some(j) => j.list(),
+            None => Ok(vec![]),
+        });
+        match records {
+            Ok(r) => old_somaxconn_from_journal(&r),
+            Err(e) => {
+                eprintln!("warning: cannot read the journal ({e}); guessing the old somaxconn");
+                None
+            }
+        }
+    });
     let opts = VerifyOptions {
         window: args.window,
         step: args.step,
         ports: args.ports,
-        old_somaxconn: args.old_somaxconn,
+        old_somaxconn,
     };
     let v = verify(&Backends::linux(), &opts).context("cannot verify")?;
     if g.json {

@@ -7,7 +7,7 @@
 //! client connect timeout must cover. The probe only ever connects to the
 //! one address it was given, with bounded concurrency and a timeout.
 
-use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -154,9 +154,8 @@ pub fn parse_target(text: &str) -> Result<SocketAddr, ProbeError> {
     if !valid {
         return Err(err("not an IP address or a valid host name"));
     }
-    text.to_socket_addrs()
+    crate::system::resolve(text)
         .map_err(|e| err(&format!("cannot resolve: {e}")))?
-        .next()
         .ok_or_else(|| err("the name has no address"))
 }
 

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::{Target, Value};
 use crate::diagnose::{CONNTRACK_DROP_COLUMNS, WATCHED_TCP_EXT};
+use crate::journal::{StepStatus, TxRecord, TxState};
 use crate::state::ListenSocket;
 use crate::system::{Backends, CounterSample, SystemError};
 
@@ -122,10 +124,36 @@ pub struct Verdict {
     pub failures: Vec<String>,
     /// Warnings that do not fail it (clamped listeners).
     pub warnings: Vec<String>,
+    /// The old somaxconn clamped listeners were compared with (`None`: the
+    /// past kernel defaults 128 and 4096 were).
+    pub old_somaxconn: Option<u32>,
 }
 
 fn read<T>(what: &'static str, r: Result<T, SystemError>) -> Result<T, VerifyError> {
     r.map_err(|source| VerifyError::Read { what, source })
+}
+
+/// The somaxconn the newest applied transaction replaced, from the journal
+/// records (oldest first): the clamp listeners started before it still have.
+pub fn old_somaxconn_from_journal(records: &[TxRecord]) -> Option<u32> {
+    records
+        .iter()
+        .rev()
+        .filter(|r| {
+            matches!(
+                r.state,
+                TxState::Applied | TxState::Abandoned | TxState::Open
+            )
+        })
+        .flat_map(|r| r.steps.iter())
+        .find(|s| {
+            s.status == StepStatus::Applied
+                && matches!(&s.target, Target::Sysctl { key } if key == "net.core.somaxconn")
+        })
+        .and_then(|s| match &s.before {
+            Value::Text(t) => t.trim().parse().ok(),
+            _ => None,
+        })
 }
 
 /// Watch the counters and queues for `opts.window`.
@@ -260,6 +288,7 @@ pub fn judge(w: &Watch, opts: &VerifyOptions) -> Verdict {
         listeners,
         failures,
         warnings,
+        old_somaxconn: opts.old_somaxconn,
     }
 }
 
@@ -439,6 +468,41 @@ mod tests {
             ..Default::default()
         };
         assert!(judge(&w, &opts(&[])).warnings.is_empty());
+    }
+
+    #[test]
+    fn old_somaxconn_comes_from_the_newest_applied_transaction() {
+        use crate::change::ChangeKind;
+        use crate::journal::Step;
+        let rec = |id: &str, state, before: &str, status| TxRecord {
+            format: 1,
+            id: id.into(),
+            command: "apply".into(),
+            profile: "backlog-overflow".into(),
+            started: String::new(),
+            updated: String::new(),
+            state,
+            steps: vec![Step {
+                kind: ChangeKind::Sysctl,
+                key: "net.core.somaxconn".into(),
+                target: Target::Sysctl {
+                    key: "net.core.somaxconn".into(),
+                },
+                before: Value::Text(before.into()),
+                after: Value::Text("8192".into()),
+                status,
+                error: None,
+            }],
+        };
+        let records = vec![
+            rec("000001", TxState::Applied, "128", StepStatus::Applied),
+            rec("000002", TxState::Applied, "1024", StepStatus::Applied),
+            rec("000003", TxState::Undone, "4096", StepStatus::Reverted),
+            rec("000004", TxState::Applied, "9", StepStatus::Unchanged),
+        ];
+        assert_eq!(old_somaxconn_from_journal(&records), Some(1024));
+        assert_eq!(old_somaxconn_from_journal(&records[2..]), None);
+        assert_eq!(old_somaxconn_from_journal(&[]), None);
     }
 
     #[test]

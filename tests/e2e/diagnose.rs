@@ -352,3 +352,26 @@ fn quiet_namespace_has_no_cause_and_says_what_it_checked() {
         assert!(r.stdout.contains(part), "missing {part:?}: {r}");
     }
 }
+
+#[test]
+fn verify_takes_the_old_somaxconn_from_the_apply_journal() {
+    if !require_root("verify_takes_the_old_somaxconn_from_the_apply_journal") {
+        return;
+    }
+    let tmp = TempDir::new("dgjr");
+    let log = format!("{}/server", tmp.path());
+    // 1024 is no kernel default: only the journal can tell verify about it.
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={}/state\nsysctl -qw net.core.somaxconn=1024\n{}tcto-tune apply --profile backlog-overflow >&2 || exit 10\ntcto-tune verify --for 200ms --port 8080 --json",
+        tmp.path(),
+        start("tcto-lab listen --port 8080 --backlog 4096 --addr 127.0.0.1", &log)
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let v = json(&r);
+    assert_eq!(v["old_somaxconn"], 1024, "{r}");
+    let clamped = v["listeners"][0]["clamped"].as_str().unwrap_or_default();
+    assert!(
+        clamped.starts_with("backlog 1024 is below somaxconn 4096"),
+        "{r}"
+    );
+}

@@ -28,6 +28,12 @@ pub trait Connector: Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TcpConnector;
 
+/// Resolve `host:port` through the system resolver; the first address.
+pub fn resolve(host_port: &str) -> io::Result<Option<SocketAddr>> {
+    use std::net::ToSocketAddrs as _;
+    Ok(host_port.to_socket_addrs()?.next())
+}
+
 /// Classify a connect error the way an operator reads it.
 pub fn classify(e: &io::Error) -> Outcome {
     match e.raw_os_error() {

@@ -80,7 +80,7 @@ pub trait Counters {
     fn kernel_log(&self) -> KernelLog;
 }
 
-/// Most kernel-log records read (the ring buffer holds far fewer).
+/// Most reads of /dev/kmsg (one record each; the ring buffer holds far fewer).
 const KMSG_MAX_RECORDS: u64 = 200_000;
 /// How many "table full" records to keep.
 const KMSG_KEEP: usize = 5;
@@ -227,7 +227,9 @@ impl Counters for LinuxCounters {
         // One read returns one record; 8 KiB is the kernel's record limit.
         let mut buf = vec![0u8; 8192];
         let mut last = VecDeque::new();
-        while log.records < KMSG_MAX_RECORDS {
+        let mut reads = 0u64;
+        while reads < KMSG_MAX_RECORDS {
+            reads += 1;
             match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {

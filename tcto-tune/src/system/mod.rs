@@ -20,7 +20,7 @@ mod sockdiag;
 
 use std::collections::BTreeSet;
 
-pub use connect::{classify, Attempt, Connector, TcpConnector};
+pub use connect::{classify, resolve, Attempt, Connector, TcpConnector};
 pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, SimCounters};
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
