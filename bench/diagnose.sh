@@ -13,10 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p tcto-tune-cli -p tcto-tune-tests
 BIN="$PWD/target/release"
-OUT="${OUT:-$PWD/target/bench-diagnose.json}"
-export BIN OUT RUNS="${RUNS:-30}"
+# bench/run.sh passes OUT as a directory.
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then JSON="$OUT/diagnose.json"; else JSON="$PWD/target/bench-diagnose.json"; fi
+export BIN JSON RUNS="${RUNS:-30}"
 
-exec unshare -n -p -f bash -c '
+unshare -n -p -f bash -c '
 set -euo pipefail
 ip link set lo up
 nft add table inet bench
@@ -34,9 +35,22 @@ ready "$srv"
 ready "$cli"
 rm -f "$srv" "$cli"
 echo "listening: $(ss -Htln | wc -l)  established: $(ss -Htn state established | wc -l)  conntrack entries: $(conntrack -C)"
-hyperfine --style basic --warmup 3 --runs "$RUNS" --export-json "$OUT" \
+hyperfine --style basic --warmup 3 --runs "$RUNS" --export-json "$JSON" \
   -n "tcto-tune diagnose" "$BIN/tcto-tune diagnose --interval 0s >/dev/null" \
   -n "tcto-tune diagnose --json" "$BIN/tcto-tune diagnose --interval 0s --json >/dev/null" \
   -n "ss -tln + conntrack -S" "ss -tln >/dev/null; conntrack -S >/dev/null" \
   -n "ss -tlnp + conntrack -S" "ss -tlnp >/dev/null; conntrack -S >/dev/null"
+if [ -x /usr/bin/time ]; then
+  peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+  echo "peak RSS KiB: tcto-tune diagnose $(peak "$BIN/tcto-tune" diagnose --interval 0s), --json $(peak "$BIN/tcto-tune" diagnose --interval 0s --json), ss -tln $(peak ss -tln), conntrack -S $(peak conntrack -S)"
+fi
 '
+python3 - "$JSON" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[2]["median"]
+print("| command | median ms | mean ms | min ms | ratio to ss -tln + conntrack -S (median) |")
+print("|---|---:|---:|---:|---:|")
+for x in r:
+    print(f"| {x['command']} | {x['median']*1e3:.1f} | {x['mean']*1e3:.1f} | {x['min']*1e3:.1f} | {x['median']/base:.2f} |")
+PY
