@@ -65,7 +65,10 @@ fn backlog_overflow_lab() {
     let (diag, text, ss) = std::thread::scope(|s| {
         let knock = s.spawn(|| {
             cli.sh(
-                "tcto-tune probe 10.0.1.1:8080 --count 20 --concurrency 10 --timeout 2s >/dev/null",
+                // A steady stream of SYNs (a new one every 300 ms per
+                // thread for about 4.5 s), so overflows grow inside any
+                // sampling window even on a slow machine.
+                "tcto-tune probe 10.0.1.1:8080 --count 150 --concurrency 10 --timeout 300ms >/dev/null",
             )
         });
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -177,7 +180,7 @@ fn verify_fails_on_the_stuck_listener() {
     let tmp = TempDir::new("dgvf");
     let log = format!("{}/server", tmp.path());
     let r = in_netns(&format!(
-        "{}tcto-tune probe 127.0.0.1:8080 --count 20 --concurrency 10 --timeout 300ms >/dev/null\n(tcto-tune probe 127.0.0.1:8080 --count 10 --concurrency 10 --timeout 3s >/dev/null &)\ntcto-tune verify --for 2s --port 8080 --json",
+        "{}tcto-tune probe 127.0.0.1:8080 --count 20 --concurrency 10 --timeout 300ms >/dev/null\n(tcto-tune probe 127.0.0.1:8080 --count 100 --concurrency 10 --timeout 300ms >/dev/null &)\ntcto-tune verify --for 2s --port 8080 --json",
         start("tcto-lab listen --port 8080 --backlog 8 --addr 127.0.0.1", &log)
     ));
     assert_eq!(r.code, 1, "{r}");
