@@ -252,7 +252,8 @@ pub fn judge(w: &Watch, opts: &VerifyOptions) -> Verdict {
     listeners.sort_by_key(|a| (a.port, a.addr));
     for l in &mut listeners {
         let at = std::net::SocketAddr::new(l.addr, l.port);
-        l.reached_backlog = l.peak_queue >= l.backlog;
+        // An empty queue never reached anything, even a backlog of 0.
+        l.reached_backlog = l.peak_queue > 0 && l.peak_queue >= l.backlog;
         if l.reached_backlog {
             failures.push(format!(
                 "listener {at}: accept queue reached {} of backlog {}",
@@ -430,6 +431,20 @@ mod tests {
             f.contains("10.0.1.1:8080: accept queue reached 9 of backlog 8"),
             "{f}"
         );
+    }
+
+    #[test]
+    fn an_idle_listener_with_backlog_zero_has_not_reached_it() {
+        let w = Watch {
+            snapshots: vec![vec![l(8080, 0, 0)]],
+            ..Default::default()
+        };
+        assert!(judge(&w, &opts(&[8080])).passed);
+        let w = Watch {
+            snapshots: vec![vec![l(8080, 1, 0)]],
+            ..Default::default()
+        };
+        assert!(!judge(&w, &opts(&[8080])).passed);
     }
 
     #[test]

@@ -308,7 +308,7 @@ impl ListenerReport {
     /// The kernel drops new handshakes when the queue exceeds the backlog;
     /// a queue at the backlog is one connection from it.
     pub fn is_full(&self) -> bool {
-        self.peak_queue >= self.backlog
+        self.peak_queue > 0 && self.peak_queue >= self.backlog
     }
 }
 

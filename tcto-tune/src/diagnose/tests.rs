@@ -431,3 +431,18 @@ fn observe_reads_offload_toggles_of_each_interface() {
         .to_string()
         .contains("    offloads: tso on, gso off, gro off, lro off"));
 }
+
+#[test]
+fn an_idle_listener_with_backlog_zero_is_not_full() {
+    let idle = listener(9000, 0, 0, 5);
+    let obs = Observation {
+        before: sample(0, 0, 0, 0),
+        after: Some(sample(1_000, 0, 0, 0)),
+        listeners_before: vec![idle.clone()],
+        state: state(vec![idle], "4096"),
+        ..Default::default()
+    };
+    let d = analyze(&obs, &opts(&[]));
+    assert!(d.causes.is_empty(), "{:?}", d.causes);
+    assert_eq!(d.listeners[0].full_pct, 0.0);
+}
