@@ -165,7 +165,6 @@ fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
         .filter(|l| l.is_full())
         .map(|l| l.port)
         .collect();
-    ports.dedup();
     ports.sort_unstable();
     ports.dedup();
     let mut out = Vec::new();
