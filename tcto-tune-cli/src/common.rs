@@ -68,7 +68,8 @@ fn parse_assignment(s: &str) -> Result<(String, String), String> {
     Ok((k.to_owned(), v.to_owned()))
 }
 
-fn parse_port_arg(s: &str) -> Result<u16, String> {
+/// clap parser for a port.
+pub fn parse_port_arg(s: &str) -> Result<u16, String> {
     parse_port(s).map_err(|e| e.to_string())
 }
 
@@ -91,4 +92,9 @@ fn parse_code(s: &str) -> Result<String, String> {
         let codes: Vec<_> = tcto_tune::check::CODES.iter().map(|(c, _, _)| *c).collect();
         Err(format!("unknown code; known codes: {}", codes.join(", ")))
     }
+}
+
+/// clap parser for a duration (`500ms`, `3s`, `1m`).
+pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    tcto_tune::duration::parse_duration(s).map_err(|e| e.to_string())
 }

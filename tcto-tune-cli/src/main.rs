@@ -6,11 +6,14 @@
 //! 4 changes pending (`plan --exit-code`).
 
 mod cmd_apply;
+mod cmd_diagnose;
 mod cmd_history;
 mod cmd_persist;
 mod cmd_plan;
+mod cmd_probe;
 mod cmd_profiles;
 mod cmd_rollback;
+mod cmd_verify;
 mod common;
 mod output;
 
@@ -60,6 +63,12 @@ enum Command {
     /// List or show the built-in profiles.
     #[command(subcommand)]
     Profiles(cmd_profiles::ProfilesCommand),
+    /// Rank the likely causes of connect timeouts here, with the plan that fixes each.
+    Diagnose(cmd_diagnose::DiagnoseArgs),
+    /// Watch drop counters and accept queues for a while; exit 1 if anything was dropped.
+    Verify(cmd_verify::VerifyArgs),
+    /// Make N TCP connects to one address; count outcomes and time handshakes.
+    Probe(cmd_probe::ProbeArgs),
 }
 
 /// Settings every command shares.
@@ -95,6 +104,9 @@ fn main() -> ExitCode {
         Command::Persist(args) => cmd_persist::run(&global, args),
         Command::History(args) => cmd_history::run(&global, args),
         Command::Profiles(cmd) => cmd_profiles::run(&global, cmd),
+        Command::Diagnose(args) => cmd_diagnose::run(&global, args),
+        Command::Verify(args) => cmd_verify::run(&global, args),
+        Command::Probe(args) => cmd_probe::run(&global, args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

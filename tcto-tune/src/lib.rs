@@ -30,6 +30,8 @@
 pub mod apply;
 pub mod change;
 pub mod check;
+pub mod diagnose;
+pub mod duration;
 pub mod fix;
 pub mod journal;
 pub mod names;
@@ -37,11 +39,14 @@ pub mod notrack;
 pub mod offload;
 pub mod persist;
 pub mod plan;
+pub mod probe;
+pub mod procfs;
 pub mod profile;
 mod render;
 pub mod state;
 pub use persist::sysctl_d;
 pub mod system;
+pub mod verify;
 
 pub use change::{Change, ChangeKind, Target, Value};
 pub use check::{Finding, Severity};

@@ -3,6 +3,7 @@
 //! one module per area (ripgrep's layout).
 
 mod apply;
+mod diagnose;
 mod hostile;
 mod notrack;
 mod offload;

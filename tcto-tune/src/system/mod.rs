@@ -1,11 +1,14 @@
 //! Backends: the only code that touches the operating system.
 //!
-//! Each concern is a small trait ([`Sysctls`], [`Sockets`], [`Host`]) with a
+//! Each concern is a small trait ([`Sysctls`], [`Sockets`], [`Host`],
+//! [`Counters`], [`Connector`]) with a
 //! Linux implementation and a simulated one. The simulated backends are not
 //! test doubles bolted on the side: dry-run *is* a transaction run against
 //! them, seeded from the live state, so what dry-run prints is what the
 //! same code does for real.
 
+mod connect;
+mod counters;
 mod effects;
 mod ethtool;
 mod files;
@@ -17,6 +20,8 @@ mod sockdiag;
 
 use std::collections::BTreeSet;
 
+pub use connect::{classify, resolve, Attempt, Connector, TcpConnector};
+pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, SimCounters};
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
@@ -222,6 +227,8 @@ pub struct Backends {
     pub offloads: Box<dyn Offloads>,
     /// nftables.
     pub firewall: Box<dyn Firewall>,
+    /// Counters for `diagnose` and `verify`.
+    pub counters: Box<dyn Counters>,
 }
 
 impl Backends {
@@ -233,6 +240,7 @@ impl Backends {
             host: Box::new(LinuxHost),
             offloads: Box::new(LinuxOffloads),
             firewall: Box::new(Nft),
+            counters: Box::new(LinuxCounters),
         }
     }
 
@@ -250,6 +258,7 @@ impl Backends {
                 table: state.notrack_table.clone(),
                 chains: state.filter_chains.clone(),
             }),
+            counters: Box::new(SimCounters::default()),
         }
     }
 }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Benchmark `tcto-tune diagnose` against what an operator would run by hand
+# (`ss -tln` plus `conntrack -S`), in one run, in a throwaway network
+# namespace holding 1,000 listening sockets and 20,000 established sockets
+# (10,000 loopback connections, both ends), all tracked by conntrack.
+#
+# Needs root, nftables, conntrack, iproute2 and hyperfine. Changes nothing
+# outside its own namespace; the namespace and its processes die with it.
+#
+#   bench/diagnose.sh            # prints the hyperfine table
+#   RUNS=50 bench/diagnose.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p tcto-tune-cli -p tcto-tune-tests
+BIN="$PWD/target/release"
+# bench/run.sh passes OUT as a directory.
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then JSON="$OUT/diagnose.json"; else JSON="$PWD/target/bench-diagnose.json"; fi
+export BIN JSON RUNS="${RUNS:-30}"
+
+unshare -n -p -f bash -c '
+set -euo pipefail
+ip link set lo up
+nft add table inet bench
+nft add chain inet bench out "{ type filter hook output priority 0; }"
+nft add rule inet bench out ct state new counter
+sysctl -qw net.core.somaxconn=4096
+ready() { # wait (at most 60 s) for a lab process to print ready
+  for _ in $(seq 600); do grep -q ready "$1" && return 0; sleep 0.1; done
+  cat "$1"; exit 1
+}
+srv=$(mktemp); cli=$(mktemp)
+"$BIN/tcto-lab" fill --listeners 1000 --base-port 20000 --accept 10000 >"$srv" 2>&1 &
+ready "$srv"
+"$BIN/tcto-lab" hold --to 127.0.0.1:20000 --connections 10000 >"$cli" 2>&1 &
+ready "$cli"
+rm -f "$srv" "$cli"
+echo "listening: $(ss -Htln | wc -l)  established: $(ss -Htn state established | wc -l)  conntrack entries: $(conntrack -C)"
+hyperfine --style basic --warmup 3 --runs "$RUNS" --export-json "$JSON" \
+  -n "tcto-tune diagnose" "$BIN/tcto-tune diagnose --interval 0s >/dev/null" \
+  -n "tcto-tune diagnose --json" "$BIN/tcto-tune diagnose --interval 0s --json >/dev/null" \
+  -n "ss -tln + conntrack -S" "ss -tln >/dev/null; conntrack -S >/dev/null" \
+  -n "ss -tlnp + conntrack -S" "ss -tlnp >/dev/null; conntrack -S >/dev/null"
+if [ -x /usr/bin/time ]; then
+  peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+  echo "peak RSS KiB: tcto-tune diagnose $(peak "$BIN/tcto-tune" diagnose --interval 0s), --json $(peak "$BIN/tcto-tune" diagnose --interval 0s --json), ss -tln $(peak ss -tln), conntrack -S $(peak conntrack -S)"
+fi
+'
+python3 - "$JSON" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[2]["median"]
+print("| command | median ms | mean ms | min ms | ratio to ss -tln + conntrack -S (median) |")
+print("|---|---:|---:|---:|---:|")
+for x in r:
+    print(f"| {x['command']} | {x['median']*1e3:.1f} | {x['mean']*1e3:.1f} | {x['min']*1e3:.1f} | {x['median']/base:.2f} |")
+PY

@@ -1,0 +1,77 @@
+//! `tcto-tune diagnose`: rank the likely causes of connect timeouts here.
+
+use anyhow::Context as _;
+use clap::Args;
+use tcto_tune::diagnose::{diagnose, DiagnoseOptions, TEXT_LISTENER_ROWS};
+use tcto_tune::system::Backends;
+
+use crate::common::{parse_duration_arg, parse_port_arg};
+use crate::output::{print_json, CliError, Exit};
+use crate::Global;
+
+/// Arguments of `diagnose`.
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// Focus on the listener(s) on this port (repeatable).
+    #[arg(long = "port", value_name = "PORT", value_parser = parse_port_arg)]
+    ports: Vec<u16>,
+
+    /// Time between the two samples that turn counters into rates (`0s`: one sample).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
+    interval: std::time::Duration,
+
+    /// Print node_exporter text-file metrics instead of the report.
+    #[arg(long)]
+    prometheus: bool,
+}
+
+/// Longest sampling interval.
+const MAX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Run `diagnose`.
+pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
+    if g.json && args.prometheus {
+        return Err(CliError::new(
+            "`--json` and `--prometheus` cannot be used together",
+            Some("pick one output format".into()),
+            Exit::Usage,
+        )
+        .into());
+    }
+    if args.interval > MAX_INTERVAL {
+        return Err(CliError::new(
+            format!(
+                "`--interval` is at most 5m, got `{}`",
+                tcto_tune::duration::format_duration(args.interval)
+            ),
+            Some("a few seconds is enough to see rates".into()),
+            Exit::Usage,
+        )
+        .into());
+    }
+    // Text shows the fullest listeners only (all of them with --port), the
+    // metrics carry no process: look up only the owners that are printed.
+    let owners_limit = if g.json {
+        None
+    } else if args.prometheus {
+        Some(0)
+    } else if args.ports.is_empty() {
+        Some(TEXT_LISTENER_ROWS)
+    } else {
+        None
+    };
+    let opts = DiagnoseOptions {
+        interval: args.interval,
+        ports: args.ports,
+        owners_limit,
+    };
+    let d = diagnose(&Backends::linux(), &opts).context("cannot diagnose")?;
+    if g.json {
+        print_json(&d)?;
+    } else if args.prometheus {
+        print!("{}", d.to_prometheus());
+    } else {
+        print!("{d}");
+    }
+    Ok(Exit::Ok)
+}

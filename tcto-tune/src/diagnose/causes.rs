@@ -1,0 +1,364 @@
+//! Ranking: evidence in, likely root causes out, each with the plan
+//! command that addresses it.
+//!
+//! Scores are deliberately simple and explainable: a counter growing *now*
+//! outweighs a total since boot, a full queue or table right now outweighs
+//! a risk. Each cause lists its evidence in the words an operator would
+//! use in an incident channel.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CounterDelta, Diagnosis, LimitedBy, CONNTRACK_DROP_COLUMNS};
+
+/// A likely root cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// 1 is the most likely.
+    pub rank: usize,
+    /// Stable kebab-case code.
+    pub code: String,
+    /// One line.
+    pub title: String,
+    /// `active` (drops happening now) or `risk` (no drops seen during the
+    /// interval, but the evidence points there).
+    pub status: String,
+    /// Ranking score (higher first).
+    pub score: u32,
+    /// The evidence, one fact a line.
+    pub evidence: Vec<String>,
+    /// The command that plans the fix, when a profile addresses it.
+    pub plan: Option<String>,
+    /// What else to do (application settings, restarts, alternatives).
+    pub notes: Vec<String>,
+}
+
+/// Every cause code, for the docs.
+pub const CAUSE_CODES: &[(&str, &str)] = &[
+    ("conntrack-table-full", "the conntrack table is (nearly) full or dropping: new flows cannot be tracked and their SYNs are dropped"),
+    ("accept-queue-full", "a listener's accept queue is at its backlog: the kernel drops new handshakes (ListenOverflows)"),
+    ("listen-overflows", "ListenOverflows/ListenDrops grow but no listener shown is full right now"),
+    ("syn-queue-full", "the SYN queue overflows (TCPReqQFullDrop) or SYN cookies are sent"),
+    ("no-listener", "nothing listens on a port you named: clients get refused, or time out behind a firewall"),
+    ("nic-drops", "an interface drops received packets before TCP sees them"),
+    ("nic-errors", "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload"),
+];
+
+/// Kernel-log lines younger than this (seconds) count as current evidence.
+const RECENT_S: u64 = 600;
+
+fn moved(c: &CounterDelta, interval_ms: u64) -> String {
+    match (c.delta, c.per_min) {
+        (Some(d), Some(r)) => format!(
+            "{} +{d} in {:.1} s ({r}/min), {} in total",
+            c.name,
+            interval_ms as f64 / 1000.0,
+            c.total
+        ),
+        _ => format!("{} {} in total (not growing now)", c.name, c.total),
+    }
+}
+
+fn port_flags(ports: &[u16]) -> String {
+    ports.iter().map(|p| format!(" --port {p}")).collect()
+}
+
+/// Rank the likely causes in a diagnosis (its `causes` field is ignored).
+pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
+    let mut out = Vec::new();
+    out.extend(conntrack_full(d));
+    out.extend(accept_queue(d, somaxconn));
+    out.extend(syn_queue(d));
+    out.extend(no_listener(d));
+    out.extend(nic(d));
+    out.sort_by(|a, b| b.score.cmp(&a.score).then(a.code.cmp(&b.code)));
+    for (i, c) in out.iter_mut().enumerate() {
+        c.rank = i + 1;
+    }
+    out
+}
+
+fn cause(code: &str, title: String, score: u32, active: bool) -> Cause {
+    Cause {
+        rank: 0,
+        code: code.into(),
+        title,
+        status: if active { "active" } else { "risk" }.into(),
+        score,
+        evidence: vec![],
+        plan: None,
+        notes: vec![],
+    }
+}
+
+fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
+    let ct = &d.conntrack;
+    if !ct.loaded {
+        return None;
+    }
+    let mut score = 0;
+    let mut active = false;
+    let mut evidence = Vec::new();
+    if let (Some(count), Some(max), Some(pct)) = (ct.count, ct.max, ct.use_pct) {
+        if pct >= 80.0 {
+            score += if pct >= 95.0 { 120 } else { 40 };
+            active |= pct >= 95.0;
+        }
+        evidence.push(format!("count {count} of {max} ({pct}% used)"));
+    }
+    let drops: Vec<&CounterDelta> = ct
+        .stats
+        .iter()
+        .filter(|s| CONNTRACK_DROP_COLUMNS.contains(&s.name.as_str()))
+        .collect();
+    for s in &drops {
+        if s.grew() {
+            score += 100;
+            active = true;
+            evidence.push(moved(s, d.interval_ms));
+        } else if s.total > 0 {
+            score += 5;
+            evidence.push(moved(s, d.interval_ms));
+        }
+    }
+    if d.kernel_log.table_full_lines > 0 {
+        let recent = d.kernel_log.last_age_s.is_some_and(|a| a <= RECENT_S);
+        score += if recent { 30 } else { 5 };
+        evidence.push(format!(
+            "kernel log: {} \"nf_conntrack: table full, dropping packet\" line(s), the last {} s ago{}",
+            d.kernel_log.table_full_lines,
+            d.kernel_log.last_age_s.map_or("?".into(), |a| a.to_string()),
+            d.kernel_log
+                .last
+                .last()
+                .map(|l| format!(", last: {l}"))
+                .unwrap_or_default()
+        ));
+    }
+    if score == 0 {
+        return None;
+    }
+    let mut c = cause(
+        "conntrack-table-full",
+        "conntrack table full or dropping new flows".into(),
+        score,
+        active,
+    );
+    c.evidence = evidence;
+    c.plan = Some("tcto-tune plan --profile conntrack-exhaustion".into());
+    c.notes.push(format!(
+        "if the tracked flows are trusted subnet-to-subnet traffic, exempt them instead: tcto-tune plan --profile trusted-notrack --set frontend=CIDR --set backend=CIDR --set port={}",
+        d.ports.first().map_or("PORT".into(), |p| p.to_string())
+    ));
+    Some(c)
+}
+
+fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
+    let overflow: Vec<&CounterDelta> = d
+        .tcp_ext
+        .iter()
+        .filter(|t| t.name == "ListenOverflows" || t.name == "ListenDrops")
+        .collect();
+    let growing = overflow.iter().any(|t| t.grew());
+    let mut ports: Vec<u16> = d
+        .listeners
+        .iter()
+        .filter(|l| l.is_full())
+        .map(|l| l.port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let mut out = Vec::new();
+    for port in &ports {
+        let mut c = cause(
+            "accept-queue-full",
+            format!("accept queue full on port {port}"),
+            100 + if growing { 100 } else { 0 },
+            true,
+        );
+        for l in d
+            .listeners
+            .iter()
+            .filter(|l| l.port == *port && l.is_full())
+        {
+            let who = l
+                .process
+                .as_ref()
+                .map(|p| format!(" ({} pid {})", p.name, p.pid))
+                .unwrap_or_default();
+            let limit = match (l.limited_by, somaxconn) {
+                (LimitedBy::Somaxconn, Some(s)) => {
+                    format!("backlog clamped by net.core.somaxconn = {s}")
+                }
+                (LimitedBy::App, Some(s)) => {
+                    format!("backlog set by the application (somaxconn is {s})")
+                }
+                _ => "backlog limit unknown".into(),
+            };
+            c.evidence.push(format!(
+                "listener {}{who}: accept queue {} of backlog {} ({}%), {limit}",
+                sock(l.addr, l.port),
+                l.peak_queue,
+                l.backlog,
+                l.full_pct
+            ));
+            match l.limited_by {
+                LimitedBy::Somaxconn => c.notes.push(format!(
+                    "the kernel cap is the limit: the plan raises somaxconn; restart the service on port {port} so its listen() picks it up"
+                )),
+                _ => {
+                    c.notes.push(format!(
+                        "the application asked for backlog {}: raise it in the application (nginx `listen ... backlog=N`, gunicorn `--backlog N`, Java `ServerSocket(port, N)`) and pass `--app-backlog {port}=N` to plan",
+                        l.backlog
+                    ));
+                    if let Some(s) = somaxconn.filter(|s| *s < 4096) {
+                        c.notes.push(format!(
+                            "net.core.somaxconn is only {s}: a larger application backlog is clamped to it until it is raised (the plan raises it)"
+                        ));
+                    }
+                }
+            }
+        }
+        c.evidence
+            .extend(overflow.iter().map(|t| moved(t, d.interval_ms)));
+        c.notes.push(
+            "a queue that stays full means the application is not calling accept() fast enough: a bigger backlog buys time, the application must keep up".into(),
+        );
+        c.notes.dedup();
+        c.plan = Some(format!(
+            "tcto-tune plan --profile backlog-overflow --port {port}"
+        ));
+        out.push(c);
+    }
+    if ports.is_empty() && (growing || overflow.iter().any(|t| t.total > 0)) {
+        let mut c = cause(
+            "listen-overflows",
+            "listen queues overflowed, but no listener shown is full now".into(),
+            if growing { 90 } else { 5 },
+            growing,
+        );
+        c.evidence = overflow.iter().map(|t| moved(t, d.interval_ms)).collect();
+        c.notes.push("bursts fill accept queues between samples; run `tcto-tune diagnose --interval 5s` during the burst, or `verify --for 60s` to watch the queues".into());
+        c.plan = Some(format!(
+            "tcto-tune plan --profile backlog-overflow{}",
+            port_flags(&d.ports)
+        ));
+        out.push(c);
+    }
+    out
+}
+
+fn sock(addr: std::net::IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(addr, port).to_string()
+}
+
+fn syn_queue(d: &Diagnosis) -> Option<Cause> {
+    let get = |n: &str| d.tcp_ext.iter().find(|t| t.name == n);
+    let drop = get("TCPReqQFullDrop");
+    let cookies = get("SyncookiesSent");
+    let mut score = 0;
+    let mut evidence = Vec::new();
+    if let Some(t) = drop.filter(|t| t.grew()) {
+        score += 80;
+        evidence.push(moved(t, d.interval_ms));
+    }
+    if let Some(t) = cookies.filter(|t| t.grew()) {
+        score += 40;
+        evidence.push(moved(t, d.interval_ms));
+    }
+    if score == 0 {
+        return None;
+    }
+    let mut c = cause(
+        "syn-queue-full",
+        "the SYN queue overflows (half-open connections)".into(),
+        score,
+        true,
+    );
+    c.evidence = evidence;
+    c.notes.push("net.ipv4.tcp_max_syn_backlog bounds the SYN queue; a SYN flood shows the same counters (check the sources with `ss -tn state syn-recv`)".into());
+    c.plan = Some(format!(
+        "tcto-tune plan --profile backlog-overflow{}",
+        port_flags(&d.ports)
+    ));
+    Some(c)
+}
+
+fn no_listener(d: &Diagnosis) -> Vec<Cause> {
+    d.missing_ports
+        .iter()
+        .map(|p| {
+            let mut c = cause(
+                "no-listener",
+                format!("nothing listens on port {p}"),
+                60,
+                true,
+            );
+            c.evidence
+                .push(format!("no listening TCP socket on port {p} in this network namespace"));
+            c.notes.push("start the service, or check its bind address; connects get RST (refused) unless a firewall drops them (timeouts)".into());
+            c
+        })
+        .collect()
+}
+
+fn nic(d: &Diagnosis) -> Vec<Cause> {
+    let mut out = Vec::new();
+    for i in &d.interfaces {
+        let grew = |names: &[&str]| -> Vec<&CounterDelta> {
+            i.counters
+                .iter()
+                .filter(|c| names.contains(&c.name.as_str()) && c.grew())
+                .collect()
+        };
+        let drops = grew(&["rx_dropped", "rx_fifo"]);
+        if !drops.is_empty() {
+            let mut c = cause(
+                "nic-drops",
+                format!("{} drops received packets", i.iface),
+                30,
+                true,
+            );
+            c.evidence = drops.iter().map(|t| moved(t, d.interval_ms)).collect();
+            c.notes.push("rx_dropped also counts frames of protocols nobody handles; it matters when it moves with TCP retransmits and timeouts. high-conn raises net.core.netdev_max_backlog (among others)".into());
+            c.plan = Some("tcto-tune plan --profile high-conn".into());
+            out.push(c);
+        }
+        let errors = grew(&["rx_errors", "rx_frame"]);
+        if !errors.is_empty() {
+            let mut c = cause(
+                "nic-errors",
+                format!("{} reports receive errors", i.iface),
+                20,
+                true,
+            );
+            c.evidence = errors.iter().map(|t| moved(t, d.interval_ms)).collect();
+            let offloads = d.offloads.iter().find(|o| o.iface == i.iface);
+            if let Some(o) = offloads {
+                c.evidence
+                    .push(format!("offloads: {}", super::offload_summary(o)));
+            }
+            let already_off = offloads.is_some_and(|o| {
+                o.error.is_none()
+                    && ["tso", "gro"]
+                        .iter()
+                        .all(|g| o.features.get(*g) == Some(&false))
+            });
+            if already_off {
+                c.notes.push(
+                    "TSO and GRO are already off: suspect the NIC, its cable or its driver".into(),
+                );
+            } else {
+                c.notes.push(
+                    "rule out an offload bug by turning TSO/GRO off for a while, then roll back"
+                        .into(),
+                );
+                c.plan = Some(format!(
+                    "tcto-tune plan --profile offload-off --set iface={}",
+                    i.iface
+                ));
+            }
+            out.push(c);
+        }
+    }
+    out
+}

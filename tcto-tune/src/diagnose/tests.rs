@@ -1,0 +1,448 @@
+//! Diagnoses of replayed incidents (fixture observations).
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::procfs::{parse_conntrack_stat, ConntrackStat, KmsgRecord};
+use crate::state::SysctlReading;
+use crate::system::{Backends, SimCounters};
+
+fn ct(text: &str) -> ConntrackStat {
+    parse_conntrack_stat(text).unwrap()
+}
+
+const CT_HEAD: &str = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n";
+
+fn ct_row(entries: u64, drop: u64) -> String {
+    format!(
+        "{CT_HEAD}{entries:08x}  00000000 00000002 00000000 00000000 00000000 00000000 00000003 00000000 {drop:08x} {drop:08x} 00000000 00000000  00000000 00000000 00000000 00000000\n"
+    )
+}
+
+fn sample(at_ms: u64, overflows: u64, ct_entries: u64, ct_drop: u64) -> CounterSample {
+    let tcp_ext: BTreeMap<String, u64> = WATCHED_TCP_EXT
+        .iter()
+        .map(|n| ((*n).to_owned(), 0))
+        .chain([
+            ("ListenOverflows".to_owned(), overflows),
+            ("ListenDrops".to_owned(), overflows),
+        ])
+        .collect();
+    CounterSample {
+        at_ms,
+        tcp_ext,
+        conntrack: Some(ct(&ct_row(ct_entries, ct_drop))),
+        conntrack_count: Some(ct_entries),
+        conntrack_max: Some(65536),
+        interfaces: vec![NetDevStats {
+            iface: "eth0".into(),
+            rx_packets: 1000,
+            ..Default::default()
+        }],
+    }
+}
+
+fn listener(port: u16, queue: u32, backlog: u32, inode: u32) -> ListenSocket {
+    ListenSocket {
+        addr: "0.0.0.0".parse().unwrap(),
+        port,
+        queue,
+        backlog,
+        inode,
+    }
+}
+
+fn state(listeners: Vec<ListenSocket>, somaxconn: &str) -> SystemState {
+    let mut s = SystemState {
+        listeners,
+        ..Default::default()
+    };
+    for (k, v) in [
+        ("net.core.somaxconn", somaxconn),
+        ("net.ipv4.tcp_max_syn_backlog", "512"),
+        ("net.netfilter.nf_conntrack_max", "65536"),
+    ] {
+        s.sysctls.insert(k.into(), SysctlReading::rw(v));
+    }
+    s
+}
+
+fn opts(ports: &[u16]) -> DiagnoseOptions {
+    DiagnoseOptions {
+        interval: Duration::from_secs(1),
+        ports: ports.to_vec(),
+        owners_limit: None,
+    }
+}
+
+fn backlog_incident() -> Observation {
+    let stuck = listener(8080, 9, 8, 111);
+    let idle = listener(22, 0, 4096, 222);
+    Observation {
+        before: sample(10_000, 40, 2, 0),
+        after: Some(sample(11_000, 52, 2, 0)),
+        listeners_before: vec![stuck.clone(), idle.clone()],
+        state: state(vec![stuck, idle], "4096"),
+        owners: BTreeMap::from([(
+            111,
+            Process {
+                pid: 4242,
+                name: "tcto-lab".into(),
+            },
+        )]),
+        kernel_log: KernelLog {
+            readable: true,
+            ..Default::default()
+        },
+        offloads: vec![],
+    }
+}
+
+#[test]
+fn full_accept_queue_with_overflows_ranks_first_with_its_plan() {
+    let d = analyze(&backlog_incident(), &opts(&[8080]));
+    let top = &d.causes[0];
+    assert_eq!(top.code, "accept-queue-full", "{d}");
+    assert_eq!(top.rank, 1);
+    assert_eq!(top.status, "active");
+    assert_eq!(
+        top.plan.as_deref(),
+        Some("tcto-tune plan --profile backlog-overflow --port 8080")
+    );
+    let ev = top.evidence.join("\n");
+    assert!(
+        ev.contains(
+            "listener 0.0.0.0:8080 (tcto-lab pid 4242): accept queue 9 of backlog 8 (112.5%)"
+        ),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("ListenOverflows +12 in 1.0 s (720/min), 52 in total"),
+        "{ev}"
+    );
+    assert!(top.notes.iter().any(|n| n.contains("--app-backlog 8080=N")));
+    assert!(!top.notes.iter().any(|n| n.contains("somaxconn is only")));
+    // Under a low somaxconn, raising the app's backlog alone is not enough.
+    let mut low = backlog_incident();
+    low.state
+        .sysctls
+        .insert("net.core.somaxconn".into(), SysctlReading::rw("64"));
+    let d2 = analyze(&low, &opts(&[8080]));
+    assert!(d2.causes[0]
+        .notes
+        .iter()
+        .any(|n| n.contains("net.core.somaxconn is only 64")));
+    // Only the named port is listed.
+    assert_eq!(d.listeners.len(), 1);
+    assert_eq!(d.listeners[0].limited_by, LimitedBy::App);
+}
+
+#[test]
+fn clamped_listener_blames_somaxconn() {
+    let mut obs = backlog_incident();
+    obs.state = state(vec![listener(8080, 129, 128, 111)], "128");
+    let d = analyze(&obs, &opts(&[8080]));
+    assert_eq!(d.listeners[0].limited_by, LimitedBy::Somaxconn);
+    assert!(d.causes[0].evidence[0].contains("clamped by net.core.somaxconn = 128"));
+    assert!(d.causes[0].notes[0].contains("restart the service on port 8080"));
+}
+
+#[test]
+fn conntrack_drops_rank_above_a_risk() {
+    let obs = Observation {
+        before: sample(0, 0, 65500, 100),
+        after: Some(sample(2_000, 0, 65530, 160)),
+        state: state(vec![], "4096"),
+        kernel_log: KernelLog {
+            readable: true,
+            now_usec: 100_000_000,
+            table_full: 3,
+            last_table_full: vec![KmsgRecord {
+                seq: 9,
+                usec: 95_000_000,
+                message: "nf_conntrack: table full in netns 1, dropping packet".into(),
+            }],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let d = analyze(&obs, &opts(&[]));
+    let top = &d.causes[0];
+    assert_eq!(top.code, "conntrack-table-full", "{d}");
+    let ev = top.evidence.join("\n");
+    assert!(ev.contains("count 65530 of 65536 (100% used)"), "{ev}");
+    assert!(ev.contains("drop +60 in 2.0 s (1800/min)"), "{ev}");
+    assert!(ev.contains("insert_failed +60"), "{ev}");
+    assert!(
+        ev.contains("3 \"nf_conntrack: table full, dropping packet\" line(s), the last 5 s ago"),
+        "{ev}"
+    );
+    assert_eq!(
+        top.plan.as_deref(),
+        Some("tcto-tune plan --profile conntrack-exhaustion")
+    );
+    assert!(top.notes[0].contains("trusted-notrack"));
+    assert_eq!(d.conntrack.count, Some(65530));
+    assert_eq!(d.conntrack.use_pct, Some(100.0));
+}
+
+#[test]
+fn quiet_host_says_nothing_found_and_what_it_checked() {
+    let obs = Observation {
+        before: sample(0, 0, 10, 0),
+        after: Some(sample(1_000, 0, 10, 0)),
+        listeners_before: vec![listener(80, 0, 4096, 1)],
+        state: state(vec![listener(80, 0, 4096, 1)], "4096"),
+        kernel_log: KernelLog {
+            readable: false,
+            error: Some("/dev/kmsg: Permission denied (os error 13)".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let d = analyze(&obs, &opts(&[]));
+    assert!(d.causes.is_empty(), "{:?}", d.causes);
+    let text = d.to_string();
+    assert!(
+        text.starts_with("No likely cause of connect timeouts found"),
+        "{text}"
+    );
+    for part in [
+        "conntrack table: 10 of 65536 entries",
+        "TcpExt counters: ListenOverflows",
+        "1 listening sockets",
+        "interface(s) from /proc/net/dev",
+        "kernel log: not readable (/dev/kmsg: Permission denied",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in\n{text}");
+    }
+}
+
+#[test]
+fn counters_since_boot_alone_are_only_a_risk() {
+    let obs = Observation {
+        before: sample(0, 7, 10, 0),
+        after: Some(sample(1_000, 7, 10, 0)),
+        state: state(vec![], "4096"),
+        ..Default::default()
+    };
+    let d = analyze(&obs, &opts(&[]));
+    assert_eq!(d.causes.len(), 1);
+    assert_eq!(d.causes[0].code, "listen-overflows");
+    assert_eq!(d.causes[0].status, "risk");
+}
+
+#[test]
+fn named_port_without_listener() {
+    let obs = Observation {
+        before: sample(0, 0, 0, 0),
+        state: state(vec![], "4096"),
+        ..Default::default()
+    };
+    let d = analyze(&obs, &opts(&[9000]));
+    assert_eq!(d.missing_ports, vec![9000]);
+    assert_eq!(d.causes[0].code, "no-listener");
+    assert_eq!(d.causes[0].plan, None);
+    // One sample: totals, no rates.
+    assert_eq!(d.interval_ms, 0);
+    assert!(d.tcp_ext.iter().all(|t| t.delta.is_none()));
+}
+
+#[test]
+fn nic_errors_suggest_the_offload_experiment() {
+    let mut after = sample(1_000, 0, 0, 0);
+    after.interfaces[0].rx_frame = 5;
+    after.interfaces[0].rx_dropped = 3;
+    let obs = Observation {
+        before: sample(0, 0, 0, 0),
+        after: Some(after),
+        state: state(vec![], "4096"),
+        ..Default::default()
+    };
+    let mut obs = obs;
+    obs.offloads = vec![InterfaceOffloads {
+        iface: "eth0".into(),
+        features: [("tso", true), ("gso", true), ("gro", true), ("lro", false)]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        error: None,
+    }];
+    let d = analyze(&obs, &opts(&[]));
+    let codes: Vec<&str> = d.causes.iter().map(|c| c.code.as_str()).collect();
+    assert_eq!(codes, vec!["nic-drops", "nic-errors"]);
+    assert_eq!(
+        d.causes[1].plan.as_deref(),
+        Some("tcto-tune plan --profile offload-off --set iface=eth0")
+    );
+    assert!(d.causes[1]
+        .evidence
+        .contains(&"offloads: tso on, gso on, gro on, lro off".to_owned()));
+    // With TSO and GRO already off, the experiment is pointless.
+    obs.offloads[0].features.insert("tso".into(), false);
+    obs.offloads[0].features.insert("gro".into(), false);
+    let d = analyze(&obs, &opts(&[]));
+    assert_eq!(d.causes[1].plan, None);
+    assert!(d.causes[1].notes[0].contains("already off"));
+}
+
+#[test]
+fn sysctl_advice_follows_the_high_conn_profile() {
+    let d = analyze(&backlog_incident(), &opts(&[]));
+    let s = d
+        .sysctls
+        .iter()
+        .find(|s| s.key == "net.ipv4.tcp_max_syn_backlog")
+        .unwrap();
+    assert_eq!(s.value.as_deref(), Some("512"));
+    assert_eq!(s.recommended, ">= 8192");
+    assert_eq!(s.ok, Some(false));
+    let s = d
+        .sysctls
+        .iter()
+        .find(|s| s.key == "net.core.somaxconn")
+        .unwrap();
+    assert_eq!(s.ok, Some(true));
+}
+
+#[test]
+fn prometheus_text_has_help_type_and_labels() {
+    let d = analyze(&backlog_incident(), &opts(&[]));
+    let p = d.to_prometheus();
+    for line in [
+        "# TYPE node_nf_conntrack_entries gauge",
+        "node_nf_conntrack_entries 2",
+        "node_nf_conntrack_entries_limit 65536",
+        "# HELP node_nf_conntrack_stat_drop Number of packets dropped due to conntrack failure.",
+        "node_nf_conntrack_stat_chainlength 3",
+        "# TYPE node_netstat_TcpExt_ListenOverflows untyped",
+        "node_netstat_TcpExt_ListenOverflows 52",
+        "tcto_listen_queue{address=\"0.0.0.0\",port=\"8080\"} 9",
+        "tcto_listen_backlog{address=\"0.0.0.0\",port=\"22\"} 4096",
+    ] {
+        assert!(p.lines().any(|l| l == line), "missing {line:?} in\n{p}");
+    }
+    // Every sample line belongs to a metric announced with HELP and TYPE.
+    for l in p.lines().filter(|l| !l.starts_with('#')) {
+        let name = l.split(['{', ' ']).next().unwrap();
+        assert!(p.contains(&format!("# TYPE {name} ")), "{name}");
+        assert!(p.contains(&format!("# HELP {name} ")), "{name}");
+    }
+}
+
+#[test]
+fn observe_reads_through_the_backends() {
+    let mut b = Backends::simulated(&state(vec![listener(8080, 9, 8, 111)], "4096"));
+    b.counters = Box::new(SimCounters::new([sample(0, 1, 0, 0), sample(25, 5, 0, 0)]));
+    let o = DiagnoseOptions {
+        interval: Duration::from_millis(10),
+        ports: vec![8080],
+        owners_limit: None,
+    };
+    let d = diagnose(&b, &o).unwrap();
+    assert_eq!(d.interval_ms, 25);
+    assert_eq!(d.causes[0].code, "accept-queue-full");
+    assert!(d.causes[0]
+        .evidence
+        .iter()
+        .any(|e| e.contains("ListenOverflows +4")));
+}
+
+#[test]
+fn text_snapshot_of_the_backlog_incident() {
+    let d = analyze(&backlog_incident(), &opts(&[8080]));
+    insta::assert_snapshot!(d.to_string());
+}
+
+#[test]
+fn owners_are_looked_up_for_the_fullest_listeners_only_when_limited() {
+    let listeners = vec![
+        listener(80, 0, 100, 1),
+        listener(81, 90, 100, 2),
+        listener(82, 50, 100, 3),
+    ];
+    let mut b = Backends::simulated(&state(listeners, "4096"));
+    let mut sim = SimCounters::new([sample(0, 0, 0, 0)]);
+    for i in 1..=3 {
+        sim.owners.insert(
+            i,
+            Process {
+                pid: 100 + i,
+                name: format!("p{i}"),
+            },
+        );
+    }
+    b.counters = Box::new(sim);
+    let o = DiagnoseOptions {
+        interval: Duration::ZERO,
+        ports: vec![],
+        owners_limit: Some(2),
+    };
+    let d = diagnose(&b, &o).unwrap();
+    let owned: Vec<(u16, bool)> = d
+        .listeners
+        .iter()
+        .map(|l| (l.port, l.process.is_some()))
+        .collect();
+    assert_eq!(owned, vec![(81, true), (82, true), (80, false)]);
+    let all = diagnose(
+        &b,
+        &DiagnoseOptions {
+            owners_limit: None,
+            ..o
+        },
+    )
+    .unwrap();
+    assert!(all.listeners.iter().all(|l| l.process.is_some()));
+}
+
+#[test]
+fn observe_reads_offload_toggles_of_each_interface() {
+    use crate::state::FeatureState;
+    let mut st = state(vec![], "4096");
+    st.offloads.insert(
+        "eth0".into(),
+        [
+            ("tx-tcp-segmentation", FeatureState::changeable(true)),
+            ("tx-tcp6-segmentation", FeatureState::changeable(false)),
+            ("rx-gro", FeatureState::changeable(false)),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect(),
+    );
+    let mut b = Backends::simulated(&st);
+    let mut s = sample(0, 0, 0, 0);
+    s.interfaces.push(NetDevStats {
+        iface: "gone0".into(),
+        ..Default::default()
+    });
+    b.counters = Box::new(SimCounters::new([s]));
+    let o = DiagnoseOptions {
+        interval: Duration::ZERO,
+        ..opts(&[])
+    };
+    let d = diagnose(&b, &o).unwrap();
+    let eth0 = d.offloads.iter().find(|o| o.iface == "eth0").unwrap();
+    assert_eq!(offload_summary(eth0), "tso on, gso off, gro off, lro off");
+    let gone = d.offloads.iter().find(|o| o.iface == "gone0").unwrap();
+    assert!(gone.error.is_some());
+    assert!(d
+        .to_string()
+        .contains("    offloads: tso on, gso off, gro off, lro off"));
+}
+
+#[test]
+fn an_idle_listener_with_backlog_zero_is_not_full() {
+    let idle = listener(9000, 0, 0, 5);
+    let obs = Observation {
+        before: sample(0, 0, 0, 0),
+        after: Some(sample(1_000, 0, 0, 0)),
+        listeners_before: vec![idle.clone()],
+        state: state(vec![idle], "4096"),
+        ..Default::default()
+    };
+    let d = analyze(&obs, &opts(&[]));
+    assert!(d.causes.is_empty(), "{:?}", d.causes);
+    assert_eq!(d.listeners[0].full_pct, 0.0);
+}

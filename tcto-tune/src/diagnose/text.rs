@@ -1,0 +1,168 @@
+//! The diagnosis as text: causes with their fix first, the evidence after.
+//! Plain (no colour), so what the user reads is what a log or ticket shows.
+
+use std::fmt::{self, Write as _};
+
+use super::{CounterDelta, Diagnosis, LimitedBy};
+
+/// Listeners shown in text when no port was named (JSON has them all);
+/// also how many owners the CLI looks up for text.
+pub const TEXT_LISTENER_ROWS: usize = 20;
+
+fn counter(c: &CounterDelta) -> String {
+    match c.delta {
+        Some(d) => format!("{} {} (+{d})", c.name, c.total),
+        None => format!("{} {}", c.name, c.total),
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sampled = if self.interval_ms == 0 {
+            "one sample, no rates".to_owned()
+        } else {
+            format!("sampled {:.1} s apart", self.interval_ms as f64 / 1000.0)
+        };
+        if self.causes.is_empty() {
+            writeln!(f, "No likely cause of connect timeouts found ({sampled}).")?;
+        } else {
+            writeln!(
+                f,
+                "{} likely cause(s) of connect timeouts, most likely first ({sampled}):",
+                self.causes.len()
+            )?;
+        }
+        for c in &self.causes {
+            writeln!(f, "\n{}. {} [{}, {}]", c.rank, c.title, c.code, c.status)?;
+            for e in &c.evidence {
+                writeln!(f, "   - {e}")?;
+            }
+            if let Some(p) = &c.plan {
+                writeln!(f, "   fix: {p}")?;
+            }
+            for n in &c.notes {
+                writeln!(f, "   note: {n}")?;
+            }
+        }
+
+        writeln!(f, "\nconntrack:")?;
+        let ct = &self.conntrack;
+        if ct.loaded {
+            let n = |v: Option<u64>| v.map_or("?".into(), |v| v.to_string());
+            let pct = ct.use_pct.map_or(String::new(), |p| format!(" ({p}%)"));
+            writeln!(f, "  {} of {} entries{pct}", n(ct.count), n(ct.max))?;
+            let stats: Vec<String> = ct.stats.iter().map(counter).collect();
+            writeln!(f, "  stats: {}", stats.join(", "))?;
+        } else {
+            writeln!(f, "  nf_conntrack is not loaded here")?;
+        }
+
+        let tcp: Vec<String> = self.tcp_ext.iter().map(counter).collect();
+        writeln!(f, "TcpExt: {}", tcp.join(", "))?;
+
+        writeln!(f, "listeners:")?;
+        if self.listeners.is_empty() {
+            writeln!(f, "  (none)")?;
+        } else {
+            let shown = if self.ports.is_empty() {
+                TEXT_LISTENER_ROWS
+            } else {
+                usize::MAX
+            };
+            let mut rows = vec![[
+                "ADDRESS".to_owned(),
+                "QUEUE".into(),
+                "BACKLOG".into(),
+                "FULL".into(),
+                "LIMIT".into(),
+                "PROCESS".into(),
+            ]];
+            for l in self.listeners.iter().take(shown) {
+                rows.push([
+                    std::net::SocketAddr::new(l.addr, l.port).to_string(),
+                    l.peak_queue.to_string(),
+                    l.backlog.to_string(),
+                    format!("{}%", l.full_pct),
+                    match l.limited_by {
+                        LimitedBy::App => "app",
+                        LimitedBy::Somaxconn => "somaxconn",
+                        LimitedBy::Unknown => "?",
+                    }
+                    .into(),
+                    l.process
+                        .as_ref()
+                        .map_or("-".into(), |p| format!("{} ({})", p.name, p.pid)),
+                ]);
+            }
+            let widths: Vec<usize> = (0..6)
+                .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+                .collect();
+            for r in &rows {
+                let mut line = String::from(" ");
+                for (i, cell) in r.iter().enumerate() {
+                    let _ = write!(line, " {cell:<w$}", w = widths[i]);
+                }
+                writeln!(f, "{}", line.trim_end())?;
+            }
+            if self.listeners.len() > shown {
+                writeln!(
+                    f,
+                    "  ... {} more (fullest shown; --port or --json for all)",
+                    self.listeners.len() - shown
+                )?;
+            }
+        }
+        for p in &self.missing_ports {
+            writeln!(f, "  nothing listens on port {p}")?;
+        }
+
+        writeln!(f, "sysctls:")?;
+        for s in &self.sysctls {
+            let verdict = match s.ok {
+                Some(true) => "ok",
+                Some(false) => "below recommendation",
+                None => "n/a here",
+            };
+            writeln!(
+                f,
+                "  {} = {} (recommended {}): {verdict}",
+                s.key,
+                s.value.as_deref().unwrap_or("(absent)"),
+                s.recommended
+            )?;
+        }
+
+        writeln!(f, "interfaces:")?;
+        for i in &self.interfaces {
+            let c: Vec<String> = i.counters.iter().map(counter).collect();
+            writeln!(f, "  {}: {}", i.iface, c.join(", "))?;
+            if let Some(o) = self.offloads.iter().find(|o| o.iface == i.iface) {
+                writeln!(f, "    offloads: {}", super::offload_summary(o))?;
+            }
+        }
+
+        let k = &self.kernel_log;
+        if k.readable {
+            writeln!(
+                f,
+                "kernel log: {} \"nf_conntrack: table full\" line(s) here, {} about other namespaces",
+                k.table_full_lines, k.table_full_elsewhere
+            )?;
+            for l in &k.last {
+                writeln!(f, "  {l}")?;
+            }
+        } else {
+            writeln!(
+                f,
+                "kernel log: not readable ({})",
+                k.error.as_deref().unwrap_or("?")
+            )?;
+        }
+
+        writeln!(f, "checked:")?;
+        for c in &self.checked {
+            writeln!(f, "  - {c}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,491 @@
+//! `probe`: N TCP connects to one address, classified and timed.
+//!
+//! The client's view of a connect-timeout incident: how many handshakes
+//! complete, how many are refused (nothing listens: RST), how many time out
+//! (SYNs dropped: full accept queue, full conntrack table, a firewall) or
+//! are unreachable (ICMP). The handshake percentiles give the round trip a
+//! client connect timeout must cover. The probe only ever connects to the
+//! one address it was given, with bounded concurrency and a timeout.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::system::{Attempt, Connector};
+
+/// Version of the JSON probe report.
+pub const PROBE_SCHEMA: u32 = 1;
+/// Most connects one probe makes.
+pub const MAX_COUNT: u32 = 100_000;
+/// Most connects in flight.
+pub const MAX_CONCURRENCY: u32 = 1_000;
+/// Longest connect timeout.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How one connect ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The handshake completed.
+    Established,
+    /// The peer answered with RST: nothing listens there.
+    Refused,
+    /// No answer before the timeout: SYNs (or SYN-ACKs) were dropped.
+    TimedOut,
+    /// An ICMP unreachable, or no route.
+    Unreachable,
+    /// Anything else, with its errno (0 when unknown).
+    Error(i32),
+}
+
+/// Why probe options were rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// Not `HOST:PORT` or `[V6]:PORT`.
+    #[error("invalid target `{text}`: {why}")]
+    Target {
+        /// The text (shortened).
+        text: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A count, concurrency or timeout out of range.
+    #[error("{what} must be {range}, got {got}")]
+    Range {
+        /// Which option.
+        what: &'static str,
+        /// The allowed range.
+        range: String,
+        /// The value given.
+        got: String,
+    },
+}
+
+/// What to probe and how hard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeOptions {
+    /// The one address connected to.
+    pub target: SocketAddr,
+    /// Number of connects, 1..=[`MAX_COUNT`].
+    pub count: u32,
+    /// Connects in flight at once, 1..=[`MAX_CONCURRENCY`] (capped at `count`).
+    pub concurrency: u32,
+    /// Connect timeout, 1 ms..=[`MAX_TIMEOUT`].
+    pub timeout: Duration,
+}
+
+impl ProbeOptions {
+    /// Validated options.
+    pub fn new(
+        target: SocketAddr,
+        count: u32,
+        concurrency: u32,
+        timeout: Duration,
+    ) -> Result<Self, ProbeError> {
+        let range = |what, range: String, got: String| ProbeError::Range { what, range, got };
+        if !(1..=MAX_COUNT).contains(&count) {
+            return Err(range(
+                "--count",
+                format!("1..={MAX_COUNT}"),
+                count.to_string(),
+            ));
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(range(
+                "--concurrency",
+                format!("1..={MAX_CONCURRENCY}"),
+                concurrency.to_string(),
+            ));
+        }
+        if timeout < Duration::from_millis(1) || timeout > MAX_TIMEOUT {
+            return Err(range(
+                "--timeout",
+                "from 1ms to 120s".into(),
+                format!("{}ms", timeout.as_millis()),
+            ));
+        }
+        if target.port() == 0 || target.ip().is_unspecified() {
+            return Err(ProbeError::Target {
+                text: target.to_string(),
+                why: "port 0 and the unspecified address cannot be connected to".into(),
+            });
+        }
+        Ok(ProbeOptions {
+            target,
+            count,
+            concurrency: concurrency.min(count),
+            timeout,
+        })
+    }
+}
+
+/// Parse `HOST:PORT` (`10.0.2.5:8080`, `[fd00::5]:8080`, `db.internal:5432`).
+/// A host name is resolved once and its first address is the only one used.
+pub fn parse_target(text: &str) -> Result<SocketAddr, ProbeError> {
+    let err = |why: &str| ProbeError::Target {
+        text: text.chars().take(80).collect(),
+        why: why.to_owned(),
+    };
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        if a.port() == 0 {
+            return Err(err("invalid port `0`: expected a number from 1 to 65535"));
+        }
+        return Ok(a);
+    }
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| err("expected HOST:PORT, e.g. 10.0.2.5:8080 or [fd00::5]:8080"))?;
+    crate::names::parse_port(port).map_err(|e| err(&e.to_string()))?;
+    if host.is_empty() || host.contains(':') {
+        return Err(err(
+            "expected HOST:PORT; write IPv6 addresses in brackets: [fd00::5]:8080",
+        ));
+    }
+    let valid = host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+        });
+    if !valid {
+        return Err(err("not an IP address or a valid host name"));
+    }
+    crate::system::resolve(text)
+        .map_err(|e| err(&format!("cannot resolve: {e}")))?
+        .ok_or_else(|| err("the name has no address"))
+}
+
+/// Handshake-time percentiles, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Fastest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+/// Counts per outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    /// Handshakes completed.
+    pub established: u32,
+    /// Refused (RST).
+    pub refused: u32,
+    /// Timed out.
+    pub timed_out: u32,
+    /// Unreachable (ICMP, no route).
+    pub unreachable: u32,
+    /// Other errors.
+    pub error: u32,
+}
+
+/// The result of a probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// JSON schema version ([`PROBE_SCHEMA`]).
+    pub schema: u32,
+    /// The address connected to.
+    pub target: SocketAddr,
+    /// Connects made.
+    pub count: u32,
+    /// Connects in flight at once.
+    pub concurrency: u32,
+    /// Connect timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Counts per outcome.
+    pub outcomes: OutcomeCounts,
+    /// Distinct errnos behind `error`, if any.
+    pub error_codes: Vec<i32>,
+    /// Handshake times of the established connects.
+    pub handshake_ms: Option<Percentiles>,
+    /// Client connect timeout to use: at least 3 x the p99 handshake, ms.
+    pub recommended_connect_timeout_ms: Option<u64>,
+    /// What the numbers mean, in one or two sentences.
+    pub advice: Vec<String>,
+}
+
+impl ProbeReport {
+    /// True when every connect completed its handshake.
+    pub fn all_established(&self) -> bool {
+        self.outcomes.established == self.count
+    }
+}
+
+/// Make the connects with up to `concurrency` threads and summarize them.
+pub fn probe(connector: &dyn Connector, opts: &ProbeOptions) -> ProbeReport {
+    let next = AtomicU32::new(0);
+    let results = Mutex::new(Vec::with_capacity(opts.count as usize));
+    std::thread::scope(|s| {
+        for _ in 0..opts.concurrency {
+            s.spawn(|| {
+                let mut mine = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < opts.count {
+                    mine.push(connector.connect(opts.target, opts.timeout));
+                }
+                results.lock().expect("no panics hold it").extend(mine);
+            });
+        }
+    });
+    summarize(opts, &results.into_inner().expect("threads joined"))
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Summarize attempts (pure: what `probe` reports).
+pub fn summarize(opts: &ProbeOptions, attempts: &[Attempt]) -> ProbeReport {
+    let mut c = OutcomeCounts::default();
+    let mut codes = Vec::new();
+    let mut times = Vec::new();
+    for a in attempts {
+        match a.outcome {
+            Outcome::Established => {
+                c.established += 1;
+                times.push(a.elapsed.as_secs_f64() * 1000.0);
+            }
+            Outcome::Refused => c.refused += 1,
+            Outcome::TimedOut => c.timed_out += 1,
+            Outcome::Unreachable => c.unreachable += 1,
+            Outcome::Error(e) => {
+                c.error += 1;
+                if !codes.contains(&e) {
+                    codes.push(e);
+                }
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let round = |v: f64| (v * 1000.0).round() / 1000.0;
+    let handshake_ms = (!times.is_empty()).then(|| Percentiles {
+        min: round(times[0]),
+        p50: round(percentile(&times, 50.0)),
+        p90: round(percentile(&times, 90.0)),
+        p99: round(percentile(&times, 99.0)),
+        max: round(times[times.len() - 1]),
+    });
+    let recommended = handshake_ms.map(|p| ((p.p99 * 3.0).ceil() as u64).max(1));
+    let total = attempts.len() as u32;
+    let mut advice = Vec::new();
+    if let Some(ms) = recommended {
+        let retry = if ms < 1000 {
+            "; with less than 1 s a single lost SYN fails the connect, since the kernel retransmits it only after 1 s"
+        } else {
+            ""
+        };
+        advice.push(format!(
+            "set client connect timeouts to at least {ms} ms (3 x the p99 handshake of {:.3} ms){retry}",
+            handshake_ms.map_or(0.0, |p| p.p99)
+        ));
+    }
+    if c.timed_out > 0 {
+        advice.push(format!(
+            "{} of {total} connects timed out after {} ms: the server side drops SYNs (full accept queue, full conntrack table, or a firewall); run `tcto-tune diagnose` there; a longer client timeout only hides it",
+            c.timed_out,
+            opts.timeout.as_millis()
+        ));
+    }
+    if c.refused > 0 {
+        advice.push(format!(
+            "{} of {total} connects were refused: nothing listens on {} (or a firewall rejects)",
+            c.refused, opts.target
+        ));
+    }
+    if c.unreachable > 0 {
+        advice.push(format!(
+            "{} of {total} connects were unreachable: no route, or an ICMP unreachable from the path",
+            c.unreachable
+        ));
+    }
+    ProbeReport {
+        schema: PROBE_SCHEMA,
+        target: opts.target,
+        count: total,
+        concurrency: opts.concurrency,
+        timeout_ms: opts.timeout.as_millis() as u64,
+        outcomes: c,
+        error_codes: codes,
+        handshake_ms,
+        recommended_connect_timeout_ms: recommended,
+        advice,
+    }
+}
+
+impl std::fmt::Display for ProbeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.outcomes;
+        writeln!(
+            f,
+            "probe {}: {} connects, {} at a time, timeout {} ms",
+            self.target, self.count, self.concurrency, self.timeout_ms
+        )?;
+        writeln!(
+            f,
+            "  established {}  refused {}  timed out {}  unreachable {}  error {}",
+            c.established, c.refused, c.timed_out, c.unreachable, c.error
+        )?;
+        if !self.error_codes.is_empty() {
+            let codes: Vec<String> = self
+                .error_codes
+                .iter()
+                .map(|e| std::io::Error::from_raw_os_error(*e).to_string())
+                .collect();
+            writeln!(f, "  errors: {}", codes.join("; "))?;
+        }
+        if let Some(p) = &self.handshake_ms {
+            writeln!(
+                f,
+                "  handshake ms: min {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+                p.min, p.p50, p.p90, p.p99, p.max
+            )?;
+        }
+        for a in &self.advice {
+            writeln!(f, "  - {a}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Scripted(Vec<Outcome>, AtomicU32);
+
+    impl Connector for Scripted {
+        fn connect(&self, addr: SocketAddr, _timeout: Duration) -> Attempt {
+            assert_eq!(addr, "10.0.2.5:8080".parse().unwrap(), "only the target");
+            let i = self.1.fetch_add(1, Ordering::SeqCst) as usize;
+            Attempt {
+                outcome: self.0[i % self.0.len()],
+                elapsed: Duration::from_millis(1 + (i as u64 % 10)),
+            }
+        }
+    }
+
+    fn opts(count: u32, conc: u32) -> ProbeOptions {
+        ProbeOptions::new(
+            "10.0.2.5:8080".parse().unwrap(),
+            count,
+            conc,
+            Duration::from_secs(3),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn counts_every_outcome_across_threads() {
+        let c = Scripted(
+            vec![
+                Outcome::Established,
+                Outcome::Refused,
+                Outcome::TimedOut,
+                Outcome::Unreachable,
+                Outcome::Error(libc::EACCES),
+            ],
+            AtomicU32::new(0),
+        );
+        let r = probe(&c, &opts(200, 20));
+        assert_eq!(r.count, 200);
+        assert_eq!(
+            r.outcomes,
+            OutcomeCounts {
+                established: 40,
+                refused: 40,
+                timed_out: 40,
+                unreachable: 40,
+                error: 40
+            }
+        );
+        assert_eq!(r.error_codes, vec![libc::EACCES]);
+        assert!(!r.all_established());
+        assert!(r
+            .advice
+            .iter()
+            .any(|a| a.contains("40 of 200 connects timed out")));
+        assert!(r.to_string().contains("Permission denied"));
+    }
+
+    #[test]
+    fn percentiles_and_recommendation() {
+        let attempts: Vec<Attempt> = (1..=100)
+            .map(|ms| Attempt {
+                outcome: Outcome::Established,
+                elapsed: Duration::from_millis(ms),
+            })
+            .collect();
+        let r = summarize(&opts(100, 1), &attempts);
+        let p = r.handshake_ms.unwrap();
+        assert_eq!(
+            (p.min, p.p50, p.p90, p.p99, p.max),
+            (1.0, 50.0, 90.0, 99.0, 100.0)
+        );
+        assert_eq!(r.recommended_connect_timeout_ms, Some(297));
+        assert!(r.all_established());
+        assert_eq!(r.advice.len(), 1);
+    }
+
+    #[test]
+    fn no_handshakes_no_recommendation() {
+        let attempts = [Attempt {
+            outcome: Outcome::TimedOut,
+            elapsed: Duration::from_secs(3),
+        }];
+        let r = summarize(&opts(1, 1), &attempts);
+        assert_eq!(r.handshake_ms, None);
+        assert_eq!(r.recommended_connect_timeout_ms, None);
+    }
+
+    #[test]
+    fn option_ranges() {
+        let t: SocketAddr = "10.0.2.5:8080".parse().unwrap();
+        let s = Duration::from_secs(1);
+        assert!(ProbeOptions::new(t, 0, 1, s).is_err());
+        assert!(ProbeOptions::new(t, MAX_COUNT + 1, 1, s).is_err());
+        assert!(ProbeOptions::new(t, 1, 0, s).is_err());
+        assert!(ProbeOptions::new(t, 1, MAX_CONCURRENCY + 1, s).is_err());
+        assert!(ProbeOptions::new(t, 1, 1, Duration::ZERO).is_err());
+        assert!(ProbeOptions::new(t, 1, 1, Duration::from_secs(121)).is_err());
+        assert!(ProbeOptions::new("0.0.0.0:80".parse().unwrap(), 1, 1, s).is_err());
+        // Concurrency never exceeds the count.
+        assert_eq!(ProbeOptions::new(t, 5, 20, s).unwrap().concurrency, 5);
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_target("10.0.2.5:8080").unwrap(),
+            "10.0.2.5:8080".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(parse_target("[::1]:80").unwrap().port(), 80);
+        assert_eq!(
+            parse_target("localhost:8080").unwrap().port(),
+            8080,
+            "names resolve once"
+        );
+        for bad in [
+            "10.0.2.5",
+            "10.0.2.5:0",
+            "10.0.2.5:70000",
+            "::1:80",
+            ":80",
+            "a b:80",
+            "-x:80",
+            "host:80:90",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

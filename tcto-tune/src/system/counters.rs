@@ -1,0 +1,375 @@
+//! Counters for `diagnose` and `verify`: TcpExt, conntrack stats, interface
+//! drops, socket owners and the kernel log.
+//!
+//! Everything here is read from files the current network namespace sees:
+//! /proc/net/* is per network namespace (of the reading process), which is
+//! why interface counters come from /proc/net/dev and not /sys/class/net
+//! (that shows the namespace /sys was mounted in). The parsing is in
+//! [`crate::procfs`]; this module only reads and hands text over.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{self, Read as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::SystemError;
+use crate::procfs::{self, ConntrackStat, KmsgRecord, NetDevStats};
+
+/// One reading of the counters `diagnose` and `verify` compare over time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterSample {
+    /// Milliseconds on a monotonic clock (only differences mean anything).
+    pub at_ms: u64,
+    /// The `TcpExt` section of /proc/net/netstat, by name.
+    pub tcp_ext: BTreeMap<String, u64>,
+    /// /proc/net/stat/nf_conntrack summed over CPUs; `None` when
+    /// nf_conntrack is not loaded.
+    pub conntrack: Option<ConntrackStat>,
+    /// `net.netfilter.nf_conntrack_count`, when present.
+    pub conntrack_count: Option<u64>,
+    /// `net.netfilter.nf_conntrack_max`, when present.
+    pub conntrack_max: Option<u64>,
+    /// Interface counters from /proc/net/dev.
+    pub interfaces: Vec<NetDevStats>,
+}
+
+/// A process holding a socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    /// Process id.
+    pub pid: u32,
+    /// Command name (/proc/PID/comm).
+    pub name: String,
+}
+
+/// What the kernel log says about conntrack, when it can be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelLog {
+    /// Whether /dev/kmsg could be read.
+    pub readable: bool,
+    /// Why not, when it could not.
+    pub error: Option<String>,
+    /// Records read.
+    pub records: u64,
+    /// Our network namespace's inode number (as the kernel names it in
+    /// "table full in netns N").
+    pub netns: Option<u64>,
+    /// The kernel's clock (microseconds since boot) when the log was read.
+    pub now_usec: u64,
+    /// "nf_conntrack: table full" records about this namespace (or not
+    /// naming one: older kernels).
+    pub table_full: u64,
+    /// Such records naming other namespaces.
+    pub table_full_elsewhere: u64,
+    /// The last few of ours.
+    pub last_table_full: Vec<KmsgRecord>,
+}
+
+/// Reads the counters. Linux reads /proc; the simulated one replays samples.
+pub trait Counters {
+    /// Take one sample now.
+    fn sample(&self) -> Result<CounterSample, SystemError>;
+    /// The processes owning these socket inodes, where readable (best effort:
+    /// other users' processes need root).
+    fn owners(&self, inodes: &BTreeSet<u32>) -> BTreeMap<u32, Process>;
+    /// The conntrack "table full" lines of the kernel log.
+    fn kernel_log(&self) -> KernelLog;
+}
+
+/// Most reads of /dev/kmsg (one record each; the ring buffer holds far fewer).
+const KMSG_MAX_RECORDS: u64 = 200_000;
+/// How many "table full" records to keep.
+const KMSG_KEEP: usize = 5;
+
+/// The live counters of this process's network namespace.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxCounters;
+
+fn read(path: &str) -> Result<Option<String>, SystemError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SystemError::Proc {
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
+fn parse_err(path: &str) -> impl Fn(procfs::ParseError) -> SystemError + '_ {
+    move |e| SystemError::Proc {
+        path: path.into(),
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    }
+}
+
+fn monotonic_ms() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+impl Counters for LinuxCounters {
+    fn sample(&self) -> Result<CounterSample, SystemError> {
+        let at_ms = monotonic_ms();
+        let netstat = "/proc/net/netstat";
+        let tcp_ext = match read(netstat)? {
+            Some(t) => procfs::parse_netstat(&t)
+                .map_err(parse_err(netstat))?
+                .remove("TcpExt")
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        let ct = "/proc/net/stat/nf_conntrack";
+        let conntrack = read(ct)?
+            .map(|t| procfs::parse_conntrack_stat(&t).map_err(parse_err(ct)))
+            .transpose()?;
+        let int = |path: &str| -> Result<Option<u64>, SystemError> {
+            Ok(read(path)?.and_then(|t| t.trim().parse().ok()))
+        };
+        let dev = "/proc/net/dev";
+        let interfaces = match read(dev)? {
+            Some(t) => procfs::parse_net_dev(&t).map_err(parse_err(dev))?,
+            None => vec![],
+        };
+        Ok(CounterSample {
+            at_ms,
+            tcp_ext,
+            conntrack,
+            conntrack_count: int("/proc/sys/net/netfilter/nf_conntrack_count")?,
+            conntrack_max: int("/proc/sys/net/netfilter/nf_conntrack_max")?,
+            interfaces,
+        })
+    }
+
+    fn owners(&self, inodes: &BTreeSet<u32>) -> BTreeMap<u32, Process> {
+        let mut found = BTreeMap::new();
+        if inodes.is_empty() {
+            return found;
+        }
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return found;
+        };
+        let mut buf = [0u8; 64];
+        // Only processes in our network namespace are searched: sockets
+        // almost always live in their owner's namespace, and skipping the
+        // rest keeps the scan short on a busy host.
+        let ours = std::fs::read_link("/proc/thread-self/ns/net").ok();
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if ours.is_some() && std::fs::read_link(p.path().join("ns/net")).ok() != ours {
+                continue;
+            }
+            let fd_dir = p.path().join("fd");
+            // Gone, or not ours to read: skip.
+            let (Ok(fds), Ok(dir)) = (std::fs::read_dir(&fd_dir), std::fs::File::open(&fd_dir))
+            else {
+                continue;
+            };
+            let mut name: Option<String> = None;
+            for fd in fds.flatten() {
+                let Some(inode) = socket_inode(&dir, &fd.file_name(), &mut buf) else {
+                    continue;
+                };
+                if inodes.contains(&inode) && !found.contains_key(&inode) {
+                    let name = name
+                        .get_or_insert_with(|| {
+                            std::fs::read_to_string(p.path().join("comm"))
+                                .map(|c| c.trim_end().to_owned())
+                                .unwrap_or_default()
+                        })
+                        .clone();
+                    found.insert(inode, Process { pid, name });
+                    // Listeners are opened early, so their fds come first:
+                    // stop as soon as every inode has its owner.
+                    if found.len() == inodes.len() {
+                        return found;
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn kernel_log(&self) -> KernelLog {
+        let mut log = KernelLog::default();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg");
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                log.error = Some(format!("/dev/kmsg: {e}"));
+                return log;
+            }
+        };
+        log.readable = true;
+        log.netns = std::fs::read_link("/proc/thread-self/ns/net")
+            .ok()
+            .and_then(|l| {
+                let l = l.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?;
+                l.parse().ok()
+            });
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec for the call to fill.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } == 0 {
+            log.now_usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000;
+        }
+        // One read returns one record; 8 KiB is the kernel's record limit.
+        let mut buf = vec![0u8; 8192];
+        let mut last = VecDeque::new();
+        let mut reads = 0u64;
+        while reads < KMSG_MAX_RECORDS {
+            reads += 1;
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    log.records += 1;
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    if let Some(r) = procfs::parse_kmsg_record(&text) {
+                        if !procfs::is_conntrack_table_full(&r.message) {
+                            continue;
+                        }
+                        let theirs = procfs::table_full_netns(&r.message);
+                        if theirs.is_some() && log.netns.is_some() && theirs != log.netns {
+                            log.table_full_elsewhere += 1;
+                        } else {
+                            log.table_full += 1;
+                            if last.len() == KMSG_KEEP {
+                                last.pop_front();
+                            }
+                            last.push_back(r);
+                        }
+                    }
+                }
+                // EPIPE: the record was overwritten while we read; go on.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log.error = Some(format!("/dev/kmsg: {e}"));
+                    break;
+                }
+            }
+        }
+        log.last_table_full = last.into();
+        log
+    }
+}
+
+/// The inode of `socket:[N]` that fd `name` in the open /proc/PID/fd
+/// directory `dir` links to. readlinkat on the directory saves the kernel a
+/// path walk per descriptor, which matters with tens of thousands of them.
+fn socket_inode(dir: &std::fs::File, name: &std::ffi::OsStr, buf: &mut [u8; 64]) -> Option<u32> {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = std::ffi::CString::new(name.as_bytes()).ok()?;
+    // SAFETY: dir is an open directory, name a NUL-terminated string, and
+    // buf valid for buf.len() bytes; readlinkat writes at most that many.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let link = buf.get(..usize::try_from(n).ok()?)?;
+    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Replays prepared samples (the last one repeats): what tests and fixture
+/// runs of `diagnose` and `verify` read.
+#[derive(Debug, Default)]
+pub struct SimCounters {
+    samples: RefCell<VecDeque<CounterSample>>,
+    last: RefCell<CounterSample>,
+    /// Socket owners to report.
+    pub owners: BTreeMap<u32, Process>,
+    /// Kernel log to report.
+    pub kernel_log: KernelLog,
+}
+
+impl SimCounters {
+    /// Samples returned in order by [`Counters::sample`].
+    pub fn new(samples: impl IntoIterator<Item = CounterSample>) -> Self {
+        SimCounters {
+            samples: RefCell::new(samples.into_iter().collect()),
+            ..Default::default()
+        }
+    }
+}
+
+impl Counters for SimCounters {
+    fn sample(&self) -> Result<CounterSample, SystemError> {
+        if let Some(s) = self.samples.borrow_mut().pop_front() {
+            *self.last.borrow_mut() = s;
+        }
+        Ok(self.last.borrow().clone())
+    }
+    fn owners(&self, inodes: &BTreeSet<u32>) -> BTreeMap<u32, Process> {
+        self.owners
+            .iter()
+            .filter(|(i, _)| inodes.contains(i))
+            .map(|(i, p)| (*i, p.clone()))
+            .collect()
+    }
+    fn kernel_log(&self) -> KernelLog {
+        self.kernel_log.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_sample_has_tcp_ext_and_interfaces() {
+        let s = LinuxCounters.sample().unwrap();
+        assert!(s.tcp_ext.contains_key("ListenOverflows"));
+        assert!(s.interfaces.iter().any(|i| i.iface == "lo"));
+        if let (Some(ct), Some(count)) = (&s.conntrack, s.conntrack_count) {
+            assert!(ct.cpus >= 1);
+            // Both are the namespace's count; it may move between the reads.
+            assert!(ct.entries.is_some(), "{count}");
+        }
+    }
+
+    #[test]
+    fn finds_the_owner_of_our_own_listener() {
+        use std::os::unix::fs::MetadataExt as _;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&l);
+        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .ino() as u32;
+        let owners = LinuxCounters.owners(&BTreeSet::from([inode]));
+        assert_eq!(owners[&inode].pid, std::process::id());
+        assert!(LinuxCounters.owners(&BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn sim_replays_then_repeats() {
+        let a = CounterSample {
+            at_ms: 1,
+            ..Default::default()
+        };
+        let b = CounterSample {
+            at_ms: 2,
+            ..Default::default()
+        };
+        let sim = SimCounters::new([a, b]);
+        let got: Vec<u64> = (0..3).map(|_| sim.sample().unwrap().at_ms).collect();
+        assert_eq!(got, vec![1, 2, 2]);
+    }
+}

@@ -1,0 +1,380 @@
+//! Incident labs: the runbook's incidents reproduced inside network
+//! namespaces, then `probe`, `diagnose` and `verify` run against them and
+//! compared with `ss`, `conntrack` and /proc/net/nf_conntrack. Traffic
+//! stays inside the lab's namespaces; every loop and connect is bounded.
+
+use serde_json::Value;
+use tcto_tune_tests::{in_netns, on_host, require_root, Netns, Run, TempDir};
+
+fn json(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{r}"))
+}
+
+/// Start `cmd` in the background with its output in `log`, and wait
+/// (at most 5 s) until it prints `ready`.
+fn start(cmd: &str, log: &str) -> String {
+    format!(
+        "{cmd} > {log} 2>&1 &\necho $! > {log}.pid\nfor i in $(seq 100); do grep -q ready {log} 2>/dev/null && break; sleep 0.05; done\ngrep -q ready {log} || {{ echo 'not ready'; cat {log}; exit 9; }}\n"
+    )
+}
+
+/// Two namespaces joined by a veth: the server 10.0.1.1, the client 10.0.1.2.
+fn two_hosts(tag: &str) -> (Netns, Netns) {
+    let srv = Netns::new(&format!("{tag}-s"));
+    let cli = Netns::new(&format!("{tag}-c"));
+    let r = srv.sh(&format!(
+        "ip link add vsrv type veth peer name vcli && ip link set vcli netns {} && ip addr add 10.0.1.1/24 dev vsrv && ip link set vsrv up",
+        cli.0
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let r = cli.sh("ip addr add 10.0.1.2/24 dev vcli && ip link set vcli up");
+    assert_eq!(r.code, 0, "{r}");
+    (srv, cli)
+}
+
+#[test]
+fn backlog_overflow_lab() {
+    if !require_root("backlog_overflow_lab") {
+        return;
+    }
+    let (srv, cli) = two_hosts("dgbl");
+    let tmp = TempDir::new("dgbl");
+    let log = format!("{}/server", tmp.path());
+
+    // The incident: a stuck server with backlog 8 under an old, low somaxconn.
+    let r = srv.sh(&format!(
+        "sysctl -qw net.core.somaxconn=64\n{}",
+        start(
+            "tcto-lab listen --port 8080 --backlog 8 --addr 10.0.1.1",
+            &log
+        )
+    ));
+    assert_eq!(r.code, 0, "{r}");
+
+    // The client opens 50 connections: some complete, the rest time out.
+    let r = cli.sh("tcto-tune probe 10.0.1.1:8080 --count 50 --concurrency 10 --timeout 1s --json");
+    assert_eq!(r.code, 1, "probe fails when connects fail: {r}");
+    let p = json(&r);
+    let timed_out = p["outcomes"]["timed_out"].as_u64().unwrap();
+    let established = p["outcomes"]["established"].as_u64().unwrap();
+    assert!(timed_out > 0, "{r}");
+    assert!(established < 50, "{r}");
+    assert_eq!(p["outcomes"]["refused"], 0, "{r}");
+
+    // diagnose on the server while clients keep knocking.
+    let (diag, text, ss) = std::thread::scope(|s| {
+        let knock = s.spawn(|| {
+            cli.sh(
+                // A steady stream of SYNs (a new one every 300 ms per
+                // thread for about 4.5 s), so overflows grow inside any
+                // sampling window even on a slow machine.
+                "tcto-tune probe 10.0.1.1:8080 --count 150 --concurrency 10 --timeout 300ms >/dev/null",
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let diag = srv.sh("tcto-tune diagnose --port 8080 --interval 1s --json");
+        let ss = srv.sh("ss -tln 'sport = :8080' | tail -1");
+        let text = srv.sh("tcto-tune diagnose --port 8080 --interval 1s");
+        knock.join().unwrap();
+        (diag, text, ss)
+    });
+    assert_eq!(diag.code, 0, "{diag}");
+    let d = json(&diag);
+    let top = &d["causes"][0];
+    assert_eq!(top["code"], "accept-queue-full", "{diag}");
+    assert_eq!(top["rank"], 1);
+    assert_eq!(
+        top["plan"], "tcto-tune plan --profile backlog-overflow --port 8080",
+        "{diag}"
+    );
+    let evidence: Vec<&str> = top["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        evidence.iter().any(|e| e.starts_with("ListenOverflows +")),
+        "ListenOverflows must grow during the interval: {diag}"
+    );
+    // The listener as `ss` sees it: Recv-Q and Send-Q.
+    let cols: Vec<&str> = ss.stdout.split_whitespace().collect();
+    let l = &d["listeners"][0];
+    assert_eq!(l["port"], 8080);
+    assert_eq!(l["backlog"].as_u64().unwrap().to_string(), cols[2], "{ss}");
+    assert_eq!(l["queue"].as_u64().unwrap().to_string(), cols[1], "{ss}");
+    assert_eq!(l["backlog"], 8);
+    assert_eq!(l["limited_by"], "app");
+    assert_eq!(l["process"]["name"], "tcto-lab", "{diag}");
+    // Offload toggles as `ethtool -k` shows them.
+    let eth = srv.sh("ethtool -k vsrv");
+    let vsrv = d["offloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["iface"] == "vsrv")
+        .unwrap_or_else(|| panic!("vsrv offloads: {diag}"));
+    for (user, long) in [
+        ("tso", "tcp-segmentation-offload"),
+        ("gso", "generic-segmentation-offload"),
+        ("gro", "generic-receive-offload"),
+        ("lro", "large-receive-offload"),
+    ] {
+        let line = eth
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{long}:")))
+            .unwrap_or_else(|| panic!("{long}: {eth}"));
+        let on = line.split_whitespace().nth(1) == Some("on");
+        assert_eq!(vsrv["features"][user], on, "{user}: {line} vs {vsrv}");
+    }
+    assert_eq!(text.code, 0, "{text}");
+    assert!(
+        text.stdout.contains("1. accept queue full on port 8080")
+            && text
+                .stdout
+                .contains("fix: tcto-tune plan --profile backlog-overflow --port 8080"),
+        "{text}"
+    );
+
+    // The fix: the application's backlog raised to 4096 and somaxconn raised
+    // to match through `apply` (journaled in the lab's own state dir); the
+    // server re-listens and accepts.
+    let r = srv.sh(&format!(
+        "kill $(cat {log}.pid)\nexport TCTO_TUNE_STATE_DIR={st}/state\ntcto-tune apply --profile backlog-overflow --port 8080 --app-backlog 8080=4096 >&2 || exit 10\nsysctl -n net.core.somaxconn\n{}",
+        start(
+            "tcto-lab listen --port 8080 --backlog 4096 --addr 10.0.1.1 --accept",
+            &format!("{log}2")
+        ),
+        st = tmp.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.stdout.trim(), "4096", "apply raised somaxconn: {r}");
+    let r =
+        cli.sh("tcto-tune probe 10.0.1.1:8080 --count 100 --concurrency 10 --timeout 2s --json");
+    assert_eq!(r.code, 0, "{r}");
+    let p = json(&r);
+    assert_eq!(p["outcomes"]["timed_out"], 0, "{r}");
+    assert_eq!(p["outcomes"]["established"], 100, "{r}");
+    assert!(p["recommended_connect_timeout_ms"].as_u64().unwrap() >= 1);
+
+    // verify under load passes.
+    let (v, load) = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            cli.sh("tcto-tune probe 10.0.1.1:8080 --count 200 --concurrency 10 --timeout 2s >/dev/null")
+        });
+        let v = srv.sh("tcto-tune verify --for 5s --port 8080");
+        (v, load.join().unwrap())
+    });
+    assert_eq!(load.code, 0, "{load}");
+    assert_eq!(v.code, 0, "{v}");
+    assert!(v.stdout.starts_with("verify: PASS"), "{v}");
+    assert!(v.stdout.contains("10.0.1.1:8080: peak queue"), "{v}");
+}
+
+#[test]
+fn verify_fails_on_the_stuck_listener() {
+    if !require_root("verify_fails_on_the_stuck_listener") {
+        return;
+    }
+    let tmp = TempDir::new("dgvf");
+    let log = format!("{}/server", tmp.path());
+    let r = in_netns(&format!(
+        "{}tcto-tune probe 127.0.0.1:8080 --count 20 --concurrency 10 --timeout 300ms >/dev/null\n(tcto-tune probe 127.0.0.1:8080 --count 100 --concurrency 10 --timeout 300ms >/dev/null &)\ntcto-tune verify --for 2s --port 8080 --json",
+        start("tcto-lab listen --port 8080 --backlog 8 --addr 127.0.0.1", &log)
+    ));
+    assert_eq!(r.code, 1, "{r}");
+    let v = json(&r);
+    assert_eq!(v["passed"], false);
+    let failures = v["failures"].to_string();
+    assert!(
+        failures.contains("127.0.0.1:8080: accept queue reached 9 of backlog 8"),
+        "{r}"
+    );
+    assert!(failures.contains("TcpExt ListenOverflows grew by"), "{r}");
+}
+
+#[test]
+fn verify_flags_a_listener_clamped_by_old_somaxconn() {
+    if !require_root("verify_flags_a_listener_clamped_by_old_somaxconn") {
+        return;
+    }
+    let tmp = TempDir::new("dgcl");
+    let log = format!("{}/server", tmp.path());
+    // Listens under somaxconn 128 asking for 511; somaxconn raised later.
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=128\n{}sysctl -qw net.core.somaxconn=4096\ntcto-tune verify --for 200ms --port 8080",
+        start("tcto-lab listen --port 8080 --backlog 511 --addr 127.0.0.1", &log)
+    ));
+    assert_eq!(r.code, 0, "a warning is not a failure: {r}");
+    assert!(
+        r.stdout
+            .contains("warn: listener 127.0.0.1:8080: backlog 128 is below somaxconn 4096"),
+        "{r}"
+    );
+}
+
+#[test]
+fn conntrack_pressure_lab() {
+    if !require_root("conntrack_pressure_lab") {
+        return;
+    }
+    let tmp = TempDir::new("dgct");
+    let log = format!("{}/server", tmp.path());
+    let r = in_netns(&format!(
+        "nft add table inet lab\nnft add chain inet lab out '{{ type filter hook output priority 0; }}'\nnft add rule inet lab out ct state new counter\n{}tcto-tune probe 127.0.0.1:9000 --count 300 --concurrency 20 --timeout 2s >/dev/null || exit 8\necho \"$(grep -c . /proc/net/nf_conntrack) $(conntrack -C)\"\nconntrack -S | tr -s ' \\t' '\\n' | awk -F= 'NF==2 {{s[$1]+=$2}} END {{for (k in s) printf \"%s=%d \", k, s[k]; print \"\"}}'\ntcto-tune diagnose --interval 500ms --json\ntcto-tune diagnose --interval 0s --prometheus | grep -E '^node_nf_conntrack_entries '\ntcto-tune diagnose --interval 0s",
+        start("tcto-lab listen --port 9000 --backlog 1024 --addr 127.0.0.1 --accept", &log)
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let mut lines = r.stdout.lines();
+    let oracle: Vec<u64> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(oracle[0], oracle[1], "/proc and conntrack -C agree: {r}");
+    assert!(oracle[0] >= 300, "every probe connect is tracked: {r}");
+    let sums: std::collections::BTreeMap<&str, u64> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    let rest: Vec<&str> = lines.collect();
+    let json_end = rest.iter().position(|l| *l == "}").unwrap();
+    let d: Value = serde_json::from_str(&rest[..=json_end].join("\n")).unwrap();
+    let ct = &d["conntrack"];
+    assert_eq!(ct["loaded"], true);
+    assert_eq!(ct["count"].as_u64().unwrap(), oracle[0], "{r}");
+    let max = ct["max"].as_u64().unwrap();
+    let want_pct = (oracle[0] as f64 * 1000.0 / max as f64).round() / 10.0;
+    assert_eq!(ct["use_pct"].as_f64().unwrap(), want_pct);
+    // The per-CPU stats, summed by name, agree with `conntrack -S`.
+    let stat = |name: &str| {
+        ct["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("stat {name} missing: {r}"))["total"]
+            .as_u64()
+            .unwrap()
+    };
+    for (ours, theirs) in [
+        ("found", "found"),
+        ("invalid", "invalid"),
+        ("insert_failed", "insert_failed"),
+        ("drop", "drop"),
+        ("early_drop", "early_drop"),
+        ("search_restart", "search_restart"),
+        ("clashres", "clash_resolve"),
+    ] {
+        assert_eq!(
+            stat(ours),
+            sums[theirs],
+            "{ours} vs conntrack -S {theirs}: {r}"
+        );
+    }
+    let prom = rest[json_end + 1];
+    assert_eq!(prom, format!("node_nf_conntrack_entries {}", oracle[0]));
+    let text = rest[json_end + 2..].join("\n");
+    assert!(
+        text.contains(&format!("  {} of {max} entries ({want_pct}%)", oracle[0])),
+        "{text}"
+    );
+    assert!(text.contains("stats: chainlength"), "{text}");
+}
+
+#[test]
+fn refused_versus_timed_out() {
+    if !require_root("refused_versus_timed_out") {
+        return;
+    }
+    let r = in_netns(
+        "tcto-tune probe 127.0.0.1:9 --count 5 --concurrency 5 --timeout 1s --json\necho ---\nnft add table inet lab\nnft add chain inet lab in '{ type filter hook input priority 0; }'\nnft add rule inet lab in tcp dport 9001 drop\ntcto-tune probe 127.0.0.1:9001 --count 4 --concurrency 4 --timeout 500ms --json\necho ---\ntcto-tune diagnose --port 9001 --interval 0s --json",
+    );
+    let parts: Vec<&str> = r.stdout.split("---\n").collect();
+    assert_eq!(parts.len(), 3, "{r}");
+    let refused: Value = serde_json::from_str(parts[0]).unwrap();
+    assert_eq!(refused["outcomes"]["refused"], 5, "{r}");
+    assert_eq!(refused["outcomes"]["established"], 0, "{r}");
+    let dropped: Value = serde_json::from_str(parts[1]).unwrap();
+    assert_eq!(dropped["outcomes"]["timed_out"], 4, "{r}");
+    assert_eq!(dropped["outcomes"]["refused"], 0, "{r}");
+    assert_eq!(dropped["handshake_ms"], Value::Null);
+    let d: Value = serde_json::from_str(parts[2]).unwrap();
+    assert_eq!(d["missing_ports"][0], 9001, "{r}");
+    assert_eq!(d["causes"][0]["code"], "no-listener", "{r}");
+}
+
+#[test]
+fn bad_input_is_a_usage_error() {
+    for (cmd, needle) in [
+        ("tcto-tune probe 10.0.2.5", "invalid target `10.0.2.5`"),
+        (
+            "tcto-tune probe 10.0.2.5:8080 --count 0",
+            "--count must be 1..=100000",
+        ),
+        ("tcto-tune probe 10.0.2.5:8080 --timeout 3", "missing unit"),
+        ("tcto-tune verify --for 60", "missing unit"),
+        ("tcto-tune verify --for 0s", "longer than 0s"),
+        (
+            "tcto-tune diagnose --json --prometheus",
+            "cannot be used together",
+        ),
+        ("tcto-tune diagnose --interval 10m", "at most 5m"),
+        ("tcto-tune diagnose --port 0", "invalid port"),
+    ] {
+        let r = on_host(cmd);
+        assert_eq!(r.code, 2, "{cmd}: {r}");
+        assert!(r.stderr.contains(needle), "{cmd}: {r}");
+        assert!(r.stdout.is_empty(), "{cmd}: {r}");
+    }
+}
+
+#[test]
+fn quiet_namespace_has_no_cause_and_says_what_it_checked() {
+    if !require_root("quiet_namespace_has_no_cause_and_says_what_it_checked") {
+        return;
+    }
+    let r = in_netns("tcto-tune diagnose --interval 200ms");
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .starts_with("No likely cause of connect timeouts found (sampled 0.2 s apart)."),
+        "{r}"
+    );
+    for part in [
+        "checked:",
+        "TcpExt counters: ListenOverflows, ListenDrops",
+        "0 listening sockets",
+        "drop and error counters of 1 interface(s) from /proc/net/dev",
+    ] {
+        assert!(r.stdout.contains(part), "missing {part:?}: {r}");
+    }
+}
+
+#[test]
+fn verify_takes_the_old_somaxconn_from_the_apply_journal() {
+    if !require_root("verify_takes_the_old_somaxconn_from_the_apply_journal") {
+        return;
+    }
+    let tmp = TempDir::new("dgjr");
+    let log = format!("{}/server", tmp.path());
+    // 1024 is no kernel default: only the journal can tell verify about it.
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={}/state\nsysctl -qw net.core.somaxconn=1024\n{}tcto-tune apply --profile backlog-overflow >&2 || exit 10\ntcto-tune verify --for 200ms --port 8080 --json",
+        tmp.path(),
+        start("tcto-lab listen --port 8080 --backlog 4096 --addr 127.0.0.1", &log)
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let v = json(&r);
+    assert_eq!(v["old_somaxconn"], 1024, "{r}");
+    let clamped = v["listeners"][0]["clamped"].as_str().unwrap_or_default();
+    assert!(
+        clamped.starts_with("backlog 1024 is below somaxconn 4096"),
+        "{r}"
+    );
+}
