@@ -21,7 +21,10 @@ fn tcto(args: &[&str]) -> (i32, String, String) {
 fn help_lists_every_subcommand() {
     let (code, out, _) = tcto(&["--help"]);
     assert_eq!(code, 0);
-    for cmd in ["plan", "apply", "rollback", "history", "profiles"] {
+    for cmd in [
+        "plan", "apply", "rollback", "history", "persist", "diagnose", "verify", "probe",
+        "profiles",
+    ] {
         assert!(out.contains(cmd), "{cmd} missing from help:\n{out}");
     }
 }

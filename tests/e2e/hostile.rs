@@ -94,3 +94,39 @@ fn not_root_fails_before_any_change() {
     );
     assert!(r.stdout.trim_end().ends_with("1024"), "{r}");
 }
+
+#[test]
+fn an_unprivileged_plan_still_shows_the_pending_changes() {
+    if !require_root("an_unprivileged_plan_still_shows_the_pending_changes") {
+        return;
+    }
+    let r = in_netns(&format!(
+        "{SEED}setpriv --reuid=65534 --regid=65534 --clear-groups tcto-tune plan --profile backlog-overflow --exit-code; echo rc=$?\nsetpriv --reuid=65534 --regid=65534 --clear-groups tcto-tune apply --profile backlog-overflow --dry-run; echo dry=$?"
+    ));
+    assert!(
+        r.stdout.contains("1024 -> 4096") && r.stdout.contains("rc=4"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("would set  net.core.somaxconn") && r.stdout.contains("dry=0"),
+        "{r}"
+    );
+}
+
+#[test]
+fn persisted_allowances_hold_at_boot() {
+    if !require_root("persisted_allowances_hold_at_boot") {
+        return;
+    }
+    let dir = TempDir::new("allowboot");
+    let d = dir.path();
+    let r = in_netns(&format!(
+        "mkdir -p {d}/img\ntcto-tune --state-dir {d}/s persist --profile offload-off --set iface=lo --allow offload-on-loopback --root {d}/img >/dev/null; echo persist=$?\ngrep -A1 '^allow' {d}/img/etc/tcto-tune/persisted.toml\ntcto-tune --state-dir {d}/s2 apply --persisted --root {d}/img --dry-run >/dev/null; echo boot=$?"
+    ));
+    assert!(r.stdout.contains("persist=0"), "{r}");
+    assert!(
+        r.stdout.contains("offload-on-loopback"),
+        "the allowance is recorded: {r}"
+    );
+    assert!(r.stdout.contains("boot=0"), "and honoured at boot: {r}");
+}

@@ -269,3 +269,94 @@ fn rollback_to_undoes_newest_first() {
         Err(JournalError::UnknownTx { .. })
     ));
 }
+
+#[test]
+fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
+    let plan = three();
+    let mut sim = SimEffects::from_plan(&plan);
+    let start = sim.values.clone();
+    let (_d, j) = journal("incomplete");
+    // Step 2 fails; reverting step 0 fails too (a sticky fault on it).
+    sim.faults.insert(
+        plan.changes[2].target.clone(),
+        SimFault::Refuse(libc::EINVAL),
+    );
+    sim.faults.insert(
+        plan.changes[0].target.clone(),
+        SimFault::Store(Value::Text("4096".into())),
+    );
+    let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    assert_eq!(r.outcome, Outcome::RollbackIncomplete, "{r}");
+    assert!(
+        r.to_string()
+            .contains("COULD NOT RESTORE: net.core.somaxconn"),
+        "{r}"
+    );
+    // The next apply is blocked, naming the transaction.
+    sim.faults.clear();
+    let e = apply(&plan, &mut sim, Some(&j), &opts()).unwrap_err();
+    assert!(
+        matches!(e, ApplyError::Incomplete { ref id } if id == "000001"),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("tcto-tune rollback"));
+    // Once the cause is gone, rollback restores everything.
+    let mut chosen = select_for_rollback(&j.list().unwrap(), None).unwrap();
+    assert_eq!(chosen[0].id, "000001");
+    let u = undo(&mut chosen[0], &mut sim, Some(&j), false).unwrap();
+    assert_eq!(u.outcome, Outcome::Undone, "{u}");
+    assert_eq!(sim.values, start);
+    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+}
+
+#[test]
+fn a_value_raised_since_the_plan_is_not_lowered() {
+    let mut plan = plan_of(&[("net.core.somaxconn", "1024", "4096")]);
+    plan.changes[0].intent = Intent::AtLeast;
+    let mut sim = SimEffects::from_plan(&plan);
+    sim.values
+        .insert(plan.changes[0].target.clone(), Value::Text("8192".into()));
+    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    assert_eq!(r.outcome, Outcome::Noop);
+    assert_eq!(
+        sim.values[&plan.changes[0].target],
+        Value::Text("8192".into())
+    );
+    // An exact intent still sets it.
+    plan.changes[0].intent = Intent::Exact;
+    assert_eq!(
+        apply(&plan, &mut sim, None, &opts()).unwrap().outcome,
+        Outcome::WouldApply
+    );
+}
+
+#[test]
+fn rollback_to_accepts_unpadded_ids() {
+    let (_d, j) = journal("unpadded");
+    let plan = three();
+    let mut sim = SimEffects::from_plan(&plan);
+    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let chosen = select_for_rollback(&j.list().unwrap(), Some("1")).unwrap();
+    assert_eq!(chosen[0].id, "000001");
+}
+
+#[test]
+fn dry_run_refuses_what_the_kernel_would() {
+    use crate::state::{SysctlReading, SystemState};
+    let plan = plan_of(&[
+        ("net.core.somaxconn", "1024", "4096"),
+        ("net.netfilter.nf_conntrack_max", "65536", "300000"),
+    ]);
+    let mut state = SystemState::default();
+    state
+        .sysctls
+        .insert("net.core.somaxconn".into(), SysctlReading::rw("1024"));
+    state.sysctls.insert(
+        "net.netfilter.nf_conntrack_max".into(),
+        SysctlReading::ro("65536"),
+    );
+    let mut sim = SimEffects::from_plan_and_state(&plan, &state);
+    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    assert_eq!(r.outcome, Outcome::RolledBack, "{r}");
+    assert!(r.failure.unwrap().contains("Permission denied"));
+}

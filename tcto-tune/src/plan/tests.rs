@@ -442,3 +442,17 @@ fn snapshot_json_plan() {
     );
     insta::assert_json_snapshot!(plan(&builtin("backlog-overflow"), &s));
 }
+
+#[test]
+fn a_profile_allow_list_allows_like_the_flag() {
+    let mut s = host();
+    s.listeners.push(listener(8080, 511));
+    let mut p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .listener(8080, None)
+        .build();
+    assert_eq!(plan(&p, &s).refusals().len(), 1);
+    p.allow.insert("somaxconn-above-app-backlog".into());
+    let allowed = plan(&p, &s);
+    assert!(allowed.refusals().is_empty() && allowed.findings[0].allowed);
+}

@@ -209,3 +209,46 @@ fn unknown_and_oversized_profiles() {
     assert!(matches!(e, ProfileError::TooLarge { .. }), "{e}");
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn only_regular_files_are_read() {
+    for path in ["/dev/zero", "/dev/null", "/proc/self"] {
+        let e = load(path, &BTreeMap::new()).unwrap_err();
+        assert!(e.to_string().contains(path), "{e}");
+        assert!(
+            std::error::Error::source(&e)
+                .unwrap()
+                .to_string()
+                .contains("not a regular file"),
+            "{path}: {e}"
+        );
+    }
+}
+
+#[test]
+fn allow_lists_are_validated_and_inherited() {
+    let p = from_text("allow = [\"offload-on-loopback\"]\n").unwrap();
+    assert!(p.allow.contains("offload-on-loopback"));
+    let e = err("allow = [\"no-such-code\"]\n");
+    assert!(
+        e.contains(":1:10:") && e.contains("unknown code `no-such-code`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bad_set_value_names_its_variable() {
+    let e = load(
+        "trusted-notrack",
+        &vars(&[
+            ("frontend", "10.0.1.5/24"),
+            ("backend", "10.0.2.0/24"),
+            ("port", "8080"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("host bits set") && e.to_string().contains("variable `frontend`"),
+        "{e}"
+    );
+}
