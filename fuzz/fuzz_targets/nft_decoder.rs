@@ -30,7 +30,7 @@ fn expr(data: &mut &[u8]) -> Option<RawExpr> {
         }
         4 => RawExpr::Ct { key: int(data), dreg: int(data) },
         5 => RawExpr::Immediate { dreg: int(data), verdict: Some(int(data) as i32 - 5), chain: None },
-        6 => RawExpr::Lookup { sreg: int(data), set: "s".into() },
+        6 => RawExpr::Lookup { sreg: int(data), set: "s".into(), dreg: (tag % 3 == 0).then_some(0) },
         7 => RawExpr::Notrack,
         8 => RawExpr::Counter,
         _ => RawExpr::Other { name: "limit".into() },

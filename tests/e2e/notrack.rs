@@ -268,3 +268,25 @@ fn flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked() {
         "{after}"
     );
 }
+
+/// The nftables wiki's server ruleset: `ct state vmap { ... }`.
+const STATEFUL_VMAP: &str = "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tct state vmap { established : accept, related : accept, invalid : drop }\n\t\tct state new tcp dport 8080 accept\n\t}\n}\n";
+
+#[test]
+fn a_ct_state_verdict_map_is_recognised_as_stateful() {
+    if !require_root("a_ct_state_verdict_map_is_recognised_as_stateful") {
+        return;
+    }
+    let lab = Lab::new("nt-vmap");
+    let state = TempDir::new("nt-vmap");
+    let r = lab
+        .backend
+        .sh(&format!("nft -f - <<'EOF'\n{STATEFUL_VMAP}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains("refuse [notrack-breaks-stateful-filter]"),
+        "{r}"
+    );
+}

@@ -126,6 +126,8 @@ pub enum RawExpr {
         sreg: u32,
         /// Set name.
         set: String,
+        /// Destination register: `Some(0)` for a verdict map (`vmap`).
+        dreg: Option<u32>,
     },
     /// `notrack`.
     Notrack,
@@ -158,6 +160,8 @@ pub enum Verdict {
     Goto(String),
     /// `return`.
     Return,
+    /// Decided by a verdict map (`vmap`) whose elements are not read.
+    Map(String),
 }
 
 /// A subnet match: the subnet and whether it is negated.
@@ -330,8 +334,15 @@ pub fn decode(table_family: u8, exprs: &[RawExpr]) -> DecodedRule {
                         .push(format!("{} {op} {}", describe(&l), hex(data)));
                 }
             }
-            RawExpr::Lookup { sreg, set } => match regs.get(sreg) {
-                Some(Loaded::Ct(CT_STATE)) => m.ct_state_set = Some(set.clone()),
+            RawExpr::Lookup { sreg, set, dreg } => match regs.get(sreg) {
+                Some(Loaded::Ct(CT_STATE)) => {
+                    m.ct_state_set = Some(set.clone());
+                    // `ct state vmap { established : accept, ... }`: the
+                    // verdict comes from the map, whose elements are not read.
+                    if *dreg == Some(0) {
+                        verdict = Verdict::Map(set.clone());
+                    }
+                }
                 other => m.unknown.push(format!(
                     "{} @{set}",
                     describe(other.unwrap_or(&Loaded::Unknown))
@@ -550,6 +561,7 @@ impl fmt::Display for DecodedRule {
             Verdict::Jump(c) => format!("jump {c}"),
             Verdict::Goto(c) => format!("goto {c}"),
             Verdict::Return => "return".into(),
+            Verdict::Map(set) => format!("vmap @{set}"),
         });
         f.write_str(&parts.join(" "))
     }
@@ -676,6 +688,7 @@ mod tests {
                 RawExpr::Lookup {
                     sreg: 1,
                     set: "__set0".into(),
+                    dreg: None,
                 },
                 RawExpr::Immediate {
                     dreg: 0,

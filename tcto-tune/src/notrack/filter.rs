@@ -53,6 +53,7 @@ impl FilterChain {
                     .ct_states
                     .is_some_and(|s| s & (CT_ESTABLISHED | CT_RELATED) != 0)
                     || r.matches.ct_state_set.is_some())
+                || matches!(r.verdict, Verdict::Map(_)) && r.matches.ct_state_set.is_some()
         })
     }
 }
@@ -191,7 +192,7 @@ pub fn fate(chain: &FilterChain, flow: &ScopedFlow) -> Fate {
         match &r.verdict {
             Verdict::Accept => return Fate::Accepted(Some(i)),
             Verdict::Drop | Verdict::Reject => return Fate::Dropped(Some(i)),
-            Verdict::Jump(_) | Verdict::Goto(_) => return Fate::Unknown(i),
+            Verdict::Jump(_) | Verdict::Goto(_) | Verdict::Map(_) => return Fate::Unknown(i),
             Verdict::Return => break,
             Verdict::Continue | Verdict::Notrack => {}
         }
@@ -400,5 +401,47 @@ mod tests {
         let mut c = stateful_input(vec![]);
         c.family = "ip6".into();
         assert_eq!(fate(&c, &flow()), Fate::NotSeen);
+    }
+
+    #[test]
+    fn a_ct_state_verdict_map_is_stateful_and_breaks_untracked_flows() {
+        // `policy drop; ct state vmap { established : accept, related : accept }`,
+        // the nftables wiki's server ruleset.
+        let vmap = vec![
+            RawExpr::Ct {
+                key: CT_STATE,
+                dreg: 1,
+            },
+            RawExpr::Lookup {
+                sreg: 1,
+                set: "__map0".into(),
+                dreg: Some(0),
+            },
+        ];
+        let chain = FilterChain {
+            family: "inet".into(),
+            table: "filter".into(),
+            name: "input".into(),
+            hook: "input".into(),
+            priority: 0,
+            policy: "drop".into(),
+            rules: vec![decode(1, &vmap)],
+        };
+        assert_eq!(chain.rules[0].verdict, Verdict::Map("__map0".into()));
+        assert!(chain.is_stateful());
+        assert_eq!(breakages(std::slice::from_ref(&chain), &[flow()]).len(), 1);
+        // A plain set lookup without a verdict is not a vmap.
+        let set = vec![
+            RawExpr::Ct {
+                key: CT_STATE,
+                dreg: 1,
+            },
+            RawExpr::Lookup {
+                sreg: 1,
+                set: "__set0".into(),
+                dreg: None,
+            },
+        ];
+        assert_eq!(decode(1, &set).verdict, Verdict::Continue);
     }
 }

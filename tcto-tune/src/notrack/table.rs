@@ -559,6 +559,7 @@ impl SetRule {
             RawExpr::Lookup {
                 sreg: REG_1,
                 set: set_name(self.ipv4).into(),
+                dreg: None,
             },
             RawExpr::Notrack,
         ]

@@ -373,6 +373,7 @@ unsafe fn read_expr(e: *mut sys::nftnl_expr) -> RawExpr {
             "lookup" => RawExpr::Lookup {
                 sreg: u32_(sys::NFTNL_EXPR_LOOKUP_SREG),
                 set: cstr(sys::nftnl_expr_get_str(e, a(sys::NFTNL_EXPR_LOOKUP_SET))),
+                dreg: set(sys::NFTNL_EXPR_LOOKUP_DREG).then(|| u32_(sys::NFTNL_EXPR_LOOKUP_DREG)),
             },
             "notrack" => RawExpr::Notrack,
             "counter" => RawExpr::Counter,
@@ -442,7 +443,7 @@ impl Expression for Writable<'_> {
                 vec![(sys::NFTNL_EXPR_CMP_DATA, data.as_slice())],
             ),
             RawExpr::Counter => (c"counter", vec![], vec![]),
-            RawExpr::Lookup { sreg, set } => (
+            RawExpr::Lookup { sreg, set, .. } => (
                 c"lookup",
                 vec![
                     (sys::NFTNL_EXPR_LOOKUP_SREG, *sreg),
