@@ -209,6 +209,37 @@ fn crash_point(done: usize) {
 #[cfg(not(feature = "fault-injection"))]
 fn crash_point(_done: usize) {}
 
+/// Test-only: `TCTO_TUNE_FAULT_REFUSE_AT=N` makes the Nth write fail
+/// before it reaches the system, as a kernel refusal would.
+#[cfg(feature = "fault-injection")]
+fn injected_refusal(n: usize) -> Option<String> {
+    (fault_env("TCTO_TUNE_FAULT_REFUSE_AT") == Some(n))
+        .then(|| "injected fault: write refused".to_owned())
+}
+
+/// Test-only: `TCTO_TUNE_FAULT_READBACK_AT=N` makes the Nth write land but
+/// read back different, as a silent kernel clamp would.
+#[cfg(feature = "fault-injection")]
+fn injected_readback(n: usize) -> Option<String> {
+    (fault_env("TCTO_TUNE_FAULT_READBACK_AT") == Some(n))
+        .then(|| "injected fault: read-back differs".to_owned())
+}
+
+#[cfg(feature = "fault-injection")]
+fn fault_env(var: &str) -> Option<usize> {
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_refusal(_n: usize) -> Option<String> {
+    None
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_readback(_n: usize) -> Option<String> {
+    None
+}
+
 /// Apply `plan` through `effects`. With a journal the transaction is real
 /// (the caller holds the journal's lock); without one it is a dry-run.
 pub fn apply(
@@ -307,7 +338,10 @@ pub fn apply(
         if step.status != StepStatus::Pending {
             continue;
         }
-        match write_checked(effects, &step.target, &step.after) {
+        match injected_refusal(done + 1)
+            .map_or_else(|| write_checked(effects, &step.target, &step.after), Err)
+            .and_then(|()| injected_readback(done + 1).map_or(Ok(()), Err))
+        {
             Ok(()) => {
                 step.status = if journal.is_some() {
                     StepStatus::Applied

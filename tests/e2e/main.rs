@@ -4,6 +4,7 @@
 
 mod apply;
 mod diagnose;
+mod faults;
 mod hostile;
 mod notrack;
 mod offload;
