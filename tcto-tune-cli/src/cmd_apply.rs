@@ -17,6 +17,7 @@ use crate::Global;
 
 /// Arguments of `apply`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["profile", "persisted"])))]
 pub struct ApplyArgs {
     #[command(flatten)]
     profile: Option<ProfileArgs>,
