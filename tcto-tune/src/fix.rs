@@ -301,7 +301,7 @@ pub struct Listener {
 }
 
 /// A trusted flow to exempt from connection tracking (`[[notrack]]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct NotrackFlow {
     /// Client subnet (`None` when the profile left it out: refused by the
     /// `notrack-unscoped` check, never planned).

@@ -195,18 +195,19 @@ pub struct Cidr {
 impl Cidr {
     /// Build from parts, rejecting host bits and out-of-range prefixes.
     pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, NameError> {
-        let text = format!("{addr}/{prefix}");
+        // Formatted only on error: profiles with 1,000 flows parse 2,000 subnets.
+        let text = || format!("{addr}/{prefix}");
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
             return Err(NameError::Subnet {
-                text,
+                text: text(),
                 why: format!("prefix longer than {max} bits"),
             });
         }
         let c = Self { addr, prefix };
         if c.network() != addr {
             return Err(NameError::Subnet {
-                text,
+                text: text(),
                 why: format!("host bits set; did you mean `{}/{prefix}`?", c.network()),
             });
         }
