@@ -1,0 +1,55 @@
+//! nftables over netlink (libnftnl + libmnl): the only code that talks to
+//! nf_tables.
+//!
+//! Three exchanges, each with its own error step:
+//! - write: the whole `inet tcto_tune` table in one batch (add, delete, add:
+//!   atomic, and idempotent since the delete empties whatever was there),
+//!   or add + delete to remove it; every message is ACKed and checked;
+//!   then the table is read back and compared with what was meant;
+//! - read our table: GETTABLE, then chain and rule dumps of that table,
+//!   decoded into a [`NotrackTable`] (refusing content we did not write);
+//! - read the others' filter chains: chain and rule dumps of every family,
+//!   decoded into [`FilterChain`]s for the stateful-filter check.
+//!
+//! No `nft` binary is involved. The expressions themselves are built and
+//! decoded as plain data in [`crate::notrack::expr`]; here they only cross
+//! into and out of libnftnl objects.
+//!
+//! The code is split by what each part talks to, so no file mixes the
+//! netlink plumbing with the meaning of our table:
+//! - [`sock`]: the netlink socket, one request/reply exchange, and the
+//!   batch send with its ACK checks (the only raw netlink I/O);
+//! - [`dump`]: chain and rule dumps, decoded into plain `RawChain`s and
+//!   `RawRule`s;
+//! - [`read`]: [`Nft::read_table`] and [`Nft::read_filter_chains`], from
+//!   those dumps to a [`NotrackTable`] and [`FilterChain`]s;
+//! - [`sets`]: the `flows4`/`flows6` interval sets, as batch messages and
+//!   read back into [`FlowSet`](crate::notrack::table::FlowSet)s;
+//! - [`write`](mod@write): our expressions as libnftnl objects and the
+//!   batch that writes the table ([`Nft::write_table`],
+//!   [`Nft::send_table`]).
+
+mod dump;
+mod read;
+mod sets;
+mod sock;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use super::{Firewall, SystemError};
+use crate::notrack::{FilterChain, NotrackTable};
+
+/// nf_tables through netlink, in this process's network namespace.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Nft;
+
+impl Firewall for Nft {
+    fn notrack_table(&self) -> Result<Option<NotrackTable>, SystemError> {
+        self.read_table()
+    }
+
+    fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
+        self.read_filter_chains()
+    }
+}

@@ -1,0 +1,276 @@
+//! The `flows4`/`flows6` interval sets of our table: each set and each
+//! chunk of its elements as one batch message ([`SetMsg`]), and the sets
+//! read back with their elements into [`FlowSet`]s.
+//!
+//! Kept apart because sets have their own messages (NEWSET, NEWSETELEM,
+//! their dumps) and their own batch-local ids and key type, shared by the
+//! write and the read.
+
+use std::ffi::{c_void, CString};
+use std::ptr::NonNull;
+
+use nftnl::nftnl_sys::{self as sys, libc};
+use nftnl::MsgType;
+
+use super::dump::cstr;
+use super::sock::{nft_type, request};
+use super::SystemError;
+use crate::notrack::expr::NFPROTO_INET;
+use crate::notrack::table::{set_name, FlowElement, FlowSet};
+use crate::notrack::TABLE_NAME;
+
+/// The batch-local id of our sets (a lookup in the same batch names its
+/// set by name and id).
+pub(super) fn set_id(name: &str) -> u32 {
+    match name {
+        "flows4" => 1,
+        "flows6" => 2,
+        _ => 0,
+    }
+}
+
+/// nft's id of the concatenated key type `ipvN_addr . ipvN_addr .
+/// inet_service` (6 bits per member type: ipv4_addr 7, ipv6_addr 8,
+/// inet_service 13), which `nft list` prints the set's type from.
+fn key_type(ipv4: bool) -> u32 {
+    let addr = if ipv4 { 7 } else { 8 };
+    ((addr << 6) | addr) << 6 | 13
+}
+
+const NFT_SET_INTERVAL: u32 = 0x4;
+const NFT_SET_CONCAT: u32 = 0x80;
+/// Elements per NEWSETELEM message (each message must stay under 64 KiB).
+pub(super) const ELEMS_PER_MSG: usize = 256;
+
+/// A set (or a chunk of its elements) as one batch message.
+pub(super) struct SetMsg {
+    set: NonNull<sys::nftnl_set>,
+    elems: bool,
+}
+
+impl SetMsg {
+    /// The set `name` of our table; with `elements`, a NEWSETELEM message
+    /// carrying them, else the NEWSET message.
+    pub(super) fn new(ipv4: bool, elements: Option<&[FlowElement]>) -> Self {
+        let name = CString::new(set_name(ipv4)).expect("no NUL");
+        let table = CString::new(TABLE_NAME).expect("no NUL");
+        // SAFETY: fresh objects; libnftnl copies strings and data; elements
+        // added to the set are owned (and freed) by it.
+        unsafe {
+            let Some(set) = NonNull::new(sys::nftnl_set_alloc()) else {
+                std::process::abort();
+            };
+            let s = set.as_ptr();
+            let a = |x: u32| x as u16;
+            sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_TABLE), table.as_ptr());
+            sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_NAME), name.as_ptr());
+            sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_FAMILY), u32::from(NFPROTO_INET));
+            sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_ID), set_id(set_name(ipv4)));
+            let alen = if ipv4 { 4u8 } else { 16 };
+            if let Some(elements) = elements {
+                for el in elements {
+                    let (lo, hi) = el.key_range();
+                    let e = sys::nftnl_set_elem_alloc();
+                    if e.is_null() {
+                        std::process::abort();
+                    }
+                    sys::nftnl_set_elem_set(
+                        e,
+                        a(sys::NFTNL_SET_ELEM_KEY),
+                        lo.as_ptr().cast(),
+                        lo.len() as u32,
+                    );
+                    sys::nftnl_set_elem_set(
+                        e,
+                        a(sys::NFTNL_SET_ELEM_KEY_END),
+                        hi.as_ptr().cast(),
+                        hi.len() as u32,
+                    );
+                    sys::nftnl_set_elem_add(s, e);
+                }
+            } else {
+                sys::nftnl_set_set_u32(
+                    s,
+                    a(sys::NFTNL_SET_FLAGS),
+                    NFT_SET_INTERVAL | NFT_SET_CONCAT,
+                );
+                sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_KEY_TYPE), key_type(ipv4));
+                sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_KEY_LEN), u32::from(alen) * 2 + 4);
+                let fields = [alen, alen, 2u8];
+                sys::nftnl_set_set_data(
+                    s,
+                    a(sys::NFTNL_SET_DESC_CONCAT),
+                    fields.as_ptr().cast(),
+                    fields.len() as u32,
+                );
+            }
+            SetMsg {
+                set,
+                elems: elements.is_some(),
+            }
+        }
+    }
+}
+
+// SAFETY: `write` builds one message of at most nft_nlmsg_maxsize bytes
+// (elements are chunked by ELEMS_PER_MSG) into the batch's buffer.
+unsafe impl nftnl::NlMsg for SetMsg {
+    unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: MsgType) {
+        let (t, flags) = if self.elems {
+            (
+                libc::NFT_MSG_NEWSETELEM,
+                libc::NLM_F_CREATE | libc::NLM_F_ACK,
+            )
+        } else {
+            (libc::NFT_MSG_NEWSET, libc::NLM_F_CREATE | libc::NLM_F_ACK)
+        };
+        unsafe {
+            let nlh = sys::nftnl_nlmsg_build_hdr(
+                buf.cast(),
+                t as u16,
+                u16::from(NFPROTO_INET),
+                flags as u16,
+                seq,
+            );
+            if self.elems {
+                sys::nftnl_set_elems_nlmsg_build_payload(nlh, self.set.as_ptr());
+            } else {
+                sys::nftnl_set_nlmsg_build_payload(nlh, self.set.as_ptr());
+            }
+        }
+    }
+}
+
+impl Drop for SetMsg {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new`, freed once (with its elements).
+        unsafe { sys::nftnl_set_free(self.set.as_ptr()) }
+    }
+}
+
+/// The sets of our table with their elements, decoded and sorted.
+pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
+    let table = CString::new(TABLE_NAME).expect("no NUL");
+    let mut found: Vec<(String, u32, u32)> = Vec::new();
+    request(
+        &format!("list the sets of {step}"),
+        nft_type(libc::NFT_MSG_GETSET),
+        NFPROTO_INET,
+        (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16,
+        |nlh| unsafe {
+            // SAFETY: a fresh set carrying the table name, serialized, freed.
+            let s = sys::nftnl_set_alloc();
+            if !s.is_null() {
+                sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, table.as_ptr());
+                sys::nftnl_set_nlmsg_build_payload(nlh, s);
+                sys::nftnl_set_free(s);
+            }
+        },
+        |nlh| unsafe {
+            // SAFETY: allocation checked; parse reads only within nlh.
+            let s = sys::nftnl_set_alloc();
+            if s.is_null() || sys::nftnl_set_nlmsg_parse(nlh, s) < 0 {
+                if !s.is_null() {
+                    sys::nftnl_set_free(s);
+                }
+                return;
+            }
+            let a = |x: u32| x as u16;
+            if cstr(sys::nftnl_set_get_str(s, a(sys::NFTNL_SET_TABLE))) == TABLE_NAME {
+                found.push((
+                    cstr(sys::nftnl_set_get_str(s, a(sys::NFTNL_SET_NAME))),
+                    sys::nftnl_set_get_u32(s, a(sys::NFTNL_SET_FLAGS)),
+                    sys::nftnl_set_get_u32(s, a(sys::NFTNL_SET_KEY_TYPE)),
+                ));
+            }
+            sys::nftnl_set_free(s);
+        },
+    )?;
+    let mut out = Vec::new();
+    for ipv4 in [true, false] {
+        let name = set_name(ipv4);
+        let Some((_, flags, ktype)) = found.iter().find(|(n, ..)| n == name) else {
+            continue;
+        };
+        if *flags & (NFT_SET_INTERVAL | NFT_SET_CONCAT) != NFT_SET_INTERVAL | NFT_SET_CONCAT
+            || *ktype != key_type(ipv4)
+        {
+            return Err(SystemError::NftContent {
+                what: format!("set `{name}` is not an interval set of subnet . subnet . port"),
+            });
+        }
+        let mut elements = read_elements(step, ipv4)?;
+        elements.sort();
+        out.push(FlowSet {
+            name: name.into(),
+            elements,
+        });
+    }
+    if let Some((n, ..)) = found
+        .iter()
+        .find(|(n, ..)| n != set_name(true) && n != set_name(false))
+    {
+        return Err(SystemError::NftContent {
+            what: format!("it holds a set `{n}`"),
+        });
+    }
+    Ok(out)
+}
+
+fn read_elements(step: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError> {
+    let name = set_name(ipv4);
+    let query = SetMsg::new(ipv4, Some(&[]));
+    let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    request(
+        &format!("list the elements of set {name} of {step}"),
+        nft_type(libc::NFT_MSG_GETSETELEM),
+        NFPROTO_INET,
+        (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16,
+        |nlh| unsafe {
+            // SAFETY: the query set (table, name, no elements) serialized.
+            sys::nftnl_set_elems_nlmsg_build_payload(nlh, query.set.as_ptr());
+        },
+        |nlh| unsafe {
+            // SAFETY: allocation checked; the elements belong to `s` and
+            // are read before it is freed.
+            let s = sys::nftnl_set_alloc();
+            if s.is_null() || sys::nftnl_set_elems_nlmsg_parse(nlh, s) < 0 {
+                if !s.is_null() {
+                    sys::nftnl_set_free(s);
+                }
+                return;
+            }
+            let it = sys::nftnl_set_elems_iter_create(s);
+            if !it.is_null() {
+                loop {
+                    let e = sys::nftnl_set_elems_iter_next(it);
+                    if e.is_null() {
+                        break;
+                    }
+                    let get = |attr: u32| {
+                        let mut len = 0u32;
+                        let p = sys::nftnl_set_elem_get(e, attr as u16, &mut len);
+                        if p.is_null() {
+                            Vec::new()
+                        } else {
+                            std::slice::from_raw_parts(p.cast::<u8>(), len as usize).to_vec()
+                        }
+                    };
+                    raw.push((
+                        get(sys::NFTNL_SET_ELEM_KEY),
+                        get(sys::NFTNL_SET_ELEM_KEY_END),
+                    ));
+                }
+                sys::nftnl_set_elems_iter_destroy(it);
+            }
+            sys::nftnl_set_free(s);
+        },
+    )?;
+    raw.iter()
+        .map(|(lo, hi)| {
+            FlowElement::from_key_range(ipv4, lo, hi).ok_or_else(|| SystemError::NftContent {
+                what: format!("set `{name}` holds an element tcto-tune did not write"),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,273 @@
+//! The netlink plumbing under nf_tables: a socket with room for large
+//! batches, one request/reply exchange (a dump or a plain request), and
+//! the send of a finalized batch with one ACK checked per message.
+//!
+//! Kept apart so that the rest of the module deals only in libnftnl objects
+//! and our own data: this is the only file that sends or receives.
+
+use std::io;
+
+use mnl::mnl_sys;
+use nftnl::nftnl_sys::{self as sys, libc};
+
+use super::SystemError;
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+
+fn err(step: impl Into<String>) -> impl FnOnce(io::Error) -> SystemError {
+    let step = step.into();
+    move |source| SystemError::Nftables { step, source }
+}
+
+/// A netlink socket for nf_tables with room for large batches.
+struct Sock {
+    socket: mnl::Socket,
+    portid: u32,
+}
+
+impl Sock {
+    fn open(step: &str, buffer: usize) -> Result<Self, SystemError> {
+        let socket = mnl::Socket::new(mnl::Bus::Netfilter)
+            .map_err(err(format!("open a netfilter netlink socket to {step}")))?;
+        let fd = unsafe { mnl_sys::mnl_socket_get_fd(socket.as_raw_socket()) };
+        let size = buffer.clamp(1 << 18, 1 << 28) as libc::c_int;
+        let timeout = libc::timeval {
+            tv_sec: 10,
+            tv_usec: 0,
+        };
+        // SAFETY: fd is the socket's open descriptor; the option values are
+        // plain integers/timevals living for the call's duration.
+        unsafe {
+            for opt in [libc::SO_SNDBUFFORCE, libc::SO_RCVBUFFORCE] {
+                // Best effort: without CAP_NET_ADMIN the kernel refuses
+                // FORCE and the default buffers stay (fine for small tables).
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&size as *const libc::c_int).cast(),
+                    size_of::<libc::c_int>() as u32,
+                );
+            }
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as u32,
+            );
+        }
+        let portid = socket.portid();
+        Ok(Sock { socket, portid })
+    }
+}
+
+/// A receive buffer aligned to `nlmsghdr` (mnl requires it).
+struct AlignedBuf(Vec<u64>);
+
+impl AlignedBuf {
+    fn new(bytes: usize) -> Self {
+        AlignedBuf(vec![0u64; bytes.div_ceil(8)])
+    }
+    fn bytes(&mut self) -> &mut [u8] {
+        let len = self.0.len() * 8;
+        // SAFETY: a u64 buffer viewed as bytes: same allocation, any bit
+        // pattern is a valid u8, alignment only decreases.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
+    }
+}
+
+fn header(msg: &[u8]) -> libc::nlmsghdr {
+    // SAFETY: mnl's iterator only yields messages at least one header long,
+    // from an aligned buffer.
+    unsafe { msg.as_ptr().cast::<libc::nlmsghdr>().read() }
+}
+
+fn error_code(msg: &[u8]) -> i32 {
+    let off = size_of::<libc::nlmsghdr>();
+    if msg.len() < off + 4 {
+        return -libc::EBADMSG;
+    }
+    i32::from_ne_bytes([msg[off], msg[off + 1], msg[off + 2], msg[off + 3]])
+}
+
+/// Send one request and hand every reply message to `each` until DONE (a
+/// dump) or the ACK (a plain request).
+pub(super) fn request(
+    step: &str,
+    msg_type: u16,
+    family: u8,
+    flags: u16,
+    build: impl FnOnce(*mut libc::nlmsghdr),
+    mut each: impl FnMut(&libc::nlmsghdr),
+) -> Result<(), SystemError> {
+    let sock = Sock::open(step, 0)?;
+    let mut out = AlignedBuf::new(nftnl::nft_nlmsg_maxsize() as usize);
+    let seq = 1u32;
+    // SAFETY: the buffer holds nft_nlmsg_maxsize bytes, what libnftnl needs.
+    let nlh = unsafe {
+        sys::nftnl_nlmsg_build_hdr(
+            out.bytes().as_mut_ptr().cast(),
+            msg_type,
+            u16::from(family),
+            flags,
+            seq,
+        )
+    };
+    build(nlh);
+    // SAFETY: nlh points into `out` and nlmsg_len counts the built message.
+    let len = unsafe { (*nlh).nlmsg_len } as usize;
+    sock.socket
+        .send(&out.bytes()[..len])
+        .map_err(err(format!("send the request to {step}")))?;
+    let mut buf = AlignedBuf::new(1 << 18);
+    loop {
+        let msgs = sock
+            .socket
+            .recv(buf.bytes())
+            .map_err(err(format!("receive the reply to {step}")))?;
+        for m in msgs {
+            let m = m.map_err(err(format!("parse the reply to {step}")))?;
+            let h = header(m);
+            if h.nlmsg_seq != seq || h.nlmsg_pid != sock.portid {
+                continue;
+            }
+            match h.nlmsg_type {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let code = error_code(m);
+                    if code == 0 {
+                        return Ok(());
+                    }
+                    return Err(SystemError::Nftables {
+                        step: step.to_owned(),
+                        source: io::Error::from_raw_os_error(-code),
+                    });
+                }
+                _ => {
+                    // SAFETY: an aligned, complete message from the kernel.
+                    each(unsafe { &*m.as_ptr().cast::<libc::nlmsghdr>() });
+                    if flags & libc::NLM_F_DUMP as u16 == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn nft_type(t: i32) -> u16 {
+    (NFNL_SUBSYS_NFTABLES << 8) | t as u16
+}
+
+/// Bytes per datagram slot when receiving ACKs (an error ACK carries the
+/// refused message back: a rule is well under this).
+const ACK_SLOT: usize = 16 << 10;
+/// Datagrams per receive call: a 2,000-rule batch is ACKed in ~32 calls,
+/// not 2,000.
+const ACK_SLOTS: usize = 64;
+
+/// Receive up to [`ACK_SLOTS`] datagrams in one `recvmmsg`, blocking (up
+/// to SO_RCVTIMEO) for the first only; slot `i` starts at `i * ACK_SLOT`.
+fn recv_many(fd: libc::c_int, buf: &mut AlignedBuf) -> io::Result<Vec<usize>> {
+    let base = buf.bytes().as_mut_ptr();
+    let mut iov: Vec<libc::iovec> = (0..ACK_SLOTS)
+        .map(|i| libc::iovec {
+            // SAFETY: every slot lies inside `buf` (ACK_SLOT * ACK_SLOTS bytes).
+            iov_base: unsafe { base.add(i * ACK_SLOT) }.cast(),
+            iov_len: ACK_SLOT,
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain C data; zero is a valid empty header.
+    let mut hdrs: Vec<libc::mmsghdr> = (0..ACK_SLOTS)
+        .map(|_| unsafe { std::mem::zeroed() })
+        .collect();
+    for (h, v) in hdrs.iter_mut().zip(iov.iter_mut()) {
+        h.msg_hdr.msg_iov = v;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: hdrs and iov outlive the call and describe valid buffers.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd,
+            hdrs.as_mut_ptr(),
+            ACK_SLOTS as libc::c_uint,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let hdrs = &hdrs[..n as usize];
+    if hdrs
+        .iter()
+        .any(|h| h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "an ACK did not fit its receive slot",
+        ));
+    }
+    Ok(hdrs.iter().map(|h| h.msg_len as usize).collect())
+}
+
+/// Send a finalized batch in one datagram and check one ACK per message;
+/// `describe(i)` names our `i`th message for the error.
+pub(super) fn send_batch(
+    batch: &nftnl::FinalizedBatch,
+    count: usize,
+    describe: impl Fn(usize) -> String,
+) -> Result<(), SystemError> {
+    let mut data: Vec<u8> = Vec::new();
+    for page in batch.iter() {
+        data.extend_from_slice(page);
+    }
+    let seqs = batch.sequence_numbers();
+    let total = seqs.len();
+    let sock = Sock::open("write the table", data.len() * 2 + total * 2048 + (1 << 16))?;
+    sock.socket
+        .send(&data)
+        .map_err(err("send the batch that writes the table"))?;
+    // Sequence numbers cover the batch begin and end messages when the
+    // kernel ACKs them, our messages otherwise.
+    let first = seqs.start;
+    let offset = usize::from(total == count + 2);
+    let describe = |seq: u32| -> String {
+        let i = seq.wrapping_sub(first) as usize;
+        match i.checked_sub(offset) {
+            Some(j) if j < count => describe(j),
+            _ if i == 0 && offset == 1 => "begin the batch".into(),
+            _ => "commit the batch".into(),
+        }
+    };
+    let mut pending: std::collections::BTreeSet<u32> = seqs.clone().collect();
+    let fd = unsafe { mnl_sys::mnl_socket_get_fd(sock.socket.as_raw_socket()) };
+    let mut buf = AlignedBuf::new(ACK_SLOT * ACK_SLOTS);
+    while !pending.is_empty() {
+        let lens = recv_many(fd, &mut buf).map_err(err("receive the ACKs of the batch"))?;
+        let bytes = buf.bytes();
+        let msgs = lens
+            .iter()
+            .enumerate()
+            .flat_map(|(i, len)| mnl::NlMessages::new(&bytes[i * ACK_SLOT..i * ACK_SLOT + len]));
+        for m in msgs {
+            let m = m.map_err(err("parse the ACKs of the batch"))?;
+            let h = header(m);
+            if h.nlmsg_type != NLMSG_ERROR || h.nlmsg_pid != sock.portid {
+                continue;
+            }
+            let code = error_code(m);
+            if code != 0 {
+                return Err(SystemError::Nftables {
+                    step: describe(h.nlmsg_seq),
+                    source: io::Error::from_raw_os_error(-code),
+                });
+            }
+            pending.remove(&h.nlmsg_seq);
+        }
+    }
+    Ok(())
+}
