@@ -569,6 +569,7 @@ impl fmt::Display for DecodedRule {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::ct_accept;
     use super::*;
 
     #[test]
@@ -579,33 +580,6 @@ mod tests {
         assert_eq!(prefix_of(&[0, 0, 0, 0]), Some(0));
         assert_eq!(prefix_of(&[0xff, 0x0f, 0, 0]), None);
         assert_eq!(prefix_of(&[0xf0, 0xff, 0, 0]), None);
-    }
-
-    /// `ct state established,related accept` as `nft --debug=netlink`
-    /// shows it: ct load, bitwise mask 0x6, cmp neq 0.
-    fn ct_accept(bits: u32) -> Vec<RawExpr> {
-        vec![
-            RawExpr::Ct {
-                key: CT_STATE,
-                dreg: 1,
-            },
-            RawExpr::Bitwise {
-                sreg: 1,
-                dreg: 1,
-                mask: bits.to_ne_bytes().to_vec(),
-                xor: vec![0; 4],
-            },
-            RawExpr::Cmp {
-                sreg: 1,
-                op: CMP_NEQ,
-                data: vec![0; 4],
-            },
-            RawExpr::Immediate {
-                dreg: 0,
-                verdict: Some(NF_ACCEPT),
-                chain: None,
-            },
-        ]
     }
 
     #[test]

@@ -258,58 +258,9 @@ pub fn breakages(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Breakage> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::expr::{decode, RawExpr, CMP_EQ, CMP_NEQ, CT_NEW, CT_STATE, NF_ACCEPT};
+    use super::super::expr::{decode, RawExpr, CT_NEW, CT_STATE};
+    use super::super::fixtures::{accept, ct, dport};
     use super::*;
-
-    fn ct(bits: u32) -> Vec<RawExpr> {
-        vec![
-            RawExpr::Ct {
-                key: CT_STATE,
-                dreg: 1,
-            },
-            RawExpr::Bitwise {
-                sreg: 1,
-                dreg: 1,
-                mask: bits.to_ne_bytes().to_vec(),
-                xor: vec![0; 4],
-            },
-            RawExpr::Cmp {
-                sreg: 1,
-                op: CMP_NEQ,
-                data: vec![0; 4],
-            },
-        ]
-    }
-
-    fn dport(p: u16) -> Vec<RawExpr> {
-        vec![
-            RawExpr::Meta { key: 16, dreg: 1 },
-            RawExpr::Cmp {
-                sreg: 1,
-                op: CMP_EQ,
-                data: vec![6],
-            },
-            RawExpr::Payload {
-                base: 2,
-                offset: 2,
-                len: 2,
-                dreg: 1,
-            },
-            RawExpr::Cmp {
-                sreg: 1,
-                op: CMP_EQ,
-                data: p.to_be_bytes().to_vec(),
-            },
-        ]
-    }
-
-    fn accept() -> RawExpr {
-        RawExpr::Immediate {
-            dreg: 0,
-            verdict: Some(NF_ACCEPT),
-            chain: None,
-        }
-    }
 
     /// The dump of the chain: `policy drop; ct state
     /// established,related accept; ct state new tcp dport 8080 accept`.

@@ -232,4 +232,6 @@ fn stateful_filter(state: &SystemState, flows: &[ScopedFlow]) -> Vec<Finding> {
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;

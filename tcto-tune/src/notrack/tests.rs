@@ -1,6 +1,7 @@
 //! Planner and check tests for NOTRACK, from fixture states.
 
-use super::expr::{decode, RawExpr, CMP_NEQ, CT_ESTABLISHED, CT_RELATED, CT_STATE, NF_ACCEPT};
+use super::expr::{decode, CT_ESTABLISHED, CT_RELATED};
+use super::fixtures::ct_accept;
 use super::*;
 use crate::fix::NotrackFlow;
 use crate::plan::{plan_with, PlanOptions};
@@ -31,33 +32,7 @@ fn codes(p: &Plan) -> Vec<&str> {
 }
 
 fn stateful_input(untracked_too: bool) -> FilterChain {
-    let ct = |bits: u32| {
-        decode(
-            1,
-            &[
-                RawExpr::Ct {
-                    key: CT_STATE,
-                    dreg: 1,
-                },
-                RawExpr::Bitwise {
-                    sreg: 1,
-                    dreg: 1,
-                    mask: bits.to_ne_bytes().to_vec(),
-                    xor: vec![0; 4],
-                },
-                RawExpr::Cmp {
-                    sreg: 1,
-                    op: CMP_NEQ,
-                    data: vec![0; 4],
-                },
-                RawExpr::Immediate {
-                    dreg: 0,
-                    verdict: Some(NF_ACCEPT),
-                    chain: None,
-                },
-            ],
-        )
-    };
+    let ct = |bits: u32| decode(1, &ct_accept(bits));
     let mut rules = vec![ct(CT_ESTABLISHED | CT_RELATED)];
     if untracked_too {
         rules.push(ct(expr::CT_UNTRACKED));

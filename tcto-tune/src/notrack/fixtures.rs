@@ -1,0 +1,64 @@
+//! Expression sequences as the kernel dumps them, shared by the decoder,
+//! filter and planner tests (one copy, so a fix to how `nft` encodes a
+//! match is made once).
+
+use super::expr::{RawExpr, CMP_EQ, CMP_NEQ, CT_STATE, NF_ACCEPT};
+
+/// `ct state BITS` (any of): ct load, bitwise mask, cmp neq 0, as
+/// `nft --debug=netlink` shows it.
+pub fn ct(bits: u32) -> Vec<RawExpr> {
+    vec![
+        RawExpr::Ct {
+            key: CT_STATE,
+            dreg: 1,
+        },
+        RawExpr::Bitwise {
+            sreg: 1,
+            dreg: 1,
+            mask: bits.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        },
+        RawExpr::Cmp {
+            sreg: 1,
+            op: CMP_NEQ,
+            data: vec![0; 4],
+        },
+    ]
+}
+
+/// `meta l4proto tcp tcp dport PORT`.
+pub fn dport(p: u16) -> Vec<RawExpr> {
+    vec![
+        RawExpr::Meta { key: 16, dreg: 1 },
+        RawExpr::Cmp {
+            sreg: 1,
+            op: CMP_EQ,
+            data: vec![6],
+        },
+        RawExpr::Payload {
+            base: 2,
+            offset: 2,
+            len: 2,
+            dreg: 1,
+        },
+        RawExpr::Cmp {
+            sreg: 1,
+            op: CMP_EQ,
+            data: p.to_be_bytes().to_vec(),
+        },
+    ]
+}
+
+/// The `accept` verdict.
+pub fn accept() -> RawExpr {
+    RawExpr::Immediate {
+        dreg: 0,
+        verdict: Some(NF_ACCEPT),
+        chain: None,
+    }
+}
+
+/// `ct state BITS accept`.
+pub fn ct_accept(bits: u32) -> Vec<RawExpr> {
+    [ct(bits), vec![accept()]].concat()
+}
