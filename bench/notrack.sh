@@ -57,7 +57,7 @@ print("|---|---:|---:|---:|---:|")
 for x in r:
     print(f"| {x['command']} | {x['median']*1e3:.1f} | {x['mean']*1e3:.1f} | {x['min']*1e3:.1f} | {x['median']/base:.2f} |")
 PY
-peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; } # as in bench/common.sh (this script re-execs itself)
 sh -c "$reset"
 ours=$(peak "$BIN" --state-dir "$WORK/s" apply --profile "$profile")
 sh -c "$reset"

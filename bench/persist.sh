@@ -10,12 +10,7 @@
 #            hand-written provisioning step would do, without journal)
 # Needs root (for the namespace) and hyperfine.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-cargo build -q --release -p tcto-tune-cli
-BIN=$PWD/target/release/tcto-tune
-OUT=${OUT:-$PWD/target/bench}
-mkdir -p "$OUT"
+source "$(dirname "$0")/common.sh"
 
 unshare -n bash -s "$BIN" "$OUT" <<'INNER'
 set -euo pipefail

@@ -7,12 +7,7 @@
 # Needs root (for the namespace) and hyperfine. Prints hyperfine tables and
 # writes JSON next to this script's output dir.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-cargo build -q --release -p tcto-tune-cli
-BIN=$PWD/target/release/tcto-tune
-OUT=${OUT:-$PWD/target/bench}
-mkdir -p "$OUT"
+source "$(dirname "$0")/common.sh"
 
 KEYS="net.core.somaxconn net.ipv4.tcp_max_syn_backlog net.core.netdev_max_backlog net.netfilter.nf_conntrack_buckets net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_time_wait net.netfilter.nf_conntrack_tcp_timeout_close_wait"
 echo "== plan --profile high-conn vs sysctl reading the same keys (host, read-only)"
@@ -20,7 +15,6 @@ hyperfine -N --warmup 10 --runs 200 --export-json "$OUT/plan.json" \
   -n "tcto-tune plan" "$BIN plan --profile high-conn" \
   -n "sysctl -n (same keys)" "sysctl -n $KEYS" \
   -n "sysctl -a" "sysctl -a"
-peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 echo "peak RSS KiB: tcto-tune plan $(peak $BIN plan --profile high-conn), sysctl -n $(peak sysctl -n $KEYS), sysctl -a $(peak sysctl -a)" | tee "$OUT/plan-mem.txt"
 
 echo "== apply high-conn vs sysctl -w, in a network namespace"
@@ -34,7 +28,6 @@ hyperfine -N --warmup 5 --runs 100 --export-json "$OUT/apply.json" \
   -n "tcto-tune apply" "env TCTO_TUNE_STATE_DIR=$ST/s $BIN apply --profile high-conn" \
   -n "sysctl -w" "sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192 net.netfilter.nf_conntrack_tcp_timeout_established=7440 net.netfilter.nf_conntrack_tcp_timeout_time_wait=60 net.netfilter.nf_conntrack_tcp_timeout_close_wait=60"
 $SEED
-peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 echo "peak RSS KiB: tcto-tune apply $(peak env TCTO_TUNE_STATE_DIR=$ST/m $BIN apply --profile high-conn), sysctl -w $(peak sysctl -qw net.core.somaxconn=4096)" | tee "$OUT/apply-mem.txt"
 rm -rf "$ST"
 INNER
