@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use clap::Subcommand;
 use serde::Serialize;
-use tcto_tune::profile::{builtin, builtin_names, load};
+use tcto_tune::profile::{builtin, builtin_description, builtin_names, load};
 
 use crate::output::{print_json, CliError, Exit};
 use crate::Global;
@@ -34,11 +34,7 @@ pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
             let entries: Vec<Entry> = builtin_names()
                 .into_iter()
                 .map(|name| {
-                    // Variables may be required; describe without filling them.
-                    let description = builtin(name)
-                        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("description = ")))
-                        .map(|d| d.trim_matches('"').to_owned())
-                        .unwrap_or_default();
+                    let description = builtin_description(name).unwrap_or_default();
                     Entry { name, description }
                 })
                 .collect();

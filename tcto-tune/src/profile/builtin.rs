@@ -31,6 +31,13 @@ pub fn builtin(name: &str) -> Option<&'static str> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
+/// The `description` of the built-in profile `name`, read without filling
+/// its variables (so profiles that need `--set` can still be listed).
+pub fn builtin_description(name: &str) -> Option<String> {
+    let spec: super::spec::ProfileSpec = toml::from_str(builtin(name)?).ok()?;
+    spec.description
+}
+
 /// Names of every built-in profile, sorted.
 pub fn builtin_names() -> Vec<&'static str> {
     BUILTINS.iter().map(|(n, _)| *n).collect()

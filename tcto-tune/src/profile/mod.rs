@@ -13,7 +13,7 @@ mod spec;
 
 use std::path::PathBuf;
 
-pub use builtin::{builtin, builtin_names};
+pub use builtin::{builtin, builtin_description, builtin_names};
 pub use resolve::{load, load_text, ProfileOrigin};
 
 use crate::fix::{
