@@ -259,14 +259,15 @@ pub fn apply(
     };
     let mut next_id = None;
     if let Some(j) = journal {
-        let records = j.list()?;
-        next_id = Some(crate::journal::next_id_after(&records));
-        if let Some(e) = blocked_by(&records) {
+        // Only the newest record can block (see `journal`'s module docs).
+        let newest: Vec<TxRecord> = j.newest()?.into_iter().collect();
+        next_id = Some(crate::journal::next_id_after(&newest));
+        if let Some(e) = blocked_by(&newest) {
             if !opts.force_after_crash {
                 return Err(e);
             }
         }
-        for mut rec in records {
+        for mut rec in newest {
             if matches!(rec.state, TxState::Open | TxState::RollbackIncomplete) {
                 rec.state = TxState::Abandoned;
                 rec.updated = now_rfc3339();

@@ -5,9 +5,9 @@
 //! leaves a stale lock; the pid written into the file is only for messages.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Seek as _, Write as _};
+use std::io::Read as _;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt};
 use std::path::Path;
 
 use super::JournalError;
@@ -58,9 +58,9 @@ impl StateLock {
                 source: err,
             });
         }
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "{}", std::process::id());
+        // Overwrite in place at a fixed width: truncating first would make
+        // ext4 (auto_da_alloc) flush the file on close, on every apply.
+        let _ = file.write_all_at(format!("{:<20}\n", std::process::id()).as_bytes(), 0);
         Ok(StateLock { _file: file })
     }
 }

@@ -9,6 +9,16 @@
 //!
 //! Layout: `STATE_DIR/` (0700) holds `lock` and `tx/NNNNNN.json` (0600),
 //! one file per transaction, ids sorting in order.
+//!
+//! Only the newest record can block a new transaction, so `apply` reads
+//! that one record and its cost does not grow with the history. A record
+//! blocks while it is `open` or `rollback_incomplete`, and only `apply`
+//! writes those states, always into the record it has just created (the
+//! newest). Before creating it, `apply` refuses, or with
+//! `--force-after-crash` marks `abandoned`, whatever blocked; afterwards the
+//! older records are only ever rewritten by `rollback` (`undone`,
+//! `undo_incomplete`) or marked `abandoned`, none of which blocks.
+//! `history` and `rollback` still read every record and name a corrupt one.
 
 mod lock;
 mod record;
@@ -174,6 +184,18 @@ impl Journal {
 
     /// Every transaction, oldest first. A corrupt file is an error naming it.
     pub fn list(&self) -> Result<Vec<TxRecord>, JournalError> {
+        self.ids()?.iter().map(|id| self.load(id)).collect()
+    }
+
+    /// The newest transaction, the only one that can block a new one (see
+    /// the module docs); reads one file however long the history is.
+    pub fn newest(&self) -> Result<Option<TxRecord>, JournalError> {
+        self.ids()?.last().map(|id| self.load(id)).transpose()
+    }
+
+    /// The ids of every transaction, oldest first, from the file names
+    /// alone.
+    fn ids(&self) -> Result<Vec<String>, JournalError> {
         let dir = self.tx_dir();
         let mut ids = Vec::new();
         match fs::read_dir(&dir) {
@@ -191,8 +213,10 @@ impl Journal {
                 }
             }
         }
-        ids.sort();
-        ids.iter().map(|id| self.load(id)).collect()
+        // Same-width ids sort as numbers; a wider one (past 999999) sorts
+        // by length first.
+        ids.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+        Ok(ids)
     }
 
     /// Load one transaction.
@@ -216,9 +240,9 @@ impl Journal {
     /// The id the next transaction gets.
     pub fn next_id(&self) -> Result<String, JournalError> {
         let last = self
-            .list()?
+            .ids()?
             .last()
-            .and_then(|r| r.id.parse::<u64>().ok())
+            .and_then(|id| id.parse::<u64>().ok())
             .unwrap_or(0);
         Ok(format!("{:06}", last + 1))
     }

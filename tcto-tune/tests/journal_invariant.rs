@@ -1,0 +1,241 @@
+//! Property: only the newest journal record can block a new transaction.
+//!
+//! `apply` reads just the newest record to decide whether an interrupted or
+//! half-reverted transaction blocks it (so its cost does not grow with the
+//! history). That is sound only if no older record is ever `open` or
+//! `rollback_incomplete`. Random sequences of applies (clean, crashed,
+//! failed with a failed revert, forced past a crash) and rollbacks (newest,
+//! or back to a random id) run against the real journal on disk; after every
+//! step the whole journal is read and checked, and `apply`'s decision is
+//! compared with the one the whole journal gives.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use proptest::prelude::*;
+use tcto_tune::apply::{apply, blocked_by, select_for_rollback, undo, ApplyOptions};
+use tcto_tune::change::{Change, Target, Value};
+use tcto_tune::fix::Intent;
+use tcto_tune::journal::{Journal, TxState};
+use tcto_tune::system::{Effects, SimEffects, SystemError};
+use tcto_tune::Plan;
+
+const KEYS: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Apply {
+        values: [u16; KEYS],
+    },
+    ApplyCrash {
+        values: [u16; KEYS],
+    },
+    ApplyRevertFails {
+        values: [u16; KEYS],
+    },
+    ApplyForced {
+        values: [u16; KEYS],
+    },
+    Rollback,
+    RollbackTo(u8),
+    /// A rollback whose every write is refused (`undo_incomplete`).
+    RollbackRefused,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let v = any::<[u16; KEYS]>();
+    prop_oneof![
+        v.prop_map(|values| Op::Apply { values }),
+        v.prop_map(|values| Op::ApplyCrash { values }),
+        v.prop_map(|values| Op::ApplyRevertFails { values }),
+        v.prop_map(|values| Op::ApplyForced { values }),
+        Just(Op::Rollback),
+        any::<u8>().prop_map(Op::RollbackTo),
+        Just(Op::RollbackRefused),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Clean,
+    /// Die right after the first write reached the system.
+    Crash,
+    /// The second write and every later one (the reverts too) are refused.
+    RevertFails,
+    /// Every write is refused.
+    RefuseAll,
+}
+
+struct System {
+    sim: SimEffects,
+    mode: Mode,
+    writes: usize,
+}
+
+impl Effects for System {
+    fn read(&mut self, t: &Target) -> Result<Value, SystemError> {
+        self.sim.read(t)
+    }
+    fn write(&mut self, t: &Target, v: &Value) -> Result<(), SystemError> {
+        self.writes += 1;
+        match self.mode {
+            Mode::Crash if self.writes == 1 => {
+                self.sim.write(t, v)?;
+                panic!("simulated crash");
+            }
+            Mode::RefuseAll | Mode::RevertFails
+                if self.mode == Mode::RefuseAll || self.writes >= 2 =>
+            {
+                Err(SystemError::SysctlWrite {
+                    key: t.key(),
+                    value: v.display(),
+                    source: std::io::Error::from_raw_os_error(13), // EACCES
+                })
+            }
+            _ => self.sim.write(t, v),
+        }
+    }
+}
+
+fn key(i: usize) -> Target {
+    Target::Sysctl {
+        key: format!("net.test.key{i}"),
+    }
+}
+
+/// A plan moving every key from its current value to a different one.
+fn plan_to(sim: &SimEffects, values: &[u16; KEYS]) -> Plan {
+    let changes = (0..KEYS)
+        .map(|i| {
+            let target = key(i);
+            let before = sim.values.get(&target).cloned().unwrap_or(Value::Absent);
+            let mut after = Value::Text(values[i].to_string());
+            if after == before {
+                after = Value::Text(values[i].wrapping_add(1).to_string());
+            }
+            Change {
+                kind: target.kind(),
+                key: target.key(),
+                current: Some(before.display()),
+                desired: after.display(),
+                intent: Intent::Exact,
+                reason: None,
+                target,
+                before,
+                after,
+            }
+        })
+        .collect();
+    Plan {
+        schema: 1,
+        profile: "prop".into(),
+        initial_netns: true,
+        changes,
+        unchanged: vec![],
+        skipped: vec![],
+        findings: vec![],
+    }
+}
+
+fn run(ops: &[Op], case: usize) {
+    let dir = std::env::temp_dir().join(format!("tcto-inv-{}-{case}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let journal = Journal::open_or_create(&dir).unwrap();
+    let mut sim = SimEffects::default();
+    for i in 0..KEYS {
+        sim.values.insert(key(i), Value::Text("1".into()));
+    }
+    for op in ops {
+        let (values, mode, force) = match op {
+            Op::Apply { values } => (Some(values), Mode::Clean, false),
+            Op::ApplyCrash { values } => (Some(values), Mode::Crash, false),
+            Op::ApplyRevertFails { values } => (Some(values), Mode::RevertFails, false),
+            Op::ApplyForced { values } => (Some(values), Mode::Clean, true),
+            Op::Rollback | Op::RollbackTo(_) => (None, Mode::Clean, false),
+            Op::RollbackRefused => (None, Mode::RefuseAll, false),
+        };
+        let before = journal.list().unwrap();
+        let mut system = System {
+            sim: sim.clone(),
+            mode,
+            writes: 0,
+        };
+        if let Some(values) = values {
+            let plan = plan_to(&sim, values);
+            let opts = ApplyOptions {
+                command: "apply".into(),
+                force_after_crash: force,
+            };
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                apply(&plan, &mut system, Some(&journal), &opts)
+            }));
+            if let Ok(Err(e)) = &result {
+                // Refused for a blocker: the whole journal must agree.
+                assert!(
+                    blocked_by(&before).is_some() && !force,
+                    "apply refused ({e}) but the whole journal has no blocker"
+                );
+            } else {
+                assert!(
+                    blocked_by(&before).is_none() || force,
+                    "apply went ahead past a blocker in the whole journal"
+                );
+            }
+        } else {
+            let to = match op {
+                Op::RollbackTo(n) if !before.is_empty() => {
+                    Some(before[*n as usize % before.len()].id.clone())
+                }
+                _ => None,
+            };
+            for mut record in select_for_rollback(&before, to.as_deref()).unwrap() {
+                undo(&mut record, &mut system, Some(&journal), true).unwrap();
+            }
+        }
+        sim = system.sim;
+        let after = journal.list().unwrap();
+        let newest = after.last().map(|r| r.id.clone());
+        for r in &after {
+            if matches!(r.state, TxState::Open | TxState::RollbackIncomplete) {
+                assert_eq!(
+                    Some(&r.id),
+                    newest.as_ref(),
+                    "after {op:?}: record {} is {:?} but is not the newest",
+                    r.id,
+                    r.state
+                );
+            }
+        }
+        assert_eq!(
+            journal.newest().unwrap().map(|r| r.id),
+            newest,
+            "newest() reads the last record"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn only_the_newest_record_can_block() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"simulated crash") {
+            default_hook(info);
+        }
+    }));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 128,
+        ..ProptestConfig::default()
+    });
+    let case = std::cell::Cell::new(0);
+    runner
+        .run(&prop::collection::vec(op(), 1..24), |ops| {
+            case.set(case.get() + 1);
+            run(&ops, case.get());
+            Ok(())
+        })
+        .unwrap();
+    eprintln!(
+        "journal invariant: {} random sequences of applies and rollbacks",
+        case.get()
+    );
+}
