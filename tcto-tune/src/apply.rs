@@ -178,10 +178,9 @@ fn satisfies_intent(c: &crate::change::Change, now: &Value) -> bool {
 
 /// Write `value` to `target` and read it back.
 fn write_checked(effects: &mut dyn Effects, target: &Target, value: &Value) -> Result<(), String> {
-    effects.write(target, value).map_err(|e| error_chain(&e))?;
     let back = effects
-        .read(target)
-        .map_err(|e| format!("read-back failed: {}", error_chain(&e)))?;
+        .write_read_back(target, value)
+        .map_err(|e| error_chain(&e))?;
     if back.matches(value) {
         Ok(())
     } else {

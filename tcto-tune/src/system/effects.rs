@@ -22,6 +22,12 @@ pub trait Effects {
     /// Make the target hold `value` (`Value::Absent` removes it where that
     /// means something: a table, a file).
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError>;
+    /// Write, then return what the target holds afterwards, read from the
+    /// system. Backends whose write already reads back override this.
+    fn write_read_back(&mut self, target: &Target, value: &Value) -> Result<Value, SystemError> {
+        self.write(target, value)?;
+        self.read(target)
+    }
 }
 
 fn sysctl_name(key: &str) -> Result<SysctlName, SystemError> {
@@ -78,6 +84,19 @@ impl Effects for LinuxEffects {
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
             }),
+        }
+    }
+
+    fn write_read_back(&mut self, target: &Target, value: &Value) -> Result<Value, SystemError> {
+        match (target, value) {
+            (Target::Sysctl { key }, Value::Text(v)) => Ok(self
+                .sysctls
+                .write_read_back(&sysctl_name(key)?, v)?
+                .map_or(Value::Absent, Value::Text)),
+            _ => {
+                self.write(target, value)?;
+                self.read(target)
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use sysctl::{Ctl, Sysctl as _, SysctlError};
+use sysctl::{Ctl, CtlValue, Sysctl as _, SysctlError};
 
 use super::{Host, Sysctls, SystemError};
 use crate::names::SysctlName;
@@ -21,23 +21,23 @@ fn io_of(e: SysctlError) -> io::Error {
 
 impl Sysctls for LinuxSysctls {
     fn read(&self, key: &SysctlName) -> Result<Option<String>, SystemError> {
-        // The crate reports any failure to open as NotFound; tell a missing
-        // key from an unreadable one ourselves.
-        match std::fs::metadata(key.proc_path()) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(SystemError::SysctlRead {
+        let read = Ctl::new(key.as_str()).and_then(|ctl| ctl.value_string());
+        match read {
+            Ok(v) => Ok(Some(v)),
+            // The crate reports any failure to open as NotFound, and a
+            // directory opens but does not read: tell a missing key (or a
+            // subtree) from an unreadable one ourselves, on this slow path
+            // only.
+            Err(e) => match std::fs::metadata(key.proc_path()) {
+                Err(m) if m.kind() == io::ErrorKind::NotFound => Ok(None),
+                Ok(m) if m.is_dir() => Ok(None),
+                Err(m) => Err(SystemError::SysctlRead {
                     key: key.to_string(),
-                    source: e,
-                })
-            }
-            Ok(m) if m.is_dir() => return Ok(None),
-            Ok(_) => {}
+                    source: m,
+                }),
+                Ok(_) => Err(SysctlError_to_read(key, e)),
+            },
         }
-        let ctl = Ctl::new(key.as_str()).map_err(|e| SysctlError_to_read(key, e))?;
-        ctl.value_string()
-            .map(Some)
-            .map_err(|e| SysctlError_to_read(key, e))
     }
 
     fn writable(&self, key: &SysctlName) -> bool {
@@ -50,15 +50,27 @@ impl Sysctls for LinuxSysctls {
     }
 
     fn write(&mut self, key: &SysctlName, value: &str) -> Result<(), SystemError> {
+        self.write_read_back(key, value).map(|_| ())
+    }
+
+    fn write_read_back(
+        &mut self,
+        key: &SysctlName,
+        value: &str,
+    ) -> Result<Option<String>, SystemError> {
         let err = |source| SystemError::SysctlWrite {
             key: key.to_string(),
             value: value.to_owned(),
             source,
         };
         let ctl = Ctl::new(key.as_str()).map_err(|e| err(io_of(e)))?;
-        ctl.set_value_string(value)
-            .map(|_| ())
-            .map_err(|e| err(io_of(e)))
+        // `set_value` writes, then reads the key back from /proc itself
+        // (`set_value_string` would read it a second time).
+        match ctl.set_value(CtlValue::String(value.to_owned())) {
+            Ok(CtlValue::String(back)) => Ok(Some(back)),
+            Ok(other) => Ok(Some(other.to_string())),
+            Err(e) => Err(err(io_of(e))),
+        }
     }
 }
 

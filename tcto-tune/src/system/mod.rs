@@ -199,6 +199,16 @@ pub trait Sysctls {
     fn writable(&self, key: &SysctlName) -> bool;
     /// Write the value (the caller reads it back).
     fn write(&mut self, key: &SysctlName, value: &str) -> Result<(), SystemError>;
+    /// Write the value and return what the key holds afterwards, read from
+    /// the system (a backend whose write already reads back saves a read).
+    fn write_read_back(
+        &mut self,
+        key: &SysctlName,
+        value: &str,
+    ) -> Result<Option<String>, SystemError> {
+        self.write(key, value)?;
+        self.read(key)
+    }
 }
 
 /// List listening sockets.
