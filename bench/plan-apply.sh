@@ -18,26 +18,51 @@ hyperfine -N --warmup 10 --runs 200 --export-json "$OUT/plan.json" \
 echo "peak RSS KiB: tcto-tune plan $(peak $BIN plan --profile high-conn), sysctl -n $(peak sysctl -n $KEYS), sysctl -a $(peak sysctl -a)" | tee "$OUT/plan-mem.txt"
 
 echo "== apply high-conn vs sysctl -w, in a network namespace"
-unshare -n bash -s "$BIN" "$OUT" <<'INNER'
+# Each run starts from the same values (--prepare). Rows:
+#   first apply       the state dir does not exist yet (created, 0700, fsynced)
+#   apply             the usual case: a state dir holding 100 earlier transactions
+#   apply --dry-run   the same process without the journal and kernel writes
+#   sysctl -w         the peer: writes, no record of the prior values
+#   save+sync+sysctl -w  the peer with the write-ahead discipline a careful
+#                     runbook follows: prior values saved and fsynced first
+unshare -n bash -s "$BIN" "$OUT" "${RUNS:-100}" <<'INNER'
 set -euo pipefail
-BIN=$1 OUT=$2
+BIN=$1 OUT=$2 RUNS=$3
 ST=$(mktemp -d /tmp/tcto-bench-XXXX)
+trap 'rm -rf "$ST"' EXIT
+KEYS="net.core.somaxconn net.ipv4.tcp_max_syn_backlog net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_time_wait net.netfilter.nf_conntrack_tcp_timeout_close_wait"
 SEED="sysctl -qw net.core.somaxconn=1024 net.ipv4.tcp_max_syn_backlog=512 net.netfilter.nf_conntrack_tcp_timeout_established=432000 net.netfilter.nf_conntrack_tcp_timeout_time_wait=120 net.netfilter.nf_conntrack_tcp_timeout_close_wait=30"
-hyperfine -N --warmup 5 --runs 100 --export-json "$OUT/apply.json" \
-  --prepare "sh -c 'rm -rf $ST/s; $SEED'" \
-  -n "tcto-tune apply" "env TCTO_TUNE_STATE_DIR=$ST/s $BIN apply --profile high-conn" \
-  -n "sysctl -w" "sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192 net.netfilter.nf_conntrack_tcp_timeout_established=7440 net.netfilter.nf_conntrack_tcp_timeout_time_wait=60 net.netfilter.nf_conntrack_tcp_timeout_close_wait=60"
+WRITE="sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192 net.netfilter.nf_conntrack_tcp_timeout_established=7440 net.netfilter.nf_conntrack_tcp_timeout_time_wait=60 net.netfilter.nf_conntrack_tcp_timeout_close_wait=60"
+for _ in $(seq 100); do $SEED; env TCTO_TUNE_STATE_DIR=$ST/h "$BIN" apply --profile high-conn >/dev/null; done
 $SEED
-echo "peak RSS KiB: tcto-tune apply $(peak env TCTO_TUNE_STATE_DIR=$ST/m $BIN apply --profile high-conn), sysctl -w $(peak sysctl -qw net.core.somaxconn=4096)" | tee "$OUT/apply-mem.txt"
-rm -rf "$ST"
+cat >"$ST/saved.sh" <<EOS
+sysctl -n $KEYS >$ST/prior.new && sync $ST/prior.new && mv $ST/prior.new $ST/prior && sync $ST && $WRITE
+EOS
+hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$OUT/apply.json" \
+  --prepare "sh -c 'rm -rf $ST/s; $SEED'" \
+  -n "tcto-tune first apply" "env TCTO_TUNE_STATE_DIR=$ST/s $BIN apply --profile high-conn" \
+  -n "tcto-tune apply" "env TCTO_TUNE_STATE_DIR=$ST/h $BIN apply --profile high-conn" \
+  -n "tcto-tune apply --dry-run" "env TCTO_TUNE_STATE_DIR=$ST/h $BIN apply --dry-run --profile high-conn" \
+  -n "sysctl -w" "$WRITE" \
+  -n "save+sync+sysctl -w" "sh $ST/saved.sh"
+$SEED
+strace -f -c -w -e trace=fsync,fdatasync -o "$ST/fsync.txt" env TCTO_TUNE_STATE_DIR=$ST/h "$BIN" apply --profile high-conn >/dev/null
+awk '$NF ~ /fsync/ {printf "fsync calls in one apply: %d, %.2f ms (strace -w)\n", $4, $2*1000}' "$ST/fsync.txt" | tee "$OUT/apply-fsync.txt"
+$SEED
+echo "peak RSS KiB: tcto-tune apply $(peak env TCTO_TUNE_STATE_DIR=$ST/h $BIN apply --profile high-conn), sysctl -w $(peak $WRITE)" | tee "$OUT/apply-mem.txt"
+$SEED
 INNER
 python3 - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
 plan = {r["command"]: r for r in json.load(open(f"{out}/plan.json"))["results"]}
 apply = {r["command"]: r for r in json.load(open(f"{out}/apply.json"))["results"]}
-t, s = apply["tcto-tune apply"]["median"], apply["sysctl -w"]["median"]
 p, n, a = (plan[k]["median"] for k in ("tcto-tune plan", "sysctl -n (same keys)", "sysctl -a"))
 print(f"plan median {p*1e3:.2f} ms, sysctl -n same keys {n*1e3:.2f} ms ({p/n:.2f}x), sysctl -a {a*1e3:.2f} ms ({p/a:.2f}x)")
-print(f"apply median {t*1e3:.2f} ms, sysctl -w median {s*1e3:.2f} ms, ratio {t/s:.2f}x")
+base, saved = apply["sysctl -w"]["median"], apply["save+sync+sysctl -w"]["median"]
+print("| command | median ms | ratio to sysctl -w | ratio to save+sync+sysctl -w |")
+print("|---|---:|---:|---:|")
+for name, r in apply.items():
+    m = r["median"]
+    print(f"| {name} | {m*1e3:.2f} | {m/base:.2f} | {m/saved:.2f} |")
 PY

@@ -270,7 +270,7 @@ pub fn apply(
             if matches!(rec.state, TxState::Open | TxState::RollbackIncomplete) {
                 rec.state = TxState::Abandoned;
                 rec.updated = now_rfc3339();
-                j.write(&rec)?;
+                j.replace(&rec)?;
             }
         }
     }
@@ -411,7 +411,7 @@ pub fn apply(
         };
         rec.steps = report.steps.clone();
         rec.updated = now_rfc3339();
-        j.write(rec)?;
+        j.replace(rec)?;
     }
     Ok(report)
 }
@@ -481,7 +481,7 @@ pub fn undo(
     };
     record.updated = now_rfc3339();
     if let Some(j) = journal {
-        j.write(record)?;
+        j.replace(record)?;
     }
     Ok(TxReport {
         id: Some(record.id.clone()),

@@ -5,7 +5,9 @@
 //! (temp file, fsync, rename, directory fsync) before the first write to
 //! the kernel. A process killed mid-transaction therefore leaves an `open`
 //! record that names every value needed to undo it, and no later `apply`
-//! proceeds until the user has dealt with it.
+//! proceeds until the user has dealt with it. Later rewrites of a record
+//! (its final state, a rollback) are fsynced and renamed over it; a power
+//! loss can only bring back the earlier complete version.
 //!
 //! Layout: `STATE_DIR/` (0700) holds `lock` and `tx/NNNNNN.json` (0600),
 //! one file per transaction, ids sorting in order.
@@ -247,8 +249,25 @@ impl Journal {
         Ok(format!("{:06}", last + 1))
     }
 
-    /// Durably write `record`: temp file (0600), fsync, rename, fsync dir.
+    /// Durably write a new `record`: temp file (0600), fsync, rename, fsync
+    /// the directory (the new name must survive a power loss too). This is
+    /// the write-ahead record: it is on disk before the first change.
     pub fn write(&self, record: &TxRecord) -> Result<(), JournalError> {
+        self.put(record)?;
+        sync_dir(&self.tx_dir())
+    }
+
+    /// Replace an existing record (its final state, or a rollback's):
+    /// temp file (0600), fsync, rename. The directory is not fsynced: its
+    /// entry already points at a complete, fsynced version, so a power loss
+    /// right after can only bring back that earlier version (an `open`
+    /// record reads as interrupted, which asks the user to look), never a
+    /// torn one.
+    pub fn replace(&self, record: &TxRecord) -> Result<(), JournalError> {
+        self.put(record)
+    }
+
+    fn put(&self, record: &TxRecord) -> Result<(), JournalError> {
         let path = self.path_of(&record.id);
         let tmp = self.tx_dir().join(format!(".{}.json.tmp", record.id));
         let body = serde_json::to_vec_pretty(record).expect("records serialize");
@@ -265,8 +284,7 @@ impl Journal {
             let _ = fs::remove_file(&tmp);
             return Err(io("write", &tmp)(e));
         }
-        fs::rename(&tmp, &path).map_err(io("rename", &path))?;
-        sync_dir(&self.tx_dir())
+        fs::rename(&tmp, &path).map_err(io("rename", &path))
     }
 }
 

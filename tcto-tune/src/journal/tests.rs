@@ -165,3 +165,24 @@ fn ids_are_validated_on_load() {
         Err(JournalError::UnknownTx { .. })
     ));
 }
+
+#[test]
+fn replace_rewrites_a_record_whole_and_newest_reads_only_the_last() {
+    let d = Dir::new("replace");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    assert_eq!(j.newest().unwrap(), None);
+    for id in ["000001", "000002", "000003"] {
+        j.write(&record(id)).unwrap();
+    }
+    let mut last = j.load("000003").unwrap();
+    last.state = TxState::Applied;
+    j.replace(&last).unwrap();
+    assert_eq!(j.load("000003").unwrap().state, TxState::Applied);
+    assert!(!d.0.join("tx/.000003.json.tmp").exists());
+    // An older record that does not parse does not stop newest(): only
+    // the newest can block (history and rollback still read them all).
+    fs::write(d.0.join("tx/000001.json"), b"{").unwrap();
+    assert_eq!(j.newest().unwrap().unwrap().id, "000003");
+    assert!(matches!(j.list(), Err(JournalError::Corrupt { .. })));
+    assert_eq!(j.next_id().unwrap(), "000004");
+}
