@@ -252,3 +252,30 @@ fn a_bad_set_value_names_its_variable() {
         "{e}"
     );
 }
+
+#[test]
+fn a_scalar_of_the_wrong_type_is_reported_where_it_is() {
+    // Integers and strings are accepted; everything else gets the same
+    // message (serde's for an untagged enum) at the value's position.
+    for (value, col) in [
+        ("true", 8),
+        ("1.5", 8),
+        ("[1]", 8),
+        ("{ a = 1 }", 8),
+        ("1979-05-27", 8),
+    ] {
+        let text = format!("[[notrack]]\nport = {value}\n");
+        let e = err(&text);
+        assert!(
+            e.contains(&format!("/p/mine.toml:2:{col}"))
+                && e.contains("data did not match any variant of untagged enum Scalar"),
+            "{value}: {e}"
+        );
+    }
+    let p = from_text(
+        "[[notrack]]\nfrom = \"10.0.1.0/24\"\nto = \"10.0.2.0/24\"\nport = 8080\n[[listener]]\nport = \"9090\"\n",
+    )
+    .unwrap();
+    assert_eq!(p.notrack[0].port, Some(8080));
+    assert_eq!(p.listeners[0].port, 9090);
+}
