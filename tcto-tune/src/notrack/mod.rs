@@ -46,7 +46,7 @@ pub fn key() -> String {
 
 /// The profile's flows that can become rules.
 pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::with_capacity(profile.notrack.len());
     profile
         .notrack
         .iter()
