@@ -341,7 +341,10 @@ impl CidrText {
 impl fmt::Write for CidrText {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let end = usize::from(self.len) + s.len();
-        let dst = self.buf.get_mut(usize::from(self.len)..end).ok_or(fmt::Error)?;
+        let dst = self
+            .buf
+            .get_mut(usize::from(self.len)..end)
+            .ok_or(fmt::Error)?;
         dst.copy_from_slice(s.as_bytes());
         self.len = end as u8;
         Ok(())
@@ -465,7 +468,10 @@ mod tests {
             assert_eq!(serde_json::from_value::<Cidr>(json).unwrap(), c);
         }
         let err = serde_json::from_value::<Cidr>(serde_json::json!(5)).unwrap_err();
-        assert_eq!(err.to_string(), "invalid type: integer `5`, expected a string");
+        assert_eq!(
+            err.to_string(),
+            "invalid type: integer `5`, expected a string"
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::expr::{
-    decode, nft_addr, push_nft_addr, RawExpr, Verdict, BASE_NETWORK, BASE_TRANSPORT, CMP_EQ, IPPROTO_TCP,
-    META_L4PROTO, META_NFPROTO, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, REG_1,
+    decode, nft_addr, push_nft_addr, RawExpr, Verdict, BASE_NETWORK, BASE_TRANSPORT, CMP_EQ,
+    IPPROTO_TCP, META_L4PROTO, META_NFPROTO, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, REG_1,
 };
 use crate::fix::NotrackFlow;
 use crate::names::Cidr;
@@ -266,8 +266,8 @@ impl NotrackTable {
     /// The table as `nft list ruleset` prints it.
     pub fn to_nft(&self) -> String {
         // About 50 bytes per element or rule: one allocation, not ~20 regrowths.
-        let items: usize = self.sets.iter().map(|s| s.elements.len()).sum::<usize>()
-            + self.rule_count();
+        let items: usize =
+            self.sets.iter().map(|s| s.elements.len()).sum::<usize>() + self.rule_count();
         let mut s = String::with_capacity(512 + 64 * items);
         let _ = writeln!(s, "table {TABLE_FAMILY} {TABLE_NAME} {{");
         for set in &self.sets {

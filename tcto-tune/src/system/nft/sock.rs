@@ -64,54 +64,53 @@ impl Sock {
     }
 }
 
-/// A receive buffer aligned to `nlmsghdr` (mnl requires it).
-///
-/// Dropped buffers go back to a small per-thread pool that the next
-/// exchange takes from: reading and writing the table makes ~20 exchanges,
-/// and zeroing (and faulting in) a fresh 320 KiB for each was 5% of an
-/// apply's instructions. Only bytes the kernel or libnftnl wrote in this
-/// exchange are ever read, so a reused buffer's old content never matters.
+/// A message buffer aligned to `nlmsghdr` (mnl requires it), left
+/// uninitialised: the kernel or libnftnl writes it and only the bytes they
+/// report writing are ever read. Zeroing a fresh 64 KiB send and 256 KiB
+/// receive buffer for each of the ~20 exchanges of an apply (and 1 MiB of
+/// ACK slots per batch) was 5% of its instructions, and faulted in pages
+/// the replies never reach.
 struct AlignedBuf(Vec<u64>);
 
-/// Buffers this many or fewer stay pooled.
-const SPARE_BUFS: usize = 4;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Vec<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl AlignedBuf {
-    /// At least `bytes` bytes (a pooled buffer may be larger).
     fn new(bytes: usize) -> Self {
-        let words = bytes.div_ceil(8);
-        let spare = SPARE
-            .try_with(|p| {
-                let mut p = p.borrow_mut();
-                let i = p.iter().position(|b| b.len() >= words)?;
-                Some(p.swap_remove(i))
-            })
-            .ok()
-            .flatten();
-        AlignedBuf(spare.unwrap_or_else(|| vec![0u64; words]))
+        AlignedBuf(Vec::with_capacity(bytes.div_ceil(8)))
     }
-    fn bytes(&mut self) -> &mut [u8] {
-        let len = self.0.len() * 8;
-        // SAFETY: a u64 buffer viewed as bytes: same allocation, any bit
-        // pattern is a valid u8, alignment only decreases.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
-    }
-}
 
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
-        // During thread teardown the pool may be gone: then it is just freed.
-        let _ = SPARE.try_with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < SPARE_BUFS {
-                p.push(buf);
-            }
-        });
+    /// Its size in bytes.
+    fn len(&self) -> usize {
+        self.0.capacity() * 8
+    }
+
+    /// Where writers put their bytes.
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.0.as_mut_ptr().cast()
+    }
+
+    /// `len` bytes from `at`.
+    ///
+    /// # Safety
+    /// Those bytes must have been written (by the kernel or libnftnl)
+    /// since the buffer was made, and lie inside it.
+    unsafe fn written(&self, at: usize, len: usize) -> &[u8] {
+        debug_assert!(at + len <= self.len());
+        // SAFETY: inside the allocation and initialised, per the caller.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>().add(at), len) }
+    }
+
+    /// One datagram received into the buffer from `sock`, as mnl's
+    /// `Socket::recv` does (same call, same errors) but without asking for
+    /// an initialised slice.
+    fn recv(&mut self, sock: &mnl::Socket) -> io::Result<&[u8]> {
+        let (ptr, len) = (self.as_mut_ptr(), self.len());
+        // SAFETY: ptr/len describe this buffer's allocation; the kernel
+        // writes at most len bytes and returns how many.
+        let n = unsafe { mnl_sys::mnl_socket_recvfrom(sock.as_raw_socket(), ptr.cast(), len) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel wrote the first n bytes.
+        Ok(unsafe { self.written(0, n as usize) })
     }
 }
 
@@ -145,7 +144,7 @@ pub(super) fn request(
     // SAFETY: the buffer holds nft_nlmsg_maxsize bytes, what libnftnl needs.
     let nlh = unsafe {
         sys::nftnl_nlmsg_build_hdr(
-            out.bytes().as_mut_ptr().cast(),
+            out.as_mut_ptr().cast(),
             msg_type,
             u16::from(family),
             flags,
@@ -155,16 +154,16 @@ pub(super) fn request(
     build(nlh);
     // SAFETY: nlh points into `out` and nlmsg_len counts the built message.
     let len = unsafe { (*nlh).nlmsg_len } as usize;
+    // SAFETY: libnftnl wrote the header and payload, nlmsg_len bytes.
     sock.socket
-        .send(&out.bytes()[..len])
+        .send(unsafe { out.written(0, len) })
         .map_err(err(format!("send the request to {step}")))?;
     let mut buf = AlignedBuf::new(1 << 18);
     loop {
-        let msgs = sock
-            .socket
-            .recv(buf.bytes())
+        let got = buf
+            .recv(&sock.socket)
             .map_err(err(format!("receive the reply to {step}")))?;
-        for m in msgs {
+        for m in mnl::NlMessages::new(got) {
             let m = m.map_err(err(format!("parse the reply to {step}")))?;
             let h = header(m);
             if h.nlmsg_seq != seq || h.nlmsg_pid != sock.portid {
@@ -208,7 +207,8 @@ const ACK_SLOTS: usize = 64;
 /// Receive up to [`ACK_SLOTS`] datagrams in one `recvmmsg`, blocking (up
 /// to SO_RCVTIMEO) for the first only; slot `i` starts at `i * ACK_SLOT`.
 fn recv_many(fd: libc::c_int, buf: &mut AlignedBuf) -> io::Result<Vec<usize>> {
-    let base = buf.bytes().as_mut_ptr();
+    debug_assert!(buf.len() >= ACK_SLOT * ACK_SLOTS);
+    let base = buf.as_mut_ptr();
     let mut iov: Vec<libc::iovec> = (0..ACK_SLOTS)
         .map(|i| libc::iovec {
             // SAFETY: every slot lies inside `buf` (ACK_SLOT * ACK_SLOTS bytes).
@@ -284,11 +284,12 @@ pub(super) fn send_batch(
     let mut buf = AlignedBuf::new(ACK_SLOT * ACK_SLOTS);
     while !pending.is_empty() {
         let lens = recv_many(fd, &mut buf).map_err(err("receive the ACKs of the batch"))?;
-        let bytes = buf.bytes();
-        let msgs = lens
-            .iter()
-            .enumerate()
-            .flat_map(|(i, len)| mnl::NlMessages::new(&bytes[i * ACK_SLOT..i * ACK_SLOT + len]));
+        let buf = &buf;
+        let msgs = lens.iter().enumerate().flat_map(|(i, len)| {
+            // SAFETY: the kernel wrote `len` bytes (at most ACK_SLOT, or
+            // recv_many failed on MSG_TRUNC) into slot i.
+            mnl::NlMessages::new(unsafe { buf.written(i * ACK_SLOT, *len) })
+        });
         for m in msgs {
             let m = m.map_err(err("parse the ACKs of the batch"))?;
             let h = header(m);
