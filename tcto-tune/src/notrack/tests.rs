@@ -201,3 +201,38 @@ fn profiles_without_flows_plan_nothing() {
     );
     assert!(p.changes.is_empty() && p.findings.is_empty(), "{p}");
 }
+
+#[test]
+fn set_keys_are_subnet_bounds_and_decode_back() {
+    let el = |from: &str, to: &str, port| FlowElement {
+        from: from.parse().unwrap(),
+        to: to.parse().unwrap(),
+        port,
+    };
+    let (lo, hi) = el("10.1.2.0/24", "192.168.0.0/16", 8080).key_range();
+    assert_eq!(lo, [10, 1, 2, 0, 192, 168, 0, 0, 0x1f, 0x90, 0, 0]);
+    assert_eq!(hi, [10, 1, 2, 255, 192, 168, 255, 255, 0x1f, 0x90, 0, 0]);
+    let (lo, hi) = el("0.0.0.0/0", "10.0.0.1/32", 1).key_range();
+    assert_eq!(lo, [0, 0, 0, 0, 10, 0, 0, 1, 0, 1, 0, 0]);
+    assert_eq!(hi, [255, 255, 255, 255, 10, 0, 0, 1, 0, 1, 0, 0]);
+    let mut reused = (vec![7; 40], vec![7; 40]);
+    for (e, ipv4) in [
+        (el("10.1.2.0/24", "192.168.0.0/16", 8080), true),
+        (el("100.64.0.0/10", "10.200.0.128/25", 65535), true),
+        (el("0.0.0.0/0", "10.0.0.1/32", 1), true),
+        (el("2001:db8::/32", "fd00::1/128", 443), false),
+        (el("::/0", "fd00:1::/63", 22), false),
+    ] {
+        e.key_range_into(&mut reused.0, &mut reused.1);
+        assert_eq!(reused, e.key_range());
+        assert_eq!(
+            FlowElement::from_key_range(ipv4, &reused.0, &reused.1),
+            Some(e)
+        );
+    }
+    // Not a subnet: the range 10.0.0.1 - 10.0.0.2.
+    let (mut lo, mut hi) = el("10.0.0.0/32", "10.0.0.0/32", 1).key_range();
+    lo[3] = 1;
+    hi[3] = 2;
+    assert_eq!(FlowElement::from_key_range(true, &lo, &hi), None);
+}

@@ -68,8 +68,9 @@ impl SetMsg {
             sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_ID), set_id(set_name(ipv4)));
             let alen = if ipv4 { 4u8 } else { 16 };
             if let Some(elements) = elements {
+                let (mut lo, mut hi) = (Vec::with_capacity(36), Vec::with_capacity(36));
                 for el in elements {
-                    let (lo, hi) = el.key_range();
+                    el.key_range_into(&mut lo, &mut hi);
                     let e = sys::nftnl_set_elem_alloc();
                     if e.is_null() {
                         std::process::abort();
@@ -220,7 +221,9 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
 fn read_elements(step: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError> {
     let name = set_name(ipv4);
     let query = SetMsg::new(ipv4, Some(&[]));
-    let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    // Decoded as they arrive (no copy of each key); `None` for a key
+    // that is not ours, reported after the dump.
+    let mut decoded: Vec<Option<FlowElement>> = Vec::new();
     request(
         &format!("list the elements of set {name} of {step}"),
         nft_type(libc::NFT_MSG_GETSETELEM),
@@ -247,16 +250,19 @@ fn read_elements(step: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError
                     if e.is_null() {
                         break;
                     }
-                    let get = |attr: u32| {
+                    let get = |attr: u32| -> &[u8] {
                         let mut len = 0u32;
                         let p = sys::nftnl_set_elem_get(e, attr as u16, &mut len);
                         if p.is_null() {
-                            Vec::new()
+                            &[]
                         } else {
-                            std::slice::from_raw_parts(p.cast::<u8>(), len as usize).to_vec()
+                            // SAFETY: libnftnl's copy of the attribute,
+                            // alive until `s` is freed below.
+                            std::slice::from_raw_parts(p.cast::<u8>(), len as usize)
                         }
                     };
-                    raw.push((
+                    decoded.push(FlowElement::from_key_range(
+                        ipv4,
                         get(sys::NFTNL_SET_ELEM_KEY),
                         get(sys::NFTNL_SET_ELEM_KEY_END),
                     ));
@@ -266,9 +272,10 @@ fn read_elements(step: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError
             sys::nftnl_set_free(s);
         },
     )?;
-    raw.iter()
-        .map(|(lo, hi)| {
-            FlowElement::from_key_range(ipv4, lo, hi).ok_or_else(|| SystemError::NftContent {
+    decoded
+        .into_iter()
+        .map(|e| {
+            e.ok_or_else(|| SystemError::NftContent {
                 what: format!("set `{name}` holds an element tcto-tune did not write"),
             })
         })
