@@ -316,7 +316,7 @@ pub fn apply(
     let mut record = match journal {
         Some(j) => {
             let now = now_rfc3339();
-            let rec = TxRecord {
+            let mut rec = TxRecord {
                 format: JOURNAL_FORMAT,
                 id: next_id.clone().unwrap_or_else(|| "000001".into()),
                 command,
@@ -324,9 +324,13 @@ pub fn apply(
                 started: now.clone(),
                 updated: now,
                 state: TxState::Open,
-                steps: report.steps.clone(),
+                // Lent to the record for the write, not cloned: a NOTRACK
+                // table is a large JSON value.
+                steps: std::mem::take(&mut report.steps),
             };
-            j.write(&rec)?;
+            let written = j.write(&rec);
+            report.steps = std::mem::take(&mut rec.steps);
+            written?;
             report.id = Some(rec.id.clone());
             Some(rec)
         }
@@ -409,9 +413,11 @@ pub fn apply(
             Outcome::RolledBack => TxState::RolledBack,
             _ => TxState::RollbackIncomplete,
         };
-        rec.steps = report.steps.clone();
+        rec.steps = std::mem::take(&mut report.steps);
         rec.updated = now_rfc3339();
-        j.replace(rec)?;
+        let written = j.replace(rec);
+        report.steps = std::mem::take(&mut rec.steps);
+        written?;
     }
     Ok(report)
 }
