@@ -146,54 +146,7 @@ impl Counters for LinuxCounters {
     }
 
     fn owners(&self, inodes: &BTreeSet<u32>) -> BTreeMap<u32, Process> {
-        let mut found = BTreeMap::new();
-        if inodes.is_empty() {
-            return found;
-        }
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return found;
-        };
-        let mut buf = [0u8; 64];
-        // Only processes in our network namespace are searched: sockets
-        // almost always live in their owner's namespace, and skipping the
-        // rest keeps the scan short on a busy host.
-        let ours = std::fs::read_link("/proc/thread-self/ns/net").ok();
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if ours.is_some() && std::fs::read_link(p.path().join("ns/net")).ok() != ours {
-                continue;
-            }
-            let fd_dir = p.path().join("fd");
-            // Gone, or not ours to read: skip.
-            let (Ok(fds), Ok(dir)) = (std::fs::read_dir(&fd_dir), std::fs::File::open(&fd_dir))
-            else {
-                continue;
-            };
-            let mut name: Option<String> = None;
-            for fd in fds.flatten() {
-                let Some(inode) = socket_inode(&dir, &fd.file_name(), &mut buf) else {
-                    continue;
-                };
-                if inodes.contains(&inode) && !found.contains_key(&inode) {
-                    let name = name
-                        .get_or_insert_with(|| {
-                            std::fs::read_to_string(p.path().join("comm"))
-                                .map(|c| c.trim_end().to_owned())
-                                .unwrap_or_default()
-                        })
-                        .clone();
-                    found.insert(inode, Process { pid, name });
-                    // Listeners are opened early, so their fds come first:
-                    // stop as soon as every inode has its owner.
-                    if found.len() == inodes.len() {
-                        return found;
-                    }
-                }
-            }
-        }
-        found
+        super::owners::socket_owners(inodes)
     }
 
     fn kernel_log(&self) -> KernelLog {
@@ -264,28 +217,6 @@ impl Counters for LinuxCounters {
         log.last_table_full = last.into();
         log
     }
-}
-
-/// The inode of `socket:[N]` that fd `name` in the open /proc/PID/fd
-/// directory `dir` links to. readlinkat on the directory saves the kernel a
-/// path walk per descriptor, which matters with tens of thousands of them.
-fn socket_inode(dir: &std::fs::File, name: &std::ffi::OsStr, buf: &mut [u8; 64]) -> Option<u32> {
-    use std::os::fd::AsRawFd as _;
-    use std::os::unix::ffi::OsStrExt as _;
-    let name = std::ffi::CString::new(name.as_bytes()).ok()?;
-    // SAFETY: dir is an open directory, name a NUL-terminated string, and
-    // buf valid for buf.len() bytes; readlinkat writes at most that many.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let link = buf.get(..usize::try_from(n).ok()?)?;
-    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// Replays prepared samples (the last one repeats): what tests and fixture

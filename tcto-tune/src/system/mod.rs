@@ -15,6 +15,7 @@ mod files;
 mod linux;
 mod nft;
 mod offloads;
+mod owners;
 mod sim;
 mod sockdiag;
 
