@@ -116,8 +116,18 @@ pub fn stderr_color() -> bool {
 }
 
 /// Print a value as pretty JSON on stdout.
+///
+/// Streamed through a buffer rather than built as one string first: a
+/// `diagnose --json` of a busy host is hundreds of KiB, and growing the
+/// string copied it several times (and raised peak memory). The types
+/// printed are plain data, so serialising cannot fail half-way; only
+/// writing can.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
     Ok(())
 }
 
