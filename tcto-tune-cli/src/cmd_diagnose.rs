@@ -68,10 +68,18 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
     let d = diagnose(&Backends::linux(), &opts).context("cannot diagnose")?;
     if g.json {
         print_json(&d)?;
-    } else if args.prometheus {
-        print!("{}", d.to_prometheus());
     } else {
-        print!("{d}");
+        // One write for the report, not one per line (stdout is line
+        // buffered).
+        use std::io::Write as _;
+        let text = if args.prometheus {
+            d.to_prometheus()
+        } else {
+            d.to_string()
+        };
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
     }
     Ok(Exit::Ok)
 }
