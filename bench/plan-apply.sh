@@ -21,6 +21,8 @@ echo "== apply high-conn vs sysctl -w, in a network namespace"
 # Each run starts from the same values (--prepare). Rows:
 #   first apply       the state dir does not exist yet (created, 0700, fsynced)
 #   apply             the usual case: a state dir holding 100 earlier transactions
+#   apply (tmpfs)     the same with the state dir on tmpfs, where fsync
+#                     costs nothing: what is left is not the disk
 #   apply --dry-run   the same process without the journal and kernel writes
 #   sysctl -w         the peer: writes, no record of the prior values
 #   save+sync+sysctl -w  the peer with the write-ahead discipline a careful
@@ -29,11 +31,15 @@ unshare -n bash -s "$BIN" "$OUT" "${RUNS:-100}" <<'INNER'
 set -euo pipefail
 BIN=$1 OUT=$2 RUNS=$3
 ST=$(mktemp -d /tmp/tcto-bench-XXXX)
-trap 'rm -rf "$ST"' EXIT
+SHM=$(mktemp -d /dev/shm/tcto-bench-XXXX)
+trap 'rm -rf "$ST" "$SHM"' EXIT
 KEYS="net.core.somaxconn net.ipv4.tcp_max_syn_backlog net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_time_wait net.netfilter.nf_conntrack_tcp_timeout_close_wait"
 SEED="sysctl -qw net.core.somaxconn=1024 net.ipv4.tcp_max_syn_backlog=512 net.netfilter.nf_conntrack_tcp_timeout_established=432000 net.netfilter.nf_conntrack_tcp_timeout_time_wait=120 net.netfilter.nf_conntrack_tcp_timeout_close_wait=30"
 WRITE="sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192 net.netfilter.nf_conntrack_tcp_timeout_established=7440 net.netfilter.nf_conntrack_tcp_timeout_time_wait=60 net.netfilter.nf_conntrack_tcp_timeout_close_wait=60"
-for _ in $(seq 100); do $SEED; env TCTO_TUNE_STATE_DIR=$ST/h "$BIN" apply --profile high-conn >/dev/null; done
+for _ in $(seq 100); do
+  $SEED; env TCTO_TUNE_STATE_DIR=$ST/h "$BIN" apply --profile high-conn >/dev/null
+  $SEED; env TCTO_TUNE_STATE_DIR=$SHM/h "$BIN" apply --profile high-conn >/dev/null
+done
 $SEED
 cat >"$ST/saved.sh" <<EOS
 sysctl -n $KEYS >$ST/prior.new && sync $ST/prior.new && mv $ST/prior.new $ST/prior && sync $ST && $WRITE
@@ -42,6 +48,7 @@ hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$OUT/apply.json" \
   --prepare "sh -c 'rm -rf $ST/s; $SEED'" \
   -n "tcto-tune first apply" "env TCTO_TUNE_STATE_DIR=$ST/s $BIN apply --profile high-conn" \
   -n "tcto-tune apply" "env TCTO_TUNE_STATE_DIR=$ST/h $BIN apply --profile high-conn" \
+  -n "tcto-tune apply (tmpfs)" "env TCTO_TUNE_STATE_DIR=$SHM/h $BIN apply --profile high-conn" \
   -n "tcto-tune apply --dry-run" "env TCTO_TUNE_STATE_DIR=$ST/h $BIN apply --dry-run --profile high-conn" \
   -n "sysctl -w" "$WRITE" \
   -n "save+sync+sysctl -w" "sh $ST/saved.sh"
