@@ -187,8 +187,16 @@ fn verify_fails_on_the_stuck_listener() {
     let v = json(&r);
     assert_eq!(v["passed"], false);
     let failures = v["failures"].to_string();
+    // The kernel lets the accept queue reach backlog + 1 (it refuses only
+    // past `> backlog`), and two CPUs racing on that check can add one
+    // more: 9 or 10 of 8.
     assert!(
-        failures.contains("127.0.0.1:8080: accept queue reached 9 of backlog 8"),
+        failures.contains("127.0.0.1:8080: accept queue reached 9 of backlog 8")
+            || failures.contains("127.0.0.1:8080: accept queue reached 10 of backlog 8"),
+        "{r}"
+    );
+    assert!(
+        v["listeners"][0]["peak_queue"].as_u64().unwrap() >= 9,
         "{r}"
     );
     assert!(failures.contains("TcpExt ListenOverflows grew by"), "{r}");
