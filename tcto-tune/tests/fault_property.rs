@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+
 use proptest::prelude::*;
 use tcto_tune::apply::{apply, select_for_rollback, undo, ApplyOptions, Outcome};
-use tcto_tune::change::{Change, Target, Value};
-use tcto_tune::fix::Intent;
+use tcto_tune::change::{Target, Value};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{Effects, SimEffects, SystemError};
 use tcto_tune::Plan;
@@ -43,13 +44,7 @@ impl Effects for Faulty {
         self.writes += 1;
         if n == self.at {
             match self.fault {
-                Fault::Refuse(errno) => {
-                    return Err(SystemError::SysctlWrite {
-                        key: t.key(),
-                        value: v.display(),
-                        source: std::io::Error::from_raw_os_error(errno),
-                    })
-                }
+                Fault::Refuse(errno) => return Err(common::refused(t, v, errno)),
                 Fault::ReadsBackDifferent => {
                     self.sim
                         .values
@@ -59,7 +54,7 @@ impl Effects for Faulty {
                 Fault::Crash => {
                     // The process dies right after this write reached the kernel.
                     self.sim.write(t, v)?;
-                    panic!("simulated crash");
+                    panic!("{}", common::SIMULATED_CRASH);
                 }
             }
         }
@@ -98,37 +93,18 @@ fn value(kind: u8, seed: u16) -> Value {
 }
 
 fn plan_from(spec: &[(u8, u16, u16)]) -> Plan {
-    let changes = spec
-        .iter()
-        .enumerate()
-        .map(|(i, (kind, a, b))| {
-            let t = target(*kind, i);
-            let (before, mut after) = (value(*kind, *a), value(*kind, *b));
-            if after == before {
-                after = value(*kind, b.wrapping_add(1));
-            }
-            Change {
-                kind: t.kind(),
-                key: t.key(),
-                current: Some(before.display()),
-                desired: after.display(),
-                intent: Intent::Exact,
-                reason: None,
-                target: t,
-                before,
-                after,
-            }
-        })
-        .collect();
-    Plan {
-        schema: 1,
-        profile: "prop".into(),
-        initial_netns: true,
-        changes,
-        unchanged: vec![],
-        skipped: vec![],
-        findings: vec![],
-    }
+    common::plan_of(
+        spec.iter()
+            .enumerate()
+            .map(|(i, (kind, a, b))| {
+                let (before, mut after) = (value(*kind, *a), value(*kind, *b));
+                if after == before {
+                    after = value(*kind, b.wrapping_add(1));
+                }
+                common::exact_change(target(*kind, i), before, after)
+            })
+            .collect(),
+    )
 }
 
 static PLANS: AtomicUsize = AtomicUsize::new(0);
@@ -191,12 +167,7 @@ fn run_case(plan: &Plan, at: usize, fault: Fault) {
 #[test]
 fn every_fault_point_ends_where_it_started() {
     // A simulated crash is a panic; keep its message out of the output.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if info.payload().downcast_ref::<&str>() != Some(&"simulated crash") {
-            default_hook(info);
-        }
-    }));
+    common::hide_simulated_crashes();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 100,
         ..ProptestConfig::default()

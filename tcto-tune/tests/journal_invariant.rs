@@ -11,10 +11,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+mod common;
+
 use proptest::prelude::*;
 use tcto_tune::apply::{apply, blocked_by, select_for_rollback, undo, ApplyOptions};
-use tcto_tune::change::{Change, Target, Value};
-use tcto_tune::fix::Intent;
+use tcto_tune::change::{Target, Value};
 use tcto_tune::journal::{Journal, TxState};
 use tcto_tune::system::{Effects, SimEffects, SystemError};
 use tcto_tune::Plan;
@@ -80,16 +81,12 @@ impl Effects for System {
         match self.mode {
             Mode::Crash if self.writes == 1 => {
                 self.sim.write(t, v)?;
-                panic!("simulated crash");
+                panic!("{}", common::SIMULATED_CRASH);
             }
             Mode::RefuseAll | Mode::RevertFails
                 if self.mode == Mode::RefuseAll || self.writes >= 2 =>
             {
-                Err(SystemError::SysctlWrite {
-                    key: t.key(),
-                    value: v.display(),
-                    source: std::io::Error::from_raw_os_error(13), // EACCES
-                })
+                Err(common::refused(t, v, 13)) // EACCES
             }
             _ => self.sim.write(t, v),
         }
@@ -104,36 +101,18 @@ fn key(i: usize) -> Target {
 
 /// A plan moving every key from its current value to a different one.
 fn plan_to(sim: &SimEffects, values: &[u16; KEYS]) -> Plan {
-    let changes = (0..KEYS)
-        .map(|i| {
-            let target = key(i);
-            let before = sim.values.get(&target).cloned().unwrap_or(Value::Absent);
-            let mut after = Value::Text(values[i].to_string());
-            if after == before {
-                after = Value::Text(values[i].wrapping_add(1).to_string());
-            }
-            Change {
-                kind: target.kind(),
-                key: target.key(),
-                current: Some(before.display()),
-                desired: after.display(),
-                intent: Intent::Exact,
-                reason: None,
-                target,
-                before,
-                after,
-            }
-        })
-        .collect();
-    Plan {
-        schema: 1,
-        profile: "prop".into(),
-        initial_netns: true,
-        changes,
-        unchanged: vec![],
-        skipped: vec![],
-        findings: vec![],
-    }
+    common::plan_of(
+        (0..KEYS)
+            .map(|i| {
+                let before = sim.values.get(&key(i)).cloned().unwrap_or(Value::Absent);
+                let mut after = Value::Text(values[i].to_string());
+                if after == before {
+                    after = Value::Text(values[i].wrapping_add(1).to_string());
+                }
+                common::exact_change(key(i), before, after)
+            })
+            .collect(),
+    )
 }
 
 fn run(ops: &[Op], case: usize) {
@@ -216,12 +195,7 @@ fn run(ops: &[Op], case: usize) {
 
 #[test]
 fn only_the_newest_record_can_block() {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if info.payload().downcast_ref::<&str>() != Some(&"simulated crash") {
-            default_hook(info);
-        }
-    }));
+    common::hide_simulated_crashes();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 128,
         ..ProptestConfig::default()
