@@ -135,12 +135,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     if args.dry_run {
         // What would block the real apply blocks the dry-run too.
         if let Ok(Some(journal)) = Journal::open_existing(&g.state_dir) {
-            if let Some(e) = journal
-                .newest()
-                .ok()
-                .flatten()
-                .and_then(|r| blocked_by(&[r]))
-            {
+            if let Some(e) = journal.newest().ok().flatten().and_then(|r| blocked_by(&r)) {
                 if !args.force_after_crash {
                     return Err(apply_error(e));
                 }

@@ -147,15 +147,20 @@ fn error_chain(e: &SystemError) -> String {
     s
 }
 
-/// The error a new transaction gets while the journal holds one that left
-/// the system half-changed: interrupted (the process died) or a failed
-/// transaction whose own revert failed. `None` when nothing blocks.
-pub fn blocked_by(records: &[TxRecord]) -> Option<ApplyError> {
-    records.iter().find_map(|r| match r.state {
-        TxState::Open => Some(ApplyError::Interrupted { id: r.id.clone() }),
-        TxState::RollbackIncomplete => Some(ApplyError::Incomplete { id: r.id.clone() }),
+/// The error a new transaction gets when `record` left the system
+/// half-changed: interrupted (the process died) or a failed transaction
+/// whose own revert failed. `None` when it does not block. Only the newest
+/// record can (see `journal`'s module docs).
+pub fn blocked_by(record: &TxRecord) -> Option<ApplyError> {
+    match record.state {
+        TxState::Open => Some(ApplyError::Interrupted {
+            id: record.id.clone(),
+        }),
+        TxState::RollbackIncomplete => Some(ApplyError::Incomplete {
+            id: record.id.clone(),
+        }),
         _ => None,
-    })
+    }
 }
 
 /// Whether a value read just before writing already satisfies an
@@ -259,15 +264,13 @@ pub fn apply(
     let mut next_id = None;
     if let Some(j) = journal {
         // Only the newest record can block (see `journal`'s module docs).
-        let newest: Vec<TxRecord> = j.newest()?.into_iter().collect();
-        next_id = Some(crate::journal::next_id_after(&newest));
-        if let Some(e) = blocked_by(&newest) {
-            if !opts.force_after_crash {
-                return Err(e);
-            }
-        }
-        for mut rec in newest {
-            if matches!(rec.state, TxState::Open | TxState::RollbackIncomplete) {
+        let newest = j.newest()?;
+        next_id = Some(crate::journal::next_id_after(newest.as_slice()));
+        if let Some(mut rec) = newest {
+            if let Some(e) = blocked_by(&rec) {
+                if !opts.force_after_crash {
+                    return Err(e);
+                }
                 rec.state = TxState::Abandoned;
                 rec.updated = now_rfc3339();
                 j.replace(&rec)?;

@@ -16,7 +16,7 @@ mod common;
 use proptest::prelude::*;
 use tcto_tune::apply::{apply, blocked_by, select_for_rollback, undo, ApplyOptions};
 use tcto_tune::change::{Target, Value};
-use tcto_tune::journal::{Journal, TxState};
+use tcto_tune::journal::Journal;
 use tcto_tune::system::{Effects, SimEffects, SystemError};
 use tcto_tune::Plan;
 
@@ -150,12 +150,12 @@ fn run(ops: &[Op], case: usize) {
             if let Ok(Err(e)) = &result {
                 // Refused for a blocker: the whole journal must agree.
                 assert!(
-                    blocked_by(&before).is_some() && !force,
+                    before.iter().any(|r| blocked_by(r).is_some()) && !force,
                     "apply refused ({e}) but the whole journal has no blocker"
                 );
             } else {
                 assert!(
-                    blocked_by(&before).is_none() || force,
+                    before.iter().all(|r| blocked_by(r).is_none()) || force,
                     "apply went ahead past a blocker in the whole journal"
                 );
             }
@@ -174,7 +174,7 @@ fn run(ops: &[Op], case: usize) {
         let after = journal.list().unwrap();
         let newest = after.last().map(|r| r.id.clone());
         for r in &after {
-            if matches!(r.state, TxState::Open | TxState::RollbackIncomplete) {
+            if r.state.blocks() {
                 assert_eq!(
                     Some(&r.id),
                     newest.as_ref(),

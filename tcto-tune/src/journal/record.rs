@@ -43,6 +43,12 @@ impl TxState {
         }
     }
 
+    /// Whether this transaction left the system half-changed, so no new one
+    /// may start past it: interrupted (`open`) or a failed revert.
+    pub fn blocks(self) -> bool {
+        matches!(self, TxState::Open | TxState::RollbackIncomplete)
+    }
+
     /// Whether `rollback` has something to undo in this transaction.
     pub fn undoable(self) -> bool {
         matches!(
