@@ -77,11 +77,12 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
+                // The same rendering of the values as apply and rollback
+                // print: a reverted step reads back towards its prior value.
                 println!(
-                    "        {status:<13}  {:<w$}  {} -> {}",
+                    "        {status:<13}  {:<w$}  {}",
                     s.key,
-                    s.before.display(),
-                    s.after.display()
+                    s.transition(false)
                 );
                 if let Some(e) = &s.error {
                     println!("        {:<13}  {e}", "");

@@ -569,17 +569,7 @@ impl fmt::Display for TxReport {
             .max()
             .unwrap_or(0);
         for s in &self.steps {
-            let reverted = matches!(s.status, StepStatus::Reverted | StepStatus::RevertFailed);
-            let (from, to) = if self.command == "rollback" || reverted {
-                (&s.after, &s.before)
-            } else {
-                (&s.before, &s.after)
-            };
-            let values = if s.status == StepStatus::Unchanged {
-                from.display()
-            } else {
-                format!("{} -> {}", from.display(), to.display())
-            };
+            let values = s.transition(self.command == "rollback");
             writeln!(
                 f,
                 "{:<w_verb$}  {:<w_key$}  {values}",

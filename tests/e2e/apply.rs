@@ -23,7 +23,7 @@ fn apply_sets_the_namespace_and_rollback_restores_it_exactly() {
     let state = TempDir::new("apply");
     let host_before: Vec<String> = KEYS.split(' ').map(host).collect();
     let r = in_netns(&format!(
-        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}sysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn >&2 || exit 10\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn; echo rc=$?\ntcto-tune rollback >&2 || exit 11\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune history",
+        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}sysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn >&2 || exit 10\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn; echo rc=$?\ntcto-tune rollback >&2 || exit 11\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune history\ntcto-tune history -v",
         st = state.path()
     ));
     assert_eq!(r.code, 0, "{r}");
@@ -35,6 +35,14 @@ fn apply_sets_the_namespace_and_rollback_restores_it_exactly() {
     assert_eq!(lines[4].trim(), "1024 512 432000 120 60", "{r}");
     assert!(
         lines[6].contains("000001") && lines[6].contains("undone"),
+        "{r}"
+    );
+    // history -v reads a reverted step back towards its prior value, as
+    // the rollback printed it.
+    assert!(
+        r.stdout.lines().any(|l| l.contains("reverted")
+            && l.contains("net.core.somaxconn")
+            && l.trim_end().ends_with("4096 -> 1024")),
         "{r}"
     );
     let host_after: Vec<String> = KEYS.split(' ').map(host).collect();

@@ -103,6 +103,27 @@ pub struct Step {
     pub error: Option<String>,
 }
 
+impl Step {
+    /// The step's values as a reader takes them in: the value alone when it
+    /// was left unchanged, else `from -> to` in the direction the value last
+    /// moved: back to `before` for a reverted step, or for every step when
+    /// `undoing` (a rollback's report).
+    pub fn transition(&self, undoing: bool) -> String {
+        let back =
+            undoing || matches!(self.status, StepStatus::Reverted | StepStatus::RevertFailed);
+        let (from, to) = if back {
+            (&self.after, &self.before)
+        } else {
+            (&self.before, &self.after)
+        };
+        if self.status == StepStatus::Unchanged {
+            from.display()
+        } else {
+            format!("{} -> {}", from.display(), to.display())
+        }
+    }
+}
+
 /// One transaction as the journal stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxRecord {

@@ -186,3 +186,18 @@ fn replace_rewrites_a_record_whole_and_newest_reads_only_the_last() {
     assert!(matches!(j.list(), Err(JournalError::Corrupt { .. })));
     assert_eq!(j.next_id().unwrap(), "000004");
 }
+
+#[test]
+fn a_step_reads_in_the_direction_its_value_last_moved() {
+    let mut step = record("000001").steps.remove(0);
+    step.status = StepStatus::Applied;
+    assert_eq!(step.transition(false), "1024 -> 4096");
+    assert_eq!(step.transition(true), "4096 -> 1024", "a rollback's report");
+    step.status = StepStatus::Reverted;
+    assert_eq!(step.transition(false), "4096 -> 1024");
+    step.status = StepStatus::RevertFailed;
+    assert_eq!(step.transition(false), "4096 -> 1024");
+    step.status = StepStatus::Unchanged;
+    step.after = step.before.clone();
+    assert_eq!(step.transition(false), "1024");
+}
