@@ -35,7 +35,10 @@ impl Sysctls for LinuxSysctls {
                     key: key.to_string(),
                     source: m,
                 }),
-                Ok(_) => Err(SysctlError_to_read(key, e)),
+                Ok(_) => Err(SystemError::SysctlRead {
+                    key: key.to_string(),
+                    source: io_of(e),
+                }),
             },
         }
     }
@@ -71,14 +74,6 @@ impl Sysctls for LinuxSysctls {
             Ok(other) => Ok(Some(other.to_string())),
             Err(e) => Err(err(io_of(e))),
         }
-    }
-}
-
-#[allow(non_snake_case)]
-fn SysctlError_to_read(key: &SysctlName, e: SysctlError) -> SystemError {
-    SystemError::SysctlRead {
-        key: key.to_string(),
-        source: io_of(e),
     }
 }
 
