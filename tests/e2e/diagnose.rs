@@ -323,7 +323,7 @@ fn bad_input_is_a_usage_error() {
         ("tcto-tune probe 10.0.2.5", "invalid target `10.0.2.5`"),
         (
             "tcto-tune probe 10.0.2.5:8080 --count 0",
-            "--count must be 1..=100000",
+            "--count must be from 1 to 100000, got 0",
         ),
         ("tcto-tune probe 10.0.2.5:8080 --timeout 3", "missing unit"),
         ("tcto-tune verify --for 60", "missing unit"),
