@@ -327,7 +327,14 @@ fn bad_input_is_a_usage_error() {
         ),
         ("tcto-tune probe 10.0.2.5:8080 --timeout 3", "missing unit"),
         ("tcto-tune verify --for 60", "missing unit"),
-        ("tcto-tune verify --for 0s", "longer than 0s"),
+        (
+            "tcto-tune verify --for 0s",
+            "`--for` must be longer than 0s",
+        ),
+        (
+            "tcto-tune verify --for 1s --step 0s",
+            "`--step` must be longer than 0s",
+        ),
         (
             "tcto-tune diagnose --json --prometheus",
             "cannot be used together",
