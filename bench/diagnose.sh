@@ -10,11 +10,10 @@
 #   bench/diagnose.sh            # prints the hyperfine table
 #   RUNS=50 bench/diagnose.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q -p tcto-tune-cli -p tcto-tune-tests
+source "$(dirname "$0")/common.sh"
+cargo build --release -q -p tcto-tune-tests
 BIN="$PWD/target/release"
-# bench/run.sh passes OUT as a directory.
-if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then JSON="$OUT/diagnose.json"; else JSON="$PWD/target/bench-diagnose.json"; fi
+JSON="$OUT/diagnose.json"
 export BIN JSON RUNS="${RUNS:-30}"
 
 unshare -n -p -f bash -c '
@@ -40,17 +39,6 @@ hyperfine --style basic --warmup 3 --runs "$RUNS" --export-json "$JSON" \
   -n "tcto-tune diagnose --json" "$BIN/tcto-tune diagnose --interval 0s --json >/dev/null" \
   -n "ss -tln + conntrack -S" "ss -tln >/dev/null; conntrack -S >/dev/null" \
   -n "ss -tlnp + conntrack -S" "ss -tlnp >/dev/null; conntrack -S >/dev/null"
-if [ -x /usr/bin/time ]; then
-  peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
-  echo "peak RSS KiB: tcto-tune diagnose $(peak "$BIN/tcto-tune" diagnose --interval 0s), --json $(peak "$BIN/tcto-tune" diagnose --interval 0s --json), ss -tln $(peak ss -tln), conntrack -S $(peak conntrack -S)"
-fi
+echo "peak RSS KiB: tcto-tune diagnose $(peak "$BIN/tcto-tune" diagnose --interval 0s), --json $(peak "$BIN/tcto-tune" diagnose --interval 0s --json), ss -tln $(peak ss -tln), conntrack -S $(peak conntrack -S)"
 '
-python3 - "$JSON" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-base = r[2]["median"]
-print("| command | median ms | mean ms | min ms | ratio to ss -tln + conntrack -S (median) |")
-print("|---|---:|---:|---:|---:|")
-for x in r:
-    print(f"| {x['command']} | {x['median']*1e3:.1f} | {x['mean']*1e3:.1f} | {x['min']*1e3:.1f} | {x['median']/base:.2f} |")
-PY
+median_table "$JSON" 2 "ss -tln + conntrack -S"

@@ -8,10 +8,10 @@
 #
 # Usage: bench/notrack.sh [FLOWS]   (as root; needs hyperfine and nft)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 FLOWS="${1:-1000}"
 if [ "${TCTO_BENCH_INNER:-}" != 1 ]; then
-  cargo build --release -q -p tcto-tune-cli
+  # Builds; peak() and median_table() are exported to the re-exec below.
+  source "$(dirname "$0")/common.sh"
   exec unshare -n env TCTO_BENCH_INNER=1 "$0" "$@"
 fi
 ip link set lo up
@@ -48,16 +48,7 @@ hyperfine -N --warmup 3 --runs "${RUNS:-40}" --export-json "$WORK/result.json" \
   -n "tcto-tune apply ($FLOWS flows)" "$BIN --state-dir $WORK/s apply --profile $profile" \
   -n "nft -f ($FLOWS flows)" "nft -f $ruleset" \
   -n "nft -f + nft list table ($FLOWS flows)" "sh -c 'nft -f $ruleset && nft list table inet tcto_tune >/dev/null'"
-python3 - "$WORK/result.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-base = r[1]["median"]
-print("| command | median ms | mean ms | min ms | ratio to nft -f (median) |")
-print("|---|---:|---:|---:|---:|")
-for x in r:
-    print(f"| {x['command']} | {x['median']*1e3:.1f} | {x['mean']*1e3:.1f} | {x['min']*1e3:.1f} | {x['median']/base:.2f} |")
-PY
-peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; } # as in bench/common.sh (this script re-execs itself)
+median_table "$WORK/result.json" 1 "nft -f"
 sh -c "$reset"
 ours=$(peak "$BIN" --state-dir "$WORK/s" apply --profile "$profile")
 sh -c "$reset"

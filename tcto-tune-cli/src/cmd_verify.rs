@@ -35,9 +35,12 @@ pub struct VerifyArgs {
 
 /// Run `verify`.
 pub fn run(g: &Global, args: VerifyArgs) -> anyhow::Result<Exit> {
-    if args.window.is_zero() || args.step.is_zero() {
+    if let Some(opt) = [("--for", args.window), ("--step", args.step)]
+        .into_iter()
+        .find_map(|(opt, d)| d.is_zero().then_some(opt))
+    {
         return Err(CliError::new(
-            "`--for` and `--step` must be longer than 0s",
+            format!("`{opt}` must be longer than 0s"),
             Some("e.g. `tcto-tune verify --for 60s`".into()),
             Exit::Usage,
         )

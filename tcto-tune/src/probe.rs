@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration::format_duration;
 use crate::system::{Attempt, Connector};
 
 /// Version of the JSON probe report.
@@ -89,22 +90,22 @@ impl ProbeOptions {
         if !(1..=MAX_COUNT).contains(&count) {
             return Err(range(
                 "--count",
-                format!("1..={MAX_COUNT}"),
+                format!("from 1 to {MAX_COUNT}"),
                 count.to_string(),
             ));
         }
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
             return Err(range(
                 "--concurrency",
-                format!("1..={MAX_CONCURRENCY}"),
+                format!("from 1 to {MAX_CONCURRENCY}"),
                 concurrency.to_string(),
             ));
         }
         if timeout < Duration::from_millis(1) || timeout > MAX_TIMEOUT {
             return Err(range(
                 "--timeout",
-                "from 1ms to 120s".into(),
-                format!("{}ms", timeout.as_millis()),
+                format!("from 1ms to {}", format_duration(MAX_TIMEOUT)),
+                format_duration(timeout),
             ));
         }
         if target.port() == 0 || target.ip().is_unspecified() {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Target, Value};
-use crate::diagnose::{CONNTRACK_DROP_COLUMNS, WATCHED_TCP_EXT};
+use crate::diagnose::{queue_reached_backlog, wanted, CONNTRACK_DROP_COLUMNS, WATCHED_TCP_EXT};
 use crate::journal::{StepStatus, TxRecord, TxState};
 use crate::state::ListenSocket;
 use crate::system::{Backends, CounterSample, SystemError};
@@ -226,10 +226,7 @@ pub fn judge(w: &Watch, opts: &VerifyOptions) -> Verdict {
 
     let mut listeners: Vec<ListenerCheck> = Vec::new();
     for snap in &w.snapshots {
-        for l in snap
-            .iter()
-            .filter(|l| opts.ports.is_empty() || opts.ports.contains(&l.port))
-        {
+        for l in snap.iter().filter(|l| wanted(&opts.ports, l.port)) {
             match listeners
                 .iter_mut()
                 .find(|c| c.addr == l.addr && c.port == l.port)
@@ -252,8 +249,7 @@ pub fn judge(w: &Watch, opts: &VerifyOptions) -> Verdict {
     listeners.sort_by_key(|a| (a.port, a.addr));
     for l in &mut listeners {
         let at = std::net::SocketAddr::new(l.addr, l.port);
-        // An empty queue never reached anything, even a backlog of 0.
-        l.reached_backlog = l.peak_queue > 0 && l.peak_queue >= l.backlog;
+        l.reached_backlog = queue_reached_backlog(l.peak_queue, l.backlog);
         if l.reached_backlog {
             failures.push(format!(
                 "listener {at}: accept queue reached {} of backlog {}",

@@ -323,11 +323,18 @@ fn bad_input_is_a_usage_error() {
         ("tcto-tune probe 10.0.2.5", "invalid target `10.0.2.5`"),
         (
             "tcto-tune probe 10.0.2.5:8080 --count 0",
-            "--count must be 1..=100000",
+            "--count must be from 1 to 100000, got 0",
         ),
         ("tcto-tune probe 10.0.2.5:8080 --timeout 3", "missing unit"),
         ("tcto-tune verify --for 60", "missing unit"),
-        ("tcto-tune verify --for 0s", "longer than 0s"),
+        (
+            "tcto-tune verify --for 0s",
+            "`--for` must be longer than 0s",
+        ),
+        (
+            "tcto-tune verify --for 1s --step 0s",
+            "`--step` must be longer than 0s",
+        ),
         (
             "tcto-tune diagnose --json --prometheus",
             "cannot be used together",

@@ -218,7 +218,9 @@ pub fn diagnose(b: &Backends, opts: &DiagnoseOptions) -> Result<Diagnosis, Diagn
     Ok(analyze(&observe(b, opts)?, opts))
 }
 
-fn wanted(ports: &[u16], port: u16) -> bool {
+/// Whether `port` is watched: `ports` empty means every port. Shared with
+/// `verify`.
+pub(crate) fn wanted(ports: &[u16], port: u16) -> bool {
     ports.is_empty() || ports.contains(&port)
 }
 
@@ -304,11 +306,18 @@ pub struct ListenerReport {
     pub inode: u32,
 }
 
+/// Whether an accept queue that peaked at `peak_queue` reached `backlog`.
+/// The kernel drops new handshakes when the queue exceeds the backlog; a
+/// queue at the backlog is one connection from it. An empty queue never
+/// reached anything, even a backlog of 0. Shared with `verify`.
+pub fn queue_reached_backlog(peak_queue: u32, backlog: u32) -> bool {
+    peak_queue > 0 && peak_queue >= backlog
+}
+
 impl ListenerReport {
-    /// The kernel drops new handshakes when the queue exceeds the backlog;
-    /// a queue at the backlog is one connection from it.
+    /// Whether the queue reached the backlog ([`queue_reached_backlog`]).
     pub fn is_full(&self) -> bool {
-        self.peak_queue > 0 && self.peak_queue >= self.backlog
+        queue_reached_backlog(self.peak_queue, self.backlog)
     }
 }
 

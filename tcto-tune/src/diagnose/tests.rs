@@ -306,6 +306,33 @@ fn sysctl_advice_follows_the_high_conn_profile() {
 }
 
 #[test]
+fn a_value_above_an_exact_recommendation_is_not_called_below_it() {
+    let mut obs = backlog_incident();
+    for (k, v) in [
+        (
+            "net.netfilter.nf_conntrack_tcp_timeout_established",
+            "432000",
+        ),
+        ("net.netfilter.nf_conntrack_tcp_timeout_close_wait", "60"),
+    ] {
+        obs.state.sysctls.insert(k.into(), SysctlReading::rw(v));
+    }
+    let text = analyze(&obs, &opts(&[])).to_string();
+    assert!(
+        text.contains("nf_conntrack_tcp_timeout_established = 432000 (recommended 7440): not the recommended value"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nf_conntrack_tcp_timeout_close_wait = 60 (recommended 60): ok"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tcp_max_syn_backlog = 512 (recommended >= 8192): below recommendation"),
+        "{text}"
+    );
+}
+
+#[test]
 fn prometheus_text_has_help_type_and_labels() {
     let d = analyze(&backlog_incident(), &opts(&[]));
     let p = d.to_prometheus();

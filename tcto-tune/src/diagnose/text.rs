@@ -118,9 +118,13 @@ impl fmt::Display for Diagnosis {
 
         writeln!(f, "sysctls:")?;
         for s in &self.sysctls {
+            // Only an `>=` recommendation is missed from below: a value off
+            // an exact or `<=` one is usually too high (conntrack timeouts).
             let verdict = match s.ok {
                 Some(true) => "ok",
-                Some(false) => "below recommendation",
+                Some(false) if s.recommended.starts_with(">=") => "below recommendation",
+                Some(false) if s.recommended.starts_with("<=") => "above recommendation",
+                Some(false) => "not the recommended value",
                 None => "n/a here",
             };
             writeln!(
