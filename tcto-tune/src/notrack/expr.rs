@@ -578,7 +578,7 @@ impl fmt::Display for DecodedRule {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::ct_accept;
+    use super::super::fixtures::{accept, ct_accept, ct_lookup, dport};
     use super::*;
 
     #[test]
@@ -606,29 +606,8 @@ mod tests {
         // `ct state new tcp dport 8080 accept` in `table ip filter`.
         let mut e = ct_accept(CT_NEW);
         let verdict = e.pop().unwrap();
-        e.extend([
-            RawExpr::Meta {
-                key: META_L4PROTO,
-                dreg: 1,
-            },
-            RawExpr::Cmp {
-                sreg: 1,
-                op: CMP_EQ,
-                data: vec![6],
-            },
-            RawExpr::Payload {
-                base: BASE_TRANSPORT,
-                offset: 2,
-                len: 2,
-                dreg: 1,
-            },
-            RawExpr::Cmp {
-                sreg: 1,
-                op: CMP_EQ,
-                data: vec![0x1f, 0x90],
-            },
-            verdict,
-        ]);
+        e.extend(dport(8080));
+        e.push(verdict);
         let r = decode(NFPROTO_IPV4, &e);
         assert_eq!(r.matches.nfproto, Some(NFPROTO_IPV4));
         assert_eq!(r.matches.dport, Some(8080));
@@ -648,11 +627,7 @@ mod tests {
                     op: CMP_EQ,
                     data: b"lo\0".to_vec(),
                 },
-                RawExpr::Immediate {
-                    dreg: 0,
-                    verdict: Some(NF_ACCEPT),
-                    chain: None,
-                },
+                accept(),
             ],
         );
         assert_eq!(r.matches.unknown.len(), 1, "{r:?}");
@@ -663,22 +638,7 @@ mod tests {
     fn lookups_on_ct_state_are_recorded() {
         let r = decode(
             NFPROTO_INET,
-            &[
-                RawExpr::Ct {
-                    key: CT_STATE,
-                    dreg: 1,
-                },
-                RawExpr::Lookup {
-                    sreg: 1,
-                    set: "__set0".into(),
-                    dreg: None,
-                },
-                RawExpr::Immediate {
-                    dreg: 0,
-                    verdict: Some(NF_ACCEPT),
-                    chain: None,
-                },
-            ],
+            &[ct_lookup("__set0", None), vec![accept()]].concat(),
         );
         assert_eq!(r.matches.ct_state_set.as_deref(), Some("__set0"));
         assert!(r.matches.unknown.is_empty());
