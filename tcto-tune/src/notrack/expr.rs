@@ -211,12 +211,12 @@ enum Loaded {
 }
 
 /// Leading one bits of a mask, if the mask is a prefix mask.
-fn prefix_of(mask: &[u8]) -> Option<u8> {
+pub(super) fn prefix_of(mask: impl IntoIterator<Item = u8>) -> Option<u8> {
     let mut bits = 0u32;
     let mut ended = false;
     for b in mask {
         let ones = b.leading_ones();
-        if ended && *b != 0 {
+        if ended && b != 0 {
             return None;
         }
         if ones < 8 {
@@ -457,7 +457,7 @@ fn set_addr(m: &mut RuleMatch, offset: u32, len: u32, mask: Option<&[u8]>, data:
     }
     let prefix = match mask {
         None => len as u8 * 8,
-        Some(mask) if mask.len() == len as usize => match prefix_of(mask) {
+        Some(mask) if mask.len() == len as usize => match prefix_of(mask.iter().copied()) {
             Some(p) => p,
             None => return false,
         },
@@ -583,12 +583,12 @@ mod tests {
 
     #[test]
     fn prefix_masks() {
-        assert_eq!(prefix_of(&[0xff, 0xff, 0xff, 0x00]), Some(24));
-        assert_eq!(prefix_of(&[0xff, 0xff, 0xff, 0x80]), Some(25));
-        assert_eq!(prefix_of(&[0xff, 0xf0, 0, 0]), Some(12));
-        assert_eq!(prefix_of(&[0, 0, 0, 0]), Some(0));
-        assert_eq!(prefix_of(&[0xff, 0x0f, 0, 0]), None);
-        assert_eq!(prefix_of(&[0xf0, 0xff, 0, 0]), None);
+        assert_eq!(prefix_of([0xff, 0xff, 0xff, 0x00]), Some(24));
+        assert_eq!(prefix_of([0xff, 0xff, 0xff, 0x80]), Some(25));
+        assert_eq!(prefix_of([0xff, 0xf0, 0, 0]), Some(12));
+        assert_eq!(prefix_of([0, 0, 0, 0]), Some(0));
+        assert_eq!(prefix_of([0xff, 0x0f, 0, 0]), None);
+        assert_eq!(prefix_of([0xf0, 0xff, 0, 0]), None);
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::expr::{
-    decode, nft_addr, push_nft_addr, RawExpr, Verdict, BASE_NETWORK, BASE_TRANSPORT, CMP_EQ,
-    IPPROTO_TCP, META_L4PROTO, META_NFPROTO, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, REG_1,
+    decode, nft_addr, prefix_of, push_nft_addr, RawExpr, Verdict, BASE_NETWORK, BASE_TRANSPORT,
+    CMP_EQ, IPPROTO_TCP, META_L4PROTO, META_NFPROTO, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6,
+    REG_1,
 };
 use crate::fix::NotrackFlow;
 use crate::names::Cidr;
@@ -507,19 +508,10 @@ impl FlowElement {
     }
 }
 
+/// The subnet whose low and high ends are `lo` and `hi`.
 fn cidr_of(lo: &[u8], hi: &[u8]) -> Option<Cidr> {
-    let mut prefix = 0u8;
-    let mut ended = false;
-    for m in lo.iter().zip(hi).map(|(l, h)| !(l ^ h)) {
-        let ones = m.leading_ones() as u8;
-        if ended && m != 0 || (ones < 8 && m << ones != 0) {
-            return None;
-        }
-        if ones < 8 {
-            ended = true;
-        }
-        prefix += ones;
-    }
+    // The bits the ends share form the mask.
+    let prefix = prefix_of(lo.iter().zip(hi).map(|(l, h)| !(l ^ h)))?;
     let addr: IpAddr = match lo.len() {
         4 => IpAddr::from(<[u8; 4]>::try_from(lo).ok()?),
         16 => IpAddr::from(<[u8; 16]>::try_from(lo).ok()?),
