@@ -94,28 +94,32 @@ impl Nft {
     /// Base filter chains of every other ip/ip6/inet table with hook input,
     /// forward or output, and their rules, decoded.
     pub fn read_filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
-        let chains: Vec<RawChain> = dump_chains("list the chains of every table", 0)?
+        // With the family's and the hook's names, so they are decided once.
+        let chains: Vec<(RawChain, &str, &str)> = dump_chains("list the chains of every table", 0)?
             .into_iter()
-            .filter(|c| {
-                family_name(c.family).is_some_and(|f| f != TABLE_FAMILY || c.table != TABLE_NAME)
-                    && matches!(c.hook, Some(1..=3))
-                    && c.kind == "filter"
+            .filter_map(|c| {
+                let family = family_name(c.family)?;
+                let hook = match c.hook {
+                    Some(h @ 1..=3) => hook_name(h),
+                    _ => return None,
+                };
+                let ours = family == TABLE_FAMILY && c.table == TABLE_NAME;
+                (c.kind == "filter" && !ours).then_some((c, family, hook))
             })
             .collect();
         // Rules only of the tables that have such chains (never our own,
         // which may hold thousands).
-        let tables: std::collections::BTreeSet<(u8, String)> =
-            chains.iter().map(|c| (c.family, c.table.clone())).collect();
+        let tables: std::collections::BTreeSet<(u8, &str, String)> = chains
+            .iter()
+            .map(|(c, family, _)| (c.family, *family, c.table.clone()))
+            .collect();
         let mut by_chain: BTreeMap<(u8, String, String), Vec<RawRule>> = BTreeMap::new();
-        for (family, table) in tables {
+        for (nfproto, family, table) in tables {
             let name = CString::new(table.as_str()).map_err(|_| SystemError::NftContent {
                 what: "a table name holds NUL".into(),
             })?;
-            let step = format!(
-                "list the rules of table {} {table}",
-                family_name(family).unwrap_or("?")
-            );
-            for r in dump_rules(&step, family, Some(&name))? {
+            let step = format!("list the rules of table {family} {table}");
+            for r in dump_rules(&step, nfproto, Some(&name))? {
                 by_chain
                     .entry((r.family, r.table.clone(), r.chain.clone()))
                     .or_default()
@@ -123,17 +127,7 @@ impl Nft {
             }
         }
         let mut out = Vec::new();
-        for c in chains {
-            let Some(family) = family_name(c.family) else {
-                continue;
-            };
-            let hook = match c.hook {
-                Some(h @ 1..=3) => hook_name(h),
-                _ => continue,
-            };
-            if c.kind != "filter" || (family == TABLE_FAMILY && c.table == TABLE_NAME) {
-                continue;
-            }
+        for (c, family, hook) in chains {
             let rules = by_chain
                 .remove(&(c.family, c.table.clone(), c.name.clone()))
                 .unwrap_or_default()
