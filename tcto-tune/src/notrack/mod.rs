@@ -99,11 +99,13 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
     let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     let current = state.notrack_table.as_ref();
     if current == Some(&want) {
+        // Rendered once: a table of 1,000 flows is some 50 KiB of text.
+        let text = want.to_nft();
         p.unchanged.push(Unchanged {
             kind: ChangeKind::Notrack,
             key: key(),
-            current: want.to_nft(),
-            desired: want.to_nft(),
+            current: text.clone(),
+            desired: text,
             intent: Intent::Exact,
             reason,
         });
