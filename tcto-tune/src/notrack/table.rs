@@ -138,6 +138,26 @@ impl ScopedFlow {
         };
         lo(&self.from) || lo(&self.to)
     }
+
+    /// The rule for the request direction: client -> server:port.
+    fn request(&self) -> NotrackRule {
+        NotrackRule {
+            saddr: self.from,
+            daddr: self.to,
+            sport: None,
+            dport: Some(self.port),
+        }
+    }
+
+    /// The rule for the reply direction: server:port -> client.
+    fn reply(&self) -> NotrackRule {
+        NotrackRule {
+            saddr: self.to,
+            daddr: self.from,
+            sport: Some(self.port),
+            dport: None,
+        }
+    }
 }
 
 impl NotrackTable {
@@ -152,23 +172,11 @@ impl NotrackTable {
         let mut pre = Rules::default();
         let mut out = Rules::default();
         for f in flows {
-            let request = NotrackRule {
-                saddr: f.from,
-                daddr: f.to,
-                sport: None,
-                dport: Some(f.port),
-            };
-            let reply = NotrackRule {
-                saddr: f.to,
-                daddr: f.from,
-                sport: Some(f.port),
-                dport: None,
-            };
-            pre.push(request.clone());
+            pre.push(f.request());
             if f.touches_loopback() {
-                out.push(request);
+                out.push(f.request());
             }
-            out.push(reply);
+            out.push(f.reply());
         }
         NotrackTable {
             sets: vec![],
@@ -219,12 +227,7 @@ impl NotrackTable {
         }
         let mut lo = Rules::default();
         for f in flows.iter().filter(|f| f.touches_loopback()) {
-            lo.push(NotrackRule {
-                saddr: f.from,
-                daddr: f.to,
-                sport: None,
-                dport: Some(f.port),
-            });
+            lo.push(f.request());
         }
         NotrackTable {
             sets,
