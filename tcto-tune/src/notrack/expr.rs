@@ -164,9 +164,6 @@ pub enum Verdict {
     Map(String),
 }
 
-/// A subnet match: the subnet and whether it is negated.
-pub type AddrMatch = Cidr;
-
 /// What the decoder understood of a rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleMatch {
@@ -175,9 +172,9 @@ pub struct RuleMatch {
     /// `meta l4proto`.
     pub l4proto: Option<u8>,
     /// Source subnet.
-    pub saddr: Option<AddrMatch>,
+    pub saddr: Option<Cidr>,
     /// Destination subnet.
-    pub daddr: Option<AddrMatch>,
+    pub daddr: Option<Cidr>,
     /// Source port.
     pub sport: Option<u16>,
     /// Destination port.
