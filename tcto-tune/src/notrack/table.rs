@@ -445,6 +445,14 @@ pub fn set_name(ipv4: bool) -> &'static str {
     }
 }
 
+/// The family of set `name` (the inverse of [`set_name`]); `None` for a
+/// set that is not ours.
+pub fn set_family(name: &str) -> Option<bool> {
+    [true, false]
+        .into_iter()
+        .find(|&ipv4| set_name(ipv4) == name)
+}
+
 impl FlowElement {
     /// `10.0.1.0/24 . 10.0.2.0/24 . 8080`.
     pub fn to_nft(&self) -> String {

@@ -16,16 +16,16 @@ use super::dump::cstr;
 use super::sock::{nft_type, request};
 use super::SystemError;
 use crate::notrack::expr::NFPROTO_INET;
-use crate::notrack::table::{set_name, FlowElement, FlowSet};
+use crate::notrack::table::{set_family, set_name, FlowElement, FlowSet};
 use crate::notrack::TABLE_NAME;
 
 /// The batch-local id of our sets (a lookup in the same batch names its
 /// set by name and id).
 pub(super) fn set_id(name: &str) -> u32 {
-    match name {
-        "flows4" => 1,
-        "flows6" => 2,
-        _ => 0,
+    match set_family(name) {
+        Some(true) => 1,
+        Some(false) => 2,
+        None => 0,
     }
 }
 
@@ -207,10 +207,7 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
             elements,
         });
     }
-    if let Some((n, ..)) = found
-        .iter()
-        .find(|(n, ..)| n != set_name(true) && n != set_name(false))
-    {
+    if let Some((n, ..)) = found.iter().find(|(n, ..)| set_family(n).is_none()) {
         return Err(SystemError::NftContent {
             what: format!("it holds a set `{n}`"),
         });

@@ -17,6 +17,7 @@ use super::sets::{set_id, SetMsg, ELEMS_PER_MSG};
 use super::sock::send_batch;
 use super::{Nft, SystemError};
 use crate::notrack::expr::{RawExpr, NFPROTO_INET};
+use crate::notrack::table::set_family;
 use crate::notrack::{NotrackTable, TABLE_FAMILY, TABLE_NAME};
 
 /// A data attribute of an expression: `(NFTNL_EXPR_*, bytes)`.
@@ -208,15 +209,9 @@ impl Nft {
         }
         if let Some(doc) = table {
             for (i, set) in doc.sets.iter().enumerate() {
-                let ipv4 = match set.name.as_str() {
-                    "flows4" => true,
-                    "flows6" => false,
-                    other => {
-                        return Err(SystemError::NftContent {
-                            what: format!("set `{other}` is not flows4 or flows6"),
-                        })
-                    }
-                };
+                let ipv4 = set_family(&set.name).ok_or_else(|| SystemError::NftContent {
+                    what: format!("set `{}` is not flows4 or flows6", set.name),
+                })?;
                 batch.add(&SetMsg::new(ipv4, None), MsgType::Add);
                 what.push(Msg::AddSet(i));
                 for chunk in set.elements.chunks(ELEMS_PER_MSG) {
