@@ -14,7 +14,7 @@ use nftnl::nftnl_sys::{self as sys, libc};
 use super::dump::{dump_chains, dump_rules, RawChain, RawRule};
 use super::sets::read_sets;
 use super::sock::{nft_type, request};
-use super::{Nft, SystemError};
+use super::{Nft, SystemError, TABLE_CNAME};
 use crate::notrack::expr::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
 use crate::notrack::table::SetRule;
 use crate::notrack::{
@@ -43,7 +43,6 @@ fn family_name(f: u8) -> Option<&'static str> {
 
 impl Nft {
     pub(super) fn table_exists(&self) -> Result<bool, SystemError> {
-        let name = CString::new(TABLE_NAME).expect("no NUL");
         let exists = request(
             &format!("read table {TABLE_FAMILY} {TABLE_NAME}"),
             nft_type(libc::NFT_MSG_GETTABLE),
@@ -54,7 +53,7 @@ impl Nft {
                 // into the message being built, then freed.
                 let t = sys::nftnl_table_alloc();
                 if !t.is_null() {
-                    sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, name.as_ptr());
+                    sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, TABLE_CNAME.as_ptr());
                     sys::nftnl_table_nlmsg_build_payload(nlh, t);
                     sys::nftnl_table_free(t);
                 }
@@ -70,7 +69,6 @@ impl Nft {
 
     /// The `inet tcto_tune` table, decoded; `None` when absent.
     pub fn read_table(&self) -> Result<Option<NotrackTable>, SystemError> {
-        let name = CString::new(TABLE_NAME).expect("no NUL");
         let step = format!("read table {TABLE_FAMILY} {TABLE_NAME}");
         if !self.table_exists()? {
             return Ok(None);
@@ -83,7 +81,7 @@ impl Nft {
         let rules = dump_rules(
             &format!("list the rules of {step}"),
             NFPROTO_INET,
-            Some(&name),
+            Some(TABLE_CNAME),
         )?;
         let sets = read_sets(&step)?;
         let mut table = decode_our_table(&chains, &rules)?;

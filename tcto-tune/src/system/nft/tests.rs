@@ -54,6 +54,11 @@ fn nft(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+#[test]
+fn the_c_table_name_is_the_table_name() {
+    assert_eq!(super::TABLE_CNAME.to_str(), Ok(crate::notrack::TABLE_NAME));
+}
+
 fn flows() -> Vec<ScopedFlow> {
     vec![
         ScopedFlow {

@@ -15,7 +15,7 @@ use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, T
 
 use super::sets::{set_id, SetMsg, ELEMS_PER_MSG};
 use super::sock::send_batch;
-use super::{Nft, SystemError};
+use super::{Nft, SystemError, TABLE_CNAME};
 use crate::notrack::expr::{RawExpr, NFPROTO_INET};
 use crate::notrack::table::set_family;
 use crate::notrack::{NotrackTable, TABLE_FAMILY, TABLE_NAME};
@@ -184,8 +184,7 @@ impl Nft {
         table: Option<&NotrackTable>,
         mode: Mode,
     ) -> Result<(), SystemError> {
-        let name = CString::new(TABLE_NAME).expect("no NUL");
-        let t = Table::new(&name, ProtoFamily::Inet);
+        let t = Table::new(TABLE_CNAME, ProtoFamily::Inet);
         // What each message does, formatted only if the kernel refuses it.
         let mut what: Vec<Msg> = Vec::new();
         let mut batch = Batch::new();
@@ -306,7 +305,6 @@ struct ExclusiveTable;
 // SAFETY: builds one small message into the batch's buffer.
 unsafe impl nftnl::NlMsg for ExclusiveTable {
     unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: MsgType) {
-        let name = CString::new(TABLE_NAME).expect("no NUL");
         unsafe {
             let nlh = sys::nftnl_nlmsg_build_hdr(
                 buf.cast(),
@@ -319,7 +317,7 @@ unsafe impl nftnl::NlMsg for ExclusiveTable {
             if t.is_null() {
                 std::process::abort();
             }
-            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, name.as_ptr());
+            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, TABLE_CNAME.as_ptr());
             sys::nftnl_table_set_u32(t, sys::NFTNL_TABLE_FAMILY as u16, u32::from(NFPROTO_INET));
             sys::nftnl_table_nlmsg_build_payload(nlh, t);
             sys::nftnl_table_free(t);
