@@ -53,16 +53,8 @@ pub struct FlowSet {
     pub elements: Vec<FlowElement>,
 }
 
-/// One element: `from . to . port`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct FlowElement {
-    /// Client subnet.
-    pub from: Cidr,
-    /// Server subnet.
-    pub to: Cidr,
-    /// Server port.
-    pub port: u16,
-}
+/// One element, `from . to . port`: a flow, held in a set.
+pub type FlowElement = ScopedFlow;
 
 /// `ip saddr . ip daddr . tcp dport @flows4 notrack` (request) or
 /// `ip daddr . ip saddr . tcp sport @flows4 notrack` (reply).
@@ -102,7 +94,7 @@ pub struct NotrackRule {
 }
 
 /// A flow with every field present and one address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ScopedFlow {
     /// Client subnet.
     pub from: Cidr,
@@ -207,11 +199,7 @@ impl NotrackTable {
             let mut elements: Vec<FlowElement> = flows
                 .iter()
                 .filter(|f| f.from.is_ipv4() == ipv4)
-                .map(|f| FlowElement {
-                    from: f.from,
-                    to: f.to,
-                    port: f.port,
-                })
+                .copied()
                 .collect();
             if elements.is_empty() {
                 continue;
