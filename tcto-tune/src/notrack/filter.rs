@@ -215,8 +215,13 @@ pub struct Breakage {
     pub flow: String,
     /// The rule that drops it, or `None` for the policy.
     pub by: Option<String>,
+}
+
+impl Breakage {
     /// The command that mends it.
-    pub fix: String,
+    pub fn fix(&self) -> String {
+        format!("nft insert rule {} ct state untracked accept", self.chain)
+    }
 }
 
 impl fmt::Display for Breakage {
@@ -249,7 +254,6 @@ pub fn breakages(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Breakage> 
                 hook: c.hook.clone(),
                 flow: f.label(),
                 by: by.map(|i| c.rules[i].to_string()),
-                fix: format!("nft insert rule {} ct state untracked accept", c.label()),
             });
         }
     }
@@ -289,7 +293,7 @@ mod tests {
         let b = breakages(&[c], &[flow()]);
         assert_eq!(b.len(), 1);
         assert_eq!(
-            b[0].fix,
+            b[0].fix(),
             "nft insert rule inet filter input ct state untracked accept"
         );
         assert!(b[0].to_string().contains("policy drop"), "{}", b[0]);

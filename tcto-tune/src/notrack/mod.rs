@@ -227,7 +227,7 @@ fn stateful_filter(state: &SystemState, flows: &[ScopedFlow]) -> Vec<Finding> {
             )
             .hint(format!(
                 "add `ct state untracked accept` to that chain before its drop, e.g. `{}`",
-                b.fix
+                b.fix()
             ))
         })
         .collect()
