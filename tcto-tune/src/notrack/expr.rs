@@ -539,7 +539,11 @@ impl fmt::Display for DecodedRule {
             if let Some(p) = m.l4proto {
                 parts.push(format!(
                     "meta l4proto {}",
-                    if p == 6 { "tcp".into() } else { p.to_string() }
+                    if p == IPPROTO_TCP {
+                        "tcp".into()
+                    } else {
+                        p.to_string()
+                    }
                 ));
             }
         }

@@ -643,6 +643,7 @@ fn port_exprs(e: &mut Vec<RawExpr>, l4: &mut bool, offset: u32, port: u16) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::accept;
     use super::*;
 
     fn c(s: &str) -> Cidr {
@@ -801,11 +802,7 @@ mod tests {
             .rules[0]
             .to_exprs();
         e.pop();
-        e.push(RawExpr::Immediate {
-            dreg: 0,
-            verdict: Some(1),
-            chain: None,
-        });
+        e.push(accept());
         assert_eq!(NotrackRule::from_exprs(&e), None);
     }
 

@@ -157,7 +157,10 @@ fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTab
         let Some(c) = chains.iter().find(|c| c.name == want) else {
             continue;
         };
-        if c.hook.map(hook_name) != Some(want) || c.kind != "filter" || c.policy != 1 {
+        if c.hook.map(hook_name) != Some(want)
+            || c.kind != "filter"
+            || c.policy != libc::NF_ACCEPT as u32
+        {
             return Err(foreign(format!(
                 "chain `{}` is not a filter chain on hook {want} with policy accept",
                 c.name
