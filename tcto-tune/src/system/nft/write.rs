@@ -129,6 +129,25 @@ fn writable(e: &RawExpr) -> bool {
     ) || matches!(e, RawExpr::Lookup { set, .. } if set_id(set) != 0)
 }
 
+/// A rule of `chain` holding `exprs`, refused when one of them is not
+/// [`writable`] (`nft` prints the rule for the error).
+fn rule<'a>(
+    chain: &'a Chain<'_>,
+    exprs: &[RawExpr],
+    nft: impl FnOnce() -> String,
+) -> Result<Rule<'a>, SystemError> {
+    if !exprs.iter().all(writable) {
+        return Err(SystemError::NftContent {
+            what: format!("rule `{}` has an expression we cannot write", nft()),
+        });
+    }
+    let mut rule = Rule::new(chain);
+    for e in exprs {
+        rule.add_expr(&Writable(e));
+    }
+    Ok(rule)
+}
+
 fn hook_of(name: &str) -> Option<Hook> {
     match name {
         "prerouting" => Some(Hook::PreRouting),
@@ -238,28 +257,11 @@ impl Nft {
             }
             for (i, (c, chain)) in chains.iter().enumerate() {
                 for (j, r) in c.rules.iter().enumerate() {
-                    let exprs = r.to_exprs();
-                    if !exprs.iter().all(writable) {
-                        return Err(SystemError::NftContent {
-                            what: format!(
-                                "rule `{}` has an expression we cannot write",
-                                r.to_nft()
-                            ),
-                        });
-                    }
-                    let mut rule = Rule::new(chain);
-                    for e in &exprs {
-                        rule.add_expr(&Writable(e));
-                    }
-                    batch.add(&rule, MsgType::Add);
+                    batch.add(&rule(chain, &r.to_exprs(), || r.to_nft())?, MsgType::Add);
                     what.push(Msg::AddRule(i, j));
                 }
                 for (j, r) in c.set_rules.iter().enumerate() {
-                    let mut rule = Rule::new(chain);
-                    for e in &r.to_exprs() {
-                        rule.add_expr(&Writable(e));
-                    }
-                    batch.add(&rule, MsgType::Add);
+                    batch.add(&rule(chain, &r.to_exprs(), || r.to_nft())?, MsgType::Add);
                     what.push(Msg::AddSetRule(i, j));
                 }
             }
