@@ -39,9 +39,9 @@ pub fn target() -> Target {
     }
 }
 
-/// The display key, `inet tcto_tune`.
+/// The display key, `inet tcto_tune`: the [`target`]'s key.
 pub fn key() -> String {
-    format!("{TABLE_FAMILY} {TABLE_NAME}")
+    target().key()
 }
 
 /// The profile's flows that can become rules.
