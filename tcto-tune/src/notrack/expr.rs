@@ -164,9 +164,6 @@ pub enum Verdict {
     Map(String),
 }
 
-/// A subnet match: the subnet and whether it is negated.
-pub type AddrMatch = Cidr;
-
 /// What the decoder understood of a rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleMatch {
@@ -175,9 +172,9 @@ pub struct RuleMatch {
     /// `meta l4proto`.
     pub l4proto: Option<u8>,
     /// Source subnet.
-    pub saddr: Option<AddrMatch>,
+    pub saddr: Option<Cidr>,
     /// Destination subnet.
-    pub daddr: Option<AddrMatch>,
+    pub daddr: Option<Cidr>,
     /// Source port.
     pub sport: Option<u16>,
     /// Destination port.
@@ -211,12 +208,12 @@ enum Loaded {
 }
 
 /// Leading one bits of a mask, if the mask is a prefix mask.
-fn prefix_of(mask: &[u8]) -> Option<u8> {
+pub(super) fn prefix_of(mask: impl IntoIterator<Item = u8>) -> Option<u8> {
     let mut bits = 0u32;
     let mut ended = false;
     for b in mask {
         let ones = b.leading_ones();
-        if ended && *b != 0 {
+        if ended && b != 0 {
             return None;
         }
         if ones < 8 {
@@ -457,7 +454,7 @@ fn set_addr(m: &mut RuleMatch, offset: u32, len: u32, mask: Option<&[u8]>, data:
     }
     let prefix = match mask {
         None => len as u8 * 8,
-        Some(mask) if mask.len() == len as usize => match prefix_of(mask) {
+        Some(mask) if mask.len() == len as usize => match prefix_of(mask.iter().copied()) {
             Some(p) => p,
             None => return false,
         },
@@ -542,7 +539,11 @@ impl fmt::Display for DecodedRule {
             if let Some(p) = m.l4proto {
                 parts.push(format!(
                     "meta l4proto {}",
-                    if p == 6 { "tcp".into() } else { p.to_string() }
+                    if p == IPPROTO_TCP {
+                        "tcp".into()
+                    } else {
+                        p.to_string()
+                    }
                 ));
             }
         }
@@ -578,17 +579,17 @@ impl fmt::Display for DecodedRule {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::ct_accept;
+    use super::super::fixtures::{accept, ct_accept, ct_lookup, dport};
     use super::*;
 
     #[test]
     fn prefix_masks() {
-        assert_eq!(prefix_of(&[0xff, 0xff, 0xff, 0x00]), Some(24));
-        assert_eq!(prefix_of(&[0xff, 0xff, 0xff, 0x80]), Some(25));
-        assert_eq!(prefix_of(&[0xff, 0xf0, 0, 0]), Some(12));
-        assert_eq!(prefix_of(&[0, 0, 0, 0]), Some(0));
-        assert_eq!(prefix_of(&[0xff, 0x0f, 0, 0]), None);
-        assert_eq!(prefix_of(&[0xf0, 0xff, 0, 0]), None);
+        assert_eq!(prefix_of([0xff, 0xff, 0xff, 0x00]), Some(24));
+        assert_eq!(prefix_of([0xff, 0xff, 0xff, 0x80]), Some(25));
+        assert_eq!(prefix_of([0xff, 0xf0, 0, 0]), Some(12));
+        assert_eq!(prefix_of([0, 0, 0, 0]), Some(0));
+        assert_eq!(prefix_of([0xff, 0x0f, 0, 0]), None);
+        assert_eq!(prefix_of([0xf0, 0xff, 0, 0]), None);
     }
 
     #[test]
@@ -606,29 +607,8 @@ mod tests {
         // `ct state new tcp dport 8080 accept` in `table ip filter`.
         let mut e = ct_accept(CT_NEW);
         let verdict = e.pop().unwrap();
-        e.extend([
-            RawExpr::Meta {
-                key: META_L4PROTO,
-                dreg: 1,
-            },
-            RawExpr::Cmp {
-                sreg: 1,
-                op: CMP_EQ,
-                data: vec![6],
-            },
-            RawExpr::Payload {
-                base: BASE_TRANSPORT,
-                offset: 2,
-                len: 2,
-                dreg: 1,
-            },
-            RawExpr::Cmp {
-                sreg: 1,
-                op: CMP_EQ,
-                data: vec![0x1f, 0x90],
-            },
-            verdict,
-        ]);
+        e.extend(dport(8080));
+        e.push(verdict);
         let r = decode(NFPROTO_IPV4, &e);
         assert_eq!(r.matches.nfproto, Some(NFPROTO_IPV4));
         assert_eq!(r.matches.dport, Some(8080));
@@ -648,11 +628,7 @@ mod tests {
                     op: CMP_EQ,
                     data: b"lo\0".to_vec(),
                 },
-                RawExpr::Immediate {
-                    dreg: 0,
-                    verdict: Some(NF_ACCEPT),
-                    chain: None,
-                },
+                accept(),
             ],
         );
         assert_eq!(r.matches.unknown.len(), 1, "{r:?}");
@@ -663,22 +639,7 @@ mod tests {
     fn lookups_on_ct_state_are_recorded() {
         let r = decode(
             NFPROTO_INET,
-            &[
-                RawExpr::Ct {
-                    key: CT_STATE,
-                    dreg: 1,
-                },
-                RawExpr::Lookup {
-                    sreg: 1,
-                    set: "__set0".into(),
-                    dreg: None,
-                },
-                RawExpr::Immediate {
-                    dreg: 0,
-                    verdict: Some(NF_ACCEPT),
-                    chain: None,
-                },
-            ],
+            &[ct_lookup("__set0", None), vec![accept()]].concat(),
         );
         assert_eq!(r.matches.ct_state_set.as_deref(), Some("__set0"));
         assert!(r.matches.unknown.is_empty());

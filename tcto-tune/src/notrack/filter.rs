@@ -215,8 +215,13 @@ pub struct Breakage {
     pub flow: String,
     /// The rule that drops it, or `None` for the policy.
     pub by: Option<String>,
+}
+
+impl Breakage {
     /// The command that mends it.
-    pub fix: String,
+    pub fn fix(&self) -> String {
+        format!("nft insert rule {} ct state untracked accept", self.chain)
+    }
 }
 
 impl fmt::Display for Breakage {
@@ -249,7 +254,6 @@ pub fn breakages(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Breakage> 
                 hook: c.hook.clone(),
                 flow: f.label(),
                 by: by.map(|i| c.rules[i].to_string()),
-                fix: format!("nft insert rule {} ct state untracked accept", c.label()),
             });
         }
     }
@@ -258,8 +262,8 @@ pub fn breakages(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Breakage> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::expr::{decode, RawExpr, CT_NEW, CT_STATE};
-    use super::super::fixtures::{accept, ct, dport};
+    use super::super::expr::{decode, RawExpr, CT_NEW};
+    use super::super::fixtures::{accept, ct, ct_lookup, dport, inet_filter_input};
     use super::*;
 
     /// The dump of the chain: `policy drop; ct state
@@ -270,15 +274,7 @@ mod tests {
             [ct(CT_NEW), dport(8080), vec![accept()]].concat(),
         ];
         rules.extend(extra);
-        FilterChain {
-            family: "inet".into(),
-            table: "filter".into(),
-            name: "input".into(),
-            hook: "input".into(),
-            priority: 0,
-            policy: "drop".into(),
-            rules: rules.iter().map(|e| decode(1, e)).collect(),
-        }
+        inet_filter_input(rules.iter().map(|e| decode(1, e)).collect())
     }
 
     fn flow() -> ScopedFlow {
@@ -297,7 +293,7 @@ mod tests {
         let b = breakages(&[c], &[flow()]);
         assert_eq!(b.len(), 1);
         assert_eq!(
-            b[0].fix,
+            b[0].fix(),
             "nft insert rule inet filter input ct state untracked accept"
         );
         assert!(b[0].to_string().contains("policy drop"), "{}", b[0]);
@@ -358,41 +354,14 @@ mod tests {
     fn a_ct_state_verdict_map_is_stateful_and_breaks_untracked_flows() {
         // `policy drop; ct state vmap { established : accept, related : accept }`,
         // the nftables wiki's server ruleset.
-        let vmap = vec![
-            RawExpr::Ct {
-                key: CT_STATE,
-                dreg: 1,
-            },
-            RawExpr::Lookup {
-                sreg: 1,
-                set: "__map0".into(),
-                dreg: Some(0),
-            },
-        ];
-        let chain = FilterChain {
-            family: "inet".into(),
-            table: "filter".into(),
-            name: "input".into(),
-            hook: "input".into(),
-            priority: 0,
-            policy: "drop".into(),
-            rules: vec![decode(1, &vmap)],
-        };
+        let chain = inet_filter_input(vec![decode(1, &ct_lookup("__map0", Some(0)))]);
         assert_eq!(chain.rules[0].verdict, Verdict::Map("__map0".into()));
         assert!(chain.is_stateful());
         assert_eq!(breakages(std::slice::from_ref(&chain), &[flow()]).len(), 1);
         // A plain set lookup without a verdict is not a vmap.
-        let set = vec![
-            RawExpr::Ct {
-                key: CT_STATE,
-                dreg: 1,
-            },
-            RawExpr::Lookup {
-                sreg: 1,
-                set: "__set0".into(),
-                dreg: None,
-            },
-        ];
-        assert_eq!(decode(1, &set).verdict, Verdict::Continue);
+        assert_eq!(
+            decode(1, &ct_lookup("__set0", None)).verdict,
+            Verdict::Continue
+        );
     }
 }

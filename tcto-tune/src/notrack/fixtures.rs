@@ -2,7 +2,8 @@
 //! filter and planner tests (one copy, so a fix to how `nft` encodes a
 //! match is made once).
 
-use super::expr::{RawExpr, CMP_EQ, CMP_NEQ, CT_STATE, NF_ACCEPT};
+use super::expr::{DecodedRule, RawExpr, CMP_EQ, CMP_NEQ, CT_STATE, NF_ACCEPT};
+use super::filter::FilterChain;
 
 /// `ct state BITS` (any of): ct load, bitwise mask, cmp neq 0, as
 /// `nft --debug=netlink` shows it.
@@ -61,4 +62,34 @@ pub fn accept() -> RawExpr {
 /// `ct state BITS accept`.
 pub fn ct_accept(bits: u32) -> Vec<RawExpr> {
     [ct(bits), vec![accept()]].concat()
+}
+
+/// `ct state` looked up in the set `set`: `ct state @set` for `dreg:
+/// None`, a verdict map (`ct state vmap @set`) for `Some(0)`.
+pub fn ct_lookup(set: &str, dreg: Option<u32>) -> Vec<RawExpr> {
+    vec![
+        RawExpr::Ct {
+            key: CT_STATE,
+            dreg: 1,
+        },
+        RawExpr::Lookup {
+            sreg: 1,
+            set: set.into(),
+            dreg,
+        },
+    ]
+}
+
+/// The base chain `inet filter input` (hook input, priority 0, `policy
+/// drop`) holding `rules`.
+pub fn inet_filter_input(rules: Vec<DecodedRule>) -> FilterChain {
+    FilterChain {
+        family: "inet".into(),
+        table: "filter".into(),
+        name: "input".into(),
+        hook: "input".into(),
+        priority: 0,
+        policy: "drop".into(),
+        rules,
+    }
 }

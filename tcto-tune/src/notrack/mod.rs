@@ -39,9 +39,9 @@ pub fn target() -> Target {
     }
 }
 
-/// The display key, `inet tcto_tune`.
+/// The display key, `inet tcto_tune`: the [`target`]'s key.
 pub fn key() -> String {
-    format!("{TABLE_FAMILY} {TABLE_NAME}")
+    target().key()
 }
 
 /// The profile's flows that can become rules.
@@ -99,11 +99,13 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
     let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     let current = state.notrack_table.as_ref();
     if current == Some(&want) {
+        // Rendered once: a table of 1,000 flows is some 50 KiB of text.
+        let text = want.to_nft();
         p.unchanged.push(Unchanged {
             kind: ChangeKind::Notrack,
             key: key(),
-            current: want.to_nft(),
-            desired: want.to_nft(),
+            current: text.clone(),
+            desired: text,
             intent: Intent::Exact,
             reason,
         });
@@ -225,7 +227,7 @@ fn stateful_filter(state: &SystemState, flows: &[ScopedFlow]) -> Vec<Finding> {
             )
             .hint(format!(
                 "add `ct state untracked accept` to that chain before its drop, e.g. `{}`",
-                b.fix
+                b.fix()
             ))
         })
         .collect()

@@ -15,8 +15,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::expr::{
-    decode, nft_addr, push_nft_addr, RawExpr, Verdict, BASE_NETWORK, BASE_TRANSPORT, CMP_EQ,
-    IPPROTO_TCP, META_L4PROTO, META_NFPROTO, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, REG_1,
+    decode, nft_addr, prefix_of, push_nft_addr, RawExpr, Verdict, BASE_NETWORK, BASE_TRANSPORT,
+    CMP_EQ, IPPROTO_TCP, META_L4PROTO, META_NFPROTO, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6,
+    REG_1,
 };
 use crate::fix::NotrackFlow;
 use crate::names::Cidr;
@@ -52,16 +53,8 @@ pub struct FlowSet {
     pub elements: Vec<FlowElement>,
 }
 
-/// One element: `from . to . port`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct FlowElement {
-    /// Client subnet.
-    pub from: Cidr,
-    /// Server subnet.
-    pub to: Cidr,
-    /// Server port.
-    pub port: u16,
-}
+/// One element, `from . to . port`: a flow, held in a set.
+pub type FlowElement = ScopedFlow;
 
 /// `ip saddr . ip daddr . tcp dport @flows4 notrack` (request) or
 /// `ip daddr . ip saddr . tcp sport @flows4 notrack` (reply).
@@ -101,7 +94,7 @@ pub struct NotrackRule {
 }
 
 /// A flow with every field present and one address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ScopedFlow {
     /// Client subnet.
     pub from: Cidr,
@@ -137,6 +130,26 @@ impl ScopedFlow {
         };
         lo(&self.from) || lo(&self.to)
     }
+
+    /// The rule for the request direction: client -> server:port.
+    fn request(&self) -> NotrackRule {
+        NotrackRule {
+            saddr: self.from,
+            daddr: self.to,
+            sport: None,
+            dport: Some(self.port),
+        }
+    }
+
+    /// The rule for the reply direction: server:port -> client.
+    fn reply(&self) -> NotrackRule {
+        NotrackRule {
+            saddr: self.to,
+            daddr: self.from,
+            sport: Some(self.port),
+            dport: None,
+        }
+    }
 }
 
 impl NotrackTable {
@@ -151,23 +164,11 @@ impl NotrackTable {
         let mut pre = Rules::default();
         let mut out = Rules::default();
         for f in flows {
-            let request = NotrackRule {
-                saddr: f.from,
-                daddr: f.to,
-                sport: None,
-                dport: Some(f.port),
-            };
-            let reply = NotrackRule {
-                saddr: f.to,
-                daddr: f.from,
-                sport: Some(f.port),
-                dport: None,
-            };
-            pre.push(request.clone());
+            pre.push(f.request());
             if f.touches_loopback() {
-                out.push(request);
+                out.push(f.request());
             }
-            out.push(reply);
+            out.push(f.reply());
         }
         NotrackTable {
             sets: vec![],
@@ -198,11 +199,7 @@ impl NotrackTable {
             let mut elements: Vec<FlowElement> = flows
                 .iter()
                 .filter(|f| f.from.is_ipv4() == ipv4)
-                .map(|f| FlowElement {
-                    from: f.from,
-                    to: f.to,
-                    port: f.port,
-                })
+                .copied()
                 .collect();
             if elements.is_empty() {
                 continue;
@@ -218,12 +215,7 @@ impl NotrackTable {
         }
         let mut lo = Rules::default();
         for f in flows.iter().filter(|f| f.touches_loopback()) {
-            lo.push(NotrackRule {
-                saddr: f.from,
-                daddr: f.to,
-                sport: None,
-                dport: Some(f.port),
-            });
+            lo.push(f.request());
         }
         NotrackTable {
             sets,
@@ -441,6 +433,14 @@ pub fn set_name(ipv4: bool) -> &'static str {
     }
 }
 
+/// The family of set `name` (the inverse of [`set_name`]); `None` for a
+/// set that is not ours.
+pub fn set_family(name: &str) -> Option<bool> {
+    [true, false]
+        .into_iter()
+        .find(|&ipv4| set_name(ipv4) == name)
+}
+
 impl FlowElement {
     /// `10.0.1.0/24 . 10.0.2.0/24 . 8080`.
     pub fn to_nft(&self) -> String {
@@ -507,19 +507,10 @@ impl FlowElement {
     }
 }
 
+/// The subnet whose low and high ends are `lo` and `hi`.
 fn cidr_of(lo: &[u8], hi: &[u8]) -> Option<Cidr> {
-    let mut prefix = 0u8;
-    let mut ended = false;
-    for m in lo.iter().zip(hi).map(|(l, h)| !(l ^ h)) {
-        let ones = m.leading_ones() as u8;
-        if ended && m != 0 || (ones < 8 && m << ones != 0) {
-            return None;
-        }
-        if ones < 8 {
-            ended = true;
-        }
-        prefix += ones;
-    }
+    // The bits the ends share form the mask.
+    let prefix = prefix_of(lo.iter().zip(hi).map(|(l, h)| !(l ^ h)))?;
     let addr: IpAddr = match lo.len() {
         4 => IpAddr::from(<[u8; 4]>::try_from(lo).ok()?),
         16 => IpAddr::from(<[u8; 16]>::try_from(lo).ok()?),
@@ -652,6 +643,7 @@ fn port_exprs(e: &mut Vec<RawExpr>, l4: &mut bool, offset: u32, port: u16) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::accept;
     use super::*;
 
     fn c(s: &str) -> Cidr {
@@ -810,11 +802,7 @@ mod tests {
             .rules[0]
             .to_exprs();
         e.pop();
-        e.push(RawExpr::Immediate {
-            dreg: 0,
-            verdict: Some(1),
-            chain: None,
-        });
+        e.push(accept());
         assert_eq!(NotrackRule::from_exprs(&e), None);
     }
 

@@ -1,7 +1,7 @@
 //! Planner and check tests for NOTRACK, from fixture states.
 
 use super::expr::{decode, CT_ESTABLISHED, CT_RELATED};
-use super::fixtures::ct_accept;
+use super::fixtures::{ct_accept, inet_filter_input};
 use super::*;
 use crate::fix::NotrackFlow;
 use crate::plan::{plan_with, PlanOptions};
@@ -37,15 +37,7 @@ fn stateful_input(untracked_too: bool) -> FilterChain {
     if untracked_too {
         rules.push(ct(expr::CT_UNTRACKED));
     }
-    FilterChain {
-        family: "inet".into(),
-        table: "filter".into(),
-        name: "input".into(),
-        hook: "input".into(),
-        priority: 0,
-        policy: "drop".into(),
-        rules,
-    }
+    inet_filter_input(rules)
 }
 
 #[test]

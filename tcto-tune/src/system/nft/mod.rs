@@ -37,8 +37,13 @@ mod sock;
 mod tests;
 mod write;
 
+use std::ffi::CStr;
+
 use super::{Firewall, SystemError};
 use crate::notrack::{FilterChain, NotrackTable};
+
+/// [`TABLE_NAME`](crate::notrack::TABLE_NAME) as libnftnl takes it.
+const TABLE_CNAME: &CStr = c"tcto_tune";
 
 /// nf_tables through netlink, in this process's network namespace.
 #[derive(Debug, Default, Clone, Copy)]

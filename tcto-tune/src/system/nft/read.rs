@@ -14,7 +14,7 @@ use nftnl::nftnl_sys::{self as sys, libc};
 use super::dump::{dump_chains, dump_rules, RawChain, RawRule};
 use super::sets::read_sets;
 use super::sock::{nft_type, request};
-use super::{Nft, SystemError};
+use super::{Nft, SystemError, TABLE_CNAME};
 use crate::notrack::expr::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
 use crate::notrack::table::SetRule;
 use crate::notrack::{
@@ -43,7 +43,6 @@ fn family_name(f: u8) -> Option<&'static str> {
 
 impl Nft {
     pub(super) fn table_exists(&self) -> Result<bool, SystemError> {
-        let name = CString::new(TABLE_NAME).expect("no NUL");
         let exists = request(
             &format!("read table {TABLE_FAMILY} {TABLE_NAME}"),
             nft_type(libc::NFT_MSG_GETTABLE),
@@ -54,7 +53,7 @@ impl Nft {
                 // into the message being built, then freed.
                 let t = sys::nftnl_table_alloc();
                 if !t.is_null() {
-                    sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, name.as_ptr());
+                    sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, TABLE_CNAME.as_ptr());
                     sys::nftnl_table_nlmsg_build_payload(nlh, t);
                     sys::nftnl_table_free(t);
                 }
@@ -70,7 +69,6 @@ impl Nft {
 
     /// The `inet tcto_tune` table, decoded; `None` when absent.
     pub fn read_table(&self) -> Result<Option<NotrackTable>, SystemError> {
-        let name = CString::new(TABLE_NAME).expect("no NUL");
         let step = format!("read table {TABLE_FAMILY} {TABLE_NAME}");
         if !self.table_exists()? {
             return Ok(None);
@@ -83,7 +81,7 @@ impl Nft {
         let rules = dump_rules(
             &format!("list the rules of {step}"),
             NFPROTO_INET,
-            Some(&name),
+            Some(TABLE_CNAME),
         )?;
         let sets = read_sets(&step)?;
         let mut table = decode_our_table(&chains, &rules)?;
@@ -94,28 +92,32 @@ impl Nft {
     /// Base filter chains of every other ip/ip6/inet table with hook input,
     /// forward or output, and their rules, decoded.
     pub fn read_filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
-        let chains: Vec<RawChain> = dump_chains("list the chains of every table", 0)?
+        // With the family's and the hook's names, so they are decided once.
+        let chains: Vec<(RawChain, &str, &str)> = dump_chains("list the chains of every table", 0)?
             .into_iter()
-            .filter(|c| {
-                family_name(c.family).is_some_and(|f| f != TABLE_FAMILY || c.table != TABLE_NAME)
-                    && matches!(c.hook, Some(1..=3))
-                    && c.kind == "filter"
+            .filter_map(|c| {
+                let family = family_name(c.family)?;
+                let hook = match c.hook {
+                    Some(h @ 1..=3) => hook_name(h),
+                    _ => return None,
+                };
+                let ours = family == TABLE_FAMILY && c.table == TABLE_NAME;
+                (c.kind == "filter" && !ours).then_some((c, family, hook))
             })
             .collect();
         // Rules only of the tables that have such chains (never our own,
         // which may hold thousands).
-        let tables: std::collections::BTreeSet<(u8, String)> =
-            chains.iter().map(|c| (c.family, c.table.clone())).collect();
+        let tables: std::collections::BTreeSet<(u8, &str, String)> = chains
+            .iter()
+            .map(|(c, family, _)| (c.family, *family, c.table.clone()))
+            .collect();
         let mut by_chain: BTreeMap<(u8, String, String), Vec<RawRule>> = BTreeMap::new();
-        for (family, table) in tables {
+        for (nfproto, family, table) in tables {
             let name = CString::new(table.as_str()).map_err(|_| SystemError::NftContent {
                 what: "a table name holds NUL".into(),
             })?;
-            let step = format!(
-                "list the rules of table {} {table}",
-                family_name(family).unwrap_or("?")
-            );
-            for r in dump_rules(&step, family, Some(&name))? {
+            let step = format!("list the rules of table {family} {table}");
+            for r in dump_rules(&step, nfproto, Some(&name))? {
                 by_chain
                     .entry((r.family, r.table.clone(), r.chain.clone()))
                     .or_default()
@@ -123,17 +125,7 @@ impl Nft {
             }
         }
         let mut out = Vec::new();
-        for c in chains {
-            let Some(family) = family_name(c.family) else {
-                continue;
-            };
-            let hook = match c.hook {
-                Some(h @ 1..=3) => hook_name(h),
-                _ => continue,
-            };
-            if c.kind != "filter" || (family == TABLE_FAMILY && c.table == TABLE_NAME) {
-                continue;
-            }
+        for (c, family, hook) in chains {
             let rules = by_chain
                 .remove(&(c.family, c.table.clone(), c.name.clone()))
                 .unwrap_or_default()
@@ -165,7 +157,10 @@ fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTab
         let Some(c) = chains.iter().find(|c| c.name == want) else {
             continue;
         };
-        if c.hook.map(hook_name) != Some(want) || c.kind != "filter" || c.policy != 1 {
+        if c.hook.map(hook_name) != Some(want)
+            || c.kind != "filter"
+            || c.policy != libc::NF_ACCEPT as u32
+        {
             return Err(foreign(format!(
                 "chain `{}` is not a filter chain on hook {want} with policy accept",
                 c.name

@@ -14,18 +14,18 @@ use nftnl::MsgType;
 
 use super::dump::cstr;
 use super::sock::{nft_type, request};
-use super::SystemError;
+use super::{SystemError, TABLE_CNAME};
 use crate::notrack::expr::NFPROTO_INET;
-use crate::notrack::table::{set_name, FlowElement, FlowSet};
+use crate::notrack::table::{set_family, set_name, FlowElement, FlowSet};
 use crate::notrack::TABLE_NAME;
 
 /// The batch-local id of our sets (a lookup in the same batch names its
 /// set by name and id).
 pub(super) fn set_id(name: &str) -> u32 {
-    match name {
-        "flows4" => 1,
-        "flows6" => 2,
-        _ => 0,
+    match set_family(name) {
+        Some(true) => 1,
+        Some(false) => 2,
+        None => 0,
     }
 }
 
@@ -53,7 +53,6 @@ impl SetMsg {
     /// carrying them, else the NEWSET message.
     pub(super) fn new(ipv4: bool, elements: Option<&[FlowElement]>) -> Self {
         let name = CString::new(set_name(ipv4)).expect("no NUL");
-        let table = CString::new(TABLE_NAME).expect("no NUL");
         // SAFETY: fresh objects; libnftnl copies strings and data; elements
         // added to the set are owned (and freed) by it.
         unsafe {
@@ -62,7 +61,7 @@ impl SetMsg {
             };
             let s = set.as_ptr();
             let a = |x: u32| x as u16;
-            sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_TABLE), table.as_ptr());
+            sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_TABLE), TABLE_CNAME.as_ptr());
             sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_NAME), name.as_ptr());
             sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_FAMILY), u32::from(NFPROTO_INET));
             sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_ID), set_id(set_name(ipv4)));
@@ -151,7 +150,6 @@ impl Drop for SetMsg {
 
 /// The sets of our table with their elements, decoded and sorted.
 pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
-    let table = CString::new(TABLE_NAME).expect("no NUL");
     let mut found: Vec<(String, u32, u32)> = Vec::new();
     request(
         &format!("list the sets of {step}"),
@@ -162,7 +160,7 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
             // SAFETY: a fresh set carrying the table name, serialized, freed.
             let s = sys::nftnl_set_alloc();
             if !s.is_null() {
-                sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, table.as_ptr());
+                sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, TABLE_CNAME.as_ptr());
                 sys::nftnl_set_nlmsg_build_payload(nlh, s);
                 sys::nftnl_set_free(s);
             }
@@ -207,10 +205,7 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
             elements,
         });
     }
-    if let Some((n, ..)) = found
-        .iter()
-        .find(|(n, ..)| n != set_name(true) && n != set_name(false))
-    {
+    if let Some((n, ..)) = found.iter().find(|(n, ..)| set_family(n).is_none()) {
         return Err(SystemError::NftContent {
             what: format!("it holds a set `{n}`"),
         });

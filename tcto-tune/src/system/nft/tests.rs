@@ -54,6 +54,11 @@ fn nft(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+#[test]
+fn the_c_table_name_is_the_table_name() {
+    assert_eq!(super::TABLE_CNAME.to_str(), Ok(crate::notrack::TABLE_NAME));
+}
+
 fn flows() -> Vec<ScopedFlow> {
     vec![
         ScopedFlow {
@@ -172,49 +177,44 @@ fn decodes_other_tables_filter_chains() {
     });
 }
 
-#[cfg(test)]
-mod set_tests {
-    use super::*;
-
-    #[test]
-    fn many_flows_go_into_sets_that_nft_lists_and_we_read_back() {
-        in_own_netns(|| {
-            let mut flows: Vec<ScopedFlow> = (0..40u16)
-                .map(|i| ScopedFlow {
-                    from: format!("10.1.{i}.0/24").parse().unwrap(),
-                    to: "10.0.2.0/25".parse().unwrap(),
-                    port: 8000 + i,
-                })
-                .collect();
-            flows.push(ScopedFlow {
-                from: "fd00:1::/64".parse().unwrap(),
-                to: "fd00:2::7/128".parse().unwrap(),
-                port: 443,
-            });
-            let t = NotrackTable::for_flows(&flows);
-            assert_eq!(t.rule_count(), 4);
-            Nft.write_table(Some(&t)).unwrap();
-            let listed = nft(&["list", "ruleset"], None);
-            for line in [
-                "type ipv4_addr . ipv4_addr . inet_service",
-                "type ipv6_addr . ipv6_addr . inet_service",
-                "flags interval",
-                "10.1.0.0/24 . 10.0.2.0/25 . 8000",
-                "10.1.39.0/24 . 10.0.2.0/25 . 8039",
-                "fd00:1::/64 . fd00:2::7 . 443",
-                "ip saddr . ip daddr . tcp dport @flows4 notrack",
-                "ip daddr . ip saddr . tcp sport @flows4 notrack",
-                "ip6 saddr . ip6 daddr . tcp dport @flows6 notrack",
-                "ip6 daddr . ip6 saddr . tcp sport @flows6 notrack",
-            ] {
-                assert!(listed.contains(line), "{line} missing in\n{listed}");
-            }
-            assert_eq!(Nft.read_table().unwrap(), Some(t.clone()));
-            assert_eq!(listed, t.to_nft());
-            // Back to per-flow rules: the sets go with the table.
-            let small = NotrackTable::for_flows(&flows[..1]);
-            Nft.write_table(Some(&small)).unwrap();
-            assert_eq!(nft(&["list", "ruleset"], None), small.to_nft());
+#[test]
+fn many_flows_go_into_sets_that_nft_lists_and_we_read_back() {
+    in_own_netns(|| {
+        let mut flows: Vec<ScopedFlow> = (0..40u16)
+            .map(|i| ScopedFlow {
+                from: format!("10.1.{i}.0/24").parse().unwrap(),
+                to: "10.0.2.0/25".parse().unwrap(),
+                port: 8000 + i,
+            })
+            .collect();
+        flows.push(ScopedFlow {
+            from: "fd00:1::/64".parse().unwrap(),
+            to: "fd00:2::7/128".parse().unwrap(),
+            port: 443,
         });
-    }
+        let t = NotrackTable::for_flows(&flows);
+        assert_eq!(t.rule_count(), 4);
+        Nft.write_table(Some(&t)).unwrap();
+        let listed = nft(&["list", "ruleset"], None);
+        for line in [
+            "type ipv4_addr . ipv4_addr . inet_service",
+            "type ipv6_addr . ipv6_addr . inet_service",
+            "flags interval",
+            "10.1.0.0/24 . 10.0.2.0/25 . 8000",
+            "10.1.39.0/24 . 10.0.2.0/25 . 8039",
+            "fd00:1::/64 . fd00:2::7 . 443",
+            "ip saddr . ip daddr . tcp dport @flows4 notrack",
+            "ip daddr . ip saddr . tcp sport @flows4 notrack",
+            "ip6 saddr . ip6 daddr . tcp dport @flows6 notrack",
+            "ip6 daddr . ip6 saddr . tcp sport @flows6 notrack",
+        ] {
+            assert!(listed.contains(line), "{line} missing in\n{listed}");
+        }
+        assert_eq!(Nft.read_table().unwrap(), Some(t.clone()));
+        assert_eq!(listed, t.to_nft());
+        // Back to per-flow rules: the sets go with the table.
+        let small = NotrackTable::for_flows(&flows[..1]);
+        Nft.write_table(Some(&small)).unwrap();
+        assert_eq!(nft(&["list", "ruleset"], None), small.to_nft());
+    });
 }

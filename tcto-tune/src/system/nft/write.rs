@@ -15,8 +15,9 @@ use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, T
 
 use super::sets::{set_id, SetMsg, ELEMS_PER_MSG};
 use super::sock::send_batch;
-use super::{Nft, SystemError};
+use super::{Nft, SystemError, TABLE_CNAME};
 use crate::notrack::expr::{RawExpr, NFPROTO_INET};
+use crate::notrack::table::set_family;
 use crate::notrack::{NotrackTable, TABLE_FAMILY, TABLE_NAME};
 
 /// A data attribute of an expression: `(NFTNL_EXPR_*, bytes)`.
@@ -128,6 +129,25 @@ fn writable(e: &RawExpr) -> bool {
     ) || matches!(e, RawExpr::Lookup { set, .. } if set_id(set) != 0)
 }
 
+/// A rule of `chain` holding `exprs`, refused when one of them is not
+/// [`writable`] (`nft` prints the rule for the error).
+fn rule<'a>(
+    chain: &'a Chain<'_>,
+    exprs: &[RawExpr],
+    nft: impl FnOnce() -> String,
+) -> Result<Rule<'a>, SystemError> {
+    if !exprs.iter().all(writable) {
+        return Err(SystemError::NftContent {
+            what: format!("rule `{}` has an expression we cannot write", nft()),
+        });
+    }
+    let mut rule = Rule::new(chain);
+    for e in exprs {
+        rule.add_expr(&Writable(e));
+    }
+    Ok(rule)
+}
+
 fn hook_of(name: &str) -> Option<Hook> {
     match name {
         "prerouting" => Some(Hook::PreRouting),
@@ -183,8 +203,7 @@ impl Nft {
         table: Option<&NotrackTable>,
         mode: Mode,
     ) -> Result<(), SystemError> {
-        let name = CString::new(TABLE_NAME).expect("no NUL");
-        let t = Table::new(&name, ProtoFamily::Inet);
+        let t = Table::new(TABLE_CNAME, ProtoFamily::Inet);
         // What each message does, formatted only if the kernel refuses it.
         let mut what: Vec<Msg> = Vec::new();
         let mut batch = Batch::new();
@@ -208,15 +227,9 @@ impl Nft {
         }
         if let Some(doc) = table {
             for (i, set) in doc.sets.iter().enumerate() {
-                let ipv4 = match set.name.as_str() {
-                    "flows4" => true,
-                    "flows6" => false,
-                    other => {
-                        return Err(SystemError::NftContent {
-                            what: format!("set `{other}` is not flows4 or flows6"),
-                        })
-                    }
-                };
+                let ipv4 = set_family(&set.name).ok_or_else(|| SystemError::NftContent {
+                    what: format!("set `{}` is not flows4 or flows6", set.name),
+                })?;
                 batch.add(&SetMsg::new(ipv4, None), MsgType::Add);
                 what.push(Msg::AddSet(i));
                 for chunk in set.elements.chunks(ELEMS_PER_MSG) {
@@ -244,28 +257,11 @@ impl Nft {
             }
             for (i, (c, chain)) in chains.iter().enumerate() {
                 for (j, r) in c.rules.iter().enumerate() {
-                    let exprs = r.to_exprs();
-                    if !exprs.iter().all(writable) {
-                        return Err(SystemError::NftContent {
-                            what: format!(
-                                "rule `{}` has an expression we cannot write",
-                                r.to_nft()
-                            ),
-                        });
-                    }
-                    let mut rule = Rule::new(chain);
-                    for e in &exprs {
-                        rule.add_expr(&Writable(e));
-                    }
-                    batch.add(&rule, MsgType::Add);
+                    batch.add(&rule(chain, &r.to_exprs(), || r.to_nft())?, MsgType::Add);
                     what.push(Msg::AddRule(i, j));
                 }
                 for (j, r) in c.set_rules.iter().enumerate() {
-                    let mut rule = Rule::new(chain);
-                    for e in &r.to_exprs() {
-                        rule.add_expr(&Writable(e));
-                    }
-                    batch.add(&rule, MsgType::Add);
+                    batch.add(&rule(chain, &r.to_exprs(), || r.to_nft())?, MsgType::Add);
                     what.push(Msg::AddSetRule(i, j));
                 }
             }
@@ -311,7 +307,6 @@ struct ExclusiveTable;
 // SAFETY: builds one small message into the batch's buffer.
 unsafe impl nftnl::NlMsg for ExclusiveTable {
     unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: MsgType) {
-        let name = CString::new(TABLE_NAME).expect("no NUL");
         unsafe {
             let nlh = sys::nftnl_nlmsg_build_hdr(
                 buf.cast(),
@@ -324,7 +319,7 @@ unsafe impl nftnl::NlMsg for ExclusiveTable {
             if t.is_null() {
                 std::process::abort();
             }
-            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, name.as_ptr());
+            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, TABLE_CNAME.as_ptr());
             sys::nftnl_table_set_u32(t, sys::NFTNL_TABLE_FAMILY as u16, u32::from(NFPROTO_INET));
             sys::nftnl_table_nlmsg_build_payload(nlh, t);
             sys::nftnl_table_free(t);
