@@ -47,6 +47,12 @@ fn state_with(iface: &str, features: Features) -> SystemState {
     s
 }
 
+/// Plan one `[[offload]]` entry against a state where its interface has `features`.
+fn plan_one(o: OffloadFix, features: Features) -> Plan {
+    let state = state_with(o.iface.as_str(), features);
+    plan(&Profile::builder("t").offload(o).build(), &state)
+}
+
 fn codes(p: &Plan) -> Vec<&str> {
     p.findings.iter().map(|f| f.code.as_str()).collect()
 }
@@ -135,10 +141,7 @@ fn a_feature_the_kernel_lacks_is_refused_as_fixed() {
     f.remove("rx-lro");
     let mut o = fix("a");
     o.lro = Some(true);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("a", f),
-    );
+    let p = plan_one(o, f);
     assert_eq!(codes(&p), vec!["offload-fixed"]);
     assert!(
         p.findings[0]
@@ -155,10 +158,7 @@ fn plans_changes_and_unchanged_entries_with_ethtool_values() {
     o.gro = Some(true);
     o.gso = Some(true);
     o.lro = Some(false);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("a", veth()),
-    );
+    let p = plan_one(o, veth());
     let changes: Vec<_> = p
         .changes
         .iter()
@@ -230,10 +230,7 @@ fn unknown_interface_refuses_and_lists_the_interfaces_that_exist() {
 fn a_known_interface_does_not_trigger_unknown_interface() {
     let mut o = fix("a");
     o.lro = Some(false);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("a", veth()),
-    );
+    let p = plan_one(o, veth());
     assert!(codes(&p).is_empty(), "{p}");
 }
 
@@ -262,10 +259,7 @@ fn a_fixed_feature_refuses_and_an_allowed_one_is_still_planned() {
 fn a_changeable_feature_does_not_trigger_fixed() {
     let mut o = fix("a");
     o.gro = Some(true);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("a", veth()),
-    );
+    let p = plan_one(o, veth());
     assert_eq!(p.changes.len(), 1);
     assert!(codes(&p).is_empty(), "{p}");
 }
@@ -277,10 +271,7 @@ fn turning_tso_or_gro_off_warns_about_cpu_cost() {
     let mut o = fix("a");
     o.tso = Some(false);
     o.gro = Some(false);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("a", f),
-    );
+    let p = plan_one(o, f);
     assert_eq!(codes(&p), vec!["offload-cpu-cost"]);
     let w = &p.findings[0];
     assert_eq!(w.severity, Severity::Warn);
@@ -298,10 +289,7 @@ fn turning_offloads_on_or_lro_off_costs_nothing() {
     let mut o = fix("a");
     o.gro = Some(true);
     o.lro = Some(false);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("a", f),
-    );
+    let p = plan_one(o, f);
     assert_eq!(p.changes.len(), 2);
     assert!(codes(&p).is_empty(), "{p}");
 }
@@ -310,10 +298,7 @@ fn turning_offloads_on_or_lro_off_costs_nothing() {
 fn changing_loopback_refuses() {
     let mut o = fix("lo");
     o.gro = Some(true);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("lo", veth()),
-    );
+    let p = plan_one(o, veth());
     assert_eq!(codes(&p), vec!["offload-on-loopback"]);
     assert!(p.refusals()[0]
         .hint
@@ -326,10 +311,7 @@ fn changing_loopback_refuses() {
 fn loopback_already_as_wanted_does_not_refuse() {
     let mut o = fix("lo");
     o.gso = Some(true);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("lo", veth()),
-    );
+    let p = plan_one(o, veth());
     assert!(p.changes.is_empty());
     assert!(codes(&p).is_empty(), "{p}");
 }
@@ -343,10 +325,7 @@ fn a_mixed_group_warns_that_rollback_restores_it_whole() {
     );
     let mut o = fix("a");
     o.tso = Some(false);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("a", f),
-    );
+    let p = plan_one(o, f);
     assert!(codes(&p).contains(&"offload-group-mixed"), "{p}");
     let w = p
         .findings
@@ -363,10 +342,7 @@ fn a_mixed_group_warns_that_rollback_restores_it_whole() {
 fn a_uniform_group_does_not_warn_mixed() {
     let mut o = fix("a");
     o.tso = Some(false);
-    let p = plan(
-        &Profile::builder("t").offload(o).build(),
-        &state_with("a", veth()),
-    );
+    let p = plan_one(o, veth());
     assert!(!codes(&p).contains(&"offload-group-mixed"), "{p}");
 }
 

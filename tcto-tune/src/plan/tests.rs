@@ -49,6 +49,14 @@ fn listener(port: u16, backlog: u32) -> ListenSocket {
     }
 }
 
+/// A profile that raises somaxconn to at least `somaxconn`, with one listener.
+fn somaxconn_with_listener(somaxconn: i64, port: u16, backlog: Option<u32>) -> Profile {
+    Profile::builder("t")
+        .somaxconn(Desired::at_least(somaxconn))
+        .listener(port, backlog)
+        .build()
+}
+
 fn codes(p: &Plan) -> Vec<&str> {
     p.findings.iter().map(|f| f.code.as_str()).collect()
 }
@@ -167,10 +175,7 @@ fn missing_conntrack_keys_are_skipped_with_the_module_named() {
 fn somaxconn_above_app_backlog_refuses_for_an_app_limited_listener() {
     let mut s = host();
     s.listeners.push(listener(8080, 511));
-    let p = Profile::builder("t")
-        .somaxconn(Desired::at_least(4096))
-        .listener(8080, None)
-        .build();
+    let p = somaxconn_with_listener(4096, 8080, None);
     let plan = plan(&p, &s);
     assert_eq!(codes(&plan), vec!["somaxconn-above-app-backlog"]);
     assert!(plan.findings[0].message.contains("min(511, 4096) = 511"));
@@ -182,10 +187,7 @@ fn somaxconn_above_app_backlog_refuses_for_an_app_limited_listener() {
 fn a_declared_app_backlog_at_or_above_somaxconn_passes() {
     let mut s = host();
     s.listeners.push(listener(8080, 511));
-    let p = Profile::builder("t")
-        .somaxconn(Desired::at_least(4096))
-        .listener(8080, Some(8192))
-        .build();
+    let p = somaxconn_with_listener(4096, 8080, Some(8192));
     // No refusal; but the running socket still has 511, below somaxconn:
     // the app was reconfigured and not restarted yet.
     let found = plan(&p, &s);
@@ -197,10 +199,7 @@ fn a_declared_app_backlog_at_or_above_somaxconn_passes() {
     // Declared but not listening here: nothing to restart, nothing refused.
     assert!(plan(&p, &host()).findings.is_empty());
     // A declared backlog wins over the live one and can refuse too.
-    let p = Profile::builder("t")
-        .somaxconn(Desired::at_least(4096))
-        .listener(9090, Some(2048))
-        .build();
+    let p = somaxconn_with_listener(4096, 9090, Some(2048));
     assert_eq!(codes(&plan(&p, &s)), vec!["somaxconn-above-app-backlog"]);
 }
 
@@ -208,10 +207,7 @@ fn a_declared_app_backlog_at_or_above_somaxconn_passes() {
 fn a_clamped_listener_warns_app_backlog_unknown_and_needs_restart() {
     let mut s = host();
     s.listeners.push(listener(8080, 1024));
-    let p = Profile::builder("t")
-        .somaxconn(Desired::at_least(4096))
-        .listener(8080, None)
-        .build();
+    let p = somaxconn_with_listener(4096, 8080, None);
     let plan = plan(&p, &s);
     assert_eq!(
         codes(&plan),
@@ -230,19 +226,13 @@ fn a_clamped_listener_warns_app_backlog_unknown_and_needs_restart() {
 fn no_backlog_findings_when_somaxconn_is_not_raised() {
     let mut s = host();
     s.listeners.push(listener(8080, 1024));
-    let p = Profile::builder("t")
-        .somaxconn(Desired::at_least(512))
-        .listener(8080, None)
-        .build();
+    let p = somaxconn_with_listener(512, 8080, None);
     assert!(plan(&p, &s).findings.is_empty());
 }
 
 #[test]
 fn a_named_port_with_nothing_listening_is_reported() {
-    let p = Profile::builder("t")
-        .somaxconn(Desired::at_least(4096))
-        .listener(8080, None)
-        .build();
+    let p = somaxconn_with_listener(4096, 8080, None);
     assert_eq!(codes(&plan(&p, &host())), vec!["listener-not-found"]);
 }
 
@@ -368,10 +358,7 @@ fn raw_keys_must_exist() {
 fn allowed_findings_no_longer_block() {
     let mut s = host();
     s.listeners.push(listener(8080, 511));
-    let p = Profile::builder("t")
-        .somaxconn(Desired::at_least(4096))
-        .listener(8080, None)
-        .build();
+    let p = somaxconn_with_listener(4096, 8080, None);
     let plan = plan_with(
         &p,
         &s,
@@ -447,10 +434,7 @@ fn snapshot_json_plan() {
 fn a_profile_allow_list_allows_like_the_flag() {
     let mut s = host();
     s.listeners.push(listener(8080, 511));
-    let mut p = Profile::builder("t")
-        .somaxconn(Desired::at_least(4096))
-        .listener(8080, None)
-        .build();
+    let mut p = somaxconn_with_listener(4096, 8080, None);
     assert_eq!(plan(&p, &s).refusals().len(), 1);
     p.allow.insert("somaxconn-above-app-backlog".into());
     let allowed = plan(&p, &s);
