@@ -120,16 +120,18 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     }
     crate::notrack::plan_notrack(&mut p, profile, state);
     crate::offload::plan_offloads(&mut p, profile, state);
-    let mut findings = check::run_all(&CheckInput {
+    let findings = check::run_all(&CheckInput {
         profile,
         state,
         changes: &p.changes,
     });
-    for f in &mut findings {
+    p.findings.extend(findings);
+    // Over every finding, including those the planner itself raised
+    // (`unknown-sysctl`): an accepted `--allow CODE` always takes effect.
+    for f in &mut p.findings {
         f.allowed = opts.allow.contains(&f.code);
     }
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    p.findings.extend(findings);
+    p.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     p
 }
 

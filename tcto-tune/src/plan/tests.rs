@@ -349,9 +349,20 @@ fn raw_keys_must_exist() {
         key: SysctlName::new("net.ipv4.no_such_knob").unwrap(),
         desired: Desired::exact(SysctlValue::Int(1)),
     };
-    let p = plan(&Profile::builder("t").sysctl(raw).build(), &host());
+    let profile = Profile::builder("t").sysctl(raw).build();
+    let p = plan(&profile, &host());
     assert_eq!(codes(&p), vec!["unknown-sysctl"]);
     assert_eq!(p.refusals().len(), 1);
+    // `--allow unknown-sysctl` is accepted on the command line, so it must
+    // take effect: the finding stops blocking, the key stays skipped.
+    let opts = PlanOptions {
+        allow: ["unknown-sysctl".to_owned()].into(),
+    };
+    let allowed = plan_with(&profile, &host(), &opts);
+    assert!(allowed.findings[0].allowed, "{allowed}");
+    assert!(allowed.refusals().is_empty());
+    assert!(allowed.changes.is_empty());
+    assert_eq!(allowed.skipped[0].code, "unknown-sysctl");
 }
 
 #[test]
