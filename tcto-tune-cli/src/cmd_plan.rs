@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
+use tcto_tune::persist::SYSCTL_D_PATH;
 use tcto_tune::system::{read_state, Backends};
 use tcto_tune::{sysctl_d, Plan, Profile, SystemState, TextStyle};
 
@@ -52,18 +53,25 @@ pub fn compute_full(args: &ProfileArgs) -> anyhow::Result<(Profile, SystemState,
     Ok((profile, state, plan))
 }
 
+/// The diff of the sysctl.d file on this host against what `persist`
+/// would write (read only when JSON or `--diff` shows it).
+fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
+    let path = SYSCTL_D_PATH;
+    let old = std::fs::read_to_string(path).ok();
+    let new = sysctl_d::render(&profile.name, &sysctl_d::entries(profile, plan));
+    SysctlD {
+        path: path.to_owned(),
+        diff: sysctl_d::unified_diff(path, old.as_deref(), Some(&new)),
+    }
+}
+
 /// Run `plan`.
 pub fn run(g: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
     let (profile, plan) = compute_with_profile(&args.profile)?;
-    let path = format!("/etc/sysctl.d/{}", sysctl_d::SYSCTL_D_NAME);
-    let old = std::fs::read_to_string(&path).ok();
-    let entries = sysctl_d::entries(&profile, &plan);
-    let new = sysctl_d::render(&profile.name, &entries);
-    let diff = sysctl_d::unified_diff(&path, old.as_deref(), Some(&new));
     if g.json {
         print_json(&PlanDoc {
             plan: &plan,
-            sysctl_d: SysctlD { path, diff },
+            sysctl_d: sysctl_d_diff(&profile, &plan),
         })?;
     } else {
         print!(
@@ -73,6 +81,7 @@ pub fn run(g: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
             })
         );
         if args.diff {
+            let SysctlD { path, diff } = sysctl_d_diff(&profile, &plan);
             println!("\n{path} as `persist` would write it:\n{diff}");
         }
     }
