@@ -1,10 +1,8 @@
 //! `tcto-tune profiles`: list and show the built-in profiles.
 
-use std::collections::BTreeMap;
-
 use clap::Subcommand;
 use serde::Serialize;
-use tcto_tune::profile::{builtin, builtin_description, builtin_names, load};
+use tcto_tune::profile::{builtin, builtin_description, builtin_names};
 
 use crate::output::{print_json, CliError, Exit};
 use crate::Global;
@@ -49,12 +47,17 @@ pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
         }
         ProfilesCommand::Show { name } => {
             let Some(text) = builtin(&name) else {
-                // Surface the library's own error and hint.
-                let err = load(&name, &BTreeMap::new()).err();
-                let hint = err.as_ref().and_then(|e| e.hint());
-                return Err(
-                    CliError::new(format!("unknown profile `{name}`"), hint, Exit::Error).into(),
+                // Only built-ins are shown: a path is never read here.
+                let hint = format!(
+                    "built-in profiles: {} (a profile file you wrote: read it with `cat`)",
+                    builtin_names().join(", ")
                 );
+                return Err(CliError::new(
+                    format!("unknown profile `{name}`"),
+                    Some(hint),
+                    Exit::Error,
+                )
+                .into());
             };
             if g.json {
                 print_json(&serde_json::json!({ "name": name, "toml": text }))?;

@@ -62,6 +62,16 @@ fn profiles_list_names_every_builtin() {
         err.contains("unknown profile `nope`") && err.contains("hint: built-in profiles"),
         "{err}"
     );
+    // `show` takes only built-in names: a path gets the same hint, which
+    // does not suggest giving a path.
+    let (code, _, err) = tcto(&["profiles", "show", "./mine.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("unknown profile `./mine.toml`")
+            && err.contains("hint: built-in profiles: backlog-overflow,")
+            && !err.contains("give a path"),
+        "{err}"
+    );
 }
 
 #[test]
