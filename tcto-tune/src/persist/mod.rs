@@ -225,6 +225,9 @@ pub fn plan_persist(
     opts: &PersistOptions,
 ) -> Plan {
     let entries = sysctl_d::entries(profile, runtime);
+    // A profile's `allow = [...]` counts as if given with `--allow`, here
+    // as in the runtime planner.
+    let allow: BTreeSet<String> = opts.allow.union(&profile.allow).cloned().collect();
     let mut out = Plan {
         schema: PLAN_SCHEMA,
         profile: profile.name.clone(),
@@ -389,11 +392,8 @@ pub fn plan_persist(
         });
     }
 
-    out.findings.extend(conflicts::scan(
-        &entries,
-        &facts.sysctl_sources,
-        &opts.allow,
-    ));
+    out.findings
+        .extend(conflicts::scan(&entries, &facts.sysctl_sources, &allow));
     if !entries.is_empty() {
         for m in &facts.managers {
             out.findings.push(
@@ -410,7 +410,7 @@ pub fn plan_persist(
         }
     }
     for f in &mut out.findings {
-        if opts.allow.contains(&f.code) {
+        if allow.contains(&f.code) {
             f.allowed = true;
         }
     }

@@ -410,6 +410,12 @@ fn conflicting_file_refuses_through_the_planner() {
         },
     );
     assert!(allowed.refusals().is_empty());
+    // The same code in the profile's own `allow = [...]` counts as well.
+    let mut profile = high_conn();
+    profile.allow.insert(codes::OVERRIDDEN.to_owned());
+    let by_profile = persist(&profile, &state(true), &f);
+    assert!(by_profile.refusals().is_empty(), "{by_profile}");
+    assert!(codes(&by_profile).contains(&codes::OVERRIDDEN));
 }
 
 #[test]
