@@ -54,14 +54,22 @@ pub fn compute_full(args: &ProfileArgs) -> anyhow::Result<(Profile, SystemState,
 }
 
 /// The diff of the sysctl.d file on this host against what `persist`
-/// would write (read only when JSON or `--diff` shows it).
+/// would write (read only when JSON or `--diff` shows it). Empty when
+/// nothing would change, including for a profile without sysctls, whose
+/// persist leaves the file alone.
 fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
     let path = SYSCTL_D_PATH;
-    let old = std::fs::read_to_string(path).ok();
-    let new = sysctl_d::render(&profile.name, &sysctl_d::entries(profile, plan));
+    let entries = sysctl_d::entries(profile, plan);
+    let diff = if entries.is_empty() {
+        String::new()
+    } else {
+        let old = std::fs::read_to_string(path).ok();
+        let new = sysctl_d::render(&profile.name, &entries);
+        sysctl_d::unified_diff(path, old.as_deref(), Some(&new))
+    };
     SysctlD {
         path: path.to_owned(),
-        diff: sysctl_d::unified_diff(path, old.as_deref(), Some(&new)),
+        diff,
     }
 }
 
@@ -82,7 +90,11 @@ pub fn run(g: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
         );
         if args.diff {
             let SysctlD { path, diff } = sysctl_d_diff(&profile, &plan);
-            println!("\n{path} as `persist` would write it:\n{diff}");
+            if diff.is_empty() {
+                println!("\n{path}: `persist` would leave it as it is");
+            } else {
+                println!("\n{path} as `persist` would write it:\n{diff}");
+            }
         }
     }
     Ok(if !plan.refusals().is_empty() {

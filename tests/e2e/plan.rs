@@ -145,6 +145,32 @@ fn plan_json_has_the_documented_fields() {
 }
 
 #[test]
+fn plan_diff_of_a_profile_without_sysctls_is_empty() {
+    if !require_root("plan_diff_of_a_profile_without_sysctls_is_empty") {
+        return;
+    }
+    // persist leaves sysctl.d alone for a NOTRACK-only profile, so the
+    // diff must not show it writing a header-only file.
+    let r = in_netns(
+        "tcto-tune plan --profile trusted-notrack --set frontend=10.0.1.0/24 \
+         --set backend=10.0.2.0/24 --set port=8080 --diff",
+    );
+    assert!(r.code == 0 || r.code == 3, "{r}");
+    assert!(
+        r.stdout
+            .contains("99-tcto-tune.conf: `persist` would leave it as it is"),
+        "{r}"
+    );
+    assert!(!r.stdout.contains("Written by tcto-tune"), "{r}");
+    let r = in_netns(
+        "tcto-tune plan --profile trusted-notrack --set frontend=10.0.1.0/24 \
+         --set backend=10.0.2.0/24 --set port=8080 --json",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    assert_eq!(doc["sysctl_d"]["diff"], "", "{r}");
+}
+
+#[test]
 fn unknown_profile_key_names_file_line_and_key() {
     let dir = tcto_tune_tests::TempDir::new("badkey");
     let path = format!("{}/mine.toml", dir.path());
