@@ -85,7 +85,11 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
                 root.display()
             )
         });
-        CliError::new(error_line(&e), hint, Exit::Error)
+        // The whole cause chain on one line, as for every other error.
+        CliError {
+            hint,
+            ..CliError::from(anyhow::Error::new(e))
+        }
     })?;
     let (profile, runtime) = compute_with_profile(&args.profile)?;
     let opts = PersistOptions {
@@ -158,16 +162,6 @@ fn print_text(plan: &Plan, diffs: &[FileDiff]) {
     for d in diffs {
         println!("\n{}", d.diff.trim_end());
     }
-}
-
-fn error_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
 }
 
 /// The persisted profile under `root` (`apply --persisted`).
