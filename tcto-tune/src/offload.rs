@@ -149,7 +149,7 @@ impl GroupState {
                 .collect::<Vec<_>>()
         };
         if want {
-            if self.members.iter().any(|(_, s)| !s.fixed || s.on) {
+            if self.reachable(true) {
                 vec![]
             } else {
                 names(&|_| true)
