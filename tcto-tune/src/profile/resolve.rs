@@ -65,6 +65,14 @@ struct Layer {
 }
 
 impl Layer {
+    /// The profile's `name`, else the built-in's name or the file's stem.
+    fn name(&self) -> String {
+        self.spec
+            .name
+            .clone()
+            .unwrap_or_else(|| self.origin.default_name())
+    }
+
     fn at(
         &self,
         span: Range<usize>,
@@ -110,12 +118,7 @@ pub fn load_text(
     for layer in chain.iter().rev() {
         merge(&mut profile, convert(layer, &values)?);
     }
-    let top = &chain[0];
-    profile.name = top
-        .spec
-        .name
-        .clone()
-        .unwrap_or_else(|| top.origin.default_name());
+    profile.name = chain[0].name();
     profile.description = chain
         .iter()
         .find_map(|l| l.spec.description.clone())
@@ -252,11 +255,7 @@ fn fill_variables(
     chain: &[Layer],
     set: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ProfileError> {
-    let profile = chain[0]
-        .spec
-        .name
-        .clone()
-        .unwrap_or_else(|| chain[0].origin.default_name());
+    let profile = chain[0].name();
     let mut declared = BTreeMap::new();
     for layer in chain.iter().rev() {
         for (name, var) in &layer.spec.variables {
