@@ -79,12 +79,16 @@ fn exec_path(given: Option<String>) -> anyhow::Result<String> {
 pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let facts = read_persist_facts(&root).map_err(|e| {
-        let hint = (!root.is_dir()).then(|| {
-            format!(
+        let hint = if !root.exists() {
+            Some(format!(
                 "`--root` must be an existing directory; it is never created (mkdir -p {} if that is really the place)",
                 root.display()
-            )
-        });
+            ))
+        } else if !root.is_dir() {
+            Some("`--root` must be a directory (the root of an image or a chroot), not a file".to_owned())
+        } else {
+            None
+        };
         // The whole cause chain on one line, as for every other error.
         CliError {
             hint,

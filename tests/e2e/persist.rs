@@ -342,6 +342,16 @@ fn a_missing_root_is_an_error_and_is_not_created() {
     assert!(r.stderr.contains(&missing), "{r}");
     assert!(r.stderr.contains("never created"), "{r}");
     assert!(!std::path::Path::new(&missing).exists());
+    // A file in its place is not to be "mkdir -p"-ed.
+    let file = format!("{}/file", d.path());
+    std::fs::write(&file, "").unwrap();
+    let r = tcto_tune_tests::on_host(&format!(
+        "{} persist --profile high-conn --root {file} --dry-run",
+        tt(&d)
+    ));
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("must be a directory"), "{r}");
+    assert!(!r.stderr.contains("mkdir"), "{r}");
 }
 
 #[test]
