@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::apply::{apply, blocked_by, ApplyError, ApplyOptions, TxReport};
+use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions, TxReport};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
 
@@ -49,14 +49,7 @@ pub fn apply_error(e: ApplyError) -> anyhow::Error {
     } else {
         Exit::Error
     };
-    let hint = e.hint();
-    let mut message = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(c) = src {
-        message.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    CliError::new(message, hint, exit).into()
+    CliError::new(error_chain(&e), e.hint(), exit).into()
 }
 
 /// Print a report and return its exit code.

@@ -137,9 +137,11 @@ fn fail_text(target: &Target, e: &dyn fmt::Display) -> String {
     format!("{target}: {e}")
 }
 
-fn error_chain(e: &SystemError) -> String {
+/// An error and its causes on one line (`cannot write ...: Permission
+/// denied`), the form reports and the CLI print.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
+    let mut src = e.source();
     while let Some(c) = src {
         let _ = write!(s, ": {c}");
         src = c.source();
