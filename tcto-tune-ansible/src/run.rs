@@ -1,0 +1,528 @@
+//! The three states, each the library call the CLI command makes.
+//!
+//! `applied` is `tcto-tune apply`, `persisted` is `tcto-tune persist`,
+//! `rolled_back` is `tcto-tune rollback`: the same plan, the same journaled
+//! transaction, the same lock, linked in rather than run as a subprocess.
+//! Check mode is the CLI's `--dry-run`: the same transaction against the
+//! simulated host seeded from the live state, so `changed` and `diff` are
+//! what the real run would report, and nothing is written or journaled.
+//!
+//! Journal records the module writes are named `ansible` (apply) and
+//! `ansible-persist`, so `tcto-tune history` shows where a change came
+//! from and `state: rolled_back` undoes the module's own newest
+//! transaction, not one an operator made by hand since.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use tcto_tune::apply::{
+    apply, blocked_by, error_chain, select_for_rollback, undo, ApplyError, ApplyOptions, Outcome,
+    TxReport,
+};
+use tcto_tune::journal::{Journal, JournalError, StepStatus, TxRecord};
+use tcto_tune::persist::{self, PersistOptions, SYSCTL_D_PATH};
+use tcto_tune::system::{
+    has_net_admin, read_persist_facts, read_state, Backends, Effects, LinuxEffects, SimEffects,
+    SystemError,
+};
+use tcto_tune::{sysctl_d, Plan, PlanOptions, Profile, Severity, SystemState, Target, Value};
+
+use crate::args::{Args, State};
+use crate::diff::{self, DiffEntry};
+
+/// Journal command of an apply made by the module.
+pub const TX_APPLY: &str = "ansible";
+/// Journal command of a persist made by the module.
+pub const TX_PERSIST: &str = "ansible-persist";
+
+/// The JSON object the module prints.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ModuleResult {
+    /// Whether the host changed (or, in check mode, would).
+    pub changed: bool,
+    /// Whether the task failed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// One line for the user.
+    pub msg: String,
+    /// `--diff`: one entry per target that changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Vec<DiffEntry>>,
+    /// The plan, as `tcto-tune plan --json` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<serde_json::Value>,
+    /// The journal id of the transaction made (applied, persisted).
+    pub transaction: Option<String>,
+    /// The ids undone (rolled_back), newest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undone: Vec<String>,
+    /// The transaction reports: every step with before, after, status.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<TxReport>,
+    /// Findings of severity warn, shown by Ansible as warnings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+type Failed = Box<ModuleResult>;
+
+fn fail(mut res: ModuleResult, msg: impl Into<String>) -> Failed {
+    res.failed = true;
+    res.msg = msg.into();
+    Box::new(res)
+}
+
+/// Run the task. Never panics on bad input: every error is a failed result.
+pub fn run(args: &Args) -> ModuleResult {
+    let r = match &args.state {
+        State::Applied => applied(args),
+        State::Persisted => persisted(args),
+        State::RolledBack { to } => rolled_back(args, to.as_deref()),
+    };
+    r.unwrap_or_else(|f| *f)
+}
+
+fn with_hint(msg: String, hint: Option<String>) -> String {
+    match hint {
+        Some(h) => format!("{msg}; hint: {h}"),
+        None => msg,
+    }
+}
+
+fn journal_msg(e: &JournalError) -> String {
+    let hint = match e {
+        JournalError::Unsafe { .. } => {
+            Some("use a root-owned directory with mode 0700 (option `state_dir`)".to_owned())
+        }
+        JournalError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Some(
+                "run the task as root (`become: true`), or set `state_dir` to a directory you own"
+                    .to_owned(),
+            )
+        }
+        JournalError::UnknownTx { .. } => {
+            Some("`tcto-tune history --state-dir DIR` lists the transactions".to_owned())
+        }
+        other => other.hint(),
+    };
+    with_hint(error_chain(e), hint)
+}
+
+fn apply_msg(e: &ApplyError) -> String {
+    let hint = match e {
+        ApplyError::Interrupted { id } | ApplyError::Incomplete { id } => Some(format!(
+            "run the task with `state: rolled_back` to restore the values journaled by {id} (what `tcto-tune rollback` does)"
+        )),
+        ApplyError::Journal(j) => return journal_msg(j),
+        other => other.hint(),
+    };
+    with_hint(error_chain(e), hint)
+}
+
+fn need_privileges(args: &Args, res: &ModuleResult, what: &str) -> Result<(), Failed> {
+    if args.check_mode || has_net_admin() {
+        return Ok(());
+    }
+    Err(fail(
+        res.clone(),
+        format!("`state: {what}` needs root or CAP_NET_ADMIN; nothing was changed; hint: add `become: true` to the task, or run it in check mode, which needs neither"),
+    ))
+}
+
+/// The profile with the task's listeners, and the plan options.
+fn load(args: &Args) -> Result<(Profile, PlanOptions), Failed> {
+    let name = args.profile.as_deref().unwrap_or_default();
+    let mut profile = tcto_tune::profile::load(name, &args.set).map_err(|e| {
+        fail(
+            ModuleResult::default(),
+            format!("cannot load profile `{name}`: {}", error_chain(&e)),
+        )
+    })?;
+    for port in &args.ports {
+        profile.add_listener(*port, None);
+    }
+    for (port, backlog) in &args.app_backlog {
+        profile.add_listener(*port, Some(*backlog));
+    }
+    let opts = PlanOptions {
+        allow: args.allow.iter().cloned().collect(),
+    };
+    Ok((profile, opts))
+}
+
+fn read_host(profile: &Profile) -> Result<SystemState, Failed> {
+    read_state(profile, &Backends::linux()).map_err(|e| {
+        fail(
+            ModuleResult::default(),
+            format!("cannot read the system state: {}", error_chain(&e)),
+        )
+    })
+}
+
+/// The document `tcto-tune plan --json` prints: the plan, and the diff of
+/// the sysctl.d file `persist` would write.
+pub fn plan_doc(profile: &Profile, plan: &Plan) -> serde_json::Value {
+    let entries = sysctl_d::entries(profile, plan);
+    let diff = if entries.is_empty() {
+        String::new()
+    } else {
+        let old = std::fs::read_to_string(SYSCTL_D_PATH).ok();
+        let new = sysctl_d::render(&profile.name, &entries);
+        sysctl_d::unified_diff(SYSCTL_D_PATH, old.as_deref(), Some(&new))
+    };
+    let mut doc = serde_json::to_value(plan).expect("a plan serializes");
+    doc["sysctl_d"] = serde_json::json!({ "path": SYSCTL_D_PATH, "diff": diff });
+    doc
+}
+
+/// Findings of severity warn, one line each, for Ansible's `warnings`.
+pub fn warnings(plan: &Plan) -> Vec<String> {
+    plan.findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warn)
+        .map(|f| with_hint(format!("[{}] {}", f.code, f.message), f.hint.clone()))
+        .collect()
+}
+
+/// The message of a plan a safety check refuses: every refusing finding
+/// with its code and hint.
+pub fn refusal_msg(plan: &Plan) -> String {
+    let refusals = plan.refusals();
+    let each: Vec<String> = refusals
+        .iter()
+        .map(|f| with_hint(format!("[{}] {}", f.code, f.message), f.hint.clone()))
+        .collect();
+    let codes: Vec<&str> = refusals.iter().map(|f| f.code.as_str()).collect();
+    format!(
+        "refused by safety check(s): {}; nothing was changed (to proceed anyway, add {} to `allow`)",
+        each.join(" | "),
+        codes.join(", ")
+    )
+}
+
+fn changed_steps(report: &TxReport) -> usize {
+    report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.status, StepStatus::Applied | StepStatus::WouldApply))
+        .count()
+}
+
+/// Fill the result from a finished transaction.
+fn finish(mut res: ModuleResult, report: TxReport, args: &Args, what: &str) -> ModuleResult {
+    let n = changed_steps(&report);
+    let id = report.id.clone().unwrap_or_else(|| "-".into());
+    let profile = &report.profile;
+    res.transaction = report.id.clone();
+    res.changed = n > 0;
+    if args.diff {
+        res.diff = Some(diff::of_report(&report));
+    }
+    match report.outcome {
+        Outcome::Noop => res.msg = format!("profile `{profile}` is already {what}"),
+        Outcome::WouldApply => res.msg = format!("would make {n} change(s) for profile `{profile}`"),
+        Outcome::Applied => {
+            res.msg = format!(
+                "made {n} change(s) for profile `{profile}`; transaction {id}, undo with `state: rolled_back`"
+            )
+        }
+        Outcome::RolledBack => {
+            res.changed = false;
+            res.diff = args.diff.then(Vec::new);
+            res.failed = true;
+            res.msg = format!(
+                "failed: {}; every change was reverted: the system is as it was before (transaction {id})",
+                report.failure.as_deref().unwrap_or("?")
+            );
+        }
+        _ => {
+            let keys: Vec<&str> = report
+                .steps
+                .iter()
+                .filter(|s| s.status == StepStatus::RevertFailed)
+                .map(|s| s.key.as_str())
+                .collect();
+            res.changed = true;
+            res.failed = true;
+            res.msg = format!(
+                "failed: {}; COULD NOT RESTORE: {} (transaction {id}); hint: fix the cause, then run the task with `state: rolled_back`",
+                report.failure.as_deref().unwrap_or("?"),
+                keys.join(", ")
+            );
+        }
+    }
+    res.reports.push(report);
+    res
+}
+
+fn applied(args: &Args) -> Result<ModuleResult, Failed> {
+    let (profile, opts) = load(args)?;
+    let state = read_host(&profile)?;
+    let plan = tcto_tune::plan_with(&profile, &state, &opts);
+    let res = ModuleResult {
+        plan: Some(plan_doc(&profile, &plan)),
+        warnings: warnings(&plan),
+        ..Default::default()
+    };
+    if !plan.refusals().is_empty() {
+        return Err(fail(res, refusal_msg(&plan)));
+    }
+    let aopts = ApplyOptions {
+        command: TX_APPLY.into(),
+        force_after_crash: false,
+    };
+    let report = if args.check_mode {
+        // What would block the real apply blocks check mode too.
+        match Journal::open_existing(&args.state_dir) {
+            Ok(Some(j)) => {
+                if let Some(e) = j.newest().ok().flatten().and_then(|r| blocked_by(&r)) {
+                    return Err(fail(res, apply_msg(&e)));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Err(fail(res, journal_msg(&e))),
+        }
+        let mut sim = SimEffects::from_plan_and_state(&plan, &state);
+        apply(&plan, &mut sim, None, &aopts)
+    } else {
+        need_privileges(args, &res, "applied")?;
+        let journal = Journal::open_or_create(&args.state_dir)
+            .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+        let _lock = journal
+            .lock()
+            .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+        apply(&plan, &mut LinuxEffects::default(), Some(&journal), &aopts)
+    };
+    match report {
+        Ok(r) => Ok(finish(res, r, args, "in effect")),
+        Err(e) => Err(fail(res, apply_msg(&e))),
+    }
+}
+
+fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
+    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let facts = read_persist_facts(&root).map_err(|e| {
+        let hint = (!root.is_dir()).then(|| {
+            "`root` must be an existing directory (the root of an image or a chroot); it is never created".to_owned()
+        });
+        fail(ModuleResult::default(), with_hint(error_chain(&e), hint))
+    })?;
+    persist::check_exec(&args.exec).map_err(|e| {
+        fail(
+            ModuleResult::default(),
+            format!("option `exec`: {}", error_chain(&e)),
+        )
+    })?;
+    let (profile, opts) = load(args)?;
+    let state = read_host(&profile)?;
+    let runtime = tcto_tune::plan_with(&profile, &state, &opts);
+    let popts = PersistOptions {
+        allow: opts.allow.clone(),
+        exec: args.exec.clone(),
+    };
+    let plan = persist::plan_persist(&profile, &runtime, &facts, &popts);
+    let res = ModuleResult {
+        plan: Some(plan_doc(&profile, &runtime)),
+        warnings: warnings(&plan),
+        ..Default::default()
+    };
+    if !plan.refusals().is_empty() {
+        return Err(fail(res, refusal_msg(&plan)));
+    }
+    let aopts = ApplyOptions {
+        command: TX_PERSIST.into(),
+        force_after_crash: false,
+    };
+    let report = if args.check_mode {
+        apply(&plan, &mut SimEffects::from_plan(&plan), None, &aopts)
+    } else {
+        let journal = Journal::open_or_create(&args.state_dir)
+            .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+        let _lock = journal
+            .lock()
+            .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+        apply(&plan, &mut LinuxEffects::default(), Some(&journal), &aopts)
+    };
+    match report {
+        Ok(r) => Ok(finish(res, r, args, "persisted")),
+        Err(e) => Err(fail(res, apply_msg(&e))),
+    }
+}
+
+/// An [`Effects`] that records every write with the value it replaced, so
+/// a rollback reports exactly what it changed.
+pub struct Recording<'a> {
+    inner: &'a mut dyn Effects,
+    /// Every write: target, prior value, written value.
+    pub writes: Vec<(Target, Value, Value)>,
+}
+
+impl<'a> Recording<'a> {
+    /// Wrap `inner`.
+    pub fn new(inner: &'a mut dyn Effects) -> Self {
+        Recording {
+            inner,
+            writes: Vec::new(),
+        }
+    }
+}
+
+impl Effects for Recording<'_> {
+    fn read(&mut self, target: &Target) -> Result<Value, SystemError> {
+        self.inner.read(target)
+    }
+
+    fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
+        let prior = self.inner.read(target).unwrap_or(Value::Absent);
+        self.inner.write(target, value)?;
+        self.writes.push((target.clone(), prior, value.clone()));
+        Ok(())
+    }
+
+    fn write_read_back(&mut self, target: &Target, value: &Value) -> Result<Value, SystemError> {
+        let prior = self.inner.read(target).unwrap_or(Value::Absent);
+        let back = self.inner.write_read_back(target, value)?;
+        self.writes.push((target.clone(), prior, value.clone()));
+        Ok(back)
+    }
+}
+
+/// The transactions to undo: with `to`, every undoable one from `to` on
+/// (as `tcto-tune rollback --to`); without, the module's own newest
+/// undoable one.
+pub fn choose(records: &[TxRecord], to: Option<&str>) -> Result<Vec<TxRecord>, JournalError> {
+    match to {
+        Some(_) => select_for_rollback(records, to),
+        None => Ok(records
+            .iter()
+            .rev()
+            .find(|r| (r.command == TX_APPLY || r.command == TX_PERSIST) && r.state.undoable())
+            .cloned()
+            .into_iter()
+            .collect()),
+    }
+}
+
+/// A simulated host holding what the live one holds for every target of
+/// `record`: check mode undoes the record against it.
+fn simulate(record: &TxRecord) -> Result<SimEffects, String> {
+    let mut live = LinuxEffects::default();
+    let mut sim = SimEffects::default();
+    for step in &record.steps {
+        let v = live
+            .read(&step.target)
+            .map_err(|e| format!("cannot read {}: {}", step.target, error_chain(&e)))?;
+        sim.values.insert(step.target.clone(), v);
+    }
+    Ok(sim)
+}
+
+fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
+    let mut res = ModuleResult::default();
+    need_privileges(args, &res, "rolled_back")?;
+    let journal = match Journal::open_existing(&args.state_dir) {
+        Ok(Some(j)) => j,
+        Ok(None) if to.is_none() => {
+            res.msg = format!(
+                "nothing to roll back: no journal in `{}`",
+                args.state_dir.display()
+            );
+            return Ok(res);
+        }
+        Ok(None) => {
+            return Err(fail(
+                res,
+                format!(
+                    "no journal in `{}`, so no transaction {}",
+                    args.state_dir.display(),
+                    to.unwrap_or_default()
+                ),
+            ))
+        }
+        Err(e) => return Err(fail(res, journal_msg(&e))),
+    };
+    let _lock = if args.check_mode {
+        None
+    } else {
+        Some(
+            journal
+                .lock()
+                .map_err(|e| fail(res.clone(), journal_msg(&e)))?,
+        )
+    };
+    let records = journal
+        .list()
+        .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+    let chosen = choose(&records, to).map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+    if chosen.is_empty() {
+        res.msg = "nothing to roll back".into();
+        return Ok(res);
+    }
+    let mut diffs: BTreeMap<Target, DiffEntry> = BTreeMap::new();
+    let mut order = Vec::new();
+    for mut record in chosen {
+        let (report, writes) = if args.check_mode {
+            let mut sim = simulate(&record).map_err(|m| fail(res.clone(), m))?;
+            let mut rec = Recording::new(&mut sim);
+            let r = undo(&mut record, &mut rec, None, false);
+            (r, rec.writes)
+        } else {
+            let mut live = LinuxEffects::default();
+            let mut rec = Recording::new(&mut live);
+            let r = undo(&mut record, &mut rec, Some(&journal), false);
+            (r, rec.writes)
+        };
+        let report = report.map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+        for (target, prior, value) in writes {
+            // Undoing several transactions may touch a target twice: the
+            // diff goes from the first value seen to the last written.
+            match diffs.get_mut(&target) {
+                Some(d) => d.after = diff::render(&target, &value),
+                None => {
+                    order.push(target.clone());
+                    diffs.insert(target.clone(), diff::entry(&target, &prior, &value));
+                }
+            }
+        }
+        if let Some(id) = &report.id {
+            res.undone.push(id.clone());
+        }
+        res.reports.push(report);
+    }
+    res.changed = !order.is_empty();
+    if args.diff {
+        res.diff = Some(order.iter().filter_map(|t| diffs.remove(t)).collect());
+    }
+    let ids = res.undone.join(", ");
+    let failures: Vec<String> = res
+        .reports
+        .iter()
+        .filter(|r| !r.succeeded())
+        .map(|r| {
+            format!(
+                "transaction {}: {}",
+                r.id.as_deref().unwrap_or("-"),
+                r.failure.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    if !failures.is_empty() {
+        return Err(fail(
+            res,
+            format!(
+                "rollback incomplete: {}; hint: `tcto-tune history -v --state-dir {dir}` shows each step; `tcto-tune rollback --force --state-dir {dir}` also restores values changed since",
+                failures.join(" | "),
+                dir = args.state_dir.display()
+            ),
+        ));
+    }
+    res.msg = if args.check_mode {
+        format!("would roll back transaction(s) {ids}")
+    } else {
+        format!("rolled back transaction(s) {ids}")
+    };
+    Ok(res)
+}
