@@ -42,9 +42,11 @@ fn execute(argv: &[String]) -> ModuleResult {
     let obj = match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(serde_json::Value::Object(m)) => m,
         Ok(_) => return failed(format!("the arguments file `{path}` is not a JSON object")),
-        Err(e) => return failed(format!(
+        Err(e) => {
+            return failed(format!(
             "the arguments file `{path}` is not JSON ({e}); this module takes JSON arguments only"
-        )),
+        ))
+        }
     };
     match args::parse(&obj) {
         Ok(a) => run::run(&a),
