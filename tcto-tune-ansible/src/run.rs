@@ -526,3 +526,140 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
     };
     Ok(res)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tcto_tune::system::SimFault;
+    use tcto_tune::{Change, Intent};
+
+    fn args(diff: bool) -> Args {
+        let obj = serde_json::json!({"profile": "p", "_ansible_diff": diff});
+        crate::args::parse(obj.as_object().unwrap()).unwrap()
+    }
+
+    fn two_changes() -> Plan {
+        let mut plan = tcto_tune::plan(
+            &Profile::builder("p").build(),
+            &tcto_tune::SystemState::default(),
+        );
+        plan.changes = vec![
+            Change::sysctl(
+                "net.core.somaxconn",
+                Some("1024"),
+                "4096",
+                Intent::AtLeast,
+                None,
+            ),
+            Change::sysctl(
+                "net.ipv4.tcp_max_syn_backlog",
+                Some("2048"),
+                "8192",
+                Intent::AtLeast,
+                None,
+            ),
+        ];
+        plan
+    }
+
+    #[test]
+    fn failed_apply_fails_the_task_and_says_it_rolled_back() {
+        let plan = two_changes();
+        let mut sim = SimEffects::from_plan(&plan);
+        sim.faults.insert(
+            plan.changes[1].target.clone(),
+            SimFault::Refuse(libc_einval()),
+        );
+        let report = apply(&plan, &mut sim, None, &ApplyOptions::default()).unwrap();
+        let res = finish(ModuleResult::default(), report, &args(true), "in effect");
+        assert!(res.failed && !res.changed, "{res:?}");
+        assert!(res.msg.contains("tcp_max_syn_backlog"), "{}", res.msg);
+        assert!(res.msg.contains("every change was reverted"), "{}", res.msg);
+        assert_eq!(res.diff, Some(vec![]));
+        assert_eq!(
+            sim.values[&plan.changes[0].target],
+            Value::Text("1024".into())
+        );
+    }
+
+    #[test]
+    fn a_revert_that_fails_names_what_is_not_restored() {
+        let plan = two_changes();
+        let mut sim = SimEffects::from_plan(&plan);
+        // The first write lands, the second is refused, and the first then
+        // cannot be written back.
+        sim.faults.insert(
+            plan.changes[1].target.clone(),
+            SimFault::Refuse(libc_einval()),
+        );
+        let mut flaky = FailSecondWriteOf {
+            inner: &mut sim,
+            target: plan.changes[0].target.clone(),
+            seen: 0,
+        };
+        let report = apply(&plan, &mut flaky, None, &ApplyOptions::default()).unwrap();
+        let res = finish(ModuleResult::default(), report, &args(false), "in effect");
+        assert!(res.failed && res.changed, "{res:?}");
+        assert!(
+            res.msg.contains("COULD NOT RESTORE: net.core.somaxconn"),
+            "{}",
+            res.msg
+        );
+        assert!(res.msg.contains("state: rolled_back"), "{}", res.msg);
+    }
+
+    #[test]
+    fn warn_findings_become_warnings_and_refusals_name_code_and_hint() {
+        let mut plan = two_changes();
+        plan.findings = vec![
+            tcto_tune::Finding::new("listener-needs-restart", Severity::Warn, "restart it")
+                .hint("systemctl restart app"),
+            tcto_tune::Finding::new("somaxconn-above-app-backlog", Severity::Refuse, "too high")
+                .hint("raise the app's backlog"),
+            tcto_tune::Finding::new("listener-not-found", Severity::Info, "no listener"),
+        ];
+        assert_eq!(
+            warnings(&plan),
+            vec!["[listener-needs-restart] restart it; hint: systemctl restart app"]
+        );
+        let msg = refusal_msg(&plan);
+        assert!(
+            msg.contains("[somaxconn-above-app-backlog] too high; hint: raise the app's backlog"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("add somaxconn-above-app-backlog to `allow`"),
+            "{msg}"
+        );
+    }
+
+    fn libc_einval() -> i32 {
+        22
+    }
+
+    /// Fails the second write of one target (its revert).
+    struct FailSecondWriteOf<'a> {
+        inner: &'a mut SimEffects,
+        target: Target,
+        seen: usize,
+    }
+
+    impl Effects for FailSecondWriteOf<'_> {
+        fn read(&mut self, t: &Target) -> Result<Value, SystemError> {
+            self.inner.read(t)
+        }
+        fn write(&mut self, t: &Target, v: &Value) -> Result<(), SystemError> {
+            if *t == self.target {
+                self.seen += 1;
+                if self.seen == 2 {
+                    return Err(SystemError::SysctlWrite {
+                        key: t.key(),
+                        value: v.display(),
+                        source: std::io::Error::from_raw_os_error(13),
+                    });
+                }
+            }
+            self.inner.write(t, v)
+        }
+    }
+}
