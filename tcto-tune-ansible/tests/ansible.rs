@@ -435,3 +435,58 @@ fn ansible_doc_renders_the_sidecar() {
     assert_eq!(text.code, 0, "{text}");
     assert!(text.stdout.contains("EXAMPLES"), "{text}");
 }
+
+#[test]
+fn rollout_playbook_rolls_back_when_verify_fails_and_persists_when_it_passes() {
+    let Some(lab) =
+        Lab::new("rollout_playbook_rolls_back_when_verify_fails_and_persists_when_it_passes")
+    else {
+        return;
+    };
+    // The example playbook runs `tcto-tune verify` on each host.
+    let cli = tcto_tune_tests::bin("tcto-tune");
+    let root = TempDir::new("ansible-rollout-root");
+    let play = std::fs::read_to_string(workspace().join("tcto-tune-ansible/rollout.yml")).unwrap();
+    let vars = |verify_for: &str| {
+        format!(
+            "-e target_hosts=localhost -e verify_for={verify_for} -e state_dir={} -e persist_root={}",
+            lab.state.path(),
+            root.path()
+        )
+    };
+    let run = lab.in_netns(&format!(
+        "export PATH=\"{}:$PATH\"\nsysctl -qw net.core.somaxconn=1024\necho before=$({SNAPSHOT})\n{}echo rescued=$({SNAPSHOT})\n{}echo rolled_out=$(sysctl -n net.core.somaxconn)\n",
+        cli.parent().unwrap().display(),
+        // `--for 0s` is refused by verify: the rescue path.
+        lab.playbook("bad", &play, &vars("0s")),
+        lab.playbook("good", &play, &vars("1s")),
+    ));
+    assert_eq!(
+        field(&run, "before"),
+        field(&run, "rescued"),
+        "{run}\n{}",
+        lab.log("bad")
+    );
+    assert_eq!(
+        field(&run, "rolled_out"),
+        "4096",
+        "{run}\n{}",
+        lab.log("good")
+    );
+    let bad = lab.results("bad");
+    let status = |all: &[Value], task: &str| {
+        all.iter()
+            .find(|r| r["task"] == task)
+            .map(|r| r["status"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no task `{task}` in {all:#?}"))
+    };
+    assert_eq!(status(&bad, "Apply high-conn"), "ok");
+    assert_eq!(status(&bad, "Roll back what this run changed"), "ok");
+    assert_eq!(status(&bad, "Stop the rollout"), "failed");
+    let good = lab.results("good");
+    assert_eq!(status(&good, "Make it survive a reboot"), "ok");
+    assert!(good.iter().all(|r| r["status"] == "ok"), "{good:#?}");
+    assert!(
+        std::path::Path::new(&format!("{}/etc/sysctl.d/99-tcto-tune.conf", root.path())).exists()
+    );
+}
