@@ -201,10 +201,7 @@ pub fn parse(obj: &Map<String, Json>) -> Result<Args, ArgError> {
                 })
         })
         .transpose()?;
-    let state = match get("state").map(|v| string("state", v)).transpose()? {
-        None => None,
-        Some(s) => Some(s),
-    };
+    let state = get("state").map(|v| string("state", v)).transpose()?;
     let state = match state.as_deref().unwrap_or("applied") {
         "applied" => State::Applied,
         "persisted" => State::Persisted,
