@@ -490,3 +490,36 @@ fn rollout_playbook_rolls_back_when_verify_fails_and_persists_when_it_passes() {
         std::path::Path::new(&format!("{}/etc/sysctl.d/99-tcto-tune.conf", root.path())).exists()
     );
 }
+
+#[test]
+fn notrack_diff_is_the_table_nft_lists() {
+    let Some(lab) = Lab::new("notrack_diff_is_the_table_nft_lists") else {
+        return;
+    };
+    let args = json!({
+        "profile": "trusted-notrack",
+        "set": {"frontend": "10.0.1.0/24", "backend": "10.0.2.0/24", "port": 8080},
+    });
+    let nft = format!("{}/nft", lab.out.path());
+    let run = lab.in_netns(&format!(
+        "{}nft list table inet tcto_tune > {nft}\n{}echo left=$(nft list tables | grep -c tcto_tune)\n",
+        lab.adhoc("apply", &args, "--diff"),
+        lab.adhoc("rollback", &json!({"state": "rolled_back"}), "--diff"),
+    ));
+    let (status, r) = lab.result("apply");
+    assert_eq!(status, "ok", "{r:#}\n{}", lab.log("apply"));
+    let diff = r["diff"].as_array().unwrap();
+    assert_eq!(diff.len(), 1, "{r:#}");
+    assert_eq!(diff[0]["before_header"], "notrack inet tcto_tune");
+    assert_eq!(diff[0]["before"], "");
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let listed = std::fs::read_to_string(&nft).unwrap();
+    assert_eq!(
+        words(diff[0]["after"].as_str().unwrap()),
+        words(&listed),
+        "{run}"
+    );
+    let (_, back) = lab.result("rollback");
+    assert_eq!(back["diff"][0]["after"], "", "{back:#}");
+    assert_eq!(field(&run, "left"), "0", "{run}");
+}
