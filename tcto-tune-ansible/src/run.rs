@@ -90,7 +90,7 @@ fn with_hint(msg: String, hint: Option<String>) -> String {
     }
 }
 
-fn journal_msg(e: &JournalError) -> String {
+fn journal_msg(e: &JournalError, state_dir: &std::path::Path) -> String {
     let hint = match e {
         JournalError::Unsafe { .. } => {
             Some("use a root-owned directory with mode 0700 (option `state_dir`)".to_owned())
@@ -103,20 +103,21 @@ fn journal_msg(e: &JournalError) -> String {
                     .to_owned(),
             )
         }
-        JournalError::UnknownTx { .. } => {
-            Some("`tcto-tune history --state-dir DIR` lists the transactions".to_owned())
-        }
+        JournalError::UnknownTx { .. } => Some(format!(
+            "`tcto-tune history --state-dir {}` lists the transactions",
+            state_dir.display()
+        )),
         other => other.hint(),
     };
     with_hint(error_chain(e), hint)
 }
 
-fn apply_msg(e: &ApplyError) -> String {
+fn apply_msg(e: &ApplyError, state_dir: &std::path::Path) -> String {
     let hint = match e {
         ApplyError::Interrupted { id } | ApplyError::Incomplete { id } => Some(format!(
             "run the task with `state: rolled_back` to restore the values journaled by {id} (what `tcto-tune rollback` does)"
         )),
-        ApplyError::Journal(j) => return journal_msg(j),
+        ApplyError::Journal(j) => return journal_msg(j, state_dir),
         other => other.hint(),
     };
     with_hint(error_chain(e), hint)
@@ -280,7 +281,7 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
         // root's) is skipped, as `apply --dry-run` skips it.
         if let Ok(Some(j)) = Journal::open_existing(&args.state_dir) {
             if let Some(e) = j.newest().ok().flatten().and_then(|r| blocked_by(&r)) {
-                return Err(fail(res, apply_msg(&e)));
+                return Err(fail(res, apply_msg(&e, &args.state_dir)));
             }
         }
         let mut sim = SimEffects::from_plan_and_state(&plan, &state);
@@ -288,15 +289,15 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
     } else {
         need_privileges(args, &res, "applied")?;
         let journal = Journal::open_or_create(&args.state_dir)
-            .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
         let _lock = journal
             .lock()
-            .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
         apply(&plan, &mut LinuxEffects::default(), Some(&journal), &aopts)
     };
     match report {
         Ok(r) => Ok(finish(res, r, args, "in effect")),
-        Err(e) => Err(fail(res, apply_msg(&e))),
+        Err(e) => Err(fail(res, apply_msg(&e, &args.state_dir))),
     }
 }
 
@@ -338,15 +339,15 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
         apply(&plan, &mut SimEffects::from_plan(&plan), None, &aopts)
     } else {
         let journal = Journal::open_or_create(&args.state_dir)
-            .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
         let _lock = journal
             .lock()
-            .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
         apply(&plan, &mut LinuxEffects::default(), Some(&journal), &aopts)
     };
     match report {
         Ok(r) => Ok(finish(res, r, args, "persisted")),
-        Err(e) => Err(fail(res, apply_msg(&e))),
+        Err(e) => Err(fail(res, apply_msg(&e, &args.state_dir))),
     }
 }
 
@@ -440,7 +441,7 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
                 ),
             ))
         }
-        Err(e) => return Err(fail(res, journal_msg(&e))),
+        Err(e) => return Err(fail(res, journal_msg(&e, &args.state_dir))),
     };
     let _lock = if args.check_mode {
         None
@@ -448,13 +449,14 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
         Some(
             journal
                 .lock()
-                .map_err(|e| fail(res.clone(), journal_msg(&e)))?,
+                .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?,
         )
     };
     let records = journal
         .list()
-        .map_err(|e| fail(res.clone(), journal_msg(&e)))?;
-    let chosen = choose(&records, to).map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+        .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
+    let chosen =
+        choose(&records, to).map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
     if chosen.is_empty() {
         res.msg = "nothing to roll back".into();
         return Ok(res);
@@ -473,7 +475,7 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
             let r = undo(&mut record, &mut rec, Some(&journal), false);
             (r, rec.writes)
         };
-        let report = report.map_err(|e| fail(res.clone(), journal_msg(&e)))?;
+        let report = report.map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
         for (target, prior, value) in writes {
             // Undoing several transactions may touch a target twice: the
             // diff goes from the first value seen to the last written.
@@ -629,6 +631,40 @@ mod tests {
             msg.contains("add somaxconn-above-app-backlog to `allow`"),
             "{msg}"
         );
+    }
+
+    fn record(id: &str, command: &str, state: tcto_tune::journal::TxState) -> TxRecord {
+        TxRecord {
+            format: tcto_tune::journal::JOURNAL_FORMAT,
+            id: id.into(),
+            command: command.into(),
+            profile: "p".into(),
+            started: String::new(),
+            updated: String::new(),
+            state,
+            steps: vec![],
+        }
+    }
+
+    #[test]
+    fn rolled_back_picks_the_modules_newest_undoable_transaction() {
+        use tcto_tune::journal::TxState::*;
+        let records = vec![
+            record("000001", TX_APPLY, Applied),
+            record("000002", TX_PERSIST, Applied),
+            record("000003", TX_APPLY, Undone),
+            record("000004", "apply", Applied),
+        ];
+        let ids = |v: Vec<TxRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        // Not the operator's 000004, not the undone 000003.
+        assert_eq!(ids(choose(&records, None).unwrap()), ["000002"]);
+        // `to` is `tcto-tune rollback --to`: every undoable one, newest first.
+        assert_eq!(
+            ids(choose(&records, Some("2")).unwrap()),
+            ["000004", "000002"]
+        );
+        assert!(choose(&records[2..], None).unwrap().is_empty());
+        assert!(choose(&records, Some("9")).is_err());
     }
 
     fn libc_einval() -> i32 {
