@@ -44,6 +44,9 @@ pub enum Target {
         /// [`crate::state::NicId`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         perm_addr: Option<String>,
+        /// The boot and network namespace `ifindex` belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<crate::state::IfScope>,
     },
     /// A file (persist: sysctl.d, modprobe.d, units...).
     File {

@@ -433,6 +433,7 @@ pub fn plan_offloads(p: &mut Plan, profile: &Profile, state: &SystemState) {
             target: Target::Offload {
                 ifindex: nic.map(|n| n.ifindex),
                 perm_addr: nic.and_then(|n| n.perm_addr.clone()),
+                scope: nic.and_then(|n| n.scope.clone()),
                 iface,
                 feature: feature.into(),
             },

@@ -105,6 +105,21 @@ pub struct NicId {
     /// device has one (a veth has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perm_addr: Option<String>,
+    /// Where the ifindex means this device: the boot
+    /// (`/proc/sys/kernel/random/boot_id`) and the network namespace
+    /// (inode of `/proc/thread-self/ns/net`). `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<IfScope>,
+}
+
+/// The boot and network namespace an ifindex belongs to: ifindexes are
+/// handed out again after a reboot, and each namespace counts its own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IfScope {
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: String,
+    /// Inode number of the network namespace (`ip netns identify`, `net:[N]`).
+    pub netns: u64,
 }
 
 /// Kernel feature name (`tx-tcp-segmentation`) to its state.

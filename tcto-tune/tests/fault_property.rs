@@ -72,6 +72,7 @@ fn target(kind: u8, i: usize) -> Target {
             feature: "tso".into(),
             ifindex: None,
             perm_addr: None,
+            scope: None,
         },
         2 => Target::File {
             path: format!("/etc/sysctl.d/{i}.conf"),

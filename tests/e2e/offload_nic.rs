@@ -303,3 +303,46 @@ fn the_hint_of_offload_dependency_off_runs_and_then_tso_turns_on() {
         assert_eq!(feature(k, f), "on", "{f}: {r}");
     }
 }
+
+#[test]
+fn rollback_from_another_namespace_touches_nothing_and_a_reboot_leaves_nothing_to_restore() {
+    if !require_root(
+        "rollback_from_another_namespace_touches_nothing_and_a_reboot_leaves_nothing_to_restore",
+    ) {
+        return;
+    }
+    let st = TempDir::new("offload-scope");
+    // The same state dir seen from a second namespace that also has an `a`
+    // (same name, same ifindex numbering): its `a` must not be touched.
+    // Then a simulated reboot (another boot id, bind-mounted in a private
+    // mount namespace): offload changes do not survive one.
+    let r = in_netns(&format!(
+        "{env}ip link add name a type veth peer name b || exit 20\n\
+         tcto-tune apply --profile offload-off --set iface=a; echo apply=$?\n\
+         unshare -n sh -c 'ip link add name a type veth peer name b; ethtool -K a tso off; \
+           tcto-tune rollback; echo other=$?; ethtool -k a | grep ^tcp-segmentation-offload'\n\
+         echo fake-boot-id > {st}/boot_id\n\
+         unshare -m sh -c 'mount --bind {st}/boot_id /proc/sys/kernel/random/boot_id && tcto-tune rollback; echo rebooted=$?'\n\
+         tcto-tune rollback; echo again=$?\n",
+        env = env(&st),
+        st = st.path(),
+    ));
+    assert!(r.stdout.contains("apply=0"), "{r}");
+    assert!(r.stdout.contains("other=1"), "{r}");
+    assert!(r.stdout.contains("NOT RESTORED"), "{r}");
+    assert!(
+        r.stdout
+            .contains("run `tcto-tune rollback` inside that namespace"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("tcp-segmentation-offload: off"),
+        "the other namespace's `a` was left as it was: {r}"
+    );
+    assert!(r.stdout.contains("rebooted=0"), "{r}");
+    assert!(r.stdout.contains("before the last reboot"), "{r}");
+    assert!(
+        r.stdout.contains("nothing to roll back") && r.stdout.contains("again=0"),
+        "{r}"
+    );
+}

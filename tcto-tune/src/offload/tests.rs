@@ -236,6 +236,7 @@ fn plans_changes_and_unchanged_entries_with_ethtool_values() {
             feature: "tso".into(),
             ifindex: None,
             perm_addr: None,
+            scope: None,
         }
     );
     assert_eq!(
@@ -387,6 +388,7 @@ fn a_planned_target_names_the_device_it_was_planned_on() {
         crate::state::NicId {
             ifindex: 7,
             perm_addr: Some("02:00:00:00:00:0a".into()),
+            scope: None,
         },
     );
     let p = plan(&Profile::builder("t").offload(o).build(), &s);
@@ -397,6 +399,7 @@ fn a_planned_target_names_the_device_it_was_planned_on() {
             feature: "tso".into(),
             ifindex: Some(7),
             perm_addr: Some("02:00:00:00:00:0a".into()),
+            scope: None,
         }
     );
     // The display key stays the name.

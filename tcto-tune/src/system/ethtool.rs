@@ -26,7 +26,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use super::offloads::{Offloads, SetReport};
 use super::SystemError;
 use crate::names::IfName;
-use crate::state::{FeatureState, Features, NicId};
+use crate::state::{FeatureState, Features, IfScope, NicId};
 
 /// `ETHTOOL_GPERMADDR`: get the permanent hardware address.
 pub(crate) const ETHTOOL_GPERMADDR: u32 = 0x20;
@@ -463,7 +463,26 @@ impl Offloads for LinuxOffloads {
             Err(e) if e.errno() == Some(libc::ENODEV) => return Ok(None),
             Err(_) => None,
         };
-        Ok(Some(NicId { ifindex, perm_addr }))
+        Ok(Some(NicId {
+            ifindex,
+            perm_addr,
+            scope: self.scope()?,
+        }))
+    }
+
+    fn scope(&self) -> Result<Option<IfScope>, SystemError> {
+        use std::os::unix::fs::MetadataExt;
+        // The namespace of this thread (a thread can unshare its own).
+        let Ok(ns) = std::fs::metadata("/proc/thread-self/ns/net") else {
+            return Ok(None);
+        };
+        let Ok(boot) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
+            return Ok(None);
+        };
+        Ok(Some(IfScope {
+            boot_id: boot.trim().to_owned(),
+            netns: ns.ino(),
+        }))
     }
 
     fn name_of(&self, ifindex: u32) -> Result<Option<String>, SystemError> {

@@ -112,6 +112,17 @@ pub enum SystemError {
         /// What was found instead, in one line.
         why: String,
     },
+    /// An offload step was journaled in another network namespace: its
+    /// ifindex names nothing (or something else) here.
+    #[error("`{iface}` was changed in network namespace net:[{was}] and this is net:[{now}]: its ifindex means nothing here; run `tcto-tune rollback` inside that namespace (`ip netns identify` names the current one)")]
+    OtherNamespace {
+        /// The interface name the target was planned with.
+        iface: String,
+        /// The namespace inode it was planned in.
+        was: u64,
+        /// This namespace's inode.
+        now: u64,
+    },
     /// A file operation failed (persist).
     #[error("cannot {action} `{path}`")]
     File {
@@ -179,6 +190,7 @@ impl SystemError {
             SystemError::InterfaceGone { .. } => Some(libc::ENODEV),
             SystemError::Unsupported { .. }
             | SystemError::OffloadNotTaken { .. }
+            | SystemError::OtherNamespace { .. }
             | SystemError::NftContent { .. }
             | SystemError::NftReadBack { .. } => None,
         }

@@ -24,7 +24,7 @@ use super::SystemError;
 use crate::change::{Target, Value};
 use crate::names::IfName;
 use crate::offload::{dependencies_off, group, GroupState, Reading};
-use crate::state::{Features, NicId, SystemState};
+use crate::state::{Features, IfScope, NicId, SystemState};
 
 /// What the kernel said about a feature write (its positive flag word).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,6 +50,9 @@ pub trait Offloads {
     /// The name of the interface with index `ifindex`, or `None` when
     /// there is none.
     fn name_of(&self, ifindex: u32) -> Result<Option<String>, SystemError>;
+    /// The boot and network namespace ifindexes belong to here (`None`:
+    /// unknown, and then not compared).
+    fn scope(&self) -> Result<Option<IfScope>, SystemError>;
 }
 
 /// Where a target is now, asked before rollback acts on it: a NIC can be
@@ -84,6 +87,8 @@ pub struct SimOffloads {
     /// Device identities by interface; an interface without an entry has
     /// its 1-based position in `interfaces` as ifindex and no permanent MAC.
     pub nics: BTreeMap<String, NicId>,
+    /// The boot and namespace reported by [`Offloads::scope`].
+    pub scope: Option<IfScope>,
 }
 
 impl SimOffloads {
@@ -93,6 +98,7 @@ impl SimOffloads {
             interfaces: state.interfaces.clone(),
             features: state.offloads.clone(),
             nics: state.nics.clone(),
+            scope: state.nics.values().find_map(|n| n.scope.clone()),
         }
     }
 
@@ -104,6 +110,7 @@ impl SimOffloads {
         Some(NicId {
             ifindex: u32::try_from(pos + 1).ok()?,
             perm_addr: None,
+            scope: self.scope.clone(),
         })
     }
 
@@ -195,6 +202,10 @@ impl Offloads for SimOffloads {
             .flatten())
     }
 
+    fn scope(&self) -> Result<Option<IfScope>, SystemError> {
+        Ok(self.scope.clone())
+    }
+
     fn name_of(&self, ifindex: u32) -> Result<Option<String>, SystemError> {
         Ok(self
             .interfaces
@@ -224,6 +235,7 @@ struct Parts<'a> {
     feature: &'a str,
     ifindex: Option<u32>,
     perm_addr: Option<&'a str>,
+    scope: Option<&'a IfScope>,
 }
 
 fn parts(target: &Target) -> Result<Parts<'_>, SystemError> {
@@ -233,11 +245,13 @@ fn parts(target: &Target) -> Result<Parts<'_>, SystemError> {
             feature,
             ifindex,
             perm_addr,
+            scope,
         } => Ok(Parts {
             iface,
             feature,
             ifindex: *ifindex,
             perm_addr: perm_addr.as_deref(),
+            scope: scope.as_ref(),
         }),
         other => Err(SystemError::Unsupported {
             what: format!("{other} as an offload target"),
@@ -273,6 +287,25 @@ fn find(o: &dyn Offloads, p: &Parts) -> Result<Found, SystemError> {
             )),
         });
     };
+    // An ifindex means this device only in the boot and namespace it was
+    // read in: after a reboot the numbers are handed out again (and the
+    // offload change itself did not survive), and each namespace counts
+    // its own.
+    if let (Some(was), Some(now)) = (p.scope, o.scope()?) {
+        if was.boot_id != now.boot_id {
+            return Ok(Found::Gone(format!(
+                "`{}` was changed before the last reboot (boot id {}); offload settings do not survive a reboot, so there is nothing to restore",
+                p.iface, was.boot_id
+            )));
+        }
+        if was.netns != now.netns {
+            return Err(SystemError::OtherNamespace {
+                iface: p.iface.to_owned(),
+                was: was.netns,
+                now: now.netns,
+            });
+        }
+    }
     let same = |id: &NicId| {
         p.perm_addr
             .is_none_or(|m| id.perm_addr.as_deref() == Some(m))
@@ -298,6 +331,7 @@ fn find(o: &dyn Offloads, p: &Parts) -> Result<Found, SystemError> {
     let was = describe(&NicId {
         ifindex,
         perm_addr: p.perm_addr.map(str::to_owned),
+        scope: None,
     });
     Ok(Found::Gone(match under_name {
         Some(other) => format!(
@@ -383,6 +417,7 @@ pub fn locate(o: &dyn Offloads, target: &Target) -> Result<Located, SystemError>
                     feature: p.feature.to_owned(),
                     ifindex: p.ifindex.map(|_| id.ifindex),
                     perm_addr: p.perm_addr.map(str::to_owned),
+                    scope: p.scope.cloned(),
                 },
                 note,
             }

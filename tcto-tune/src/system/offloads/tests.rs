@@ -33,6 +33,7 @@ fn sim() -> SimOffloads {
         interfaces: vec!["lo".into(), "a".into(), "b".into()],
         features: BTreeMap::from([("a".into(), features()), ("b".into(), features())]),
         nics: BTreeMap::new(),
+        scope: None,
     }
 }
 
@@ -42,6 +43,7 @@ fn target(iface: &str, feature: &str, ifindex: Option<u32>) -> Target {
         feature: feature.into(),
         ifindex,
         perm_addr: None,
+        scope: None,
     }
 }
 
@@ -197,6 +199,7 @@ fn a_permanent_address_finds_the_nic_under_a_new_ifindex_and_rejects_an_impostor
         NicId {
             ifindex: 2,
             perm_addr: Some(mac.into()),
+            scope: None,
         },
     );
     let tso = Target::Offload {
@@ -204,6 +207,7 @@ fn a_permanent_address_finds_the_nic_under_a_new_ifindex_and_rejects_an_impostor
         feature: "tso".into(),
         ifindex: Some(2),
         perm_addr: Some(mac.into()),
+        scope: None,
     };
     assert_eq!(locate(&s, &tso).unwrap(), Located::Here);
     // A driver reload: same NIC, new ifindex 7; ifindex 2 reused by `b`.
@@ -212,6 +216,7 @@ fn a_permanent_address_finds_the_nic_under_a_new_ifindex_and_rejects_an_impostor
         NicId {
             ifindex: 7,
             perm_addr: Some(mac.into()),
+            scope: None,
         },
     );
     s.nics.insert(
@@ -219,6 +224,7 @@ fn a_permanent_address_finds_the_nic_under_a_new_ifindex_and_rejects_an_impostor
         NicId {
             ifindex: 2,
             perm_addr: Some("02:00:00:00:00:0b".into()),
+            scope: None,
         },
     );
     let Located::Moved { to, note } = locate(&s, &tso).unwrap() else {
@@ -450,4 +456,40 @@ fn a_nic_removed_mid_transaction_fails_it_and_the_rest_rolls_back() {
         "nothing blocks the next apply"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_ifindex_from_another_boot_is_gone_and_from_another_namespace_refused() {
+    let here = IfScope {
+        boot_id: "b1".into(),
+        netns: 4026531840,
+    };
+    let mut s = sim();
+    s.scope = Some(here.clone());
+    let at = |scope: IfScope| Target::Offload {
+        iface: "a".into(),
+        feature: "tso".into(),
+        ifindex: Some(2),
+        perm_addr: None,
+        scope: Some(scope),
+    };
+    assert_eq!(locate(&s, &at(here.clone())).unwrap(), Located::Here);
+    let rebooted = IfScope {
+        boot_id: "b0".into(),
+        ..here.clone()
+    };
+    let Located::Gone { why } = locate(&s, &at(rebooted)).unwrap() else {
+        panic!("not gone")
+    };
+    assert!(why.contains("before the last reboot"), "{why}");
+    let elsewhere = IfScope {
+        netns: 4026532000,
+        ..here
+    };
+    let e = locate(&s, &at(elsewhere.clone())).unwrap_err();
+    assert!(matches!(e, SystemError::OtherNamespace { .. }), "{e}");
+    assert!(e.to_string().contains("net:[4026532000]"), "{e}");
+    // Nothing is written through a target of another namespace.
+    assert!(write_group(&mut s, &at(elsewhere), &Value::Bool(false)).is_err());
+    assert_eq!(s.features["a"], features());
 }
