@@ -112,8 +112,9 @@ fn rollback_of_a_deleted_nic_closes_its_step_as_gone_and_completes_the_rest() {
             "{env}{VETHS}sysctl -qw net.core.somaxconn=1024\n{c0}\
              tcto-tune apply --profile {profile}; echo apply=$?\n\
              ip link del dev a || exit 22\n\
+             ip link add name a type veth peer name b || exit 23\nethtool -K a tso off >/dev/null\n\
              tcto-tune rollback{force}; echo rollback=$?\n\
-             sysctl -n net.core.somaxconn\n{c1}\
+             sysctl -n net.core.somaxconn\n{c1}ethtool -k a | grep ^tcp-segmentation-offload\n\
              tcto-tune rollback; echo again=$?\ntcto-tune history\n",
             env = env(&st),
             c0 = ethtool_k("c", "c0"),
@@ -123,6 +124,14 @@ fn rollback_of_a_deleted_nic_closes_its_step_as_gone_and_completes_the_rest() {
         assert!(r.stdout.contains("rollback=0"), "{force}: {r}");
         assert!(r.stdout.contains("gone      a tso"), "{r}");
         assert!(r.stdout.contains("interface `a` (ifindex "), "{r}");
+        assert!(
+            r.stdout.contains("the `a` here now is another device"),
+            "a new `a` is named, not reverted: {r}"
+        );
+        assert!(
+            r.stdout.contains("tcp-segmentation-offload: off"),
+            "the new `a` keeps its tso off: {r}"
+        );
         assert!(
             !r.stdout.contains("drifted") && !r.stdout.contains("No such device"),
             "{r}"
