@@ -4,9 +4,11 @@
 //! go away". Users say `tso` and `gro`; the kernel knows about sixty
 //! features by name (`tx-tcp-segmentation`, `rx-gro`, ...) and `tso` is
 //! really a *group* of them. This module maps one to the other exactly as
-//! `ethtool -k` does (same patterns, same "on if any member is on" rule),
-//! so what the plan shows is what the operator's own tool shows. It is pure:
-//! the kernel is read by `system::ethtool`, and only [`Features`] reach here.
+//! `ethtool -k` does (same patterns), so the plan speaks the operator's
+//! names. It does not take over ethtool's "on if any member is on" group
+//! line, which says `tso: on` while IPv4 TSO is off: a group is on only
+//! when every changeable member is ([`Reading`]). It is pure: the kernel
+//! is read by `system::ethtool`, and only [`Features`] reach here.
 //!
 //! A group is written by setting every *changeable* member to the wanted
 //! value (what `ethtool -K IFACE tso off` does); fixed members stay as the
@@ -188,14 +190,14 @@ impl Reading {
             Reading::On => Some(true),
             Reading::Off => Some(false),
             Reading::Mixed { on, off } => {
-                if on.iter().any(|n| n == member) {
-                    Some(true)
-                } else if off.iter().any(|n| n == member) {
-                    Some(false)
-                } else if off.is_empty() {
-                    Some(false)
-                } else if on.is_empty() {
-                    Some(true)
+                let listed_on = on.iter().any(|n| n == member);
+                let listed_off = off.iter().any(|n| n == member);
+                // `mixed (on: ...)` lists only those on: the rest are off;
+                // `mixed (off: ...)` the reverse.
+                if listed_on || (!listed_off && off.is_empty()) {
+                    Some(listed_on)
+                } else if listed_off || on.is_empty() {
+                    Some(!listed_off)
                 } else {
                     None
                 }
