@@ -16,7 +16,7 @@ use crate::journal::{
     now_rfc3339, Journal, JournalError, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT,
 };
 use crate::plan::Plan;
-use crate::system::{Effects, SystemError};
+use crate::system::{Effects, Located, SystemError};
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +199,26 @@ fn write_checked(effects: &mut dyn Effects, target: &Target, value: &Value) -> R
     }
 }
 
+/// Before reverting `step`, follow its target to where it is now (a NIC
+/// renamed since is reverted under its new name, and the step says so).
+/// `Ok(false)`: what it changed is gone; the step is closed as `gone`.
+fn follow(effects: &mut dyn Effects, step: &mut Step) -> Result<bool, String> {
+    match effects.locate(&step.target).map_err(|e| error_chain(&e))? {
+        Located::Here => Ok(true),
+        Located::Moved { to, note } => {
+            step.key = to.key();
+            step.target = to;
+            step.note = Some(note);
+            Ok(true)
+        }
+        Located::Gone { why } => {
+            step.status = StepStatus::Gone;
+            step.error = Some(why);
+            Ok(false)
+        }
+    }
+}
+
 #[cfg(feature = "fault-injection")]
 fn crash_point(done: usize) {
     // Test-only: abort like a SIGKILL would, after N changes.
@@ -300,6 +320,7 @@ pub fn apply(
             after: c.after.clone(),
             status,
             error: None,
+            note: None,
         });
     }
     let mut report = TxReport {
@@ -385,6 +406,16 @@ pub fn apply(
                     continue;
                 }
                 let was_failed = step.status == StepStatus::Failed;
+                match follow(effects, step) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        all_ok = false;
+                        step.status = StepStatus::RevertFailed;
+                        step.error = Some(format!("revert failed: cannot find it: {e}"));
+                        continue;
+                    }
+                }
                 if was_failed
                     && effects
                         .read(&step.target)
@@ -446,6 +477,17 @@ pub fn undo(
                 | StepStatus::Drifted
         ) {
             continue;
+        }
+        match follow(effects, step) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                step.status = StepStatus::RevertFailed;
+                step.error = Some(format!("cannot find it: {e}"));
+                failure
+                    .get_or_insert_with(|| fail_text(&step.target, step.error.as_ref().unwrap()));
+                continue;
+            }
         }
         let current = match effects.read(&step.target) {
             Ok(v) => v,
@@ -553,6 +595,7 @@ fn verb(status: StepStatus) -> &'static str {
         StepStatus::Reverted => "reverted",
         StepStatus::RevertFailed => "NOT RESTORED",
         StepStatus::Drifted => "drifted",
+        StepStatus::Gone => "gone",
     }
 }
 
@@ -580,6 +623,9 @@ impl fmt::Display for TxReport {
             )?;
             if let Some(e) = &s.error {
                 writeln!(f, "{:<w_verb$}  {e}", "")?;
+            }
+            if let Some(n) = &s.note {
+                writeln!(f, "{:<w_verb$}  {n}", "")?;
             }
         }
         let changed = self

@@ -31,10 +31,22 @@ pub enum Target {
     },
     /// One NIC offload feature of one interface.
     Offload {
-        /// Interface name.
+        /// Interface name when planned (a device can be renamed since).
         iface: String,
         /// User-facing feature name (`tso`, `gso`, `gro`, `lro`).
         feature: String,
+        /// The device's ifindex when planned: rollback acts on this device
+        /// whatever its name is now. `None` in records written before it
+        /// was recorded (those are matched by name).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ifindex: Option<u32>,
+        /// The device's permanent MAC when it has one (see
+        /// [`crate::state::NicId`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        perm_addr: Option<String>,
+        /// The boot and network namespace `ifindex` belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<crate::state::IfScope>,
     },
     /// A file (persist: sysctl.d, modprobe.d, units...).
     File {
@@ -59,7 +71,7 @@ impl Target {
         match self {
             Target::Sysctl { key } => key.clone(),
             Target::NftTable { family, name } => format!("{family} {name}"),
-            Target::Offload { iface, feature } => format!("{iface} {feature}"),
+            Target::Offload { iface, feature, .. } => format!("{iface} {feature}"),
             Target::File { path } => path.clone(),
         }
     }

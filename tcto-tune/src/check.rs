@@ -109,7 +109,7 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("offload-fixed", "refuse", "the driver does not let the feature take the wanted value (`[fixed]` in `ethtool -k`); applying anyway fails at read-back and rolls back"),
     ("offload-cpu-cost", "warn", "the plan turns tso, gso or gro off: the CPU then segments or merges every packet; a diagnostic step, not a permanent fix"),
     ("offload-on-loopback", "refuse", "the plan changes offloads of `lo`, which has no NIC and cannot be the cause of connect timeouts"),
-    ("offload-group-mixed", "warn", "a group (e.g. tso) reads on while some changeable members are off; rollback turns the whole group on"),
+    ("offload-dependency-off", "refuse", "the plan turns tso or gso on while a feature the kernel requires for it is off (`sg`, checksum offload): the kernel would keep it off (`off [requested on]`)"),
     ("notrack-unscoped", "refuse", "a NOTRACK flow lacks `from`, `to` or `port`, mixes IPv4 and IPv6, or covers every address (0.0.0.0/0, ::/0); flows lacking a field are never planned"),
     ("notrack-breaks-stateful-filter", "refuse", "another table's filter chain with policy drop accepts by `ct state established,related` and would drop the untracked packets of a NOTRACKed flow; add `ct state untracked accept` to it"),
     ("notrack-loopback", "warn", "a NOTRACK flow is on loopback, where conntrack first sees packets at OUTPUT: the output chain also gets the request direction"),

@@ -54,4 +54,4 @@ pub use fix::{Desired, Intent, SysctlValue};
 pub use plan::{plan, plan_with, Plan, PlanOptions, Skipped, Unchanged, PLAN_SCHEMA};
 pub use profile::{Profile, ProfileBuilder, ProfileError};
 pub use render::TextStyle;
-pub use state::{FeatureState, Features, ListenSocket, SysctlReading, SystemState};
+pub use state::{FeatureState, Features, IfScope, ListenSocket, NicId, SysctlReading, SystemState};

@@ -4,9 +4,11 @@
 //! go away". Users say `tso` and `gro`; the kernel knows about sixty
 //! features by name (`tx-tcp-segmentation`, `rx-gro`, ...) and `tso` is
 //! really a *group* of them. This module maps one to the other exactly as
-//! `ethtool -k` does (same patterns, same "on if any member is on" rule),
-//! so what the plan shows is what the operator's own tool shows. It is pure:
-//! the kernel is read by `system::ethtool`, and only [`Features`] reach here.
+//! `ethtool -k` does (same patterns), so the plan speaks the operator's
+//! names. It does not take over ethtool's "on if any member is on" group
+//! line, which says `tso: on` while IPv4 TSO is off: a group is on only
+//! when every changeable member is ([`Reading`]). It is pure: the kernel
+//! is read by `system::ethtool`, and only [`Features`] reach here.
 //!
 //! A group is written by setting every *changeable* member to the wanted
 //! value (what `ethtool -K IFACE tso off` does); fixed members stay as the
@@ -84,12 +86,12 @@ pub fn group_of(kernel_name: &str) -> Option<&'static Group> {
         .find(|g| pattern_matches(g.pattern, kernel_name))
 }
 
-/// Keep only the features behind the four toggles (what [`SystemState`]
-/// stores).
+/// Keep only the features behind the four toggles and those they depend
+/// on (what [`SystemState`] stores).
 pub fn relevant(features: &Features) -> Features {
     features
         .iter()
-        .filter(|(name, _)| group_of(name).is_some())
+        .filter(|(name, _)| group_of(name).is_some() || is_dependency(name))
         .map(|(n, s)| (n.clone(), *s))
         .collect()
 }
@@ -97,10 +99,111 @@ pub fn relevant(features: &Features) -> Features {
 /// The state of one group on one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupState {
-    /// On when any member is on (what `ethtool -k` prints on the group line).
+    /// On when any member is on: what `ethtool -k` prints on the group
+    /// line. Too weak to decide "on" (see [`GroupState::reading`]); kept
+    /// for comparing with `ethtool -k` and for `diagnose`.
     pub on: bool,
     /// The members, by kernel name.
     pub members: Vec<(String, FeatureState)>,
+}
+
+/// What a group holds, as plans, apply and rollback compare it.
+///
+/// `ethtool -k` prints a group `on` when any member is on; with `sg` off the
+/// kernel keeps IPv4 and IPv6 TSO off (`off [requested on]`) while
+/// `tx-tcp-accecn-segmentation` stays on, and the group line still says
+/// `on`. So a group is [`Reading::On`] only when every member the kernel
+/// lets change is on, [`Reading::Off`] when no member is on, and anything
+/// else is [`Reading::Mixed`], listing each member so that rollback can
+/// put every one back exactly as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// Every changeable member is on (and at least one member is).
+    On,
+    /// No member is on.
+    Off,
+    /// Some on, some off (fixed members included). Read from the kernel
+    /// both lists are complete; parsed from a journaled value only one is
+    /// (see [`Reading::value`]).
+    Mixed {
+        /// Members that are on.
+        on: Vec<String>,
+        /// Members that are off.
+        off: Vec<String>,
+    },
+}
+
+impl Reading {
+    /// As a transaction [`Value`]: `Bool` for on and off; a mixed group is
+    /// the text `mixed (off: A, B)` (every other member on) or
+    /// `mixed (on: C)` (every other member off), whichever list is
+    /// shorter. [`Reading::parse`] reads it back, so a journaled mixed
+    /// group is restored member by member.
+    pub fn value(&self) -> Value {
+        match self {
+            Reading::On => Value::Bool(true),
+            Reading::Off => Value::Bool(false),
+            Reading::Mixed { on, off } if on.len() < off.len() => {
+                Value::Text(format!("mixed (on: {})", on.join(", ")))
+            }
+            Reading::Mixed { off, .. } => Value::Text(format!("mixed (off: {})", off.join(", "))),
+        }
+    }
+
+    /// The reading a [`Value`] stands for (the inverse of
+    /// [`Reading::value`]; a mixed one lists only the members it names).
+    pub fn parse(v: &Value) -> Option<Reading> {
+        match v {
+            Value::Bool(true) => Some(Reading::On),
+            Value::Bool(false) => Some(Reading::Off),
+            Value::Text(t) => {
+                let t = crate::fix::normalize(t);
+                let inner = t.strip_prefix("mixed (")?.strip_suffix(')')?;
+                let (form, list) = inner.split_once(": ")?;
+                let names: Vec<String> = list.split(", ").map(str::to_owned).collect();
+                let valid = |n: &String| {
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+                };
+                if !names.iter().all(valid) {
+                    return None;
+                }
+                match form {
+                    "on" => Some(Reading::Mixed {
+                        on: names,
+                        off: vec![],
+                    }),
+                    "off" => Some(Reading::Mixed {
+                        on: vec![],
+                        off: names,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The value `member` should hold under this reading (`None`: the
+    /// reading does not say).
+    fn wanted(&self, member: &str) -> Option<bool> {
+        match self {
+            Reading::On => Some(true),
+            Reading::Off => Some(false),
+            Reading::Mixed { on, off } => {
+                let listed_on = on.iter().any(|n| n == member);
+                let listed_off = off.iter().any(|n| n == member);
+                // `mixed (on: ...)` lists only those on: the rest are off;
+                // `mixed (off: ...)` the reverse.
+                if listed_on || (!listed_off && off.is_empty()) {
+                    Some(listed_on)
+                } else if listed_off || on.is_empty() {
+                    Some(!listed_off)
+                } else {
+                    None
+                }
+            }
+        }
+    }
 }
 
 impl GroupState {
@@ -118,13 +221,45 @@ impl GroupState {
         }
     }
 
+    /// What the group holds (see [`Reading`]).
+    pub fn reading(&self) -> Reading {
+        if !self.members.iter().any(|(_, s)| s.on) {
+            return Reading::Off;
+        }
+        if self.members.iter().all(|(_, s)| s.on || s.fixed) {
+            return Reading::On;
+        }
+        let names = |want: bool| {
+            self.members
+                .iter()
+                .filter(|(_, s)| s.on == want)
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        Reading::Mixed {
+            on: names(true),
+            off: names(false),
+        }
+    }
+
     /// The kernel writes that make the group `want`: every changeable
     /// member not already there.
     pub fn writes(&self, want: bool) -> Vec<(String, bool)> {
+        self.writes_for(&if want { Reading::On } else { Reading::Off })
+    }
+
+    /// The kernel writes that make the group read `target`: every
+    /// changeable member it names that is not there, or that the kernel
+    /// holds against a request for the other value (`[requested on]`),
+    /// so that the request is put back too.
+    pub fn writes_for(&self, target: &Reading) -> Vec<(String, bool)> {
         self.members
             .iter()
-            .filter(|(_, s)| !s.fixed && s.on != want)
-            .map(|(n, _)| (n.clone(), want))
+            .filter(|(_, s)| !s.fixed)
+            .filter_map(|(n, s)| {
+                let want = target.wanted(n)?;
+                (s.on != want || s.wish).then(|| (n.clone(), want))
+            })
             .collect()
     }
 
@@ -158,19 +293,77 @@ impl GroupState {
             names(&|s| s.fixed && s.on)
         }
     }
+}
 
-    /// Changeable members that are off while the group reads on: a
-    /// rollback to "on" turns them on too.
-    pub fn off_while_on(&self) -> Vec<&str> {
-        if !self.on {
-            return vec![];
-        }
-        self.members
-            .iter()
-            .filter(|(_, s)| !s.fixed && !s.on)
-            .map(|(n, _)| n.as_str())
-            .collect()
-    }
+/// A feature outside a group that the kernel requires before it lets
+/// members of the group turn on (`netdev_fix_features`): without it the
+/// kernel records the request and keeps the member off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dependency {
+    /// The group (`tso`).
+    pub group: &'static str,
+    /// The requirement holds when any of these kernel features is on.
+    pub any_of: &'static [&'static str],
+    /// The name `ethtool -K` takes for it.
+    pub short: &'static str,
+    /// What the kernel does without it.
+    pub why: &'static str,
+}
+
+/// The dependencies of the four groups, as kernel 6.x enforces them (seen
+/// on a veth with kernel 6.18: `sg off` leaves `tso` and `gso`
+/// `off [requested on]`, and so does `tx-checksum-ip-generic off` for TSO).
+pub const DEPENDENCIES: &[Dependency] = &[
+    Dependency {
+        group: "tso",
+        any_of: &["tx-scatter-gather"],
+        short: "sg",
+        why: "the kernel keeps TCP segmentation off without scatter-gather",
+    },
+    Dependency {
+        group: "tso",
+        any_of: &["tx-checksum-ip-generic", "tx-checksum-ipv4"],
+        short: "tx-checksum-ip-generic",
+        why: "the kernel keeps IPv4 TCP segmentation off without IPv4 checksum offload",
+    },
+    Dependency {
+        group: "tso",
+        any_of: &["tx-checksum-ip-generic", "tx-checksum-ipv6"],
+        short: "tx-checksum-ip-generic",
+        why: "the kernel keeps IPv6 TCP segmentation off without IPv6 checksum offload",
+    },
+    Dependency {
+        group: "gso",
+        any_of: &["tx-scatter-gather"],
+        short: "sg",
+        why: "the kernel keeps generic segmentation off without scatter-gather",
+    },
+];
+
+/// Whether `name` is a feature some [`Dependency`] looks at.
+fn is_dependency(name: &str) -> bool {
+    DEPENDENCIES.iter().any(|d| d.any_of.contains(&name))
+}
+
+/// The dependencies of `group` that `features` shows off: each with the
+/// kernel names it looked at. A dependency whose features this kernel
+/// does not report at all is not judged.
+pub fn dependencies_off<'a>(
+    group: &str,
+    features: &'a Features,
+) -> Vec<(&'static Dependency, Vec<(&'a str, FeatureState)>)> {
+    DEPENDENCIES
+        .iter()
+        .filter(|d| d.group == group)
+        .filter_map(|d| {
+            let present: Vec<(&str, FeatureState)> = d
+                .any_of
+                .iter()
+                .filter_map(|n| features.get_key_value(*n).map(|(k, s)| (k.as_str(), *s)))
+                .collect();
+            (!present.is_empty() && present.iter().all(|(_, s)| !s.on)).then_some((d, present))
+        })
+        .collect()
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -218,31 +411,36 @@ pub fn plan_offloads(p: &mut Plan, profile: &Profile, state: &SystemState) {
             continue;
         };
         let g = group(feature).expect("OffloadFix::toggles yields known names");
-        let now = GroupState::of(g, features).on;
-        if now == want {
+        let now = GroupState::of(g, features).reading().value();
+        let wanted = Value::Bool(want);
+        if now == wanted {
             p.unchanged.push(Unchanged {
                 kind: ChangeKind::Offload,
                 key,
-                current: on_off(now).into(),
+                current: now.display(),
                 desired: on_off(want).into(),
                 intent: Intent::Exact,
                 reason,
             });
             continue;
         }
+        let nic = state.nics.get(&iface);
         p.changes.push(Change {
             kind: ChangeKind::Offload,
             key,
-            current: Some(on_off(now).into()),
+            current: Some(now.display()),
             desired: on_off(want).into(),
             intent: Intent::Exact,
             reason,
             target: Target::Offload {
+                ifindex: nic.map(|n| n.ifindex),
+                perm_addr: nic.and_then(|n| n.perm_addr.clone()),
+                scope: nic.and_then(|n| n.scope.clone()),
                 iface,
                 feature: feature.into(),
             },
-            before: Value::Bool(now),
-            after: Value::Bool(want),
+            before: now,
+            after: wanted,
         });
     }
 }
@@ -253,7 +451,7 @@ fn planned<'a>(input: &'a CheckInput) -> Vec<(&'a str, &'static Group, GroupStat
         .changes
         .iter()
         .filter_map(|c| {
-            let (Target::Offload { iface, feature }, Value::Bool(want)) = (&c.target, &c.after)
+            let (Target::Offload { iface, feature, .. }, Value::Bool(want)) = (&c.target, &c.after)
             else {
                 return None;
             };
@@ -265,13 +463,13 @@ fn planned<'a>(input: &'a CheckInput) -> Vec<(&'a str, &'static Group, GroupStat
 }
 
 /// Every offload check: `offload-unknown-interface`, `offload-fixed`,
-/// `offload-cpu-cost`, `offload-on-loopback`, `offload-group-mixed`.
+/// `offload-cpu-cost`, `offload-on-loopback`, `offload-dependency-off`.
 pub fn checks(input: &CheckInput) -> Vec<Finding> {
     let mut out = unknown_interface(input);
     out.extend(fixed(input));
     out.extend(cpu_cost(input));
     out.extend(on_loopback(input));
-    out.extend(group_mixed(input));
+    out.extend(dependency_off(input));
     out
 }
 
@@ -387,38 +585,60 @@ pub fn on_loopback(input: &CheckInput) -> Vec<Finding> {
     .hint("name the interface the timing-out traffic crosses (`ip route get ADDRESS` shows it) with `--set iface=NAME`")]
 }
 
-/// `offload-group-mixed`: the group reads on while some changeable members
-/// are off; rollback restores the group as a whole and turns those on.
-pub fn group_mixed(input: &CheckInput) -> Vec<Finding> {
-    planned(input)
-        .into_iter()
-        .filter_map(|(iface, g, st, _)| {
-            let off = st.off_while_on();
-            if off.is_empty() {
-                return None;
-            }
-            Some(
+/// `offload-dependency-off`: the plan turns a group on while a feature the
+/// kernel requires for it is off (`sg` for `tso` and `gso`, checksum
+/// offload for `tso`). The kernel would accept the write and keep the
+/// members off (`off [requested on]`); the read-back would then fail the
+/// transaction, so say why before anything changes.
+pub fn dependency_off(input: &CheckInput) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for c in input.changes {
+        let (Target::Offload { iface, feature, .. }, Value::Bool(true)) = (&c.target, &c.after)
+        else {
+            continue;
+        };
+        let Some(features) = input.state.offloads.get(iface) else {
+            continue;
+        };
+        for (dep, present) in dependencies_off(feature, features) {
+            let states = present
+                .iter()
+                .map(|(n, s)| format!("{n}: off{}", if s.fixed { " [fixed]" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let hint = if present.iter().all(|(_, s)| s.fixed) {
+                format!(
+                    "the driver of `{iface}` fixes it off, so `{feature}` cannot turn on here: remove `{feature}` from the profile"
+                )
+            } else {
+                let name = present
+                    .iter()
+                    .find(|(_, s)| !s.fixed)
+                    .map_or(dep.short, |(n, _)| {
+                        if *n == "tx-scatter-gather" {
+                            dep.short
+                        } else {
+                            n
+                        }
+                    });
+                format!("turn it on first: `ethtool -K {iface} {name} on`, then plan again")
+            };
+            out.push(
                 Finding::new(
-                    "offload-group-mixed",
-                    Severity::Warn,
+                    "offload-dependency-off",
+                    Severity::Refuse,
                     format!(
-                        "`{}` reads on, but {} {} off; rollback restores the group as a whole and turns {} on",
-                        key(iface, g.user),
-                        off.join(", "),
-                        if off.len() == 1 { "is" } else { "are" },
-                        if off.len() == 1 { "it" } else { "them" },
+                        "`{}` cannot turn on while `{}` is off ({states}): {}",
+                        key(iface, feature),
+                        dep.short,
+                        dep.why
                     ),
                 )
-                .hint(format!(
-                    "to keep them off after rollback: `ethtool -K {iface} {}`",
-                    off.iter()
-                        .map(|n| format!("{n} off"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )),
-            )
-        })
-        .collect()
+                .hint(hint),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -67,17 +67,59 @@ pub struct FeatureState {
     pub on: bool,
     /// The driver does not let it change (`[fixed]` in `ethtool -k`).
     pub fixed: bool,
+    /// The kernel holds a request for the other value that it cannot meet
+    /// now, e.g. TSO with scatter-gather off (`off [requested on]`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wish: bool,
 }
 
 impl FeatureState {
     /// A changeable feature.
     pub fn changeable(on: bool) -> Self {
-        Self { on, fixed: false }
+        Self {
+            on,
+            fixed: false,
+            wish: false,
+        }
     }
     /// A feature the driver does not let change.
     pub fn fixed(on: bool) -> Self {
-        Self { on, fixed: true }
+        Self {
+            on,
+            fixed: true,
+            wish: false,
+        }
     }
+}
+
+/// Which network device an interface name stands for right now: a name
+/// can be moved to another device (`ip link set dev a name aold`), an
+/// ifindex is the device's own for its lifetime in the namespace, and a
+/// permanent MAC (`ETHTOOL_GPERMADDR`, real NICs only) survives a driver
+/// reload.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NicId {
+    /// The interface index.
+    pub ifindex: u32,
+    /// The permanent hardware address (`aa:bb:cc:dd:ee:ff`), when the
+    /// device has one (a veth has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perm_addr: Option<String>,
+    /// Where the ifindex means this device: the boot
+    /// (`/proc/sys/kernel/random/boot_id`) and the network namespace
+    /// (inode of `/proc/thread-self/ns/net`). `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<IfScope>,
+}
+
+/// The boot and network namespace an ifindex belongs to: ifindexes are
+/// handed out again after a reboot, and each namespace counts its own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IfScope {
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: String,
+    /// Inode number of the network namespace (`ip netns identify`, `net:[N]`).
+    pub netns: u64,
 }
 
 /// Kernel feature name (`tx-tcp-segmentation`) to its state.
@@ -100,10 +142,14 @@ pub struct SystemState {
     pub interfaces: Vec<String>,
     /// Offload features of each existing interface the profile names, by
     /// interface, then kernel feature name (only the features behind
-    /// `tso`, `gso`, `gro`, `lro`). A named interface that does not exist
-    /// has no entry.
+    /// `tso`, `gso`, `gro`, `lro`, and those they depend on). A named
+    /// interface that does not exist has no entry.
     #[serde(default)]
     pub offloads: BTreeMap<String, Features>,
+    /// Which device each name in `offloads` is, so that the journal and
+    /// rollback follow the device, not the name (see [`NicId`]).
+    #[serde(default)]
+    pub nics: BTreeMap<String, NicId>,
     /// The `inet tcto_tune` table as it is now (`None`: absent, or not read
     /// because the profile has no NOTRACK flow).
     #[serde(default)]

@@ -503,6 +503,7 @@ mod tests {
                 after: Value::Text("8192".into()),
                 status,
                 error: None,
+                note: None,
             }],
         };
         let records = vec![

@@ -70,6 +70,9 @@ fn target(kind: u8, i: usize) -> Target {
         1 => Target::Offload {
             iface: format!("veth{i}"),
             feature: "tso".into(),
+            ifindex: None,
+            perm_addr: None,
+            scope: None,
         },
         2 => Target::File {
             path: format!("/etc/sysctl.d/{i}.conf"),

@@ -8,5 +8,6 @@ mod faults;
 mod hostile;
 mod notrack;
 mod offload;
+mod offload_nic;
 mod persist;
 mod plan;

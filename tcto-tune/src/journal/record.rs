@@ -82,6 +82,9 @@ pub enum StepStatus {
     RevertFailed,
     /// Not restored by `rollback`: someone changed it since (see `error`).
     Drifted,
+    /// Closed without restoring: what it changed no longer exists (a NIC
+    /// that was removed; see `error`). Nothing is left to restore.
+    Gone,
 }
 
 /// One change within a transaction.
@@ -101,6 +104,9 @@ pub struct Step {
     pub status: StepStatus,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// What else the reader should know (a NIC followed to its new name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Step {
@@ -116,7 +122,7 @@ impl Step {
         } else {
             (&self.before, &self.after)
         };
-        if self.status == StepStatus::Unchanged {
+        if matches!(self.status, StepStatus::Unchanged | StepStatus::Gone) {
             from.display()
         } else {
             format!("{} -> {}", from.display(), to.display())

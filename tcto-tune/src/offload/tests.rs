@@ -93,28 +93,86 @@ fn user_names_map_to_kernel_features_as_ethtool_does() {
 }
 
 #[test]
-fn relevant_keeps_only_the_four_groups() {
+fn relevant_keeps_the_four_groups_and_their_dependencies() {
     let mut f = veth();
     f.insert("rx-gro-hw".into(), FeatureState::fixed(false));
-    f.insert("tx-checksum-ipv4".into(), FeatureState::fixed(false));
+    f.insert("tx-checksum-sctp".into(), FeatureState::fixed(false));
     assert_eq!(relevant(&f), veth());
+    f.insert("tx-scatter-gather".into(), FeatureState::fixed(false));
+    f.insert("tx-checksum-ipv4".into(), FeatureState::fixed(false));
+    assert_eq!(relevant(&f).len(), veth().len() + 2);
 }
 
 #[test]
-fn a_group_is_on_when_any_member_is_on() {
+fn a_group_reads_on_only_when_every_changeable_member_is_on() {
     let mut f = veth();
     let tso = group("tso").unwrap();
     for (n, s) in f.iter_mut() {
-        if n != "tx-tcp-mangleid-segmentation" {
+        if n != "tx-tcp-accecn-segmentation" {
             s.on = false;
         }
     }
     let st = GroupState::of(tso, &f);
+    // `ethtool -k` prints the group line `on`: one member is.
     assert!(st.on);
+    let Reading::Mixed { on, off } = st.reading() else {
+        panic!("{:?}", st.reading())
+    };
+    assert_eq!(on, vec!["tx-tcp-accecn-segmentation"]);
+    assert_eq!(off.len(), 4);
     assert_eq!(st.writes(false).len(), 1);
     assert_eq!(st.writes(true).len(), 4);
-    assert_eq!(st.off_while_on().len(), 4);
-    assert!(!GroupState::of(group("gro").unwrap(), &f).on);
+    let v = st.reading().value();
+    assert_eq!(
+        v,
+        Value::Text("mixed (on: tx-tcp-accecn-segmentation)".into())
+    );
+    assert_eq!(
+        Reading::parse(&v),
+        Some(Reading::Mixed {
+            on: vec!["tx-tcp-accecn-segmentation".into()],
+            off: vec![]
+        })
+    );
+    for bad in [
+        "mixed (on: )",
+        "mixed (up: a)",
+        "mixed (on: a b)",
+        "mixed on: a",
+    ] {
+        assert_eq!(Reading::parse(&Value::Text(bad.into())), None, "{bad}");
+    }
+    assert_eq!(GroupState::of(tso, &veth()).reading(), Reading::On);
+    assert_eq!(
+        GroupState::of(group("gro").unwrap(), &f).reading(),
+        Reading::Off
+    );
+    // A fixed member that is off does not keep a group from reading on.
+    let mut g = veth();
+    g.insert("tx-tcp-ecn-segmentation".into(), FeatureState::fixed(false));
+    assert_eq!(GroupState::of(tso, &g).reading(), Reading::On);
+}
+
+#[test]
+fn a_member_held_against_a_request_is_written_again() {
+    let mut f = veth();
+    // `off [requested on]`: the kernel keeps it off (sg is off).
+    f.insert(
+        "tx-tcp-segmentation".into(),
+        FeatureState {
+            on: false,
+            fixed: false,
+            wish: true,
+        },
+    );
+    let st = GroupState::of(group("tso").unwrap(), &f);
+    // Turning the group off also withdraws the pending request.
+    assert!(st
+        .writes(false)
+        .contains(&("tx-tcp-segmentation".to_string(), false)));
+    assert!(st
+        .writes(true)
+        .contains(&("tx-tcp-segmentation".to_string(), true)));
 }
 
 #[test]
@@ -129,7 +187,8 @@ fn fixed_members_block_only_the_values_they_prevent() {
     assert!(lro.blockers(false).is_empty());
     // A kernel without the feature at all: off, and nothing can turn it on.
     let none = GroupState::of(group("lro").unwrap(), &Features::new());
-    assert!(!none.on && !none.reachable(true) && none.writes(true).is_empty());
+    assert_eq!(none.reading(), Reading::Off);
+    assert!(!none.reachable(true) && none.writes(true).is_empty());
     assert!(none.reachable(false));
     assert!(tso.reachable(true) && !tso.reachable(false));
     assert!(lro.reachable(false) && !lro.reachable(true));
@@ -174,7 +233,10 @@ fn plans_changes_and_unchanged_entries_with_ethtool_values() {
         c.target,
         Target::Offload {
             iface: "a".into(),
-            feature: "tso".into()
+            feature: "tso".into(),
+            ifindex: None,
+            perm_addr: None,
+            scope: None,
         }
     );
     assert_eq!(
@@ -317,33 +379,142 @@ fn loopback_already_as_wanted_does_not_refuse() {
 }
 
 #[test]
-fn a_mixed_group_warns_that_rollback_restores_it_whole() {
-    let mut f = veth();
-    f.insert(
-        "tx-tcp-mangleid-segmentation".into(),
-        FeatureState::changeable(false),
-    );
+fn a_planned_target_names_the_device_it_was_planned_on() {
     let mut o = fix("a");
     o.tso = Some(false);
-    let p = plan_one(o, f);
-    assert!(codes(&p).contains(&"offload-group-mixed"), "{p}");
-    let w = p
-        .findings
-        .iter()
-        .find(|f| f.code == "offload-group-mixed")
-        .unwrap();
-    assert!(
-        w.message.contains("tx-tcp-mangleid-segmentation is off"),
-        "{w}"
+    let mut s = state_with("a", veth());
+    s.nics.insert(
+        "a".into(),
+        crate::state::NicId {
+            ifindex: 7,
+            perm_addr: Some("02:00:00:00:00:0a".into()),
+            scope: None,
+        },
     );
+    let p = plan(&Profile::builder("t").offload(o).build(), &s);
+    assert_eq!(
+        p.changes[0].target,
+        Target::Offload {
+            iface: "a".into(),
+            feature: "tso".into(),
+            ifindex: Some(7),
+            perm_addr: Some("02:00:00:00:00:0a".into()),
+            scope: None,
+        }
+    );
+    // The display key stays the name.
+    assert_eq!(p.changes[0].key, "a tso");
+}
+
+/// The kernel with `sg` off: IPv4/IPv6 TSO stay off, accecn stays on.
+fn sg_off() -> Features {
+    let mut f = veth();
+    for n in [
+        "tx-tcp-segmentation",
+        "tx-tcp-ecn-segmentation",
+        "tx-tcp-mangleid-segmentation",
+        "tx-tcp6-segmentation",
+    ] {
+        f.insert(
+            n.into(),
+            FeatureState {
+                on: false,
+                fixed: false,
+                wish: true,
+            },
+        );
+    }
+    f.insert("tx-scatter-gather".into(), FeatureState::changeable(false));
+    f.insert(
+        "tx-checksum-ip-generic".into(),
+        FeatureState::changeable(true),
+    );
+    f.insert("tx-checksum-ipv4".into(), FeatureState::fixed(false));
+    f
 }
 
 #[test]
-fn a_uniform_group_does_not_warn_mixed() {
+fn a_partly_on_group_is_never_ok_on() {
     let mut o = fix("a");
-    o.tso = Some(false);
-    let p = plan_one(o, veth());
-    assert!(!codes(&p).contains(&"offload-group-mixed"), "{p}");
+    o.tso = Some(true);
+    let p = plan_one(o, sg_off());
+    assert!(p.unchanged.is_empty(), "{p}");
+    let c = &p.changes[0];
+    assert_eq!(
+        c.current.as_deref(),
+        Some("mixed (on: tx-tcp-accecn-segmentation)")
+    );
+    assert!(!p.to_string().contains("ok      a tso"), "{p}");
+}
+
+#[test]
+fn turning_tso_on_with_sg_off_refuses_and_names_sg() {
+    let mut o = fix("a");
+    o.tso = Some(true);
+    o.gso = Some(true);
+    let mut f = sg_off();
+    f.insert(
+        "tx-generic-segmentation".into(),
+        FeatureState::changeable(false),
+    );
+    let p = plan_one(o, f);
+    assert_eq!(
+        codes(&p),
+        vec!["offload-dependency-off", "offload-dependency-off"],
+        "{p}"
+    );
+    let f = &p.refusals()[0];
+    assert!(
+        f.message
+            .starts_with("`a tso` cannot turn on while `sg` is off (tx-scatter-gather: off)"),
+        "{f}"
+    );
+    assert_eq!(
+        f.hint.as_deref(),
+        Some("turn it on first: `ethtool -K a sg on`, then plan again")
+    );
+    assert!(p.refusals()[1].message.starts_with("`a gso`"), "{p}");
+}
+
+#[test]
+fn turning_tso_on_without_checksum_offload_names_the_checksum() {
+    let mut o = fix("a");
+    o.tso = Some(true);
+    let mut f = sg_off();
+    f.insert("tx-scatter-gather".into(), FeatureState::changeable(true));
+    f.insert(
+        "tx-checksum-ip-generic".into(),
+        FeatureState::changeable(false),
+    );
+    let p = plan_one(o, f);
+    // IPv4 (no ipv4 checksum either) and IPv6 (the kernel has no ipv6 one).
+    assert_eq!(codes(&p).len(), 2, "{p}");
+    assert!(p.findings[0].message.contains("`tx-checksum-ip-generic` is off (tx-checksum-ip-generic: off, tx-checksum-ipv4: off [fixed])"), "{p}");
+    assert!(p.findings[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("`ethtool -K a tx-checksum-ip-generic on`"));
+}
+
+#[test]
+fn dependencies_that_are_on_or_unknown_do_not_refuse() {
+    let mut o = fix("a");
+    o.tso = Some(true);
+    let mut f = sg_off();
+    f.insert("tx-scatter-gather".into(), FeatureState::changeable(true));
+    let p = plan_one(o.clone(), f);
+    assert!(codes(&p).is_empty(), "{p}");
+    // A kernel that does not report the dependency is not judged.
+    let mut f = sg_off();
+    f.remove("tx-scatter-gather");
+    let p = plan_one(o, f);
+    assert!(codes(&p).is_empty(), "{p}");
+    // Turning tso off never needs sg.
+    let mut off = fix("a");
+    off.tso = Some(false);
+    let p = plan_one(off, sg_off());
+    assert!(!codes(&p).contains(&"offload-dependency-off"), "{p}");
 }
 
 #[test]
@@ -353,7 +524,7 @@ fn offload_codes_are_documented() {
         "offload-fixed",
         "offload-cpu-cost",
         "offload-on-loopback",
-        "offload-group-mixed",
+        "offload-dependency-off",
     ] {
         assert!(
             crate::check::CODES.iter().any(|(c, ..)| *c == code),

@@ -9,7 +9,10 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{read_group, write_group, LinuxOffloads, LinuxSysctls, Nft, Sysctls, SystemError};
+use super::{
+    locate, read_group, write_group, LinuxOffloads, LinuxSysctls, Located, Nft, Sysctls,
+    SystemError,
+};
 use crate::change::{Target, Value};
 use crate::names::SysctlName;
 use crate::notrack::{self, NotrackTable};
@@ -27,6 +30,12 @@ pub trait Effects {
     fn write_read_back(&mut self, target: &Target, value: &Value) -> Result<Value, SystemError> {
         self.write(target, value)?;
         self.read(target)
+    }
+    /// Where the target is now, asked before reverting it: a NIC can have
+    /// been renamed or removed since (see [`Located`]). Everything else
+    /// stays [`Located::Here`].
+    fn locate(&mut self, _target: &Target) -> Result<Located, SystemError> {
+        Ok(Located::Here)
     }
 }
 
@@ -64,7 +73,7 @@ impl Effects for LinuxEffects {
                 .sysctls
                 .read(&sysctl_name(key)?)?
                 .map_or(Value::Absent, Value::Text)),
-            Target::Offload { iface, feature } => read_group(&self.offloads, iface, feature),
+            Target::Offload { .. } => read_group(&self.offloads, target),
             Target::File { path } => super::files::read_file(std::path::Path::new(path)),
             t if is_ours(t) => Ok(notrack::value_of(self.nft.read_table()?.as_ref())),
             other => Err(SystemError::Unsupported {
@@ -76,9 +85,7 @@ impl Effects for LinuxEffects {
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
         match (target, value) {
             (Target::Sysctl { key }, Value::Text(v)) => self.sysctls.write(&sysctl_name(key)?, v),
-            (Target::Offload { iface, feature }, Value::Bool(on)) => {
-                write_group(&mut self.offloads, iface, feature, *on)
-            }
+            (Target::Offload { .. }, v) => write_group(&mut self.offloads, target, v),
             (Target::File { path }, v) => super::files::write_file(std::path::Path::new(path), v),
             // The transaction reads the table back and compares.
             (t, Value::Json(v)) if is_ours(t) => self.nft.send_table(Some(&table_of(t, v)?)),
@@ -86,6 +93,13 @@ impl Effects for LinuxEffects {
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
             }),
+        }
+    }
+
+    fn locate(&mut self, target: &Target) -> Result<Located, SystemError> {
+        match target {
+            Target::Offload { .. } => locate(&self.offloads, target),
+            _ => Ok(Located::Here),
         }
     }
 

@@ -26,8 +26,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use super::offloads::{Offloads, SetReport};
 use super::SystemError;
 use crate::names::IfName;
-use crate::state::{FeatureState, Features};
+use crate::state::{FeatureState, Features, IfScope, NicId};
 
+/// `ETHTOOL_GPERMADDR`: get the permanent hardware address.
+pub(crate) const ETHTOOL_GPERMADDR: u32 = 0x20;
+/// `MAX_ADDR_LEN`: the longest hardware address a device can have.
+pub(crate) const MAX_ADDR_LEN: usize = 32;
 /// `ETHTOOL_GSTRINGS`: get a string set.
 pub(crate) const ETHTOOL_GSTRINGS: u32 = 0x1b;
 /// `ETHTOOL_GSSET_INFO`: get string set sizes.
@@ -52,6 +56,14 @@ pub(crate) struct EthtoolSsetInfo {
     pub cmd: u32,
     pub reserved: u32,
     pub sset_mask: u64,
+}
+
+/// `struct ethtool_perm_addr` (followed by `__u8 data[]`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EthtoolPermAddr {
+    pub cmd: u32,
+    pub size: u32,
 }
 
 /// `struct ethtool_gstrings` (followed by `__u8 data[]`).
@@ -212,6 +224,21 @@ impl<'a> Dev<'a> {
         Ok(r)
     }
 
+    /// The permanent hardware address, `None` when the device has none
+    /// (all zeros, as on a veth: `ethtool -P` prints "not set").
+    fn perm_addr(&self) -> Result<Option<String>, SystemError> {
+        let mut req: Request<EthtoolPermAddr, u8> = Request::new(
+            EthtoolPermAddr {
+                cmd: ETHTOOL_GPERMADDR,
+                size: MAX_ADDR_LEN as u32,
+            },
+            MAX_ADDR_LEN,
+        );
+        self.ioctl("GPERMADDR", req.data())?;
+        let len = (req.header().size as usize).min(MAX_ADDR_LEN);
+        Ok(mac_text(&req.items()[..len]))
+    }
+
     /// The kernel's feature names, bit 0 first.
     fn feature_names(&self) -> Result<Vec<String>, SystemError> {
         let mut info: Request<EthtoolSsetInfo, u32> = Request::new(
@@ -300,13 +327,32 @@ pub(crate) fn decode(names: &[String], blocks: &[EthtoolGetFeaturesBlock]) -> Fe
         .enumerate()
         .filter(|(_, n)| !n.is_empty())
         .map(|(i, n)| {
+            let on = bit(blocks, i, |b| b.active);
+            let fixed = !bit(blocks, i, |b| b.available) || bit(blocks, i, |b| b.never_changed);
             let state = FeatureState {
-                on: bit(blocks, i, |b| b.active),
-                fixed: !bit(blocks, i, |b| b.available) || bit(blocks, i, |b| b.never_changed),
+                on,
+                fixed,
+                // ethtool's `[requested on]`: only a changeable feature
+                // carries a request of its own.
+                wish: !fixed && bit(blocks, i, |b| b.requested) != on,
             };
             (n.clone(), state)
         })
         .collect()
+}
+
+/// A hardware address as `ip link` prints it; `None` when empty or all zeros.
+pub(crate) fn mac_text(bytes: &[u8]) -> Option<String> {
+    if bytes.iter().all(|b| *b == 0) {
+        return None;
+    }
+    Some(
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }
 
 /// Encode feature writes into SFEATURES blocks (`words` of them).
@@ -393,6 +439,70 @@ impl Offloads for LinuxOffloads {
             unsupported: flags & ETHTOOL_F_UNSUPPORTED != 0,
             wish: flags & ETHTOOL_F_WISH != 0,
         })
+    }
+
+    fn device(&self, iface: &IfName) -> Result<Option<NicId>, SystemError> {
+        let c = std::ffi::CString::new(iface.as_str()).expect("IfName has no NUL");
+        // SAFETY: c is a NUL-terminated string alive for the call.
+        let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        if ifindex == 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENODEV | libc::ENXIO) => Ok(None),
+                _ => Err(SystemError::Ethtool {
+                    iface: iface.to_string(),
+                    step: "find the interface index (if_nametoindex)",
+                    source: e,
+                }),
+            };
+        }
+        // The permanent address is a second identity "where there is one":
+        // a device that cannot report it is identified by ifindex alone.
+        let perm_addr = match Dev::open(iface)?.perm_addr() {
+            Ok(a) => a,
+            Err(e) if e.errno() == Some(libc::ENODEV) => return Ok(None),
+            Err(_) => None,
+        };
+        Ok(Some(NicId {
+            ifindex,
+            perm_addr,
+            scope: self.scope()?,
+        }))
+    }
+
+    fn scope(&self) -> Result<Option<IfScope>, SystemError> {
+        use std::os::unix::fs::MetadataExt;
+        // The namespace of this thread (a thread can unshare its own).
+        let Ok(ns) = std::fs::metadata("/proc/thread-self/ns/net") else {
+            return Ok(None);
+        };
+        let Ok(boot) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
+            return Ok(None);
+        };
+        Ok(Some(IfScope {
+            boot_id: boot.trim().to_owned(),
+            netns: ns.ino(),
+        }))
+    }
+
+    fn name_of(&self, ifindex: u32) -> Result<Option<String>, SystemError> {
+        let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+        // SAFETY: buf holds IF_NAMESIZE bytes, as if_indextoname requires.
+        let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+        if p.is_null() {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENODEV | libc::ENXIO) => Ok(None),
+                _ => Err(SystemError::Ethtool {
+                    iface: format!("ifindex {ifindex}"),
+                    step: "find the interface name (if_indextoname)",
+                    source: e,
+                }),
+            };
+        }
+        // SAFETY: on success the name is NUL-terminated within buf.
+        let name = unsafe { CStr::from_ptr(buf.as_ptr()) };
+        Ok(Some(name.to_string_lossy().into_owned()))
     }
 }
 

@@ -28,7 +28,7 @@ pub use ethtool::LinuxOffloads;
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
-pub use offloads::{read_group, write_group, Offloads, SetReport, SimOffloads};
+pub use offloads::{locate, read_group, write_group, Located, Offloads, SetReport, SimOffloads};
 pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::SockDiag;
 
@@ -97,10 +97,31 @@ pub enum SystemError {
         iface: String,
         /// User-facing feature (`tso`...).
         feature: String,
-        /// `on` or `off`.
-        wanted: &'static str,
+        /// `on`, `off`, or a journaled mixed reading.
+        wanted: String,
         /// What kept it.
         why: String,
+    },
+    /// The device an offload target was planned on is no longer in this
+    /// namespace (deleted, or moved away); a device now holding its name
+    /// is another one and is never touched in its place.
+    #[error("{why}")]
+    InterfaceGone {
+        /// The interface name the target was planned with.
+        iface: String,
+        /// What was found instead, in one line.
+        why: String,
+    },
+    /// An offload step was journaled in another network namespace: its
+    /// ifindex names nothing (or something else) here.
+    #[error("`{iface}` was changed in network namespace net:[{was}] and this is net:[{now}]: its ifindex means nothing here; run `tcto-tune rollback` inside that namespace (`ip netns identify` names the current one)")]
+    OtherNamespace {
+        /// The interface name the target was planned with.
+        iface: String,
+        /// The namespace inode it was planned in.
+        was: u64,
+        /// This namespace's inode.
+        now: u64,
     },
     /// A file operation failed (persist).
     #[error("cannot {action} `{path}`")]
@@ -166,8 +187,10 @@ impl SystemError {
             | SystemError::Nftables { source, .. }
             | SystemError::File { source, .. } => source.raw_os_error(),
             SystemError::FileIsSymlink { .. } => Some(libc::ELOOP),
+            SystemError::InterfaceGone { .. } => Some(libc::ENODEV),
             SystemError::Unsupported { .. }
             | SystemError::OffloadNotTaken { .. }
+            | SystemError::OtherNamespace { .. }
             | SystemError::NftContent { .. }
             | SystemError::NftReadBack { .. } => None,
         }
@@ -324,6 +347,9 @@ pub fn read_state(profile: &Profile, b: &Backends) -> Result<SystemState, System
                 state
                     .offloads
                     .insert(o.iface.to_string(), crate::offload::relevant(&f));
+                if let Some(id) = b.offloads.device(&o.iface)? {
+                    state.nics.insert(o.iface.to_string(), id);
+                }
             }
         }
     }

@@ -32,6 +32,8 @@ fn structs_match_the_uapi_layout() {
     assert_eq!(offset_of!(EthtoolSetFeaturesBlock, requested), 4);
     assert_eq!(size_of::<EthtoolSfeatures>(), 8);
     assert_eq!(offset_of!(EthtoolSfeatures, size), 4);
+    assert_eq!(size_of::<EthtoolPermAddr>(), 8);
+    assert_eq!(offset_of!(EthtoolPermAddr, size), 4);
 }
 
 const PROBE: &str = r#"
@@ -39,6 +41,7 @@ const PROBE: &str = r#"
 #include <stdio.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
+#include <linux/netdevice.h>
 #define S(t) printf(#t " %zu\n", sizeof(struct t))
 #define O(t, f) printf(#t "." #f " %zu\n", offsetof(struct t, f))
 #define C(c) printf(#c " %lu\n", (unsigned long)(c))
@@ -52,6 +55,8 @@ int main(void) {
     S(ethtool_gfeatures); O(ethtool_gfeatures, size); O(ethtool_gfeatures, features);
     S(ethtool_set_features_block); O(ethtool_set_features_block, requested);
     S(ethtool_sfeatures); O(ethtool_sfeatures, size); O(ethtool_sfeatures, features);
+    S(ethtool_perm_addr); O(ethtool_perm_addr, size); O(ethtool_perm_addr, data);
+    C(ETHTOOL_GPERMADDR); C(MAX_ADDR_LEN);
     C(ETHTOOL_GSTRINGS); C(ETHTOOL_GSSET_INFO); C(ETHTOOL_GFEATURES); C(ETHTOOL_SFEATURES);
     C(ETH_SS_FEATURES); C(ETH_GSTRING_LEN); C(ETHTOOL_F_UNSUPPORTED); C(ETHTOOL_F_WISH);
     C(SIOCETHTOOL);
@@ -133,6 +138,11 @@ fn structs_and_constants_match_the_installed_header() {
         ("ethtool_sfeatures", size_of::<EthtoolSfeatures>()),
         ("ethtool_sfeatures.size", offset_of!(EthtoolSfeatures, size)),
         ("ethtool_sfeatures.features", size_of::<EthtoolSfeatures>()),
+        ("ethtool_perm_addr", size_of::<EthtoolPermAddr>()),
+        ("ethtool_perm_addr.size", offset_of!(EthtoolPermAddr, size)),
+        ("ethtool_perm_addr.data", size_of::<EthtoolPermAddr>()),
+        ("ETHTOOL_GPERMADDR", ETHTOOL_GPERMADDR as usize),
+        ("MAX_ADDR_LEN", MAX_ADDR_LEN),
         ("ETHTOOL_GSTRINGS", ETHTOOL_GSTRINGS as usize),
         ("ETHTOOL_GSSET_INFO", ETHTOOL_GSSET_INFO as usize),
         ("ETHTOOL_GFEATURES", ETHTOOL_GFEATURES as usize),
@@ -257,4 +267,37 @@ fn reading_lo_agrees_with_ethtool() {
         );
     }
     assert!(!LinuxOffloads.interfaces().unwrap().is_empty());
+}
+
+#[test]
+fn permanent_addresses_print_as_ip_link_does_and_zeros_are_none() {
+    assert_eq!(
+        mac_text(&[0x52, 0x54, 0, 0x12, 0x34, 0xab]).as_deref(),
+        Some("52:54:00:12:34:ab")
+    );
+    assert_eq!(mac_text(&[0; 6]), None);
+    assert_eq!(mac_text(&[]), None);
+}
+
+/// `lo` as the kernel names it here: its ifindex (1 in every namespace),
+/// the name back from the index, no permanent address, and a scope.
+#[test]
+fn lo_has_an_ifindex_and_no_permanent_address() {
+    let lo = IfName::new("lo").unwrap();
+    let id = LinuxOffloads.device(&lo).unwrap().expect("lo exists");
+    assert_eq!(id.perm_addr, None);
+    assert_eq!(
+        LinuxOffloads.name_of(id.ifindex).unwrap().as_deref(),
+        Some("lo")
+    );
+    assert!(id
+        .scope
+        .is_some_and(|s| s.netns > 0 && s.boot_id.len() == 36));
+    assert_eq!(
+        LinuxOffloads
+            .device(&IfName::new("nosuchif0").unwrap())
+            .unwrap(),
+        None
+    );
+    assert_eq!(LinuxOffloads.name_of(u32::MAX).unwrap(), None);
 }
