@@ -88,9 +88,29 @@ fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+            return ExitCode::from(0);
+        }
+        Err(e) => {
+            // Under `--json` a usage error is JSON too; clap could not
+            // parse the line, so look for the flag among the raw words.
+            let json = std::env::args_os().skip(1).any(|a| a == "--json");
+            if json {
+                let message = e.kind().to_string();
+                let detail = e.render().to_string();
+                let first = detail.lines().next().unwrap_or(&message);
+                let err = CliError::new(
+                    first.trim_start_matches("error: ").to_owned(),
+                    Some("see `tcto-tune --help`".into()),
+                    Exit::Usage,
+                );
+                output::print_error(&err, true);
+            } else {
+                let _ = e.print();
+            }
+            return ExitCode::from(Exit::Usage as u8);
         }
     };
     let global = Global {
@@ -112,7 +132,7 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) => {
             let e = CliError::from(e);
-            output::print_error(&e);
+            output::print_error(&e, global.json);
             ExitCode::from(e.exit as u8)
         }
     }
