@@ -261,6 +261,35 @@ pub enum ProfileError {
     },
 }
 
+/// The first built-in that uses a field serde listed as expected in
+/// `message` ("unknown field `x`, expected one of `iface`, `tso`, ..."), so
+/// the hint shows a profile with that section (`offload-off` for an
+/// `[[offload]]` typo), not always `high-conn`.
+fn builtin_with_fields(message: &str) -> &'static str {
+    let expected = message.split_once("expected").map_or("", |(_, e)| e);
+    let fields: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    // The built-in that sets the most of those fields (the first on a tie).
+    let uses = |name: &str| {
+        let text = builtin(name).unwrap_or_default();
+        fields
+            .iter()
+            .filter(|f| {
+                text.lines().any(|l| {
+                    l.strip_prefix(**f)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                })
+            })
+            .count()
+    };
+    builtin_names()
+        .into_iter()
+        .map(|name| (uses(name), name))
+        .filter(|(n, _)| *n > 0)
+        .rev()
+        .max_by_key(|(n, _)| *n)
+        .map_or("high-conn", |(_, name)| name)
+}
+
 fn also(others: &[String]) -> String {
     if others.is_empty() {
         String::new()
@@ -313,9 +342,10 @@ impl ProfileError {
                 key: Some(_),
                 message,
                 ..
-            } if message.contains("unknown field") => {
-                Some("check the spelling against `tcto-tune profiles show high-conn`".into())
-            }
+            } if message.contains("unknown field") => Some(format!(
+                "check the spelling against `tcto-tune profiles show {}`",
+                builtin_with_fields(message)
+            )),
             _ => None,
         }
     }
