@@ -215,3 +215,35 @@ fn profiles_show_resolved_fills_variables() {
     let (code, _, _) = tcto(&["profiles", "show", "high-conn", "--set", "a=b"]);
     assert_eq!(code, 2);
 }
+
+/// Issue 17: `--state-dir` is offered only where it means something, is
+/// refused where it does nothing, and still works before the subcommand.
+#[test]
+fn state_dir_only_where_it_means_something() {
+    for cmd in ["plan", "diagnose", "probe", "profiles"] {
+        let (code, out, _) = tcto(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            !out.contains("--state-dir"),
+            "{cmd} --help offers --state-dir:\n{out}"
+        );
+    }
+    for cmd in ["apply", "rollback", "persist", "history", "verify"] {
+        let (code, out, _) = tcto(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("--state-dir"),
+            "{cmd} --help lacks --state-dir:\n{out}"
+        );
+    }
+    let (code, _, err) = tcto(&["--state-dir", "/tmp", "diagnose"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`--state-dir` means nothing to `diagnose`"),
+        "{err}"
+    );
+    let dir = std::env::temp_dir().join(format!("tcto-cli-sd-{}", std::process::id()));
+    let (code, out, err) = tcto(&["--state-dir", dir.to_str().unwrap(), "history"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(dir.to_str().unwrap()), "{out}");
+}
