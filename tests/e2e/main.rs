@@ -10,3 +10,4 @@ mod notrack;
 mod offload;
 mod persist;
 mod plan;
+mod prometheus;
