@@ -1,5 +1,7 @@
 //! `tcto-tune diagnose`: rank the likely causes of connect timeouts here.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Context as _;
 use clap::Args;
 use tcto_tune::diagnose::{diagnose, DiagnoseOptions, TEXT_LISTENER_ROWS};
@@ -20,9 +22,11 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
     interval: std::time::Duration,
 
-    /// Print node_exporter text-file metrics instead of the report.
-    #[arg(long)]
-    prometheus: bool,
+    /// Print node_exporter text-file metrics instead of the report; with
+    /// FILE, write them there atomically (temp file + rename), for
+    /// node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    prometheus: Option<Option<PathBuf>>,
 }
 
 /// Longest sampling interval.
@@ -30,7 +34,7 @@ const MAX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Run `diagnose`.
 pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
-    if g.json && args.prometheus {
+    if g.json && args.prometheus.is_some() {
         return Err(CliError::new(
             "`--json` and `--prometheus` cannot be used together",
             Some("pick one output format".into()),
@@ -53,7 +57,7 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
     // metrics carry no process: look up only the owners that are printed.
     let owners_limit = if g.json {
         None
-    } else if args.prometheus {
+    } else if args.prometheus.is_some() {
         Some(0)
     } else if args.ports.is_empty() {
         Some(TEXT_LISTENER_ROWS)
@@ -66,13 +70,15 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         owners_limit,
     };
     let d = diagnose(&Backends::linux(), &opts).context("cannot diagnose")?;
-    if g.json {
+    if let Some(Some(file)) = &args.prometheus {
+        write_atomically(file, d.to_prometheus().as_bytes())?;
+    } else if g.json {
         print_json(&d)?;
     } else {
         // One write for the report, not one per line (stdout is line
         // buffered).
         use std::io::Write as _;
-        let text = if args.prometheus {
+        let text = if args.prometheus.is_some() {
             d.to_prometheus()
         } else {
             d.to_string()
@@ -82,4 +88,47 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         out.flush()?;
     }
     Ok(Exit::Ok)
+}
+
+/// Write `bytes` to `file` so that a reader (node_exporter's textfile
+/// collector, which reads only `*.prom`) sees the old file or the new one,
+/// never half of one: a temp file beside it, fsynced, then renamed.
+fn write_atomically(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let name = file.file_name().ok_or_else(|| {
+        CliError::new(
+            format!("`{}` names no file", file.display()),
+            None,
+            Exit::Usage,
+        )
+    })?;
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        let hint = (!dir.is_dir()).then(|| format!("`{}` is not a directory", dir.display()));
+        return Err(CliError::new(
+            format!("cannot write `{}`: {e}", file.display()),
+            hint,
+            Exit::Error,
+        )
+        .into());
+    }
+    Ok(())
 }

@@ -4,6 +4,9 @@ use clap::Subcommand;
 use serde::Serialize;
 use tcto_tune::profile::{builtin, builtin_description, builtin_names};
 
+use anyhow::Context as _;
+
+use crate::common::{parse_assignment, variables};
 use crate::output::{print_json, CliError, Exit};
 use crate::Global;
 
@@ -12,10 +15,17 @@ use crate::Global;
 pub enum ProfilesCommand {
     /// List the built-in profiles with their descriptions.
     List,
-    /// Print a built-in profile's TOML.
+    /// Print a built-in profile's TOML; `--resolved`: what it means after
+    /// `extends` and variables (a built-in or a profile file).
     Show {
-        /// Profile name.
+        /// Profile name (or, with `--resolved`, a path to a TOML file).
         name: String,
+        /// Print the effective profile: `extends` merged, variables filled.
+        #[arg(long)]
+        resolved: bool,
+        /// With `--resolved`: fill a variable, e.g. `--set backend=10.0.2.0/24`.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment, requires = "resolved")]
+        set: Vec<(String, String)>,
     },
 }
 
@@ -45,17 +55,34 @@ pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
                 }
             }
         }
-        ProfilesCommand::Show { name } => {
+        ProfilesCommand::Show {
+            name,
+            resolved: true,
+            set,
+        } => {
+            let vars = variables(&set)?;
+            let profile = tcto_tune::profile::load(&name, &vars)
+                .with_context(|| format!("cannot load profile `{name}`"))?;
+            let text = tcto_tune::profile::to_toml(&profile);
+            if g.json {
+                print_json(
+                    &serde_json::json!({ "schema": 1, "name": profile.name, "toml": text }),
+                )?;
+            } else {
+                print!("{text}");
+            }
+        }
+        ProfilesCommand::Show { name, .. } => {
             let Some(text) = builtin(&name) else {
                 // Only built-ins are shown: a path is never read here.
                 let hint = format!(
-                    "built-in profiles: {} (a profile file you wrote: read it with `cat`)",
+                    "built-in profiles: {} (a profile file you wrote: read it with `cat`, or see its effect with `--resolved`)",
                     builtin_names().join(", ")
                 );
                 return Err(CliError::new(
                     format!("unknown profile `{name}`"),
                     Some(hint),
-                    Exit::Error,
+                    Exit::Usage,
                 )
                 .into());
             };

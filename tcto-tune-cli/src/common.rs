@@ -37,20 +37,22 @@ impl ProfileArgs {
     /// Load the profile, add the listeners named on the command line, and
     /// build the plan options.
     pub fn resolve(&self) -> anyhow::Result<(Profile, PlanOptions)> {
-        let mut vars = BTreeMap::new();
-        for (k, v) in &self.set {
-            if vars.insert(k.clone(), v.clone()).is_some() {
-                return Err(
-                    CliError::new(format!("`--set {k}` given twice"), None, Exit::Usage).into(),
-                );
-            }
-        }
+        let vars = variables(&self.set)?;
         let mut profile = tcto_tune::profile::load(&self.profile, &vars)
             .with_context(|| format!("cannot load profile `{}`", self.profile))?;
         for port in &self.ports {
             profile.add_listener(*port, None);
         }
+        let mut seen = std::collections::BTreeSet::new();
         for (port, backlog) in &self.app_backlogs {
+            if !seen.insert(*port) {
+                return Err(CliError::new(
+                    format!("`--app-backlog {port}=...` given twice"),
+                    Some("give one backlog per port".into()),
+                    Exit::Usage,
+                )
+                .into());
+            }
             profile.add_listener(*port, Some(*backlog));
         }
         let opts = PlanOptions {
@@ -60,7 +62,23 @@ impl ProfileArgs {
     }
 }
 
-fn parse_assignment(s: &str) -> Result<(String, String), String> {
+/// The `--set` pairs as a map; a variable given twice is a usage error.
+pub fn variables(set: &[(String, String)]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut vars = BTreeMap::new();
+    for (k, v) in set {
+        if vars.insert(k.clone(), v.clone()).is_some() {
+            return Err(CliError::new(
+                format!("`--set {k}` given twice"),
+                None,
+                Exit::Usage,
+            ));
+        }
+    }
+    Ok(vars)
+}
+
+/// clap parser for `NAME=VALUE`.
+pub fn parse_assignment(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or("expected NAME=VALUE")?;
     if k.is_empty() {
         return Err("the variable name is empty".into());

@@ -33,42 +33,92 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// Where the journal and lock live.
-    #[arg(
-        long,
-        global = true,
-        env = "TCTO_TUNE_STATE_DIR",
-        default_value = "/var/lib/tcto-tune"
-    )]
-    state_dir: PathBuf,
+    /// `--state-dir` before the subcommand, as earlier versions took it;
+    /// hidden, and refused for a command that has no state dir.
+    #[arg(long = "state-dir", value_name = "DIR", hide = true)]
+    state_dir: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
 }
+
+/// `--state-dir`, only on the commands that read or write the journal.
+#[derive(Debug, Clone, clap::Args)]
+struct StateDirArg {
+    /// Where the journal and lock live [env: TCTO_TUNE_STATE_DIR]
+    /// [default: /var/lib/tcto-tune].
+    #[arg(long = "state-dir", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// The state dir when neither flag nor environment names one.
+const DEFAULT_STATE_DIR: &str = "/var/lib/tcto-tune";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show what a profile would change on this host; changes nothing.
     Plan(cmd_plan::PlanArgs),
     /// Apply a profile as one journaled transaction (or `--dry-run`).
-    Apply(cmd_apply::ApplyArgs),
+    Apply {
+        #[command(flatten)]
+        args: cmd_apply::ApplyArgs,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// Undo the last transaction (or every one back to `--to ID`).
-    Rollback(cmd_rollback::RollbackArgs),
+    Rollback {
+        #[command(flatten)]
+        args: cmd_rollback::RollbackArgs,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// Write the files that make a profile survive a reboot (sysctl.d,
     /// modules-load.d, modprobe.d, a boot unit), as one journaled
     /// transaction; `--dry-run` prints their diffs.
-    Persist(cmd_persist::PersistArgs),
+    Persist {
+        #[command(flatten)]
+        args: cmd_persist::PersistArgs,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// List past transactions, newest first.
-    History(cmd_history::HistoryArgs),
+    History {
+        #[command(flatten)]
+        args: cmd_history::HistoryArgs,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// List or show the built-in profiles.
     #[command(subcommand)]
     Profiles(cmd_profiles::ProfilesCommand),
     /// Rank the likely causes of connect timeouts here, with the plan that fixes each.
     Diagnose(cmd_diagnose::DiagnoseArgs),
     /// Watch drop counters and accept queues for a while; exit 1 if anything was dropped.
-    Verify(cmd_verify::VerifyArgs),
+    Verify {
+        #[command(flatten)]
+        args: cmd_verify::VerifyArgs,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// Make N TCP connects to one address; count outcomes and time handshakes.
     Probe(cmd_probe::ProbeArgs),
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Plan(_) => "plan",
+            Command::Apply { .. } => "apply",
+            Command::Rollback { .. } => "rollback",
+            Command::Persist { .. } => "persist",
+            Command::History { .. } => "history",
+            Command::Profiles(_) => "profiles",
+            Command::Diagnose(_) => "diagnose",
+            Command::Verify { .. } => "verify",
+            Command::Probe(_) => "probe",
+        }
+    }
 }
 
 /// Settings every command shares.
@@ -88,31 +138,76 @@ fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+            return ExitCode::from(0);
         }
+        Err(e) => {
+            // Under `--json` a usage error is JSON too; clap could not
+            // parse the line, so look for the flag among the raw words.
+            let json = std::env::args_os().skip(1).any(|a| a == "--json");
+            if json {
+                let message = e.kind().to_string();
+                let detail = e.render().to_string();
+                let first = detail.lines().next().unwrap_or(&message);
+                let err = CliError::new(
+                    first.trim_start_matches("error: ").to_owned(),
+                    Some("see `tcto-tune --help`".into()),
+                    Exit::Usage,
+                );
+                output::print_error(&err, true);
+            } else {
+                let _ = e.print();
+            }
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    };
+    let state = match &cli.command {
+        Command::Apply { state, .. }
+        | Command::Rollback { state, .. }
+        | Command::Persist { state, .. }
+        | Command::History { state, .. }
+        | Command::Verify { state, .. } => Some(state.state_dir.clone()),
+        _ => None,
+    };
+    let state_dir = match (state, cli.state_dir) {
+        (None, Some(_)) => {
+            let err = CliError::new(
+                format!("`--state-dir` means nothing to `{}`", cli.command.name()),
+                Some("only apply, rollback, persist, history and verify use a state dir".into()),
+                Exit::Usage,
+            );
+            output::print_error(&err, cli.json);
+            return ExitCode::from(Exit::Usage as u8);
+        }
+        // After the subcommand wins over before it; then the environment.
+        (Some(after), before) => after
+            .or(before)
+            .or_else(|| std::env::var_os("TCTO_TUNE_STATE_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        (None, None) => PathBuf::from(DEFAULT_STATE_DIR),
     };
     let global = Global {
         json: cli.json,
-        state_dir: cli.state_dir,
+        state_dir,
     };
     let result = match cli.command {
         Command::Plan(args) => cmd_plan::run(&global, args),
-        Command::Apply(args) => cmd_apply::run(&global, args),
-        Command::Rollback(args) => cmd_rollback::run(&global, args),
-        Command::Persist(args) => cmd_persist::run(&global, args),
-        Command::History(args) => cmd_history::run(&global, args),
+        Command::Apply { args, .. } => cmd_apply::run(&global, args),
+        Command::Rollback { args, .. } => cmd_rollback::run(&global, args),
+        Command::Persist { args, .. } => cmd_persist::run(&global, args),
+        Command::History { args, .. } => cmd_history::run(&global, args),
         Command::Profiles(cmd) => cmd_profiles::run(&global, cmd),
         Command::Diagnose(args) => cmd_diagnose::run(&global, args),
-        Command::Verify(args) => cmd_verify::run(&global, args),
+        Command::Verify { args, .. } => cmd_verify::run(&global, args),
         Command::Probe(args) => cmd_probe::run(&global, args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) => {
             let e = CliError::from(e);
-            output::print_error(&e);
+            output::print_error(&e, global.json);
             ExitCode::from(e.exit as u8)
         }
     }

@@ -60,12 +60,10 @@ impl From<anyhow::Error> for CliError {
         let profile_err = e.chain().find_map(|c| c.downcast_ref::<ProfileError>());
         let hint = profile_err.and_then(|p| p.hint());
         // A wrong `--set` is a usage error, like a wrong `--port`.
+        // An unknown profile name or a wrong `--set` is a usage error, like
+        // a wrong `--port`; a broken profile file is not.
         let exit = match profile_err {
-            Some(
-                ProfileError::UnknownVariable { .. }
-                | ProfileError::MissingVariable { .. }
-                | ProfileError::BadVariable { .. },
-            ) => Exit::Usage,
+            Some(p) if p.is_usage() => Exit::Usage,
             _ => Exit::Error,
         };
         // The whole cause chain on one line: "cannot write ...: Permission denied".
@@ -82,8 +80,32 @@ impl From<anyhow::Error> for CliError {
     }
 }
 
-/// Print an error to stderr.
-pub fn print_error(e: &CliError) {
+impl Exit {
+    /// The error's kind as `--json` reports it (`error.code`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Error => "error",
+            Exit::Usage => "usage",
+            Exit::Refused => "refused",
+            Exit::Pending => "pending",
+        }
+    }
+}
+
+/// Print an error: under `--json` as one JSON object on stdout
+/// (`{"schema":1,"error":{"code","message","hint"}}`, so a script that
+/// parses stdout always gets JSON), else as text on stderr.
+pub fn print_error(e: &CliError, json: bool) {
+    if json {
+        let value = serde_json::json!({
+            "schema": 1,
+            "error": { "code": e.exit.code(), "message": e.message, "hint": e.hint },
+        });
+        if print_json(&value).is_ok() {
+            return;
+        }
+    }
     let color = stderr_color();
     let label = if color {
         "\x1b[1;31merror\x1b[0m"

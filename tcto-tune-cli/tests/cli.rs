@@ -56,8 +56,9 @@ fn profiles_list_names_every_builtin() {
     ] {
         assert!(out.contains(name), "{name} missing:\n{out}");
     }
+    // An unknown name is the caller's input at fault: a usage error (2).
     let (code, _, err) = tcto(&["profiles", "show", "nope"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(
         err.contains("unknown profile `nope`") && err.contains("hint: built-in profiles"),
         "{err}"
@@ -65,7 +66,7 @@ fn profiles_list_names_every_builtin() {
     // `show` takes only built-in names: a path gets the same hint, which
     // does not suggest giving a path.
     let (code, _, err) = tcto(&["profiles", "show", "./mine.toml"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(
         err.contains("unknown profile `./mine.toml`")
             && err.contains("hint: built-in profiles: backlog-overflow,")
@@ -90,4 +91,159 @@ fn unknown_variable_is_named_with_the_declared_ones() {
         err.contains("unknown variable `ifcae`") && err.contains("declared variables: iface"),
         "{err}"
     );
+}
+
+/// Issue 17: one exit-code policy. Whatever flag carries the caller's
+/// mistake (an unknown profile, a missing, unknown or bad `--set`, a
+/// repeated flag), it is a usage error: exit 2.
+#[test]
+fn every_usage_mistake_exits_2() {
+    let notrack = |front: &str, port: &str| {
+        tcto(&[
+            "plan",
+            "-p",
+            "trusted-notrack",
+            "--set",
+            &format!("frontend={front}"),
+            "--set",
+            "backend=10.0.2.0/24",
+            "--set",
+            &format!("port={port}"),
+        ])
+    };
+    let (code, _, err) = tcto(&["plan", "-p", "nosuch"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = notrack("10.0.1.5", "8080");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`10.0.1.5/32`"),
+        "a bare address gets its /32: {err}"
+    );
+    let (code, _, err) = notrack("10.0.1.0/24", "99999");
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = tcto(&["plan", "-p", "trusted-notrack"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("and also `frontend`, `port`")
+            && err
+                .contains("hint: pass `--set backend=VALUE --set frontend=VALUE --set port=VALUE`"),
+        "every missing variable at once: {err}"
+    );
+    let (code, _, err) = tcto(&[
+        "plan",
+        "-p",
+        "high-conn",
+        "--app-backlog",
+        "8080=10",
+        "--app-backlog",
+        "8080=20",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`--app-backlog 8080=...` given twice"),
+        "{err}"
+    );
+    // A broken profile *file* is not a usage error.
+    let dir = std::env::temp_dir().join(format!("tcto-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "name = \"x\"\n[backlog]\nsomaxconn = \"lots\"\n").unwrap();
+    let (code, _, err) = tcto(&["plan", "-p", file.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, 1, "{err}");
+}
+
+/// Issue 17: under `--json` an error is a JSON object on stdout, with the
+/// same exit code as in text mode.
+#[test]
+fn json_errors_are_json_on_stdout() {
+    for (args, exit, kind) in [
+        (&["--json", "plan", "-p", "nosuch"][..], 2, "usage"),
+        (&["plan", "--json", "--bogus"][..], 2, "usage"),
+        (&["--json", "profiles", "show", "nope"][..], 2, "usage"),
+    ] {
+        let (code, out, err) = tcto(args);
+        assert_eq!(code, exit, "{args:?}: {err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"));
+        assert_eq!(v["schema"], 1, "{out}");
+        assert_eq!(v["error"]["code"], kind, "{out}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{out}"
+        );
+    }
+}
+
+/// Issue 17: `profiles show --resolved` prints the effective profile, which
+/// loads again as a profile file.
+#[test]
+fn profiles_show_resolved_fills_variables() {
+    let (code, out, err) = tcto(&[
+        "profiles",
+        "show",
+        "trusted-notrack",
+        "--resolved",
+        "--set",
+        "frontend=10.0.1.0/24",
+        "--set",
+        "backend=10.0.2.0/24",
+        "--set",
+        "port=8080",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("from = \"10.0.1.0/24\"")
+            && out.contains("port = 8080")
+            && !out.contains("${"),
+        "{out}"
+    );
+    let dir = std::env::temp_dir().join(format!("tcto-cli-res-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("resolved.toml");
+    std::fs::write(&file, &out).unwrap();
+    let (code, again, err) = tcto(&["profiles", "show", file.to_str().unwrap(), "--resolved"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again, out);
+    // A variable the profile needs is a usage error, as in `plan`.
+    let (code, _, err) = tcto(&["profiles", "show", "trusted-notrack", "--resolved"]);
+    assert_eq!(code, 2, "{err}");
+    // `--set` without `--resolved` is refused by clap.
+    let (code, _, _) = tcto(&["profiles", "show", "high-conn", "--set", "a=b"]);
+    assert_eq!(code, 2);
+}
+
+/// Issue 17: `--state-dir` is offered only where it means something, is
+/// refused where it does nothing, and still works before the subcommand.
+#[test]
+fn state_dir_only_where_it_means_something() {
+    for cmd in ["plan", "diagnose", "probe", "profiles"] {
+        let (code, out, _) = tcto(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            !out.contains("--state-dir"),
+            "{cmd} --help offers --state-dir:\n{out}"
+        );
+    }
+    for cmd in ["apply", "rollback", "persist", "history", "verify"] {
+        let (code, out, _) = tcto(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("--state-dir"),
+            "{cmd} --help lacks --state-dir:\n{out}"
+        );
+    }
+    let (code, _, err) = tcto(&["--state-dir", "/tmp", "diagnose"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`--state-dir` means nothing to `diagnose`"),
+        "{err}"
+    );
+    let dir = std::env::temp_dir().join(format!("tcto-cli-sd-{}", std::process::id()));
+    let (code, out, err) = tcto(&["--state-dir", dir.to_str().unwrap(), "history"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(dir.to_str().unwrap()), "{out}");
 }

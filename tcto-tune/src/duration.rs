@@ -7,12 +7,14 @@ use std::time::Duration;
 
 /// Why a duration was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{text}`: {why} (examples: 500ms, 3s, 1m, 2h)")]
+#[error("invalid duration `{text}`: {why}{} (examples: 500ms, 3s, 1m, 2h)", suggestion.as_ref().map(|s| format!(", e.g. `{s}`")).unwrap_or_default())]
 pub struct DurationError {
     /// The rejected text (shortened).
     pub text: String,
     /// What is wrong.
     pub why: &'static str,
+    /// The same duration written as it is read, when there is one.
+    pub suggestion: Option<String>,
 }
 
 /// Parse `N` followed by a unit: `ms`, `s`, `m` or `h`. `N` is a whole
@@ -21,6 +23,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let err = |why| DurationError {
         text: text.chars().take(40).collect(),
         why,
+        suggestion: None,
     };
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -28,6 +31,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let (num, unit) = text.split_at(split);
     if num.is_empty() {
         return Err(err("expected a whole number before the unit"));
+    }
+    if unit.starts_with('.') || unit.starts_with(',') {
+        return Err(fraction(text, num, &unit[1..]));
     }
     let n: u64 = num.parse().map_err(|_| err("number too large"))?;
     let ms_per = match unit {
@@ -44,6 +50,32 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(err("longer than 24h"));
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// `1.5s`: fractions are not read (a whole number of a smaller unit
+/// says the same without rounding); name that number when there is one.
+fn fraction(text: &str, whole: &str, rest: &str) -> DurationError {
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let (frac, unit) = rest.split_at(digits);
+    let ms_per: u64 = match unit {
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => 0,
+    };
+    let exact = (|| {
+        let scale = 10u64.checked_pow(u32::try_from(frac.len()).ok()?)?;
+        let n: u64 = format!("{whole}{frac}").parse().ok()?;
+        let ms = n.checked_mul(ms_per)?;
+        (ms_per != 0 && ms % scale == 0).then(|| format_duration(Duration::from_millis(ms / scale)))
+    })();
+    DurationError {
+        text: text.chars().take(40).collect(),
+        why: "fractions are not supported: use a whole number of a smaller unit",
+        suggestion: exact,
+    }
 }
 
 /// Render a duration the way `parse_duration` reads it, choosing the
@@ -66,6 +98,21 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fraction_is_refused_with_the_whole_number_to_write() {
+        let e = parse_duration("1.5s").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid duration `1.5s`: fractions are not supported: use a whole number of a smaller unit, e.g. `1500ms` (examples: 500ms, 3s, 1m, 2h)"
+        );
+        assert_eq!(
+            parse_duration("0.25m").unwrap_err().suggestion.as_deref(),
+            Some("15s")
+        );
+        assert_eq!(parse_duration("1.0001s").unwrap_err().suggestion, None);
+        assert_eq!(parse_duration("1.5ms").unwrap_err().suggestion, None);
+    }
 
     #[test]
     fn units() {

@@ -383,9 +383,16 @@ impl FromStr for Cidr {
             text: shown(s),
             why: why.to_owned(),
         };
-        let (addr, prefix) = s
-            .split_once('/')
-            .ok_or_else(|| bad("expected ADDRESS/PREFIX, e.g. `10.0.1.0/24`"))?;
+        let Some((addr, prefix)) = s.split_once('/') else {
+            // A bare address: say which subnet holds just that host.
+            return Err(match s.parse::<IpAddr>() {
+                Ok(ip) => bad(&format!(
+                    "expected ADDRESS/PREFIX; for this one host write `{ip}/{}`",
+                    if ip.is_ipv4() { 32 } else { 128 }
+                )),
+                Err(_) => bad("expected ADDRESS/PREFIX, e.g. `10.0.1.0/24`"),
+            });
+        };
         let addr: IpAddr = addr
             .parse()
             .map_err(|_| bad("not an IPv4 or IPv6 address"))?;

@@ -23,7 +23,7 @@ fn every_step_of_a_mixed_plan_survives_every_fault() {
 sysctl -qw net.core.somaxconn=1024 net.netfilter.nf_conntrack_tcp_timeout_established=432000
 snap() {{ sysctl -n net.core.somaxconn net.netfilter.nf_conntrack_tcp_timeout_established; nft list ruleset; ethtool -k a | grep -E '^(tcp-segmentation-offload|generic-receive-offload):'; }}
 snap > {d}/before
-steps=$(tcto-tune --state-dir {d}/plan --json plan --profile {d}/p.toml --allow offload-cpu-cost | grep -c '"target": {{')
+steps=$(tcto-tune --json plan --profile {d}/p.toml --allow offload-cpu-cost | grep -c '"target": {{')
 echo "steps=$steps"
 runs=0
 for n in $(seq 1 "$steps"); do

@@ -11,3 +11,4 @@ mod offload;
 mod offload_nic;
 mod persist;
 mod plan;
+mod prometheus;

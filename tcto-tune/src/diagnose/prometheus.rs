@@ -1,28 +1,23 @@
-//! The diagnosis as node_exporter text-file metrics.
+//! The diagnosis as node_exporter text-file metrics: tcto-tune's own view.
 //!
-//! Names match node_exporter's own conntrack and netstat collectors
-//! (`node_nf_conntrack_*`, `node_netstat_TcpExt_*`), so dashboards and
-//! alerts written for those work unchanged; disable those collectors when
-//! using this file, or node_exporter reports duplicate metrics. Per-listener
-//! queue gauges have no node_exporter equivalent and use a `tcto_` prefix.
+//! Only what node_exporter's default collectors do not already export, all
+//! under the `tcto_` prefix. The raw counters (`node_nf_conntrack_*`,
+//! `node_netstat_TcpExt_*`, `node_softnet_*`) are node_exporter's: a
+//! textfile that repeats them makes every scrape fail with "collected
+//! before with the same name and label values" (issue 17). What only
+//! tcto-tune knows is the judgement: which causes it found, how full each
+//! listener's accept queue is against its effective backlog, how full the
+//! conntrack table is, and whether the kernel log says it overflowed.
+//!
+//! Every metric is a gauge with HELP and TYPE lines; label values are
+//! escaped; the set of `tcto_cause_found` series is fixed (one per known
+//! cause code), so an alert `tcto_cause_found == 1` never sees a series
+//! appear or vanish.
 
 use std::fmt::Write as _;
 
+use super::causes::CAUSE_CODES;
 use super::Diagnosis;
-
-fn help_for_stat(name: &str) -> &'static str {
-    match name {
-        "found" => "Number of searched entries which were successful.",
-        "invalid" => "Number of packets seen which can not be tracked.",
-        "ignore" => "Number of packets seen which are already connected to a conntrack entry.",
-        "insert" => "Number of entries inserted into the list.",
-        "insert_failed" => "Number of entries for which list insertion was attempted but failed.",
-        "drop" => "Number of packets dropped due to conntrack failure.",
-        "early_drop" => "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached.",
-        "search_restart" => "Number of conntrack table lookups which had to be restarted due to hashtable resizes.",
-        _ => "Conntrack statistic from /proc/net/stat/nf_conntrack, summed over CPUs.",
-    }
-}
 
 /// Escape a label value (backslash, double quote, newline).
 fn label(v: &str) -> String {
@@ -31,61 +26,94 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+fn metric(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
     for (labels, v) in samples {
         let _ = writeln!(out, "{name}{labels} {v}");
     }
 }
 
 impl Diagnosis {
-    /// Render as Prometheus text exposition format (node_exporter textfile
-    /// collector). Only metric names made of `[a-zA-Z0-9_]` are emitted.
+    /// Render as Prometheus text exposition format for node_exporter's
+    /// textfile collector (`tcto_` metrics only).
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
+        let found = |code: &str| self.causes.iter().find(|c| c.code == code);
+        let by_code = |f: &dyn Fn(Option<&super::Cause>) -> f64| -> Vec<(String, f64)> {
+            CAUSE_CODES
+                .iter()
+                .map(|(code, _)| (format!("{{code=\"{}\"}}", label(code)), f(found(code))))
+                .collect()
+        };
+        metric(
+            &mut out,
+            "tcto_cause_found",
+            "1 when diagnose found this likely cause of connect timeouts, else 0.",
+            &by_code(&|c| f64::from(u8::from(c.is_some()))),
+        );
+        metric(
+            &mut out,
+            "tcto_cause_active",
+            "1 when the cause was dropping connections during the sampling interval (not only a risk).",
+            &by_code(&|c| f64::from(u8::from(c.is_some_and(|c| c.status == "active")))),
+        );
+        let ranked: Vec<(String, f64)> = self
+            .causes
+            .iter()
+            .map(|c| (format!("{{code=\"{}\"}}", label(&c.code)), c.rank as f64))
+            .collect();
+        if !ranked.is_empty() {
+            metric(
+                &mut out,
+                "tcto_cause_rank",
+                "Rank of a cause found (1 is the most likely); absent for causes not found.",
+                &ranked,
+            );
+        }
         let ct = &self.conntrack;
-        if let Some(c) = ct.count {
+        if let (Some(count), Some(max)) = (ct.count, ct.max.filter(|m| *m > 0)) {
             metric(
                 &mut out,
-                "node_nf_conntrack_entries",
-                "gauge",
-                "Number of currently allocated flow entries for connection tracking.",
-                &[(String::new(), c as f64)],
+                "tcto_conntrack_usage_ratio",
+                "Conntrack table entries divided by its limit (1 is full: new flows are dropped).",
+                &[(String::new(), count as f64 / max as f64)],
             );
         }
-        if let Some(m) = ct.max {
+        if self.kernel_log.readable {
             metric(
                 &mut out,
-                "node_nf_conntrack_entries_limit",
-                "gauge",
-                "Maximum size of connection tracking table.",
-                &[(String::new(), m as f64)],
+                "tcto_conntrack_table_full_log_lines",
+                "Kernel log lines \"nf_conntrack: table full\" about this network namespace in the log buffer.",
+                &[(String::new(), self.kernel_log.table_full_lines as f64)],
             );
         }
-        for s in &ct.stats {
-            if !valid_name(&s.name) {
-                continue;
-            }
+        self.listener_metrics(&mut out);
+        if !self.missing_ports.is_empty() {
+            let samples: Vec<(String, f64)> = self
+                .missing_ports
+                .iter()
+                .map(|p| (format!("{{port=\"{p}\"}}"), 1.0))
+                .collect();
             metric(
                 &mut out,
-                &format!("node_nf_conntrack_stat_{}", s.name),
-                "gauge",
-                help_for_stat(&s.name),
-                &[(String::new(), s.total as f64)],
+                "tcto_port_without_listener",
+                "1 for a port given with --port that nothing listens on.",
+                &samples,
             );
         }
-        for t in &self.tcp_ext {
-            if !valid_name(&t.name) {
-                continue;
-            }
-            metric(
-                &mut out,
-                &format!("node_netstat_TcpExt_{}", t.name),
-                "untyped",
-                &format!("Statistic TcpExt{}.", t.name),
-                &[(String::new(), t.total as f64)],
-            );
+        metric(
+            &mut out,
+            "tcto_diagnose_interval_seconds",
+            "Time between the two samples the rates and deltas come from (0: one sample).",
+            &[(String::new(), self.interval_ms as f64 / 1000.0)],
+        );
+        out
+    }
+
+    fn listener_metrics(&self, out: &mut String) {
+        if self.listeners.is_empty() {
+            return;
         }
         let labels = |l: &super::ListenerReport| {
             format!(
@@ -94,47 +122,33 @@ impl Diagnosis {
                 l.port
             )
         };
-        let queue: Vec<(String, f64)> = self
-            .listeners
-            .iter()
-            .map(|l| (labels(l), l.queue as f64))
-            .collect();
-        let backlog: Vec<(String, f64)> = self
-            .listeners
-            .iter()
-            .map(|l| (labels(l), l.backlog as f64))
-            .collect();
-        if !self.listeners.is_empty() {
-            metric(
-                &mut out,
+        type Pick = fn(&super::ListenerReport) -> f64;
+        let gauges: [(&str, &str, Pick); 3] = [
+            (
                 "tcto_listen_queue",
-                "gauge",
                 "Current accept queue of a listening TCP socket (ss Recv-Q).",
-                &queue,
-            );
-            metric(
-                &mut out,
+                |l| f64::from(l.queue),
+            ),
+            (
                 "tcto_listen_backlog",
-                "gauge",
-                "Effective backlog of a listening TCP socket (ss Send-Q).",
-                &backlog,
-            );
+                "Effective backlog of a listening TCP socket: the smaller of the application's and somaxconn (ss Send-Q).",
+                |l| f64::from(l.backlog),
+            ),
+            (
+                "tcto_listen_queue_peak",
+                "Largest accept queue seen in either sample.",
+                |l| f64::from(l.peak_queue),
+            ),
+        ];
+        for (name, help, pick) in gauges {
+            let samples: Vec<(String, f64)> = self
+                .listeners
+                .iter()
+                .map(|l| (labels(l), pick(l)))
+                .collect();
+            metric(out, name, help, &samples);
         }
-        if self.kernel_log.readable {
-            metric(
-                &mut out,
-                "tcto_conntrack_table_full_log_lines",
-                "gauge",
-                "Kernel log lines \"nf_conntrack: table full\" about this network namespace in the log buffer.",
-                &[(String::new(), self.kernel_log.table_full_lines as f64)],
-            );
-        }
-        out
     }
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -144,8 +158,5 @@ mod tests {
     #[test]
     fn label_escaping() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert!(valid_name("insert_failed"));
-        assert!(!valid_name("bad-name"));
-        assert!(!valid_name(""));
     }
 }

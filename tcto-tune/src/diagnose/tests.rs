@@ -336,19 +336,28 @@ fn a_value_above_an_exact_recommendation_is_not_called_below_it() {
 fn prometheus_text_has_help_type_and_labels() {
     let d = analyze(&backlog_incident(), &opts(&[]));
     let p = d.to_prometheus();
+    // Issue 17: only tcto-tune's own view. The raw counters are
+    // node_exporter's (node_nf_conntrack_*, node_netstat_TcpExt_*):
+    // repeating them makes every scrape fail with duplicate metrics.
     for line in [
-        "# TYPE node_nf_conntrack_entries gauge",
-        "node_nf_conntrack_entries 2",
-        "node_nf_conntrack_entries_limit 65536",
-        "# HELP node_nf_conntrack_stat_drop Number of packets dropped due to conntrack failure.",
-        "node_nf_conntrack_stat_chainlength 3",
-        "# TYPE node_netstat_TcpExt_ListenOverflows untyped",
-        "node_netstat_TcpExt_ListenOverflows 52",
+        "# TYPE tcto_cause_found gauge",
+        "tcto_cause_found{code=\"accept-queue-full\"} 1",
+        "tcto_cause_found{code=\"nic-errors\"} 0",
+        "tcto_cause_active{code=\"accept-queue-full\"} 1",
+        "tcto_cause_rank{code=\"accept-queue-full\"} 1",
+        "tcto_conntrack_usage_ratio 0.000030517578125",
         "tcto_listen_queue{address=\"0.0.0.0\",port=\"8080\"} 9",
         "tcto_listen_backlog{address=\"0.0.0.0\",port=\"22\"} 4096",
+        "tcto_diagnose_interval_seconds 1",
     ] {
         assert!(p.lines().any(|l| l == line), "missing {line:?} in\n{p}");
     }
+    assert!(!p.contains("node_"), "{p}");
+    let found = p
+        .lines()
+        .filter(|l| l.starts_with("tcto_cause_found{"))
+        .count();
+    assert_eq!(found, CAUSE_CODES.len(), "one series per known cause:\n{p}");
     // Every sample line belongs to a metric announced with HELP and TYPE.
     for l in p.lines().filter(|l| !l.starts_with('#')) {
         let name = l.split(['{', ' ']).next().unwrap();

@@ -10,11 +10,13 @@
 mod builtin;
 mod resolve;
 mod spec;
+mod to_toml;
 
 use std::path::PathBuf;
 
 pub use builtin::{builtin, builtin_description, builtin_names};
 pub use resolve::{load, load_text, ProfileOrigin};
+pub use to_toml::to_toml;
 
 use crate::fix::{
     BacklogFix, ClientFix, ConntrackFix, Desired, Listener, NotrackFlow, OffloadFix, RawSysctl,
@@ -176,6 +178,9 @@ pub enum ProfileError {
         column: usize,
         /// The offending key, when there is one.
         key: Option<String>,
+        /// The `--set` variable whose value is wrong, when the value came
+        /// from one (then it is the caller's input, not the file, at fault).
+        variable: Option<String>,
         /// What is wrong.
         message: String,
     },
@@ -230,15 +235,21 @@ pub enum ProfileError {
         /// What it does declare.
         declared: Vec<String>,
     },
-    /// A declared variable without a value or default.
-    #[error("profile `{profile}` needs variable `{name}` ({description})")]
+    /// Declared variables without a value or default (all of them at once,
+    /// so the user fixes the command line in one go).
+    #[error(
+        "profile `{profile}` needs variable `{name}` ({description}){}",
+        also(others)
+    )]
     MissingVariable {
-        /// The variable.
+        /// The first missing variable.
         name: String,
         /// The profile.
         profile: String,
         /// Its description.
         description: String,
+        /// The other missing variables, if any.
+        others: Vec<String>,
     },
     /// A `--set` value that cannot be a value at all.
     #[error("invalid value for variable `{name}`: {why}")]
@@ -250,7 +261,62 @@ pub enum ProfileError {
     },
 }
 
+/// The first built-in that uses a field serde listed as expected in
+/// `message` ("unknown field `x`, expected one of `iface`, `tso`, ..."), so
+/// the hint shows a profile with that section (`offload-off` for an
+/// `[[offload]]` typo), not always `high-conn`.
+fn builtin_with_fields(message: &str) -> &'static str {
+    let expected = message.split_once("expected").map_or("", |(_, e)| e);
+    let fields: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    // The built-in that sets the most of those fields (the first on a tie).
+    let uses = |name: &str| {
+        let text = builtin(name).unwrap_or_default();
+        fields
+            .iter()
+            .filter(|f| {
+                text.lines().any(|l| {
+                    l.strip_prefix(**f)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                })
+            })
+            .count()
+    };
+    builtin_names()
+        .into_iter()
+        .map(|name| (uses(name), name))
+        .filter(|(n, _)| *n > 0)
+        .rev()
+        .max_by_key(|(n, _)| *n)
+        .map_or("high-conn", |(_, name)| name)
+}
+
+fn also(others: &[String]) -> String {
+    if others.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = others.iter().map(|n| format!("`{n}`")).collect();
+        format!(", and also {}", names.join(", "))
+    }
+}
+
 impl ProfileError {
+    /// Whether the caller's input is at fault rather than a profile file:
+    /// an unknown profile name, or a `--set` that is unknown, missing or
+    /// has a bad value. The CLI exits 2 (usage) for these.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ProfileError::Unknown { .. }
+                | ProfileError::UnknownVariable { .. }
+                | ProfileError::MissingVariable { .. }
+                | ProfileError::BadVariable { .. }
+                | ProfileError::At {
+                    variable: Some(_),
+                    ..
+                }
+        )
+    }
+
     /// A one-line suggestion for the user, where there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -264,16 +330,22 @@ impl ProfileError {
             ProfileError::UnknownVariable { declared, .. } => {
                 Some(format!("declared variables: {}", declared.join(", ")))
             }
-            ProfileError::MissingVariable { name, .. } => {
-                Some(format!("pass `--set {name}=VALUE`"))
-            }
+            ProfileError::MissingVariable { name, others, .. } => Some(format!(
+                "pass `{}`",
+                std::iter::once(name)
+                    .chain(others)
+                    .map(|n| format!("--set {n}=VALUE"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
             ProfileError::At {
                 key: Some(_),
                 message,
                 ..
-            } if message.contains("unknown field") => {
-                Some("check the spelling against `tcto-tune profiles show high-conn`".into())
-            }
+            } if message.contains("unknown field") => Some(format!(
+                "check the spelling against `tcto-tune profiles show {}`",
+                builtin_with_fields(message)
+            )),
             _ => None,
         }
     }

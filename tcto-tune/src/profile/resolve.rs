@@ -85,8 +85,28 @@ impl Layer {
             line,
             column,
             key: key.map(str::to_owned),
+            variable: None,
             message: message.into(),
         }
+    }
+
+    /// A value that failed validation after variables were filled: the
+    /// error names the variable it came from, so the `--set` is blamed.
+    fn bad_value(
+        &self,
+        raw: &Spanned<Scalar>,
+        key: &str,
+        e: impl std::fmt::Display,
+    ) -> ProfileError {
+        let mut err = self.at(
+            raw.span(),
+            Some(key),
+            format!("{e}{}", var_note(raw.get_ref())),
+        );
+        if let ProfileError::At { variable, .. } = &mut err {
+            *variable = var_names(raw.get_ref()).into_iter().next();
+        }
+        err
     }
 }
 
@@ -288,45 +308,52 @@ fn fill_variables(
         })?;
     }
     let mut values = BTreeMap::new();
+    let mut missing = Vec::new();
     for (name, var) in declared {
-        let value = set.get(&name).cloned().or(var.default);
-        match value {
+        match set.get(&name).cloned().or(var.default) {
             Some(v) => {
                 values.insert(name, v);
             }
-            None => {
-                return Err(ProfileError::MissingVariable {
-                    name,
-                    profile: profile.clone(),
-                    description: var.description.unwrap_or_else(|| "no description".into()),
-                })
-            }
+            None => missing.push((name, var.description)),
         }
     }
-    Ok(values)
+    let mut missing = missing.into_iter();
+    match missing.next() {
+        None => Ok(values),
+        Some((name, description)) => Err(ProfileError::MissingVariable {
+            name,
+            profile: profile.clone(),
+            description: description.unwrap_or_else(|| "no description".into()),
+            others: missing.map(|(n, _)| n).collect(),
+        }),
+    }
 }
 
 /// " (from variable `x`, set with --set or its default)" for a templated
 /// value, so an error in a `--set` value names the variable, not only the
 /// profile line that uses it.
 fn var_note(raw: &Scalar) -> String {
-    let Scalar::Str(t) = raw else {
-        return String::new();
-    };
-    let names: Vec<String> = t
-        .split("${")
-        .skip(1)
-        .filter_map(|r| r.split_once('}').map(|(n, _)| format!("`{n}`")))
-        .collect();
+    let names = var_names(raw);
     if names.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " (the value of variable {}: check `--set {}=...`)",
-            names.join(", "),
-            names[0].trim_matches('`')
-        )
+        return String::new();
     }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!(
+        " (the value of variable {}: check `--set {}=...`)",
+        quoted.join(", "),
+        names[0]
+    )
+}
+
+/// The `${name}`s a templated value refers to.
+fn var_names(raw: &Scalar) -> Vec<String> {
+    let Scalar::Str(t) = raw else {
+        return Vec::new();
+    };
+    t.split("${")
+        .skip(1)
+        .filter_map(|r| r.split_once('}').map(|(n, _)| n.to_owned()))
+        .collect()
 }
 
 /// Fill `${name}` references in `text`.
@@ -520,13 +547,7 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
     }
     for l in &s.listener {
         let port = c.text(&l.port, "port")?;
-        let port = parse_port(&port).map_err(|e| {
-            layer.at(
-                l.port.span(),
-                Some("port"),
-                format!("{e}{}", var_note(l.port.get_ref())),
-            )
-        })?;
+        let port = parse_port(&port).map_err(|e| layer.bad_value(&l.port, "port", e))?;
         let backlog = match &l.backlog {
             None => None,
             Some(b) => {
@@ -556,9 +577,9 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
             |f: &Option<Spanned<Scalar>>, key: &str| -> Result<Option<Cidr>, ProfileError> {
                 f.as_ref()
                     .map(|f| {
-                        c.text(f, key)?.parse::<Cidr>().map_err(|e| {
-                            layer.at(f.span(), Some(key), format!("{e}{}", var_note(f.get_ref())))
-                        })
+                        c.text(f, key)?
+                            .parse::<Cidr>()
+                            .map_err(|e| layer.bad_value(f, key, e))
                     })
                     .transpose()
             };
@@ -567,15 +588,7 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
         let port = n
             .port
             .as_ref()
-            .map(|f| {
-                parse_port(&c.text(f, "port")?).map_err(|e| {
-                    layer.at(
-                        f.span(),
-                        Some("port"),
-                        format!("{e}{}", var_note(f.get_ref())),
-                    )
-                })
-            })
+            .map(|f| parse_port(&c.text(f, "port")?).map_err(|e| layer.bad_value(f, "port", e)))
             .transpose()?;
         if let (Some(a), Some(b)) = (from, to) {
             if a.is_ipv4() != b.is_ipv4() {
@@ -597,13 +610,7 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
     }
     for o in &s.offload {
         let name = c.text(&o.iface, "iface")?;
-        let iface = IfName::new(&name).map_err(|e| {
-            layer.at(
-                o.iface.span(),
-                Some("iface"),
-                format!("{e}{}", var_note(o.iface.get_ref())),
-            )
-        })?;
+        let iface = IfName::new(&name).map_err(|e| layer.bad_value(&o.iface, "iface", e))?;
         let fix = OffloadFix {
             iface,
             tso: o.tso,

@@ -25,6 +25,15 @@ pub(crate) enum Scalar {
 /// What `#[serde(untagged)]` said for anything else; kept word for word.
 const NOT_A_SCALAR: &str = "data did not match any variant of untagged enum Scalar";
 
+/// An integer beyond what any sysctl holds (the kernel's widest are
+/// 64-bit signed), said in words rather than as a serde type error.
+fn too_large<E: de::Error>(v: impl fmt::Display) -> E {
+    E::custom(format_args!(
+        "integer `{v}` is too large for any sysctl (at most {})",
+        i64::MAX
+    ))
+}
+
 /// By hand rather than `#[serde(untagged)]`: that buffered every value and
 /// tried `i64` first, formatting a discarded "invalid type" error for each
 /// string (20% of parsing a profile with 1,000 `[[notrack]]` tables).
@@ -41,19 +50,13 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                i64::try_from(v)
-                    .map(Scalar::Int)
-                    .map_err(|_| E::custom(NOT_A_SCALAR))
+                i64::try_from(v).map(Scalar::Int).map_err(|_| too_large(v))
             }
             fn visit_i128<E: de::Error>(self, v: i128) -> Result<Scalar, E> {
-                i64::try_from(v)
-                    .map(Scalar::Int)
-                    .map_err(|_| E::custom(NOT_A_SCALAR))
+                i64::try_from(v).map(Scalar::Int).map_err(|_| too_large(v))
             }
             fn visit_u128<E: de::Error>(self, v: u128) -> Result<Scalar, E> {
-                i64::try_from(v)
-                    .map(Scalar::Int)
-                    .map_err(|_| E::custom(NOT_A_SCALAR))
+                i64::try_from(v).map(Scalar::Int).map_err(|_| too_large(v))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
                 Ok(Scalar::Str(v.to_owned()))
@@ -125,7 +128,15 @@ impl<'de> Deserialize<'de> for SettingSpec {
                 })
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<SettingSpec, E> {
-                let v = i64::try_from(v).map_err(|_| E::custom("integer too large"))?;
+                let v = i64::try_from(v).map_err(|_| too_large(v))?;
+                self.visit_i64(v)
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<SettingSpec, E> {
+                let v = i64::try_from(v).map_err(|_| too_large(v))?;
+                self.visit_i64(v)
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<SettingSpec, E> {
+                let v = i64::try_from(v).map_err(|_| too_large(v))?;
                 self.visit_i64(v)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<SettingSpec, E> {

@@ -279,3 +279,50 @@ fn a_scalar_of_the_wrong_type_is_reported_where_it_is() {
     assert_eq!(p.notrack[0].port, Some(8080));
     assert_eq!(p.listeners[0].port, 9090);
 }
+
+/// Issue 17: a number too large for any sysctl is said in words, not as
+/// serde's "invalid type: integer ... as i128".
+#[test]
+fn an_integer_too_large_for_any_sysctl_says_so() {
+    for text in [
+        "[backlog]\nsomaxconn = 99999999999999999999\n",
+        "[sysctl]\n\"net.core.somaxconn\" = 99999999999999999999\n",
+        "[backlog]\nsomaxconn = { at_least = 99999999999999999999 }\n",
+    ] {
+        let e = err(text);
+        assert!(
+            e.contains("integer `99999999999999999999` is too large for any sysctl")
+                && !e.contains("i128"),
+            "{e}"
+        );
+    }
+}
+
+/// Issue 17: the spelling hint shows a built-in that has the section the
+/// typo is in, not always `high-conn` (which has no `[[offload]]`).
+#[test]
+fn unknown_field_hint_names_a_builtin_with_that_section() {
+    let hint = |text: &str| from_text(text).unwrap_err().hint().unwrap();
+    assert!(hint("[[offload]]\niface = \"eth0\"\ntsoo = false\n").contains("show offload-off"));
+    assert!(hint("[[notrack]]\nfrom = \"10.0.0.0/8\"\nprot = 1\n").contains("show trusted-notrack"));
+    assert!(hint("[client]\ntw_reuse = 1\n").contains("show client"));
+}
+
+/// Issue 17: a bad value that came from `--set` is the caller's input
+/// (usage), a bad value written in the file is not.
+#[test]
+fn a_bad_set_value_is_a_usage_error_and_a_bad_file_value_is_not() {
+    let e = load(
+        "trusted-notrack",
+        &vars(&[
+            ("frontend", "10.0.1.5"),
+            ("backend", "10.0.2.0/24"),
+            ("port", "80"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(e.is_usage(), "{e}");
+    let e = from_text("[[notrack]]\nfrom = \"10.0.1.5\"\n").unwrap_err();
+    assert!(!e.is_usage(), "{e}");
+    assert!(e.to_string().contains("`10.0.1.5/32`"), "{e}");
+}
