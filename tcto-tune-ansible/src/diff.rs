@@ -33,7 +33,7 @@ pub fn render(target: &Target, v: &Value) -> String {
     }
     match (target, v) {
         (Target::Sysctl { key }, v) => format!("{key} = {}\n", v.display()),
-        (Target::Offload { iface, feature }, v) => {
+        (Target::Offload { iface, feature, .. }, v) => {
             format!("{iface} {feature}: {}\n", v.display())
         }
         (Target::NftTable { .. }, Value::Json(doc)) => {
@@ -98,6 +98,9 @@ mod tests {
         let o = Target::Offload {
             iface: "eth0".into(),
             feature: "tso".into(),
+            ifindex: None,
+            perm_addr: None,
+            scope: None,
         };
         assert_eq!(render(&o, &Value::Bool(false)), "eth0 tso: off\n");
     }
