@@ -194,3 +194,27 @@ fn exit_code_flag_reports_pending_changes() {
     let r = in_netns("sysctl -qw net.core.somaxconn=1024\ntcto-tune plan --profile backlog-overflow --exit-code >/dev/null; echo $?\nsysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192\ntcto-tune plan --profile backlog-overflow --exit-code >/dev/null; echo $?");
     assert_eq!(r.stdout, "4\n0\n", "{r}");
 }
+
+#[test]
+fn probe_on_a_fast_loopback_never_recommends_less_than_one_lost_syn() {
+    if !require_root("probe_on_a_fast_loopback_never_recommends_less_than_one_lost_syn") {
+        return;
+    }
+    // Loopback handshakes take microseconds: 3 x the p99 is 1 ms, which
+    // would turn every lost SYN (retransmitted after 1 s) into a failure.
+    let r = in_netns(&format!(
+        "{LISTEN_8080}tcto-tune probe 127.0.0.1:8080 --count 20 --concurrency 2 --json\ntcto-tune probe 127.0.0.1:8080 --count 20 --concurrency 2"
+    ));
+    let json: serde_json::Value =
+        serde_json::from_str(r.stdout.split("\nprobe ").next().unwrap()).expect("JSON report");
+    let p99 = json["handshake_ms"]["p99"].as_f64().unwrap();
+    let ms = json["recommended_connect_timeout_ms"].as_u64().unwrap();
+    assert!(p99 < 100.0, "loopback is fast: {r}");
+    assert!(ms as f64 >= 1500.0 + p99, "{ms} ms for p99 {p99}: {r}");
+    assert!(
+        r.stdout
+            .contains("so that one lost SYN does not fail the connect")
+            && r.stdout.contains("retransmits it only after 1000 ms"),
+        "the text says why: {r}"
+    );
+}
