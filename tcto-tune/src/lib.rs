@@ -43,6 +43,7 @@ pub mod probe;
 pub mod procfs;
 pub mod profile;
 mod render;
+pub mod scope;
 pub mod state;
 pub use persist::sysctl_d;
 pub mod system;

@@ -77,30 +77,39 @@ fn global_conntrack_keys_are_skipped_in_a_child_namespace() {
             .find(|s| s["key"] == key)
             .unwrap_or_else(|| panic!("{key} not skipped: {r}"))
     };
-    for key in [
-        "net.netfilter.nf_conntrack_max",
-        "net.netfilter.nf_conntrack_buckets",
+    // Global keys are host-wide: present (read-only) or absent here, each
+    // is skipped as such before anything else is asked of it.
+    for (key, why) in [
+        ("net.netfilter.nf_conntrack_max", "change the host's value"),
+        (
+            "net.netfilter.nf_conntrack_buckets",
+            "change the host's value",
+        ),
+        (
+            "net.core.netdev_max_backlog",
+            "absent in this child network namespace",
+        ),
     ] {
-        assert_eq!(skip(key)["code"], "not-writable-here", "{r}");
-        assert!(
-            skip(key)["why"]
-                .as_str()
-                .unwrap()
-                .contains("only the initial network namespace"),
-            "{r}"
-        );
+        assert_eq!(skip(key)["code"], "key-host-wide", "{r}");
+        assert!(skip(key)["why"].as_str().unwrap().contains(why), "{r}");
     }
-    // netdev_max_backlog does not even exist inside a child namespace.
-    assert_eq!(
-        skip("net.core.netdev_max_backlog")["code"],
-        "key-missing",
-        "{r}"
-    );
+    // Allowed as host-wide, the conntrack keys are still read-only here.
+    let r = in_netns(&format!(
+        "tcto-tune plan --profile {path} --allow key-host-wide --json"
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    let ro = doc["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "net.netfilter.nf_conntrack_max")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(ro["code"], "not-writable-here", "{r}");
     assert!(
-        skip("net.core.netdev_max_backlog")["why"]
+        ro["why"]
             .as_str()
             .unwrap()
-            .contains("child network namespace"),
+            .contains("only the initial network namespace"),
         "{r}"
     );
     // Per-namespace keys are still planned.

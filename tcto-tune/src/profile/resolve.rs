@@ -516,6 +516,16 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
                 ),
             ));
         }
+        if !crate::check::allowable(code.get_ref()) {
+            return Err(layer.at(
+                code.span(),
+                Some("allow"),
+                format!(
+                    "`{}` in `allow` can never be allowed: the key makes the kernel run a program or load code as root",
+                    code.get_ref()
+                ),
+            ));
+        }
         p.allow.insert(code.get_ref().clone());
     }
     for l in &s.listener {
