@@ -12,6 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Change, ChangeKind};
+use crate::escape::escape_control;
 use crate::fix::{key_info, REMOVED_KEYS};
 use crate::profile::Profile;
 use crate::state::SystemState;
@@ -85,9 +86,14 @@ impl fmt::Display for Finding {
         } else {
             self.severity.to_string()
         };
-        write!(f, "{sev} [{}] {}", self.code, self.message)?;
+        write!(
+            f,
+            "{sev} [{}] {}",
+            escape_control(&self.code),
+            escape_control(&self.message)
+        )?;
         if let Some(h) = &self.hint {
-            write!(f, "\n  hint: {h}")?;
+            write!(f, "\n  hint: {}", escape_control(h))?;
         }
         Ok(())
     }

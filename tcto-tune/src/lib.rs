@@ -32,6 +32,7 @@ pub mod change;
 pub mod check;
 pub mod diagnose;
 pub mod duration;
+pub mod escape;
 pub mod fix;
 pub mod journal;
 pub mod names;

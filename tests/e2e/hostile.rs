@@ -314,3 +314,57 @@ fn a_key_that_runs_a_program_is_refused_even_with_allow() {
     assert!(!r.stdout.contains("sysctl.d"), "persist wrote nothing: {r}");
     assert_eq!(host_sysctl("kernel.core_pattern"), before, "{r2}");
 }
+
+#[test]
+fn escape_sequences_in_a_process_name_never_reach_the_terminal() {
+    if !require_root("escape_sequences_in_a_process_name_never_reach_the_terminal") {
+        return;
+    }
+    // A process renames itself (prctl(PR_SET_NAME), no privilege needed)
+    // to an ESC sequence plus BEL and listens; root runs diagnose.
+    let r = in_netns(
+        "tcto-lab listen --port 8080 --backlog 16 --comm \"$(printf 'x\\033[31mRED\\007')\" > /tmp/.lab-$$ 2>&1 &\n\
+         for i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\n\
+         rm -f /tmp/.lab-$$\n\
+         cat /proc/[0-9]*/comm 2>/dev/null | grep -a RED | od -c | head -1\n\
+         ip link add \"$(printf 'v\\033[2Jx')\" type veth peer name vpeer || echo no-veth\n\
+         echo ---\n\
+         tcto-tune diagnose --interval 0s --port 8080\n\
+         tcto-tune plan --profile offload-off --set iface=eth9\n\
+         echo ---\n\
+         tcto-tune diagnose --interval 0s --port 8080 --json",
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let mut parts = r.stdout.split("---\n");
+    let (comm, text, json) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    // The oracle: the kernel really holds the escape in the name.
+    assert!(comm.contains("033") && comm.contains("\\a"), "{r}");
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{r:?}");
+    assert!(
+        text.contains("x\\x1b[31mRED\\x07"),
+        "shown escaped, as ps and ip do: {r}"
+    );
+    // An interface name may hold ESC too (the kernel refuses only `/`, `:`
+    // and whitespace): in the interface list, and in the hint that names
+    // the interfaces this namespace has.
+    assert!(!r.stdout.contains("no-veth"), "{r}");
+    assert!(text.contains("  v\\x1b[2Jx: rx_dropped"), "{r}");
+    assert!(
+        text.contains("offload-unknown-interface") && text.contains("v\\x1b[2Jx"),
+        "{r}"
+    );
+    // JSON escapes control characters by construction.
+    assert!(!json.contains('\x1b') && !json.contains('\x07'), "{r:?}");
+    let doc: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    let names: Vec<&str> = doc["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["process"]["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["x\x1b[31mRED\x07"], "{r}");
+}
