@@ -107,10 +107,21 @@ impl ApplyError {
     /// A one-line suggestion.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ApplyError::Refused { codes } => Some(format!(
-                "the findings say why and what to do; to proceed anyway pass {}",
-                codes.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" ")
-            )),
+            ApplyError::Refused { codes } => {
+                let (lift, never): (Vec<&String>, Vec<&String>) =
+                    codes.iter().partition(|c| crate::check::allowable(c));
+                Some(if never.is_empty() {
+                    format!(
+                        "the findings say why and what to do; to proceed anyway pass {}",
+                        lift.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" ")
+                    )
+                } else {
+                    format!(
+                        "the findings say why; {} can never be allowed: remove the key from the profile",
+                        never.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                    )
+                })
+            }
             ApplyError::Interrupted { id } => Some(format!(
                 "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
             )),

@@ -195,7 +195,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
         let why = if current.is_some() {
             "host-wide key: written from this child network namespace it would change the host's value".into()
         } else {
-            "absent in this child network namespace: a host-wide key only the initial namespace has (or no key at all)".into()
+            format!("absent in this child network namespace: a host-wide key only the initial namespace has, or no key at all (on the host, `sysctl {key}` tells)")
         };
         return skip(p, "key-host-wide", why, current.as_deref().map(normalize));
     }
@@ -212,11 +212,12 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
                         format!("sysctl `{key}` does not exist in this network namespace (a host-wide `net.` key exists only in the initial one)")
                     },
                 )
-                .hint(
-                    "check the name with `sysctl -a | grep NAME`; a module may need loading first",
-                ),
+                .hint(format!(
+                    "check the name with `sysctl -a 2>/dev/null | grep {}`; a module may need loading first",
+                    key.rsplit('.').next().unwrap_or(key)
+                )),
             );
-            return skip(p, "unknown-sysctl", "no such key on this host".into(), None);
+            return skip(p, "unknown-sysctl", "no such key here".into(), None);
         }
         let why = match info.and_then(|i| i.module) {
             Some(m) => format!("not present here: is the {m} module loaded? (global keys are also absent in some child network namespaces)"),

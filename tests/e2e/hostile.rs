@@ -290,6 +290,14 @@ fn a_key_that_runs_a_program_is_refused_even_with_allow() {
             .contains("`key-runs-program` in `allow` can never be allowed"),
         "{r}"
     );
+    // The refusal's hint never suggests an `--allow` that cannot work.
+    assert!(
+        r.stderr.contains(
+            "hint: the findings say why; `key-runs-program` can never be allowed: remove the key from the profile"
+        ),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("pass `--allow key-runs-program`"), "{r}");
     // The boot path: `apply --persisted` is refused by the same check.
     let persisted = r
         .stdout
@@ -367,4 +375,33 @@ fn escape_sequences_in_a_process_name_never_reach_the_terminal() {
         .filter_map(|l| l["process"]["name"].as_str())
         .collect();
     assert_eq!(names, vec!["x\x1b[31mRED\x07"], "{r}");
+}
+
+#[test]
+fn a_refused_persisted_file_says_where_its_allowances_live() {
+    if !require_root("a_refused_persisted_file_says_where_its_allowances_live") {
+        return;
+    }
+    let dir = TempDir::new("persistallow");
+    let d = dir.path();
+    std::fs::create_dir_all(format!("{d}/img/etc/tcto-tune")).unwrap();
+    let file = format!("{d}/img/etc/tcto-tune/persisted.toml");
+    std::fs::write(&file, "name = \"p\"\n[sysctl]\n\"vm.swappiness\" = 59\n").unwrap();
+    // `apply --persisted` takes no `--allow`: the hint must not offer one;
+    // following it (the file's `allow` list) must work as printed.
+    let r = in_netns(&format!(
+        "tcto-tune --state-dir {d}/s apply --persisted --root {d}/img --dry-run; echo rc=$?\n\
+         sed -i '1a allow = [\"key-outside-scope\"]' {file}\n\
+         tcto-tune --state-dir {d}/s apply --persisted --root {d}/img --dry-run >/dev/null; echo rc=$?"
+    ));
+    assert!(
+        r.stdout.contains("rc=3\n") && r.stdout.contains("rc=0\n"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "to accept `key-outside-scope` at boot, add it to `allow = [...]` in {file}"
+        )),
+        "{r}"
+    );
 }
