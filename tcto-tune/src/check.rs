@@ -111,7 +111,7 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("value-out-of-range", "refuse", "a value is outside the kernel's bounds for the key"),
     ("removed-key", "refuse", "the key was removed from the kernel"),
     ("unknown-sysctl", "refuse", "a raw [sysctl] key does not exist on this host"),
-    ("key-runs-program", "refuse (never allowed)", "the key makes the kernel run a program or load code as root (`kernel.core_pattern` starting with `|` or `@`, `kernel.modprobe`, `kernel.hotplug`, `kernel.poweroff_cmd`, `kernel.usermodehelper.*`, `fs.binfmt_misc.*`, `fs.ocfs2.nm.hb_ctl_path`): never planned, kept or persisted, and no `--allow` lifts it"),
+    ("key-runs-program", "refuse (never allowed)", "the key makes the kernel run a program or load code as root (`kernel.core_pattern` starting with `|` or `@`, set or replaced, `kernel.modprobe`, `kernel.hotplug`, `kernel.poweroff_cmd`, `kernel.usermodehelper.*`, `fs.binfmt_misc.*`, `fs.ocfs2.nm.hb_ctl_path`): never planned, kept or persisted, and no `--allow` lifts it"),
     ("key-outside-scope", "refuse", "a key outside `net.` (`vm.*`, `kernel.*`, `fs.*`...): not a TCP connect-timeout setting, and one value for the whole host; allow it when the change is deliberate"),
     ("key-host-wide", "skip", "from a child network namespace (a container), a host-wide key (outside `net.`, a global `net.` key such as nf_conntrack_max, or a `net.` key absent from this namespace) would change the host's value; allowing it plans the write anyway"),
     ("not-writable-here", "skip", "the key is read-only here (a global key inside a child network namespace); allowing it plans the write anyway"),

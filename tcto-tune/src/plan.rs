@@ -158,13 +158,18 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
     let current = reading.and_then(|r| r.value.clone());
     // Before anything else, and before "already as wanted": a key that
     // runs a program is never planned, kept or persisted.
-    if let Some(why) = runs_program(key, &desired) {
+    // The current value counts too: replacing `|/usr/lib/systemd/...` would
+    // make the rollback (or a failed apply's revert) write a program path,
+    // which tcto-tune never does.
+    let program = runs_program(key, &desired)
+        .map(|why| format!("`{key} = {desired}` would make the kernel run a program or load code: {why}"))
+        .or_else(|| {
+            let cur = current.as_deref()?;
+            runs_program(key, cur).map(|why| format!("`{key}` is now `{}`: replacing it would make its rollback write a program path back ({why})", normalize(cur)))
+        });
+    if let Some(message) = program {
         p.findings.push(
-            Finding::new(
-                "key-runs-program",
-                Severity::Refuse,
-                format!("`{key} = {desired}` would make the kernel run a program or load code: {why}"),
-            )
+            Finding::new("key-runs-program", Severity::Refuse, message)
             .hint("remove it from the profile; no `--allow` lifts this refusal, because nothing about TCP connect timeouts needs it"),
         );
         return skip(

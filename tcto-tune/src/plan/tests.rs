@@ -327,6 +327,17 @@ fn a_key_that_runs_a_program_is_refused_whatever_is_allowed() {
     let p = plan(&same, &s);
     assert!(p.unchanged.is_empty() && p.changes.is_empty());
     assert_eq!(codes(&p), vec!["key-runs-program"]);
+    // Replacing a pipe is refused too: its rollback would write one.
+    let away = Profile::builder("t")
+        .sysctl(raw("kernel.core_pattern", SysctlValue::Text("core".into())))
+        .build();
+    let p = plan(&away, &s);
+    assert_eq!(codes(&p), vec!["key-runs-program"]);
+    assert!(p.findings[0]
+        .message
+        .contains("replacing it would make its rollback"));
+    s.sysctls
+        .insert("kernel.core_pattern".into(), SysctlReading::rw("core"));
     // A plain core file path is only outside the scope.
     let plain = Profile::builder("t")
         .sysctl(raw(
