@@ -25,8 +25,10 @@
 //! present but read-only in a child namespace) is host-wide; a `net.` key
 //! absent from a child namespace is host-wide (or does not exist at all: the
 //! two cannot be told apart from inside, and neither can be written there);
-//! every other `net.` key is this namespace's own. In the initial namespace
-//! the namespace *is* the host's, so there a `net.` key is simply planned.
+//! every other `net.` key is this namespace's own (an interface's key,
+//! `net.ipv4.conf.IFACE.*`, absent here names a missing interface instead).
+//! In the initial namespace the namespace *is* the host's, so there a `net.`
+//! key is simply planned.
 //!
 //! Separately, a few keys make the kernel run a program or load code as
 //! root: they are refused whatever the scope, and no `--allow` lifts that
@@ -58,10 +60,21 @@ pub fn key_scope(key: &str, state: &SystemState) -> KeyScope {
     if !in_net_tree(key) || key_info(key).is_some_and(|i| i.scope == Scope::Global) {
         return KeyScope::Host;
     }
-    if !state.in_initial_netns && state.sysctl(key).is_none() {
+    if !state.in_initial_netns && state.sysctl(key).is_none() && !per_interface(key) {
         return KeyScope::Host;
     }
     KeyScope::Netns
+}
+
+/// Whether `key` is one of an interface's own keys
+/// (`net.ipv4.conf.eth0.rp_filter`, `net.ipv6.neigh.eth0.*`): those exist
+/// per interface of each namespace, so one absent here names an interface
+/// this namespace does not have, not a host-wide key.
+fn per_interface(key: &str) -> bool {
+    let mut seg = key.split('.');
+    seg.next() == Some("net")
+        && seg.next().is_some()
+        && matches!(seg.next(), Some("conf" | "neigh"))
 }
 
 /// Whether `key` lies under `/proc/sys/net`: the only tree whose keys the
@@ -177,6 +190,12 @@ mod tests {
         assert_eq!(key_scope("vm.swappiness", &host), KeyScope::Host);
         // Absent in the initial namespace: simply missing, not host-wide.
         assert_eq!(key_scope("net.core.rmem_max", &host), KeyScope::Netns);
+        // An interface's own key absent here names a missing interface.
+        assert_eq!(
+            key_scope("net.ipv4.conf.eth9.rp_filter", &child),
+            KeyScope::Netns
+        );
+        assert_eq!(key_scope("net.ipv6.neigh.eth9.x", &child), KeyScope::Netns);
         // `net` alone or a look-alike prefix is not the net tree.
         assert!(!in_net_tree("netx.a") && !in_net_tree("net"));
     }
