@@ -185,7 +185,12 @@ pub fn run_all(input: &CheckInput) -> Vec<Finding> {
     out
 }
 
-const APP_BACKLOG_HINT: &str = "raise the application's own backlog (nginx `listen ... backlog=N`, gunicorn `--backlog N`, HAProxy `backlog N`, Java `ServerSocket(port, N)`) and restart it, then pass `--app-backlog PORT=N`";
+/// The hint of `somaxconn-above-app-backlog`: the flag it ends with is
+/// complete (the port and the planned somaxconn), so it runs as printed once
+/// the application asks for that backlog.
+fn app_backlog_hint(port: u16, new: i64) -> String {
+    format!("raise the application's own backlog to {new} (nginx `listen ... backlog={new}`, gunicorn `--backlog {new}`, HAProxy `backlog {new}`, Java `ServerSocket(port, {new})`) and restart it, then pass `--app-backlog {port}={new}`")
+}
 
 /// `somaxconn-above-app-backlog`, `app-backlog-unknown`, `listener-not-found`,
 /// `listener-needs-restart`.
@@ -258,7 +263,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                 out.push(
                     Finding::new("somaxconn-above-app-backlog", Severity::Refuse, format!(
                         "the plan raises net.core.somaxconn to {new}, but the application on port {} asks for a backlog of {app}; its effective backlog stays min({app}, {new}) = {app}", l.port))
-                        .hint(APP_BACKLOG_HINT),
+                        .hint(app_backlog_hint(l.port, new)),
                 );
             }
         }

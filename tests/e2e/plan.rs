@@ -227,3 +227,19 @@ fn probe_on_a_fast_loopback_never_recommends_less_than_one_lost_syn() {
         "the text says why: {r}"
     );
 }
+
+#[test]
+fn the_app_backlog_hint_runs_as_printed() {
+    if !require_root("the_app_backlog_hint_runs_as_printed") {
+        return;
+    }
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=1024\n{LISTEN_8080}tcto-tune plan --profile high-conn --port 8080 >/tmp/.plan-$$; echo rc=$?\ncat /tmp/.plan-$$\nflag=$(sed -n 's/.*then pass `\\(--app-backlog [0-9]*=[0-9]*\\)`$/\\1/p' /tmp/.plan-$$)\nrm -f /tmp/.plan-$$\necho \"flag=$flag\"\ntcto-tune plan --profile high-conn --port 8080 $flag >/dev/null; echo again=$?"
+    ));
+    assert!(r.stdout.contains("rc=3"), "{r}");
+    assert!(r.stdout.contains("flag=--app-backlog 8080=4096\n"), "{r}");
+    assert!(
+        r.stdout.contains("again=0"),
+        "following the hint passes: {r}"
+    );
+}
