@@ -158,20 +158,10 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
     let current = reading.and_then(|r| r.value.clone());
     // Before anything else, and before "already as wanted": a key that
     // runs a program is never planned, kept or persisted.
-    // The current value counts too: replacing `|/usr/lib/systemd/...` would
-    // make the rollback (or a failed apply's revert) write a program path,
-    // which tcto-tune never does.
-    let program = runs_program(key, &desired)
-        .map(|why| format!("`{key} = {desired}` would make the kernel run a program or load code: {why}"))
-        .or_else(|| {
-            let cur = current.as_deref()?;
-            runs_program(key, cur).map(|why| format!("`{key}` is now `{}`: replacing it would make its rollback write a program path back ({why})", normalize(cur)))
-        });
-    if let Some(message) = program {
-        p.findings.push(
-            Finding::new("key-runs-program", Severity::Refuse, message)
-            .hint("remove it from the profile; no `--allow` lifts this refusal, because nothing about TCP connect timeouts needs it"),
-        );
+    if let Some(message) = program_refusal(key, &desired, current.as_deref()) {
+        let hint = "remove it from the profile; no `--allow` lifts this refusal, because nothing about TCP connect timeouts needs it";
+        p.findings
+            .push(Finding::new("key-runs-program", Severity::Refuse, message).hint(hint));
         return skip(
             p,
             "key-runs-program",
@@ -280,6 +270,22 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
         t.desired.intent,
         reason,
     ));
+}
+
+/// The `key-runs-program` message when writing `desired` to `key` would
+/// make the kernel run a program, or when the current value is one: then
+/// replacing it would make the rollback (or a failed apply's revert) write
+/// a program path back, which tcto-tune never does.
+fn program_refusal(key: &str, desired: &str, current: Option<&str>) -> Option<String> {
+    if let Some(why) = runs_program(key, desired) {
+        return Some(format!(
+            "`{key} = {desired}` would make the kernel run a program or load code: {why}"
+        ));
+    }
+    let cur = normalize(current?);
+    runs_program(key, &cur).map(|why| {
+        format!("`{key}` is now `{cur}`: replacing it would make its rollback write a program path back ({why})")
+    })
 }
 
 #[cfg(test)]
