@@ -30,6 +30,11 @@
 //! In the initial namespace the namespace *is* the host's, so there a `net.`
 //! key is simply planned.
 //!
+//! Keys that another namespace type covers (`kernel.hostname`: UTS;
+//! `kernel.shmmax`, `fs.mqueue.*`: IPC; `user.*`: user) are counted
+//! host-wide too: tcto-tune tells only network namespaces apart, and they
+//! are outside its scope anyway, so the cautious answer costs nothing.
+//!
 //! Separately, a few keys make the kernel run a program or load code as
 //! root: they are refused whatever the scope, and no `--allow` lifts that
 //! (see [`runs_program`]). Nothing about TCP connect timeouts needs them, and

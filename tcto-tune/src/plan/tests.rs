@@ -655,3 +655,36 @@ fn a_profile_allow_list_allows_like_the_flag() {
     let allowed = plan(&p, &s);
     assert!(allowed.refusals().is_empty() && allowed.findings[0].allowed);
 }
+
+#[test]
+fn text_snapshot_of_a_container_plan_with_keys_out_of_scope() {
+    let mut s = container();
+    // A value someone set with an escape sequence in it.
+    s.sysctls.insert(
+        "kernel.core_pattern".into(),
+        SysctlReading::rw("core\u{1b}]0;pwned\u{7}"),
+    );
+    s.sysctls.insert(
+        "kernel.modprobe".into(),
+        SysctlReading::rw("/sbin/modprobe"),
+    );
+    let p = Profile::builder("scope")
+        .sysctl(raw("vm.swappiness", SysctlValue::Int(59)))
+        .sysctl(raw("net.core.rmem_max", SysctlValue::Int(1 << 20)))
+        .sysctl(raw("net.ipv4.tcp_fin_timeout", SysctlValue::Int(30)))
+        .sysctl(raw(
+            "kernel.modprobe",
+            SysctlValue::Text("/tmp/evil".into()),
+        ))
+        .sysctl(raw(
+            "kernel.core_pattern",
+            SysctlValue::Text("/var/crash/core".into()),
+        ))
+        .build();
+    let text = plan(&p, &s).to_string();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
