@@ -121,9 +121,26 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
                 })
             );
         }
-        return Err(apply_error(ApplyError::Refused {
-            codes: plan.refusals().iter().map(|f| f.code.clone()).collect(),
-        }));
+        let codes: Vec<String> = plan.refusals().iter().map(|f| f.code.clone()).collect();
+        if args.persisted && codes.iter().all(|c| tcto_tune::check::allowable(c)) {
+            // `--allow` does not go with `--persisted`: the boot-time apply
+            // honours the `allow` list recorded in the file.
+            let path = persisted_path(args.root.as_deref());
+            let refused = ApplyError::Refused {
+                codes: codes.clone(),
+            };
+            return Err(CliError::new(
+                error_chain(&refused),
+                Some(format!(
+                    "the findings say why; to accept {} at boot, add it to `allow = [...]` in {} (or persist the profile again with `--allow`)",
+                    codes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                    path.display()
+                )),
+                Exit::Refused,
+            )
+            .into());
+        }
+        return Err(apply_error(ApplyError::Refused { codes }));
     }
     if args.dry_run {
         // What would block the real apply blocks the dry-run too.

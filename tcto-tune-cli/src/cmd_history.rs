@@ -2,6 +2,7 @@
 
 use clap::Args;
 use serde::Serialize;
+use tcto_tune::escape::{escape_control, escape_lines};
 use tcto_tune::journal::{Journal, StepStatus, TxRecord};
 
 use crate::cmd_apply::apply_error;
@@ -62,7 +63,7 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
             r.command,
             r.state.label(),
             changed,
-            r.profile
+            escape_control(&r.profile)
         );
         if args.verbose {
             let w = r
@@ -81,11 +82,11 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
                 // print: a reverted step reads back towards its prior value.
                 println!(
                     "        {status:<13}  {:<w$}  {}",
-                    s.key,
-                    s.transition(false)
+                    escape_control(&s.key),
+                    escape_lines(&s.transition(false))
                 );
                 if let Some(e) = &s.error {
-                    println!("        {:<13}  {e}", "");
+                    println!("        {:<13}  {}", "", escape_lines(e));
                 }
             }
         }

@@ -164,7 +164,9 @@ fn print_text(plan: &Plan, diffs: &[FileDiff]) {
         })
     );
     for d in diffs {
-        println!("\n{}", d.diff.trim_end());
+        // The old side is a file on disk (maybe in an image): its control
+        // characters are shown escaped.
+        println!("\n{}", tcto_tune::escape::escape_lines(d.diff.trim_end()));
     }
 }
 

@@ -93,7 +93,12 @@ pub fn run(g: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
             if diff.is_empty() {
                 println!("\n{path}: `persist` would leave it as it is");
             } else {
-                println!("\n{path} as `persist` would write it:\n{diff}");
+                // The old side is the file on disk: its control characters
+                // are shown escaped.
+                println!(
+                    "\n{path} as `persist` would write it:\n{}",
+                    tcto_tune::escape::escape_lines(&diff)
+                );
             }
         }
     }

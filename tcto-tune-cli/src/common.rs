@@ -103,6 +103,11 @@ fn parse_app_backlog(s: &str) -> Result<(u16, u32), String> {
 }
 
 fn parse_code(s: &str) -> Result<String, String> {
+    if !tcto_tune::check::allowable(s) {
+        return Err(format!(
+            "`{s}` can never be allowed: the key makes the kernel run a program or load code as root; remove it from the profile"
+        ));
+    }
     let known = tcto_tune::check::CODES.iter().any(|(c, _, _)| *c == s);
     if known {
         Ok(s.to_owned())

@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 
+use tcto_tune::escape::{escape_control, escape_lines};
 use tcto_tune::ProfileError;
 
 /// Process exit codes (documented in the README).
@@ -112,14 +113,16 @@ pub fn print_error(e: &CliError, json: bool) {
     } else {
         "error"
     };
-    eprintln!("{label}: {}", e.message);
+    // Messages quote paths, link targets, nft names and kernel errors: their
+    // control characters are shown escaped, never sent to the terminal.
+    eprintln!("{label}: {}", escape_lines(&e.message));
     if let Some(h) = &e.hint {
         let label = if color {
             "\x1b[1;36mhint\x1b[0m"
         } else {
             "hint"
         };
-        eprintln!("{label}: {h}");
+        eprintln!("{label}: {}", escape_control(h));
     }
 }
 

@@ -107,10 +107,21 @@ impl ApplyError {
     /// A one-line suggestion.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ApplyError::Refused { codes } => Some(format!(
-                "the findings say why and what to do; to proceed anyway pass {}",
-                codes.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" ")
-            )),
+            ApplyError::Refused { codes } => {
+                let (lift, never): (Vec<&String>, Vec<&String>) =
+                    codes.iter().partition(|c| crate::check::allowable(c));
+                Some(if never.is_empty() {
+                    format!(
+                        "the findings say why and what to do; to proceed anyway pass {}",
+                        lift.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" ")
+                    )
+                } else {
+                    format!(
+                        "the findings say why; {} can never be allowed: remove the key from the profile",
+                        never.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                    )
+                })
+            }
             ApplyError::Interrupted { id } => Some(format!(
                 "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
             )),
@@ -601,6 +612,9 @@ fn verb(status: StepStatus) -> &'static str {
 
 impl fmt::Display for TxReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values read from the system, errors quoting paths and nft names:
+        // control characters are shown escaped, never sent to the terminal.
+        use crate::escape::escape_lines as esc;
         let w_verb = self
             .steps
             .iter()
@@ -617,12 +631,13 @@ impl fmt::Display for TxReport {
             let values = s.transition(self.command == "rollback");
             writeln!(
                 f,
-                "{:<w_verb$}  {:<w_key$}  {values}",
+                "{:<w_verb$}  {:<w_key$}  {}",
                 verb(s.status),
-                s.key
+                esc(&s.key),
+                esc(&values)
             )?;
             if let Some(e) = &s.error {
-                writeln!(f, "{:<w_verb$}  {e}", "")?;
+                writeln!(f, "{:<w_verb$}  {}", "", esc(e))?;
             }
             if let Some(n) = &s.note {
                 writeln!(f, "{:<w_verb$}  {n}", "")?;
@@ -634,17 +649,19 @@ impl fmt::Display for TxReport {
             .filter(|s| matches!(s.status, StepStatus::Applied | StepStatus::WouldApply))
             .count();
         let id = self.id.as_deref().unwrap_or("-");
+        let profile = esc(&self.profile);
+        let failure = esc(self.failure.as_deref().unwrap_or("?"));
         match self.outcome {
-            Outcome::Noop => write!(f, "nothing to do: profile `{}` is already in effect", self.profile),
-            Outcome::WouldApply => write!(f, "would apply {changed} change(s) for profile `{}`", self.profile),
-            Outcome::Applied => write!(f, "applied {changed} change(s) for profile `{}`; transaction {id}, undo with `tcto-tune rollback`", self.profile),
-            Outcome::RolledBack => write!(f, "failed: {}\nevery change was reverted: the system is as it was before (transaction {id})", self.failure.as_deref().unwrap_or("?")),
+            Outcome::Noop => write!(f, "nothing to do: profile `{profile}` is already in effect"),
+            Outcome::WouldApply => write!(f, "would apply {changed} change(s) for profile `{profile}`"),
+            Outcome::Applied => write!(f, "applied {changed} change(s) for profile `{profile}`; transaction {id}, undo with `tcto-tune rollback`"),
+            Outcome::RolledBack => write!(f, "failed: {failure}\nevery change was reverted: the system is as it was before (transaction {id})"),
             Outcome::RollbackIncomplete => {
                 let keys: Vec<_> = self.steps.iter().filter(|s| s.status == StepStatus::RevertFailed).map(|s| s.key.as_str()).collect();
-                write!(f, "failed: {}\nCOULD NOT RESTORE: {} (transaction {id}; see `tcto-tune history`)", self.failure.as_deref().unwrap_or("?"), keys.join(", "))
+                write!(f, "failed: {failure}\nCOULD NOT RESTORE: {} (transaction {id}; see `tcto-tune history`)", esc(&keys.join(", ")))
             }
-            Outcome::Undone => write!(f, "rolled back transaction {id} (profile `{}`)", self.profile),
-            Outcome::UndoIncomplete => write!(f, "rollback of transaction {id} incomplete: {}", self.failure.as_deref().unwrap_or("?")),
+            Outcome::Undone => write!(f, "rolled back transaction {id} (profile `{profile}`)"),
+            Outcome::UndoIncomplete => write!(f, "rollback of transaction {id} incomplete: {failure}"),
         }
     }
 }

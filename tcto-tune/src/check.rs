@@ -12,6 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Change, ChangeKind};
+use crate::escape::escape_control;
 use crate::fix::{key_info, REMOVED_KEYS};
 use crate::profile::Profile;
 use crate::state::SystemState;
@@ -70,22 +71,29 @@ impl Finding {
         self.hint = Some(hint.into());
         self
     }
-    /// Whether this finding stops apply.
+    /// Whether this finding stops apply. A code no allowance lifts
+    /// ([`allowable`]) blocks even when marked allowed: whoever set the
+    /// flag (a caller of the library, a hand-edited plan), the refusal holds.
     pub fn blocks(&self) -> bool {
-        self.severity == Severity::Refuse && !self.allowed
+        self.severity == Severity::Refuse && !(self.allowed && allowable(&self.code))
     }
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sev = if self.allowed {
+        let sev = if self.allowed && allowable(&self.code) {
             format!("{} (allowed)", self.severity)
         } else {
             self.severity.to_string()
         };
-        write!(f, "{sev} [{}] {}", self.code, self.message)?;
+        write!(
+            f,
+            "{sev} [{}] {}",
+            escape_control(&self.code),
+            escape_control(&self.message)
+        )?;
         if let Some(h) = &self.hint {
-            write!(f, "\n  hint: {h}")?;
+            write!(f, "\n  hint: {}", escape_control(h))?;
         }
         Ok(())
     }
@@ -103,6 +111,9 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("value-out-of-range", "refuse", "a value is outside the kernel's bounds for the key"),
     ("removed-key", "refuse", "the key was removed from the kernel"),
     ("unknown-sysctl", "refuse", "a raw [sysctl] key does not exist on this host"),
+    ("key-runs-program", "refuse (never allowed)", "the key makes the kernel run a program or load code as root (`kernel.core_pattern` starting with `|` or `@`, set or replaced, `kernel.modprobe`, `kernel.hotplug`, `kernel.poweroff_cmd`, `kernel.usermodehelper.*`, `fs.binfmt_misc.*`, `fs.ocfs2.nm.hb_ctl_path`): never planned, kept or persisted, and no `--allow` lifts it"),
+    ("key-outside-scope", "refuse", "a key outside `net.` (`vm.*`, `kernel.*`, `fs.*`...): not a TCP connect-timeout setting, and one value for the whole host; allow it when the change is deliberate"),
+    ("key-host-wide", "skip", "from a child network namespace (a container), a host-wide key (outside `net.`, a global `net.` key such as nf_conntrack_max, or a `net.` key absent from this namespace) would change the host's value; allowing it plans the write anyway"),
     ("not-writable-here", "skip", "the key is read-only here (a global key inside a child network namespace); allowing it plans the write anyway"),
     ("key-missing", "skip", "a typed key does not exist (e.g. nf_conntrack not loaded); allowing it plans the write anyway"),
     ("offload-unknown-interface", "refuse", "an [[offload]] entry names an interface this network namespace does not have; the hint lists the ones it has"),
@@ -121,6 +132,14 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("persist-replaces-profile", "info", "persist: a file tcto-tune wrote from another profile is replaced; each part (sysctls, NOTRACK/offloads) holds one profile at a time"),
     ("conntrack-built-in", "info/skip", "persist: nf_conntrack is built into the kernel, so no modules-load.d or modprobe.d file is written (hash size: kernel command line)"),
 ];
+
+/// Codes that `--allow` (or a profile's `allow`) can never lift.
+pub const NOT_ALLOWABLE: &[&str] = &["key-runs-program"];
+
+/// Whether `--allow CODE` may lift `code`.
+pub fn allowable(code: &str) -> bool {
+    !NOT_ALLOWABLE.contains(&code)
+}
 
 /// Bytes of kernel memory per conntrack entry (struct nf_conn and its
 /// extensions, rounded as the runbook does).
@@ -166,7 +185,12 @@ pub fn run_all(input: &CheckInput) -> Vec<Finding> {
     out
 }
 
-const APP_BACKLOG_HINT: &str = "raise the application's own backlog (nginx `listen ... backlog=N`, gunicorn `--backlog N`, HAProxy `backlog N`, Java `ServerSocket(port, N)`) and restart it, then pass `--app-backlog PORT=N`";
+/// The hint of `somaxconn-above-app-backlog`: the flag it ends with is
+/// complete (the port and the planned somaxconn), so it runs as printed once
+/// the application asks for that backlog.
+fn app_backlog_hint(port: u16, new: i64) -> String {
+    format!("raise the application's own backlog to {new} (nginx `listen ... backlog={new}`, gunicorn `--backlog {new}`, HAProxy `backlog {new}`, Java `ServerSocket(port, {new})`) and restart it, then pass `--app-backlog {port}={new}`")
+}
 
 /// `somaxconn-above-app-backlog`, `app-backlog-unknown`, `listener-not-found`,
 /// `listener-needs-restart`.
@@ -239,7 +263,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                 out.push(
                     Finding::new("somaxconn-above-app-backlog", Severity::Refuse, format!(
                         "the plan raises net.core.somaxconn to {new}, but the application on port {} asks for a backlog of {app}; its effective backlog stays min({app}, {new}) = {app}", l.port))
-                        .hint(APP_BACKLOG_HINT),
+                        .hint(app_backlog_hint(l.port, new)),
                 );
             }
         }

@@ -12,6 +12,7 @@ use crate::change::{Change, ChangeKind};
 use crate::check::{self, CheckInput, Finding, Severity};
 use crate::fix::{key_info, normalize, Intent, Scope, SysctlTarget, REMOVED_KEYS};
 use crate::profile::Profile;
+use crate::scope::{in_net_tree, key_scope, runs_program, KeyScope};
 use crate::state::SystemState;
 
 /// Version of the JSON plan document.
@@ -127,9 +128,10 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     });
     p.findings.extend(findings);
     // Over every finding, including those the planner itself raised
-    // (`unknown-sysctl`): an accepted `--allow CODE` always takes effect.
+    // (`unknown-sysctl`): an accepted `--allow CODE` always takes effect,
+    // except for the codes no allowance lifts (`key-runs-program`).
     for f in &mut p.findings {
-        f.allowed = opts.allow.contains(&f.code);
+        f.allowed = opts.allow.contains(&f.code) && check::allowable(&f.code);
     }
     p.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     p
@@ -154,6 +156,44 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
     }
     let reading = state.sysctls.get(key);
     let current = reading.and_then(|r| r.value.clone());
+    // Before anything else, and before "already as wanted": a key that
+    // runs a program is never planned, kept or persisted.
+    if let Some(message) = program_refusal(key, &desired, current.as_deref()) {
+        let hint = "remove it from the profile; no `--allow` lifts this refusal, because nothing about TCP connect timeouts needs it";
+        p.findings
+            .push(Finding::new("key-runs-program", Severity::Refuse, message).hint(hint));
+        return skip(
+            p,
+            "key-runs-program",
+            "makes the kernel run a program or load code: never written".into(),
+            current.as_deref().map(normalize),
+        );
+    }
+    if !in_net_tree(key) {
+        p.findings.push(
+            Finding::new(
+                "key-outside-scope",
+                Severity::Refuse,
+                format!("`{key}` is outside `net.`: not a TCP connect-timeout setting, and one value for the whole host"),
+            )
+            .hint("if this change is deliberate, pass `--allow key-outside-scope`"),
+        );
+    }
+    // From a child namespace (a container), a host-wide key would change
+    // the host's value: skip it unless allowed. An absent key outside
+    // `net.` is not a namespace matter: it is unknown, below.
+    if !state.in_initial_netns
+        && key_scope(key, state) == KeyScope::Host
+        && (current.is_some() || in_net_tree(key))
+        && !opts.allow.contains("key-host-wide")
+    {
+        let why = if current.is_some() {
+            "host-wide key: written from this child network namespace it would change the host's value".into()
+        } else {
+            format!("absent in this child network namespace: a host-wide key only the initial namespace has, or no key at all (on the host, `sysctl {key}` tells)")
+        };
+        return skip(p, "key-host-wide", why, current.as_deref().map(normalize));
+    }
     let Some(cur) = current.clone() else {
         let info = key_info(key);
         if info.is_none() {
@@ -161,13 +201,18 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
                 Finding::new(
                     "unknown-sysctl",
                     Severity::Refuse,
-                    format!("sysctl `{key}` does not exist on this host"),
+                    if state.in_initial_netns || !in_net_tree(key) {
+                        format!("sysctl `{key}` does not exist on this host")
+                    } else {
+                        format!("sysctl `{key}` does not exist in this network namespace (a host-wide `net.` key exists only in the initial one)")
+                    },
                 )
-                .hint(
-                    "check the name with `sysctl -a | grep NAME`; a module may need loading first",
-                ),
+                .hint(format!(
+                    "check the name with `sysctl -a 2>/dev/null | grep {}`; a module may need loading first",
+                    key.rsplit('.').next().unwrap_or(key)
+                )),
             );
-            return skip(p, "unknown-sysctl", "no such key on this host".into(), None);
+            return skip(p, "unknown-sysctl", "no such key here".into(), None);
         }
         let why = match info.and_then(|i| i.module) {
             Some(m) => format!("not present here: is the {m} module loaded? (global keys are also absent in some child network namespaces)"),
@@ -225,6 +270,22 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
         t.desired.intent,
         reason,
     ));
+}
+
+/// The `key-runs-program` message when writing `desired` to `key` would
+/// make the kernel run a program, or when the current value is one: then
+/// replacing it would make the rollback (or a failed apply's revert) write
+/// a program path back, which tcto-tune never does.
+fn program_refusal(key: &str, desired: &str, current: Option<&str>) -> Option<String> {
+    if let Some(why) = runs_program(key, desired) {
+        return Some(format!(
+            "`{key} = {desired}` would make the kernel run a program or load code: {why}"
+        ));
+    }
+    let cur = normalize(current?);
+    runs_program(key, &cur).map(|why| {
+        format!("`{key}` is now `{cur}`: replacing it would make its rollback write a program path back ({why})")
+    })
 }
 
 #[cfg(test)]

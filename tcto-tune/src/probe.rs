@@ -25,6 +25,14 @@ pub const MAX_COUNT: u32 = 100_000;
 pub const MAX_CONCURRENCY: u32 = 1_000;
 /// Longest connect timeout.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// The kernel's first SYN retransmission timeout (`TCP_TIMEOUT_INIT`,
+/// RFC 6298), ms: a connect whose first SYN (or SYN-ACK) is lost completes
+/// at the earliest this long after it started.
+pub const SYN_RTO_MS: u64 = 1000;
+/// Room, ms, beyond the retransmit and the handshake that follows it, for
+/// scheduling and queueing delay. A client timeout cut to exactly
+/// 1 s + RTT turns every ordinary jitter into a failed connect.
+pub const SYN_RTO_MARGIN_MS: u64 = 500;
 
 /// How one connect ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,7 +217,9 @@ pub struct ProbeReport {
     pub error_codes: Vec<i32>,
     /// Handshake times of the established connects.
     pub handshake_ms: Option<Percentiles>,
-    /// Client connect timeout to use: at least 3 x the p99 handshake, ms.
+    /// Client connect timeout to use, ms: the larger of 3 x the p99
+    /// handshake and one lost SYN survived (the 1 s retransmit, the p99
+    /// handshake after it, and a margin); see [`recommended_timeout_ms`].
     pub recommended_connect_timeout_ms: Option<u64>,
     /// What the numbers mean, in one or two sentences.
     pub advice: Vec<String>,
@@ -246,6 +256,40 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The client connect timeout to recommend for a p99 handshake of `p99_ms`:
+/// `max(3 x p99, 1 s + p99 + 500 ms)`, rounded up to whole ms.
+///
+/// Three times the p99 covers a slow tail, but on a fast network it is a
+/// few ms, and a timeout below the kernel's first SYN retransmit (1 s)
+/// turns every single lost SYN into a failed connect: the retransmitted SYN
+/// is sent only after 1 s, and its handshake then takes a round trip more.
+/// So the recommendation never goes below surviving one lost SYN, plus
+/// [`SYN_RTO_MARGIN_MS`].
+pub fn recommended_timeout_ms(p99_ms: f64) -> u64 {
+    let p99 = p99_ms.max(0.0);
+    let tail = (p99 * 3.0).ceil() as u64;
+    let one_lost_syn = SYN_RTO_MS + SYN_RTO_MARGIN_MS + p99.ceil() as u64;
+    tail.max(one_lost_syn)
+}
+
+/// The advice line for a recommendation of `ms`, saying which bound set it.
+fn timeout_advice(ms: u64, p99: f64) -> String {
+    let tail = (p99.max(0.0) * 3.0).ceil() as u64;
+    if tail >= ms {
+        format!(
+            "set client connect timeouts to at least {ms} ms (3 x the p99 handshake of {p99:.3} ms); \
+             that is above the {SYN_RTO_MS} ms after which the kernel retransmits a lost SYN, so one lost SYN does not fail the connect"
+        )
+    } else {
+        format!(
+            "set client connect timeouts to at least {ms} ms, so that one lost SYN does not fail the connect: \
+             the kernel retransmits it only after {SYN_RTO_MS} ms, the handshake then takes up to the p99 of {p99:.3} ms, \
+             plus {SYN_RTO_MARGIN_MS} ms to spare (3 x the p99 alone would be {} ms)",
+            tail.max(1)
+        )
+    }
+}
+
 /// Summarize attempts (pure: what `probe` reports).
 pub fn summarize(opts: &ProbeOptions, attempts: &[Attempt]) -> ProbeReport {
     let mut c = OutcomeCounts::default();
@@ -277,19 +321,11 @@ pub fn summarize(opts: &ProbeOptions, attempts: &[Attempt]) -> ProbeReport {
         p99: round(percentile(&times, 99.0)),
         max: round(times[times.len() - 1]),
     });
-    let recommended = handshake_ms.map(|p| ((p.p99 * 3.0).ceil() as u64).max(1));
+    let recommended = handshake_ms.map(|p| recommended_timeout_ms(p.p99));
     let total = attempts.len() as u32;
     let mut advice = Vec::new();
-    if let Some(ms) = recommended {
-        let retry = if ms < 1000 {
-            "; with less than 1 s a single lost SYN fails the connect, since the kernel retransmits it only after 1 s"
-        } else {
-            ""
-        };
-        advice.push(format!(
-            "set client connect timeouts to at least {ms} ms (3 x the p99 handshake of {:.3} ms){retry}",
-            handshake_ms.map_or(0.0, |p| p.p99)
-        ));
+    if let (Some(ms), Some(p)) = (recommended, handshake_ms) {
+        advice.push(timeout_advice(ms, p.p99));
     }
     if c.timed_out > 0 {
         advice.push(format!(
@@ -433,9 +469,41 @@ mod tests {
             (p.min, p.p50, p.p90, p.p99, p.max),
             (1.0, 50.0, 90.0, 99.0, 100.0)
         );
-        assert_eq!(r.recommended_connect_timeout_ms, Some(297));
+        // 3 x 99 ms = 297 ms would fail every connect whose first SYN is
+        // lost: the floor is 1 s + the p99 + 500 ms.
+        assert_eq!(r.recommended_connect_timeout_ms, Some(1599));
         assert!(r.all_established());
         assert_eq!(r.advice.len(), 1);
+        assert!(
+            r.advice[0].contains("at least 1599 ms")
+                && r.advice[0].contains("retransmits it only after 1000 ms")
+                && r.advice[0].contains("3 x the p99 alone would be 297 ms"),
+            "{}",
+            r.advice[0]
+        );
+    }
+
+    #[test]
+    fn the_recommendation_never_falls_below_one_lost_syn() {
+        // A loopback-fast p99 once gave "at least 1 ms".
+        assert_eq!(recommended_timeout_ms(0.141), 1501);
+        assert_eq!(recommended_timeout_ms(0.0), 1500);
+        for p99 in [0.001, 0.5, 10.0, 333.0, 499.0, 500.0, 749.9, 750.0, 2000.0] {
+            let ms = recommended_timeout_ms(p99);
+            assert!(
+                ms as f64 >= SYN_RTO_MS as f64 + p99 + SYN_RTO_MARGIN_MS as f64,
+                "{p99}: {ms}"
+            );
+            assert!(ms as f64 >= 3.0 * p99, "{p99}: {ms}");
+        }
+        // A slow tail sets it: 3 x 2000 ms.
+        assert_eq!(recommended_timeout_ms(2000.0), 6000);
+        let slow = timeout_advice(6000, 2000.0);
+        assert!(
+            slow.contains("at least 6000 ms (3 x the p99 handshake of 2000.000 ms)")
+                && slow.contains("above the 1000 ms"),
+            "{slow}"
+        );
     }
 
     #[test]

@@ -2,11 +2,16 @@
 //!
 //! Colour is opt-in (the CLI turns it on for a terminal without NO_COLOR);
 //! `Display` is always plain, so logs and snapshots never carry escapes.
+//! Every string that comes from the system or a file (values read from
+//! /proc/sys, nft tables, interface names, profile text, finding messages
+//! that quote them) passes [`escape_control`] before it is laid out, so
+//! the only escape sequences in the output are the colours added here.
 
 use std::fmt::{self, Write as _};
 
 use crate::change::ChangeKind;
-use crate::check::Severity;
+use crate::check::{allowable, Severity};
+use crate::escape::{escape_control, escape_lines};
 use crate::fix::Intent;
 use crate::plan::Plan;
 
@@ -43,7 +48,20 @@ fn rules_word(nft: &str) -> String {
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}\n")).collect()
+    text.lines()
+        .map(|l| format!("  {}\n", escape_lines(l)))
+        .collect()
+}
+
+/// One table row: status, key, value, note, colour; the text cells escaped.
+fn row(status: &str, key: &str, value: &str, note: &str, color: &str) -> [String; 5] {
+    [
+        status.into(),
+        escape_control(key).into_owned(),
+        escape_control(value).into_owned(),
+        escape_control(note).into_owned(),
+        color.into(),
+    ]
 }
 
 impl Plan {
@@ -64,13 +82,13 @@ impl Plan {
                     c.desired
                 )
             };
-            rows.push([
-                "change".into(),
-                c.key.clone(),
-                value,
-                c.reason.clone().unwrap_or_default(),
-                "31".into(),
-            ]);
+            rows.push(row(
+                "change",
+                &c.key,
+                &value,
+                c.reason.as_deref().unwrap_or_default(),
+                "31",
+            ));
         }
         for u in &self.unchanged {
             let value = if u.kind == ChangeKind::Notrack {
@@ -83,13 +101,13 @@ impl Plan {
                     u.desired
                 )
             };
-            rows.push([
-                "ok".into(),
-                u.key.clone(),
-                value,
-                u.reason.clone().unwrap_or_default(),
-                "32".into(),
-            ]);
+            rows.push(row(
+                "ok",
+                &u.key,
+                &value,
+                u.reason.as_deref().unwrap_or_default(),
+                "32",
+            ));
         }
         for s in &self.skipped {
             let value = match (&s.current, s.desired.is_empty()) {
@@ -98,13 +116,13 @@ impl Plan {
                 (Some(c), true) => c.clone(),
                 (None, true) => String::new(),
             };
-            rows.push([
-                "skip".into(),
-                s.key.clone(),
-                value,
-                format!("{} [{}]", s.why, s.code),
-                "33".into(),
-            ]);
+            rows.push(row(
+                "skip",
+                &s.key,
+                &value,
+                &format!("{} [{}]", s.why, s.code),
+                "33",
+            ));
         }
         let w_key = rows.iter().map(|r| r[1].chars().count()).max().unwrap_or(0);
         let w_val = rows
@@ -119,7 +137,11 @@ impl Plan {
         } else {
             "child network namespace"
         };
-        let _ = writeln!(out, "plan for profile `{}` ({ns})", self.profile);
+        let _ = writeln!(
+            out,
+            "plan for profile `{}` ({ns})",
+            escape_control(&self.profile)
+        );
         if !rows.is_empty() {
             out.push('\n');
         }
@@ -133,7 +155,7 @@ impl Plan {
             .iter()
             .filter(|c| c.kind == ChangeKind::Notrack)
         {
-            let _ = writeln!(out, "\n{} {} as planned:", c.kind, c.key);
+            let _ = writeln!(out, "\n{} {} as planned:", c.kind, escape_control(&c.key));
             out.push_str(&indent(&c.desired));
             let old = c.current.clone().unwrap_or_default();
             let diff = similar::TextDiff::from_lines(&old, &c.desired);
@@ -151,6 +173,8 @@ impl Plan {
                 )
                 .to_string();
             for line in text.lines() {
+                let line = escape_lines(line);
+                let line = line.as_ref();
                 let color = match line.as_bytes().first() {
                     Some(b'+') if !line.starts_with("+++") => "32",
                     Some(b'-') if !line.starts_with("---") => "31",
@@ -163,11 +187,11 @@ impl Plan {
             out.push_str("\nfindings:\n");
             for f in &self.findings {
                 let color = match f.severity {
-                    Severity::Refuse if !f.allowed => "1;31",
+                    Severity::Refuse if f.blocks() => "1;31",
                     Severity::Refuse | Severity::Warn => "33",
                     Severity::Info => "36",
                 };
-                let sev = if f.allowed {
+                let sev = if f.allowed && allowable(&f.code) {
                     format!("{} (allowed)", f.severity)
                 } else {
                     f.severity.to_string()
@@ -176,11 +200,11 @@ impl Plan {
                     out,
                     "  {} [{}] {}",
                     paint(style, color, &sev),
-                    f.code,
-                    f.message
+                    escape_control(&f.code),
+                    escape_control(&f.message)
                 );
                 if let Some(h) = &f.hint {
-                    let _ = writeln!(out, "    hint: {h}");
+                    let _ = writeln!(out, "    hint: {}", escape_control(h));
                 }
             }
         }

@@ -298,11 +298,12 @@ impl std::fmt::Display for Verdict {
             self.window_ms as f64 / 1000.0,
             self.snapshots
         )?;
+        use crate::escape::escape_control as esc;
         for x in &self.failures {
-            writeln!(f, "  fail: {x}")?;
+            writeln!(f, "  fail: {}", esc(x))?;
         }
         for x in &self.warnings {
-            writeln!(f, "  warn: {x}")?;
+            writeln!(f, "  warn: {}", esc(x))?;
         }
         writeln!(f, "counters:")?;
         for c in &self.counters {

@@ -73,7 +73,7 @@ fn a_write_the_kernel_refuses_rolls_back_every_change() {
     .unwrap();
     let st = state.path();
     let r = in_netns(&format!(
-        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}tcto-tune apply --profile {profile} --allow not-writable-here; echo rc=$?\nsysctl -n net.core.somaxconn\ntcto-tune history"
+        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}tcto-tune apply --profile {profile} --allow key-host-wide --allow not-writable-here; echo rc=$?\nsysctl -n net.core.somaxconn\ntcto-tune history"
     ));
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(

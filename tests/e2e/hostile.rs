@@ -130,3 +130,278 @@ fn persisted_allowances_hold_at_boot() {
     );
     assert!(r.stdout.contains("boot=0"), "and honoured at boot: {r}");
 }
+
+/// Run `script` in a private mount namespace (inside the test's network
+/// namespace) where each of `keys` (paths below /proc/sys) is bind-mounted
+/// read-only over itself: a write that should never happen fails there with
+/// EROFS instead of changing the host, so a bug shows as a failed test, not
+/// a changed machine. The mode bits stay 0644, so tcto-tune still sees the
+/// keys as writable, exactly as in a container.
+fn sandboxed(keys: &[&str], script: &str) -> String {
+    let binds: String = keys
+        .iter()
+        .map(|k| format!("mount --bind {k} {k} && mount -o remount,bind,ro {k} || exit 9\n"))
+        .collect();
+    format!("unshare -m sh -c '\n{binds}{script}'")
+}
+
+fn host_sysctl(key: &str) -> String {
+    let r = tcto_tune_tests::on_host(&format!("sysctl -n {key}"));
+    assert_eq!(r.code, 0, "{r}");
+    r.stdout.trim_end().to_owned()
+}
+
+#[test]
+fn a_host_wide_key_is_not_written_from_a_child_namespace() {
+    if !require_root("a_host_wide_key_is_not_written_from_a_child_namespace") {
+        return;
+    }
+    let dir = TempDir::new("hostwide");
+    let d = dir.path();
+    let before = host_sysctl("vm.swappiness");
+    let want = if before == "59" { 58 } else { 59 };
+    std::fs::write(
+        format!("{d}/p.toml"),
+        format!("name = \"swap\"\n[sysctl]\n\"vm.swappiness\" = {want}\n\"net.ipv4.tcp_fin_timeout\" = 31\n"),
+    )
+    .unwrap();
+    let r = in_netns(&sandboxed(
+        &["/proc/sys/vm/swappiness"],
+        &format!(
+            "export TCTO_TUNE_STATE_DIR={d}/s\n\
+             tcto-tune plan --profile {d}/p.toml; echo plan=$?\n\
+             tcto-tune apply --profile {d}/p.toml; echo refused=$?\n\
+             tcto-tune apply --profile {d}/p.toml --allow key-outside-scope; echo apply=$?\n\
+             echo fin=$(sysctl -n net.ipv4.tcp_fin_timeout)\n\
+             tcto-tune apply --profile {d}/p.toml --allow key-outside-scope --allow key-host-wide; echo forced=$?\n"
+        ),
+    ));
+    assert_eq!(
+        host_sysctl("vm.swappiness"),
+        before,
+        "the host's value: {r}"
+    );
+    assert!(
+        r.stdout.contains("plan=3") && r.stdout.contains("refused=3"),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("refuse [key-outside-scope] `vm.swappiness` is outside `net.`"),
+        "{r}"
+    );
+    let skip = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("skip") && l.contains("vm.swappiness"))
+        .unwrap_or_else(|| panic!("no skip line: {r}"));
+    assert!(
+        skip.contains("would change the host's value [key-host-wide]"),
+        "{r}"
+    );
+    // Allowed outside `net.`, it is still skipped as host-wide; the
+    // namespace's own key is applied.
+    assert!(
+        r.stdout.contains("apply=0") && r.stdout.contains("fin=31"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("set  net.ipv4.tcp_fin_timeout") && !r.stdout.contains("set  vm."),
+        "{r}"
+    );
+    // The control: with both allowances tcto-tune does try, and the
+    // read-only bind mount is what stops it, so the sandbox holds and the
+    // skip above is what kept the host's value.
+    assert!(r.stdout.contains("forced=1"), "{r}");
+    assert!(r.stdout.contains("Read-only file system"), "{r}");
+}
+
+#[test]
+fn a_key_that_runs_a_program_is_refused_even_with_allow() {
+    if !require_root("a_key_that_runs_a_program_is_refused_even_with_allow") {
+        return;
+    }
+    let dir = TempDir::new("corepat");
+    let d = dir.path();
+    let before = host_sysctl("kernel.core_pattern");
+    std::fs::write(
+        format!("{d}/evil.toml"),
+        "name = \"evil\"\n[sysctl]\n\"kernel.core_pattern\" = \"|/tmp/evil %p\"\n",
+    )
+    .unwrap();
+    // The same through a variable filled with --set.
+    std::fs::write(
+        format!("{d}/var.toml"),
+        "name = \"var\"\n[variables]\npattern = { description = \"x\" }\n[sysctl]\n\"kernel.core_pattern\" = \"${pattern}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{d}/allow.toml"),
+        "name = \"allow\"\nallow = [\"key-runs-program\"]\n[sysctl]\n\"kernel.modprobe\" = \"/tmp/evil\"\n",
+    )
+    .unwrap();
+    // A persisted.toml edited by hand: the boot path plans it like any profile.
+    std::fs::create_dir_all(format!("{d}/img/etc/tcto-tune")).unwrap();
+    std::fs::write(
+        format!("{d}/img/etc/tcto-tune/persisted.toml"),
+        "name = \"evil\"\nallow = [\"key-outside-scope\", \"key-host-wide\"]\n[sysctl]\n\"kernel.core_pattern\" = \"|/tmp/evil %p\"\n",
+    )
+    .unwrap();
+    let all = "--allow key-outside-scope --allow key-host-wide --allow not-writable-here --allow unknown-sysctl";
+    let r = in_netns(&sandboxed(
+        &["/proc/sys/kernel/core_pattern"],
+        &format!(
+            "export TCTO_TUNE_STATE_DIR={d}/s\n\
+             tcto-tune plan --profile {d}/evil.toml {all}; echo plan=$?\n\
+             tcto-tune apply --profile {d}/evil.toml {all}; echo apply=$?\n\
+             tcto-tune apply --profile {d}/evil.toml {all} --dry-run >/dev/null; echo dry=$?\n\
+             tcto-tune apply --profile {d}/var.toml --set \"pattern=|/tmp/evil %p\" {all} >/dev/null; echo set=$?\n\
+             tcto-tune apply --profile {d}/evil.toml --allow key-runs-program; echo flag=$?\n\
+             tcto-tune plan --profile {d}/allow.toml; echo listed=$?\n\
+             tcto-tune apply --persisted --root {d}/img {all} 2>&1 >/dev/null; echo persisted=$?\n\
+             tcto-tune persist --profile {d}/evil.toml --root {d}/img {all} >/dev/null; echo persist=$?\n\
+             ls {d}/img/etc; ls {d}/s/tx 2>/dev/null | wc -l | sed s/^/records=/\n"
+        ),
+    ));
+    assert_eq!(host_sysctl("kernel.core_pattern"), before, "{r}");
+    for (what, rc) in [
+        ("plan", 3),
+        ("apply", 3),
+        ("dry", 3),
+        ("set", 3),
+        ("flag", 2),
+        ("listed", 1),
+        ("persist", 3),
+    ] {
+        assert!(r.stdout.contains(&format!("{what}={rc}\n")), "{what}: {r}");
+    }
+    assert!(
+        r.stdout
+            .contains("refuse [key-runs-program] `kernel.core_pattern = |/tmp/evil %p` would make the kernel run a program"),
+        "{r}"
+    );
+    assert!(!r.stdout.contains("(allowed)"), "{r}");
+    assert!(
+        r.stderr.contains("`key-runs-program` can never be allowed"),
+        "{r}"
+    );
+    assert!(
+        r.stderr
+            .contains("`key-runs-program` in `allow` can never be allowed"),
+        "{r}"
+    );
+    // The refusal's hint never suggests an `--allow` that cannot work.
+    assert!(
+        r.stderr.contains(
+            "hint: the findings say why; `key-runs-program` can never be allowed: remove the key from the profile"
+        ),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("pass `--allow key-runs-program`"), "{r}");
+    // The boot path: `apply --persisted` is refused by the same check.
+    let persisted = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("persisted="))
+        .unwrap();
+    assert_eq!(persisted, "persisted=2", "{r}");
+    // `--allow` does not go with `--persisted`: the file's own `allow` list
+    // is all it gets, and that list cannot lift this refusal either.
+    let r2 = in_netns(&sandboxed(
+        &["/proc/sys/kernel/core_pattern"],
+        &format!(
+            "tcto-tune --state-dir {d}/s apply --persisted --root {d}/img; echo persisted=$?\n"
+        ),
+    ));
+    assert!(r2.stdout.contains("persisted=3"), "{r2}");
+    assert!(r2.stdout.contains("[key-runs-program]"), "{r2}");
+    assert!(
+        r.stdout.contains("records=0"),
+        "no transaction was even started: {r}"
+    );
+    assert!(!r.stdout.contains("sysctl.d"), "persist wrote nothing: {r}");
+    assert_eq!(host_sysctl("kernel.core_pattern"), before, "{r2}");
+}
+
+#[test]
+fn escape_sequences_in_a_process_name_never_reach_the_terminal() {
+    if !require_root("escape_sequences_in_a_process_name_never_reach_the_terminal") {
+        return;
+    }
+    // A process renames itself (prctl(PR_SET_NAME), no privilege needed)
+    // to an ESC sequence plus BEL and listens; root runs diagnose.
+    let r = in_netns(
+        "tcto-lab listen --port 8080 --backlog 16 --comm \"$(printf 'x\\033[31mRED\\007')\" > /tmp/.lab-$$ 2>&1 &\n\
+         for i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\n\
+         rm -f /tmp/.lab-$$\n\
+         cat /proc/[0-9]*/comm 2>/dev/null | grep -a RED | od -c | head -1\n\
+         ip link add \"$(printf 'v\\033[2Jx')\" type veth peer name vpeer || echo no-veth\n\
+         echo ---\n\
+         tcto-tune diagnose --interval 0s --port 8080\n\
+         tcto-tune plan --profile offload-off --set iface=eth9\n\
+         echo ---\n\
+         tcto-tune diagnose --interval 0s --port 8080 --json",
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let mut parts = r.stdout.split("---\n");
+    let (comm, text, json) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    // The oracle: the kernel really holds the escape in the name.
+    assert!(comm.contains("033") && comm.contains("\\a"), "{r}");
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{r:?}");
+    assert!(
+        text.contains("x\\x1b[31mRED\\x07"),
+        "shown escaped, as ps and ip do: {r}"
+    );
+    // An interface name may hold ESC too (the kernel refuses only `/`, `:`
+    // and whitespace): in the interface list, and in the hint that names
+    // the interfaces this namespace has.
+    assert!(!r.stdout.contains("no-veth"), "{r}");
+    assert!(text.contains("  v\\x1b[2Jx: rx_dropped"), "{r}");
+    assert!(
+        text.contains("offload-unknown-interface") && text.contains("v\\x1b[2Jx"),
+        "{r}"
+    );
+    // JSON escapes control characters by construction.
+    assert!(!json.contains('\x1b') && !json.contains('\x07'), "{r:?}");
+    let doc: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    let names: Vec<&str> = doc["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["process"]["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["x\x1b[31mRED\x07"], "{r}");
+}
+
+#[test]
+fn a_refused_persisted_file_says_where_its_allowances_live() {
+    if !require_root("a_refused_persisted_file_says_where_its_allowances_live") {
+        return;
+    }
+    let dir = TempDir::new("persistallow");
+    let d = dir.path();
+    std::fs::create_dir_all(format!("{d}/img/etc/tcto-tune")).unwrap();
+    let file = format!("{d}/img/etc/tcto-tune/persisted.toml");
+    std::fs::write(&file, "name = \"p\"\n[sysctl]\n\"vm.swappiness\" = 59\n").unwrap();
+    // `apply --persisted` takes no `--allow`: the hint must not offer one;
+    // following it (the file's `allow` list) must work as printed.
+    let r = in_netns(&format!(
+        "tcto-tune --state-dir {d}/s apply --persisted --root {d}/img --dry-run; echo rc=$?\n\
+         sed -i '1a allow = [\"key-outside-scope\"]' {file}\n\
+         tcto-tune --state-dir {d}/s apply --persisted --root {d}/img --dry-run >/dev/null; echo rc=$?"
+    ));
+    assert!(
+        r.stdout.contains("rc=3\n") && r.stdout.contains("rc=0\n"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "to accept `key-outside-scope` at boot, add it to `allow = [...]` in {file}"
+        )),
+        "{r}"
+    );
+}

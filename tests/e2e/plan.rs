@@ -77,30 +77,39 @@ fn global_conntrack_keys_are_skipped_in_a_child_namespace() {
             .find(|s| s["key"] == key)
             .unwrap_or_else(|| panic!("{key} not skipped: {r}"))
     };
-    for key in [
-        "net.netfilter.nf_conntrack_max",
-        "net.netfilter.nf_conntrack_buckets",
+    // Global keys are host-wide: present (read-only) or absent here, each
+    // is skipped as such before anything else is asked of it.
+    for (key, why) in [
+        ("net.netfilter.nf_conntrack_max", "change the host's value"),
+        (
+            "net.netfilter.nf_conntrack_buckets",
+            "change the host's value",
+        ),
+        (
+            "net.core.netdev_max_backlog",
+            "absent in this child network namespace",
+        ),
     ] {
-        assert_eq!(skip(key)["code"], "not-writable-here", "{r}");
-        assert!(
-            skip(key)["why"]
-                .as_str()
-                .unwrap()
-                .contains("only the initial network namespace"),
-            "{r}"
-        );
+        assert_eq!(skip(key)["code"], "key-host-wide", "{r}");
+        assert!(skip(key)["why"].as_str().unwrap().contains(why), "{r}");
     }
-    // netdev_max_backlog does not even exist inside a child namespace.
-    assert_eq!(
-        skip("net.core.netdev_max_backlog")["code"],
-        "key-missing",
-        "{r}"
-    );
+    // Allowed as host-wide, the conntrack keys are still read-only here.
+    let r = in_netns(&format!(
+        "tcto-tune plan --profile {path} --allow key-host-wide --json"
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    let ro = doc["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "net.netfilter.nf_conntrack_max")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(ro["code"], "not-writable-here", "{r}");
     assert!(
-        skip("net.core.netdev_max_backlog")["why"]
+        ro["why"]
             .as_str()
             .unwrap()
-            .contains("child network namespace"),
+            .contains("only the initial network namespace"),
         "{r}"
     );
     // Per-namespace keys are still planned.
@@ -193,4 +202,44 @@ fn exit_code_flag_reports_pending_changes() {
     }
     let r = in_netns("sysctl -qw net.core.somaxconn=1024\ntcto-tune plan --profile backlog-overflow --exit-code >/dev/null; echo $?\nsysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192\ntcto-tune plan --profile backlog-overflow --exit-code >/dev/null; echo $?");
     assert_eq!(r.stdout, "4\n0\n", "{r}");
+}
+
+#[test]
+fn probe_on_a_fast_loopback_never_recommends_less_than_one_lost_syn() {
+    if !require_root("probe_on_a_fast_loopback_never_recommends_less_than_one_lost_syn") {
+        return;
+    }
+    // Loopback handshakes take microseconds: 3 x the p99 is 1 ms, which
+    // would turn every lost SYN (retransmitted after 1 s) into a failure.
+    let r = in_netns(&format!(
+        "{LISTEN_8080}tcto-tune probe 127.0.0.1:8080 --count 20 --concurrency 2 --json\ntcto-tune probe 127.0.0.1:8080 --count 20 --concurrency 2"
+    ));
+    let json: serde_json::Value =
+        serde_json::from_str(r.stdout.split("\nprobe ").next().unwrap()).expect("JSON report");
+    let p99 = json["handshake_ms"]["p99"].as_f64().unwrap();
+    let ms = json["recommended_connect_timeout_ms"].as_u64().unwrap();
+    assert!(p99 < 100.0, "loopback is fast: {r}");
+    assert!(ms as f64 >= 1500.0 + p99, "{ms} ms for p99 {p99}: {r}");
+    assert!(
+        r.stdout
+            .contains("so that one lost SYN does not fail the connect")
+            && r.stdout.contains("retransmits it only after 1000 ms"),
+        "the text says why: {r}"
+    );
+}
+
+#[test]
+fn the_app_backlog_hint_runs_as_printed() {
+    if !require_root("the_app_backlog_hint_runs_as_printed") {
+        return;
+    }
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=1024\n{LISTEN_8080}tcto-tune plan --profile high-conn --port 8080 >/tmp/.plan-$$; echo rc=$?\ncat /tmp/.plan-$$\nflag=$(sed -n 's/.*then pass `\\(--app-backlog [0-9]*=[0-9]*\\)`$/\\1/p' /tmp/.plan-$$)\nrm -f /tmp/.plan-$$\necho \"flag=$flag\"\ntcto-tune plan --profile high-conn --port 8080 $flag >/dev/null; echo again=$?"
+    ));
+    assert!(r.stdout.contains("rc=3"), "{r}");
+    assert!(r.stdout.contains("flag=--app-backlog 8080=4096\n"), "{r}");
+    assert!(
+        r.stdout.contains("again=0"),
+        "following the hint passes: {r}"
+    );
 }

@@ -4,6 +4,7 @@
 use std::fmt::{self, Write as _};
 
 use super::{CounterDelta, Diagnosis, LimitedBy};
+use crate::escape::escape_control as esc;
 
 /// Listeners shown in text when no port was named (JSON has them all);
 /// also how many owners the CLI looks up for text.
@@ -33,15 +34,22 @@ impl fmt::Display for Diagnosis {
             )?;
         }
         for c in &self.causes {
-            writeln!(f, "\n{}. {} [{}, {}]", c.rank, c.title, c.code, c.status)?;
+            writeln!(
+                f,
+                "\n{}. {} [{}, {}]",
+                c.rank,
+                esc(&c.title),
+                c.code,
+                c.status
+            )?;
             for e in &c.evidence {
-                writeln!(f, "   - {e}")?;
+                writeln!(f, "   - {}", esc(e))?;
             }
             if let Some(p) = &c.plan {
-                writeln!(f, "   fix: {p}")?;
+                writeln!(f, "   fix: {}", esc(p))?;
             }
             for n in &c.notes {
-                writeln!(f, "   note: {n}")?;
+                writeln!(f, "   note: {}", esc(n))?;
             }
         }
 
@@ -91,7 +99,7 @@ impl fmt::Display for Diagnosis {
                     .into(),
                     l.process
                         .as_ref()
-                        .map_or("-".into(), |p| format!("{} ({})", p.name, p.pid)),
+                        .map_or("-".into(), |p| format!("{} ({})", esc(&p.name), p.pid)),
                 ]);
             }
             let widths: Vec<usize> = (0..6)
@@ -131,7 +139,7 @@ impl fmt::Display for Diagnosis {
                 f,
                 "  {} = {} (recommended {}): {verdict}",
                 s.key,
-                s.value.as_deref().unwrap_or("(absent)"),
+                esc(s.value.as_deref().unwrap_or("(absent)")),
                 s.recommended
             )?;
         }
@@ -139,9 +147,9 @@ impl fmt::Display for Diagnosis {
         writeln!(f, "interfaces:")?;
         for i in &self.interfaces {
             let c: Vec<String> = i.counters.iter().map(counter).collect();
-            writeln!(f, "  {}: {}", i.iface, c.join(", "))?;
+            writeln!(f, "  {}: {}", esc(&i.iface), c.join(", "))?;
             if let Some(o) = self.offloads.iter().find(|o| o.iface == i.iface) {
-                writeln!(f, "    offloads: {}", super::offload_summary(o))?;
+                writeln!(f, "    offloads: {}", esc(&super::offload_summary(o)))?;
             }
         }
 
@@ -153,19 +161,19 @@ impl fmt::Display for Diagnosis {
                 k.table_full_lines, k.table_full_elsewhere
             )?;
             for l in &k.last {
-                writeln!(f, "  {l}")?;
+                writeln!(f, "  {}", esc(l))?;
             }
         } else {
             writeln!(
                 f,
                 "kernel log: not readable ({})",
-                k.error.as_deref().unwrap_or("?")
+                esc(k.error.as_deref().unwrap_or("?"))
             )?;
         }
 
         writeln!(f, "checked:")?;
         for c in &self.checked {
-            writeln!(f, "  - {c}")?;
+            writeln!(f, "  - {}", esc(c))?;
         }
         Ok(())
     }

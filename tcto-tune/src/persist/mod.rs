@@ -410,7 +410,7 @@ pub fn plan_persist(
         }
     }
     for f in &mut out.findings {
-        if allow.contains(&f.code) {
+        if allow.contains(&f.code) && crate::check::allowable(&f.code) {
             f.allowed = true;
         }
     }

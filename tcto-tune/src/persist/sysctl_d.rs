@@ -22,7 +22,8 @@ pub const SYSCTL_D_NAME: &str = "99-tcto-tune.conf";
 /// Skip codes whose key is still persisted: the value cannot be set *now*
 /// (a global key inside a child namespace, a module not loaded yet) but
 /// will be at boot, in the initial namespace, after modules-load.d.
-const PERSIST_DESPITE: &[&str] = &["not-writable-here", "key-missing"];
+/// (`key-runs-program` is never among them: such a key is never persisted.)
+const PERSIST_DESPITE: &[&str] = &["not-writable-here", "key-missing", "key-host-wide"];
 
 /// One line of the sysctl.d file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -135,23 +135,227 @@ fn global_keys_in_a_child_namespace_are_skipped_unless_allowed() {
         .iter()
         .find(|k| k.key == "net.netfilter.nf_conntrack_max")
         .unwrap();
-    assert_eq!(skip.code, "not-writable-here");
-    assert!(skip.why.contains("initial network namespace"));
+    assert_eq!(skip.code, "key-host-wide");
+    assert!(skip.why.contains("change the host's value"), "{}", skip.why);
     assert!(!plain
         .changes
         .iter()
         .any(|c| c.key == "net.netfilter.nf_conntrack_max"));
-    let forced = plan_with(
-        &p,
-        &s,
-        &PlanOptions {
-            allow: ["not-writable-here".to_owned()].into(),
-        },
-    );
+    let allow = |codes: &[&str]| PlanOptions {
+        allow: codes.iter().map(|c| (*c).to_owned()).collect(),
+    };
+    // Allowed as host-wide, it is still read-only here.
+    let host_wide = plan_with(&p, &s, &allow(&["key-host-wide"]));
+    let skip = host_wide
+        .skipped
+        .iter()
+        .find(|k| k.key == "net.netfilter.nf_conntrack_max")
+        .unwrap();
+    assert_eq!(skip.code, "not-writable-here");
+    assert!(skip.why.contains("initial network namespace"));
+    let forced = plan_with(&p, &s, &allow(&["key-host-wide", "not-writable-here"]));
     assert!(forced
         .changes
         .iter()
         .any(|c| c.key == "net.netfilter.nf_conntrack_max"));
+}
+
+fn raw(key: &str, value: SysctlValue) -> RawSysctl {
+    RawSysctl {
+        key: SysctlName::new(key).unwrap(),
+        desired: Desired::exact(value),
+    }
+}
+
+/// A child namespace where, as in a container, `vm.swappiness` is writable
+/// (mode 0644) but the host's, and `net.core.rmem_max` is absent.
+fn container() -> SystemState {
+    let mut s = host();
+    s.in_initial_netns = false;
+    s.sysctls
+        .insert("vm.swappiness".into(), SysctlReading::rw("60"));
+    s.sysctls
+        .insert("net.core.rmem_max".into(), SysctlReading::missing());
+    s.sysctls
+        .insert("kernel.core_pattern".into(), SysctlReading::rw("core"));
+    s
+}
+
+#[test]
+fn a_host_wide_key_is_skipped_from_a_child_namespace_even_when_writable() {
+    let p = Profile::builder("t")
+        .sysctl(raw("vm.swappiness", SysctlValue::Int(59)))
+        .sysctl(raw("net.core.rmem_max", SysctlValue::Int(1 << 20)))
+        .sysctl(raw("net.ipv4.tcp_fin_timeout", SysctlValue::Int(30)))
+        .build();
+    let opts = |codes: &[&str]| PlanOptions {
+        allow: codes.iter().map(|c| (*c).to_owned()).collect(),
+    };
+    let plain = plan_with(&p, &container(), &opts(&["key-outside-scope"]));
+    let skipped: Vec<_> = plain
+        .skipped
+        .iter()
+        .map(|k| (k.key.as_str(), k.code.as_str()))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            ("net.core.rmem_max", "key-host-wide"),
+            ("vm.swappiness", "key-host-wide")
+        ]
+    );
+    assert!(plain.skipped[0]
+        .why
+        .contains("absent in this child network namespace"));
+    // The per-namespace key is planned; nothing refuses.
+    assert_eq!(plain.changes.len(), 1);
+    assert_eq!(plain.changes[0].key, "net.ipv4.tcp_fin_timeout");
+    assert!(plain.refusals().is_empty(), "{:?}", plain.findings);
+    // Without the allowance, the key outside `net.` also refuses.
+    let strict = plan(&p, &container());
+    assert_eq!(
+        strict
+            .refusals()
+            .iter()
+            .map(|f| f.code.as_str())
+            .collect::<Vec<_>>(),
+        vec!["key-outside-scope"]
+    );
+    // Both allowed: the write is planned (the operator said so twice).
+    let both = plan_with(
+        &p,
+        &container(),
+        &opts(&["key-outside-scope", "key-host-wide"]),
+    );
+    assert!(both.changes.iter().any(|c| c.key == "vm.swappiness"));
+    // The absent key then counts as unknown here, and says where.
+    assert_eq!(
+        both.refusals()
+            .iter()
+            .map(|f| f.code.as_str())
+            .collect::<Vec<_>>(),
+        vec!["unknown-sysctl"]
+    );
+    assert!(both.refusals()[0]
+        .message
+        .contains("does not exist in this network namespace"));
+}
+
+#[test]
+fn a_key_outside_net_refuses_on_the_host_too_unless_allowed() {
+    let mut s = host();
+    s.sysctls
+        .insert("vm.swappiness".into(), SysctlReading::rw("60"));
+    let p = Profile::builder("t")
+        .sysctl(raw("vm.swappiness", SysctlValue::Int(59)))
+        .build();
+    let refused = plan(&p, &s);
+    assert_eq!(codes(&refused), vec!["key-outside-scope"]);
+    assert!(refused.findings[0].blocks());
+    assert_eq!(
+        refused.findings[0].hint.as_deref(),
+        Some("if this change is deliberate, pass `--allow key-outside-scope`")
+    );
+    // On the host it is planned (and shown) all the same: only apply stops.
+    assert_eq!(refused.changes.len(), 1);
+    let allowed = plan_with(
+        &p,
+        &s,
+        &PlanOptions {
+            allow: ["key-outside-scope".to_owned()].into(),
+        },
+    );
+    assert!(allowed.refusals().is_empty());
+    // A per-namespace key alone raises nothing.
+    let net = Profile::builder("t")
+        .sysctl(raw("net.ipv4.tcp_fin_timeout", SysctlValue::Int(30)))
+        .build();
+    assert!(plan(&net, &s).findings.is_empty());
+}
+
+#[test]
+fn a_key_that_runs_a_program_is_refused_whatever_is_allowed() {
+    let every: BTreeSet<String> = crate::check::CODES
+        .iter()
+        .map(|(c, _, _)| (*c).to_owned())
+        .chain(["key-runs-program".to_owned()])
+        .collect();
+    for state in [host(), container()] {
+        for (key, value) in [
+            ("kernel.core_pattern", "|/tmp/evil %p"),
+            ("kernel.modprobe", "/tmp/evil"),
+            ("kernel.hotplug", "/tmp/evil"),
+            ("kernel.poweroff_cmd", "/tmp/evil"),
+            ("kernel.usermodehelper.bset", "4294967295 4294967295"),
+            ("fs.binfmt_misc.register", ":evil:E::evil::/tmp/evil:"),
+        ] {
+            let mut p = Profile::builder("t")
+                .sysctl(raw(key, SysctlValue::Text(value.into())))
+                .build();
+            // A library caller can put any code in the profile's list.
+            p.allow.insert("key-runs-program".into());
+            let planned = plan_with(
+                &p,
+                &state,
+                &PlanOptions {
+                    allow: every.clone(),
+                },
+            );
+            assert!(planned.changes.is_empty(), "{key}: {:?}", planned.changes);
+            assert!(planned.unchanged.is_empty());
+            assert_eq!(planned.skipped[0].code, "key-runs-program");
+            let refusals = planned.refusals();
+            assert_eq!(refusals.len(), 1, "{key}: {:?}", planned.findings);
+            assert_eq!(refusals[0].code, "key-runs-program");
+            assert!(!refusals[0].allowed);
+            assert!(!refusals[0].to_string().contains("(allowed)"));
+        }
+    }
+    // Already the value on the host: still refused, so `persist` never
+    // copies it into sysctl.d as "unchanged".
+    let mut s = host();
+    s.sysctls.insert(
+        "kernel.core_pattern".into(),
+        SysctlReading::rw("|/usr/lib/systemd/systemd-coredump %P"),
+    );
+    let same = Profile::builder("t")
+        .sysctl(raw(
+            "kernel.core_pattern",
+            SysctlValue::Text("|/usr/lib/systemd/systemd-coredump %P".into()),
+        ))
+        .build();
+    let p = plan(&same, &s);
+    assert!(p.unchanged.is_empty() && p.changes.is_empty());
+    assert_eq!(codes(&p), vec!["key-runs-program"]);
+    // Replacing a pipe is refused too: its rollback would write one.
+    let away = Profile::builder("t")
+        .sysctl(raw("kernel.core_pattern", SysctlValue::Text("core".into())))
+        .build();
+    let p = plan(&away, &s);
+    assert_eq!(codes(&p), vec!["key-runs-program"]);
+    assert!(p.findings[0]
+        .message
+        .contains("replacing it would make its rollback"));
+    s.sysctls
+        .insert("kernel.core_pattern".into(), SysctlReading::rw("core"));
+    // A plain core file path is only outside the scope.
+    let plain = Profile::builder("t")
+        .sysctl(raw(
+            "kernel.core_pattern",
+            SysctlValue::Text("core.%p".into()),
+        ))
+        .build();
+    assert_eq!(codes(&plan(&plain, &s)), vec!["key-outside-scope"]);
+}
+
+#[test]
+fn a_finding_marked_allowed_by_hand_still_blocks_when_never_allowable() {
+    let mut f = Finding::new("key-runs-program", Severity::Refuse, "x");
+    f.allowed = true;
+    assert!(f.blocks());
+    let mut g = Finding::new("key-outside-scope", Severity::Refuse, "x");
+    g.allowed = true;
+    assert!(!g.blocks());
 }
 
 #[test]
@@ -450,4 +654,37 @@ fn a_profile_allow_list_allows_like_the_flag() {
     p.allow.insert("somaxconn-above-app-backlog".into());
     let allowed = plan(&p, &s);
     assert!(allowed.refusals().is_empty() && allowed.findings[0].allowed);
+}
+
+#[test]
+fn text_snapshot_of_a_container_plan_with_keys_out_of_scope() {
+    let mut s = container();
+    // A value someone set with an escape sequence in it.
+    s.sysctls.insert(
+        "kernel.core_pattern".into(),
+        SysctlReading::rw("core\u{1b}]0;pwned\u{7}"),
+    );
+    s.sysctls.insert(
+        "kernel.modprobe".into(),
+        SysctlReading::rw("/sbin/modprobe"),
+    );
+    let p = Profile::builder("scope")
+        .sysctl(raw("vm.swappiness", SysctlValue::Int(59)))
+        .sysctl(raw("net.core.rmem_max", SysctlValue::Int(1 << 20)))
+        .sysctl(raw("net.ipv4.tcp_fin_timeout", SysctlValue::Int(30)))
+        .sysctl(raw(
+            "kernel.modprobe",
+            SysctlValue::Text("/tmp/evil".into()),
+        ))
+        .sysctl(raw(
+            "kernel.core_pattern",
+            SysctlValue::Text("/var/crash/core".into()),
+        ))
+        .build();
+    let text = plan(&p, &s).to_string();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
 }

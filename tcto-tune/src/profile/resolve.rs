@@ -132,6 +132,28 @@ pub fn load_text(
 ) -> Result<Profile, ProfileError> {
     let first = parse(origin, text.to_owned())?;
     let chain = follow_extends(first)?;
+    // The name lands in the header line of /etc/sysctl.d/99-tcto-tune.conf,
+    // in persisted.toml and in printed commands: a newline in it (from the
+    // file or, by default, the file's own name) would inject a line into a
+    // file systemd-sysctl applies at boot.
+    for layer in &chain {
+        let at = |key: &str| {
+            let pos = layer.text.find(key).unwrap_or(0);
+            pos..pos
+        };
+        check_text("`name`", &layer.name()).map_err(|m| {
+            let m = if layer.spec.name.is_some() {
+                m
+            } else {
+                format!("{m} (the default name is the file's name: set `name = \"...\"`)")
+            };
+            layer.at(at("name"), Some("name"), m)
+        })?;
+        if let Some(d) = &layer.spec.description {
+            check_text("`description`", d)
+                .map_err(|m| layer.at(at("description"), Some("description"), m))?;
+        }
+    }
     let values = fill_variables(&chain, vars)?;
     let mut profile = Profile::default();
     // Base first, so each child overrides what it inherits.
@@ -540,6 +562,16 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
                 format!(
                     "unknown code `{}` in `allow`",
                     code.get_ref().escape_debug()
+                ),
+            ));
+        }
+        if !crate::check::allowable(code.get_ref()) {
+            return Err(layer.at(
+                code.span(),
+                Some("allow"),
+                format!(
+                    "`{}` in `allow` can never be allowed: the key makes the kernel run a program or load code as root",
+                    code.get_ref()
                 ),
             ));
         }

@@ -326,3 +326,29 @@ fn a_bad_set_value_is_a_usage_error_and_a_bad_file_value_is_not() {
     assert!(!e.is_usage(), "{e}");
     assert!(e.to_string().contains("`10.0.1.5/32`"), "{e}");
 }
+
+#[test]
+fn a_name_or_description_with_a_newline_is_refused() {
+    // `name` goes into the header line of the persisted sysctl.d file: a
+    // newline would inject `kernel.core_pattern = |...` as a line of its own.
+    let e = err("name = \"x\\nkernel.core_pattern = |/tmp/evil\"\n[backlog]\nsomaxconn = 4096\n");
+    assert!(
+        e.starts_with("/p/mine.toml:1:1: `name` contains a newline or control character"),
+        "{e}"
+    );
+    let e = err("name = \"ok\"\ndescription = \"d\\u001b[31m\"\n");
+    assert!(
+        e.starts_with("/p/mine.toml:2:1: `description` contains a newline"),
+        "{e}"
+    );
+    // The default name is the file's: a file name can hold a newline too.
+    let e = load_text(
+        ProfileOrigin::File("/p/x\nkernel.modprobe = y.toml".into()),
+        "[backlog]\nsomaxconn = 4096\n",
+        &BTreeMap::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("the default name is the file's name"), "{e}");
+    assert!(from_text("name = \"fine name\"\ndescription = \"ünïcødé ok\"\n").is_ok());
+}

@@ -66,6 +66,12 @@ impl Sysctls for LinuxSysctls {
             value: value.to_owned(),
             source,
         };
+        // The planner refuses these keys; this is the last line, for a plan
+        // built or edited by hand: the only code that writes a sysctl never
+        // writes one that makes the kernel run a program.
+        if let Some(why) = crate::scope::runs_program(key.as_str(), value) {
+            return Err(err(io::Error::new(io::ErrorKind::PermissionDenied, why)));
+        }
         let ctl = Ctl::new(key.as_str()).map_err(|e| err(io_of(e)))?;
         // `set_value` writes, then reads the key back from /proc itself
         // (`set_value_string` would read it a second time).
@@ -176,5 +182,22 @@ mod tests {
             None
         );
         assert_eq!(s.read(&SysctlName::new("net.core").unwrap()).unwrap(), None);
+    }
+
+    #[test]
+    fn never_writes_a_key_that_runs_a_program() {
+        // Refused before any system call: safe to run anywhere.
+        let e = LinuxSysctls
+            .write(
+                &SysctlName::new("kernel.core_pattern").unwrap(),
+                "|/tmp/evil %p",
+            )
+            .unwrap_err();
+        assert_eq!(e.errno(), None);
+        let SystemError::SysctlWrite { source, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(source.kind(), io::ErrorKind::PermissionDenied);
+        assert!(source.to_string().contains("run that program as root"));
     }
 }

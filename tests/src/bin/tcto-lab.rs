@@ -1,9 +1,11 @@
 //! `tcto-lab`: tiny network actors for the end-to-end tests.
 //!
-//! `tcto-lab listen --port P --backlog N [--addr A] [--accept]`: listen with
-//! exactly backlog N (std's TcpListener always uses 128), print `ready` and
-//! hold the socket until killed; without `--accept` it never accepts, so
-//! the accept queue fills like a stuck server's.
+//! `tcto-lab listen --port P --backlog N [--addr A] [--accept] [--comm NAME]`:
+//! listen with exactly backlog N (std's TcpListener always uses 128), print
+//! `ready` and hold the socket until killed; without `--accept` it never
+//! accepts, so the accept queue fills like a stuck server's. `--comm` renames
+//! the process with `prctl(PR_SET_NAME)` first, as any unprivileged user can
+//! (the hostile process name of the terminal-escape test).
 //!
 //! `tcto-lab connect --addr A --port P [--count N] [--timeout-ms T]`: make
 //! N TCP connections one after the other, each given T ms to complete, and
@@ -31,6 +33,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("listen") => {
+            if let Some(name) = arg(&args, "--comm") {
+                let c = std::ffi::CString::new(name).expect("no NUL in --comm");
+                // SAFETY: PR_SET_NAME reads a NUL-terminated string of which
+                // the kernel keeps the first 15 bytes; `c` outlives the call.
+                let rc = unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr()) };
+                assert_eq!(rc, 0, "prctl(PR_SET_NAME)");
+            }
             let port: u16 = arg(&args, "--port").expect("--port").parse().expect("port");
             let backlog: i32 = arg(&args, "--backlog")
                 .unwrap_or_else(|| "128".into())
