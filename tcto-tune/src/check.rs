@@ -195,7 +195,29 @@ fn app_backlog_hint(port: u16, new: i64) -> String {
 /// `somaxconn-above-app-backlog`, `app-backlog-unknown`, `listener-not-found`,
 /// `listener-needs-restart`.
 pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
-    let mut out = Vec::new();
+    // A port named with no listener and no declared backlog is worth
+    // saying whether or not somaxconn changes: the user named it for a
+    // reason (a typo, a service that is down, another namespace).
+    let mut out: Vec<Finding> = input
+        .profile
+        .listeners
+        .iter()
+        .filter(|l| l.backlog.is_none() && input.state.listeners_on(l.port).next().is_none())
+        .map(|l| {
+            Finding::new(
+                "listener-not-found",
+                Severity::Info,
+                format!(
+                    "nothing listens on port {} here, and no backlog was declared for it",
+                    l.port
+                ),
+            )
+            .hint(format!(
+                "declare the application's backlog with `--app-backlog {}=N`",
+                l.port
+            ))
+        })
+        .collect();
     let Some(change) = input.change("net.core.somaxconn") else {
         return out;
     };
@@ -226,23 +248,8 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                 }
                 Some(i64::from(b))
             }
-            None if live.is_empty() => {
-                out.push(
-                    Finding::new(
-                        "listener-not-found",
-                        Severity::Info,
-                        format!(
-                            "nothing listens on port {} here, and no backlog was declared for it",
-                            l.port
-                        ),
-                    )
-                    .hint(format!(
-                        "declare the application's backlog with `--app-backlog {}=N`",
-                        l.port
-                    )),
-                );
-                None
-            }
+            // Said above, whether or not somaxconn changes.
+            None if live.is_empty() => None,
             None => {
                 let wq = live.iter().map(|s| i64::from(s.backlog)).max().unwrap_or(0);
                 match current {
@@ -380,10 +387,21 @@ pub fn conntrack_timeout_range(input: &CheckInput) -> Vec<Finding> {
 
 /// `value-out-of-range`.
 pub fn value_out_of_range(input: &CheckInput) -> Vec<Finding> {
+    // The typed conntrack timeouts have their own, narrower range check
+    // (`conntrack-timeout-range`): one finding for one bad value, not two.
+    let timeouts: Vec<_> = input
+        .profile
+        .conntrack
+        .targets()
+        .into_iter()
+        .filter(|t| t.key.as_str().contains("_timeout_"))
+        .map(|t| t.key)
+        .collect();
     input
         .profile
         .sysctl_targets()
         .iter()
+        .filter(|t| !timeouts.contains(&t.key))
         .filter_map(|t| {
             let info = key_info(t.key.as_str())?;
             let v = t.desired.value.as_int()?;

@@ -438,6 +438,12 @@ fn no_backlog_findings_when_somaxconn_is_not_raised() {
 fn a_named_port_with_nothing_listening_is_reported() {
     let p = somaxconn_with_listener(4096, 8080, None);
     assert_eq!(codes(&plan(&p, &host())), vec!["listener-not-found"]);
+    // Issue 17: also when somaxconn does not change (512 is below the
+    // host's value, so nothing is planned for it).
+    let p = somaxconn_with_listener(512, 8080, None);
+    let unchanged = plan(&p, &host());
+    assert!(unchanged.changes.is_empty());
+    assert_eq!(codes(&unchanged), vec!["listener-not-found"]);
 }
 
 #[test]
@@ -502,6 +508,15 @@ fn conntrack_timeouts_must_be_sane() {
             p.findings
                 .iter()
                 .any(|f| f.code == "conntrack-timeout-range" && f.severity == Severity::Refuse),
+            "{bad}"
+        );
+    }
+    // Issue 17: one bad value gives one finding, not a second
+    // `value-out-of-range` for the same key.
+    for bad in [0, -5] {
+        assert_eq!(
+            codes(&plan(&t(bad), &host())),
+            vec!["conntrack-timeout-range"],
             "{bad}"
         );
     }
