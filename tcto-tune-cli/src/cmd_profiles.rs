@@ -47,7 +47,7 @@ pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
                 })
                 .collect();
             if g.json {
-                print_json(&entries)?;
+                print_json(&serde_json::json!({ "schema": 1, "profiles": entries }))?;
             } else {
                 let w = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
                 for e in entries {
@@ -87,7 +87,7 @@ pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
                 .into());
             };
             if g.json {
-                print_json(&serde_json::json!({ "name": name, "toml": text }))?;
+                print_json(&serde_json::json!({ "schema": 1, "name": name, "toml": text }))?;
             } else {
                 print!("{text}");
             }

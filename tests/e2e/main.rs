@@ -12,3 +12,4 @@ mod offload_nic;
 mod persist;
 mod plan;
 mod prometheus;
+mod schema;

@@ -1,0 +1,117 @@
+//! Every command's `--json` output, and an error under `--json`, checked
+//! against its JSON Schema in docs/schema/ (issue 17). The commands run
+//! for real inside a throwaway network namespace, with a listener, a
+//! journaled apply and a rollback, so the documents are what a script sees.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+use tcto_tune_tests::{in_netns, require_root, TempDir};
+
+const LISTEN_8080: &str = "tcto-lab listen --port 8080 --backlog 511 > /tmp/.lab-$$ 2>&1 &\nfor i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\nrm -f /tmp/.lab-$$\n";
+
+/// docs/schema/NAME.json with `common.json`'s definitions inlined, so the
+/// validator needs no resolver (nothing is ever fetched).
+fn schema(name: &str) -> Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema");
+    let read = |f: &str| -> Value {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"))
+    };
+    let common = read("common.json");
+    let text = serde_json::to_string(&read(&format!("{name}.json")))
+        .unwrap()
+        .replace("\"common.json#/$defs/", "\"#/$defs/");
+    let mut s: Value = serde_json::from_str(&text).unwrap();
+    let defs = s
+        .as_object_mut()
+        .unwrap()
+        .entry("$defs")
+        .or_insert_with(|| Value::Object(Default::default()));
+    for (k, v) in common["$defs"].as_object().unwrap() {
+        defs.as_object_mut().unwrap().insert(k.clone(), v.clone());
+    }
+    s
+}
+
+fn check(name: &str, doc: &str) {
+    let instance: Value =
+        serde_json::from_str(doc).unwrap_or_else(|e| panic!("{name}: not JSON ({e}):\n{doc}"));
+    let schema = schema(name);
+    let v = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name}.json: {e}"));
+    let errors: Vec<String> = v
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc}");
+}
+
+/// Run each `label=command` in one namespace, each output into its own file.
+fn outputs(commands: &[(&str, String)]) -> BTreeMap<String, String> {
+    let d = TempDir::new("schema");
+    let mut script = format!("export TCTO_TUNE_STATE_DIR={}/s\n{LISTEN_8080}", d.path());
+    for (i, (label, cmd)) in commands.iter().enumerate() {
+        script.push_str(&format!(
+            "{{ {cmd}; }} > {}/{label}.json || {{ echo '{label} failed' >&2; exit {}; }}\n",
+            d.path(),
+            10 + i
+        ));
+    }
+    let r = in_netns(&script);
+    assert_eq!(r.code, 0, "{r}");
+    commands
+        .iter()
+        .map(|(label, _)| {
+            let text = std::fs::read_to_string(d.0.join(format!("{label}.json"))).unwrap();
+            (label.to_string(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn every_json_output_matches_its_schema() {
+    if !require_root("every_json_output_matches_its_schema") {
+        return;
+    }
+    let cmds: Vec<(&str, String)> = vec![
+        (
+            "plan",
+            "tcto-tune plan --json --profile high-conn --port 8080".into(),
+        ),
+        (
+            "diagnose",
+            "tcto-tune diagnose --json --interval 100ms".into(),
+        ),
+        (
+            "verify",
+            "tcto-tune verify --json --for 200ms --port 8080".into(),
+        ),
+        (
+            "probe",
+            "tcto-tune probe 127.0.0.1:8080 --count 3 --json".into(),
+        ),
+        ("profiles-list", "tcto-tune profiles list --json".into()),
+        (
+            "profiles-show",
+            "tcto-tune profiles show high-conn --json".into(),
+        ),
+        (
+            "error-usage",
+            "tcto-tune plan --json --profile nosuch; test $? -eq 2".into(),
+        ),
+        (
+            "error-runtime",
+            "tcto-tune plan --json --profile /nonexistent/p.toml; test $? -eq 1".into(),
+        ),
+    ];
+    let out = outputs(&cmds);
+    for (label, doc) in &out {
+        let name = match label.as_str() {
+            "profiles-list" | "profiles-show" => "profiles",
+            l if l.starts_with("error") => "error",
+            l => l,
+        };
+        check(name, doc);
+    }
+}
