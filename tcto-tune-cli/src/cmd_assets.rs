@@ -199,6 +199,50 @@ mod tests {
         assert!(cli.is_ok());
     }
 
+    /// What bash offers for `words` (the last one being completed).
+    fn bash_complete(words: &[&str]) -> String {
+        let dir = std::env::temp_dir().join(format!("tcto-tune-bash-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tcto-tune.bash");
+        fs::write(&file, cmd_completions::script(Shell::Bash)).unwrap();
+        let line = words.join(" ");
+        let prog = format!(
+            ". '{}'; COMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; \
+             _tcto__tune tcto-tune '{}' '{}'; echo \"${{COMPREPLY[*]}}\"",
+            file.display(),
+            words.len() - 1,
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(prog)
+            .output()
+            .unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    #[test]
+    fn bash_completes_subcommands_their_flags_and_profiles() {
+        assert_eq!(bash_complete(&["tcto-tune", "pl"]), "plan");
+        assert_eq!(bash_complete(&["tcto-tune", "plan", "--prof"]), "--profile");
+        assert_eq!(
+            bash_complete(&["tcto-tune", "persist", "--dry"]),
+            "--dry-run"
+        );
+        assert_eq!(
+            bash_complete(&["tcto-tune", "plan", "--profile", "hi"]),
+            "high-conn"
+        );
+        assert_eq!(bash_complete(&["tcto-tune", "profiles", "sh"]), "show");
+    }
+
     #[test]
     fn the_packaged_unit_is_the_library_s() {
         let dir = std::env::temp_dir().join(format!("tcto-tune-assets-{}", std::process::id()));

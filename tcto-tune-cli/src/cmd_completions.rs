@@ -52,6 +52,15 @@ pub fn script(shell: Shell) -> Vec<u8> {
     let mut cmd = completion_command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "tcto-tune", &mut out);
+    if shell == Shell::Bash {
+        // clap_complete 4.6's bash generator escapes the `-` of a binary
+        // name two ways: the walk over the words names a subcommand
+        // `tcto__tune__subcmd__plan`, its case arm
+        // `tcto__subcmd__tune__subcmd__plan`, so nothing after the first
+        // word would complete. One spelling, the walk's, fixes it.
+        let text = String::from_utf8_lossy(&out).replace("tcto__subcmd__tune", "tcto__tune");
+        return text.into_bytes();
+    }
     out
 }
 
