@@ -94,7 +94,7 @@ fn exec_quoted(exec: &str) -> String {
 
 /// The unit text `persist` writes when the package's unit is not there.
 pub fn render(profile: &str, exec: &str, ifaces: &[String]) -> String {
-    body(header("#", profile), &exec_quoted(exec), ifaces, "")
+    body(header("#", profile), &exec_quoted(exec), ifaces)
 }
 
 /// The unit the Debian package ships as [`PACKAGED_UNIT_PATH`]: the same
@@ -104,12 +104,7 @@ pub fn render_packaged() -> String {
                 # Local changes: `systemctl edit tcto-tune-restore.service`.\n"
         .to_owned();
     // Unquoted, so that the line is exactly PACKAGED_EXEC_START.
-    body(
-        head,
-        PACKAGED_EXEC,
-        &[],
-        "Documentation=man:tcto-tune-persist(1)\n",
-    )
+    body(head, PACKAGED_EXEC, &[])
 }
 
 /// The drop-in that makes the packaged unit wait for the interfaces whose
@@ -124,18 +119,15 @@ pub fn render_dropin(profile: &str, ifaces: &[String]) -> String {
     out
 }
 
-fn body(mut out: String, exec: &str, ifaces: &[String], doc: &str) -> String {
+fn body(mut out: String, exec: &str, ifaces: &[String]) -> String {
     out.push_str(&format!(
         "#\n# Re-applies the NOTRACK rules and NIC offloads saved in {PERSISTED_PATH}\n\
          # at boot. Sysctls are not here: systemd-sysctl applies /etc/sysctl.d.\n"
     ));
     out.push_str(
         "\n[Unit]\n\
-         Description=Re-apply tcto-tune NOTRACK rules and NIC offloads\n",
-    );
-    out.push_str(doc);
-    out.push_str(
-        "DefaultDependencies=no\n\
+         Description=Re-apply tcto-tune NOTRACK rules and NIC offloads\n\
+         DefaultDependencies=no\n\
          Wants=network-pre.target\n\
          Before=network-pre.target shutdown.target\n\
          After=local-fs.target systemd-modules-load.service nftables.service netfilter-persistent.service\n\
@@ -237,7 +229,7 @@ pub fn own_path_finding(exec: &str) -> Option<Finding> {
             Severity::Warn,
             format!("the boot unit runs `{exec}` (this binary's own path unless `--exec` named it), not the packaged {PACKAGED_EXEC}: it fails at every boot once that file moves or its build tree is cleaned"),
         )
-        .hint("install the Debian package (`scripts/package`, then `apt install ./target/debian/tcto-tune_*.deb`) and persist again with /usr/bin/tcto-tune, or pass `--exec` naming a binary that stays")
+        .hint("install the Debian package (docs/packaging.md) and persist again with its /usr/bin/tcto-tune, or pass `--exec` naming a binary that stays")
     })
 }
 
