@@ -6,6 +6,8 @@
 //! 4 changes pending (`plan --exit-code`).
 
 mod cmd_apply;
+mod cmd_assets;
+mod cmd_completions;
 mod cmd_diagnose;
 mod cmd_history;
 mod cmd_persist;
@@ -27,7 +29,7 @@ use crate::output::{CliError, Exit};
 /// Fix TCP connect timeouts at their root: conntrack, listen backlogs,
 /// NOTRACK rules and NIC offloads, as checked, reversible plans.
 #[derive(Debug, Parser)]
-#[command(name = "tcto-tune", version, about, long_about = None)]
+#[command(name = "tcto-tune", version = env!("TCTO_TUNE_VERSION"), about, long_about = None)]
 struct Cli {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
@@ -102,6 +104,12 @@ enum Command {
     },
     /// Make N TCP connects to one address; count outcomes and time handshakes.
     Probe(cmd_probe::ProbeArgs),
+    /// Print the shell completion script for SHELL on stdout, e.g.
+    /// `tcto-tune completions bash > /etc/bash_completion.d/tcto-tune`.
+    Completions(cmd_completions::CompletionsArgs),
+    /// Write the man pages, completions and unit the package installs.
+    #[command(hide = true)]
+    GenerateAssets(cmd_assets::AssetsArgs),
 }
 
 impl Command {
@@ -117,6 +125,8 @@ impl Command {
             Command::Diagnose(_) => "diagnose",
             Command::Verify { .. } => "verify",
             Command::Probe(_) => "probe",
+            Command::Completions(_) => "completions",
+            Command::GenerateAssets(_) => "generate-assets",
         }
     }
 }
@@ -202,6 +212,8 @@ fn main() -> ExitCode {
         Command::Diagnose(args) => cmd_diagnose::run(&global, args),
         Command::Verify { args, .. } => cmd_verify::run(&global, args),
         Command::Probe(args) => cmd_probe::run(&global, args),
+        Command::Completions(args) => cmd_completions::run(args),
+        Command::GenerateAssets(args) => cmd_assets::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -130,6 +130,7 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("persist-runtime-manager", "warn", "persist: kube-proxy or TuneD is present; both rewrite conntrack and backlog sysctls at their own start, after systemd-sysctl"),
     ("persist-target-symlink", "refuse", "persist: a symbolic link sits where tcto-tune would write a file; it is never followed (allowing the code does not make the write follow it)"),
     ("persist-replaces-profile", "info", "persist: a file tcto-tune wrote from another profile is replaced; each part (sysctls, NOTRACK/offloads) holds one profile at a time"),
+    ("persist-unit-own-path", "warn", "persist: the boot unit it writes runs a binary outside the package's /usr/bin (a build tree, ~/.cargo/bin); the unit fails at boot once that file is gone"),
     ("conntrack-built-in", "info/skip", "persist: nf_conntrack is built into the kernel, so no modules-load.d or modprobe.d file is written (hash size: kernel command line)"),
 ];
 

@@ -12,7 +12,11 @@
 //! | `/etc/modprobe.d/99-tcto-tune.conf` | buckets, module not built in | `options nf_conntrack hashsize=N` sizes the hash when the module loads |
 //! | `/etc/tcto-tune/persisted.toml` | NOTRACK or offloads | the kernel forgets both; the unit re-applies this |
 //! | `/etc/systemd/system/tcto-tune-restore.service` | same | runs `tcto-tune apply --persisted` early in boot |
+//! | `.../tcto-tune-restore.service.d/50-interfaces.conf` | packaged unit, offloads | the interfaces the packaged unit waits for |
 //! | `.../multi-user.target.wants/tcto-tune-restore.service` | same | the symlink `systemctl enable` would make |
+//!
+//! With the Debian package's unit installed and the packaged binary
+//! persisting, the unit in /etc is not written (see [`unit`]).
 //!
 //! A file no longer needed (a profile without NOTRACK persisted over one
 //! with it) is planned as `Absent`: these paths are tcto-tune's own.
@@ -66,6 +70,7 @@ pub const MANAGED_FILES: &[&str] = &[
     MODPROBE_PATH,
     PERSISTED_PATH,
     UNIT_PATH,
+    unit::DROPIN_PATH,
     WANTS_PATH,
 ];
 
@@ -140,6 +145,11 @@ pub struct PersistFacts {
     pub module: ModuleState,
     /// kube-proxy / TuneD found.
     pub managers: Vec<Manager>,
+    /// The Debian package's unit is installed under the root
+    /// ([`unit::PACKAGED_UNIT_PATH`]): `persist` by the packaged binary
+    /// enables it instead of writing one.
+    #[serde(default)]
+    pub packaged_unit: bool,
 }
 
 /// Options of [`plan_persist`].
@@ -195,6 +205,7 @@ pub fn host_path(root: &str, path: &str) -> String {
 /// Finding codes of this module (see [`crate::check::CODES`]).
 pub mod codes {
     pub use super::conflicts::{ALSO_SET, OVERRIDDEN};
+    pub use super::unit::codes::UNIT_OWN_PATH;
     /// A tool that rewrites our values at its own start is present.
     pub const RUNTIME_MANAGER: &str = "persist-runtime-manager";
     /// A symlink sits where we would write a file.
@@ -306,22 +317,18 @@ pub fn plan_persist(
         after: when(bytes(restore::render(profile, &opts.allow))),
         reason: "NOTRACK rules and NIC offloads to re-apply at boot".into(),
     });
-    wanted.push(Wanted {
-        sysctl_part: false,
-        path: UNIT_PATH,
-        after: when(bytes(unit::render(
-            name,
-            &opts.exec,
-            &restore::ifaces(profile),
-        ))),
-        reason: "runs `tcto-tune apply --persisted` before network-pre.target".into(),
-    });
-    wanted.push(Wanted {
-        sysctl_part: false,
-        path: WANTS_PATH,
-        after: when(Value::Symlink(UNIT_PATH.into())),
-        reason: "enables the unit (what `systemctl enable` would link)".into(),
-    });
+    let ifaces = restore::ifaces(profile);
+    for f in unit::files(name, &opts.exec, &ifaces, facts.packaged_unit) {
+        wanted.push(Wanted {
+            sysctl_part: false,
+            path: f.path,
+            after: when(f.after),
+            reason: f.reason,
+        });
+    }
+    if restore && !unit::use_packaged(&opts.exec, facts.packaged_unit) {
+        out.findings.extend(unit::own_path_finding(&opts.exec));
+    }
 
     for w in wanted {
         // A profile persists only the parts it has: persisting a NOTRACK

@@ -441,3 +441,42 @@ fn exec_paths_are_checked() {
     assert!(check_exec("/usr/bin/a\"b").is_err());
     assert!(check_exec("/usr/bin/a\nb").is_err());
 }
+
+#[test]
+fn the_packaged_binary_enables_the_packaged_unit_and_drops_a_stale_copy() {
+    let profile = notrack_profile();
+    let runtime = crate::plan(&profile, &state(true));
+    let packaged = PersistOptions {
+        exec: unit::PACKAGED_EXEC.into(),
+        ..Default::default()
+    };
+    let mut f = facts(loadable());
+    f.packaged_unit = true;
+    // A unit an earlier build-tree persist wrote would shadow the package's.
+    f.existing
+        .insert(host(UNIT_PATH), Value::Bytes(b"[Service]\n".to_vec()));
+    let p = plan_persist(&profile, &runtime, &f, &packaged);
+    assert_eq!(change_paths(&p), [PERSISTED_PATH, UNIT_PATH, WANTS_PATH]);
+    let after = |path: &str| {
+        let c = p.changes.iter().find(|c| c.key == host(path)).unwrap();
+        c.after.clone()
+    };
+    assert_eq!(after(UNIT_PATH), Value::Absent);
+    assert_eq!(
+        after(WANTS_PATH),
+        Value::Symlink(unit::PACKAGED_UNIT_PATH.into())
+    );
+    assert!(!codes(&p).contains(&unit::codes::UNIT_OWN_PATH));
+    // The same binary without the package's unit in the root writes its own.
+    f.packaged_unit = false;
+    let p = plan_persist(&profile, &runtime, &f, &packaged);
+    assert!(content(&p, UNIT_PATH).contains("ExecStart=\"/usr/bin/tcto-tune\" apply --persisted"));
+    assert!(!codes(&p).contains(&unit::codes::UNIT_OWN_PATH));
+    // Another binary writes its own and is warned.
+    let p = persist(&profile, &state(true), &f);
+    assert!(
+        codes(&p).contains(&unit::codes::UNIT_OWN_PATH),
+        "{:?}",
+        codes(&p)
+    );
+}

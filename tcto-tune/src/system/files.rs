@@ -276,7 +276,20 @@ pub fn read_persist_facts(root: &Path) -> Result<PersistFacts, SystemError> {
     facts.sysctl_sources = read_sysctl_sources(&root)?;
     facts.module = conntrack_module(&root);
     facts.managers = managers(&root);
+    facts.packaged_unit = packaged_unit(&root);
     Ok(facts)
+}
+
+/// Whether the Debian package's restore unit is installed under `root`
+/// (through `/lib` or merged `/usr`), recognised by its `ExecStart=` line.
+fn packaged_unit(root: &Path) -> bool {
+    use crate::persist::unit::{PACKAGED_EXEC_START, PACKAGED_UNIT_PATH, PACKAGED_UNIT_USR_PATH};
+    [PACKAGED_UNIT_PATH, PACKAGED_UNIT_USR_PATH]
+        .iter()
+        .any(|p| {
+            fs::read_to_string(under(root, p))
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == PACKAGED_EXEC_START))
+        })
 }
 
 fn read_sysctl_sources(root: &Path) -> Result<Vec<SysctlSource>, SystemError> {

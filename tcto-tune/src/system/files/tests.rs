@@ -205,3 +205,24 @@ fn an_image_without_kernel_modules_is_unknown() {
         ModuleState::Unknown
     );
 }
+
+#[test]
+fn the_packaged_unit_is_recognised_by_its_exec_start_only() {
+    use crate::persist::unit::render_packaged;
+    let t = Tmp::new("packaged");
+    let r = &t.0;
+    assert!(!read_persist_facts(r).unwrap().packaged_unit);
+    // Merged /usr: /lib is a relative link to usr/lib, as on Debian 12.
+    fs::create_dir_all(r.join("usr/lib/systemd/system")).unwrap();
+    std::os::unix::fs::symlink("usr/lib", r.join("lib")).unwrap();
+    let unit = r.join("usr/lib/systemd/system/tcto-tune-restore.service");
+    // A unit of that name that runs something else is not the package's.
+    fs::write(
+        &unit,
+        "[Service]\nExecStart=/opt/x/tcto-tune apply --persisted\n",
+    )
+    .unwrap();
+    assert!(!read_persist_facts(r).unwrap().packaged_unit);
+    fs::write(&unit, render_packaged()).unwrap();
+    assert!(read_persist_facts(r).unwrap().packaged_unit);
+}
