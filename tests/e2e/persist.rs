@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use tcto_tune_tests::{in_netns, require_root, TempDir};
 
+mod sysctl_oracle;
+
 /// Keys only the initial namespace can set (`sysctl -p` fails on them in
 /// a child one): the loader test compares every other key.
 const GLOBAL_KEYS: &[&str] = &[
