@@ -169,7 +169,7 @@ fn a_failure_midway_restores_every_file_already_written() {
     std::fs::write(&victim, b"precious\n").unwrap();
     std::os::unix::fs::symlink(&victim, format!("{}{MODPROBE}", d.path())).unwrap();
     let r = in_netns(&format!(
-        "{} persist --profile high-conn --root {} --allow persist-target-symlink",
+        "{} persist --profile high-conn --root {} --allow persist-target-symlink --allow persist-foreign-file",
         tt(&d),
         d.path()
     ));
@@ -228,7 +228,7 @@ fn rollback_restores_previous_files_byte_for_byte_and_removes_new_ones() {
     std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
     std::fs::write(format!("{}{SYSCTL_D}", d.path()), &old).unwrap();
     let r = in_netns(&format!(
-        "{tt} persist --profile high-conn --root {root} >/dev/null || exit 90\n\
+        "{tt} persist --profile high-conn --root {root} --allow persist-foreign-file >/dev/null || exit 90\n\
          stat -c '%a' {root}{SYSCTL_D} {root}{MODULES_LOAD} {root}{MODPROBE}\n\
          {tt} rollback || exit 91\n{tt} history",
         tt = tt(&d),
@@ -428,4 +428,51 @@ fn apply_persisted_reapplies_saved_offloads_checked_with_ethtool() {
          tcp-segmentation-offload: off\ngeneric-receive-offload: off\n",
         "{r}"
     );
+}
+
+#[test]
+fn a_foreign_file_at_our_path_refuses_unless_allowed_and_rollback_restores_it() {
+    if !require_root("a_foreign_file_at_our_path_refuses_unless_allowed_and_rollback_restores_it") {
+        return;
+    }
+    let d = TempDir::new("persist-foreign");
+    std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
+    std::fs::create_dir_all(format!("{}/etc/modprobe.d", d.path())).unwrap();
+    let admin = b"net.ipv4.tcp_fin_timeout = 30\n".to_vec();
+    let floppy = b"blacklist floppy\n".to_vec();
+    std::fs::write(format!("{}{SYSCTL_D}", d.path()), &admin).unwrap();
+    std::fs::write(format!("{}{MODPROBE}", d.path()), &floppy).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {}",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 3, "{r}");
+    for f in [SYSCTL_D, MODPROBE] {
+        assert!(
+            r.stdout.contains(&format!(
+                "refuse [persist-foreign-file] {}{f} exists and was not written by tcto-tune",
+                d.path()
+            )),
+            "{f}: {r}"
+        );
+    }
+    assert!(r.stderr.contains("--allow persist-foreign-file"), "{r}");
+    assert_eq!(read(&d, SYSCTL_D), admin);
+    assert_eq!(read(&d, MODPROBE), floppy);
+    // Allowed: replaced, and the prior content is journaled.
+    let r = in_netns(&format!(
+        "{tt} persist --profile high-conn --root {root} --allow persist-foreign-file || exit 90\n\
+         grep -c 'Written by tcto-tune' {root}{SYSCTL_D} {root}{MODPROBE} || exit 91\n\
+         {tt} rollback",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("warn (allowed) [persist-foreign-file]"),
+        "{r}"
+    );
+    assert_eq!(read(&d, SYSCTL_D), admin);
+    assert_eq!(read(&d, MODPROBE), floppy);
 }

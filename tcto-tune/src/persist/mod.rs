@@ -201,6 +201,8 @@ pub mod codes {
     pub const TARGET_SYMLINK: &str = "persist-target-symlink";
     /// A file written from another profile is replaced.
     pub const REPLACES_PROFILE: &str = "persist-replaces-profile";
+    /// A file at one of our paths lacks our header: someone else wrote it.
+    pub const FOREIGN_FILE: &str = "persist-foreign-file";
     /// nf_conntrack is built in: module files skipped.
     pub const BUILT_IN: &str = "conntrack-built-in";
 }
@@ -369,6 +371,11 @@ pub fn plan_persist(
             }
             continue;
         }
+        if let Value::Bytes(_) = &before {
+            if written_by(&before).is_none() {
+                out.findings.push(foreign(&host, &w.after));
+            }
+        }
         if let (Value::Symlink(link), Value::Bytes(_)) = (&before, &w.after) {
             out.findings.push(
                 Finding::new(
@@ -412,10 +419,31 @@ pub fn plan_persist(
     for f in &mut out.findings {
         if allow.contains(&f.code) {
             f.allowed = true;
+            if f.code == codes::FOREIGN_FILE {
+                f.severity = Severity::Warn;
+            }
         }
     }
     out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
+}
+
+/// `persist-foreign-file`: a file at one of our paths that tcto-tune did
+/// not write (no header) would be replaced or removed. Refuses unless
+/// allowed; either way the apply journals its content, so `rollback`
+/// brings it back byte for byte.
+fn foreign(host: &str, after: &Value) -> Finding {
+    let what = if *after == Value::Absent {
+        "removes"
+    } else {
+        "replaces"
+    };
+    Finding::new(
+        codes::FOREIGN_FILE,
+        Severity::Refuse,
+        format!("{host} exists and was not written by tcto-tune (no `Written by tcto-tune` header); persisting {what} it"),
+    )
+    .hint(format!("look at it (`cat {host}`) and move its lines to a file of your own, or pass `--allow {}` to replace it (its content is journaled; `tcto-tune rollback` restores it)", codes::FOREIGN_FILE))
 }
 
 /// The profile named in the header of a file tcto-tune wrote.
