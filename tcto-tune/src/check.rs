@@ -119,6 +119,7 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("persist-runtime-manager", "warn", "persist: kube-proxy or TuneD is present; both rewrite conntrack and backlog sysctls at their own start, after systemd-sysctl"),
     ("persist-target-symlink", "refuse", "persist: a symbolic link sits where tcto-tune would write a file; it is never followed (allowing the code does not make the write follow it)"),
     ("persist-foreign-file", "refuse", "persist: a file at a path tcto-tune writes (e.g. /etc/sysctl.d/99-tcto-tune.conf) has no tcto-tune header, so someone else wrote it; with --allow it is replaced, and its content is journaled so rollback restores it"),
+    ("persist-root-escape", "refuse", "persist: a path under --root leads out of the root through a symbolic link that climbs above it (absolute links are taken inside the root, as systemd's --root does); never allowed"),
     ("persist-replaces-profile", "info", "persist: a file tcto-tune wrote from another profile is replaced; each part (sysctls, NOTRACK/offloads) holds one profile at a time"),
     ("conntrack-built-in", "info/skip", "persist: nf_conntrack is built into the kernel, so no modules-load.d or modprobe.d file is written (hash size: kernel command line)"),
 ];

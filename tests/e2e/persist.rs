@@ -476,3 +476,95 @@ fn a_foreign_file_at_our_path_refuses_unless_allowed_and_rollback_restores_it() 
     assert_eq!(read(&d, SYSCTL_D), admin);
     assert_eq!(read(&d, MODPROBE), floppy);
 }
+
+#[test]
+fn root_links_are_taken_inside_the_image_and_links_leaving_it_are_refused() {
+    if !require_root("root_links_are_taken_inside_the_image_and_links_leaving_it_are_refused") {
+        return;
+    }
+    let d = TempDir::new("persist-escape");
+    let img = format!("{}/img", d.path());
+    let outside = format!("{}/outside", d.path());
+    std::fs::create_dir_all(format!("{outside}/sysctl.d")).unwrap();
+    std::fs::create_dir_all(&img).unwrap();
+    // 1. `IMG/etc -> OUTSIDE` (absolute): inside the image that is
+    //    IMG/OUTSIDE; nothing may land in the real OUTSIDE.
+    std::os::unix::fs::symlink(&outside, format!("{img}/etc")).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {img}",
+        tt(&d)
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        std::fs::read_dir(format!("{outside}/sysctl.d"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "wrote outside the image: {r}"
+    );
+    let inside = format!("{img}{outside}/sysctl.d/99-tcto-tune.conf");
+    assert!(std::fs::metadata(&inside).is_ok(), "{inside}: {r}");
+    assert!(r.stdout.contains(&inside), "{r}");
+    std::fs::remove_file(format!("{img}/etc")).unwrap();
+
+    // 2. A relative link that climbs above the root: refused, named, exit 3.
+    std::fs::create_dir_all(format!("{img}/etc")).unwrap();
+    let link = format!("{img}/etc/sysctl.d");
+    std::os::unix::fs::symlink("../../../../../../../../..{outside}/sysctl.d", &link).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {img} --allow persist-root-escape",
+        tt(&d)
+    ));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains(&format!(
+            "refuse [persist-root-escape] /etc/sysctl.d leads out of the root directory: `{link}` is a symbolic link"
+        )),
+        "{r}"
+    );
+    std::fs::remove_file(&link).unwrap();
+
+    // 3. The issue's crafted image, `etc/sysctl.d -> /etc/sysctl.d`: inside
+    //    the image a link to itself, a loop; an error, never the host's file.
+    std::os::unix::fs::symlink("/etc/sysctl.d", &link).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {img}",
+        tt(&d)
+    ));
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains("too many levels of symbolic links"),
+        "{r}"
+    );
+    assert!(r.stderr.contains(&link), "{r}");
+}
+
+#[test]
+fn rollback_never_writes_through_a_link_planted_after_persist() {
+    if !require_root("rollback_never_writes_through_a_link_planted_after_persist") {
+        return;
+    }
+    let d = TempDir::new("persist-escape-rb");
+    let img = format!("{}/img", d.path());
+    let outside = format!("{}/outside", d.path());
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(format!("{outside}/99-tcto-tune.conf"), "host's own\n").unwrap();
+    std::fs::create_dir_all(&img).unwrap();
+    let r = in_netns(&format!(
+        "{tt} persist --profile high-conn --root {img} >/dev/null || exit 90\n\
+         mv {img}/etc/sysctl.d {img}/etc/sysctl.d.moved\n\
+         ln -s {outside} {img}/etc/sysctl.d\n\
+         {tt} rollback",
+        tt = tt(&d)
+    ));
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.code != 90, "{r}");
+    assert!(
+        (r.stdout.clone() + &r.stderr).contains("persist-root-escape"),
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{outside}/99-tcto-tune.conf")).unwrap(),
+        "host's own\n"
+    );
+}

@@ -127,6 +127,17 @@ pub struct Manager {
     pub evidence: String,
 }
 
+/// A path under `--root` that leads out of it (`persist-root-escape`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootEscape {
+    /// The in-image path persist wanted to read or write.
+    pub path: String,
+    /// Host path of the symbolic link that leads out.
+    pub link: String,
+    /// The link's target as stored.
+    pub target: String,
+}
+
 /// What the backend read for persist (`system::read_persist_facts`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistFacts {
@@ -134,6 +145,13 @@ pub struct PersistFacts {
     pub root: String,
     /// Current value of every managed file, by host path.
     pub existing: BTreeMap<String, Value>,
+    /// Host path of every managed file that resolves inside the root (links
+    /// followed as the image sees them), by in-image path.
+    #[serde(default)]
+    pub resolved: BTreeMap<String, String>,
+    /// Paths that lead out of the root.
+    #[serde(default)]
+    pub escapes: Vec<RootEscape>,
     /// sysctl.d files, directories in precedence order, names sorted.
     pub sysctl_sources: Vec<SysctlSource>,
     /// nf_conntrack built in or not.
@@ -203,6 +221,8 @@ pub mod codes {
     pub const REPLACES_PROFILE: &str = "persist-replaces-profile";
     /// A file at one of our paths lacks our header: someone else wrote it.
     pub const FOREIGN_FILE: &str = "persist-foreign-file";
+    /// A path under `--root` leads out of it through a symbolic link.
+    pub const ROOT_ESCAPE: &str = "persist-root-escape";
     /// nf_conntrack is built in: module files skipped.
     pub const BUILT_IN: &str = "conntrack-built-in";
 }
@@ -332,7 +352,14 @@ pub fn plan_persist(
         if (w.sysctl_part && entries.is_empty()) || (!w.sysctl_part && !restore) {
             continue;
         }
-        let host = host_path(&facts.root, w.path);
+        if facts.escapes.iter().any(|e| e.path == w.path) {
+            continue;
+        }
+        let host = facts
+            .resolved
+            .get(w.path)
+            .cloned()
+            .unwrap_or_else(|| host_path(&facts.root, w.path));
         let before = facts.existing.get(&host).cloned().unwrap_or(Value::Absent);
         if let Some(other) = written_by(&before).filter(|o| o != name) {
             if !before.matches(&w.after) {
@@ -399,6 +426,7 @@ pub fn plan_persist(
         });
     }
 
+    out.findings.extend(facts.escapes.iter().map(root_escape));
     out.findings
         .extend(conflicts::scan(&entries, &facts.sysctl_sources, &allow));
     if !entries.is_empty() {
@@ -423,6 +451,10 @@ pub fn plan_persist(
                 f.severity = Severity::Warn;
             }
         }
+        // Never allowed: the write would land outside the image.
+        if f.code == codes::ROOT_ESCAPE {
+            f.allowed = false;
+        }
     }
     out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
@@ -444,6 +476,23 @@ fn foreign(host: &str, after: &Value) -> Finding {
         format!("{host} exists and was not written by tcto-tune (no `Written by tcto-tune` header); persisting {what} it"),
     )
     .hint(format!("look at it (`cat {host}`) and move its lines to a file of your own, or pass `--allow {}` to replace it (its content is journaled; `tcto-tune rollback` restores it)", codes::FOREIGN_FILE))
+}
+
+/// `persist-root-escape`: never allowed, the file would be read or written
+/// outside the image.
+fn root_escape(e: &RootEscape) -> Finding {
+    Finding::new(
+        codes::ROOT_ESCAPE,
+        Severity::Refuse,
+        format!(
+            "{} leads out of the root directory: `{}` is a symbolic link to `{}`, which climbs above the root even when taken inside the image",
+            e.path, e.link, e.target
+        ),
+    )
+    .hint(format!(
+        "fix the link in the image (`ls -l {}`); an absolute link is taken inside the root, a relative one must not climb above it",
+        e.link
+    ))
 }
 
 /// The profile named in the header of a file tcto-tune wrote.
