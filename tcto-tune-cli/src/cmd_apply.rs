@@ -1,6 +1,5 @@
 //! `tcto-tune apply`: make the plan real, as one journaled transaction.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -9,7 +8,7 @@ use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions,
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
 
-use crate::cmd_persist::persisted_path;
+use crate::cmd_persist::persisted_profile;
 use crate::cmd_plan::compute_full;
 use crate::common::ProfileArgs;
 use crate::output::{print_json, require_privileges, CliError, Exit};
@@ -22,12 +21,13 @@ pub struct ApplyArgs {
     #[command(flatten)]
     profile: Option<ProfileArgs>,
 
-    /// Apply the NOTRACK rules and NIC offloads `persist` saved in
-    /// /etc/tcto-tune/persisted.toml (what tcto-tune-restore.service runs at boot).
+    /// Apply the NOTRACK rules and NIC offloads of every profile `persist`
+    /// saved in /etc/tcto-tune/persisted.d, as one transaction (what
+    /// tcto-tune-restore.service runs at boot).
     #[arg(long, conflicts_with = "ProfileArgs")]
     persisted: bool,
 
-    /// With `--persisted`: read persisted.toml under DIR instead of `/`.
+    /// With `--persisted`: read the persisted entries under DIR instead of `/`.
     #[arg(long, value_name = "DIR", requires = "persisted")]
     root: Option<PathBuf>,
 
@@ -71,17 +71,7 @@ pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
 fn persisted_plan(
     root: Option<&Path>,
 ) -> anyhow::Result<(tcto_tune::SystemState, tcto_tune::Plan)> {
-    let path = persisted_path(root);
-    if !path.exists() {
-        return Err(CliError::new(
-            format!("nothing persisted: `{}` does not exist", path.display()),
-            Some("run `tcto-tune persist --profile NAME` first".into()),
-            Exit::Error,
-        )
-        .into());
-    }
-    let profile = tcto_tune::profile::load(&path.display().to_string(), &BTreeMap::new())
-        .with_context(|| format!("cannot load the persisted plan `{}`", path.display()))?;
+    let profile = persisted_profile(root)?;
     let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
     // The codes allowed when persisting are recorded in the file (`allow`)
     // and honoured here through the profile.

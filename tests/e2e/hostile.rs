@@ -121,7 +121,7 @@ fn persisted_allowances_hold_at_boot() {
     let dir = TempDir::new("allowboot");
     let d = dir.path();
     let r = in_netns(&format!(
-        "mkdir -p {d}/img\ntcto-tune --state-dir {d}/s persist --profile offload-off --set iface=lo --allow offload-on-loopback --root {d}/img >/dev/null; echo persist=$?\ngrep -A1 '^allow' {d}/img/etc/tcto-tune/persisted.toml\ntcto-tune --state-dir {d}/s2 apply --persisted --root {d}/img --dry-run >/dev/null; echo boot=$?"
+        "mkdir -p {d}/img\ntcto-tune --state-dir {d}/s persist --profile offload-off --set iface=lo --allow offload-on-loopback --allow offload-cpu-cost --root {d}/img >/dev/null; echo persist=$?\ngrep -A1 '^allow' {d}/img/etc/tcto-tune/persisted.d/offload-off.toml\ntcto-tune --state-dir {d}/s2 apply --persisted --root {d}/img --dry-run >/dev/null; echo boot=$?"
     ));
     assert!(r.stdout.contains("persist=0"), "{r}");
     assert!(

@@ -195,7 +195,7 @@ enum Side {
 
 /// systemd-sysctl's ordered map, with where each entry came from: the
 /// surviving explicit entry for each key (rule 2 and 3).
-fn explicit_map<'a>(lines: &'a [(Side, Setting)]) -> Vec<&'a (Side, Setting)> {
+fn explicit_map(lines: &[(Side, Setting)]) -> Vec<&(Side, Setting)> {
     let mut map: Vec<&(Side, Setting)> = Vec::new();
     for l in lines {
         match map.iter().position(|m| m.1.pattern == l.1.pattern) {

@@ -10,12 +10,14 @@
 //! | `/etc/sysctl.d/99-tcto-tune.conf` | any sysctl | systemd-sysctl applies it at boot; `99-` sorts after the distribution's files |
 //! | `/etc/modules-load.d/99-tcto-tune.conf` | a conntrack key, module not built in | conntrack sysctls do not exist until nf_conntrack is loaded; systemd-sysctl runs after systemd-modules-load |
 //! | `/etc/modprobe.d/99-tcto-tune.conf` | buckets, module not built in | `options nf_conntrack hashsize=N` sizes the hash when the module loads |
-//! | `/etc/tcto-tune/persisted.toml` | NOTRACK or offloads | the kernel forgets both; the unit re-applies this |
+//! | `/etc/tcto-tune/persisted.d/NAME.toml` | every persisted profile | its entry: what was persisted from it ([`entries`]) |
 //! | `/etc/systemd/system/tcto-tune-restore.service` | same | runs `tcto-tune apply --persisted` early in boot |
 //! | `.../multi-user.target.wants/tcto-tune-restore.service` | same | the symlink `systemctl enable` would make |
 //!
-//! A file no longer needed (a profile without NOTRACK persisted over one
-//! with it) is planned as `Absent`: these paths are tcto-tune's own.
+//! Persisted profiles compose: each has its own entry, and every other file
+//! is rendered from the union of the entries, so persisting X never drops
+//! what Y persisted (see [`entries`]). A file no longer needed is planned
+//! as `Absent`, but only if it is ours (it has our header).
 //!
 //! The result is an ordinary [`Plan`] of `Target::File` changes, so the
 //! apply transaction journals every file's prior content, restores them on
@@ -24,6 +26,7 @@
 //! ours at boot.
 
 pub mod conflicts;
+pub mod entries;
 pub mod restore;
 pub mod sysctl_d;
 pub mod unit;
@@ -41,6 +44,8 @@ use crate::check::{Finding, Severity};
 use crate::fix::Intent;
 use crate::plan::{Plan, Skipped, Unchanged, PLAN_SCHEMA};
 use crate::profile::Profile;
+pub use entries::Persisted;
+use sysctl_d::Entry;
 
 /// The sysctl.d file.
 pub const SYSCTL_D_PATH: &str = "/etc/sysctl.d/99-tcto-tune.conf";
@@ -49,22 +54,28 @@ pub const MODULES_LOAD_PATH: &str = "/etc/modules-load.d/99-tcto-tune.conf";
 /// The modprobe.d file (`options nf_conntrack hashsize=N`; `99-` so that
 /// our option comes last and wins).
 pub const MODPROBE_PATH: &str = "/etc/modprobe.d/99-tcto-tune.conf";
-/// The persisted NOTRACK/offload profile.
-pub const PERSISTED_PATH: &str = "/etc/tcto-tune/persisted.toml";
+/// The directory of persisted entries, one `NAME.toml` per profile (the
+/// unit runs when it exists).
+pub const PERSISTED_PATH: &str = "/etc/tcto-tune/persisted.d";
+/// The single persisted profile of earlier versions: still read, and
+/// migrated to [`PERSISTED_PATH`] by the next persist.
+pub const LEGACY_PERSISTED_PATH: &str = "/etc/tcto-tune/persisted.toml";
 /// The restore unit.
 pub const UNIT_PATH: &str = "/etc/systemd/system/tcto-tune-restore.service";
 /// The symlink that enables the unit.
 pub const WANTS_PATH: &str =
     "/etc/systemd/system/multi-user.target.wants/tcto-tune-restore.service";
 
-/// Every file persist manages, in write order: sysctls first; the data
-/// file before the unit, and the unit before the link that enables it, so
-/// an interrupted persist never leaves an enabled unit without its data.
+/// Every fixed file persist manages (the entries in [`PERSISTED_PATH`]
+/// come on top). Plans write in this order, the entries before the unit:
+/// sysctls first; the data before the unit, and the unit before the link
+/// that enables it, so an interrupted persist never leaves an enabled unit
+/// without its data.
 pub const MANAGED_FILES: &[&str] = &[
     SYSCTL_D_PATH,
     MODULES_LOAD_PATH,
     MODPROBE_PATH,
-    PERSISTED_PATH,
+    LEGACY_PERSISTED_PATH,
     UNIT_PATH,
     WANTS_PATH,
 ];
@@ -152,6 +163,9 @@ pub struct PersistFacts {
     /// Paths that lead out of the root.
     #[serde(default)]
     pub escapes: Vec<RootEscape>,
+    /// The files in [`PERSISTED_PATH`] named `*.toml`, by host path.
+    #[serde(default)]
+    pub entry_files: BTreeMap<String, Value>,
     /// sysctl.d files, directories in precedence order, names sorted.
     pub sysctl_sources: Vec<SysctlSource>,
     /// nf_conntrack built in or not.
@@ -179,6 +193,14 @@ pub enum PersistError {
         path: String,
         /// Why.
         why: &'static str,
+    },
+    /// `persist --remove NAME` of a profile that is not persisted.
+    #[error("no persisted profile `{name}`{}", if persisted.is_empty() { " (nothing is persisted)".to_owned() } else { format!("; persisted: {}", persisted.join(", ")) })]
+    NotPersisted {
+        /// The name given.
+        name: String,
+        /// The names that are persisted.
+        persisted: Vec<String>,
     },
 }
 
@@ -217,8 +239,9 @@ pub mod codes {
     pub const RUNTIME_MANAGER: &str = "persist-runtime-manager";
     /// A symlink sits where we would write a file.
     pub const TARGET_SYMLINK: &str = "persist-target-symlink";
-    /// A file written from another profile is replaced.
-    pub const REPLACES_PROFILE: &str = "persist-replaces-profile";
+    pub use super::entries::{CONFLICT as ENTRIES_CONFLICT, UNREADABLE as ENTRY_UNREADABLE};
+    /// A profile name that cannot be a file name in persisted.d.
+    pub const BAD_NAME: &str = "persist-bad-name";
     /// A file at one of our paths lacks our header: someone else wrote it.
     pub const FOREIGN_FILE: &str = "persist-foreign-file";
     /// A path under `--root` leads out of it through a symbolic link.
@@ -228,151 +251,326 @@ pub mod codes {
 }
 
 struct Wanted {
-    /// Which part of the profile the file persists: the sysctl part
-    /// (sysctl.d, modules-load.d, modprobe.d) or the restore part
-    /// (persisted.toml, unit, link).
-    sysctl_part: bool,
-    path: &'static str,
+    /// In-image path.
+    path: String,
     after: Value,
     reason: String,
 }
 
+/// Codes of warnings about a diagnostic step (not a fix): persisting one
+/// makes the experiment permanent, so it needs `--allow CODE`.
+pub const DIAGNOSTIC_ONLY: &[&str] = &["offload-cpu-cost"];
+
 /// Plan the files that persist `profile`, given its runtime plan on this
 /// host (`runtime`, whose findings are carried over: a value refused at
-/// runtime is refused at boot too) and what the backend read.
+/// runtime is refused at boot too) and what the backend read. The
+/// profile's entry replaces only its own; the generated files are rendered
+/// from every persisted entry.
 pub fn plan_persist(
     profile: &Profile,
     runtime: &Plan,
     facts: &PersistFacts,
     opts: &PersistOptions,
 ) -> Plan {
-    let entries = sysctl_d::entries(profile, runtime);
     // A profile's `allow = [...]` counts as if given with `--allow`, here
     // as in the runtime planner.
     let allow: BTreeSet<String> = opts.allow.union(&profile.allow).cloned().collect();
-    let mut out = Plan {
-        schema: PLAN_SCHEMA,
-        profile: profile.name.clone(),
-        initial_netns: runtime.initial_netns,
-        changes: vec![],
-        unchanged: vec![],
-        skipped: vec![],
-        findings: runtime.findings.clone(),
-    };
-    let name = profile.name.as_str();
-    let bytes = |s: String| Value::Bytes(s.into_bytes());
-    let mut wanted = vec![Wanted {
-        sysctl_part: true,
-        path: SYSCTL_D_PATH,
-        after: if entries.is_empty() {
-            Value::Absent
-        } else {
-            bytes(sysctl_d::render(name, &entries))
-        },
-        reason: "sysctls, applied at boot by systemd-sysctl".into(),
-    }];
-
-    let conntrack = entries.iter().any(|e| e.is_conntrack());
-    let buckets = entries
-        .iter()
-        .find(|e| e.key == "net.netfilter.nf_conntrack_buckets");
-    let built_in = matches!(facts.module, ModuleState::BuiltIn { .. });
-    if let (true, ModuleState::BuiltIn { evidence }) = (conntrack, &facts.module) {
-        let mut f = Finding::new(
-            codes::BUILT_IN,
-            Severity::Info,
-            format!("nf_conntrack is built into this kernel ({evidence}): its sysctls exist at boot, no modules-load.d or modprobe.d file is written"),
-        );
-        if let Some(b) = buckets {
-            f = f.hint(format!(
-                "sysctl.d sets the buckets after boot; to size the hash from the start add `nf_conntrack.hashsize={}` to the kernel command line",
-                b.value
+    let mut findings = runtime.findings.clone();
+    for f in &mut findings {
+        if DIAGNOSTIC_ONLY.contains(&f.code.as_str()) && !allow.contains(&f.code) {
+            f.severity = Severity::Refuse;
+            f.message
+                .push_str(" (a diagnostic step: persisting it makes it permanent)");
+            f.hint = Some(format!(
+                "persist the fix instead of the experiment, or pass `--allow {}` to persist it anyway",
+                f.code
             ));
         }
-        out.findings.push(f);
     }
-    let header = |c: &str| sysctl_d::header(c, name);
-    wanted.push(Wanted {
-        sysctl_part: true,
-        path: MODULES_LOAD_PATH,
-        after: if conntrack && !built_in {
-            bytes(format!("{}nf_conntrack\n", header("#")))
-        } else {
-            Value::Absent
-        },
-        reason: "load nf_conntrack before systemd-sysctl sets its keys".into(),
-    });
-    wanted.push(Wanted {
-        sysctl_part: true,
-        path: MODPROBE_PATH,
-        after: match buckets {
-            Some(b) if !built_in => bytes(format!(
-                "{}{}options nf_conntrack hashsize={}\n",
-                header("#"),
-                b.reason
-                    .as_ref()
-                    .map(|r| format!("# {r}\n"))
-                    .unwrap_or_default(),
-                b.value
-            )),
-            _ => Value::Absent,
-        },
-        reason: "conntrack hash buckets as the module parameter".into(),
-    });
+    let name = profile.name.clone();
+    if !entries::valid_name(&name) {
+        findings.push(Finding::new(
+            codes::BAD_NAME,
+            Severity::Refuse,
+            format!("profile name `{name}` cannot name a file in {PERSISTED_PATH}: use letters, digits, `-`, `_` and `.` (not first)"),
+        ).hint("set `name = \"...\"` in the profile file"));
+    }
+    let (mut list, bad) = persisted(facts);
+    list.retain(|p| p.name != name);
+    list.push(Persisted::from_profile(profile, runtime, &opts.allow));
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    let ctx = Compose {
+        name: &name,
+        facts,
+        opts,
+        allow: &allow,
+    };
+    ctx.plan(list, bad, findings, runtime.initial_netns)
+}
 
-    let restore = restore::needed(profile);
-    let when = |v: Value| if restore { v } else { Value::Absent };
-    wanted.push(Wanted {
-        sysctl_part: false,
-        path: PERSISTED_PATH,
-        after: when(bytes(restore::render(profile, &opts.allow))),
-        reason: "NOTRACK rules and NIC offloads to re-apply at boot".into(),
-    });
-    wanted.push(Wanted {
-        sysctl_part: false,
-        path: UNIT_PATH,
-        after: when(bytes(unit::render(
-            name,
-            &opts.exec,
-            &restore::ifaces(profile),
-        ))),
-        reason: "runs `tcto-tune apply --persisted` before network-pre.target".into(),
-    });
-    wanted.push(Wanted {
-        sysctl_part: false,
-        path: WANTS_PATH,
-        after: when(Value::Symlink(UNIT_PATH.into())),
-        reason: "enables the unit (what `systemctl enable` would link)".into(),
-    });
+/// Plan `persist --remove NAME`: drop its entry, re-render the rest.
+pub fn plan_remove(
+    name: &str,
+    facts: &PersistFacts,
+    opts: &PersistOptions,
+    initial_netns: bool,
+) -> Result<Plan, PersistError> {
+    let (mut list, bad) = persisted(facts);
+    let before = list.len();
+    list.retain(|p| p.name != name);
+    let unreadable_file = host_entry_path(facts, name);
+    let was_bad = bad.iter().any(|f| f.message.contains(&unreadable_file));
+    if list.len() == before && !was_bad {
+        return Err(PersistError::NotPersisted {
+            name: name.to_owned(),
+            persisted: persisted(facts).0.into_iter().map(|p| p.name).collect(),
+        });
+    }
+    // The entry being removed may be the unreadable one.
+    let bad: Vec<Finding> = bad
+        .into_iter()
+        .filter(|f| !f.message.contains(&unreadable_file))
+        .collect();
+    let ctx = Compose {
+        name,
+        facts,
+        opts,
+        allow: &opts.allow,
+    };
+    Ok(ctx.plan(list, bad, vec![], initial_netns))
+}
 
-    for w in wanted {
-        // A profile persists only the parts it has: persisting a NOTRACK
-        // profile leaves the sysctl files of an earlier one alone, and the
-        // other way round. (`rollback` removes what a persist wrote.)
-        if (w.sysctl_part && entries.is_empty()) || (!w.sysctl_part && !restore) {
-            continue;
-        }
-        if facts.escapes.iter().any(|e| e.path == w.path) {
-            continue;
-        }
-        let host = facts
-            .resolved
-            .get(w.path)
-            .cloned()
-            .unwrap_or_else(|| host_path(&facts.root, w.path));
-        let before = facts.existing.get(&host).cloned().unwrap_or(Value::Absent);
-        if let Some(other) = written_by(&before).filter(|o| o != name) {
-            if !before.matches(&w.after) {
-                out.findings.push(
-                    Finding::new(
-                        codes::REPLACES_PROFILE,
-                        Severity::Info,
-                        format!("{host} was written from profile `{other}`; persisting `{name}` replaces it"),
-                    )
-                    .hint(format!("to keep both, persist a profile that `extends` `{other}` and adds what `{name}` sets")),
-                );
+/// Every persisted entry (persisted.d, then the legacy files), and a
+/// refusing finding per unreadable one.
+pub fn persisted(facts: &PersistFacts) -> (Vec<Persisted>, Vec<Finding>) {
+    let legacy_host = host_of(facts, LEGACY_PERSISTED_PATH);
+    let sysctl_host = host_of(facts, SYSCTL_D_PATH);
+    entries::load_all(
+        &facts.entry_files,
+        facts
+            .existing
+            .get(&legacy_host)
+            .map(|v| (legacy_host.as_str(), v)),
+        facts
+            .existing
+            .get(&sysctl_host)
+            .map(|v| (sysctl_host.as_str(), v)),
+    )
+}
+
+/// Host path of an in-image path: as resolved by the backend, or joined.
+fn host_of(facts: &PersistFacts, path: &str) -> String {
+    facts
+        .resolved
+        .get(path)
+        .cloned()
+        .unwrap_or_else(|| host_path(&facts.root, path))
+}
+
+fn host_entry_path(facts: &PersistFacts, name: &str) -> String {
+    format!("{}/{name}.toml", host_of(facts, PERSISTED_PATH))
+}
+
+struct Compose<'a> {
+    name: &'a str,
+    facts: &'a PersistFacts,
+    opts: &'a PersistOptions,
+    allow: &'a BTreeSet<String>,
+}
+
+impl Compose<'_> {
+    fn plan(
+        &self,
+        list: Vec<Persisted>,
+        bad: Vec<Finding>,
+        mut findings: Vec<Finding>,
+        initial_netns: bool,
+    ) -> Plan {
+        let facts = self.facts;
+        findings.extend(bad.iter().cloned());
+        findings.extend(entries::conflicts(&list));
+        let mut union: Vec<Entry> = Vec::new();
+        for p in &list {
+            for e in &p.sysctls {
+                if !union.iter().any(|u| u.key == e.key) {
+                    union.push(e.clone());
+                }
             }
         }
+        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        let head = |c: &str| sysctl_d::composed_header(c, &names);
+        let bytes = |s: String| Value::Bytes(s.into_bytes());
+        let mut wanted = vec![Wanted {
+            path: SYSCTL_D_PATH.into(),
+            after: if union.is_empty() {
+                Value::Absent
+            } else {
+                bytes(sysctl_d::render_composed(&names, &list))
+            },
+            reason: "sysctls, applied at boot by systemd-sysctl".into(),
+        }];
+        let conntrack = union.iter().any(|e| e.is_conntrack());
+        let buckets = union
+            .iter()
+            .find(|e| e.key == "net.netfilter.nf_conntrack_buckets");
+        let built_in = matches!(facts.module, ModuleState::BuiltIn { .. });
+        if let (true, ModuleState::BuiltIn { evidence }) = (conntrack, &facts.module) {
+            let mut f = Finding::new(
+                codes::BUILT_IN,
+                Severity::Info,
+                format!("nf_conntrack is built into this kernel ({evidence}): its sysctls exist at boot, no modules-load.d or modprobe.d file is written"),
+            );
+            if let Some(b) = buckets {
+                f = f.hint(format!(
+                    "sysctl.d sets the buckets after boot; to size the hash from the start add `nf_conntrack.hashsize={}` to the kernel command line",
+                    b.value
+                ));
+            }
+            findings.push(f);
+        }
+        wanted.push(Wanted {
+            path: MODULES_LOAD_PATH.into(),
+            after: if conntrack && !built_in {
+                bytes(format!("{}nf_conntrack\n", head("#")))
+            } else {
+                Value::Absent
+            },
+            reason: "load nf_conntrack before systemd-sysctl sets its keys".into(),
+        });
+        wanted.push(Wanted {
+            path: MODPROBE_PATH.into(),
+            after: match buckets {
+                Some(b) if !built_in => bytes(format!(
+                    "{}{}options nf_conntrack hashsize={}\n",
+                    head("#"),
+                    b.reason
+                        .as_ref()
+                        .map(|r| format!("# {r}\n"))
+                        .unwrap_or_default(),
+                    b.value
+                )),
+                _ => Value::Absent,
+            },
+            reason: "conntrack hash buckets as the module parameter".into(),
+        });
+        for p in &list {
+            wanted.push(Wanted {
+                path: entries::entry_path(&p.name),
+                after: bytes(entries::render(p)),
+                reason: format!("what is persisted from profile `{}`", p.name),
+            });
+        }
+        let dir = host_of(facts, PERSISTED_PATH);
+        for host in facts.entry_files.keys() {
+            let stem = Path::new(host)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let unreadable = bad.iter().any(|f| f.message.contains(host.as_str()));
+            let kept = list.iter().any(|p| p.name == stem) || unreadable;
+            if !kept && host.starts_with(&dir) {
+                wanted.push(Wanted {
+                    path: entries::entry_path(&stem),
+                    after: Value::Absent,
+                    reason: format!("profile `{stem}` is no longer persisted"),
+                });
+            }
+        }
+        wanted.push(Wanted {
+            path: LEGACY_PERSISTED_PATH.into(),
+            after: Value::Absent,
+            reason: format!("migrated to {PERSISTED_PATH}"),
+        });
+        let restore = list.iter().any(Persisted::restores);
+        let when = |v: Value| if restore { v } else { Value::Absent };
+        let mut ifaces: Vec<String> = list
+            .iter()
+            .flat_map(|p| p.offload.iter().map(|o| o.iface.clone()))
+            .collect();
+        ifaces.sort();
+        ifaces.dedup();
+        let unit_text = unit::render("persisted", &self.opts.exec, &ifaces);
+        let unit_text = format!(
+            "{}{}",
+            head("#"),
+            unit_text
+                .lines()
+                .skip(2)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        );
+        wanted.push(Wanted {
+            path: UNIT_PATH.into(),
+            after: when(bytes(unit_text)),
+            reason: "runs `tcto-tune apply --persisted` before network-pre.target".into(),
+        });
+        wanted.push(Wanted {
+            path: WANTS_PATH.into(),
+            after: when(Value::Symlink(UNIT_PATH.into())),
+            reason: "enables the unit (what `systemctl enable` would link)".into(),
+        });
+
+        let mut out = Plan {
+            schema: PLAN_SCHEMA,
+            profile: self.name.to_owned(),
+            initial_netns,
+            changes: vec![],
+            unchanged: vec![],
+            skipped: vec![],
+            findings,
+        };
+        for w in wanted {
+            self.add(&mut out, w, conntrack && built_in);
+        }
+        out.findings.extend(facts.escapes.iter().map(root_escape));
+        out.findings
+            .extend(conflicts::scan(&union, &facts.sysctl_sources, self.allow));
+        if !union.is_empty() {
+            out.findings.extend(facts.managers.iter().map(manager));
+        }
+        for f in &mut out.findings {
+            if self.allow.contains(&f.code) {
+                f.allowed = true;
+                if f.code == codes::FOREIGN_FILE {
+                    f.severity = Severity::Warn;
+                }
+            }
+            // Never allowed: the write would land outside the image, or
+            // there is no way to know which value or entry is meant.
+            if NEVER_ALLOWED.contains(&f.code.as_str()) {
+                f.allowed = false;
+            }
+        }
+        out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        out
+    }
+
+    fn add(&self, out: &mut Plan, w: Wanted, module_skipped: bool) {
+        let facts = self.facts;
+        let in_dir = w.path.starts_with(&format!("{PERSISTED_PATH}/"));
+        let escaped = |p: &str| facts.escapes.iter().any(|e| e.path == p);
+        if escaped(&w.path) || (in_dir && escaped(PERSISTED_PATH)) {
+            return;
+        }
+        let host = if in_dir {
+            host_entry_path(
+                facts,
+                w.path
+                    .trim_start_matches(&format!("{PERSISTED_PATH}/"))
+                    .trim_end_matches(".toml"),
+            )
+        } else {
+            host_of(facts, &w.path)
+        };
+        let before = facts
+            .existing
+            .get(&host)
+            .or_else(|| facts.entry_files.get(&host))
+            .cloned()
+            .unwrap_or(Value::Absent);
+        // persisted.d is tcto-tune's own directory: its files are entries
+        // (an unreadable one refuses on its own), never foreign.
+        let foreign = !in_dir && matches!(before, Value::Bytes(_)) && written_by(&before).is_none();
         if before.matches(&w.after) {
             if w.after != Value::Absent {
                 out.unchanged.push(Unchanged {
@@ -383,10 +581,7 @@ pub fn plan_persist(
                     intent: Intent::Exact,
                     reason: Some(w.reason),
                 });
-            } else if (w.path == MODULES_LOAD_PATH || w.path == MODPROBE_PATH)
-                && conntrack
-                && built_in
-            {
+            } else if (w.path == MODULES_LOAD_PATH || w.path == MODPROBE_PATH) && module_skipped {
                 out.skipped.push(Skipped {
                     kind: ChangeKind::File,
                     key: host,
@@ -396,12 +591,16 @@ pub fn plan_persist(
                     desired: String::new(),
                 });
             }
-            continue;
+            return;
         }
-        if let Value::Bytes(_) = &before {
-            if written_by(&before).is_none() {
-                out.findings.push(foreign(&host, &w.after));
-            }
+        // A file we no longer need is removed only if it is ours.
+        if w.after == Value::Absent
+            && (foreign || matches!(before, Value::Symlink(_)) && w.path != WANTS_PATH)
+        {
+            return;
+        }
+        if foreign {
+            out.findings.push(foreign_file(&host, &w.after));
         }
         if let (Value::Symlink(link), Value::Bytes(_)) = (&before, &w.after) {
             out.findings.push(
@@ -425,46 +624,33 @@ pub fn plan_persist(
             after: w.after,
         });
     }
+}
 
-    out.findings.extend(facts.escapes.iter().map(root_escape));
-    out.findings
-        .extend(conflicts::scan(&entries, &facts.sysctl_sources, &allow));
-    if !entries.is_empty() {
-        for m in &facts.managers {
-            out.findings.push(
-                Finding::new(
-                    codes::RUNTIME_MANAGER,
-                    Severity::Warn,
-                    format!("{} is present ({}): it rewrites conntrack and backlog sysctls when it starts, after systemd-sysctl, so the persisted values may not last", m.name, m.evidence),
-                )
-                .hint(match m.name.as_str() {
-                    "kube-proxy" => "set the same values in kube-proxy's configuration (`conntrack.maxPerCore`, `conntrack.min`, `conntrack.tcpEstablishedTimeout`)",
-                    _ => "put the values in the active TuneD profile's [sysctl] section, or a custom profile that includes it",
-                }),
-            );
-        }
-    }
-    for f in &mut out.findings {
-        if allow.contains(&f.code) {
-            f.allowed = true;
-            if f.code == codes::FOREIGN_FILE {
-                f.severity = Severity::Warn;
-            }
-        }
-        // Never allowed: the write would land outside the image.
-        if f.code == codes::ROOT_ESCAPE {
-            f.allowed = false;
-        }
-    }
-    out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    out
+/// Codes `--allow` cannot turn off.
+const NEVER_ALLOWED: &[&str] = &[
+    codes::ROOT_ESCAPE,
+    entries::CONFLICT,
+    entries::UNREADABLE,
+    codes::BAD_NAME,
+];
+
+fn manager(m: &Manager) -> Finding {
+    Finding::new(
+        codes::RUNTIME_MANAGER,
+        Severity::Warn,
+        format!("{} is present ({}): it rewrites conntrack and backlog sysctls when it starts, after systemd-sysctl, so the persisted values may not last", m.name, m.evidence),
+    )
+    .hint(match m.name.as_str() {
+        "kube-proxy" => "set the same values in kube-proxy's configuration (`conntrack.maxPerCore`, `conntrack.min`, `conntrack.tcpEstablishedTimeout`)",
+        _ => "put the values in the active TuneD profile's [sysctl] section, or a custom profile that includes it",
+    })
 }
 
 /// `persist-foreign-file`: a file at one of our paths that tcto-tune did
 /// not write (no header) would be replaced or removed. Refuses unless
 /// allowed; either way the apply journals its content, so `rollback`
 /// brings it back byte for byte.
-fn foreign(host: &str, after: &Value) -> Finding {
+fn foreign_file(host: &str, after: &Value) -> Finding {
     let what = if *after == Value::Absent {
         "removes"
     } else {
@@ -495,13 +681,14 @@ fn root_escape(e: &RootEscape) -> Finding {
     ))
 }
 
-/// The profile named in the header of a file tcto-tune wrote.
+/// The header line of a file tcto-tune wrote (any version), if it has one.
 fn written_by(v: &Value) -> Option<String> {
     let Value::Bytes(b) = v else { return None };
     let text = String::from_utf8_lossy(b);
     let first = text.lines().next()?;
-    let rest = first.split("Written by tcto-tune from profile `").nth(1)?;
-    Some(rest.split('`').next()?.to_owned())
+    first
+        .contains("Written by tcto-tune from ")
+        .then(|| first.to_owned())
 }
 
 /// A short description of a file value for plans and tables.

@@ -26,8 +26,8 @@ pub use resolve::{resolve, Unresolvable};
 use super::SystemError;
 use crate::change::Value;
 use crate::persist::{
-    Manager, ModuleState, PersistFacts, RootEscape, SysctlSource, MANAGED_FILES, SYSCTL_CONF,
-    SYSCTL_DIRS,
+    Manager, ModuleState, PersistFacts, RootEscape, SysctlSource, MANAGED_FILES, PERSISTED_PATH,
+    SYSCTL_CONF, SYSCTL_DIRS,
 };
 
 mod resolve;
@@ -76,6 +76,15 @@ pub fn read_file(path: &Path) -> Result<Value, SystemError> {
     let mut buf = Vec::new();
     f.read_to_end(&mut buf).map_err(err("read", path))?;
     Ok(Value::Bytes(buf))
+}
+
+/// [`read_file`] for a transaction about to change `path` (apply,
+/// rollback; never a dry run): first removes the temporary files a killed
+/// tcto-tune left next to it.
+pub fn read_target(path: &Path) -> Result<Value, SystemError> {
+    refuse_link_below(path, "read")?;
+    sweep_stale_temps(path);
+    read_file(path)
 }
 
 /// Make `path` hold `value`: `Bytes` (atomic write, mode 0644), `Symlink`
@@ -181,6 +190,52 @@ impl Drop for TempFile {
     }
 }
 
+/// Remove temporary files a killed tcto-tune left next to `path`
+/// (`.NAME.tcto-tune-PID.tmp` that no process holds locked): a SIGKILL
+/// between creating the temporary file and the rename leaves one, and the
+/// rollback (or the next persist) of that path cleans it up. A writer holds
+/// an exclusive `flock` on its temporary file until the rename, which the
+/// kernel drops when the process dies (a PID check would not do: PID
+/// namespaces). Only names of exactly that form are touched, never
+/// followed (unlink removes a link itself).
+fn sweep_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.tcto-tune-", name.to_string_lossy());
+    let Ok(it) = fs::read_dir(dir) else { return };
+    for e in it.filter_map(|e| e.ok()) {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let ours = n
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !ours {
+            continue;
+        }
+        let stale = match e.file_type() {
+            Ok(t) if t.is_symlink() => true,
+            Ok(t) if t.is_file() => OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+                .open(e.path())
+                .is_ok_and(|f| {
+                    // SAFETY: flock on a file descriptor we own; no memory involved.
+                    unsafe {
+                        libc::flock(
+                            std::os::fd::AsRawFd::as_raw_fd(&f),
+                            libc::LOCK_EX | libc::LOCK_NB,
+                        ) == 0
+                    }
+                }),
+            _ => false,
+        };
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 fn temp_path(path: &Path) -> Result<PathBuf, SystemError> {
     let name = path
         .file_name()
@@ -211,16 +266,23 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SystemError> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp.path)
         .map_err(err("create", &tmp.path))?;
+    // Held until the rename (the file is closed after it): a sweep of a
+    // killed run's leftovers never takes a temporary file still in use.
+    // SAFETY: flock on a file descriptor we own; no memory involved.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(err("lock", &tmp.path)(io::Error::last_os_error()));
+    }
     // The umask may have masked bits off: make the mode exact.
     f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
         .map_err(err("chmod", &tmp.path))?;
     f.write_all(bytes).map_err(err("write", &tmp.path))?;
     f.sync_all().map_err(err("fsync", &tmp.path))?;
-    drop(f);
     // Checked again right before the rename: a link planted meanwhile is
     // refused too (rename would replace, not follow, it; we still refuse).
     refuse_links_and_dirs(path)?;
-    commit(tmp, path, dir)
+    let done = commit(tmp, path, dir);
+    drop(f);
+    done
 }
 
 fn commit(mut tmp: TempFile, path: &Path, dir: &Path) -> Result<(), SystemError> {
@@ -300,6 +362,12 @@ pub fn read_persist_facts(root: &Path) -> Result<PersistFacts, SystemError> {
             .existing
             .insert(host.display().to_string(), read_file(&host)?);
     }
+    if let Some(dir) = in_image(&root, PERSISTED_PATH, true, &mut facts.escapes)? {
+        facts
+            .resolved
+            .insert(PERSISTED_PATH.to_owned(), dir.display().to_string());
+        facts.entry_files = read_entries(&dir)?;
+    }
     facts.sysctl_sources = read_sysctl_sources(&root, &mut facts.escapes)?;
     facts.module = conntrack_module(&root);
     facts.managers = managers(&root);
@@ -329,6 +397,29 @@ fn in_image(
             e.to_string(),
         ))),
     }
+}
+
+/// The `*.toml` files of the persisted.d directory (none when it is absent),
+/// each read without following a link (a link is reported, not read).
+fn read_entries(dir: &Path) -> Result<std::collections::BTreeMap<String, Value>, SystemError> {
+    let mut out = std::collections::BTreeMap::new();
+    let it = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(err("list", dir)(e)),
+        Ok(it) => it,
+    };
+    for e in it {
+        let e = e.map_err(err("list", dir))?;
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') || !name.ends_with(".toml") {
+            continue;
+        }
+        let path = dir.join(&name);
+        out.insert(path.display().to_string(), read_file(&path)?);
+    }
+    Ok(out)
 }
 
 /// Host path of an in-image path for information-only reads (module
