@@ -69,9 +69,10 @@ pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
 /// The plan of the profile `persist` saved (NOTRACK rules and offloads),
 /// against the state of this host now.
 fn persisted_plan(
+    g: &Global,
     root: Option<&Path>,
 ) -> anyhow::Result<(tcto_tune::SystemState, tcto_tune::Plan)> {
-    let profile = persisted_profile(root)?;
+    let profile = persisted_profile(g, root)?;
     let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
     // The codes allowed when persisting are recorded in the file (`allow`)
     // and honoured here through the profile.
@@ -86,7 +87,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
             let (_, state, plan) = compute_full(p)?;
             (state, plan)
         }
-        (None, true) => persisted_plan(args.root.as_deref())?,
+        (None, true) => persisted_plan(g, args.root.as_deref())?,
         _ => {
             return Err(CliError::new(
                 "give `--profile NAME` or `--persisted`",

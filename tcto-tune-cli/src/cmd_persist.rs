@@ -120,7 +120,7 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let facts = read_persist_facts(&root).map_err(|e| root_error(&root, e))?;
     if args.list {
-        return list(g, &facts);
+        return list(g, &args, &facts);
     }
     let plan = match (&args.profile, &args.remove) {
         (Some(p), None) => {
@@ -164,6 +164,11 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
             .into())
         }
     };
+    let mut plan = plan;
+    let prefix = with_flags(g, &args, "persist");
+    for f in &mut plan.findings {
+        flag_hint(f, &prefix);
+    }
     let diffs: Vec<FileDiff> = plan
         .changes
         .iter()
@@ -219,6 +224,14 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
     finish(g, &report)
 }
 
+/// A hint naming `tcto-tune persist --...` gets the user's flags, so that
+/// it runs as printed.
+fn flag_hint(f: &mut tcto_tune::Finding, prefix: &str) {
+    if let Some(h) = &mut f.hint {
+        *h = h.replace("`tcto-tune persist --", &format!("`{prefix} --"));
+    }
+}
+
 /// `tcto-tune CMD` with the user's `--state-dir` and `--root`, for hints.
 fn with_flags(g: &Global, args: &PersistArgs, cmd: &str) -> String {
     let mut s = format!("tcto-tune --state-dir {} {cmd}", g.state_dir.display());
@@ -245,8 +258,12 @@ struct ListEntry<'a> {
     migrated: bool,
 }
 
-fn list(g: &Global, facts: &persist::PersistFacts) -> anyhow::Result<Exit> {
-    let (entries, bad) = persist::persisted(facts);
+fn list(g: &Global, args: &PersistArgs, facts: &persist::PersistFacts) -> anyhow::Result<Exit> {
+    let (entries, mut bad) = persist::persisted(facts);
+    let prefix = with_flags(g, args, "persist");
+    for f in &mut bad {
+        flag_hint(f, &prefix);
+    }
     let dir = persist::host_path(&facts.root, persist::PERSISTED_PATH);
     let rows: Vec<ListEntry> = entries
         .iter()
@@ -319,21 +336,34 @@ fn print_text(plan: &Plan, diffs: &[FileDiff]) {
 
 /// The profile `apply --persisted` plans: the NOTRACK rules and offloads
 /// of every persisted entry under `root`, as one profile.
-pub fn persisted_profile(root: Option<&Path>) -> anyhow::Result<tcto_tune::Profile> {
+pub fn persisted_profile(g: &Global, root: Option<&Path>) -> anyhow::Result<tcto_tune::Profile> {
+    let prefix = match root {
+        Some(r) => format!(
+            "tcto-tune --state-dir {} persist --root {}",
+            g.state_dir.display(),
+            r.display()
+        ),
+        None => format!("tcto-tune --state-dir {} persist", g.state_dir.display()),
+    };
+    let fail = |f: &tcto_tune::Finding| -> anyhow::Error {
+        let mut f = f.clone();
+        flag_hint(&mut f, &prefix);
+        CliError::new(f.message, f.hint, Exit::Error).into()
+    };
     let root = root.unwrap_or(Path::new("/"));
     let facts = read_persist_facts(root).map_err(|e| root_error(root, e))?;
     let dir = persist::host_path(&facts.root, persist::PERSISTED_PATH);
     let (entries, bad) = persist::persisted(&facts);
     if let Some(f) = bad.first() {
-        return Err(CliError::new(f.message.clone(), f.hint.clone(), Exit::Error).into());
+        return Err(fail(f));
     }
     if let Some(f) = persist::entries::conflicts(&entries).first() {
-        return Err(CliError::new(f.message.clone(), f.hint.clone(), Exit::Error).into());
+        return Err(fail(f));
     }
     if !entries.iter().any(persist::Persisted::restores) {
         return Err(CliError::new(
             format!("nothing persisted: no entry in `{dir}` has NOTRACK rules or offloads"),
-            Some("run `tcto-tune persist --profile NAME` first".into()),
+            Some(format!("`{prefix} --list` shows what is persisted; persist a profile with `[[notrack]]` or `[[offload]]` first")),
             Exit::Error,
         )
         .into());

@@ -743,9 +743,12 @@ fn a_corrupt_entry_refuses_persist_and_boot_naming_it_and_remove_clears_it() {
     let r = in_netns(&format!(
         "{tt} persist {NOTRACK_ARGS} --root {root} >/dev/null || exit 90\n\
          printf 'name = \"broken\"\\n[[notrack]\\n' > {broken}\n\
-         {tt} persist --profile backlog-overflow --root {root}; echo persist=$?\n\
+         {tt} persist --profile backlog-overflow --root {root} > {root}/out; echo persist=$?\n\
+         cat {root}/out\n\
          {tt} apply --persisted --root {root} --dry-run; echo boot=$?\n\
-         {tt} persist --remove broken --root {root} >/dev/null || exit 91\n\
+         hint=$(sed -n 's/.*drop it with `\\(.*\\)`.*/\\1/p' {root}/out)\n\
+         echo \"running the hint: $hint\"\n\
+         $hint >/dev/null || exit 91\n\
          {tt} apply --persisted --root {root} --dry-run >/dev/null; echo boot=$?",
         tt = tt(&d),
         root = d.path()
@@ -762,6 +765,14 @@ fn a_corrupt_entry_refuses_persist_and_boot_naming_it_and_remove_clears_it() {
     assert!(
         r.stderr
             .contains(&format!("cannot read the persisted entry {broken}")),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "running the hint: tcto-tune --state-dir {}/state persist --root {} --remove broken",
+            d.path(),
+            d.path()
+        )),
         "{r}"
     );
     assert!(r.stdout.trim_end().ends_with("boot=0"), "{r}");

@@ -305,7 +305,7 @@ fn unreadable(path: &str, name: &str, why: &str) -> Finding {
     let hint = if name.is_empty() {
         format!("fix or remove {path} (it was written by an earlier tcto-tune; `tcto-tune rollback` of that persist restores the files before it)")
     } else {
-        format!("fix the file, or drop it with `tcto-tune persist --remove {name}` (add the `--root` and `--state-dir` you used)")
+        format!("fix the file, or drop it with `tcto-tune persist --remove {name}`")
     };
     Finding::new(
         UNREADABLE,
@@ -328,7 +328,7 @@ pub fn conflicts(list: &[Persisted]) -> Vec<Finding> {
                     Severity::Refuse,
                     format!("persisted profiles `{other}` and `{name}` both set {what}: `{other}` to {v}, `{name}` to {value}; at boot only one value can hold"),
                 )
-                .hint(format!("remove one with `tcto-tune persist --remove NAME`, or persist a profile that sets the value you want and drop both (`{other}`, `{name}`)")),
+                .hint(format!("keep one: `tcto-tune persist --remove {other}` or `tcto-tune persist --remove {name}` (a profile that `extends` one and sets the value you want can replace both)")),
             ),
             Some(_) => {}
             None => {
