@@ -340,6 +340,18 @@ pub fn plan_remove(
     Ok(ctx.plan(list, bad, vec![], initial_netns))
 }
 
+/// The sysctl.d file persisting `profile` would write, given what is
+/// persisted already (`plan --diff` shows it): its entry replaces its own,
+/// the others stay.
+pub fn sysctl_d_preview(profile: &Profile, runtime: &Plan, facts: &PersistFacts) -> String {
+    let (mut list, _) = persisted(facts);
+    list.retain(|p| p.name != profile.name);
+    list.push(Persisted::from_profile(profile, runtime, &BTreeSet::new()));
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+    sysctl_d::render_composed(&names, &list)
+}
+
 /// Every persisted entry (persisted.d, then the legacy files), and a
 /// refusing finding per unreadable one.
 pub fn persisted(facts: &PersistFacts) -> (Vec<Persisted>, Vec<Finding>) {

@@ -1,11 +1,15 @@
-//! `/etc/tcto-tune/persisted.toml`: the NOTRACK and offload parts of a profile.
+//! The NOTRACK and offload parts of a profile, as persisted (in its entry
+//! in `/etc/tcto-tune/persisted.d`, formerly the single
+//! `/etc/tcto-tune/persisted.toml`).
 //!
 //! What is saved is the *intent* (the flows and toggles, variables already
 //! filled), not a plan: at boot `tcto-tune apply --persisted` loads it like
 //! any profile file and plans it against the state it finds then, so the
 //! transaction reads the real prior values and only writes what differs.
 //! It is written in the ordinary profile syntax, so an admin can read it
-//! and `tcto-tune plan --profile /etc/tcto-tune/persisted.toml` works.
+//! and `tcto-tune plan --profile /etc/tcto-tune/persisted.d/NAME.toml` works
+//! for an entry without sysctls. At boot every entry's part is joined into
+//! one such profile ([`super::entries::boot_profile`]).
 
 use serde::{Deserialize, Serialize};
 
