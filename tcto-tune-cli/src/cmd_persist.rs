@@ -191,9 +191,7 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
             print_text(&plan, if args.dry_run { &diffs } else { &[] });
         }
         if refused {
-            return Err(apply_error(ApplyError::Refused {
-                codes: plan.refusals().iter().map(|f| f.code.clone()).collect(),
-            }));
+            return Err(refusal(&plan));
         }
         return Ok(Exit::Ok);
     }
@@ -222,6 +220,50 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
         println!("{f}");
     }
     finish(g, &report)
+}
+
+/// The refusal error; codes `--allow` cannot turn off are said to be so
+/// instead of suggesting `--allow` for them.
+fn refusal(plan: &Plan) -> anyhow::Error {
+    let codes: Vec<String> = plan.refusals().iter().map(|f| f.code.clone()).collect();
+    let (never, allowable): (Vec<String>, Vec<String>) = codes
+        .iter()
+        .cloned()
+        .partition(|c| persist::NEVER_ALLOWED.contains(&c.as_str()));
+    if never.is_empty() {
+        return apply_error(ApplyError::Refused { codes });
+    }
+    let mut hint = format!(
+        "the findings say why and what to do; {} cannot be allowed",
+        never
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !allowable.is_empty() {
+        hint.push_str(&format!(
+            "; the others with {}",
+            allowable
+                .iter()
+                .map(|c| format!("`--allow {c}`"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    CliError::new(
+        format!("refused by safety check(s): {}", codes.join(", ")),
+        Some(hint),
+        Exit::Refused,
+    )
+    .into()
+}
+
+/// Paths leading out of the root make `--list` and `apply --persisted` fail.
+fn escape_error(facts: &persist::PersistFacts) -> Option<anyhow::Error> {
+    let e = facts.escapes.first()?;
+    let f = persist::root_escape(e);
+    Some(CliError::new(format!("refused: {}", f.message), f.hint, Exit::Error).into())
 }
 
 /// A hint naming `tcto-tune persist --...` gets the user's flags, so that
@@ -259,6 +301,9 @@ struct ListEntry<'a> {
 }
 
 fn list(g: &Global, args: &PersistArgs, facts: &persist::PersistFacts) -> anyhow::Result<Exit> {
+    if let Some(e) = escape_error(facts) {
+        return Err(e);
+    }
     let (entries, mut bad) = persist::persisted(facts);
     let prefix = with_flags(g, args, "persist");
     for f in &mut bad {
@@ -352,6 +397,9 @@ pub fn persisted_profile(g: &Global, root: Option<&Path>) -> anyhow::Result<tcto
     };
     let root = root.unwrap_or(Path::new("/"));
     let facts = read_persist_facts(root).map_err(|e| root_error(root, e))?;
+    if let Some(e) = escape_error(&facts) {
+        return Err(e);
+    }
     let dir = persist::host_path(&facts.root, persist::PERSISTED_PATH);
     let (entries, bad) = persist::persisted(&facts);
     if let Some(f) = bad.first() {

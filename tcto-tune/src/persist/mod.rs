@@ -297,7 +297,10 @@ pub fn plan_persist(
     }
     let (mut list, bad) = persisted(facts);
     list.retain(|p| p.name != name);
-    list.push(Persisted::from_profile(profile, runtime, &opts.allow));
+    // A name that cannot be a file name refuses (above) and plans no entry.
+    if entries::valid_name(&name) {
+        list.push(Persisted::from_profile(profile, runtime, &opts.allow));
+    }
     list.sort_by(|a, b| a.name.cmp(&b.name));
     let ctx = Compose {
         name: &name,
@@ -639,7 +642,7 @@ impl Compose<'_> {
 }
 
 /// Codes `--allow` cannot turn off.
-const NEVER_ALLOWED: &[&str] = &[
+pub const NEVER_ALLOWED: &[&str] = &[
     codes::ROOT_ESCAPE,
     entries::CONFLICT,
     entries::UNREADABLE,
@@ -678,7 +681,7 @@ fn foreign_file(host: &str, after: &Value) -> Finding {
 
 /// `persist-root-escape`: never allowed, the file would be read or written
 /// outside the image.
-fn root_escape(e: &RootEscape) -> Finding {
+pub fn root_escape(e: &RootEscape) -> Finding {
     Finding::new(
         codes::ROOT_ESCAPE,
         Severity::Refuse,

@@ -647,3 +647,33 @@ fn exec_paths_are_checked() {
     assert!(check_exec("/usr/bin/a\"b").is_err());
     assert!(check_exec("/usr/bin/a\nb").is_err());
 }
+
+#[test]
+fn a_name_that_is_no_file_name_refuses_and_plans_no_entry() {
+    let profile = load_text(
+        ProfileOrigin::File(PathBuf::from("/p/x.toml")),
+        "name = \"../../evil\"\n[backlog]\nsomaxconn = 2048\n",
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let p = persist(&profile, &state(true), &facts(loadable()));
+    assert!(
+        p.refusals().iter().any(|r| r.code == codes::BAD_NAME),
+        "{p}"
+    );
+    assert!(
+        p.changes.iter().all(|c| !c.key.contains("..")),
+        "{:?}",
+        change_paths(&p)
+    );
+    let allowed = plan_persist(
+        &profile,
+        &crate::plan(&profile, &state(true)),
+        &facts(loadable()),
+        &PersistOptions {
+            allow: [codes::BAD_NAME.to_owned()].into_iter().collect(),
+            ..opts()
+        },
+    );
+    assert!(allowed.refusals().iter().any(|r| r.code == codes::BAD_NAME));
+}
