@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::*;
+use crate::change::ChangeKind;
+use crate::plan::Plan;
+use crate::profile::Profile;
 use crate::profile::{load, load_text, ProfileOrigin};
 use crate::state::{SysctlReading, SystemState};
 
