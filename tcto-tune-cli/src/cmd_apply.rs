@@ -1,6 +1,5 @@
 //! `tcto-tune apply`: make the plan real, as one journaled transaction.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -9,7 +8,7 @@ use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions,
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
 
-use crate::cmd_persist::persisted_path;
+use crate::cmd_persist::persisted_profile;
 use crate::cmd_plan::compute_full;
 use crate::common::ProfileArgs;
 use crate::output::{print_json, require_privileges, CliError, Exit};
@@ -22,12 +21,13 @@ pub struct ApplyArgs {
     #[command(flatten)]
     profile: Option<ProfileArgs>,
 
-    /// Apply the NOTRACK rules and NIC offloads `persist` saved in
-    /// /etc/tcto-tune/persisted.toml (what tcto-tune-restore.service runs at boot).
+    /// Apply the NOTRACK rules and NIC offloads of every profile `persist`
+    /// saved in /etc/tcto-tune/persisted.d, as one transaction (what
+    /// tcto-tune-restore.service runs at boot).
     #[arg(long, conflicts_with = "ProfileArgs")]
     persisted: bool,
 
-    /// With `--persisted`: read persisted.toml under DIR instead of `/`.
+    /// With `--persisted`: read the persisted entries under DIR instead of `/`.
     #[arg(long, value_name = "DIR", requires = "persisted")]
     root: Option<PathBuf>,
 
@@ -69,19 +69,10 @@ pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
 /// The plan of the profile `persist` saved (NOTRACK rules and offloads),
 /// against the state of this host now.
 fn persisted_plan(
+    g: &Global,
     root: Option<&Path>,
 ) -> anyhow::Result<(tcto_tune::SystemState, tcto_tune::Plan)> {
-    let path = persisted_path(root);
-    if !path.exists() {
-        return Err(CliError::new(
-            format!("nothing persisted: `{}` does not exist", path.display()),
-            Some("run `tcto-tune persist --profile NAME` first".into()),
-            Exit::Error,
-        )
-        .into());
-    }
-    let profile = tcto_tune::profile::load(&path.display().to_string(), &BTreeMap::new())
-        .with_context(|| format!("cannot load the persisted plan `{}`", path.display()))?;
+    let profile = persisted_profile(g, root)?;
     let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
     // The codes allowed when persisting are recorded in the file (`allow`)
     // and honoured here through the profile.
@@ -96,7 +87,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
             let (_, state, plan) = compute_full(p)?;
             (state, plan)
         }
-        (None, true) => persisted_plan(args.root.as_deref())?,
+        (None, true) => persisted_plan(g, args.root.as_deref())?,
         _ => {
             return Err(CliError::new(
                 "give `--profile NAME` or `--persisted`",
@@ -125,16 +116,22 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
         if args.persisted && codes.iter().all(|c| tcto_tune::check::allowable(c)) {
             // `--allow` does not go with `--persisted`: the boot-time apply
             // honours the `allow` list recorded in the file.
-            let path = persisted_path(args.root.as_deref());
+            let dir = tcto_tune::persist::host_path(
+                &args
+                    .root
+                    .as_deref()
+                    .map_or_else(|| "/".to_owned(), |r| r.display().to_string()),
+                tcto_tune::persist::PERSISTED_PATH,
+            );
             let refused = ApplyError::Refused {
                 codes: codes.clone(),
             };
             return Err(CliError::new(
                 error_chain(&refused),
                 Some(format!(
-                    "the findings say why; to accept {} at boot, add it to `allow = [...]` in {} (or persist the profile again with `--allow`)",
+                    "the findings say why; to accept {} at boot, persist the profile again with {} (each entry in {dir} records the codes allowed when it was persisted)",
                     codes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
-                    path.display()
+                    codes.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" "),
                 )),
                 Exit::Refused,
             )

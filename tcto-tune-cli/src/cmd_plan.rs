@@ -64,7 +64,11 @@ fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
         String::new()
     } else {
         let old = std::fs::read_to_string(path).ok();
-        let new = sysctl_d::render(&profile.name, &entries);
+        // Composed with what is persisted already, as `persist` writes it.
+        let new = match tcto_tune::system::read_persist_facts(std::path::Path::new("/")) {
+            Ok(facts) => tcto_tune::persist::sysctl_d_preview(profile, plan, &facts),
+            Err(_) => sysctl_d::render(&profile.name, &entries),
+        };
         sysctl_d::unified_diff(path, old.as_deref(), Some(&new))
     };
     SysctlD {

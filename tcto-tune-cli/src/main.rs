@@ -35,8 +35,8 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// `--state-dir` before the subcommand, as earlier versions took it;
-    /// hidden, and refused for a command that has no state dir.
+    /// `--state-dir` before the subcommand, as earlier versions took it
+    /// (hidden: only the commands that use a journal offer it).
     #[arg(long = "state-dir", value_name = "DIR", hide = true)]
     state_dir: Option<PathBuf>,
 
@@ -112,25 +112,6 @@ enum Command {
     GenerateAssets(cmd_assets::AssetsArgs),
 }
 
-impl Command {
-    /// The subcommand's name, as typed.
-    fn name(&self) -> &'static str {
-        match self {
-            Command::Plan(_) => "plan",
-            Command::Apply { .. } => "apply",
-            Command::Rollback { .. } => "rollback",
-            Command::Persist { .. } => "persist",
-            Command::History { .. } => "history",
-            Command::Profiles(_) => "profiles",
-            Command::Diagnose(_) => "diagnose",
-            Command::Verify { .. } => "verify",
-            Command::Probe(_) => "probe",
-            Command::Completions(_) => "completions",
-            Command::GenerateAssets(_) => "generate-assets",
-        }
-    }
-}
-
 /// Settings every command shares.
 pub struct Global {
     /// `--json`.
@@ -181,23 +162,14 @@ fn main() -> ExitCode {
         | Command::Verify { state, .. } => Some(state.state_dir.clone()),
         _ => None,
     };
-    let state_dir = match (state, cli.state_dir) {
-        (None, Some(_)) => {
-            let err = CliError::new(
-                format!("`--state-dir` means nothing to `{}`", cli.command.name()),
-                Some("only apply, rollback, persist, history and verify use a state dir".into()),
-                Exit::Usage,
-            );
-            output::print_error(&err, cli.json);
-            return ExitCode::from(Exit::Usage as u8);
-        }
-        // After the subcommand wins over before it; then the environment.
-        (Some(after), before) => after
-            .or(before)
-            .or_else(|| std::env::var_os("TCTO_TUNE_STATE_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-        (None, None) => PathBuf::from(DEFAULT_STATE_DIR),
-    };
+    // After the subcommand wins over before it; then the environment. A
+    // `--state-dir` before a subcommand that has no journal is accepted and
+    // unused, so one alias (`tcto-tune --state-dir X`) serves every command.
+    let state_dir = state
+        .flatten()
+        .or(cli.state_dir)
+        .or_else(|| std::env::var_os("TCTO_TUNE_STATE_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let global = Global {
         json: cli.json,
         state_dir,

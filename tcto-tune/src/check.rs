@@ -129,8 +129,12 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("persist-also-set", "info", "persist: another file sets one of our keys but ours wins at boot (applied before ours, or after it with the same value)"),
     ("persist-runtime-manager", "warn", "persist: kube-proxy or TuneD is present; both rewrite conntrack and backlog sysctls at their own start, after systemd-sysctl"),
     ("persist-target-symlink", "refuse", "persist: a symbolic link sits where tcto-tune would write a file; it is never followed (allowing the code does not make the write follow it)"),
-    ("persist-replaces-profile", "info", "persist: a file tcto-tune wrote from another profile is replaced; each part (sysctls, NOTRACK/offloads) holds one profile at a time"),
     ("persist-unit-own-path", "warn", "persist: the boot unit it writes runs a binary outside the package's /usr/bin (a build tree, ~/.cargo/bin); the unit fails at boot once that file is gone"),
+    ("persist-foreign-file", "refuse", "persist: a file at a path tcto-tune writes (e.g. /etc/sysctl.d/99-tcto-tune.conf) has no tcto-tune header, so someone else wrote it; with --allow it is replaced, and its content is journaled so rollback restores it"),
+    ("persist-root-escape", "refuse", "persist: a path under --root leads out of the root through a symbolic link that climbs above it (absolute links are taken inside the root, as systemd's --root does); never allowed"),
+    ("persist-entries-conflict", "refuse", "persist: two persisted profiles set the same sysctl, or the same offload feature of an interface, to different values; names both (never allowed: remove one with `persist --remove`)"),
+    ("persist-entry-unreadable", "refuse", "persist: an entry in /etc/tcto-tune/persisted.d cannot be read (corrupt, not UTF-8, a link, its name differs from its file); names the file (never allowed: fix it or `persist --remove` it)"),
+    ("persist-bad-name", "refuse", "persist: the profile's name cannot be a file name in /etc/tcto-tune/persisted.d"),
     ("conntrack-built-in", "info/skip", "persist: nf_conntrack is built into the kernel, so no modules-load.d or modprobe.d file is written (hash size: kernel command line)"),
 ];
 

@@ -121,7 +121,7 @@ fn persisted_allowances_hold_at_boot() {
     let dir = TempDir::new("allowboot");
     let d = dir.path();
     let r = in_netns(&format!(
-        "mkdir -p {d}/img\ntcto-tune --state-dir {d}/s persist --profile offload-off --set iface=lo --allow offload-on-loopback --root {d}/img >/dev/null; echo persist=$?\ngrep -A1 '^allow' {d}/img/etc/tcto-tune/persisted.toml\ntcto-tune --state-dir {d}/s2 apply --persisted --root {d}/img --dry-run >/dev/null; echo boot=$?"
+        "mkdir -p {d}/img\ntcto-tune --state-dir {d}/s persist --profile offload-off --set iface=lo --allow offload-on-loopback --allow offload-cpu-cost --root {d}/img >/dev/null; echo persist=$?\ngrep -A1 '^allow' {d}/img/etc/tcto-tune/persisted.d/offload-off.toml\ntcto-tune --state-dir {d}/s2 apply --persisted --root {d}/img --dry-run >/dev/null; echo boot=$?"
     ));
     assert!(r.stdout.contains("persist=0"), "{r}");
     assert!(
@@ -240,11 +240,14 @@ fn a_key_that_runs_a_program_is_refused_even_with_allow() {
         "name = \"allow\"\nallow = [\"key-runs-program\"]\n[sysctl]\n\"kernel.modprobe\" = \"/tmp/evil\"\n",
     )
     .unwrap();
-    // A persisted.toml edited by hand: the boot path plans it like any profile.
-    std::fs::create_dir_all(format!("{d}/img/etc/tcto-tune")).unwrap();
+    // A persisted entry edited by hand: persist would render its sysctls
+    // into sysctl.d and the boot unit reads it, so both must refuse it.
+    std::fs::create_dir_all(format!("{d}/img/etc/tcto-tune/persisted.d")).unwrap();
     std::fs::write(
-        format!("{d}/img/etc/tcto-tune/persisted.toml"),
-        "name = \"evil\"\nallow = [\"key-outside-scope\", \"key-host-wide\"]\n[sysctl]\n\"kernel.core_pattern\" = \"|/tmp/evil %p\"\n",
+        format!("{d}/img/etc/tcto-tune/persisted.d/evil.toml"),
+        "name = \"evil\"\nallow = [\"key-outside-scope\", \"key-host-wide\"]\norder = [\"kernel.core_pattern\"]\n\
+         [sysctl.\"kernel.core_pattern\"]\nexact = \"|/tmp/evil %p\"\n\
+         [[notrack]]\nfrom = \"10.0.1.0/24\"\nto = \"10.0.2.0/24\"\nport = 8080\n",
     )
     .unwrap();
     let all = "--allow key-outside-scope --allow key-host-wide --allow not-writable-here --allow unknown-sysctl";
@@ -258,8 +261,9 @@ fn a_key_that_runs_a_program_is_refused_even_with_allow() {
              tcto-tune apply --profile {d}/var.toml --set \"pattern=|/tmp/evil %p\" {all} >/dev/null; echo set=$?\n\
              tcto-tune apply --profile {d}/evil.toml --allow key-runs-program; echo flag=$?\n\
              tcto-tune plan --profile {d}/allow.toml; echo listed=$?\n\
-             tcto-tune apply --persisted --root {d}/img {all} 2>&1 >/dev/null; echo persisted=$?\n\
+             tcto-tune apply --persisted --root {d}/img 2>&1 >/dev/null; echo persisted=$?\n\
              tcto-tune persist --profile {d}/evil.toml --root {d}/img {all} >/dev/null; echo persist=$?\n\
+             tcto-tune persist --profile high-conn --root {d}/img --allow key-host-wide >/dev/null 2>&1; echo other=$?\n\
              ls {d}/img/etc; ls {d}/s/tx 2>/dev/null | wc -l | sed s/^/records=/\n"
         ),
     ));
@@ -272,6 +276,9 @@ fn a_key_that_runs_a_program_is_refused_even_with_allow() {
         ("flag", 2),
         ("listed", 1),
         ("persist", 3),
+        // Persisting another profile would re-render sysctl.d from every
+        // entry, the hand-edited one too: refused, naming it.
+        ("other", 3),
     ] {
         assert!(r.stdout.contains(&format!("{what}={rc}\n")), "{what}: {r}");
     }
@@ -304,23 +311,19 @@ fn a_key_that_runs_a_program_is_refused_even_with_allow() {
         .lines()
         .find(|l| l.starts_with("persisted="))
         .unwrap();
-    assert_eq!(persisted, "persisted=2", "{r}");
-    // `--allow` does not go with `--persisted`: the file's own `allow` list
-    // is all it gets, and that list cannot lift this refusal either.
-    let r2 = in_netns(&sandboxed(
-        &["/proc/sys/kernel/core_pattern"],
-        &format!(
-            "tcto-tune --state-dir {d}/s apply --persisted --root {d}/img; echo persisted=$?\n"
-        ),
-    ));
-    assert!(r2.stdout.contains("persisted=3"), "{r2}");
-    assert!(r2.stdout.contains("[key-runs-program]"), "{r2}");
+    // The boot path refuses the hand-edited entry, naming it (exit 1, as
+    // for any unreadable entry), before any change.
+    assert_eq!(persisted, "persisted=1", "{r}");
+    assert!(
+        r.stdout.contains("persisted.d/evil.toml") && r.stdout.contains("is never persisted"),
+        "{r}"
+    );
     assert!(
         r.stdout.contains("records=0"),
         "no transaction was even started: {r}"
     );
     assert!(!r.stdout.contains("sysctl.d"), "persist wrote nothing: {r}");
-    assert_eq!(host_sysctl("kernel.core_pattern"), before, "{r2}");
+    assert_eq!(host_sysctl("kernel.core_pattern"), before, "{r}");
 }
 
 #[test]
@@ -384,24 +387,34 @@ fn a_refused_persisted_file_says_where_its_allowances_live() {
     }
     let dir = TempDir::new("persistallow");
     let d = dir.path();
-    std::fs::create_dir_all(format!("{d}/img/etc/tcto-tune")).unwrap();
-    let file = format!("{d}/img/etc/tcto-tune/persisted.toml");
-    std::fs::write(&file, "name = \"p\"\n[sysctl]\n\"vm.swappiness\" = 59\n").unwrap();
-    // `apply --persisted` takes no `--allow`: the hint must not offer one;
-    // following it (the file's `allow` list) must work as printed.
+    std::fs::create_dir_all(format!("{d}/img")).unwrap();
+    let args = "--profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
+    // At boot a stateful filter (policy drop, only `ct state established`
+    // accepted) would drop the untracked flow: `apply --persisted` refuses.
+    // It takes no `--allow`: the hint must not offer one there, and
+    // following it (persisting again with `--allow`) must work as printed.
     let r = in_netns(&format!(
-        "tcto-tune --state-dir {d}/s apply --persisted --root {d}/img --dry-run; echo rc=$?\n\
-         sed -i '1a allow = [\"key-outside-scope\"]' {file}\n\
+        "tcto-tune --state-dir {d}/s persist {args} --root {d}/img >/dev/null; echo persist=$?\n\
+         nft add table inet filter\n\
+         nft add chain inet filter input '{{ type filter hook input priority 0; policy drop; }}'\n\
+         nft add rule inet filter input ct state established,related accept\n\
+         tcto-tune --state-dir {d}/s apply --persisted --root {d}/img --dry-run; echo rc=$?\n\
+         tcto-tune --state-dir {d}/s persist {args} --allow notrack-breaks-stateful-filter --root {d}/img >/dev/null; echo again=$?\n\
          tcto-tune --state-dir {d}/s apply --persisted --root {d}/img --dry-run >/dev/null; echo rc=$?"
     ));
     assert!(
-        r.stdout.contains("rc=3\n") && r.stdout.contains("rc=0\n"),
+        r.stdout.contains("persist=0\n")
+            && r.stdout.contains("rc=3\n")
+            && r.stdout.contains("again=0\n")
+            && r.stdout.ends_with("rc=0\n"),
         "{r}"
     );
     assert!(
-        r.stderr.contains(&format!(
-            "to accept `key-outside-scope` at boot, add it to `allow = [...]` in {file}"
-        )),
+        r.stderr
+            .contains("persist the profile again with `--allow notrack-breaks-stateful-filter`")
+            && r.stderr
+                .contains(&format!("{d}/img/etc/tcto-tune/persisted.d")),
         "{r}"
     );
+    assert!(!r.stderr.contains("apply --persisted --allow"), "{r}");
 }

@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use tcto_tune_tests::{in_netns, require_root, TempDir};
 
+mod sysctl_oracle;
+
 /// Keys only the initial namespace can set (`sysctl -p` fails on them in
 /// a child one): the loader test compares every other key.
 const GLOBAL_KEYS: &[&str] = &[
@@ -46,7 +48,7 @@ const MODULES_LOAD: &str = "/etc/modules-load.d/99-tcto-tune.conf";
 const MODPROBE: &str = "/etc/modprobe.d/99-tcto-tune.conf";
 const UNIT: &str = "/etc/systemd/system/tcto-tune-restore.service";
 const WANTS: &str = "/etc/systemd/system/multi-user.target.wants/tcto-tune-restore.service";
-const PERSISTED: &str = "/etc/tcto-tune/persisted.toml";
+const PERSISTED: &str = "/etc/tcto-tune/persisted.d/trusted-notrack.toml";
 
 #[test]
 fn dry_run_prints_the_diff_of_each_file_and_writes_nothing() {
@@ -167,7 +169,7 @@ fn a_failure_midway_restores_every_file_already_written() {
     std::fs::write(&victim, b"precious\n").unwrap();
     std::os::unix::fs::symlink(&victim, format!("{}{MODPROBE}", d.path())).unwrap();
     let r = in_netns(&format!(
-        "{} persist --profile high-conn --root {} --allow persist-target-symlink",
+        "{} persist --profile high-conn --root {} --allow persist-target-symlink --allow persist-foreign-file",
         tt(&d),
         d.path()
     ));
@@ -226,7 +228,7 @@ fn rollback_restores_previous_files_byte_for_byte_and_removes_new_ones() {
     std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
     std::fs::write(format!("{}{SYSCTL_D}", d.path()), &old).unwrap();
     let r = in_netns(&format!(
-        "{tt} persist --profile high-conn --root {root} >/dev/null || exit 90\n\
+        "{tt} persist --profile high-conn --root {root} --allow persist-foreign-file >/dev/null || exit 90\n\
          stat -c '%a' {root}{SYSCTL_D} {root}{MODULES_LOAD} {root}{MODPROBE}\n\
          {tt} rollback || exit 91\n{tt} history",
         tt = tt(&d),
@@ -268,7 +270,7 @@ fn the_unit_passes_systemd_analyze_verify() {
     let d = TempDir::new("persist-unit-dev");
     let r = in_netns(&format!(
         "ip link add veth-x type veth peer name veth-y\n\
-         {tt} persist --profile offload-off --set iface=veth-x --root {root} >/dev/null || exit 90\n\
+         {tt} persist --profile offload-off --set iface=veth-x --allow offload-cpu-cost --root {root} >/dev/null || exit 90\n\
          systemd-analyze verify {root}{UNIT} || exit 91\n\
          grep -c 'sys-subsystem-net-devices-veth\\\\x2dx.device' {root}{UNIT}",
         tt = tt(&d),
@@ -411,7 +413,7 @@ fn apply_persisted_reapplies_saved_offloads_checked_with_ethtool() {
     let r = in_netns(&format!(
         "ip link add veth-p type veth peer name veth-q || exit 89\n\
          ethtool -K veth-p tso on gro on 2>/dev/null\n\
-         {tt} persist --profile offload-off --set iface=veth-p --root {root} >/dev/null || exit 90\n\
+         {tt} persist --profile offload-off --set iface=veth-p --allow offload-cpu-cost --root {root} >/dev/null || exit 90\n\
          grep -qF sys-subsystem-net-devices-veth\\\\x2dp.device {root}{UNIT} || exit 91\n\
          ethtool -k veth-p | grep -E '^(tcp-segmentation-offload|generic-receive-offload):'\n\
          {tt} apply --persisted --root {root} >/dev/null || exit 92\n\
@@ -426,4 +428,385 @@ fn apply_persisted_reapplies_saved_offloads_checked_with_ethtool() {
          tcp-segmentation-offload: off\ngeneric-receive-offload: off\n",
         "{r}"
     );
+}
+
+#[test]
+fn a_foreign_file_at_our_path_refuses_unless_allowed_and_rollback_restores_it() {
+    if !require_root("a_foreign_file_at_our_path_refuses_unless_allowed_and_rollback_restores_it") {
+        return;
+    }
+    let d = TempDir::new("persist-foreign");
+    std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
+    std::fs::create_dir_all(format!("{}/etc/modprobe.d", d.path())).unwrap();
+    let admin = b"net.ipv4.tcp_fin_timeout = 30\n".to_vec();
+    let floppy = b"blacklist floppy\n".to_vec();
+    std::fs::write(format!("{}{SYSCTL_D}", d.path()), &admin).unwrap();
+    std::fs::write(format!("{}{MODPROBE}", d.path()), &floppy).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {}",
+        tt(&d),
+        d.path()
+    ));
+    assert_eq!(r.code, 3, "{r}");
+    for f in [SYSCTL_D, MODPROBE] {
+        assert!(
+            r.stdout.contains(&format!(
+                "refuse [persist-foreign-file] {}{f} exists and was not written by tcto-tune",
+                d.path()
+            )),
+            "{f}: {r}"
+        );
+    }
+    assert!(r.stderr.contains("--allow persist-foreign-file"), "{r}");
+    assert_eq!(read(&d, SYSCTL_D), admin);
+    assert_eq!(read(&d, MODPROBE), floppy);
+    // Allowed: replaced, and the prior content is journaled.
+    let r = in_netns(&format!(
+        "{tt} persist --profile high-conn --root {root} --allow persist-foreign-file || exit 90\n\
+         grep -c 'Written by tcto-tune' {root}{SYSCTL_D} {root}{MODPROBE} || exit 91\n\
+         {tt} rollback",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("warn (allowed) [persist-foreign-file]"),
+        "{r}"
+    );
+    assert_eq!(read(&d, SYSCTL_D), admin);
+    assert_eq!(read(&d, MODPROBE), floppy);
+}
+
+#[test]
+fn root_links_are_taken_inside_the_image_and_links_leaving_it_are_refused() {
+    if !require_root("root_links_are_taken_inside_the_image_and_links_leaving_it_are_refused") {
+        return;
+    }
+    let d = TempDir::new("persist-escape");
+    let img = format!("{}/img", d.path());
+    let outside = format!("{}/outside", d.path());
+    std::fs::create_dir_all(format!("{outside}/sysctl.d")).unwrap();
+    std::fs::create_dir_all(&img).unwrap();
+    // 1. `IMG/etc -> OUTSIDE` (absolute): inside the image that is
+    //    IMG/OUTSIDE; nothing may land in the real OUTSIDE.
+    std::os::unix::fs::symlink(&outside, format!("{img}/etc")).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {img}",
+        tt(&d)
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        std::fs::read_dir(format!("{outside}/sysctl.d"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "wrote outside the image: {r}"
+    );
+    let inside = format!("{img}{outside}/sysctl.d/99-tcto-tune.conf");
+    assert!(std::fs::metadata(&inside).is_ok(), "{inside}: {r}");
+    assert!(r.stdout.contains(&inside), "{r}");
+    std::fs::remove_file(format!("{img}/etc")).unwrap();
+
+    // 2. A relative link that climbs above the root: refused, named, exit 3.
+    std::fs::create_dir_all(format!("{img}/etc")).unwrap();
+    let link = format!("{img}/etc/sysctl.d");
+    std::os::unix::fs::symlink("../../../../../../../../..{outside}/sysctl.d", &link).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {img} --allow persist-root-escape",
+        tt(&d)
+    ));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains(&format!(
+            "refuse [persist-root-escape] /etc/sysctl.d leads out of the root directory: `{link}` is a symbolic link"
+        )),
+        "{r}"
+    );
+    std::fs::remove_file(&link).unwrap();
+
+    // 3. The issue's crafted image, `etc/sysctl.d -> /etc/sysctl.d`: inside
+    //    the image a link to itself, a loop; an error, never the host's file.
+    std::os::unix::fs::symlink("/etc/sysctl.d", &link).unwrap();
+    let r = in_netns(&format!(
+        "{} persist --profile high-conn --root {img}",
+        tt(&d)
+    ));
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains("too many levels of symbolic links"),
+        "{r}"
+    );
+    assert!(r.stderr.contains(&link), "{r}");
+}
+
+#[test]
+fn rollback_never_writes_through_a_link_planted_after_persist() {
+    if !require_root("rollback_never_writes_through_a_link_planted_after_persist") {
+        return;
+    }
+    let d = TempDir::new("persist-escape-rb");
+    let img = format!("{}/img", d.path());
+    let outside = format!("{}/outside", d.path());
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(format!("{outside}/99-tcto-tune.conf"), "host's own\n").unwrap();
+    std::fs::create_dir_all(&img).unwrap();
+    let r = in_netns(&format!(
+        "{tt} persist --profile high-conn --root {img} >/dev/null || exit 90\n\
+         mv {img}/etc/sysctl.d {img}/etc/sysctl.d.moved\n\
+         ln -s {outside} {img}/etc/sysctl.d\n\
+         {tt} rollback",
+        tt = tt(&d)
+    ));
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.code != 90, "{r}");
+    assert!(
+        (r.stdout.clone() + &r.stderr).contains("persist-root-escape"),
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{outside}/99-tcto-tune.conf")).unwrap(),
+        "host's own\n"
+    );
+}
+
+const ENTRIES: &str = "/etc/tcto-tune/persisted.d";
+
+#[test]
+fn a_second_persisted_profile_keeps_the_first_and_boot_applies_both() {
+    if !require_root("a_second_persisted_profile_keeps_the_first_and_boot_applies_both") {
+        return;
+    }
+    let d = TempDir::new("persist-compose");
+    // The issue's scenario: trusted-notrack persisted, then offload-off.
+    let r = in_netns(&format!(
+        "ip link add veth-c type veth peer name veth-d || exit 89\n\
+         {tt} persist {NOTRACK_ARGS} --root {root} >/dev/null || exit 90\n\
+         {tt} persist --profile offload-off --set iface=veth-c --root {root}; echo cpu=$?\n\
+         {tt} persist --profile offload-off --set iface=veth-c --allow offload-cpu-cost --root {root} >/dev/null || exit 91\n\
+         {tt} persist --list --root {root} || exit 92\n\
+         {tt} --json apply --persisted --root {root} > {root}/boot.json || exit 93\n\
+         ethtool -k veth-c | grep -E '^tcp-segmentation-offload:'\n\
+         nft list table inet tcto_tune 2>/dev/null | grep -c 8080",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    // The diagnostic-only warning needs --allow to be persisted.
+    assert!(r.stdout.contains("cpu=3"), "{r}");
+    assert!(
+        r.stdout.contains("refuse [offload-cpu-cost]")
+            && r.stdout.contains("persisting it makes it permanent"),
+        "{r}"
+    );
+    for name in ["trusted-notrack", "offload-off"] {
+        assert!(exists(&d, &format!("{ENTRIES}/{name}.toml")), "{name}: {r}");
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains(&format!("{ENTRIES}/{name}.toml"))),
+            "--list shows {name}: {r}"
+        );
+    }
+    assert!(r.stdout.contains("tcp-segmentation-offload: off"), "{r}");
+    let boot: serde_json::Value = serde_json::from_slice(&read(&d, "/boot.json")).unwrap();
+    assert_eq!(boot["profile"], "offload-off+trusted-notrack", "{boot}");
+    assert_eq!(boot["outcome"], "applied", "{boot}");
+    // Both NOTRACK directions of the flow are in the kernel.
+    assert_eq!(r.stdout.trim_end().lines().last(), Some("2"), "{r}");
+    let unit = String::from_utf8(read(&d, UNIT)).unwrap();
+    assert!(unit.contains("`offload-off`, `trusted-notrack`"), "{unit}");
+    assert!(unit.contains("veth\\x2dc.device"), "{unit}");
+}
+
+#[test]
+fn remove_drops_one_entry_conflicts_name_both_and_rollback_restores() {
+    if !require_root("remove_drops_one_entry_conflicts_name_both_and_rollback_restores") {
+        return;
+    }
+    let d = TempDir::new("persist-remove");
+    let small = format!("{}/small.toml", d.path());
+    std::fs::write(&small, "name = \"small\"\n[backlog]\nsomaxconn = 2048\n").unwrap();
+    let r = in_netns(&format!(
+        "sysctl -qw net.core.somaxconn=1024\n\
+         {tt} persist --profile high-conn --root {root} >/dev/null || exit 90\n\
+         {tt} persist {NOTRACK_ARGS} --root {root} >/dev/null || exit 91\n\
+         {tt} persist --profile {small} --root {root}; echo conflict=$?\n\
+         {tt} persist --remove nope --root {root}; echo nope=$?\n\
+         {tt} persist --remove high-conn --root {root} || exit 92\n\
+         {tt} persist --list --root {root}",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("conflict=3"), "{r}");
+    assert!(
+        r.stdout.contains("refuse [persist-entries-conflict] persisted profiles `high-conn` and `small` both set net.core.somaxconn: `high-conn` to 4096, `small` to 2048"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("nope=1"), "{r}");
+    assert!(
+        r.stderr
+            .contains("no persisted profile `nope`; persisted: high-conn, trusted-notrack"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "tcto-tune --state-dir {}/state persist --list --root {}",
+            d.path(),
+            d.path()
+        )),
+        "the hint carries the flags: {r}"
+    );
+    // high-conn is gone, trusted-notrack stays (and so does its unit).
+    assert!(!exists(&d, SYSCTL_D), "{r}");
+    assert!(!exists(&d, MODULES_LOAD), "{r}");
+    assert!(!exists(&d, &format!("{ENTRIES}/high-conn.toml")), "{r}");
+    assert!(
+        exists(&d, &format!("{ENTRIES}/trusted-notrack.toml")),
+        "{r}"
+    );
+    assert!(exists(&d, UNIT) && exists(&d, WANTS), "{r}");
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("high-conn ")),
+        "{r}"
+    );
+    // Rollback of the removal brings high-conn back byte for byte.
+    let r = in_netns(&format!("{} rollback", tt(&d)));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(exists(&d, &format!("{ENTRIES}/high-conn.toml")), "{r}");
+    let text = String::from_utf8(read(&d, SYSCTL_D)).unwrap();
+    assert!(text.contains("net.core.somaxconn = 4096"), "{text}");
+}
+
+#[test]
+fn the_single_persisted_toml_of_earlier_versions_is_read_and_migrated() {
+    if !require_root("the_single_persisted_toml_of_earlier_versions_is_read_and_migrated") {
+        return;
+    }
+    let d = TempDir::new("persist-legacy");
+    std::fs::create_dir_all(format!("{}/etc/tcto-tune", d.path())).unwrap();
+    std::fs::create_dir_all(format!("{}/etc/sysctl.d", d.path())).unwrap();
+    // What the earlier version wrote for trusted-notrack and high-conn.
+    std::fs::write(
+        format!("{}/etc/tcto-tune/persisted.toml", d.path()),
+        "# Written by tcto-tune from profile `trusted-notrack`. Do not edit by hand:\n\
+         # re-run `tcto-tune persist --profile trusted-notrack` instead.\n\n\
+         name = \"trusted-notrack\"\ndescription = \"old\"\n\n\
+         [[notrack]]\nfrom = \"10.0.1.0/24\"\nto = \"10.0.2.0/24\"\nport = 8080\n",
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{}{SYSCTL_D}", d.path()),
+        "# Written by tcto-tune from profile `high-conn`. Do not edit by hand:\n\
+         # re-run `tcto-tune persist --profile high-conn` instead.\n\n\
+         # accept-queue headroom\nnet.core.somaxconn = 4096\n",
+    )
+    .unwrap();
+    let r = in_netns(&format!(
+        "{tt} persist --list --root {root}\n\
+         {tt} apply --persisted --root {root} --dry-run >/dev/null || exit 90\n\
+         {tt} persist --profile backlog-overflow --root {root} >/dev/null || exit 91\n\
+         ls {root}{ENTRIES}",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .contains("(earlier format, migrated by the next persist)"),
+        "{r}"
+    );
+    assert_eq!(
+        r.stdout.lines().rev().take(3).collect::<Vec<_>>(),
+        [
+            "trusted-notrack.toml",
+            "high-conn.toml",
+            "backlog-overflow.toml"
+        ],
+        "{r}"
+    );
+    assert!(!exists(&d, "/etc/tcto-tune/persisted.toml"), "{r}");
+    let entry = String::from_utf8(read(&d, &format!("{ENTRIES}/high-conn.toml"))).unwrap();
+    assert!(
+        entry.contains("exact = 4096") && entry.contains("accept-queue headroom"),
+        "{entry}"
+    );
+}
+
+#[test]
+fn a_corrupt_entry_refuses_persist_and_boot_naming_it_and_remove_clears_it() {
+    if !require_root("a_corrupt_entry_refuses_persist_and_boot_naming_it_and_remove_clears_it") {
+        return;
+    }
+    let d = TempDir::new("persist-corrupt");
+    let broken = format!("{}{ENTRIES}/broken.toml", d.path());
+    let r = in_netns(&format!(
+        "{tt} persist {NOTRACK_ARGS} --root {root} >/dev/null || exit 90\n\
+         printf 'name = \"broken\"\\n[[notrack]\\n' > {broken}\n\
+         {tt} persist --profile backlog-overflow --root {root} > {root}/out; echo persist=$?\n\
+         cat {root}/out\n\
+         {tt} apply --persisted --root {root} --dry-run; echo boot=$?\n\
+         hint=$(sed -n 's/.*drop it with `\\(.*\\)`.*/\\1/p' {root}/out)\n\
+         echo \"running the hint: $hint\"\n\
+         $hint >/dev/null || exit 91\n\
+         {tt} apply --persisted --root {root} --dry-run >/dev/null; echo boot=$?",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("persist=3"), "{r}");
+    assert!(
+        r.stdout.contains(&format!(
+            "refuse [persist-entry-unreadable] cannot read the persisted entry {broken}"
+        )),
+        "{r}"
+    );
+    assert!(r.stdout.contains("boot=1\n"), "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("cannot read the persisted entry {broken}")),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "running the hint: tcto-tune --state-dir {}/state persist --root {} --remove broken",
+            d.path(),
+            d.path()
+        )),
+        "{r}"
+    );
+    assert!(r.stdout.trim_end().ends_with("boot=0"), "{r}");
+    assert!(!exists(&d, &format!("{ENTRIES}/broken.toml")));
+}
+
+#[test]
+fn a_persist_killed_midway_is_rolled_back_to_the_entries_before_it() {
+    if !require_root("a_persist_killed_midway_is_rolled_back_to_the_entries_before_it") {
+        return;
+    }
+    let d = TempDir::new("persist-kill");
+    // SIGKILL a second persist at random points; whatever it left, a
+    // rollback brings back exactly the first persist's files.
+    let r = in_netns(&format!(
+        "{tt} persist {NOTRACK_ARGS} --root {root} >/dev/null || exit 90\n\
+         snap() {{ (cd {root} && find etc -type f | sort | xargs md5sum; find etc -type l -printf '%p -> %l\\n' | sort); }}\n\
+         snap > {root}/before\n\
+         for delay in 0.002 0.005 0.008 0.01 0.012 0.014 0.016 0.02 0.03 0.05; do\n\
+           n0=$({tt} history | wc -l)\n\
+           {tt} persist --profile high-conn --root {root} >/dev/null 2>&1 & pid=$!\n\
+           sleep $delay; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null\n\
+           {tt} history | sed -n 2p >> {root}/states\n\
+           if [ $({tt} history | wc -l) -gt $n0 ]; then\n\
+             {tt} rollback >/dev/null || exit 91\n\
+           fi\n\
+           snap > {root}/after\n\
+           diff {root}/before {root}/after || exit 93\n\
+         done\n\
+         cat {root}/states\n\
+         echo ok",
+        tt = tt(&d),
+        root = d.path()
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.ends_with("ok\n"), "{r}");
 }

@@ -1,54 +1,73 @@
-//! `/etc/tcto-tune/persisted.toml`: the NOTRACK and offload parts of a profile.
+//! The NOTRACK and offload parts of a profile, as persisted (in its entry
+//! in `/etc/tcto-tune/persisted.d`, formerly the single
+//! `/etc/tcto-tune/persisted.toml`).
 //!
 //! What is saved is the *intent* (the flows and toggles, variables already
 //! filled), not a plan: at boot `tcto-tune apply --persisted` loads it like
 //! any profile file and plans it against the state it finds then, so the
 //! transaction reads the real prior values and only writes what differs.
 //! It is written in the ordinary profile syntax, so an admin can read it
-//! and `tcto-tune plan --profile /etc/tcto-tune/persisted.toml` works.
+//! and `tcto-tune plan --profile /etc/tcto-tune/persisted.d/NAME.toml` works
+//! for an entry without sysctls. At boot every entry's part is joined into
+//! one such profile ([`super::entries::boot_profile`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sysctl_d::header;
 use crate::profile::Profile;
 
+/// A profile's restore part in the profile syntax.
 #[derive(Serialize)]
-struct Doc {
-    name: String,
-    description: String,
+pub(crate) struct Doc {
+    pub(crate) name: String,
+    pub(crate) description: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    allow: Vec<String>,
+    pub(crate) allow: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    notrack: Vec<Notrack>,
+    pub(crate) notrack: Vec<Notrack>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    offload: Vec<Offload>,
+    pub(crate) offload: Vec<Offload>,
 }
 
-#[derive(Serialize)]
-struct Notrack {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    from: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    to: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
+/// One `[[notrack]]` flow, variables filled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notrack {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Source subnet.
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Destination subnet.
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Destination port.
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why, from the profile.
+    pub reason: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Offload {
-    iface: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tso: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gso: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gro: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lro: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
+/// One `[[offload]]` entry, variables filled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offload {
+    /// Interface name.
+    pub iface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// TCP segmentation offload.
+    pub tso: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Generic segmentation offload.
+    pub gso: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Generic receive offload.
+    pub gro: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Large receive offload.
+    pub lro: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why, from the profile.
+    pub reason: Option<String>,
 }
 
 /// Whether `profile` has anything the restore unit must re-apply.
@@ -78,29 +97,39 @@ pub fn render(profile: &Profile, allow: &std::collections::BTreeSet<String>) -> 
             profile.name
         ),
         allow: allow.union(&profile.allow).cloned().collect(),
-        notrack: profile
-            .notrack
-            .iter()
-            .map(|n| Notrack {
-                from: n.from.map(|c| c.to_string()),
-                to: n.to.map(|c| c.to_string()),
-                port: n.port,
-                reason: n.reason.clone(),
-            })
-            .collect(),
-        offload: profile
-            .offloads
-            .iter()
-            .map(|o| Offload {
-                iface: o.iface.as_str().to_owned(),
-                tso: o.tso,
-                gso: o.gso,
-                gro: o.gro,
-                lro: o.lro,
-                reason: o.reason.clone(),
-            })
-            .collect(),
+        notrack: notrack(profile),
+        offload: offloads(profile),
     };
     let body = toml::to_string(&doc).expect("plain strings, integers and booleans serialize");
     format!("{}\n{body}", header("#", &profile.name))
+}
+
+/// The profile's NOTRACK flows as persisted.
+pub fn notrack(profile: &Profile) -> Vec<Notrack> {
+    profile
+        .notrack
+        .iter()
+        .map(|n| Notrack {
+            from: n.from.map(|c| c.to_string()),
+            to: n.to.map(|c| c.to_string()),
+            port: n.port,
+            reason: n.reason.clone(),
+        })
+        .collect()
+}
+
+/// The profile's offload toggles as persisted.
+pub fn offloads(profile: &Profile) -> Vec<Offload> {
+    profile
+        .offloads
+        .iter()
+        .map(|o| Offload {
+            iface: o.iface.as_str().to_owned(),
+            tso: o.tso,
+            gso: o.gso,
+            gro: o.gro,
+            lro: o.lro,
+            reason: o.reason.clone(),
+        })
+        .collect()
 }

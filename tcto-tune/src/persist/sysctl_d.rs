@@ -91,6 +91,46 @@ pub fn header(comment: &str, profile: &str) -> String {
     )
 }
 
+/// The header of a file rendered from every persisted entry.
+pub fn composed_header(comment: &str, names: &[&str]) -> String {
+    let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!(
+        "{comment} Written by tcto-tune from the persisted profiles {} ({}). Do not edit by hand:\n\
+         {comment} change them with `tcto-tune persist --profile NAME` or `tcto-tune persist --remove NAME`.\n",
+        list.join(", "),
+        super::PERSISTED_PATH
+    )
+}
+
+/// The sysctl.d file of every persisted entry: the header, then one
+/// section per profile (in name order), each key once (two entries that
+/// disagree on a key refuse before this is written).
+pub fn render_composed(names: &[&str], list: &[super::Persisted]) -> String {
+    let mut out = composed_header("#", names);
+    let mut seen = std::collections::BTreeSet::new();
+    for p in list {
+        let lines: Vec<&Entry> = p
+            .sysctls
+            .iter()
+            .filter(|e| seen.insert(e.key.clone()))
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "\n# --- profile `{}` ---\n", p.name);
+        for e in lines {
+            out.push('\n');
+            if let Some(r) = &e.reason {
+                for line in r.lines() {
+                    let _ = writeln!(out, "# {line}");
+                }
+            }
+            let _ = writeln!(out, "{} = {}", e.key, e.value);
+        }
+    }
+    out
+}
+
 /// The content of the sysctl.d file: a header naming the profile, then
 /// one key per line with its reason as a comment above it.
 pub fn render(profile: &str, entries: &[Entry]) -> String {

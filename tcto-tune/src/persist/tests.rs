@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::*;
+use crate::change::ChangeKind;
+use crate::plan::Plan;
+use crate::profile::Profile;
 use crate::profile::{load, load_text, ProfileOrigin};
 use crate::state::{SysctlReading, SystemState};
 
@@ -134,9 +137,18 @@ fn high_conn_with_a_loadable_module_writes_three_files() {
     let p = persist(&high_conn(), &state(true), &facts(loadable()));
     assert_eq!(
         change_paths(&p),
-        [SYSCTL_D_PATH, MODULES_LOAD_PATH, MODPROBE_PATH]
+        [
+            SYSCTL_D_PATH,
+            MODULES_LOAD_PATH,
+            MODPROBE_PATH,
+            "/etc/tcto-tune/persisted.d/high-conn.toml"
+        ]
     );
     assert!(p.changes.iter().all(|c| c.before == Value::Absent));
+    insta::assert_snapshot!(
+        "high_conn_entry",
+        content(&p, "/etc/tcto-tune/persisted.d/high-conn.toml")
+    );
     insta::assert_snapshot!("high_conn_sysctl_d", content(&p, SYSCTL_D_PATH));
     insta::assert_snapshot!("high_conn_modules_load", content(&p, MODULES_LOAD_PATH));
     insta::assert_snapshot!("high_conn_modprobe", content(&p, MODPROBE_PATH));
@@ -152,7 +164,8 @@ fn built_in_conntrack_skips_the_module_files_and_says_so() {
             evidence: "no initstate".into(),
         }),
     );
-    assert_eq!(change_paths(&p), [SYSCTL_D_PATH]);
+    assert_eq!(change_paths(&p)[0], SYSCTL_D_PATH);
+    assert_eq!(change_paths(&p).len(), 2);
     let f = p
         .findings
         .iter()
@@ -174,7 +187,7 @@ fn built_in_conntrack_skips_the_module_files_and_says_so() {
 fn unknown_module_state_writes_the_module_files() {
     let p = persist(&high_conn(), &state(true), &facts(ModuleState::Unknown));
     assert_eq!(
-        change_paths(&p),
+        change_paths(&p)[..3],
         [SYSCTL_D_PATH, MODULES_LOAD_PATH, MODPROBE_PATH]
     );
     assert!(!codes(&p).contains(&codes::BUILT_IN));
@@ -187,7 +200,13 @@ fn no_conntrack_key_no_module_files() {
         &state(true),
         &facts(loadable()),
     );
-    assert_eq!(change_paths(&p), [SYSCTL_D_PATH]);
+    assert_eq!(
+        change_paths(&p),
+        [
+            SYSCTL_D_PATH,
+            "/etc/tcto-tune/persisted.d/backlog-overflow.toml"
+        ]
+    );
     assert!(p.skipped.is_empty());
 }
 
@@ -247,8 +266,9 @@ fn runtime_findings_carry_over() {
 fn notrack_writes_the_plan_the_unit_and_its_link() {
     let profile = notrack_profile();
     let p = persist(&profile, &state(true), &facts(loadable()));
-    assert_eq!(change_paths(&p), [PERSISTED_PATH, UNIT_PATH, WANTS_PATH]);
-    let toml = content(&p, PERSISTED_PATH);
+    let entry = "/etc/tcto-tune/persisted.d/trusted-notrack.toml";
+    assert_eq!(change_paths(&p), [entry, UNIT_PATH, WANTS_PATH]);
+    let toml = content(&p, entry);
     insta::assert_snapshot!("notrack_persisted_toml", toml);
     insta::assert_snapshot!("notrack_unit", content(&p, UNIT_PATH));
     let link = p
@@ -259,7 +279,7 @@ fn notrack_writes_the_plan_the_unit_and_its_link() {
     assert_eq!(link.after, Value::Symlink(UNIT_PATH.into()));
     // The saved plan loads back as the same NOTRACK flows.
     let back = load_text(
-        ProfileOrigin::File(PathBuf::from(PERSISTED_PATH)),
+        ProfileOrigin::File(PathBuf::from(entry)),
         &toml,
         &BTreeMap::new(),
     )
@@ -282,62 +302,251 @@ fn offloads_make_the_unit_wait_for_their_interfaces() {
         "{unit}"
     );
     let back = load_text(
-        ProfileOrigin::File(PathBuf::from(PERSISTED_PATH)),
-        &content(&p, PERSISTED_PATH),
+        ProfileOrigin::File(PathBuf::from("/x/offload-off.toml")),
+        &content(&p, "/etc/tcto-tune/persisted.d/offload-off.toml"),
         &BTreeMap::new(),
     )
     .unwrap();
     assert_eq!(back.offloads, profile.offloads);
 }
 
-#[test]
-fn identical_files_are_unchanged_and_stale_ones_of_the_same_part_removed() {
-    let st = state(true);
-    let first = persist(&high_conn(), &st, &facts(loadable()));
-    let mut f = facts(loadable());
-    for c in &first.changes {
-        f.existing.insert(c.key.clone(), c.after.clone());
+/// Facts after `plan` was applied on top of `f`.
+fn after(f: &PersistFacts, plan: &Plan) -> PersistFacts {
+    let mut f = f.clone();
+    for c in &plan.changes {
+        if c.key.starts_with(&host(PERSISTED_PATH)) {
+            if c.after == Value::Absent {
+                f.entry_files.remove(&c.key);
+            } else {
+                f.entry_files.insert(c.key.clone(), c.after.clone());
+            }
+        } else {
+            f.existing.insert(c.key.clone(), c.after.clone());
+        }
     }
+    f
+}
+
+#[test]
+fn identical_files_are_unchanged_and_a_second_profile_keeps_the_first() {
+    let st = state(true);
+    let f = after(
+        &facts(loadable()),
+        &persist(&high_conn(), &st, &facts(loadable())),
+    );
     let again = persist(&high_conn(), &st, &f);
     assert!(again.changes.is_empty(), "{:?}", again.changes);
-    assert_eq!(again.unchanged.len(), 3);
+    assert_eq!(again.unchanged.len(), 4);
     assert!(again.unchanged.iter().all(|u| u.kind == ChangeKind::File));
-    // A profile without conntrack keys: the module files go, sysctl.d is
-    // rewritten, and the other profile is named.
+    // A second sysctl profile: its entry is added, sysctl.d holds both.
     let p = persist(
         &load("backlog-overflow", &BTreeMap::new()).unwrap(),
         &st,
         &f,
     );
-    assert_eq!(
-        change_paths(&p),
-        [SYSCTL_D_PATH, MODULES_LOAD_PATH, MODPROBE_PATH]
+    assert!(p.refusals().is_empty(), "{:?}", p.findings);
+    let text = content(&p, SYSCTL_D_PATH);
+    assert!(
+        text.contains("# --- profile `backlog-overflow` ---"),
+        "{text}"
     );
-    assert_eq!(p.changes[1].after, Value::Absent);
-    assert_eq!(p.changes[2].after, Value::Absent);
-    let replaced: Vec<_> = p
-        .findings
-        .iter()
-        .filter(|x| x.code == codes::REPLACES_PROFILE)
-        .collect();
-    assert_eq!(replaced.len(), 3, "{:?}", p.findings);
-    assert!(replaced[0].message.contains("profile `high-conn`"));
-    assert!(!codes(&again).contains(&codes::REPLACES_PROFILE));
+    assert!(text.contains("# --- profile `high-conn` ---"), "{text}");
+    assert!(
+        text.contains("net.netfilter.nf_conntrack_max = 262144"),
+        "{text}"
+    );
+    assert!(change_paths(&p).contains(&"/etc/tcto-tune/persisted.d/backlog-overflow.toml"));
+    assert!(!change_paths(&p).contains(&"/etc/tcto-tune/persisted.d/high-conn.toml"));
 }
 
 #[test]
-fn each_part_is_left_alone_by_a_profile_without_it() {
+fn notrack_and_offloads_compose_with_sysctls_and_remove_takes_one_out() {
     let st = state(true);
     let mut f = facts(loadable());
-    for c in persist(&high_conn(), &st, &facts(loadable())).changes {
-        f.existing.insert(c.key, c.after);
+    for p in [high_conn(), notrack_profile()] {
+        f = after(&f, &persist(&p, &st, &f));
     }
-    for c in persist(&notrack_profile(), &st, &facts(loadable())).changes {
-        f.existing.insert(c.key, c.after);
+    let vars = [("iface".to_owned(), "eth0".to_owned())]
+        .into_iter()
+        .collect();
+    let off = load("offload-off", &vars).unwrap();
+    // The runtime plan on a host with eth0 warns offload-cpu-cost.
+    let mut runtime = crate::plan(&off, &st);
+    runtime
+        .findings
+        .retain(|f| f.code != "offload-unknown-interface");
+    runtime.findings.push(Finding::new(
+        "offload-cpu-cost",
+        Severity::Warn,
+        "turning off `eth0 tso`",
+    ));
+    let p = plan_persist(&off, &runtime, &f, &opts());
+    // offload-cpu-cost: a diagnostic step refuses unless allowed.
+    assert!(
+        p.refusals().iter().any(|r| r.code == "offload-cpu-cost"),
+        "{p}"
+    );
+    let p = plan_persist(
+        &off,
+        &runtime,
+        &f,
+        &PersistOptions {
+            allow: [
+                "offload-cpu-cost".to_owned(),
+                "offload-unknown-interface".to_owned(),
+            ]
+            .into_iter()
+            .collect(),
+            ..opts()
+        },
+    );
+    assert!(p.refusals().is_empty(), "{p}");
+    assert!(!change_paths(&p).contains(&"/etc/tcto-tune/persisted.d/trusted-notrack.toml"));
+    let unit = content(&p, UNIT_PATH);
+    assert!(
+        unit.contains("sys-subsystem-net-devices-eth0.device"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("`high-conn`, `offload-off`, `trusted-notrack`"),
+        "{unit}"
+    );
+    let f = after(&f, &p);
+    let (list, bad) = persisted(&f);
+    assert!(bad.is_empty());
+    let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["high-conn", "offload-off", "trusted-notrack"]);
+    // What the unit applies at boot: both restore parts, no sysctls.
+    let boot = load_text(
+        ProfileOrigin::File(PathBuf::from("/boot.toml")),
+        &entries::boot_profile(&list),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(boot.notrack, notrack_profile().notrack);
+    assert_eq!(boot.offloads, off.offloads);
+    assert!(boot.sysctl_targets().is_empty());
+    assert!(boot.allow.contains("offload-cpu-cost"));
+    // Remove one: only its entry goes; the unit stays for the other.
+    let r = plan_remove("trusted-notrack", &f, &opts(), true).unwrap();
+    let paths = change_paths(&r);
+    assert!(
+        paths.contains(&"/etc/tcto-tune/persisted.d/trusted-notrack.toml"),
+        "{paths:?}"
+    );
+    assert!(!paths.contains(&WANTS_PATH), "{paths:?}");
+    let gone = r
+        .changes
+        .iter()
+        .find(|c| c.key.ends_with("trusted-notrack.toml"))
+        .unwrap();
+    assert_eq!(gone.after, Value::Absent);
+    let f = after(&f, &r);
+    let r = plan_remove("offload-off", &f, &opts(), true).unwrap();
+    assert!(r
+        .changes
+        .iter()
+        .any(|c| c.key == host(WANTS_PATH) && c.after == Value::Absent));
+    assert!(matches!(
+        plan_remove("nope", &f, &opts(), true),
+        Err(PersistError::NotPersisted { .. })
+    ));
+}
+
+#[test]
+fn two_entries_with_different_values_refuse_with_both_names() {
+    let st = state(true);
+    let f = after(
+        &facts(loadable()),
+        &persist(&high_conn(), &st, &facts(loadable())),
+    );
+    let other = load_text(
+        ProfileOrigin::File(PathBuf::from("/p/small.toml")),
+        "[backlog]\nsomaxconn = 2048\n",
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let p = persist(&other, &st, &f);
+    let r: Vec<_> = p
+        .refusals()
+        .into_iter()
+        .filter(|r| r.code == entries::CONFLICT)
+        .collect();
+    assert_eq!(r.len(), 1, "{p}");
+    assert!(r[0].message.contains("`high-conn` and `small` both set net.core.somaxconn: `high-conn` to 4096, `small` to 2048"), "{}", r[0]);
+    // Not even --allow makes it go through.
+    let p = plan_persist(
+        &other,
+        &crate::plan(&other, &st),
+        &f,
+        &PersistOptions {
+            allow: [entries::CONFLICT.to_owned()].into_iter().collect(),
+            ..opts()
+        },
+    );
+    assert!(p.refusals().iter().any(|r| r.code == entries::CONFLICT));
+}
+
+#[test]
+fn legacy_files_are_migrated_into_entries() {
+    let st = state(true);
+    let mut f = facts(loadable());
+    let hc = high_conn();
+    let sysctls = sysctl_d::entries(&hc, &crate::plan(&hc, &st));
+    f.existing.insert(
+        host(SYSCTL_D_PATH),
+        Value::Bytes(sysctl_d::render("high-conn", &sysctls).into_bytes()),
+    );
+    f.existing.insert(
+        host(LEGACY_PERSISTED_PATH),
+        Value::Bytes(restore::render(&notrack_profile(), &BTreeSet::new()).into_bytes()),
+    );
+    let (list, bad) = persisted(&f);
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].sysctls, sysctls);
+    assert_eq!(list[1].notrack, restore::notrack(&notrack_profile()));
+    let p = persist(
+        &load("backlog-overflow", &BTreeMap::new()).unwrap(),
+        &st,
+        &f,
+    );
+    assert!(p.refusals().is_empty(), "{p}");
+    let paths = change_paths(&p);
+    for e in ["high-conn", "trusted-notrack", "backlog-overflow"] {
+        assert!(
+            paths.contains(&format!("/etc/tcto-tune/persisted.d/{e}.toml").as_str()),
+            "{paths:?}"
+        );
     }
-    // NOTRACK over sysctls, and sysctls over NOTRACK: nothing to do.
-    assert!(persist(&notrack_profile(), &st, &f).changes.is_empty());
-    assert!(persist(&high_conn(), &st, &f).changes.is_empty());
+    let legacy = p
+        .changes
+        .iter()
+        .find(|c| c.key == host(LEGACY_PERSISTED_PATH))
+        .unwrap();
+    assert_eq!(legacy.after, Value::Absent);
+}
+
+#[test]
+fn a_corrupt_entry_refuses_naming_it_and_can_be_removed() {
+    let st = state(true);
+    let mut f = facts(loadable());
+    let bad = host("/etc/tcto-tune/persisted.d/broken.toml");
+    f.entry_files.insert(
+        bad.clone(),
+        Value::Bytes(b"name = \"broken\"\n[sysctl\n".to_vec()),
+    );
+    let p = persist(&high_conn(), &st, &f);
+    let r = p.refusals();
+    assert!(
+        r.iter()
+            .any(|r| r.code == entries::UNREADABLE && r.message.contains(&bad)),
+        "{p}"
+    );
+    assert!(!change_paths(&p).contains(&"/etc/tcto-tune/persisted.d/broken.toml"));
+    let r = plan_remove("broken", &f, &opts(), true).unwrap();
+    assert!(r.refusals().is_empty(), "{r}");
+    assert_eq!(change_paths(&r), ["/etc/tcto-tune/persisted.d/broken.toml"]);
 }
 
 #[test]
@@ -453,10 +662,13 @@ fn the_packaged_binary_enables_the_packaged_unit_and_drops_a_stale_copy() {
     let mut f = facts(loadable());
     f.packaged_unit = true;
     // A unit an earlier build-tree persist wrote would shadow the package's.
-    f.existing
-        .insert(host(UNIT_PATH), Value::Bytes(b"[Service]\n".to_vec()));
+    f.existing.insert(
+        host(UNIT_PATH),
+        Value::Bytes(unit::render("old", "/src/target/release/tcto-tune", &[]).into_bytes()),
+    );
     let p = plan_persist(&profile, &runtime, &f, &packaged);
-    assert_eq!(change_paths(&p), [PERSISTED_PATH, UNIT_PATH, WANTS_PATH]);
+    let entry = format!("{PERSISTED_PATH}/{}.toml", profile.name);
+    assert_eq!(change_paths(&p), [entry.as_str(), UNIT_PATH, WANTS_PATH]);
     let after = |path: &str| {
         let c = p.changes.iter().find(|c| c.key == host(path)).unwrap();
         c.after.clone()
@@ -479,4 +691,34 @@ fn the_packaged_binary_enables_the_packaged_unit_and_drops_a_stale_copy() {
         "{:?}",
         codes(&p)
     );
+}
+
+#[test]
+fn a_name_that_is_no_file_name_refuses_and_plans_no_entry() {
+    let profile = load_text(
+        ProfileOrigin::File(PathBuf::from("/p/x.toml")),
+        "name = \"../../evil\"\n[backlog]\nsomaxconn = 2048\n",
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let p = persist(&profile, &state(true), &facts(loadable()));
+    assert!(
+        p.refusals().iter().any(|r| r.code == codes::BAD_NAME),
+        "{p}"
+    );
+    assert!(
+        p.changes.iter().all(|c| !c.key.contains("..")),
+        "{:?}",
+        change_paths(&p)
+    );
+    let allowed = plan_persist(
+        &profile,
+        &crate::plan(&profile, &state(true)),
+        &facts(loadable()),
+        &PersistOptions {
+            allow: [codes::BAD_NAME.to_owned()].into_iter().collect(),
+            ..opts()
+        },
+    );
+    assert!(allowed.refusals().iter().any(|r| r.code == codes::BAD_NAME));
 }

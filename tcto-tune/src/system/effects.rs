@@ -74,7 +74,7 @@ impl Effects for LinuxEffects {
                 .read(&sysctl_name(key)?)?
                 .map_or(Value::Absent, Value::Text)),
             Target::Offload { .. } => read_group(&self.offloads, target),
-            Target::File { path } => super::files::read_file(std::path::Path::new(path)),
+            Target::File { path } => super::files::read_target(std::path::Path::new(path)),
             t if is_ours(t) => Ok(notrack::value_of(self.nft.read_table()?.as_ref())),
             other => Err(SystemError::Unsupported {
                 what: format!("reading {other}"),

@@ -21,11 +21,16 @@ use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub use resolve::{resolve, Unresolvable};
+
 use super::SystemError;
 use crate::change::Value;
 use crate::persist::{
-    Manager, ModuleState, PersistFacts, SysctlSource, MANAGED_FILES, SYSCTL_CONF, SYSCTL_DIRS,
+    Manager, ModuleState, PersistFacts, RootEscape, SysctlSource, MANAGED_FILES, PERSISTED_PATH,
+    SYSCTL_CONF, SYSCTL_DIRS,
 };
+
+mod resolve;
 
 /// Mode of every file tcto-tune writes.
 pub const FILE_MODE: u32 = 0o644;
@@ -44,6 +49,7 @@ fn err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sy
 /// What a path holds, without following a final symlink: `Absent`,
 /// `Symlink(target)` or `Bytes(content)`. A directory or device is an error.
 pub fn read_file(path: &Path) -> Result<Value, SystemError> {
+    refuse_link_below(path, "read")?;
     let meta = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Value::Absent),
         Err(e) => return Err(err("inspect", path)(e)),
@@ -72,6 +78,15 @@ pub fn read_file(path: &Path) -> Result<Value, SystemError> {
     Ok(Value::Bytes(buf))
 }
 
+/// [`read_file`] for a transaction about to change `path` (apply,
+/// rollback; never a dry run): first removes the temporary files a killed
+/// tcto-tune left next to it.
+pub fn read_target(path: &Path) -> Result<Value, SystemError> {
+    refuse_link_below(path, "read")?;
+    sweep_stale_temps(path);
+    read_file(path)
+}
+
 /// Make `path` hold `value`: `Bytes` (atomic write, mode 0644), `Symlink`
 /// (atomic replace) or `Absent` (remove). Refuses to replace a symlink with
 /// a file, and any other kind of value.
@@ -79,6 +94,7 @@ pub fn write_file(path: &Path, value: &Value) -> Result<(), SystemError> {
     if !path.is_absolute() {
         return Err(err("write", path)(io::Error::other("not an absolute path")));
     }
+    refuse_link_below(path, "write")?;
     match value {
         Value::Absent => remove(path),
         Value::Bytes(b) => write_bytes(path, b),
@@ -86,6 +102,21 @@ pub fn write_file(path: &Path, value: &Value) -> Result<(), SystemError> {
         other => Err(SystemError::Unsupported {
             what: format!("writing {} to file `{}`", other.display(), path.display()),
         }),
+    }
+}
+
+/// Refuse a path with a symbolic link among its directories: the paths
+/// persist plans (and rollback restores) were resolved inside the root and
+/// hold none, so one found now was planted since, maybe pointing out of
+/// the image (`persist-root-escape`).
+fn refuse_link_below(path: &Path, action: &'static str) -> Result<(), SystemError> {
+    match resolve::no_link_below(path) {
+        None => Ok(()),
+        Some((link, target)) => Err(err(action, path)(io::Error::other(format!(
+            "`{}` is a symbolic link (to `{}`) that was not there when the path was resolved; tcto-tune never reads or writes through one (persist-root-escape)",
+            link.display(),
+            target.display()
+        )))),
     }
 }
 
@@ -159,6 +190,52 @@ impl Drop for TempFile {
     }
 }
 
+/// Remove temporary files a killed tcto-tune left next to `path`
+/// (`.NAME.tcto-tune-PID.tmp` that no process holds locked): a SIGKILL
+/// between creating the temporary file and the rename leaves one, and the
+/// rollback (or the next persist) of that path cleans it up. A writer holds
+/// an exclusive `flock` on its temporary file until the rename, which the
+/// kernel drops when the process dies (a PID check would not do: PID
+/// namespaces). Only names of exactly that form are touched, never
+/// followed (unlink removes a link itself).
+fn sweep_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.tcto-tune-", name.to_string_lossy());
+    let Ok(it) = fs::read_dir(dir) else { return };
+    for e in it.filter_map(|e| e.ok()) {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let ours = n
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !ours {
+            continue;
+        }
+        let stale = match e.file_type() {
+            Ok(t) if t.is_symlink() => true,
+            Ok(t) if t.is_file() => OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+                .open(e.path())
+                .is_ok_and(|f| {
+                    // SAFETY: flock on a file descriptor we own; no memory involved.
+                    unsafe {
+                        libc::flock(
+                            std::os::fd::AsRawFd::as_raw_fd(&f),
+                            libc::LOCK_EX | libc::LOCK_NB,
+                        ) == 0
+                    }
+                }),
+            _ => false,
+        };
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 fn temp_path(path: &Path) -> Result<PathBuf, SystemError> {
     let name = path
         .file_name()
@@ -189,16 +266,23 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SystemError> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp.path)
         .map_err(err("create", &tmp.path))?;
+    // Held until the rename (the file is closed after it): a sweep of a
+    // killed run's leftovers never takes a temporary file still in use.
+    // SAFETY: flock on a file descriptor we own; no memory involved.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(err("lock", &tmp.path)(io::Error::last_os_error()));
+    }
     // The umask may have masked bits off: make the mode exact.
     f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
         .map_err(err("chmod", &tmp.path))?;
     f.write_all(bytes).map_err(err("write", &tmp.path))?;
     f.sync_all().map_err(err("fsync", &tmp.path))?;
-    drop(f);
     // Checked again right before the rename: a link planted meanwhile is
     // refused too (rename would replace, not follow, it; we still refuse).
     refuse_links_and_dirs(path)?;
-    commit(tmp, path, dir)
+    let done = commit(tmp, path, dir);
+    drop(f);
+    done
 }
 
 fn commit(mut tmp: TempFile, path: &Path, dir: &Path) -> Result<(), SystemError> {
@@ -248,10 +332,10 @@ pub fn check_root(root: &Path) -> Result<PathBuf, SystemError> {
             io::Error::from_raw_os_error(libc::ENOTDIR),
         ));
     }
-    if !root.is_absolute() {
-        return fs::canonicalize(root).map_err(err("resolve root directory", root));
-    }
-    Ok(root.to_owned())
+    // Canonical, so that no path under it holds a link (see
+    // `refuse_link_below`); a root that is itself a link is the caller's
+    // own choice and is followed here, once.
+    fs::canonicalize(root).map_err(err("resolve root directory", root))
 }
 
 /// `root` joined with an absolute in-system path (`/etc/x` -> `ROOT/etc/x`).
@@ -268,12 +352,23 @@ pub fn read_persist_facts(root: &Path) -> Result<PersistFacts, SystemError> {
         ..Default::default()
     };
     for f in MANAGED_FILES {
-        let host = under(&root, f);
+        let Some(host) = in_image(&root, f, false, &mut facts.escapes)? else {
+            continue;
+        };
+        facts
+            .resolved
+            .insert(f.to_string(), host.display().to_string());
         facts
             .existing
             .insert(host.display().to_string(), read_file(&host)?);
     }
-    facts.sysctl_sources = read_sysctl_sources(&root)?;
+    if let Some(dir) = in_image(&root, PERSISTED_PATH, true, &mut facts.escapes)? {
+        facts
+            .resolved
+            .insert(PERSISTED_PATH.to_owned(), dir.display().to_string());
+        facts.entry_files = read_entries(&dir)?;
+    }
+    facts.sysctl_sources = read_sysctl_sources(&root, &mut facts.escapes)?;
     facts.module = conntrack_module(&root);
     facts.managers = managers(&root);
     facts.packaged_unit = packaged_unit(&root);
@@ -287,16 +382,76 @@ fn packaged_unit(root: &Path) -> bool {
     [PACKAGED_UNIT_PATH, PACKAGED_UNIT_USR_PATH]
         .iter()
         .any(|p| {
-            fs::read_to_string(under(root, p))
-                .is_ok_and(|t| t.lines().any(|l| l.trim() == PACKAGED_EXEC_START))
+            look(root, p)
+                .and_then(|p| fs::read_to_string(p).ok())
+                .is_some_and(|t| t.lines().any(|l| l.trim() == PACKAGED_EXEC_START))
         })
 }
 
-fn read_sysctl_sources(root: &Path) -> Result<Vec<SysctlSource>, SystemError> {
+/// [`resolve`] for a path persist reads or writes: a path leading out of
+/// the root is recorded (the planner refuses with `persist-root-escape`)
+/// and gives `None`; a loop or an unreadable link is an error.
+fn in_image(
+    root: &Path,
+    path: &str,
+    follow_last: bool,
+    escapes: &mut Vec<RootEscape>,
+) -> Result<Option<PathBuf>, SystemError> {
+    match resolve(root, path, follow_last) {
+        Ok(p) => Ok(Some(p)),
+        Err(Unresolvable::Escape { link, target }) => {
+            escapes.push(RootEscape {
+                path: path.to_owned(),
+                link,
+                target,
+            });
+            Ok(None)
+        }
+        Err(e) => Err(err("resolve", &under(root, path))(io::Error::other(
+            e.to_string(),
+        ))),
+    }
+}
+
+/// The `*.toml` files of the persisted.d directory (none when it is absent),
+/// each read without following a link (a link is reported, not read).
+fn read_entries(dir: &Path) -> Result<std::collections::BTreeMap<String, Value>, SystemError> {
+    let mut out = std::collections::BTreeMap::new();
+    let it = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(err("list", dir)(e)),
+        Ok(it) => it,
+    };
+    for e in it {
+        let e = e.map_err(err("list", dir))?;
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') || !name.ends_with(".toml") {
+            continue;
+        }
+        let path = dir.join(&name);
+        out.insert(path.display().to_string(), read_file(&path)?);
+    }
+    Ok(out)
+}
+
+/// Host path of an in-image path for information-only reads (module
+/// lists, kube-proxy or TuneD): `None` when it cannot be resolved inside.
+fn look(root: &Path, path: &str) -> Option<PathBuf> {
+    resolve(root, path, true).ok()
+}
+
+fn read_sysctl_sources(
+    root: &Path,
+    escapes: &mut Vec<RootEscape>,
+) -> Result<Vec<SysctlSource>, SystemError> {
     let mut out = Vec::new();
-    let conf = under(root, SYSCTL_CONF);
+    let conf = look(root, SYSCTL_CONF);
     for dir in SYSCTL_DIRS {
-        let host_dir = under(root, dir);
+        let Some(host_dir) = in_image(root, dir, true, escapes)? else {
+            continue;
+        };
         let entries = match fs::read_dir(&host_dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => continue,
@@ -311,16 +466,37 @@ fn read_sysctl_sources(root: &Path) -> Result<Vec<SysctlSource>, SystemError> {
         names.sort();
         for name in names {
             let host = host_dir.join(&name);
-            let (target, masked) = resolve_in_root(root, &host);
-            let is_conf = target.as_deref() == Some(conf.as_path());
-            let text = if masked {
-                String::new()
+            let in_sys = format!("{dir}/{name}");
+            let masked = fs::read_link(&host).is_ok_and(|l| l == Path::new("/dev/null"));
+            let target = if masked {
+                None
             } else {
-                match fs::read(target.as_deref().unwrap_or(&host)) {
+                match resolve(root, &in_sys, true) {
+                    Ok(t) => Some(t),
+                    Err(Unresolvable::Escape { link, target }) => {
+                        escapes.push(RootEscape {
+                            path: in_sys,
+                            link,
+                            target,
+                        });
+                        continue;
+                    }
+                    // A loop or an unreadable link: systemd skips the file too.
+                    Err(_) => continue,
+                }
+            };
+            let masked = masked
+                || target
+                    .as_deref()
+                    .is_some_and(|t| fs::metadata(t).is_ok_and(|m| m.file_type().is_char_device()));
+            let is_conf = target.is_some() && target == conf;
+            let text = match (&target, masked) {
+                (Some(t), false) => match fs::read(t) {
                     Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                     // A dangling link or an unreadable file: systemd skips it too.
                     Err(_) => continue,
-                }
+                },
+                _ => String::new(),
             };
             out.push(SysctlSource {
                 dir: dir.to_string(),
@@ -332,39 +508,17 @@ fn read_sysctl_sources(root: &Path) -> Result<Vec<SysctlSource>, SystemError> {
             });
         }
     }
-    if let Ok(b) = fs::read(&conf) {
+    if let Some(b) = conf.as_ref().and_then(|c| fs::read(c).ok()) {
         out.push(SysctlSource {
             dir: "/etc".into(),
             name: "sysctl.conf".into(),
-            path: conf.display().to_string(),
+            path: conf.unwrap_or_default().display().to_string(),
             text: String::from_utf8_lossy(&b).into_owned(),
             masked: false,
             is_sysctl_conf: true,
         });
     }
     Ok(out)
-}
-
-/// Where a sysctl.d entry points, resolving one level of symlink inside
-/// `root` (an image's absolute links point into the image), and whether it
-/// is masked (a link to /dev/null).
-fn resolve_in_root(root: &Path, path: &Path) -> (Option<PathBuf>, bool) {
-    let Ok(link) = fs::read_link(path) else {
-        return (None, false);
-    };
-    if link == Path::new("/dev/null") {
-        return (None, true);
-    }
-    let target = if link.is_absolute() {
-        under(root, &link.display().to_string())
-    } else {
-        path.parent().unwrap_or(root).join(link)
-    };
-    let target = fs::canonicalize(&target).unwrap_or(target);
-    if fs::metadata(&target).is_ok_and(|m| m.file_type().is_char_device()) {
-        return (None, true);
-    }
-    (Some(target), false)
 }
 
 fn kernel_release() -> Option<String> {
@@ -421,8 +575,8 @@ fn conntrack_module(root: &Path) -> ModuleState {
         return ModuleState::Unknown;
     }
     // An image: look at the kernels it ships.
-    for base in ["lib/modules", "usr/lib/modules"] {
-        let Ok(entries) = fs::read_dir(root.join(base)) else {
+    for base in ["/lib/modules", "/usr/lib/modules"] {
+        let Some(Ok(entries)) = look(root, base).map(fs::read_dir) else {
             continue;
         };
         let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
@@ -459,7 +613,7 @@ fn managers(root: &Path) -> Vec<Manager> {
     for (name, paths) in tools {
         let found = paths
             .iter()
-            .map(|p| under(root, p))
+            .filter_map(|p| look(root, p))
             .find(|p| fs::symlink_metadata(p).is_ok());
         if let Some(p) = found {
             out.push(Manager {

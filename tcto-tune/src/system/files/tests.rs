@@ -226,3 +226,27 @@ fn the_packaged_unit_is_recognised_by_its_exec_start_only() {
     fs::write(&unit, render_packaged()).unwrap();
     assert!(read_persist_facts(r).unwrap().packaged_unit);
 }
+
+#[test]
+fn a_killed_writers_temporary_file_is_swept_one_in_use_is_not() {
+    use std::os::fd::AsRawFd;
+    let t = Tmp::new("sweep");
+    let target = t.0.join("99-tcto-tune.conf");
+    let stale = t.0.join(".99-tcto-tune.conf.tcto-tune-4242.tmp");
+    let busy = t.0.join(".99-tcto-tune.conf.tcto-tune-4243.tmp");
+    let other = t.0.join(".99-tcto-tune.conf.someone-else.tmp");
+    for p in [&stale, &busy, &other] {
+        fs::write(p, b"x").unwrap();
+    }
+    let held = File::open(&busy).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    assert_eq!(read_target(&target).unwrap(), Value::Absent);
+    assert!(!stale.exists(), "stale temp swept");
+    assert!(busy.exists(), "a temp file still locked by a writer stays");
+    assert!(other.exists(), "names not of our form are never touched");
+    // The read-only reader used by dry runs sweeps nothing.
+    drop(held);
+    assert_eq!(read_file(&target).unwrap(), Value::Absent);
+    assert!(busy.exists());
+}
