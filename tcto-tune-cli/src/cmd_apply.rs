@@ -128,7 +128,13 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     if args.dry_run {
         // What would block the real apply blocks the dry-run too.
         if let Ok(Some(journal)) = Journal::open_existing(&g.state_dir) {
-            if let Some(e) = journal.newest().ok().flatten().and_then(|r| blocked_by(&r)) {
+            let boot = journal.boot_id();
+            if let Some(e) = journal
+                .newest()
+                .ok()
+                .flatten()
+                .and_then(|r| blocked_by(&r, boot))
+            {
                 if !args.force_after_crash {
                     return Err(apply_error(e));
                 }
@@ -136,6 +142,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
         }
         let mut sim = SimEffects::from_plan_and_state(&plan, &state);
         let report = apply(&plan, &mut sim, None, &opts).map_err(apply_error)?;
+        print_plan_notes(g, &plan);
         return finish(g, &report);
     }
     require_privileges("apply")?;
@@ -143,5 +150,19 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     let _lock = journal.lock().map_err(|e| apply_error(e.into()))?;
     let report =
         apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
+    print_plan_notes(g, &plan);
     finish(g, &report)
+}
+
+/// Before the steps, the `skip` lines and findings `plan` printed: what
+/// this apply leaves out, and why, is never silent. (JSON carries them in
+/// the report's `skipped` and `findings`.)
+fn print_plan_notes(g: &Global, plan: &tcto_tune::Plan) {
+    if g.json {
+        return;
+    }
+    let notes = plan.render_notes(tcto_tune::TextStyle {
+        color: crate::output::stdout_color(),
+    });
+    print!("{}", notes.trim_start_matches('\n'));
 }

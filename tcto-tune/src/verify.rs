@@ -504,6 +504,8 @@ mod tests {
                 status,
                 error: None,
             }],
+            boot_id: None,
+            notes: vec![],
         };
         let records = vec![
             rec("000001", TxState::Applied, "128", StepStatus::Applied),
