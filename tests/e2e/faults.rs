@@ -11,7 +11,7 @@
 //! says `rollback interrupted`, and a second `rollback` completes it,
 //! writing only what the first did not restore.
 
-use tcto_tune_tests::{in_netns, require_root, TempDir};
+use tcto_tune_tests::{in_netns, on_host, require_root, TempDir};
 
 /// Namespace setup and `snap`, the oracle: every value the plan touches,
 /// read with the system's own tools.
@@ -136,4 +136,115 @@ sort -u {d}/thirds
         "{r}"
     );
     eprintln!("real-kernel rollback fault points: 14 kills mid-rollback, all completed");
+}
+
+const BOOT_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const BOOT_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+#[test]
+fn a_reboot_unblocks_runtime_changes_but_not_files() {
+    if !require_root("a_reboot_unblocks_runtime_changes_but_not_files") {
+        return;
+    }
+    let dir = TempDir::new("reboot");
+    let d = dir.path();
+    // A reboot is simulated by a new boot id (the test build reads it from
+    // TCTO_TUNE_BOOT_ID_FILE) and a fresh network namespace (runtime state
+    // back to the kernel's defaults); files under --root survive it.
+    let r = in_netns(&format!(
+        r#"export TCTO_TUNE_BOOT_ID_FILE={d}/boot
+echo {BOOT_A} > {d}/boot
+export TCTO_TUNE_STATE_DIR={d}/rt
+sysctl -qw net.core.somaxconn=1024
+TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile high-conn >/dev/null 2>&1; echo crash=$?
+tcto-tune apply --profile high-conn >/dev/null 2>{d}/same; echo same-boot=$?
+export TCTO_TUNE_STATE_DIR={d}/files
+mkdir -p {d}/img
+TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune persist --root {d}/img --profile high-conn >/dev/null 2>&1; echo persist-crash=$?
+echo {BOOT_B} > {d}/boot
+unshare -n sh -c '
+ip link set lo up
+export TCTO_TUNE_STATE_DIR={d}/rt
+tcto-tune apply --profile high-conn; echo runtime-after-reboot=$?
+tcto-tune history -v
+export TCTO_TUNE_STATE_DIR={d}/files
+tcto-tune apply --profile high-conn >/dev/null 2>{d}/files.err; echo files-after-reboot=$?
+tcto-tune rollback; echo rollback=$?
+test -e {d}/img/etc/sysctl.d/99-tcto-tune.conf && echo file-left
+tcto-tune apply --profile high-conn >/dev/null; echo files-then=$?
+'
+cat {d}/same {d}/files.err"#
+    ));
+    let out = &r.stdout;
+    assert!(
+        out.contains("crash=137") && out.contains("persist-crash=137"),
+        "{r}"
+    );
+    assert!(
+        out.contains("same-boot=1"),
+        "the same boot still blocks: {r}"
+    );
+    assert!(out.contains("runtime-after-reboot=0"), "{r}");
+    assert!(
+        out.contains("note: went ahead after transaction 000001, interrupted before the reboot"),
+        "the apply says so: {r}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("000001") && l.contains("interrupted (before reboot)")),
+        "history: {r}"
+    );
+    assert!(
+        out.contains("note: interrupted before a reboot"),
+        "the old record says so: {r}"
+    );
+    // A persisted file written before the reboot still blocks, names the
+    // file, and rollback restores it.
+    assert!(out.contains("files-after-reboot=1"), "{r}");
+    assert!(
+        out.contains("interrupted before the last reboot and may have written")
+            && out.contains("img/etc/sysctl.d/99-tcto-tune.conf"),
+        "{r}"
+    );
+    assert!(
+        out.contains("rollback=0") && !out.contains("file-left"),
+        "{r}"
+    );
+    assert!(out.contains("files-then=0"), "{r}");
+}
+
+#[test]
+fn a_reboot_seen_through_the_kernels_boot_id() {
+    if !require_root("a_reboot_seen_through_the_kernels_boot_id") {
+        return;
+    }
+    let dir = TempDir::new("bootid");
+    let d = dir.path();
+    // No test hook: the real /proc/sys/kernel/random/boot_id, with another
+    // id bind-mounted over it in a private mount namespace.
+    std::fs::write(format!("{d}/fake"), format!("{BOOT_B}\n")).unwrap();
+    std::fs::write(
+        format!("{d}/script.sh"),
+        format!(
+            r#"set -u
+unset TCTO_TUNE_BOOT_ID_FILE
+export TCTO_TUNE_STATE_DIR={d}/s
+ip link set lo up
+sysctl -qw net.core.somaxconn=1024
+TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile high-conn >/dev/null 2>&1; echo crash=$?
+grep -q "$(cat /proc/sys/kernel/random/boot_id)" {d}/s/tx/000001.json && echo stamped
+tcto-tune apply --profile high-conn >/dev/null 2>&1; echo same-boot=$?
+mount --bind {d}/fake /proc/sys/kernel/random/boot_id || echo no-bind
+unshare -n sh -c 'ip link set lo up; tcto-tune apply --profile high-conn >/dev/null; echo after=$?; tcto-tune history'
+"#
+        ),
+    )
+    .unwrap();
+    let r = on_host(&format!("unshare -m -n sh {d}/script.sh"));
+    let out = &r.stdout;
+    assert!(!out.contains("no-bind"), "{r}");
+    assert!(out.contains("crash=137") && out.contains("stamped"), "{r}");
+    assert!(out.contains("same-boot=1"), "{r}");
+    assert!(out.contains("after=0"), "{r}");
+    assert!(out.contains("interrupted (before reboot)"), "{r}");
 }
