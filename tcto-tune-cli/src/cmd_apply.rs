@@ -126,15 +126,13 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
         }));
     }
     if args.dry_run {
-        // What would block the real apply blocks the dry-run too.
+        // What would block the real apply blocks the dry-run too: an
+        // interrupted transaction, or a newest record that cannot be read.
+        // (An unreadable state dir is left to the real apply: a dry-run
+        // needs no root.)
         if let Ok(Some(journal)) = Journal::open_existing(&g.state_dir) {
-            let boot = journal.boot_id();
-            if let Some(e) = journal
-                .newest()
-                .ok()
-                .flatten()
-                .and_then(|r| blocked_by(&r, boot))
-            {
+            let newest = journal.newest().map_err(|e| apply_error(e.into()))?;
+            if let Some(e) = newest.and_then(|r| blocked_by(&r, journal.boot_id())) {
                 if !args.force_after_crash {
                     return Err(apply_error(e));
                 }

@@ -190,7 +190,7 @@ pub fn select_from_scan(scan: &Scan, to: Option<&str>) -> Result<Vec<TxRecord>, 
         if let Some(u) = scan.unreadable.iter().find(|u| &u.id == id) {
             return Err(JournalError::UnreadableNewer {
                 path: u.path.clone(),
-                newer_than: format!("the one asked for ({id})"),
+                risk: format!("it is the transaction asked for ({id})"),
                 why: u.error.clone(),
             });
         }
@@ -200,9 +200,11 @@ pub fn select_from_scan(scan: &Scan, to: Option<&str>) -> Result<Vec<TxRecord>, 
     if let Some(u) = scan.unreadable_from(floor.as_deref()) {
         return Err(JournalError::UnreadableNewer {
             path: u.path.clone(),
-            newer_than: match &floor {
-                Some(id) => format!("transaction {id}, which rollback would undo"),
-                None => "every readable one".into(),
+            risk: match &floor {
+                Some(id) => {
+                    format!("it may be a transaction newer than {id}, to be undone before it")
+                }
+                None => "it may be the newest transaction, to be undone first".into(),
             },
             why: u.error.clone(),
         });

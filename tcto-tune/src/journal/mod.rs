@@ -100,22 +100,23 @@ pub enum JournalError {
     },
     /// The state dir's parent does not exist: only the last component is
     /// ever created, so a typo cannot start a second journal.
-    #[error("cannot create state dir `{}`: its parent `{}` does not exist", path.display(), parent.display())]
+    #[error("cannot create state dir `{}`: its parent `{}` {why}", path.display(), parent.display())]
     MissingParent {
         /// The state dir.
         path: PathBuf,
         /// Its missing parent.
         parent: PathBuf,
+        /// `does not exist` or `is not a directory`.
+        why: &'static str,
     },
     /// A journal file that cannot be read may be a transaction that must be
     /// dealt with before the one asked for.
-    #[error("journal file `{}` cannot be read ({why}), and it may be a transaction newer than {newer_than}", path.display())]
+    #[error("journal file `{}` cannot be read ({why}); {risk}", path.display())]
     UnreadableNewer {
         /// The file.
         path: PathBuf,
-        /// The newest readable transaction the operation would act on
-        /// (`any readable one` when there is none).
-        newer_than: String,
+        /// Why that matters here (it may be newer than what would be undone).
+        risk: String,
         /// Why it cannot be read.
         why: String,
     },
@@ -239,6 +240,11 @@ impl Journal {
                 return Err(JournalError::MissingParent {
                     path: dir.to_owned(),
                     parent: parent.to_owned(),
+                    why: if parent.exists() {
+                        "is not a directory"
+                    } else {
+                        "does not exist"
+                    },
                 });
             }
             match fs::DirBuilder::new().mode(0o700).create(dir) {
