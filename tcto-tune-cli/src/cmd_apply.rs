@@ -52,12 +52,43 @@ pub fn apply_error(e: ApplyError) -> anyhow::Error {
     CliError::new(error_chain(&e), e.hint(), exit).into()
 }
 
+/// The state dir `--state-dir` defaults to.
+const DEFAULT_STATE_DIR: &str = "/var/lib/tcto-tune";
+
+/// `text` with every `` `tcto-tune ...` `` command it names given the
+/// user's `--state-dir`, so that a printed command runs as printed. Left
+/// alone for the default state dir, or when it already names one.
+pub fn user_flags(g: &Global, text: &str) -> String {
+    if g.state_dir == Path::new(DEFAULT_STATE_DIR) || text.contains("--state-dir") {
+        return text.to_owned();
+    }
+    let dir = g.state_dir.display().to_string();
+    let safe = dir
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
+    let dir = if safe {
+        dir
+    } else {
+        format!("'{}'", dir.replace('\'', r"'\''"))
+    };
+    text.replace("`tcto-tune ", &format!("`tcto-tune --state-dir {dir} "))
+}
+
+/// [`user_flags`] applied to the hint of the error a command failed with.
+pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Result<Exit> {
+    result.map_err(|e| {
+        let mut e = CliError::from(e);
+        e.hint = e.hint.map(|h| user_flags(g, &h));
+        e.into()
+    })
+}
+
 /// Print a report and return its exit code.
 pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
     if g.json {
         print_json(report)?;
     } else {
-        println!("{report}");
+        println!("{}", user_flags(g, &report.to_string()));
     }
     Ok(if report.succeeded() {
         Exit::Ok
@@ -91,6 +122,10 @@ fn persisted_plan(
 
 /// Run `apply`.
 pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
+    with_user_flags(g, run_apply(g, args))
+}
+
+fn run_apply(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     let (state, plan) = match (&args.profile, args.persisted) {
         (Some(p), false) => {
             let (_, state, plan) = compute_full(p)?;

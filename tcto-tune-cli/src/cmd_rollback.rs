@@ -5,7 +5,7 @@ use tcto_tune::apply::{select_from_scan, undo};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::LinuxEffects;
 
-use crate::cmd_apply::apply_error;
+use crate::cmd_apply::{apply_error, user_flags, with_user_flags};
 use crate::output::{print_json, require_privileges, CliError, Exit};
 use crate::Global;
 
@@ -23,6 +23,10 @@ pub struct RollbackArgs {
 
 /// Run `rollback`.
 pub fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
+    with_user_flags(g, run_rollback(g, args))
+}
+
+fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
     require_privileges("rollback")?;
     let journal = match Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))? {
         Some(j) => j,
@@ -50,7 +54,7 @@ pub fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
         print_json(&reports)?;
     } else {
         for r in &reports {
-            println!("{r}");
+            println!("{}", user_flags(g, &r.to_string()));
         }
     }
     Ok(if ok { Exit::Ok } else { Exit::Error })

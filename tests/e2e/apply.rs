@@ -113,11 +113,20 @@ fn a_crash_mid_apply_blocks_apply_until_rollback() {
     }
     let state = TempDir::new("crash");
     let r = in_netns(&format!(
-        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}TCTO_TUNE_FAULT_CRASH_AFTER=2 tcto-tune apply --profile high-conn >/dev/null 2>&1; echo crash=$?\nsysctl -n net.core.somaxconn net.ipv4.tcp_max_syn_backlog | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn; echo rc=$?\ntcto-tune history -v\ntcto-tune rollback >/dev/null; echo rollback=$?\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn >/dev/null; echo again=$?",
+        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}TCTO_TUNE_FAULT_CRASH_AFTER=2 tcto-tune apply --profile high-conn >/dev/null 2>&1; echo crash=$?\nsysctl -n net.core.somaxconn net.ipv4.tcp_max_syn_backlog | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn; echo rc=$?\ntcto-tune history -v\nhint=$(tcto-tune apply --profile high-conn 2>&1 | sed -n 's/^hint: run `\\([^`]*\\)`.*/\\1/p')\necho \"hint=$hint\"\nenv -u TCTO_TUNE_STATE_DIR $hint >/dev/null; echo rollback=$?\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn >/dev/null; echo again=$?",
         st = state.path()
     ));
     let out = &r.stdout;
     assert!(out.contains("crash=137"), "the fault point SIGKILLs: {r}");
+    // The hint names the user's state dir, and runs as printed without
+    // the environment that chose it.
+    assert!(
+        out.contains(&format!(
+            "hint=tcto-tune --state-dir {} rollback",
+            state.path()
+        )),
+        "{r}"
+    );
     // history -v says what the record knows: two steps written, the third
     // in flight when the process was killed, the last never reached.
     let written = |key: &str, status: &str| {
@@ -142,7 +151,11 @@ fn a_crash_mid_apply_blocks_apply_until_rollback() {
     );
     assert!(out.contains("rc=1"), "{r}");
     assert!(
-        r.stderr.contains("interrupted") && r.stderr.contains("tcto-tune rollback"),
+        r.stderr.contains("interrupted")
+            && r.stderr.contains(&format!(
+                "`tcto-tune --state-dir {} rollback`",
+                state.path()
+            )),
         "{r}"
     );
     assert!(out.contains("interrupted"), "history marks it: {r}");
