@@ -204,7 +204,7 @@ pub fn select_from_scan(scan: &Scan, to: Option<&str>) -> Result<Vec<TxRecord>, 
                 Some(id) => {
                     format!("it may be a transaction newer than {id}, to be undone before it")
                 }
-                None => "it may be the newest transaction, to be undone first".into(),
+                None => "no readable transaction is left to undo, and this one may be".into(),
             },
             why: u.error.clone(),
         });
