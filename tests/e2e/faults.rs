@@ -248,3 +248,40 @@ unshare -n sh -c 'ip link set lo up; tcto-tune apply --profile high-conn >/dev/n
     assert!(out.contains("after=0"), "{r}");
     assert!(out.contains("interrupted (before reboot)"), "{r}");
 }
+
+#[test]
+fn apply_persisted_at_boot_runs_after_a_crash_in_the_previous_boot() {
+    if !require_root("apply_persisted_at_boot_runs_after_a_crash_in_the_previous_boot") {
+        return;
+    }
+    let dir = TempDir::new("bootunit");
+    let d = dir.path();
+    // What tcto-tune-restore.service runs at boot, after the same command
+    // was SIGKILLed in the previous boot.
+    let r = in_netns(&format!(
+        r#"export TCTO_TUNE_BOOT_ID_FILE={d}/boot TCTO_TUNE_STATE_DIR={d}/s
+echo {BOOT_A} > {d}/boot
+mkdir -p {d}/img
+tcto-tune persist --root {d}/img --profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080 >/dev/null; echo persist=$?
+TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --persisted --root {d}/img >/dev/null 2>&1; echo crash=$?
+tcto-tune apply --persisted --root {d}/img >/dev/null 2>&1; echo same-boot=$?
+echo {BOOT_B} > {d}/boot
+unshare -n sh -c 'tcto-tune apply --persisted --root {d}/img; echo boot=$?; nft list table inet tcto_tune | grep -c notrack; tcto-tune history'"#
+    ));
+    let out = &r.stdout;
+    assert!(
+        out.contains("persist=0") && out.contains("crash=137"),
+        "{r}"
+    );
+    assert!(out.contains("same-boot=1"), "{r}");
+    assert!(out.contains("boot=0"), "the boot unit runs: {r}");
+    assert!(
+        out.contains("note: went ahead after transaction 000002, interrupted before the reboot"),
+        "{r}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("000002") && l.contains("interrupted (before reboot)")),
+        "{r}"
+    );
+}
