@@ -8,7 +8,7 @@ use super::*;
 use crate::change::Change;
 use crate::fix::Intent;
 use crate::journal::Journal;
-use crate::system::SimEffects;
+use crate::system::{SimEffects, SystemError};
 
 const BOOT_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 const BOOT_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
