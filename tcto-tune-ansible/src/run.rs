@@ -280,7 +280,12 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
         // this user cannot open (check mode needs no root; the state dir is
         // root's) is skipped, as `apply --dry-run` skips it.
         if let Ok(Some(j)) = Journal::open_existing(&args.state_dir) {
-            if let Some(e) = j.newest().ok().flatten().and_then(|r| blocked_by(&r)) {
+            if let Some(e) = j
+                .newest()
+                .ok()
+                .flatten()
+                .and_then(|r| blocked_by(&r, j.boot_id()))
+            {
                 return Err(fail(res, apply_msg(&e, &args.state_dir)));
             }
         }
@@ -643,6 +648,8 @@ mod tests {
             updated: String::new(),
             state,
             steps: vec![],
+            boot_id: None,
+            notes: vec![],
         }
     }
 

@@ -52,12 +52,43 @@ pub fn apply_error(e: ApplyError) -> anyhow::Error {
     CliError::new(error_chain(&e), e.hint(), exit).into()
 }
 
+/// The state dir `--state-dir` defaults to.
+const DEFAULT_STATE_DIR: &str = "/var/lib/tcto-tune";
+
+/// `text` with every `` `tcto-tune ...` `` command it names given the
+/// user's `--state-dir`, so that a printed command runs as printed. Left
+/// alone for the default state dir, or when it already names one.
+pub fn user_flags(g: &Global, text: &str) -> String {
+    if g.state_dir == Path::new(DEFAULT_STATE_DIR) || text.contains("--state-dir") {
+        return text.to_owned();
+    }
+    let dir = g.state_dir.display().to_string();
+    let safe = dir
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
+    let dir = if safe {
+        dir
+    } else {
+        format!("'{}'", dir.replace('\'', r"'\''"))
+    };
+    text.replace("`tcto-tune ", &format!("`tcto-tune --state-dir {dir} "))
+}
+
+/// [`user_flags`] applied to the hint of the error a command failed with.
+pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Result<Exit> {
+    result.map_err(|e| {
+        let mut e = CliError::from(e);
+        e.hint = e.hint.map(|h| user_flags(g, &h));
+        e.into()
+    })
+}
+
 /// Print a report and return its exit code.
 pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
     if g.json {
         print_json(report)?;
     } else {
-        println!("{report}");
+        println!("{}", user_flags(g, &report.to_string()));
     }
     Ok(if report.succeeded() {
         Exit::Ok
@@ -82,6 +113,10 @@ fn persisted_plan(
 
 /// Run `apply`.
 pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
+    with_user_flags(g, run_apply(g, args))
+}
+
+fn run_apply(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     let (state, plan) = match (&args.profile, args.persisted) {
         (Some(p), false) => {
             let (_, state, plan) = compute_full(p)?;
@@ -140,9 +175,13 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
         return Err(apply_error(ApplyError::Refused { codes }));
     }
     if args.dry_run {
-        // What would block the real apply blocks the dry-run too.
+        // What would block the real apply blocks the dry-run too: an
+        // interrupted transaction, or a newest record that cannot be read.
+        // (An unreadable state dir is left to the real apply: a dry-run
+        // needs no root.)
         if let Ok(Some(journal)) = Journal::open_existing(&g.state_dir) {
-            if let Some(e) = journal.newest().ok().flatten().and_then(|r| blocked_by(&r)) {
+            let newest = journal.newest().map_err(|e| apply_error(e.into()))?;
+            if let Some(e) = newest.and_then(|r| blocked_by(&r, journal.boot_id())) {
                 if !args.force_after_crash {
                     return Err(apply_error(e));
                 }
@@ -150,6 +189,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
         }
         let mut sim = SimEffects::from_plan_and_state(&plan, &state);
         let report = apply(&plan, &mut sim, None, &opts).map_err(apply_error)?;
+        print_plan_notes(g, &plan);
         return finish(g, &report);
     }
     require_privileges("apply")?;
@@ -157,5 +197,19 @@ pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     let _lock = journal.lock().map_err(|e| apply_error(e.into()))?;
     let report =
         apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
+    print_plan_notes(g, &plan);
     finish(g, &report)
+}
+
+/// Before the steps, the `skip` lines and findings `plan` printed: what
+/// this apply leaves out, and why, is never silent. (JSON carries them in
+/// the report's `skipped` and `findings`.)
+fn print_plan_notes(g: &Global, plan: &tcto_tune::Plan) {
+    if g.json {
+        return;
+    }
+    let notes = plan.render_notes(tcto_tune::TextStyle {
+        color: crate::output::stdout_color(),
+    });
+    print!("{}", notes.trim_start_matches('\n'));
 }

@@ -1,9 +1,12 @@
 //! `tcto-tune history`: past transactions, newest first.
+//!
+//! A journal file that cannot be read is listed by name with the reason,
+//! between the records that can: one corrupt file never hides the rest.
 
 use clap::Args;
 use serde::Serialize;
 use tcto_tune::escape::{escape_control, escape_lines};
-use tcto_tune::journal::{Journal, StepStatus, TxRecord};
+use tcto_tune::journal::{id_order, Journal, Scan, StepStatus, TxRecord, Unreadable};
 
 use crate::cmd_apply::apply_error;
 use crate::output::{print_json, Exit};
@@ -18,54 +21,100 @@ pub struct HistoryArgs {
 }
 
 #[derive(Serialize)]
-struct Entry<'a> {
-    #[serde(flatten)]
-    record: &'a TxRecord,
-    status: &'static str,
+#[serde(untagged)]
+enum Entry<'a> {
+    Record {
+        #[serde(flatten)]
+        record: &'a TxRecord,
+        status: String,
+    },
+    Unreadable {
+        #[serde(flatten)]
+        file: &'a Unreadable,
+        status: &'static str,
+    },
+}
+
+impl Entry<'_> {
+    fn id(&self) -> &str {
+        match self {
+            Entry::Record { record, .. } => &record.id,
+            Entry::Unreadable { file, .. } => &file.id,
+        }
+    }
+}
+
+/// Every entry, newest first.
+fn entries<'a>(scan: &'a Scan, boot: Option<&str>) -> Vec<Entry<'a>> {
+    let mut all: Vec<Entry> = scan
+        .records
+        .iter()
+        .map(|r| Entry::Record {
+            record: r,
+            status: r.label(boot),
+        })
+        .chain(scan.unreadable.iter().map(|u| Entry::Unreadable {
+            file: u,
+            status: "unreadable",
+        }))
+        .collect();
+    all.sort_by(|a, b| id_order(b.id(), a.id()));
+    all
 }
 
 /// Run `history`.
 pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
-    let records = match Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))? {
-        Some(j) => j.list().map_err(|e| apply_error(e.into()))?,
-        None => vec![],
+    let journal = Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))?;
+    let scan = match &journal {
+        Some(j) => j.scan().map_err(|e| apply_error(e.into()))?,
+        None => Scan::default(),
     };
+    let entries = entries(&scan, journal.as_ref().and_then(Journal::boot_id));
     if g.json {
-        let entries: Vec<Entry> = records
-            .iter()
-            .rev()
-            .map(|r| Entry {
-                record: r,
-                status: r.state.label(),
-            })
-            .collect();
         print_json(&entries)?;
         return Ok(Exit::Ok);
     }
-    if records.is_empty() {
+    if entries.is_empty() {
         println!("no transactions in {}", g.state_dir.display());
         return Ok(Exit::Ok);
     }
     println!(
-        "{:<6}  {:<20}  {:<8}  {:<23}  {:<7}  PROFILE",
+        "{:<6}  {:<20}  {:<8}  {:<27}  {:<7}  PROFILE",
         "ID", "STARTED", "COMMAND", "STATUS", "CHANGES"
     );
-    for r in records.iter().rev() {
-        let changed = r
-            .steps
-            .iter()
-            .filter(|s| s.status != StepStatus::Unchanged)
-            .count();
-        println!(
-            "{:<6}  {:<20}  {:<8}  {:<23}  {:<7}  {}",
-            r.id,
-            r.started,
-            r.command,
-            r.state.label(),
-            changed,
-            escape_control(&r.profile)
-        );
+    for e in &entries {
+        let r = match e {
+            Entry::Unreadable { file, .. } => {
+                println!("{:<6}  {:<20}  {:<8}  UNREADABLE", file.id, "-", "-");
+                println!(
+                    "        `{}`: {}",
+                    escape_control(&file.path.display().to_string()),
+                    escape_lines(&file.error.to_string())
+                );
+                continue;
+            }
+            Entry::Record { record, status } => {
+                let changed = record
+                    .steps
+                    .iter()
+                    .filter(|s| s.status != StepStatus::Unchanged)
+                    .count();
+                println!(
+                    "{:<6}  {:<20}  {:<8}  {:<27}  {:<7}  {}",
+                    record.id,
+                    record.started,
+                    record.command,
+                    status,
+                    changed,
+                    escape_control(&record.profile)
+                );
+                record
+            }
+        };
         if args.verbose {
+            for n in &r.notes {
+                println!("        note: {}", escape_lines(n));
+            }
             let w = r
                 .steps
                 .iter()
@@ -73,23 +122,30 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
                 .max()
                 .unwrap_or(0);
             for s in &r.steps {
-                // The same snake_case names as the JSON.
-                let status = serde_json::to_value(s.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                // The same rendering of the values as apply and rollback
-                // print: a reverted step reads back towards its prior value.
+                // The values read in the direction they last moved, as
+                // apply and rollback print them.
                 println!(
-                    "        {status:<13}  {:<w$}  {}",
+                    "        {:<16}  {:<w$}  {}",
+                    s.status.label(),
                     escape_control(&s.key),
                     escape_lines(&s.transition(false))
                 );
                 if let Some(e) = &s.error {
-                    println!("        {:<13}  {}", "", escape_lines(e));
+                    println!("        {:<16}  {}", "", escape_lines(e));
                 }
             }
         }
+    }
+    if !scan.unreadable.is_empty() {
+        eprintln!(
+            "warning: {} journal file(s) cannot be read and were left as they are: {}",
+            scan.unreadable.len(),
+            scan.unreadable
+                .iter()
+                .map(|u| u.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(Exit::Ok)
 }

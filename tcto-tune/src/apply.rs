@@ -6,17 +6,26 @@
 //! reverts what it changed in reverse order, collecting revert errors
 //! rather than stopping at the first. Dry-run is the same code run against
 //! [`crate::system::SimEffects`] with no journal.
+//!
+//! The record is rewritten as the transaction goes: each step is marked
+//! `writing` before its write and `applied` once read back, so a record
+//! left by a crash says which steps were written, which one was in flight,
+//! and which were never reached. `undo` (the `rollback` command) keeps the
+//! same kind of record of its own progress.
 
 use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Target, Value};
+use crate::check::Finding;
 use crate::journal::{
     now_rfc3339, Journal, JournalError, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT,
 };
-use crate::plan::Plan;
-use crate::system::{Effects, Located, SystemError};
+use crate::plan::{Plan, Skipped};
+use crate::system::{Effects, Located};
+
+use fault::{crash_point, injected_readback, injected_refusal};
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +62,16 @@ pub struct TxReport {
     pub steps: Vec<Step>,
     /// The step that failed and why, if one did.
     pub failure: Option<String>,
+    /// The plan's findings (apply only): what `plan` showed, shown again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// The settings the plan skipped (apply only), with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+    /// What the journal noted about this transaction (e.g. that it went
+    /// ahead past one interrupted before a reboot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl TxReport {
@@ -62,75 +81,6 @@ impl TxReport {
             self.outcome,
             Outcome::Noop | Outcome::Applied | Outcome::WouldApply | Outcome::Undone
         )
-    }
-}
-
-/// Why a transaction did not start (failures after the start are reported
-/// in [`TxReport`], with the system restored).
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// Refusing findings were not allowed.
-    #[error("refused by safety check(s): {}", codes.join(", "))]
-    Refused {
-        /// The codes.
-        codes: Vec<String>,
-    },
-    /// An earlier transaction was interrupted.
-    #[error("transaction {id} was interrupted (the process died mid-apply); its changes may be half made")]
-    Interrupted {
-        /// Its id.
-        id: String,
-    },
-    /// An earlier transaction failed and could not revert every change.
-    #[error(
-        "transaction {id} failed and could not restore every value; the system is half-changed"
-    )]
-    Incomplete {
-        /// Its id.
-        id: String,
-    },
-    /// Reading a target before the transaction failed: nothing was changed.
-    #[error("cannot read {target} before changing it")]
-    Read {
-        /// The target.
-        target: String,
-        /// Cause.
-        #[source]
-        source: SystemError,
-    },
-    /// The journal failed: nothing was changed (or, mid-way, see the report).
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-}
-
-impl ApplyError {
-    /// A one-line suggestion.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            ApplyError::Refused { codes } => {
-                let (lift, never): (Vec<&String>, Vec<&String>) =
-                    codes.iter().partition(|c| crate::check::allowable(c));
-                Some(if never.is_empty() {
-                    format!(
-                        "the findings say why and what to do; to proceed anyway pass {}",
-                        lift.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" ")
-                    )
-                } else {
-                    format!(
-                        "the findings say why; {} can never be allowed: remove the key from the profile",
-                        never.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                    )
-                })
-            }
-            ApplyError::Interrupted { id } => Some(format!(
-                "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
-            )),
-            ApplyError::Incomplete { id } => Some(format!(
-                "`tcto-tune history -v` shows what {id} could not restore; fix the cause, then `tcto-tune rollback` (or `apply --force-after-crash` to keep things as they are)"
-            )),
-            ApplyError::Journal(j) => j.hint(),
-            ApplyError::Read { .. } => None,
-        }
     }
 }
 
@@ -164,16 +114,34 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// half-changed: interrupted (the process died) or a failed transaction
 /// whose own revert failed. `None` when it does not block. Only the newest
 /// record can (see `journal`'s module docs).
-pub fn blocked_by(record: &TxRecord) -> Option<ApplyError> {
-    match record.state {
-        TxState::Open => Some(ApplyError::Interrupted {
-            id: record.id.clone(),
-        }),
-        TxState::RollbackIncomplete => Some(ApplyError::Incomplete {
-            id: record.id.clone(),
-        }),
-        _ => None,
+///
+/// `boot` is the current boot id: a record from an earlier boot blocks
+/// only for the files it may have written, since the reboot reset its
+/// runtime targets (sysctls, the table, offloads) and files survive it.
+pub fn blocked_by(record: &TxRecord, boot: Option<&str>) -> Option<ApplyError> {
+    let id = record.id.clone();
+    let blocker = match record.state {
+        TxState::Open => ApplyError::Interrupted { id },
+        TxState::RollbackIncomplete => ApplyError::Incomplete { id },
+        _ => return None,
+    };
+    if !record.from_earlier_boot(boot) {
+        return Some(blocker);
     }
+    let files = record.files_it_may_have_written();
+    (!files.is_empty()).then(|| ApplyError::InterruptedFiles {
+        id: record.id.clone(),
+        files: files.into_iter().map(str::to_owned).collect(),
+    })
+}
+
+/// Whether `record` is half-done from an earlier boot but blocks nothing
+/// any more (see [`blocked_by`]): a new transaction goes ahead and both
+/// records note it.
+fn passed_after_reboot(record: &TxRecord, boot: Option<&str>) -> bool {
+    matches!(record.state, TxState::Open | TxState::RollbackIncomplete)
+        && record.from_earlier_boot(boot)
+        && blocked_by(record, boot).is_none()
 }
 
 /// Whether a value read just before writing already satisfies an
@@ -210,73 +178,6 @@ fn write_checked(effects: &mut dyn Effects, target: &Target, value: &Value) -> R
     }
 }
 
-/// Before reverting `step`, follow its target to where it is now (a NIC
-/// renamed since is reverted under its new name, and the step says so).
-/// `Ok(false)`: what it changed is gone; the step is closed as `gone`.
-fn follow(effects: &mut dyn Effects, step: &mut Step) -> Result<bool, String> {
-    match effects.locate(&step.target).map_err(|e| error_chain(&e))? {
-        Located::Here => Ok(true),
-        Located::Moved { to, note } => {
-            step.key = to.key();
-            step.target = to;
-            step.note = Some(note);
-            Ok(true)
-        }
-        Located::Gone { why } => {
-            step.status = StepStatus::Gone;
-            step.error = Some(why);
-            Ok(false)
-        }
-    }
-}
-
-#[cfg(feature = "fault-injection")]
-fn crash_point(done: usize) {
-    // Test-only: abort like a SIGKILL would, after N changes.
-    if let Some(n) = std::env::var("TCTO_TUNE_FAULT_CRASH_AFTER")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if done == n {
-            std::process::abort();
-        }
-    }
-}
-
-#[cfg(not(feature = "fault-injection"))]
-fn crash_point(_done: usize) {}
-
-/// Test-only: `TCTO_TUNE_FAULT_REFUSE_AT=N` makes the Nth write fail
-/// before it reaches the system, as a kernel refusal would.
-#[cfg(feature = "fault-injection")]
-fn injected_refusal(n: usize) -> Option<String> {
-    (fault_env("TCTO_TUNE_FAULT_REFUSE_AT") == Some(n))
-        .then(|| "injected fault: write refused".to_owned())
-}
-
-/// Test-only: `TCTO_TUNE_FAULT_READBACK_AT=N` makes the Nth write land but
-/// read back different, as a silent kernel clamp would.
-#[cfg(feature = "fault-injection")]
-fn injected_readback(n: usize) -> Option<String> {
-    (fault_env("TCTO_TUNE_FAULT_READBACK_AT") == Some(n))
-        .then(|| "injected fault: read-back differs".to_owned())
-}
-
-#[cfg(feature = "fault-injection")]
-fn fault_env(var: &str) -> Option<usize> {
-    std::env::var(var).ok().and_then(|v| v.parse().ok())
-}
-
-#[cfg(not(feature = "fault-injection"))]
-fn injected_refusal(_n: usize) -> Option<String> {
-    None
-}
-
-#[cfg(not(feature = "fault-injection"))]
-fn injected_readback(_n: usize) -> Option<String> {
-    None
-}
-
 /// Apply `plan` through `effects`. With a journal the transaction is real
 /// (the caller holds the journal's lock); without one it is a dry-run.
 pub fn apply(
@@ -295,20 +196,39 @@ pub fn apply(
         opts.command.clone()
     };
     let mut next_id = None;
+    let mut notes = Vec::new();
     if let Some(j) = journal {
         // Only the newest record can block (see `journal`'s module docs).
         let newest = j.newest()?;
-        next_id = Some(crate::journal::next_id_after(newest.as_slice()));
+        let id = crate::journal::next_id_after(newest.as_slice());
         if let Some(mut rec) = newest {
-            if let Some(e) = blocked_by(&rec) {
+            let boot = j.boot_id();
+            if passed_after_reboot(&rec, boot) {
+                notes.push(format!(
+                    "went ahead after transaction {}, interrupted before the reboot (the reboot reset its runtime changes)",
+                    rec.id
+                ));
+                rec.state = TxState::BeforeReboot;
+                rec.notes.push(format!(
+                    "interrupted before a reboot, which reset its runtime changes; the next {command} went ahead at {}",
+                    now_rfc3339()
+                ));
+                rec.updated = now_rfc3339();
+                j.replace(&rec)?;
+            } else if let Some(e) = blocked_by(&rec, boot) {
                 if !opts.force_after_crash {
                     return Err(e);
                 }
+                notes.push(format!(
+                    "went ahead after interrupted transaction {} (--force-after-crash)",
+                    rec.id
+                ));
                 rec.state = TxState::Abandoned;
                 rec.updated = now_rfc3339();
                 j.replace(&rec)?;
             }
         }
+        next_id = Some(id);
     }
     // Read before write: the prior value comes from the system now, not
     // from the plan, and targets already right are left alone.
@@ -341,6 +261,9 @@ pub fn apply(
         outcome: Outcome::Noop,
         steps,
         failure: None,
+        findings: plan.findings.clone(),
+        skipped: plan.skipped.clone(),
+        notes: notes.clone(),
     };
     if report
         .steps
@@ -349,11 +272,21 @@ pub fn apply(
     {
         return Ok(report);
     }
-    // Write-ahead: every prior value on disk before the first change.
+    // Write-ahead: every prior value on disk before the first change, with
+    // the first step to be written marked in flight.
+    if journal.is_some() {
+        if let Some(first) = report
+            .steps
+            .iter_mut()
+            .find(|s| s.status == StepStatus::Pending)
+        {
+            first.status = StepStatus::Writing;
+        }
+    }
     let mut record = match journal {
         Some(j) => {
             let now = now_rfc3339();
-            let mut rec = TxRecord {
+            let rec = TxRecord {
                 format: JOURNAL_FORMAT,
                 id: next_id.clone().unwrap_or_else(|| "000001".into()),
                 command,
@@ -361,35 +294,52 @@ pub fn apply(
                 started: now.clone(),
                 updated: now,
                 state: TxState::Open,
-                // Lent to the record for the write, not cloned: a NOTRACK
+                // Lent to the record for each write, not cloned: a NOTRACK
                 // table is a large JSON value.
-                steps: std::mem::take(&mut report.steps),
+                steps: vec![],
+                boot_id: j.boot_id().map(str::to_owned),
+                notes,
             };
-            let written = j.write(&rec);
-            report.steps = std::mem::take(&mut rec.steps);
-            written?;
-            report.id = Some(rec.id.clone());
-            Some(rec)
+            let mut sink = Sink { j, rec };
+            sink.save(&mut report.steps, true)?;
+            report.id = Some(sink.rec.id.clone());
+            Some(sink)
         }
         None => None,
     };
     let mut done = 0;
     let mut failed = None;
-    for (i, step) in report.steps.iter_mut().enumerate() {
-        if step.status != StepStatus::Pending {
+    for i in 0..report.steps.len() {
+        // With a journal the step to write is already marked `writing` on
+        // disk (by the write-ahead record, or by the previous step's save).
+        if !matches!(
+            report.steps[i].status,
+            StepStatus::Writing | StepStatus::Pending
+        ) {
             continue;
         }
+        let step = &mut report.steps[i];
         match injected_refusal(done + 1)
             .map_or_else(|| write_checked(effects, &step.target, &step.after), Err)
             .and_then(|()| injected_readback(done + 1).map_or(Ok(()), Err))
         {
             Ok(()) => {
-                step.status = if journal.is_some() {
-                    StepStatus::Applied
-                } else {
-                    StepStatus::WouldApply
-                };
                 done += 1;
+                match record.as_mut() {
+                    Some(sink) => {
+                        // This step's result and the next one in flight, in
+                        // one durable rewrite.
+                        step.status = StepStatus::Applied;
+                        if let Some(next) = report.steps[i + 1..]
+                            .iter_mut()
+                            .find(|s| s.status == StepStatus::Pending)
+                        {
+                            next.status = StepStatus::Writing;
+                        }
+                        sink.save(&mut report.steps, false)?;
+                    }
+                    None => step.status = StepStatus::WouldApply,
+                }
                 crash_point(done);
             }
             Err(e) => {
@@ -405,266 +355,122 @@ pub fn apply(
         None => Outcome::WouldApply,
         Some((failed_at, text)) => {
             report.failure = Some(text);
-            // Revert in reverse order; a failed step may have half-written
-            // (a table batch is atomic, a sysctl is one write), so it is
-            // restored too when it no longer holds its prior value.
-            let mut all_ok = true;
-            for step in report.steps[..=failed_at].iter_mut().rev() {
-                if !matches!(
-                    step.status,
-                    StepStatus::Applied | StepStatus::WouldApply | StepStatus::Failed
-                ) {
-                    continue;
-                }
-                let was_failed = step.status == StepStatus::Failed;
-                match follow(effects, step) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        all_ok = false;
-                        step.status = StepStatus::RevertFailed;
-                        step.error = Some(format!("revert failed: cannot find it: {e}"));
-                        continue;
-                    }
-                }
-                if was_failed
-                    && effects
-                        .read(&step.target)
-                        .is_ok_and(|v| v.matches(&step.before))
-                {
-                    continue;
-                }
-                match write_checked(effects, &step.target, &step.before) {
-                    Ok(()) if was_failed => {}
-                    Ok(()) => step.status = StepStatus::Reverted,
-                    Err(e) => {
-                        all_ok = false;
-                        step.status = StepStatus::RevertFailed;
-                        step.error = Some(match &step.error {
-                            Some(first) => format!("{first}; revert failed: {e}"),
-                            None => format!("revert failed: {e}"),
-                        });
-                    }
-                }
-            }
-            if all_ok {
-                Outcome::RolledBack
-            } else {
-                Outcome::RollbackIncomplete
-            }
+            revert_after_failure(effects, &mut report.steps[..=failed_at])
         }
     };
-    if let (Some(j), Some(rec)) = (journal, record.as_mut()) {
-        rec.state = match report.outcome {
+    if let Some(sink) = record.as_mut() {
+        sink.rec.state = match report.outcome {
             Outcome::Applied => TxState::Applied,
             Outcome::RolledBack => TxState::RolledBack,
             _ => TxState::RollbackIncomplete,
         };
-        rec.steps = std::mem::take(&mut report.steps);
-        rec.updated = now_rfc3339();
-        let written = j.replace(rec);
-        report.steps = std::mem::take(&mut rec.steps);
-        written?;
+        sink.save(&mut report.steps, false)?;
     }
     Ok(report)
 }
 
-/// Undo one journaled transaction. Steps someone changed since (the value
-/// is neither the prior nor the applied one) are left alone and reported
-/// as drifted unless `force`.
-pub fn undo(
-    record: &mut TxRecord,
-    effects: &mut dyn Effects,
-    journal: Option<&Journal>,
-    force: bool,
-) -> Result<TxReport, JournalError> {
-    let mut failure = None;
-    for step in record.steps.iter_mut().rev() {
+/// Revert, newest first, the steps of a failed transaction. A failed step
+/// may have half-written (a table batch is atomic, a sysctl is one write),
+/// so it is restored too when it no longer holds its prior value.
+/// Before reverting `step`, follow its target to where it is now (a NIC
+/// renamed since is reverted under its new name, and the step says so).
+/// `Ok(false)`: what it changed is gone; the step is closed as `gone`.
+pub(crate) fn follow(effects: &mut dyn Effects, step: &mut Step) -> Result<bool, String> {
+    match effects.locate(&step.target).map_err(|e| error_chain(&e))? {
+        Located::Here => Ok(true),
+        Located::Moved { to, note } => {
+            step.key = to.key();
+            step.target = to;
+            step.note = Some(note);
+            Ok(true)
+        }
+        Located::Gone { why } => {
+            step.status = StepStatus::Gone;
+            step.error = Some(why);
+            Ok(false)
+        }
+    }
+}
+
+fn revert_after_failure(effects: &mut dyn Effects, steps: &mut [Step]) -> Outcome {
+    let mut all_ok = true;
+    for step in steps.iter_mut().rev() {
         if !matches!(
             step.status,
-            StepStatus::Applied
-                | StepStatus::Pending
-                | StepStatus::RevertFailed
-                | StepStatus::Drifted
+            StepStatus::Applied | StepStatus::WouldApply | StepStatus::Failed
         ) {
             continue;
         }
+        let was_failed = step.status == StepStatus::Failed;
         match follow(effects, step) {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
+                all_ok = false;
                 step.status = StepStatus::RevertFailed;
-                step.error = Some(format!("cannot find it: {e}"));
-                failure
-                    .get_or_insert_with(|| fail_text(&step.target, step.error.as_ref().unwrap()));
+                step.error = Some(format!("revert failed: cannot find it: {e}"));
                 continue;
             }
         }
-        let current = match effects.read(&step.target) {
-            Ok(v) => v,
-            Err(e) => {
-                step.status = StepStatus::RevertFailed;
-                step.error = Some(format!("cannot read it: {}", error_chain(&e)));
-                failure
-                    .get_or_insert_with(|| fail_text(&step.target, step.error.as_ref().unwrap()));
-                continue;
-            }
-        };
-        if current.matches(&step.before) {
-            step.status = StepStatus::Reverted;
-            step.error = None;
-            continue;
-        }
-        if !current.matches(&step.after) && !force {
-            step.status = StepStatus::Drifted;
-            step.error = Some(format!(
-                "now `{}`, set by someone else since; left alone (use --force to restore `{}`)",
-                current.display(),
-                step.before.display()
-            ));
-            failure.get_or_insert_with(|| fail_text(&step.target, step.error.as_ref().unwrap()));
+        if was_failed
+            && effects
+                .read(&step.target)
+                .is_ok_and(|v| v.matches(&step.before))
+        {
             continue;
         }
         match write_checked(effects, &step.target, &step.before) {
-            Ok(()) => {
-                step.status = StepStatus::Reverted;
-                step.error = None;
-            }
+            Ok(()) if was_failed => {}
+            Ok(()) => step.status = StepStatus::Reverted,
             Err(e) => {
+                all_ok = false;
                 step.status = StepStatus::RevertFailed;
-                failure.get_or_insert_with(|| fail_text(&step.target, &e));
-                step.error = Some(e);
+                step.error = Some(match &step.error {
+                    Some(first) => format!("{first}; revert failed: {e}"),
+                    None => format!("revert failed: {e}"),
+                });
             }
         }
     }
-    let ok = failure.is_none();
-    record.state = if ok {
-        TxState::Undone
+    if all_ok {
+        Outcome::RolledBack
     } else {
-        TxState::UndoIncomplete
-    };
-    record.updated = now_rfc3339();
-    if let Some(j) = journal {
-        j.replace(record)?;
+        Outcome::RollbackIncomplete
     }
-    Ok(TxReport {
-        id: Some(record.id.clone()),
-        command: "rollback".into(),
-        profile: record.profile.clone(),
-        outcome: if ok {
-            Outcome::Undone
+}
+
+/// A record being kept on disk as its transaction goes.
+struct Sink<'a> {
+    j: &'a Journal,
+    rec: TxRecord,
+}
+
+impl Sink<'_> {
+    /// Durably rewrite the record with `steps` (lent, not cloned); `first`
+    /// creates it (the write-ahead write, directory fsynced too).
+    fn save(&mut self, steps: &mut Vec<Step>, first: bool) -> Result<(), JournalError> {
+        self.rec.steps = std::mem::take(steps);
+        self.rec.updated = now_rfc3339();
+        let written = if first {
+            self.j.write(&self.rec)
         } else {
-            Outcome::UndoIncomplete
-        },
-        steps: record.steps.clone(),
-        failure,
-    })
-}
-
-/// Which transactions `rollback` undoes, newest first: the newest undoable
-/// one, or with `to` every undoable one from `to` on.
-pub fn select_for_rollback(
-    records: &[TxRecord],
-    to: Option<&str>,
-) -> Result<Vec<TxRecord>, JournalError> {
-    let mut chosen: Vec<TxRecord> = match to {
-        None => records
-            .iter()
-            .rev()
-            .find(|r| r.state.undoable())
-            .cloned()
-            .into_iter()
-            .collect(),
-        Some(id) => {
-            // `--to 7` means `000007`.
-            let padded = match id.parse::<u64>() {
-                Ok(n) if id.bytes().all(|b| b.is_ascii_digit()) => format!("{n:06}"),
-                _ => id.to_owned(),
-            };
-            let id = padded.as_str();
-            if !records.iter().any(|r| r.id == id) {
-                return Err(JournalError::UnknownTx { id: id.to_owned() });
-            }
-            records
-                .iter()
-                .filter(|r| r.id.as_str() >= id && r.state.undoable())
-                .cloned()
-                .collect()
-        }
-    };
-    chosen.sort_by(|a, b| b.id.cmp(&a.id));
-    Ok(chosen)
-}
-
-fn verb(status: StepStatus) -> &'static str {
-    match status {
-        StepStatus::Pending => "pending",
-        StepStatus::Unchanged => "ok",
-        StepStatus::Applied => "set",
-        StepStatus::WouldApply => "would set",
-        StepStatus::Failed => "FAILED",
-        StepStatus::Reverted => "reverted",
-        StepStatus::RevertFailed => "NOT RESTORED",
-        StepStatus::Drifted => "drifted",
-        StepStatus::Gone => "gone",
+            self.j.replace(&self.rec)
+        };
+        *steps = std::mem::take(&mut self.rec.steps);
+        written
     }
 }
 
-impl fmt::Display for TxReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Values read from the system, errors quoting paths and nft names:
-        // control characters are shown escaped, never sent to the terminal.
-        use crate::escape::escape_lines as esc;
-        let w_verb = self
-            .steps
-            .iter()
-            .map(|s| verb(s.status).len())
-            .max()
-            .unwrap_or(0);
-        let w_key = self
-            .steps
-            .iter()
-            .map(|s| s.key.chars().count())
-            .max()
-            .unwrap_or(0);
-        for s in &self.steps {
-            let values = s.transition(self.command == "rollback");
-            writeln!(
-                f,
-                "{:<w_verb$}  {:<w_key$}  {}",
-                verb(s.status),
-                esc(&s.key),
-                esc(&values)
-            )?;
-            if let Some(e) = &s.error {
-                writeln!(f, "{:<w_verb$}  {}", "", esc(e))?;
-            }
-            if let Some(n) = &s.note {
-                writeln!(f, "{:<w_verb$}  {n}", "")?;
-            }
-        }
-        let changed = self
-            .steps
-            .iter()
-            .filter(|s| matches!(s.status, StepStatus::Applied | StepStatus::WouldApply))
-            .count();
-        let id = self.id.as_deref().unwrap_or("-");
-        let profile = esc(&self.profile);
-        let failure = esc(self.failure.as_deref().unwrap_or("?"));
-        match self.outcome {
-            Outcome::Noop => write!(f, "nothing to do: profile `{profile}` is already in effect"),
-            Outcome::WouldApply => write!(f, "would apply {changed} change(s) for profile `{profile}`"),
-            Outcome::Applied => write!(f, "applied {changed} change(s) for profile `{profile}`; transaction {id}, undo with `tcto-tune rollback`"),
-            Outcome::RolledBack => write!(f, "failed: {failure}\nevery change was reverted: the system is as it was before (transaction {id})"),
-            Outcome::RollbackIncomplete => {
-                let keys: Vec<_> = self.steps.iter().filter(|s| s.status == StepStatus::RevertFailed).map(|s| s.key.as_str()).collect();
-                write!(f, "failed: {failure}\nCOULD NOT RESTORE: {} (transaction {id}; see `tcto-tune history`)", esc(&keys.join(", ")))
-            }
-            Outcome::Undone => write!(f, "rolled back transaction {id} (profile `{profile}`)"),
-            Outcome::UndoIncomplete => write!(f, "rollback of transaction {id} incomplete: {failure}"),
-        }
-    }
-}
+mod error;
+mod fault;
+mod report;
+mod undo;
+
+pub use error::ApplyError;
+
+pub use undo::{select_for_rollback, select_from_scan, undo};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_crash;

@@ -64,7 +64,70 @@ fn row(status: &str, key: &str, value: &str, note: &str, color: &str) -> [String
     ]
 }
 
+/// The `findings:` block of a plan, as `plan` and `apply` print it.
+fn findings_block(findings: &[crate::check::Finding], style: TextStyle, out: &mut String) {
+    if !findings.is_empty() {
+        out.push_str("\nfindings:\n");
+        for f in findings {
+            let color = match f.severity {
+                Severity::Refuse if f.blocks() => "1;31",
+                Severity::Refuse | Severity::Warn => "33",
+                Severity::Info => "36",
+            };
+            let sev = if f.allowed && allowable(&f.code) {
+                format!("{} (allowed)", f.severity)
+            } else {
+                f.severity.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  {} [{}] {}",
+                paint(style, color, &sev),
+                escape_control(&f.code),
+                escape_control(&f.message)
+            );
+            if let Some(h) = &f.hint {
+                let _ = writeln!(out, "    hint: {}", escape_control(h));
+            }
+        }
+    }
+}
+
 impl Plan {
+    /// What `apply` prints before its steps: the plan's `skip` lines and its
+    /// findings, exactly as `plan` prints them (empty when there are none).
+    pub fn render_notes(&self, style: TextStyle) -> String {
+        let mut out = String::new();
+        let w_key = self
+            .skipped
+            .iter()
+            .map(|s| s.key.chars().count())
+            .max()
+            .unwrap_or(0);
+        for s in &self.skipped {
+            let value = match (&s.current, s.desired.is_empty()) {
+                (Some(c), false) => format!("{c} (wanted {})", s.desired),
+                (None, false) => format!("(wanted {})", s.desired),
+                (Some(c), true) => c.clone(),
+                (None, true) => String::new(),
+            };
+            let status = paint(style, "33", &format!("{:<6}", "skip"));
+            let line = format!(
+                "{status}  {:<w_key$}  {}  {} [{}]",
+                escape_control(&s.key),
+                escape_control(&value),
+                escape_control(&s.why),
+                s.code
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        findings_block(&self.findings, style, &mut out);
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out
+    }
+
     /// Render as text.
     pub fn render(&self, style: TextStyle) -> String {
         let mut rows: Vec<[String; 5]> = Vec::new();
@@ -183,31 +246,7 @@ impl Plan {
                 let _ = writeln!(out, "  {}", paint(style, color, line));
             }
         }
-        if !self.findings.is_empty() {
-            out.push_str("\nfindings:\n");
-            for f in &self.findings {
-                let color = match f.severity {
-                    Severity::Refuse if f.blocks() => "1;31",
-                    Severity::Refuse | Severity::Warn => "33",
-                    Severity::Info => "36",
-                };
-                let sev = if f.allowed && allowable(&f.code) {
-                    format!("{} (allowed)", f.severity)
-                } else {
-                    f.severity.to_string()
-                };
-                let _ = writeln!(
-                    out,
-                    "  {} [{}] {}",
-                    paint(style, color, &sev),
-                    escape_control(&f.code),
-                    escape_control(&f.message)
-                );
-                if let Some(h) = &f.hint {
-                    let _ = writeln!(out, "    hint: {}", escape_control(h));
-                }
-            }
-        }
+        findings_block(&self.findings, style, &mut out);
         let refusals = self.refusals().len();
         let _ = write!(
             out,

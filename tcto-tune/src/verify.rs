@@ -506,6 +506,8 @@ mod tests {
                 error: None,
                 note: None,
             }],
+            boot_id: None,
+            notes: vec![],
         };
         let records = vec![
             rec("000001", TxState::Applied, "128", StepStatus::Applied),

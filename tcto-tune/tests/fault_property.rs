@@ -3,6 +3,13 @@
 //! system ends exactly where it started: through the automatic rollback,
 //! or, after a crash, through the user's `rollback` from the journal.
 //!
+//! The same for a crash at every step of the undo itself (of a clean apply
+//! and of a crashed one): the record says `undoing`, and a second
+//! `rollback` completes it. And for a reboot after a crash (a new boot id,
+//! runtime values reset, files kept): the next apply is blocked exactly
+//! when a file may hold what the crashed transaction wrote, and goes ahead
+//! otherwise.
+//!
 //! Runs the real transaction engine and journal (on disk) against the
 //! simulated system. The counts of plans and fault points run are printed
 //! (`cargo test -p tcto-tune --test fault_property -- --nocapture`).
@@ -14,9 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 mod common;
 
 use proptest::prelude::*;
-use tcto_tune::apply::{apply, select_for_rollback, undo, ApplyOptions, Outcome};
+use tcto_tune::apply::{apply, select_for_rollback, undo, ApplyError, ApplyOptions, Outcome};
 use tcto_tune::change::{Target, Value};
-use tcto_tune::journal::Journal;
+use tcto_tune::journal::{Journal, TxState};
 use tcto_tune::system::{Effects, SimEffects, SystemError};
 use tcto_tune::Plan;
 
@@ -54,7 +61,7 @@ impl Effects for Faulty {
                 Fault::Crash => {
                     // The process dies right after this write reached the kernel.
                     self.sim.write(t, v)?;
-                    panic!("{}", common::SIMULATED_CRASH);
+                    common::crash();
                 }
             }
         }
@@ -112,13 +119,130 @@ fn plan_from(spec: &[(u8, u16, u16)]) -> Plan {
 
 static PLANS: AtomicUsize = AtomicUsize::new(0);
 static FAULT_POINTS: AtomicUsize = AtomicUsize::new(0);
+static DIRS: AtomicUsize = AtomicUsize::new(0);
+static UNDO_CRASHES: AtomicUsize = AtomicUsize::new(0);
+static REBOOTS: AtomicUsize = AtomicUsize::new(0);
+static REBOOT_BLOCKED: AtomicUsize = AtomicUsize::new(0);
+
+const BOOT_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const BOOT_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+fn state_dir(tag: &str) -> std::path::PathBuf {
+    common::scratch_dir().join(format!(
+        "tcto-prop-{tag}-{}-{}",
+        std::process::id(),
+        DIRS.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn opts() -> ApplyOptions {
+    ApplyOptions {
+        command: "apply".into(),
+        ..Default::default()
+    }
+}
+
+/// Apply `plan` (crashing after write `apply_crash` if given), then undo it
+/// with a crash at undo write `at`, then undo again: the second rollback
+/// completes the first. Returns whether the undo crash happened (an undo
+/// may make fewer writes than `at + 1`).
+fn undo_crash_case(plan: &Plan, apply_crash: Option<usize>, at: usize) -> bool {
+    let dir = state_dir("undo");
+    let journal = Journal::open_or_create(&dir).unwrap();
+    let mut fx = Faulty {
+        sim: SimEffects::from_plan(plan),
+        at: apply_crash.unwrap_or(usize::MAX),
+        fault: Fault::Crash,
+        writes: 0,
+    };
+    let start = fx.sim.values.clone();
+    let applied = catch_unwind(AssertUnwindSafe(|| {
+        apply(plan, &mut fx, Some(&journal), &opts())
+    }));
+    assert_eq!(applied.is_err(), apply_crash.is_some());
+    let mut undoer = Faulty {
+        sim: fx.sim,
+        at,
+        fault: Fault::Crash,
+        writes: 0,
+    };
+    let mut chosen = select_for_rollback(&journal.list().unwrap(), None).unwrap();
+    let first = catch_unwind(AssertUnwindSafe(|| {
+        undo(&mut chosen[0], &mut undoer, Some(&journal), false)
+    }));
+    let crashed = first.is_err();
+    let mut sim = undoer.sim;
+    if crashed {
+        let records = journal.list().unwrap();
+        assert_eq!(records[0].state, TxState::Undoing, "undo crash at {at}");
+        let mut chosen = select_for_rollback(&records, None).unwrap();
+        assert_eq!(chosen.len(), 1, "the interrupted rollback is picked again");
+        let report = undo(&mut chosen[0], &mut sim, Some(&journal), false).unwrap();
+        assert_eq!(report.outcome, Outcome::Undone, "{report}");
+    }
+    assert_eq!(
+        sim.values, start,
+        "undo crash at write {at}: every key restored"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    crashed
+}
+
+/// Crash after write `at` in boot A; reboot (runtime values back to their
+/// start, files kept); apply again in boot B.
+fn reboot_case(plan: &Plan, at: usize) {
+    let dir = state_dir("reboot");
+    let journal = Journal::open_or_create(&dir)
+        .unwrap()
+        .with_boot_id(Some(BOOT_A.into()));
+    let mut fx = Faulty {
+        sim: SimEffects::from_plan(plan),
+        at,
+        fault: Fault::Crash,
+        writes: 0,
+    };
+    let start = fx.sim.values.clone();
+    let crashed = catch_unwind(AssertUnwindSafe(|| {
+        apply(plan, &mut fx, Some(&journal), &opts())
+    }));
+    assert!(crashed.is_err());
+    let mut sim = fx.sim;
+    for (t, v) in &start {
+        if !matches!(t, Target::File { .. }) {
+            sim.values.insert(t.clone(), v.clone());
+        }
+    }
+    let files_changed = start
+        .iter()
+        .any(|(t, v)| matches!(t, Target::File { .. }) && sim.values[t] != *v);
+    let journal = journal.with_boot_id(Some(BOOT_B.into()));
+    match apply(plan, &mut sim.clone(), Some(&journal), &opts()) {
+        Err(ApplyError::InterruptedFiles { .. }) => {
+            REBOOT_BLOCKED.fetch_add(1, Ordering::Relaxed);
+            // rollback restores the files, touches nothing else.
+            let mut chosen = select_for_rollback(&journal.list().unwrap(), None).unwrap();
+            let report = undo(&mut chosen[0], &mut sim, Some(&journal), false).unwrap();
+            assert_eq!(report.outcome, Outcome::Undone, "{report}");
+            assert_eq!(sim.values, start, "reboot after write {at}: files restored");
+            apply(plan, &mut sim, Some(&journal), &opts()).unwrap();
+        }
+        Ok(report) => {
+            assert!(
+                !files_changed,
+                "crash at {at}: apply went ahead although a file held what the crashed run wrote"
+            );
+            assert_eq!(report.outcome, Outcome::Applied, "{report}");
+            assert_eq!(journal.load("000001").unwrap().state, TxState::BeforeReboot);
+        }
+        Err(e) => panic!("reboot after write {at}: unexpected {e}"),
+    }
+    REBOOTS.fetch_add(1, Ordering::Relaxed);
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 fn run_case(plan: &Plan, at: usize, fault: Fault) {
-    let dir = std::env::temp_dir().join(format!(
-        "tcto-prop-{}-{at}-{}",
-        std::process::id(),
-        FAULT_POINTS.fetch_add(1, Ordering::Relaxed)
-    ));
+    FAULT_POINTS.fetch_add(1, Ordering::Relaxed);
+    let dir = state_dir("apply");
     let journal = Journal::open_or_create(&dir).unwrap();
     let mut fx = Faulty {
         sim: SimEffects::from_plan(plan),
@@ -127,12 +251,8 @@ fn run_case(plan: &Plan, at: usize, fault: Fault) {
         writes: 0,
     };
     let start: BTreeMap<Target, Value> = fx.sim.values.clone();
-    let opts = ApplyOptions {
-        command: "apply".into(),
-        ..Default::default()
-    };
     let result = catch_unwind(AssertUnwindSafe(|| {
-        apply(plan, &mut fx, Some(&journal), &opts)
+        apply(plan, &mut fx, Some(&journal), &opts())
     }));
     match (fault, result) {
         (Fault::Crash, Err(_)) => {
@@ -169,8 +289,6 @@ fn run_case(plan: &Plan, at: usize, fault: Fault) {
 
 #[test]
 fn every_fault_point_ends_where_it_started() {
-    // A simulated crash is a panic; keep its message out of the output.
-    common::hide_simulated_crashes();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 100,
         ..ProptestConfig::default()
@@ -190,14 +308,33 @@ fn every_fault_point_ends_where_it_started() {
                 ] {
                     run_case(&plan, at, fault);
                 }
+                reboot_case(&plan, at);
+                // An undo writes at most one value per step.
+                for undo_at in 0..plan.changes.len() {
+                    for apply_crash in [None, Some(at)] {
+                        if undo_crash_case(&plan, apply_crash, undo_at) {
+                            UNDO_CRASHES.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
             }
             Ok(())
         })
         .unwrap();
-    let (plans, points) = (
+    let (plans, points, undo_crashes, reboots, blocked) = (
         PLANS.load(Ordering::Relaxed),
         FAULT_POINTS.load(Ordering::Relaxed),
+        UNDO_CRASHES.load(Ordering::Relaxed),
+        REBOOTS.load(Ordering::Relaxed),
+        REBOOT_BLOCKED.load(Ordering::Relaxed),
     );
-    eprintln!("fault property: {plans} random plans, {points} fault points, every one ended where it started");
+    eprintln!(
+        "fault property: {plans} random plans, {} fault points: {points} in apply \
+         (refused, read back different, crash), {undo_crashes} crashes mid-rollback, \
+         {reboots} reboots after a crash ({blocked} of them blocked by a file); \
+         every one ended where it started",
+        points + undo_crashes + reboots
+    );
     assert!(plans >= 100 && points >= plans * 5);
+    assert!(undo_crashes >= plans && reboots >= plans && blocked > 0 && blocked < reboots);
 }

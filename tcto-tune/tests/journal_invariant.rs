@@ -4,8 +4,9 @@
 //! half-reverted transaction blocks it (so its cost does not grow with the
 //! history). That is sound only if no older record is ever `open` or
 //! `rollback_incomplete`. Random sequences of applies (clean, crashed,
-//! failed with a failed revert, forced past a crash) and rollbacks (newest,
-//! or back to a random id) run against the real journal on disk; after every
+//! failed with a failed revert, forced past a crash), rollbacks (newest,
+//! back to a random id, or killed half-way) and reboots (a new boot id,
+//! runtime values reset) run against the real journal on disk; after every
 //! step the whole journal is read and checked, and `apply`'s decision is
 //! compared with the one the whole journal gives.
 
@@ -40,6 +41,10 @@ enum Op {
     RollbackTo(u8),
     /// A rollback whose every write is refused (`undo_incomplete`).
     RollbackRefused,
+    /// A rollback killed right after its first restored value.
+    RollbackCrash,
+    /// A reboot: a new boot id, every runtime value back to the boot's own.
+    Reboot,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,6 +57,8 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Rollback),
         any::<u8>().prop_map(Op::RollbackTo),
         Just(Op::RollbackRefused),
+        Just(Op::RollbackCrash),
+        Just(Op::Reboot),
     ]
 }
 
@@ -81,7 +88,7 @@ impl Effects for System {
         match self.mode {
             Mode::Crash if self.writes == 1 => {
                 self.sim.write(t, v)?;
-                panic!("{}", common::SIMULATED_CRASH);
+                common::crash();
             }
             Mode::RefuseAll | Mode::RevertFails
                 if self.mode == Mode::RefuseAll || self.writes >= 2 =>
@@ -116,21 +123,34 @@ fn plan_to(sim: &SimEffects, values: &[u16; KEYS]) -> Plan {
 }
 
 fn run(ops: &[Op], case: usize) {
-    let dir = std::env::temp_dir().join(format!("tcto-inv-{}-{case}", std::process::id()));
+    let dir = common::scratch_dir().join(format!("tcto-inv-{}-{case}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let journal = Journal::open_or_create(&dir).unwrap();
+    let mut boot = 0u32;
+    let boot_id = |n: u32| Some(format!("00000000-0000-4000-8000-{n:012}"));
+    let mut journal = Journal::open_or_create(&dir)
+        .unwrap()
+        .with_boot_id(boot_id(boot));
     let mut sim = SimEffects::default();
     for i in 0..KEYS {
         sim.values.insert(key(i), Value::Text("1".into()));
     }
     for op in ops {
+        if let Op::Reboot = op {
+            boot += 1;
+            journal = journal.with_boot_id(boot_id(boot));
+            for i in 0..KEYS {
+                sim.values.insert(key(i), Value::Text("1".into()));
+            }
+            continue;
+        }
         let (values, mode, force) = match op {
             Op::Apply { values } => (Some(values), Mode::Clean, false),
             Op::ApplyCrash { values } => (Some(values), Mode::Crash, false),
             Op::ApplyRevertFails { values } => (Some(values), Mode::RevertFails, false),
             Op::ApplyForced { values } => (Some(values), Mode::Clean, true),
-            Op::Rollback | Op::RollbackTo(_) => (None, Mode::Clean, false),
+            Op::Rollback | Op::RollbackTo(_) | Op::Reboot => (None, Mode::Clean, false),
             Op::RollbackRefused => (None, Mode::RefuseAll, false),
+            Op::RollbackCrash => (None, Mode::Crash, false),
         };
         let before = journal.list().unwrap();
         let mut system = System {
@@ -150,12 +170,18 @@ fn run(ops: &[Op], case: usize) {
             if let Ok(Err(e)) = &result {
                 // Refused for a blocker: the whole journal must agree.
                 assert!(
-                    before.iter().any(|r| blocked_by(r).is_some()) && !force,
+                    before
+                        .iter()
+                        .any(|r| blocked_by(r, journal.boot_id()).is_some())
+                        && !force,
                     "apply refused ({e}) but the whole journal has no blocker"
                 );
             } else {
                 assert!(
-                    before.iter().all(|r| blocked_by(r).is_none()) || force,
+                    before
+                        .iter()
+                        .all(|r| blocked_by(r, journal.boot_id()).is_none())
+                        || force,
                     "apply went ahead past a blocker in the whole journal"
                 );
             }
@@ -167,7 +193,12 @@ fn run(ops: &[Op], case: usize) {
                 _ => None,
             };
             for mut record in select_for_rollback(&before, to.as_deref()).unwrap() {
-                undo(&mut record, &mut system, Some(&journal), true).unwrap();
+                let done = catch_unwind(AssertUnwindSafe(|| {
+                    undo(&mut record, &mut system, Some(&journal), true).unwrap()
+                }));
+                if done.is_err() {
+                    break; // the crashed rollback's process is gone
+                }
             }
         }
         sim = system.sim;
@@ -195,7 +226,6 @@ fn run(ops: &[Op], case: usize) {
 
 #[test]
 fn only_the_newest_record_can_block() {
-    common::hide_simulated_crashes();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 128,
         ..ProptestConfig::default()

@@ -27,10 +27,22 @@ fn apply_sets_the_namespace_and_rollback_restores_it_exactly() {
         st = state.path()
     ));
     assert_eq!(r.code, 0, "{r}");
-    let lines: Vec<&str> = r.stdout.lines().collect();
+    // The second apply repeats the plan's `skip` line (netdev_max_backlog
+    // is global, absent in a child namespace) and says it is not in effect.
+    assert!(
+        r.stdout.contains("skip    net.core.netdev_max_backlog")
+            && r.stdout
+                .contains("NOT IN EFFECT: 1 key(s) of the profile skipped"),
+        "{r}"
+    );
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("skip") && !l.starts_with("NOT IN EFFECT"))
+        .collect();
     assert_eq!(lines[0].trim(), "1024 512 432000 120 60", "{r}");
     assert_eq!(lines[1].trim(), "4096 8192 7440 60 60", "{r}");
-    assert!(lines[2].starts_with("nothing to do"), "{r}");
+    assert!(lines[2].starts_with("nothing applied"), "{r}");
     assert_eq!(lines[3], "rc=0", "{r}");
     assert_eq!(lines[4].trim(), "1024 512 432000 120 60", "{r}");
     assert!(
@@ -101,18 +113,49 @@ fn a_crash_mid_apply_blocks_apply_until_rollback() {
     }
     let state = TempDir::new("crash");
     let r = in_netns(&format!(
-        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}TCTO_TUNE_FAULT_CRASH_AFTER=2 tcto-tune apply --profile high-conn >/dev/null 2>&1; echo crash=$?\nsysctl -n net.core.somaxconn net.ipv4.tcp_max_syn_backlog | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn; echo rc=$?\ntcto-tune history\ntcto-tune rollback >/dev/null; echo rollback=$?\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn >/dev/null; echo again=$?",
+        "export TCTO_TUNE_STATE_DIR={st}\n{SEED}TCTO_TUNE_FAULT_CRASH_AFTER=2 tcto-tune apply --profile high-conn >/dev/null 2>&1; echo crash=$?\nsysctl -n net.core.somaxconn net.ipv4.tcp_max_syn_backlog | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn; echo rc=$?\ntcto-tune history -v\nhint=$(tcto-tune apply --profile high-conn 2>&1 | sed -n 's/^hint: run `\\([^`]*\\)`.*/\\1/p')\necho \"hint=$hint\"\nenv -u TCTO_TUNE_STATE_DIR $hint >/dev/null; echo rollback=$?\nsysctl -n {KEYS} | tr '\\n' ' '; echo\ntcto-tune apply --profile high-conn >/dev/null; echo again=$?",
         st = state.path()
     ));
     let out = &r.stdout;
-    assert!(out.contains("crash=134"), "the fault point aborts: {r}");
+    assert!(out.contains("crash=137"), "the fault point SIGKILLs: {r}");
+    // The hint names the user's state dir, and runs as printed without
+    // the environment that chose it.
+    assert!(
+        out.contains(&format!(
+            "hint=tcto-tune --state-dir {} rollback",
+            state.path()
+        )),
+        "{r}"
+    );
+    // history -v says what the record knows: two steps written, the third
+    // in flight when the process was killed, the last never reached.
+    let written = |key: &str, status: &str| {
+        out.lines()
+            .any(|l| l.trim_start().starts_with(status) && l.contains(&format!(" {key} ")))
+    };
+    assert!(written("net.core.somaxconn", "written"), "{r}");
+    assert!(written("net.ipv4.tcp_max_syn_backlog", "written"), "{r}");
+    assert!(
+        written(
+            "net.netfilter.nf_conntrack_tcp_timeout_established",
+            "in flight"
+        ) && written(
+            "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
+            "pending"
+        ),
+        "{r}"
+    );
     assert!(
         out.contains("4096 8192"),
         "two changes made before the crash: {r}"
     );
     assert!(out.contains("rc=1"), "{r}");
     assert!(
-        r.stderr.contains("interrupted") && r.stderr.contains("tcto-tune rollback"),
+        r.stderr.contains("interrupted")
+            && r.stderr.contains(&format!(
+                "`tcto-tune --state-dir {} rollback`",
+                state.path()
+            )),
         "{r}"
     );
     assert!(out.contains("interrupted"), "history marks it: {r}");
@@ -248,4 +291,171 @@ fn apply_json_reports_each_change() {
     assert_eq!(step["before"]["value"], "1024");
     assert_eq!(step["after"]["value"], "4096");
     assert_eq!(step["status"], "applied");
+}
+
+#[test]
+fn one_unreadable_journal_file_is_named_and_blocks_only_what_it_could_hide() {
+    if !require_root("one_unreadable_journal_file_is_named_and_blocks_only_what_it_could_hide") {
+        return;
+    }
+    let state = TempDir::new("unreadable");
+    let st = state.path();
+    let r = in_netns(&format!(
+        r#"export TCTO_TUNE_STATE_DIR={st}/s
+{SEED}tcto-tune apply --profile backlog-overflow >/dev/null
+tcto-tune apply --profile high-conn >/dev/null
+: > {st}/s/tx/000002.json
+echo '--- newest empty'
+tcto-tune history; echo history=$?
+tcto-tune history --json > {st}/h.json; echo json=$?
+tcto-tune apply --profile high-conn; echo apply=$?
+tcto-tune rollback; echo rollback=$?
+echo '--- moved aside as the hint says'
+hint=$(tcto-tune rollback 2>&1 | sed -n 's/.*(`\(mv [^`]*\)`).*/\1/p')
+echo "hint: $hint"
+$hint; echo mv=$?
+ls {st}/s/tx
+tcto-tune rollback; echo rollback2=$?
+sysctl -n net.core.somaxconn
+echo '--- older corrupt'
+tcto-tune apply --profile high-conn >/dev/null; echo apply3=$?
+echo '{{' > {st}/s/tx/000001.json
+tcto-tune rollback >/dev/null; echo rollback3=$?
+tcto-tune history | grep -c UNREADABLE
+"#
+    ));
+    let out = &r.stdout;
+    let (newest, rest) = out.split_once("--- moved aside").unwrap();
+    assert!(
+        newest.contains("000001") && newest.contains("UNREADABLE") && newest.contains("history=0"),
+        "history lists the readable record and names the other: {r}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{st}/h.json")).unwrap()).unwrap();
+    assert_eq!(doc[0]["status"], "unreadable", "{doc}");
+    assert_eq!(doc[1]["status"], "applied", "{doc}");
+    assert!(
+        newest.contains("apply=1") && newest.contains("rollback=1"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains("000002.json` is corrupt")
+            && r.stderr.contains("000002.json` cannot be read"),
+        "both name the file: {r}"
+    );
+    assert!(
+        rest.contains("mv=0") && rest.contains("000002.json.broken"),
+        "{r}"
+    );
+    assert!(rest.contains("rollback2=0"), "{r}");
+    assert!(rest.contains("\n1024\n"), "000001 undone: {r}");
+    // An unreadable file older than what rollback undoes does not stop it.
+    assert!(
+        rest.contains("apply3=0") && rest.contains("rollback3=0"),
+        "{r}"
+    );
+    assert!(
+        std::path::Path::new(&format!("{st}/s/tx/000001.json")).exists(),
+        "nothing deleted"
+    );
+}
+
+#[test]
+fn a_typo_in_the_state_dir_creates_nothing_and_rollback_says_so() {
+    if !require_root("a_typo_in_the_state_dir_creates_nothing_and_rollback_says_so") {
+        return;
+    }
+    let state = TempDir::new("typo");
+    let st = state.path();
+    let r = in_netns(&format!(
+        r#"{SEED}tcto-tune --state-dir {st}/nonexistent/deep/dir apply --profile high-conn; echo apply=$?
+test -e {st}/nonexistent && echo created
+sysctl -n net.core.somaxconn
+tcto-tune --state-dir {st}/nonexistent/deep/dir rollback; echo rollback=$?
+tcto-tune --state-dir {st}/last apply --profile high-conn >/dev/null; echo last=$?
+stat -c %a {st}/last
+tcto-tune --state-dir {st}/empty history >/dev/null; mkdir -m 700 {st}/empty
+tcto-tune --state-dir {st}/empty rollback; echo empty=$?
+"#
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("apply=1") && !out.contains("created"), "{r}");
+    assert!(out.contains("\n1024\n"), "nothing applied: {r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot create state dir `{st}/nonexistent/deep/dir`: its parent `{st}/nonexistent/deep` does not exist"
+        )),
+        "{r}"
+    );
+    assert!(out.contains("rollback=1"), "{r}");
+    assert!(
+        r.stderr
+            .contains("does not exist, so there is nothing it could roll back"),
+        "{r}"
+    );
+    assert!(out.contains("last=0") && out.contains("\n700\n"), "{r}");
+    assert!(
+        out.contains("empty=1") && r.stderr.contains("holds no transaction"),
+        "{r}"
+    );
+}
+
+#[test]
+fn apply_shows_what_plan_skipped_and_says_the_fix_is_not_in_effect() {
+    if !require_root("apply_shows_what_plan_skipped_and_says_the_fix_is_not_in_effect") {
+        return;
+    }
+    let state = TempDir::new("skips");
+    let st = state.path();
+    // In a child namespace nf_conntrack_max (the fix itself) is global:
+    // plan skips raising it (above the host's value); apply must say so.
+    let want: u64 = host("net.netfilter.nf_conntrack_max")
+        .parse::<u64>()
+        .unwrap()
+        + 1;
+    std::fs::write(
+        format!("{st}/ct.toml"),
+        format!("name = \"ct\"\n[conntrack]\nmax = {{ at_least = {want} }}\ntcp_timeout_time_wait = {{ exact = 30 }}\n"),
+    )
+    .unwrap();
+    let r = in_netns(&format!(
+        r#"export TCTO_TUNE_STATE_DIR={st}/s
+{SEED}tcto-tune plan --profile {st}/ct.toml | grep '^skip' > {st}/plan.skips
+tcto-tune apply --profile {st}/ct.toml > {st}/apply.txt; echo apply=$?
+tcto-tune rollback >/dev/null
+tcto-tune apply --profile {st}/ct.toml --json > {st}/apply.json; echo json=$?
+cat {st}/apply.txt"#
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("apply=0") && out.contains("json=0"), "{r}");
+    let plan_skips = std::fs::read_to_string(format!("{st}/plan.skips")).unwrap();
+    assert!(plan_skips.contains("nf_conntrack_max"), "{plan_skips}");
+    let text = std::fs::read_to_string(format!("{st}/apply.txt")).unwrap();
+    for line in plan_skips.lines() {
+        let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            text.lines().any(|l| words(l) == words(line)),
+            "apply repeats plan's `{line}`: {text}"
+        );
+    }
+    let first_step = text.find("\nset ").unwrap();
+    assert!(
+        text.find("skip").unwrap() < first_step,
+        "before the steps: {text}"
+    );
+    assert!(
+        text.contains("NOT IN EFFECT")
+            && text.contains("net.netfilter.nf_conntrack_max [not-writable-here]"),
+        "{text}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{st}/apply.json")).unwrap())
+            .unwrap();
+    let skipped = doc["skipped"].as_array().expect("JSON carries the skips");
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s["key"] == "net.netfilter.nf_conntrack_max"),
+        "{doc}"
+    );
 }

@@ -188,6 +188,8 @@ fn an_open_record_blocks_until_forced_or_undone() {
         steps: apply(&plan, &mut SimEffects::from_plan(&plan), None, &opts())
             .unwrap()
             .steps,
+        boot_id: j.boot_id().map(str::to_owned),
+        notes: vec![],
     };
     for s in &mut rec.steps {
         s.status = StepStatus::Pending;

@@ -21,7 +21,21 @@
 //! older records are only ever rewritten by `rollback` (`undone`,
 //! `undo_incomplete`) or marked `abandoned`, none of which blocks.
 //! `history` and `rollback` still read every record and name a corrupt one.
+//!
+//! A record also says which boot it was written in (see [`boot`]): an
+//! interrupted transaction from an earlier boot no longer blocks for its
+//! runtime targets, which the reboot reset, only for the files it may have
+//! written. `rollback` is journaled like `apply`: it marks the record
+//! `undoing` before its first write, each step `reverting` before writing
+//! it, and the result after, so a killed rollback leaves a record the next
+//! `rollback` completes.
+//!
+//! One unreadable file (empty, torn, edited) never hides the others:
+//! [`Journal::scan`] returns every readable record and names the rest, and
+//! nothing is ever deleted automatically.
 
+mod boot;
+mod error;
 mod lock;
 mod record;
 
@@ -30,77 +44,13 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub use boot::{boot_id_path, current_boot_id, read_boot_id, BOOT_ID_PATH};
+pub use error::JournalError;
 pub use lock::StateLock;
-pub use record::{now_rfc3339, rfc3339, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT};
 
-/// Why the journal could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    /// A file or directory operation failed.
-    #[error("journal: cannot {action} `{}`", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// Which path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The state dir is unsafe to trust.
-    #[error("state dir `{}` is unsafe: {why}", path.display())]
-    Unsafe {
-        /// The dir.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-    /// A journal file does not parse: torn, truncated or edited.
-    #[error("journal file `{}` is corrupt at line {line}, column {column}: {message}", path.display())]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// The parser's message.
-        message: String,
-    },
-    /// Another process holds the lock.
-    #[error("another tcto-tune apply or rollback is running{holder} (lock `{}`)", path.display())]
-    Locked {
-        /// The lock file.
-        path: PathBuf,
-        /// ` (pid N)` when known.
-        holder: String,
-    },
-    /// No such transaction.
-    #[error("no transaction `{id}` in the journal")]
-    UnknownTx {
-        /// The id asked for.
-        id: String,
-    },
-}
-
-impl JournalError {
-    /// A one-line suggestion for the user.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            JournalError::Corrupt { path, .. } => Some(format!(
-                "nothing was rolled back; inspect `{}` (move it aside only once you know what it changed)",
-                path.display()
-            )),
-            JournalError::Locked { .. } => Some("wait for it to finish; tcto-tune never interleaves transactions".into()),
-            JournalError::Unsafe { .. } => Some("use a root-owned directory with mode 0700 (`--state-dir`)".into()),
-            JournalError::UnknownTx { .. } => Some("`tcto-tune history` lists the transactions".into()),
-            JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
-                Some("run as root, or pass `--state-dir` to a directory you own".into())
-            }
-            JournalError::Io { .. } => None,
-        }
-    }
-}
+pub use record::{
+    now_rfc3339, rfc3339, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT, READABLE_FORMATS,
+};
 
 fn io<'a>(
     action: &'static str,
@@ -117,6 +67,49 @@ fn io<'a>(
 #[derive(Debug, Clone)]
 pub struct Journal {
     dir: PathBuf,
+    /// The current boot's id (see [`boot`]).
+    boot: Option<String>,
+}
+
+/// A journal file that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unreadable {
+    /// Its transaction id (from the file name).
+    pub id: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Why it cannot be read (without the path).
+    pub error: String,
+}
+
+/// Every journal file: the records that read, and the ones that did not.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Readable records, oldest first.
+    pub records: Vec<TxRecord>,
+    /// Unreadable files, oldest first.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Scan {
+    /// Whether the journal holds no transaction at all, readable or not.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// The unreadable file that could be a transaction at `id` or newer
+    /// (`None` for any id): what an operation on `id` must not step over.
+    pub fn unreadable_from(&self, id: Option<&str>) -> Option<&Unreadable> {
+        self.unreadable
+            .iter()
+            .rev()
+            .find(|u| id.is_none_or(|id| id_order(&u.id, id).is_ge()))
+    }
+}
+
+/// Same-width ids compare as numbers; a wider one (past 999999) is newer.
+pub fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 impl Journal {
@@ -130,22 +123,41 @@ impl Journal {
                 check_dir(dir)?;
                 Ok(Some(Journal {
                     dir: dir.to_owned(),
+                    boot: boot::current_boot_id(),
                 }))
             }
         }
     }
 
-    /// Open the journal at `dir`, creating it (mode 0700) if needed.
+    /// Open the journal at `dir`, creating it (mode 0700) if needed. Only
+    /// `dir` itself is created: a missing parent is an error naming it.
     pub fn open_or_create(dir: &Path) -> Result<Self, JournalError> {
         if let Err(e) = fs::symlink_metadata(dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(io("inspect", dir)(e));
             }
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io("create", dir))?;
+            let parent = match dir.parent() {
+                Some(p) if p.as_os_str().is_empty() => Path::new("."),
+                Some(p) => p,
+                None => dir,
+            };
+            if !parent.is_dir() {
+                return Err(JournalError::MissingParent {
+                    path: dir.to_owned(),
+                    parent: parent.to_owned(),
+                    why: if parent.exists() {
+                        "is not a directory"
+                    } else {
+                        "does not exist"
+                    },
+                });
+            }
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                // Raced by another first-ever transaction: check_dir decides.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("create", dir)(e)),
+            }
             // DirBuilder honours the umask; make the mode exact.
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(io("chmod", dir))?;
@@ -163,7 +175,20 @@ impl Journal {
         }
         Ok(Journal {
             dir: dir.to_owned(),
+            boot: boot::current_boot_id(),
         })
+    }
+
+    /// The same journal, taking `boot` as the current boot id (tests
+    /// simulate a reboot with it).
+    pub fn with_boot_id(mut self, boot: Option<String>) -> Self {
+        self.boot = boot;
+        self
+    }
+
+    /// The current boot's id, as records are stamped with it.
+    pub fn boot_id(&self) -> Option<&str> {
+        self.boot.as_deref()
     }
 
     /// The state dir.
@@ -187,6 +212,36 @@ impl Journal {
     /// Every transaction, oldest first. A corrupt file is an error naming it.
     pub fn list(&self) -> Result<Vec<TxRecord>, JournalError> {
         self.ids()?.iter().map(|id| self.load(id)).collect()
+    }
+
+    /// Every transaction, oldest first, with the files that cannot be read
+    /// named beside them instead of failing the whole listing.
+    pub fn scan(&self) -> Result<Scan, JournalError> {
+        let mut scan = Scan::default();
+        for id in self.ids()? {
+            match self.load(&id) {
+                Ok(r) => scan.records.push(r),
+                // Gone between the listing and the read: not a record.
+                Err(JournalError::UnknownTx { .. }) => {}
+                Err(e) => scan.unreadable.push(Unreadable {
+                    path: self.path_of(&id),
+                    id,
+                    error: match e {
+                        JournalError::Corrupt {
+                            line,
+                            column,
+                            message,
+                            ..
+                        } => format!("corrupt at line {line}, column {column}: {message}"),
+                        JournalError::Io { action, source, .. } => {
+                            format!("cannot {action} it: {source}")
+                        }
+                        other => crate::apply::error_chain(&other),
+                    },
+                }),
+            }
+        }
+        Ok(scan)
     }
 
     /// The newest transaction, the only one that can block a new one (see
@@ -215,9 +270,7 @@ impl Journal {
                 }
             }
         }
-        // Same-width ids sort as numbers; a wider one (past 999999) sorts
-        // by length first.
-        ids.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+        ids.sort_by(|a, b| id_order(a, b));
         Ok(ids)
     }
 
@@ -305,14 +358,16 @@ pub fn parse_record(path: &Path, bytes: &[u8]) -> Result<TxRecord, JournalError>
         column: e.column(),
         message: e.to_string(),
     })?;
-    if record.format != JOURNAL_FORMAT {
+    if !READABLE_FORMATS.contains(&record.format) {
         return Err(JournalError::Corrupt {
             path: path.to_owned(),
             line: 1,
             column: 1,
             message: format!(
-                "unknown journal format {} (this build reads {JOURNAL_FORMAT})",
-                record.format
+                "unknown journal format {} (this build reads {} to {})",
+                record.format,
+                READABLE_FORMATS.start(),
+                READABLE_FORMATS.end()
             ),
         });
     }

@@ -4,8 +4,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{ChangeKind, Target, Value};
 
-/// Version of the journal record format.
-pub const JOURNAL_FORMAT: u32 = 1;
+/// Version of the journal record format this build writes. Format 2 adds
+/// the boot id, notes, and the in-flight step states (`writing`,
+/// `reverting`); format 1 records (no boot id) are still read.
+pub const JOURNAL_FORMAT: u32 = 2;
+
+/// The record formats this build reads.
+pub const READABLE_FORMATS: std::ops::RangeInclusive<u32> = 1..=JOURNAL_FORMAT;
 
 /// Where a transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +32,14 @@ pub enum TxState {
     /// Was open (interrupted) and the user chose `apply --force-after-crash`;
     /// `rollback --to ID` can still undo it.
     Abandoned,
+    /// `tcto-tune rollback` is reverting it. Seen by a later process, the
+    /// rollback was interrupted: each step is either restored or still as
+    /// applied (the steps say which), and `rollback` completes it.
+    Undoing,
+    /// Was interrupted (or half-reverted) in an earlier boot, touched only
+    /// runtime state (which the reboot reset), and a later transaction went
+    /// ahead past it. `rollback --to ID` can still undo it.
+    BeforeReboot,
 }
 
 impl TxState {
@@ -40,6 +53,8 @@ impl TxState {
             TxState::Undone => "undone",
             TxState::UndoIncomplete => "undo incomplete",
             TxState::Abandoned => "interrupted (abandoned)",
+            TxState::Undoing => "rollback interrupted",
+            TxState::BeforeReboot => "interrupted (before reboot)",
         }
     }
 
@@ -58,6 +73,8 @@ impl TxState {
                 | TxState::RollbackIncomplete
                 | TxState::UndoIncomplete
                 | TxState::Abandoned
+                | TxState::Undoing
+                | TxState::BeforeReboot
         )
     }
 }
@@ -66,8 +83,12 @@ impl TxState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
-    /// Prior value recorded; the change may or may not have been made.
+    /// Prior value recorded, not written yet. (In a format 1 record, which
+    /// journaled no step results, it may or may not have been written.)
     Pending,
+    /// Being written when the record was last saved: a crash then leaves it
+    /// written or not (`rollback` reads which).
+    Writing,
     /// Already held the wanted value: nothing written.
     Unchanged,
     /// Written and read back.
@@ -82,9 +103,55 @@ pub enum StepStatus {
     RevertFailed,
     /// Not restored by `rollback`: someone changed it since (see `error`).
     Drifted,
+    /// Being restored by `rollback` when the record was last saved: a crash
+    /// then leaves it restored or not (the next `rollback` reads which).
+    Reverting,
+    /// `rollback` found it already at its prior value: nothing written.
+    AlreadyAt,
+    /// A runtime value (sysctl, table, offload) changed in an earlier boot:
+    /// the reboot reset it, so `rollback` leaves it as the boot set it.
+    ResetByReboot,
     /// Closed without restoring: what it changed no longer exists (a NIC
     /// that was removed; see `error`). Nothing is left to restore.
     Gone,
+}
+
+impl StepStatus {
+    /// Whether the step's target may hold the value the transaction wrote
+    /// (what a crash or a failed revert can leave behind).
+    pub fn may_hold_new_value(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Writing
+                | StepStatus::Applied
+                | StepStatus::Failed
+                | StepStatus::RevertFailed
+                | StepStatus::Drifted
+                | StepStatus::Reverting
+        )
+    }
+
+    /// The word `history -v` shows: the JSON name, except that a step
+    /// written and read back is `written` and one whose write (or revert)
+    /// was under way when the record was last saved is `in flight`: after a
+    /// crash, written or not (`rollback` reads which).
+    pub fn label(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Writing => "in flight",
+            StepStatus::Unchanged => "unchanged",
+            StepStatus::Applied => "written",
+            StepStatus::WouldApply => "would_apply",
+            StepStatus::Failed => "failed",
+            StepStatus::Reverted => "reverted",
+            StepStatus::RevertFailed => "revert_failed",
+            StepStatus::Drifted => "drifted",
+            StepStatus::Reverting => "revert in flight",
+            StepStatus::AlreadyAt => "already_at",
+            StepStatus::ResetByReboot => "reset_by_reboot",
+            StepStatus::Gone => "gone",
+        }
+    }
 }
 
 /// One change within a transaction.
@@ -115,17 +182,21 @@ impl Step {
     /// moved: back to `before` for a reverted step, or for every step when
     /// `undoing` (a rollback's report).
     pub fn transition(&self, undoing: bool) -> String {
-        let back =
-            undoing || matches!(self.status, StepStatus::Reverted | StepStatus::RevertFailed);
+        let back = undoing
+            || matches!(
+                self.status,
+                StepStatus::Reverted | StepStatus::RevertFailed | StepStatus::Reverting
+            );
         let (from, to) = if back {
             (&self.after, &self.before)
         } else {
             (&self.before, &self.after)
         };
-        if matches!(self.status, StepStatus::Unchanged | StepStatus::Gone) {
-            from.display()
-        } else {
-            format!("{} -> {}", from.display(), to.display())
+        match self.status {
+            StepStatus::Unchanged | StepStatus::Gone => from.display(),
+            StepStatus::AlreadyAt => self.before.display(),
+            StepStatus::ResetByReboot => format!("{} before the reboot", self.after.display()),
+            _ => format!("{} -> {}", from.display(), to.display()),
         }
     }
 }
@@ -149,6 +220,48 @@ pub struct TxRecord {
     pub state: TxState,
     /// Its steps, in apply order.
     pub steps: Vec<Step>,
+    /// The boot it was written in (`/proc/sys/kernel/random/boot_id`);
+    /// absent in format 1 records and where the kernel does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// What happened to it beyond its state, oldest first (e.g. that it
+    /// went ahead past a transaction interrupted before a reboot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl TxRecord {
+    /// Whether it was written in an earlier boot than `boot` (the current
+    /// one). Unknown on either side is "not known to be earlier".
+    pub fn from_earlier_boot(&self, boot: Option<&str>) -> bool {
+        matches!((self.boot_id.as_deref(), boot), (Some(a), Some(b)) if a != b)
+    }
+
+    /// The word `history` shows, knowing the current boot: an interrupted
+    /// transaction from an earlier boot is `interrupted (before reboot)`.
+    pub fn label(&self, boot: Option<&str>) -> String {
+        match self.state {
+            TxState::Open | TxState::RollbackIncomplete | TxState::Undoing
+                if self.from_earlier_boot(boot) =>
+            {
+                format!("{} (before reboot)", self.state.label())
+            }
+            s => s.label().to_owned(),
+        }
+    }
+
+    /// The files among its steps that may hold what it wrote. Files survive
+    /// a reboot, so these keep a transaction from an earlier boot blocking.
+    pub fn files_it_may_have_written(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter(|s| s.status.may_hold_new_value())
+            .filter_map(|s| match &s.target {
+                crate::change::Target::File { path } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// RFC 3339 UTC timestamp for now (no time-zone database needed).

@@ -40,6 +40,8 @@ fn record(id: &str) -> TxRecord {
             error: None,
             note: None,
         }],
+        boot_id: None,
+        notes: vec![],
     }
 }
 
@@ -92,10 +94,13 @@ fn a_torn_or_corrupt_file_is_named_never_guessed() {
         text.contains("000001.json") && text.contains("line"),
         "{text}"
     );
-    assert!(e.hint().unwrap().contains("nothing was rolled back"));
+    assert!(e
+        .hint()
+        .unwrap()
+        .contains("nothing was rolled back or changed"));
     fs::write(
         d.0.join("tx/000001.json"),
-        good.replace("\"format\": 1", "\"format\": 9"),
+        good.replace("\"format\": 2", "\"format\": 9"),
     )
     .unwrap();
     assert!(j
@@ -201,4 +206,90 @@ fn a_step_reads_in_the_direction_its_value_last_moved() {
     step.status = StepStatus::Unchanged;
     step.after = step.before.clone();
     assert_eq!(step.transition(false), "1024");
+}
+
+#[test]
+fn a_format_1_record_without_a_boot_id_still_reads() {
+    let d = Dir::new("v1");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    let v1 = r#"{"format":1,"id":"000001","command":"apply","profile":"high-conn",
+        "started":"2026-11-21T01:02:03Z","updated":"2026-11-21T01:02:03Z","state":"open",
+        "steps":[{"kind":"sysctl","key":"net.core.somaxconn",
+        "target":{"kind":"sysctl","key":"net.core.somaxconn"},
+        "before":{"type":"text","value":"1024"},"after":{"type":"text","value":"4096"},
+        "status":"pending","error":null}]}"#;
+    fs::write(d.0.join("tx/000001.json"), v1).unwrap();
+    let r = j.load("000001").unwrap();
+    assert_eq!((r.format, r.boot_id.as_ref(), r.notes.len()), (1, None, 0));
+    assert_eq!(r.label(Some("any")), "interrupted");
+    assert!(!r.from_earlier_boot(Some("any")));
+}
+
+#[test]
+fn scan_names_unreadable_files_and_keeps_the_rest() {
+    let d = Dir::new("scan");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    for id in ["000001", "000002", "000004"] {
+        j.write(&record(id)).unwrap();
+    }
+    fs::write(d.0.join("tx/000002.json"), b"").unwrap();
+    fs::create_dir(d.0.join("tx/000003.json")).unwrap();
+    fs::write(d.0.join("tx/000005.json"), b"{\"format\": 1, \"id\"").unwrap();
+    let scan = j.scan().unwrap();
+    let ids = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        scan.records
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>(),
+        ids(vec!["000001", "000004"])
+    );
+    assert_eq!(
+        scan.unreadable
+            .iter()
+            .map(|u| u.id.clone())
+            .collect::<Vec<_>>(),
+        ids(vec!["000002", "000003", "000005"])
+    );
+    assert!(scan.unreadable[0].path.ends_with("tx/000002.json"));
+    assert!(
+        scan.unreadable[0].error.starts_with("corrupt at line 1"),
+        "{:?}",
+        scan.unreadable[0]
+    );
+    assert!(
+        scan.unreadable[1].error.contains("directory"),
+        "{:?}",
+        scan.unreadable[1]
+    );
+    assert_eq!(scan.unreadable_from(Some("000004")).unwrap().id, "000005");
+    assert_eq!(scan.unreadable_from(None).unwrap().id, "000005");
+    fs::remove_file(d.0.join("tx/000005.json")).unwrap();
+    let scan = j.scan().unwrap();
+    assert_eq!(scan.unreadable_from(Some("000004")), None);
+    assert_eq!(scan.unreadable_from(Some("000003")).unwrap().id, "000003");
+    // Nothing was removed by reading.
+    assert!(d.0.join("tx/000002.json").exists());
+}
+
+#[test]
+fn only_the_last_component_of_a_state_dir_is_created() {
+    let d = Dir::new("deep");
+    fs::create_dir_all(&d.0).unwrap();
+    let deep = d.0.join("nonexistent/deep/dir");
+    let e = Journal::open_or_create(&deep).unwrap_err();
+    assert!(
+        matches!(&e, JournalError::MissingParent { parent, .. } if *parent == d.0.join("nonexistent/deep")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("nonexistent/deep`"), "{e}");
+    assert!(e.hint().unwrap().contains("mkdir -p"), "{e:?}");
+    assert!(!d.0.join("nonexistent").exists(), "nothing created");
+    let last = d.0.join("state");
+    Journal::open_or_create(&last).unwrap();
+    assert_eq!(
+        fs::metadata(&last).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(last.join("tx").is_dir());
 }

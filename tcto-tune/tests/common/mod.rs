@@ -1,6 +1,6 @@
 //! Shared by the property tests that run the transaction engine against
-//! the simulated system: a hand-made plan, a refused write, and quiet
-//! simulated crashes.
+//! the simulated system: a hand-made plan, a refused write, quiet
+//! simulated crashes and a scratch dir.
 
 use tcto_tune::change::{Change, Target, Value};
 use tcto_tune::fix::Intent;
@@ -10,14 +10,10 @@ use tcto_tune::Plan;
 /// The panic message a simulated crash (the process dying mid-apply) uses.
 pub const SIMULATED_CRASH: &str = "simulated crash";
 
-/// Keep simulated crashes out of the test output; other panics still print.
-pub fn hide_simulated_crashes() {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if info.payload().downcast_ref::<&str>() != Some(&SIMULATED_CRASH) {
-            default_hook(info);
-        }
-    }));
+/// Die of a simulated crash: an unwind that skips the panic hook, so
+/// thousands of them print nothing (proptest installs its own hook).
+pub fn crash() -> ! {
+    std::panic::resume_unwind(Box::new(SIMULATED_CRASH))
 }
 
 /// A plan named `prop` making exactly `changes`.
@@ -54,5 +50,17 @@ pub fn refused(target: &Target, value: &Value, errno: i32) -> SystemError {
         key: target.key(),
         value: value.display(),
         source: std::io::Error::from_raw_os_error(errno),
+    }
+}
+
+/// Where the property tests keep their journals: tmpfs (`/dev/shm`) when
+/// there is one. They test the transaction's logic over thousands of
+/// journals; on a disk each fsync costs milliseconds and the run minutes.
+pub fn scratch_dir() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
     }
 }

@@ -1,0 +1,85 @@
+//! Why a transaction did not start, and what the user can do about it.
+
+use crate::journal::JournalError;
+use crate::system::SystemError;
+
+/// Why a transaction did not start (failures after the start are reported
+/// in [`TxReport`], with the system restored).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Refusing findings were not allowed.
+    #[error("refused by safety check(s): {}", codes.join(", "))]
+    Refused {
+        /// The codes.
+        codes: Vec<String>,
+    },
+    /// An earlier transaction was interrupted.
+    #[error("transaction {id} was interrupted (the process died mid-apply); its changes may be half made")]
+    Interrupted {
+        /// Its id.
+        id: String,
+    },
+    /// A transaction interrupted before the last reboot may have written
+    /// files, which survive a reboot (its runtime changes do not block).
+    #[error("transaction {id} was interrupted before the last reboot and may have written {}; files survive a reboot", files.join(", "))]
+    InterruptedFiles {
+        /// Its id.
+        id: String,
+        /// The files.
+        files: Vec<String>,
+    },
+    /// An earlier transaction failed and could not revert every change.
+    #[error(
+        "transaction {id} failed and could not restore every value; the system is half-changed"
+    )]
+    Incomplete {
+        /// Its id.
+        id: String,
+    },
+    /// Reading a target before the transaction failed: nothing was changed.
+    #[error("cannot read {target} before changing it")]
+    Read {
+        /// The target.
+        target: String,
+        /// Cause.
+        #[source]
+        source: SystemError,
+    },
+    /// The journal failed: nothing was changed (or, mid-way, see the report).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl ApplyError {
+    /// A one-line suggestion.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ApplyError::Refused { codes } => {
+                let (lift, never): (Vec<&String>, Vec<&String>) =
+                    codes.iter().partition(|c| crate::check::allowable(c));
+                Some(if never.is_empty() {
+                    format!(
+                        "the findings say why and what to do; to proceed anyway pass {}",
+                        lift.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" ")
+                    )
+                } else {
+                    format!(
+                        "the findings say why; {} can never be allowed: remove the key from the profile",
+                        never.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                    )
+                })
+            }
+            ApplyError::Interrupted { id } => Some(format!(
+                "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
+            )),
+            ApplyError::InterruptedFiles { id, .. } => Some(format!(
+                "run `tcto-tune rollback` to restore the files journaled by {id}, or `apply --force-after-crash` to keep them"
+            )),
+            ApplyError::Incomplete { id } => Some(format!(
+                "`tcto-tune history -v` shows what {id} could not restore; fix the cause, then `tcto-tune rollback` (or `apply --force-after-crash` to keep things as they are)"
+            )),
+            ApplyError::Journal(j) => j.hint(),
+            ApplyError::Read { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! How a transaction's report reads: one aligned line per step, then one
+//! line saying how it ended.
+
+use std::fmt;
+
+use super::{Outcome, TxReport};
+use crate::journal::StepStatus;
+
+fn verb(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Pending => "pending",
+        StepStatus::Writing => "in flight",
+        StepStatus::Unchanged => "ok",
+        StepStatus::Applied => "set",
+        StepStatus::WouldApply => "would set",
+        StepStatus::Failed => "FAILED",
+        StepStatus::Reverted => "reverted",
+        StepStatus::RevertFailed => "NOT RESTORED",
+        StepStatus::Drifted => "drifted",
+        StepStatus::Reverting => "revert in flight",
+        StepStatus::AlreadyAt => "already at",
+        StepStatus::ResetByReboot => "reset by reboot",
+        StepStatus::Gone => "gone",
+    }
+}
+
+impl fmt::Display for TxReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values read from the system, errors quoting paths and nft names:
+        // control characters are shown escaped, never sent to the terminal.
+        use crate::escape::escape_lines as esc;
+        for n in &self.notes {
+            writeln!(f, "note: {}", esc(n))?;
+        }
+        let w_verb = self
+            .steps
+            .iter()
+            .map(|s| verb(s.status).len())
+            .max()
+            .unwrap_or(0);
+        let w_key = self
+            .steps
+            .iter()
+            .map(|s| s.key.chars().count())
+            .max()
+            .unwrap_or(0);
+        for s in &self.steps {
+            let values = s.transition(self.command == "rollback");
+            writeln!(
+                f,
+                "{:<w_verb$}  {:<w_key$}  {}",
+                verb(s.status),
+                esc(&s.key),
+                esc(&values)
+            )?;
+            if let Some(e) = &s.error {
+                writeln!(f, "{:<w_verb$}  {}", "", esc(e))?;
+            }
+            if let Some(n) = &s.note {
+                writeln!(f, "{:<w_verb$}  {}", "", esc(n))?;
+            }
+        }
+        let changed = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Applied | StepStatus::WouldApply))
+            .count();
+        let id = self.id.as_deref().unwrap_or("-");
+        let skipped = self.skipped_keys();
+        let profile = esc(&self.profile);
+        let failure = esc(self.failure.as_deref().unwrap_or("?"));
+        match self.outcome {
+            Outcome::Noop if !skipped.is_empty() => write!(f, "nothing applied: every key of profile `{profile}` that could be set here is already in effect"),
+            Outcome::Noop => write!(f, "nothing to do: profile `{profile}` is already in effect"),
+            Outcome::WouldApply => write!(f, "would apply {changed} change(s) for profile `{profile}`"),
+            Outcome::Applied => write!(f, "applied {changed} change(s) for profile `{profile}`; transaction {id}, undo with `tcto-tune rollback`"),
+            Outcome::RolledBack => write!(f, "failed: {failure}\nevery change was reverted: the system is as it was before (transaction {id})"),
+            Outcome::RollbackIncomplete => {
+                let keys: Vec<_> = self.steps.iter().filter(|s| s.status == StepStatus::RevertFailed).map(|s| s.key.as_str()).collect();
+                write!(f, "failed: {failure}\nCOULD NOT RESTORE: {} (transaction {id}; see `tcto-tune history`)", esc(&keys.join(", ")))
+            }
+            Outcome::Undone => write!(f, "rolled back transaction {id} (profile `{profile}`)"),
+            Outcome::UndoIncomplete => write!(f, "rollback of transaction {id} incomplete: {failure}"),
+        }?;
+        if !skipped.is_empty() && self.outcome != Outcome::RolledBack {
+            write!(
+                f,
+                "\nNOT IN EFFECT: {} key(s) of the profile skipped (see `skip` above): {}",
+                skipped.len(),
+                esc(&skipped.join(", "))
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl TxReport {
+    /// The keys the plan skipped that were not allowed (`key-missing` and
+    /// the like): the part of the profile this transaction does not make.
+    pub fn skipped_keys(&self) -> Vec<String> {
+        self.skipped
+            .iter()
+            .map(|s| format!("{} [{}]", s.key, s.code))
+            .collect()
+    }
+}
