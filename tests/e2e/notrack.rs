@@ -285,8 +285,138 @@ fn a_ct_state_verdict_map_is_recognised_as_stateful() {
     assert_eq!(r.code, 0, "{r}");
     let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
     assert_eq!(r.code, 3, "{r}");
+    // The map's elements are not read: the walk says it cannot tell,
+    // naming the chain and the rule, and refuses.
+    assert!(
+        r.stdout.contains("refuse [notrack-filter-undecided]"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("chain `inet filter input`"), "{r}");
+    assert!(r.stdout.contains("ct state vmap @__map"), "{r}");
+}
+
+/// ufw's layout (iptables-nft, firewalld alike): the base chain only jumps,
+/// the stateful accepts live in a regular chain.
+const UFW: &str = "table inet filter {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		counter jump ufw-before-input
+	}
+
+	chain ufw-before-input {
+		ct state established,related accept
+		tcp dport 8080 ct state new accept
+	}
+}
+";
+
+#[test]
+fn a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked() {
+    if !require_root("a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked")
+    {
+        return;
+    }
+    let lab = Lab::new("nt-ufw");
+    let state = TempDir::new("nt-ufw");
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{UFW}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    let before = lab.ruleset_stateless();
+    lab.listen(8080);
+    assert_eq!(lab.connect(8080, 3, 2000), (3, 0), "tracked, it works");
+
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
     assert!(
         r.stdout.contains("refuse [notrack-breaks-stateful-filter]"),
         "{r}"
+    );
+    assert!(
+        r.stdout.contains("through input -> ufw-before-input")
+            && r.stdout.contains(
+                "accepted by rule `ct state established,related accept` (chain ufw-before-input)"
+            ),
+        "{r}"
+    );
+    assert_eq!(
+        lab.ruleset_stateless(),
+        before,
+        "a refused apply changes nothing"
+    );
+
+    // The finding is right: forced, the connects time out.
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 3, 500), (0, 3), "untracked SYNs dropped");
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset_stateless(), before);
+
+    // Mended with the hint's own command, the apply passes and the flow
+    // connects through the NOTRACKed path.
+    let r = lab
+        .backend
+        .sh("nft insert rule inet filter input ct state untracked accept");
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    let r = lab.backend.sh("conntrack -F 2>&1");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 5, 2000), (5, 0));
+    assert_eq!(tracked(&lab, 8080), 0, "the connects went untracked");
+}
+
+/// A `type route hook output` chain with policy drop that passes replies
+/// only as established, reached by goto.
+const ROUTE_OUT: &str = "table ip mangle {
+	chain out {
+		type route hook output priority mangle; policy drop;
+		goto replies
+	}
+
+	chain replies {
+		ct state established accept
+	}
+}
+";
+
+#[test]
+fn a_route_output_chain_with_policy_drop_is_refused() {
+    if !require_root("a_route_output_chain_with_policy_drop_is_refused") {
+        return;
+    }
+    let lab = Lab::new("nt-route");
+    let state = TempDir::new("nt-route");
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{ROUTE_OUT}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    lab.listen(8080);
+    assert_eq!(lab.connect(8080, 2, 2000), (2, 0), "tracked, it works");
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains(
+            "chain `ip mangle out` (hook output, policy drop) would drop the untracked replies"
+        ),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("accepted by rule `ct state established accept` (chain replies)"),
+        "{r}"
+    );
+    // It is right: forced, the replies are dropped.
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        lab.connect(8080, 2, 500),
+        (0, 2),
+        "untracked replies dropped"
     );
 }

@@ -16,9 +16,11 @@
 
 pub mod expr;
 pub mod filter;
+pub(crate) mod stateful;
 pub mod table;
+pub mod walk;
 
-pub use filter::{Fate, FilterChain};
+pub use filter::FilterChain;
 pub use table::{
     FlowElement, FlowSet, NotrackChain, NotrackRule, NotrackTable, ScopedFlow, SetRule,
     MAX_RULE_FLOWS, TABLE_FAMILY, TABLE_NAME,
@@ -125,7 +127,7 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
 }
 
 /// Every NOTRACK check: `notrack-unscoped`,
-/// `notrack-breaks-stateful-filter`, `notrack-loopback`,
+/// `notrack-breaks-stateful-filter`, `notrack-filter-undecided`, `notrack-loopback`,
 /// `notrack-bypasses-conntrack`.
 pub fn checks(input: &CheckInput) -> Vec<Finding> {
     let mut out = unscoped(input.profile);
@@ -133,7 +135,7 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
     if flows.is_empty() {
         return out;
     }
-    out.extend(stateful_filter(input.state, &flows));
+    out.extend(stateful::findings(&input.state.filter_chains, &flows));
     for f in flows.iter().filter(|f| f.touches_loopback()) {
         out.push(
             Finding::new(
@@ -213,24 +215,6 @@ fn unscoped(profile: &Profile) -> Vec<Finding> {
         }
     }
     out
-}
-
-/// `notrack-breaks-stateful-filter`.
-fn stateful_filter(state: &SystemState, flows: &[ScopedFlow]) -> Vec<Finding> {
-    filter::breakages(&state.filter_chains, flows)
-        .into_iter()
-        .map(|b| {
-            Finding::new(
-                "notrack-breaks-stateful-filter",
-                Severity::Refuse,
-                format!("{b}: its connections would time out"),
-            )
-            .hint(format!(
-                "add `ct state untracked accept` to that chain before its drop, e.g. `{}`",
-                b.fix()
-            ))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -89,27 +89,41 @@ impl Nft {
         Ok(Some(table))
     }
 
-    /// Base filter chains of every other ip/ip6/inet table with hook input,
-    /// forward or output, and their rules, decoded.
+    /// The chains of every other ip/ip6/inet table that has a base chain
+    /// of type filter or route (any hook), with their rules, decoded:
+    /// those base chains, and every regular chain of those tables, which
+    /// the base chains may reach by `jump` or `goto`.
     pub fn read_filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
-        // With the family's and the hook's names, so they are decided once.
-        let chains: Vec<(RawChain, &str, &str)> = dump_chains("list the chains of every table", 0)?
+        let all: Vec<(RawChain, &str)> = dump_chains("list the chains of every table", 0)?
             .into_iter()
             .filter_map(|c| {
                 let family = family_name(c.family)?;
-                let hook = match c.hook {
-                    Some(h @ 1..=3) => hook_name(h),
-                    _ => return None,
-                };
                 let ours = family == TABLE_FAMILY && c.table == TABLE_NAME;
-                (c.kind == "filter" && !ours).then_some((c, family, hook))
+                (!ours).then_some((c, family))
             })
             .collect();
-        // Rules only of the tables that have such chains (never our own,
-        // which may hold thousands).
-        let tables: std::collections::BTreeSet<(u8, &str, String)> = chains
+        let is_walked_base = |c: &RawChain| {
+            matches!(c.kind.as_str(), "filter" | "route") && matches!(c.hook, Some(0..=4))
+        };
+        // Rules only of the tables that have such base chains (never our
+        // own, which may hold thousands).
+        let tables: std::collections::BTreeSet<(u8, &str, String)> = all
             .iter()
-            .map(|(c, family, _)| (c.family, *family, c.table.clone()))
+            .filter(|(c, _)| is_walked_base(c))
+            .map(|(c, family)| (c.family, *family, c.table.clone()))
+            .collect();
+        let chains: Vec<(RawChain, &str, &str)> = all
+            .into_iter()
+            .filter(|(c, _)| {
+                (c.hook.is_none() || is_walked_base(c))
+                    && tables
+                        .iter()
+                        .any(|(f, _, t)| *f == c.family && *t == c.table)
+            })
+            .map(|(c, family)| {
+                let hook = c.hook.map_or("", hook_name);
+                (c, family, hook)
+            })
             .collect();
         let mut by_chain: BTreeMap<(u8, String, String), Vec<RawRule>> = BTreeMap::new();
         for (nfproto, family, table) in tables {
@@ -137,6 +151,11 @@ impl Nft {
                 table: c.table,
                 name: c.name,
                 hook: hook.into(),
+                kind: if hook.is_empty() {
+                    String::new()
+                } else {
+                    c.kind
+                },
                 priority: c.priority,
                 policy: if c.policy == libc::NF_DROP as u32 {
                     "drop".into()

@@ -13,7 +13,8 @@ use nftnl::nftnl_sys::libc;
 
 use super::write::Mode;
 use super::{Nft, SystemError};
-use crate::notrack::{filter, FilterChain, NotrackTable, ScopedFlow};
+use crate::notrack::stateful::findings;
+use crate::notrack::{FilterChain, NotrackTable, ScopedFlow};
 
 /// Run `f` on a thread moved into a fresh network namespace (the
 /// host's namespace is never touched); `None` when that is not
@@ -146,7 +147,12 @@ fn decodes_other_tables_filter_chains() {
         );
         let chains = Nft.read_filter_chains().unwrap();
         let labels: Vec<String> = chains.iter().map(FilterChain::label).collect();
-        assert_eq!(labels, ["inet filter input", "inet filter fw"]);
+        // The base chains and the regular chain they may jump to; not nat.
+        assert_eq!(
+            labels,
+            ["inet filter input", "inet filter fw", "inet filter helper"]
+        );
+        assert_eq!(chains[2].hook, "");
         let input = &chains[0];
         assert_eq!(input.policy, "drop");
         assert_eq!(
@@ -157,7 +163,7 @@ fn decodes_other_tables_filter_chains() {
             input.rules[1].to_string(),
             "tcp dport 8080 ct state new accept"
         );
-        assert_eq!(filter::breakages(&chains, &flows()[..1]).len(), 1);
+        assert_eq!(findings(&chains, &flows()[..1]).len(), 1);
         nft(
             &[
                 "insert",
@@ -173,7 +179,7 @@ fn decodes_other_tables_filter_chains() {
             None,
         );
         let chains = Nft.read_filter_chains().unwrap();
-        assert!(filter::breakages(&chains, &flows()[..1]).is_empty());
+        assert!(findings(&chains, &flows()[..1]).is_empty());
     });
 }
 
@@ -216,5 +222,44 @@ fn many_flows_go_into_sets_that_nft_lists_and_we_read_back() {
         let small = NotrackTable::for_flows(&flows[..1]);
         Nft.write_table(Some(&small)).unwrap();
         assert_eq!(nft(&["list", "ruleset"], None), small.to_nft());
+    });
+}
+
+#[test]
+fn reads_jumps_gotos_and_route_chains_as_the_walk_needs_them() {
+    in_own_netns(|| {
+        nft(
+            &["-f", "-"],
+            Some(
+                "table inet filter {
+                    chain input { type filter hook input priority filter; policy drop;
+                        iif \"lo\" accept
+                        counter jump ufw-before-input; }
+                    chain ufw-before-input {
+                        ct state established,related accept
+                        tcp dport 8080 ct state new accept; }
+                }
+                table ip mangle {
+                    chain out { type route hook output priority mangle; policy drop;
+                        goto deny; }
+                    chain deny { ct state established accept; }
+                }",
+            ),
+        );
+        let chains = Nft.read_filter_chains().unwrap();
+        let input = chains.iter().find(|c| c.name == "input").unwrap();
+        assert_eq!(input.rules[0].to_string(), "iif \"lo\" accept");
+        assert_eq!(input.rules[1].to_string(), "counter jump ufw-before-input");
+        let out = chains.iter().find(|c| c.name == "out").unwrap();
+        assert_eq!((out.kind.as_str(), out.hook.as_str()), ("route", "output"));
+        let f = findings(&chains, &flows()[..1]);
+        let msgs: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(f.len(), 2, "{msgs:#?}");
+        assert!(
+            msgs[0].contains("through input -> ufw-before-input"),
+            "{msgs:#?}"
+        );
+        assert!(msgs[1].contains("chain `ip mangle out`"), "{msgs:#?}");
+        assert!(msgs[1].contains("through out -> deny"), "{msgs:#?}");
     });
 }
