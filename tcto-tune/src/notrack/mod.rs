@@ -16,6 +16,7 @@
 
 pub mod expr;
 pub mod filter;
+pub mod scope;
 pub(crate) mod stateful;
 pub mod table;
 pub mod walk;
@@ -130,11 +131,12 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
 /// `notrack-breaks-stateful-filter`, `notrack-filter-undecided`, `notrack-loopback`,
 /// `notrack-bypasses-conntrack`.
 pub fn checks(input: &CheckInput) -> Vec<Finding> {
-    let mut out = unscoped(input.profile);
+    let mut out = scope::per_flow(input.profile);
     let flows = scoped_flows(input.profile);
     if flows.is_empty() {
         return out;
     }
+    out.extend(scope::union_findings(&flows));
     out.extend(stateful::findings(&input.state.filter_chains, &flows));
     for f in flows.iter().filter(|f| f.touches_loopback()) {
         out.push(
@@ -168,52 +170,6 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
         )
         .hint("do not NOTRACK flows that are NATed on this host"),
     );
-    out
-}
-
-/// `notrack-unscoped`.
-fn unscoped(profile: &Profile) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for (i, f) in profile.notrack.iter().enumerate() {
-        let n = i + 1;
-        let mut missing = Vec::new();
-        if f.from.is_none() {
-            missing.push("`from`");
-        }
-        if f.to.is_none() {
-            missing.push("`to`");
-        }
-        if f.port.is_none() {
-            missing.push("`port`");
-        }
-        let msg = if !missing.is_empty() {
-            Some(format!(
-                "NOTRACK flow #{n} has no {}: it would exempt more than the trusted flow from conntrack (it is not planned)",
-                missing.join(" or ")
-            ))
-        } else if let (Some(a), Some(b)) = (f.from, f.to) {
-            if a.is_ipv4() != b.is_ipv4() {
-                Some(format!(
-                    "NOTRACK flow #{n} mixes IPv4 and IPv6 ({a} -> {b}): no packet matches it (it is not planned)"
-                ))
-            } else if a.is_any() || b.is_any() {
-                Some(format!(
-                    "NOTRACK flow #{n} ({a} -> {b}) covers every address: all such traffic would leave conntrack and any stateful filter"
-                ))
-            } else {
-                None
-            }
-        } else {
-            None
-        };
-        if let Some(msg) = msg {
-            out.push(
-                Finding::new("notrack-unscoped", Severity::Refuse, msg).hint(
-                    "name the client subnet (`from`), the server subnet (`to`) and the server `port`, e.g. from = \"10.0.1.0/24\", to = \"10.0.2.0/24\", port = 8080",
-                ),
-            );
-        }
-    }
     out
 }
 

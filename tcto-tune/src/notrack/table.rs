@@ -93,6 +93,11 @@ pub struct NotrackRule {
     pub dport: Option<u16>,
 }
 
+/// `127.0.0.0/8`.
+fn lo4() -> Cidr {
+    Cidr::new(std::net::Ipv4Addr::new(127, 0, 0, 0).into(), 8).expect("127.0.0.0/8 is a subnet")
+}
+
 /// A flow with every field present and one address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ScopedFlow {
@@ -120,15 +125,17 @@ impl ScopedFlow {
         format!("{} -> {} port {}", self.from, self.to, self.port)
     }
 
-    /// Whether either end is loopback (127.0.0.0/8 or ::1).
+    /// Whether the flow matches loopback traffic: both ends reach into
+    /// the loopback range (127.0.0.0/8, ::1), since a packet on `lo`
+    /// carries loopback addresses at both ends. Decided by those ranges
+    /// only: `0.0.0.0/1 -> 128.0.0.0/1` holds 127.0.0.1 on one side and
+    /// is not loopback.
     pub fn touches_loopback(&self) -> bool {
         let lo = |c: &Cidr| match c.addr() {
-            IpAddr::V4(a) => {
-                a.is_loopback() || (c.prefix() < 8 && c.contains([127, 0, 0, 1].into()))
-            }
+            IpAddr::V4(_) => super::scope::overlaps(c, &lo4()),
             IpAddr::V6(_) => c.contains(std::net::Ipv6Addr::LOCALHOST.into()),
         };
-        lo(&self.from) || lo(&self.to)
+        lo(&self.from) && lo(&self.to)
     }
 
     /// The rule for the request direction: client -> server:port.
@@ -794,6 +801,14 @@ mod tests {
         assert_eq!(t.chains[1].rules[0].dport, Some(8080));
         let t = NotrackTable::for_flows(&[flow("10.0.1.0/24", "10.0.2.0/24", 8080)]);
         assert_eq!(t.chains[1].rules.len(), 1);
+        // Decided by the loopback ranges only: one side holding 127.0.0.1
+        // is not loopback traffic.
+        assert!(!flow("0.0.0.0/1", "128.0.0.0/1", 8080).touches_loopback());
+        assert!(flow("0.0.0.0/0", "127.0.0.1/32", 8080).touches_loopback());
+        assert!(flow("::1/128", "::1/128", 8080).touches_loopback());
+        assert!(!flow("::/1", "fd00::/64", 8080).touches_loopback());
+        let t = NotrackTable::for_flows(&[flow("0.0.0.0/1", "128.0.0.0/1", 8080)]);
+        assert_eq!(t.chains[1].rules.len(), 1, "no extra output rule");
     }
 
     #[test]

@@ -228,3 +228,24 @@ fn set_keys_are_subnet_bounds_and_decode_back() {
     hi[3] = 2;
     assert_eq!(FlowElement::from_key_range(true, &lo, &hi), None);
 }
+
+#[test]
+fn halves_of_the_address_space_refuse_and_are_not_loopback() {
+    let p = plan_with(
+        &profile(vec![
+            flow("0.0.0.0/1", "10.0.2.0/24", Some(8080)),
+            flow("128.0.0.0/1", "10.0.2.0/24", Some(8080)),
+        ]),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    let refused: Vec<&str> = p.refusals().iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(refused, ["notrack-unscoped"], "{p}");
+    let p = plan_with(
+        &profile(vec![flow("0.0.0.0/1", "128.0.0.0/1", Some(8080))]),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    assert!(!codes(&p).contains(&"notrack-loopback"), "{p}");
+    assert!(codes(&p).contains(&"notrack-unscoped"), "{p}");
+}
