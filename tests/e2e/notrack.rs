@@ -420,3 +420,77 @@ fn a_route_output_chain_with_policy_drop_is_refused() {
         "untracked replies dropped"
     );
 }
+
+/// 35 flows (set mode, also once one is merged away): 33 apart, plus
+/// `10.0.0.0/15 -> 10.0.0.0/24` and `10.1.0.0/16 -> TO` on one port.
+fn overlap_profile(state: &TempDir, to: &str) -> String {
+    let path = format!("{}/overlap.toml", state.path());
+    let mut toml = String::from("name = \"overlap\"\n");
+    for i in 0..33 {
+        toml.push_str(&format!(
+            "[[notrack]]\nfrom = \"10.9.{i}.0/24\"\nto = \"10.0.2.0/24\"\nport = 8080\n"
+        ));
+    }
+    toml.push_str("[[notrack]]\nfrom = \"10.0.0.0/15\"\nto = \"10.0.0.0/24\"\nport = 8080\n");
+    toml.push_str(&format!(
+        "[[notrack]]\nfrom = \"10.1.0.0/16\"\nto = \"{to}\"\nport = 8080\n"
+    ));
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+#[test]
+fn overlapping_flows_are_merged_or_refused_and_the_dry_run_agrees_with_the_kernel() {
+    if !require_root(
+        "overlapping_flows_are_merged_or_refused_and_the_dry_run_agrees_with_the_kernel",
+    ) {
+        return;
+    }
+    let lab = Lab::new("nt-ovl");
+    let state = TempDir::new("nt-ovl");
+    // Held: 10.1.0.0/16 -> 10.0.0.0/24 lies inside the /15 flow.
+    let held = overlap_profile(&state, "10.0.0.0/24");
+    let r = tcto(&lab, &state, &format!("plan --profile {held}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("info [notrack-flows-overlap] flow 10.1.0.0/16 -> 10.0.0.0/24 port 8080 lies inside flow 10.0.0.0/15 -> 10.0.0.0/24 port 8080"),
+        "{r}"
+    );
+    let r = tcto(&lab, &state, &format!("apply --dry-run --profile {held}"));
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("apply --profile {held}"));
+    assert_eq!(r.code, 0, "{r}");
+    let listed = lab.ruleset();
+    assert!(
+        listed.contains("10.0.0.0/15 . 10.0.0.0/24 . 8080") && !listed.contains("10.1.0.0/16"),
+        "{listed}"
+    );
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+
+    // Crossing: 10.1.0.0/16 -> 10.0.0.0/22 holds the /24 the other names.
+    let crossing = overlap_profile(&state, "10.0.0.0/22");
+    let r = tcto(&lab, &state, &format!("plan --profile {crossing}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains("refuse [notrack-flows-overlap] flows 10.0.0.0/15 -> 10.0.0.0/24 port 8080 and 10.1.0.0/16 -> 10.0.0.0/22 port 8080 overlap"),
+        "{r}"
+    );
+    // Allowed anyway, the dry run fails as the kernel does.
+    let allow = "--allow notrack-flows-overlap";
+    let dry = tcto(
+        &lab,
+        &state,
+        &format!("apply --dry-run --profile {crossing} {allow}"),
+    );
+    let real = tcto(&lab, &state, &format!("apply --profile {crossing} {allow}"));
+    for r in [&dry, &real] {
+        assert_eq!(r.code, 1, "{r}");
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains("cannot add elements to set flows4") && all.contains("File exists"),
+            "{r}"
+        );
+    }
+    assert!(!lab.ruleset().contains("tcto_tune"), "nothing half-applied");
+}

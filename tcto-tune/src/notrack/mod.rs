@@ -16,6 +16,7 @@
 
 pub mod expr;
 pub mod filter;
+pub mod overlap;
 pub mod scope;
 pub(crate) mod stateful;
 pub mod table;
@@ -47,8 +48,8 @@ pub fn key() -> String {
     target().key()
 }
 
-/// The profile's flows that can become rules.
-pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
+/// The profile's flows that name all three fields, each once.
+fn usable_flows(profile: &Profile) -> Vec<ScopedFlow> {
     let mut seen = std::collections::HashSet::with_capacity(profile.notrack.len());
     profile
         .notrack
@@ -56,6 +57,12 @@ pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
         .filter_map(ScopedFlow::of)
         .filter(|f| seen.insert(*f))
         .collect()
+}
+
+/// The profile's flows that become rules: usable, with flows that lie
+/// inside another merged away ([`overlap`]).
+pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
+    overlap::settle(&usable_flows(profile)).flows
 }
 
 /// The table `profile` asks for, or `None` when it has no usable flow.
@@ -132,7 +139,9 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
 /// `notrack-bypasses-conntrack`.
 pub fn checks(input: &CheckInput) -> Vec<Finding> {
     let mut out = scope::per_flow(input.profile);
-    let flows = scoped_flows(input.profile);
+    let settled = overlap::settle(&usable_flows(input.profile));
+    out.extend(overlap::findings(&settled));
+    let flows = settled.flows;
     if flows.is_empty() {
         return out;
     }

@@ -263,3 +263,79 @@ fn reads_jumps_gotos_and_route_chains_as_the_walk_needs_them() {
         assert!(msgs[1].contains("through out -> deny"), "{msgs:#?}");
     });
 }
+
+/// 33 flows (set mode) holding the pair, crossing: the first
+/// element's range holds the second's start key.
+fn crossing_set_flows() -> Vec<ScopedFlow> {
+    let mut flows: Vec<ScopedFlow> = (0..31u16)
+        .map(|i| ScopedFlow {
+            from: format!("10.9.{i}.0/24").parse().unwrap(),
+            to: "10.0.2.0/24".parse().unwrap(),
+            port: 8080,
+        })
+        .collect();
+    flows.push(ScopedFlow {
+        from: "10.0.0.0/15".parse().unwrap(),
+        to: "10.0.0.0/24".parse().unwrap(),
+        port: 8080,
+    });
+    flows.push(ScopedFlow {
+        from: "10.1.0.0/16".parse().unwrap(),
+        to: "10.0.0.0/22".parse().unwrap(),
+        port: 8080,
+    });
+    flows
+}
+
+#[test]
+fn the_simulated_host_refuses_overlapping_set_elements_as_the_kernel_does() {
+    use crate::change::Value;
+    use crate::system::{Effects, SimEffects};
+    let t = NotrackTable::for_flows(&crossing_set_flows());
+    let target = crate::notrack::target();
+    let e = SimEffects::default()
+        .write(&target, &Value::Json(t.to_json()))
+        .unwrap_err();
+    assert_eq!(e.errno(), Some(libc::EEXIST), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("nftables: cannot add elements to set flows4"),
+        "{e}"
+    );
+    let kernel = in_own_netns(move || {
+        Nft.write_table(Some(&t))
+            .map_err(|e| (e.errno(), e.to_string()))
+    });
+    if let Some(kernel) = kernel {
+        let (errno, text) = kernel.unwrap_err();
+        assert_eq!(errno, Some(libc::EEXIST), "{text}");
+        assert_eq!(text, "nftables: cannot add elements to set flows4");
+    }
+    // The contained pair (10.0.0.0/15 and 10.1.0.0/16 to one
+    // server), settled first, is written by both; unsettled, both refuse.
+    let mut flows = crossing_set_flows();
+    flows.truncate(31);
+    for from in ["10.0.0.0/15", "10.1.0.0/16", "10.20.0.0/16", "10.21.0.0/16"] {
+        flows.push(ScopedFlow {
+            from: from.parse().unwrap(),
+            to: "10.0.2.0/24".parse().unwrap(),
+            port: 8080,
+        });
+    }
+    let raw = NotrackTable::for_flows(&flows);
+    assert!(SimEffects::default()
+        .write(&target, &Value::Json(raw.to_json()))
+        .is_err());
+    let settled = crate::notrack::overlap::settle(&flows).flows;
+    assert_eq!(settled.len(), 34);
+    let t = NotrackTable::for_flows(&settled);
+    assert!(!t.sets.is_empty());
+    SimEffects::default()
+        .write(&target, &Value::Json(t.to_json()))
+        .unwrap();
+    in_own_netns(move || {
+        let e = Nft.write_table(Some(&raw)).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EEXIST), "{e}");
+        Nft.write_table(Some(&t)).unwrap();
+    });
+}
