@@ -11,12 +11,12 @@ const PROFILE: &str =
 const TABLE: &str = "table inet tcto_tune {
 \tchain prerouting {
 \t\ttype filter hook prerouting priority raw; policy accept;
-\t\tip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack
+\t\tip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack comment \"trusted-notrack\"
 \t}
 
 \tchain output {
 \t\ttype filter hook output priority raw; policy accept;
-\t\tip saddr 10.0.2.0/24 tcp sport 8080 ip daddr 10.0.1.0/24 notrack
+\t\tip saddr 10.0.2.0/24 tcp sport 8080 ip daddr 10.0.1.0/24 notrack comment \"trusted-notrack\"
 \t}
 }
 ";
@@ -68,29 +68,88 @@ fn apply_installs_exactly_the_table_and_rollback_restores_the_ruleset() {
 }
 
 #[test]
-fn rollback_restores_a_prior_table_content() {
-    if !require_root("rollback_restores_a_prior_table_content") {
+fn a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replaces() {
+    if !require_root(
+        "a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replaces",
+    ) {
         return;
     }
     let lab = Lab::new("nt-prior");
     let state = TempDir::new("nt-prior");
-    let r = tcto(
-        &lab,
-        &state,
-        "apply --profile trusted-notrack --set frontend=10.0.9.0/24 --set backend=10.0.2.0/24 --set port=80",
-    );
-    assert_eq!(r.code, 0, "{r}");
-    let prior = lab.ruleset();
-    assert!(prior.contains("ip saddr 10.0.9.0/24"), "{prior}");
-    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
-    assert!(r.stdout.contains("-\t\tip saddr 10.0.9.0/24"), "{r}");
-    assert!(r.stdout.contains("+\t\tip saddr 10.0.1.0/24"), "{r}");
     let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(lab.ruleset(), TABLE);
+    // The issue's second profile: another flow, another port.
+    let second = "--profile trusted-notrack --set frontend=10.0.3.0/24 --set backend=10.0.2.0/24 --set port=9090";
+    let r = tcto(&lab, &state, &format!("plan {second}"));
+    assert!(r.stdout.contains("2 rules -> 4 rules"), "{r}");
+    assert!(!r.stdout.contains("-\t\tip saddr 10.0.1.0/24"), "{r}");
+    assert!(
+        r.stdout.contains("info [notrack-flows-kept] the table keeps 1 flow(s) that profile `trusted-notrack` applied before and this run does not name: 10.0.1.0/24 -> 10.0.2.0/24 port 8080"),
+        "{r}"
+    );
+    let r = tcto(&lab, &state, &format!("apply {second}"));
+    assert_eq!(r.code, 0, "{r}");
+    let both = lab.ruleset();
+    assert!(
+        both.contains("ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack comment \"trusted-notrack\"")
+            && both.contains("ip saddr 10.0.3.0/24 ip daddr 10.0.2.0/24 tcp dport 9090 notrack comment \"trusted-notrack\""),
+        "{both}"
+    );
+    // The first flow is still untracked: real connects leave no entry.
+    lab.listen(8080);
+    // A rule that uses conntrack, so the namespace tracks at all.
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
+    assert_eq!(
+        tracked(&lab, 8080),
+        0,
+        "the first profile's flow stays untracked"
+    );
+    // Rollback of the second apply removes only its flow.
     let r = tcto(&lab, &state, "rollback");
     assert_eq!(r.code, 0, "{r}");
-    assert_eq!(lab.ruleset(), prior);
+    assert!(lab.ruleset().contains(TABLE), "{}", lab.ruleset());
+    assert!(!lab.ruleset().contains("9090"));
+    // Another profile (a file) adds its own tagged part.
+    let other = format!("{}/other.toml", state.path());
+    std::fs::write(
+        &other,
+        "name = \"other\"\n[[notrack]]\nfrom = \"10.0.4.0/24\"\nto = \"10.0.2.0/24\"\nport = 7070\n",
+    )
+    .unwrap();
+    let r = tcto(&lab, &state, &format!("apply --profile {other}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("(table, 2 rules) -> (table, 4 rules)"),
+        "{r}"
+    );
+    let listed = lab.ruleset();
+    assert!(
+        listed.contains("tcp dport 7070 notrack comment \"other\""),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("tcp dport 8080 notrack comment \"trusted-notrack\""),
+        "{listed}"
+    );
+    // --replace replaces trusted-notrack's flows only, in plan and apply.
+    let r = tcto(&lab, &state, &format!("apply {second} --replace"));
+    assert_eq!(r.code, 0, "{r}");
+    let listed = lab.ruleset();
+    assert!(
+        listed.contains("tcp dport 9090 notrack comment \"trusted-notrack\"")
+            && !listed.contains("tcp dport 8080")
+            && listed.contains("tcp dport 7070 notrack comment \"other\""),
+        "{listed}"
+    );
+    // Rolled back one by one, newest first, down to nothing of ours.
+    for _ in 0..3 {
+        let r = tcto(&lab, &state, "rollback");
+        assert_eq!(r.code, 0, "{r}");
+    }
+    assert!(!lab.ruleset().contains("tcto_tune"), "{}", lab.ruleset());
 }
 
 fn tracked(lab: &Lab, port: u16) -> usize {
@@ -236,7 +295,7 @@ fn flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked() {
     assert!(r.stdout.contains("(table, 2 rules)"), "{r}");
     let listed = lab.ruleset();
     assert!(
-        listed.contains("ip saddr . ip daddr . tcp dport @flows4 notrack")
+        listed.contains("ip saddr . ip daddr . tcp dport @flows4-many notrack comment \"many\"")
             && listed.contains("10.0.1.0/24 . 10.0.2.0/24 . 8080")
             && listed.contains("10.9.38.0/24 . 10.0.2.0/24 . 8080"),
         "{listed}"

@@ -14,6 +14,7 @@
 //! go into concatenated interval sets (`from . to . port`) looked up by
 //! two rules per address family, so the rule count stays constant.
 
+pub mod compose;
 pub mod expr;
 pub mod filter;
 pub mod overlap;
@@ -65,10 +66,10 @@ pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
     overlap::settle(&usable_flows(profile)).flows
 }
 
-/// The table `profile` asks for, or `None` when it has no usable flow.
+/// The table `profile` asks for on a host without one, or `None` when it
+/// has no usable flow.
 pub fn desired_table(profile: &Profile) -> Option<NotrackTable> {
-    let flows = scoped_flows(profile);
-    (!flows.is_empty()).then(|| NotrackTable::for_flows(&flows))
+    compose::compose(None, &profile.name, &usable_flows(profile), false).table
 }
 
 /// The value a table is journaled and compared as.
@@ -76,9 +77,11 @@ pub fn value_of(table: Option<&NotrackTable>) -> Value {
     table.map_or(Value::Absent, |t| Value::Json(t.to_json()))
 }
 
-/// Planner step: one `notrack` change replacing the whole table, or an
-/// "already in place" entry; flows missing a field are skipped.
-pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
+/// Planner step: one `notrack` change writing the whole table (the table
+/// in place with this profile's flows added, or with `replace` replacing
+/// the ones it applied before: [`compose`]), or an "already in place"
+/// entry; flows missing a field are skipped.
+pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replace: bool) {
     for f in &profile.notrack {
         if ScopedFlow::of(f).is_none() {
             let show = |c: Option<String>| c.unwrap_or_else(|| "?".into());
@@ -97,7 +100,15 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
             });
         }
     }
-    let Some(want) = desired_table(profile) else {
+    let own = usable_flows(profile);
+    if own.is_empty() {
+        return;
+    }
+    let current = state.notrack_table.as_ref();
+    let composed = compose::compose(current, &profile.name, &own, replace);
+    p.findings
+        .extend(compose::findings(&composed, &profile.name));
+    let Some(want) = composed.table else {
         return;
     };
     let mut reasons: Vec<String> = Vec::new();
@@ -107,7 +118,6 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
         }
     }
     let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
-    let current = state.notrack_table.as_ref();
     if current == Some(&want) {
         // Rendered once: a table of 1,000 flows is some 50 KiB of text.
         let text = want.to_nft();
@@ -139,9 +149,8 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
 /// `notrack-bypasses-conntrack`.
 pub fn checks(input: &CheckInput) -> Vec<Finding> {
     let mut out = scope::per_flow(input.profile);
-    let settled = overlap::settle(&usable_flows(input.profile));
-    out.extend(overlap::findings(&settled));
-    let flows = settled.flows;
+    // Overlaps are the planner's findings (on the composed part).
+    let flows = scoped_flows(input.profile);
     if flows.is_empty() {
         return out;
     }

@@ -77,7 +77,7 @@ fn a_table_already_in_place_is_unchanged() {
 }
 
 #[test]
-fn a_different_table_is_replaced_with_its_old_content_as_before() {
+fn flows_in_place_are_kept_and_the_profile_added_with_the_old_table_as_before() {
     let old = NotrackTable::for_flows(&[ScopedFlow {
         from: "10.0.9.0/24".parse().unwrap(),
         to: "10.0.2.0/24".parse().unwrap(),
@@ -90,8 +90,11 @@ fn a_different_table_is_replaced_with_its_old_content_as_before() {
     let p = plan_with(&trusted(), &state, &PlanOptions::default());
     assert_eq!(p.changes[0].before, Value::Json(old.to_json()));
     let text = p.to_string();
-    assert!(text.contains("-\t\tip saddr 10.0.9.0/24"), "{text}");
+    assert!(!text.contains("-\t\tip saddr 10.0.9.0/24"), "{text}");
     assert!(text.contains("+\t\tip saddr 10.0.1.0/24"), "{text}");
+    assert!(text.contains("2 rules -> 4 rules"), "{text}");
+    assert!(codes(&p).contains(&"notrack-flows-kept"), "{p}");
+    assert!(text.contains("1 untagged"), "{text}");
 }
 
 #[test]
@@ -134,6 +137,7 @@ fn a_stateful_filter_without_untracked_accept_is_refused() {
 
     let allowed = PlanOptions {
         allow: ["notrack-breaks-stateful-filter".to_string()].into(),
+        ..Default::default()
     };
     assert!(plan_with(&trusted(), &state, &allowed)
         .refusals()
@@ -181,7 +185,7 @@ fn many_flows_go_into_sets_and_keep_the_rule_count_constant() {
     assert!(p.refusals().is_empty(), "{p}");
     assert!(p.changes[0]
         .desired
-        .contains("ip saddr . ip daddr . tcp dport @flows4 notrack"));
+        .contains("ip saddr . ip daddr . tcp dport @flows4-trusted-notrack notrack comment \"trusted-notrack\""));
 }
 
 #[test]

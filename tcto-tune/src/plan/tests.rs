@@ -146,6 +146,7 @@ fn global_keys_in_a_child_namespace_are_skipped_unless_allowed() {
         &s,
         &PlanOptions {
             allow: ["not-writable-here".to_owned()].into(),
+            ..Default::default()
         },
     );
     assert!(forced
@@ -357,6 +358,7 @@ fn raw_keys_must_exist() {
     // take effect: the finding stops blocking, the key stays skipped.
     let opts = PlanOptions {
         allow: ["unknown-sysctl".to_owned()].into(),
+        ..Default::default()
     };
     let allowed = plan_with(&profile, &host(), &opts);
     assert!(allowed.findings[0].allowed, "{allowed}");
@@ -375,6 +377,7 @@ fn allowed_findings_no_longer_block() {
         &s,
         &PlanOptions {
             allow: ["somaxconn-above-app-backlog".to_owned()].into(),
+            ..Default::default()
         },
     );
     assert!(plan.findings[0].allowed);

@@ -188,9 +188,10 @@ fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTab
         let mut decoded = Vec::new();
         let mut set_rules = Vec::new();
         for r in rules.iter().filter(|r| r.chain == want) {
-            if let Some(rule) = NotrackRule::from_exprs(&r.exprs) {
+            let comment = r.comment.as_deref();
+            if let Some(rule) = NotrackRule::from_exprs(&r.exprs, comment) {
                 decoded.push(rule);
-            } else if let Some(rule) = SetRule::from_exprs(&r.exprs) {
+            } else if let Some(rule) = SetRule::from_exprs(&r.exprs, comment) {
                 set_rules.push(rule);
             } else {
                 return Err(foreign(format!(

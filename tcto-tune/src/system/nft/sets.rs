@@ -16,17 +16,13 @@ use super::dump::cstr;
 use super::sock::{nft_type, request};
 use super::{SystemError, TABLE_CNAME};
 use crate::notrack::expr::NFPROTO_INET;
-use crate::notrack::table::{set_family, set_name, FlowElement, FlowSet};
+use crate::notrack::table::{set_family, FlowElement, FlowSet};
 use crate::notrack::TABLE_NAME;
 
-/// The batch-local id of our sets (a lookup in the same batch names its
-/// set by name and id).
-pub(super) fn set_id(name: &str) -> u32 {
-    match set_family(name) {
-        Some(true) => 1,
-        Some(false) => 2,
-        None => 0,
-    }
+/// The batch-local id of set number `index` of the table (a lookup in
+/// the same batch names its set by name and id; 0 is no id).
+pub(super) fn set_id(index: usize) -> u32 {
+    u32::try_from(index + 1).unwrap_or(u32::MAX)
 }
 
 /// nft's id of the concatenated key type `ipvN_addr . ipvN_addr .
@@ -49,10 +45,11 @@ pub(super) struct SetMsg {
 }
 
 impl SetMsg {
-    /// The set `name` of our table; with `elements`, a NEWSETELEM message
-    /// carrying them, else the NEWSET message.
-    pub(super) fn new(ipv4: bool, elements: Option<&[FlowElement]>) -> Self {
-        let name = CString::new(set_name(ipv4)).expect("no NUL");
+    /// The set `name` (batch-local `id`) of our table; with `elements`, a
+    /// NEWSETELEM message carrying them, else the NEWSET message.
+    pub(super) fn new(name: &str, id: u32, ipv4: bool, elements: Option<&[FlowElement]>) -> Self {
+        // Our set names are `flows4[-TAG]` (checked by `set_family`): no NUL.
+        let name = CString::new(name).unwrap_or_default();
         // SAFETY: fresh objects; libnftnl copies strings and data; elements
         // added to the set are owned (and freed) by it.
         unsafe {
@@ -64,7 +61,7 @@ impl SetMsg {
             sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_TABLE), TABLE_CNAME.as_ptr());
             sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_NAME), name.as_ptr());
             sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_FAMILY), u32::from(NFPROTO_INET));
-            sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_ID), set_id(set_name(ipv4)));
+            sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_ID), id);
             let alen = if ipv4 { 4u8 } else { 16 };
             if let Some(elements) = elements {
                 let (mut lo, mut hi) = (Vec::with_capacity(36), Vec::with_capacity(36));
@@ -186,10 +183,11 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
         },
     )?;
     let mut out = Vec::new();
-    for ipv4 in [true, false] {
-        let name = set_name(ipv4);
-        let Some((_, flags, ktype)) = found.iter().find(|(n, ..)| n == name) else {
-            continue;
+    for (name, flags, ktype) in &found {
+        let Some((ipv4, profile)) = set_family(name) else {
+            return Err(SystemError::NftContent {
+                what: format!("it holds a set `{name}`"),
+            });
         };
         if *flags & (NFT_SET_INTERVAL | NFT_SET_CONCAT) != NFT_SET_INTERVAL | NFT_SET_CONCAT
             || *ktype != key_type(ipv4)
@@ -198,24 +196,20 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
                 what: format!("set `{name}` is not an interval set of subnet . subnet . port"),
             });
         }
-        let mut elements = read_elements(step, ipv4)?;
+        let mut elements = read_elements(step, name, ipv4)?;
         elements.sort();
         out.push(FlowSet {
-            name: name.into(),
+            name: name.clone(),
             elements,
+            profile,
         });
     }
-    if let Some((n, ..)) = found.iter().find(|(n, ..)| set_family(n).is_none()) {
-        return Err(SystemError::NftContent {
-            what: format!("it holds a set `{n}`"),
-        });
-    }
+    // In the kernel's order, which is the order they were added in.
     Ok(out)
 }
 
-fn read_elements(step: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError> {
-    let name = set_name(ipv4);
-    let query = SetMsg::new(ipv4, Some(&[]));
+fn read_elements(step: &str, name: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError> {
+    let query = SetMsg::new(name, 0, ipv4, Some(&[]));
     // Decoded as they arrive (no copy of each key); `None` for a key
     // that is not ours, reported after the dump.
     let mut decoded: Vec<Option<FlowElement>> = Vec::new();

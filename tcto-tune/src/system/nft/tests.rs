@@ -339,3 +339,72 @@ fn the_simulated_host_refuses_overlapping_set_elements_as_the_kernel_does() {
         Nft.write_table(Some(&t)).unwrap();
     });
 }
+
+#[test]
+fn tagged_parts_rules_and_per_profile_sets_are_what_nft_lists_and_read_back() {
+    use crate::notrack::table::Part;
+    in_own_netns(|| {
+        let big: Vec<ScopedFlow> = (0..40u16)
+            .map(|i| ScopedFlow {
+                from: format!("10.1.{i}.0/24").parse().unwrap(),
+                to: "10.0.2.0/25".parse().unwrap(),
+                port: 8000,
+            })
+            .collect();
+        let t = NotrackTable::for_parts(&[
+            Part {
+                profile: Some("trusted-notrack".into()),
+                flows: flows(),
+            },
+            Part {
+                profile: Some("many.v2".into()),
+                flows: big,
+            },
+            Part {
+                profile: None,
+                flows: vec![ScopedFlow {
+                    from: "10.7.0.0/16".parse().unwrap(),
+                    to: "10.0.2.0/25".parse().unwrap(),
+                    port: 22,
+                }],
+            },
+        ]);
+        Nft.write_table(Some(&t)).unwrap();
+        let listed = nft(&["list", "ruleset"], None);
+        assert_eq!(listed, t.to_nft());
+        for line in [
+            "set flows4-many.v2 {",
+            "ip saddr . ip daddr . tcp dport @flows4-many.v2 notrack comment \"many.v2\"",
+            "ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/25 tcp dport 8080 notrack comment \"trusted-notrack\"",
+            "ip saddr 10.7.0.0/16 ip daddr 10.0.2.0/25 tcp dport 22 notrack\n",
+        ] {
+            assert!(listed.contains(line), "{line} missing in\n{listed}");
+        }
+        assert_eq!(Nft.read_table().unwrap(), Some(t.clone()));
+        assert_eq!(NotrackTable::for_parts(&t.parts()), t);
+        // A comment that is not a tag we write is foreign.
+        nft(
+            &[
+                "add",
+                "rule",
+                "inet",
+                "tcto_tune",
+                "output",
+                "ip",
+                "saddr",
+                "10.0.2.0/25",
+                "tcp",
+                "sport",
+                "22",
+                "ip",
+                "daddr",
+                "10.7.0.0/16",
+                "notrack",
+                "comment",
+                "\"x y\"",
+            ],
+            None,
+        );
+        assert!(Nft.read_table().is_err());
+    });
+}
