@@ -472,10 +472,17 @@ pub fn undo(
             failure.get_or_insert_with(|| fail_text(&step.target, step.error.as_ref().unwrap()));
             continue;
         }
+        let forced = !current.matches(&step.after);
         match write_checked(effects, &step.target, &step.before) {
             Ok(()) => {
                 step.status = StepStatus::Reverted;
-                step.error = None;
+                // Say what --force overwrote (for a table: what was not ours).
+                step.error = forced.then(|| {
+                    format!(
+                        "--force: replaced `{}`, set by someone else",
+                        current.display()
+                    )
+                });
             }
             Err(e) => {
                 step.status = StepStatus::RevertFailed;

@@ -114,6 +114,7 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("notrack-breaks-stateful-filter", "refuse", "a base chain of another table that the flow's packets cross (any hook, following jump and goto) lets them through tracked but would drop them untracked; add `ct state untracked accept` to it"),
     ("notrack-filter-undecided", "refuse", "the walk of such a chain cannot tell whether untracked packets get through (a verdict map, a set or match it does not read, a loop or the jump depth bound); the finding names the chain and the rule"),
     ("notrack-flows-overlap", "refuse/info", "two NOTRACK flows (same family and port) overlap without one holding the other (refuse, both named: past 32 flows the kernel refuses overlapping set elements), or one lies inside another (info: planned once, as the wider)"),
+    ("notrack-foreign-content", "refuse", "the `inet tcto_tune` table holds a rule, chain or set tcto-tune did not write (named, with the nft command that removes it); no NOTRACK change is planned over it, even when allowed"),
     ("notrack-flows-kept", "info", "the NOTRACK table keeps flows applied earlier: by other profiles, or by this profile and not named by this run (`--replace` replaces those)"),
     ("notrack-loopback", "warn", "a NOTRACK flow is on loopback, where conntrack first sees packets at OUTPUT: the output chain also gets the request direction"),
     ("notrack-bypasses-conntrack", "info", "NOTRACKed flows bypass NAT and conntrack-based accounting"),

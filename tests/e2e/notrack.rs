@@ -553,3 +553,84 @@ fn overlapping_flows_are_merged_or_refused_and_the_dry_run_agrees_with_the_kerne
     }
     assert!(!lab.ruleset().contains("tcto_tune"), "nothing half-applied");
 }
+
+#[test]
+fn a_foreign_rule_is_named_and_rollback_force_restores_our_table() {
+    if !require_root("a_foreign_rule_is_named_and_rollback_force_restores_our_table") {
+        return;
+    }
+    let lab = Lab::new("nt-foreign");
+    let state = TempDir::new("nt-foreign");
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    let before = lab.ruleset();
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    // Someone adds a rule to our table by hand.
+    let r = lab
+        .backend
+        .sh("nft add rule inet tcto_tune prerouting tcp dport 22 accept");
+    assert_eq!(r.code, 0, "{r}");
+
+    // plan names it, with the command that removes it, and plans nothing.
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains("refuse [notrack-foreign-content] table inet tcto_tune holds content tcto-tune did not write: rule `tcp dport 22 accept` in chain prerouting (handle "),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("`nft delete rule inet tcto_tune prerouting handle "),
+        "{r}"
+    );
+
+    // rollback names it and leaves it; --force restores our journaled
+    // state, removing it, and says so.
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stdout
+            .contains("not ours: rule `tcp dport 22 accept` in chain prerouting (handle ")
+            && r.stdout.contains("use --force to restore `(absent)`"),
+        "{r}"
+    );
+    assert!(!r.stdout.contains("cannot read it"), "{r}");
+    assert!(lab.ruleset().contains("tcp dport 22 accept"));
+    let r = tcto(&lab, &state, "rollback --force");
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("reverted")
+            && r.stdout.contains("--force: replaced `(table, 2 rules; not ours: rule `tcp dport 22 accept` in chain prerouting"),
+        "{r}"
+    );
+    assert_eq!(lab.ruleset(), before);
+}
+
+#[test]
+fn the_removal_command_the_finding_prints_runs_as_printed() {
+    if !require_root("the_removal_command_the_finding_prints_runs_as_printed") {
+        return;
+    }
+    let lab = Lab::new("nt-fhint");
+    let state = TempDir::new("nt-fhint");
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    let r = lab
+        .backend
+        .sh("nft add rule inet tcto_tune output tcp sport 22 accept");
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    let cmd = r
+        .stdout
+        .split('`')
+        .find(|s| s.starts_with("nft delete rule inet tcto_tune output handle "))
+        .unwrap_or_else(|| panic!("no removal command in {r}"))
+        .to_owned();
+    let r = lab.backend.sh(&cmd);
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("plan --exit-code {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset(), TABLE);
+}

@@ -105,6 +105,11 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replac
         return;
     }
     let current = state.notrack_table.as_ref();
+    if let Some(t) = current.filter(|t| !t.foreign.is_empty()) {
+        // Writing the table would delete what someone else put there.
+        p.findings.push(foreign_finding(t));
+        return;
+    }
     let composed = compose::compose(current, &profile.name, &own, replace);
     p.findings
         .extend(compose::findings(&composed, &profile.name));
@@ -142,6 +147,25 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replac
         before: value_of(current),
         after: value_of(Some(&want)),
     });
+}
+
+/// `notrack-foreign-content`: the table holds what tcto-tune did not write.
+fn foreign_finding(t: &NotrackTable) -> Finding {
+    let what: Vec<&str> = t.foreign.iter().map(|f| f.what.as_str()).collect();
+    let remove: Vec<&str> = t.foreign.iter().map(|f| f.remove.as_str()).collect();
+    Finding::new(
+        "notrack-foreign-content",
+        Severity::Refuse,
+        format!(
+            "table {} holds content tcto-tune did not write: {}; tcto-tune writes the whole table, so it plans no NOTRACK change over it",
+            key(),
+            what.join(", ")
+        ),
+    )
+    .hint(format!(
+        "move it into a table of your own, or remove it: `{}`",
+        remove.join("`, `")
+    ))
 }
 
 /// Every NOTRACK check: `notrack-unscoped`,

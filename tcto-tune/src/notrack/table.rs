@@ -42,6 +42,20 @@ pub struct NotrackTable {
     pub sets: Vec<FlowSet>,
     /// Chains, in order (prerouting, output).
     pub chains: Vec<NotrackChain>,
+    /// Content of the table in the kernel that tcto-tune did not write
+    /// (read only: never planned over, never written back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign: Vec<Foreign>,
+}
+
+/// Something in our table that tcto-tune did not write: what it is, and
+/// the `nft` command that removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Foreign {
+    /// `rule `tcp dport 22 accept` in chain prerouting (handle 4)`.
+    pub what: String,
+    /// `nft delete rule inet tcto_tune prerouting handle 4`.
+    pub remove: String,
 }
 
 /// `set flows4 { type ipv4_addr . ipv4_addr . inet_service; flags interval; ... }`.
@@ -266,6 +280,7 @@ impl NotrackTable {
             }
         }
         NotrackTable {
+            foreign: vec![],
             sets,
             chains: vec![
                 NotrackChain {

@@ -253,3 +253,36 @@ fn halves_of_the_address_space_refuse_and_are_not_loopback() {
     assert!(!codes(&p).contains(&"notrack-loopback"), "{p}");
     assert!(codes(&p).contains(&"notrack-unscoped"), "{p}");
 }
+
+#[test]
+fn a_table_holding_foreign_content_is_not_planned_over() {
+    let mut t = desired_table(&trusted()).unwrap();
+    t.foreign.push(table::Foreign {
+        what: "rule `tcp dport 22 accept` in chain prerouting (handle 4)".into(),
+        remove: "nft delete rule inet tcto_tune prerouting handle 4".into(),
+    });
+    let state = SystemState {
+        notrack_table: Some(t),
+        ..Default::default()
+    };
+    let p = plan_with(&trusted(), &state, &PlanOptions::default());
+    assert!(p.changes.is_empty() && p.unchanged.is_empty(), "{p}");
+    let r = p.refusals();
+    assert_eq!(r[0].code, "notrack-foreign-content");
+    assert!(r[0]
+        .message
+        .contains("rule `tcp dport 22 accept` in chain prerouting (handle 4)"));
+    assert!(r[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("`nft delete rule inet tcto_tune prerouting handle 4`"));
+    // The rollback line names it too.
+    let v = value_of(state.notrack_table.as_ref());
+    assert!(
+        v.display()
+            .ends_with("not ours: rule `tcp dport 22 accept` in chain prerouting (handle 4))"),
+        "{}",
+        v.display()
+    );
+}

@@ -16,6 +16,7 @@ use super::sets::read_sets;
 use super::sock::{nft_type, request};
 use super::{Nft, SystemError, TABLE_CNAME};
 use crate::notrack::expr::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
+use crate::notrack::table::Foreign;
 use crate::notrack::table::SetRule;
 use crate::notrack::{
     expr, FilterChain, NotrackChain, NotrackRule, NotrackTable, TABLE_FAMILY, TABLE_NAME,
@@ -83,9 +84,10 @@ impl Nft {
             NFPROTO_INET,
             Some(TABLE_CNAME),
         )?;
-        let sets = read_sets(&step)?;
-        let mut table = decode_our_table(&chains, &rules)?;
+        let (sets, foreign_sets) = read_sets(&step)?;
+        let mut table = decode_our_table(&chains, &rules);
         table.sets = sets;
+        table.foreign.extend(foreign_sets);
         Ok(Some(table))
     }
 
@@ -169,8 +171,16 @@ impl Nft {
     }
 }
 
-fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTable, SystemError> {
-    let foreign = |what: String| SystemError::NftContent { what };
+/// `nft` names a rule's text in the rule's own family.
+fn removal(chain: &str, handle: u64) -> String {
+    format!("nft delete rule {TABLE_FAMILY} {TABLE_NAME} {chain} handle {handle}")
+}
+
+/// Our table's chains and rules, decoded; whatever tcto-tune did not
+/// write is listed in `foreign` (named, with the command that removes it)
+/// instead of failing the read, so plan and rollback can say what it is.
+fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> NotrackTable {
+    let mut foreign = Vec::new();
     let mut out = Vec::new();
     for want in ["prerouting", "output"] {
         let Some(c) = chains.iter().find(|c| c.name == want) else {
@@ -180,10 +190,12 @@ fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTab
             || c.kind != "filter"
             || c.policy != libc::NF_ACCEPT as u32
         {
-            return Err(foreign(format!(
-                "chain `{}` is not a filter chain on hook {want} with policy accept",
-                c.name
-            )));
+            foreign.push(Foreign {
+                what: format!(
+                    "chain `{want}` is not a filter chain on hook {want} with policy accept"
+                ),
+                remove: format!("nft delete table {TABLE_FAMILY} {TABLE_NAME}"),
+            });
         }
         let mut decoded = Vec::new();
         let mut set_rules = Vec::new();
@@ -194,10 +206,18 @@ fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTab
             } else if let Some(rule) = SetRule::from_exprs(&r.exprs, comment) {
                 set_rules.push(rule);
             } else {
-                return Err(foreign(format!(
-                    "chain `{want}` holds a rule tcto-tune did not write: {}",
-                    expr::decode(r.family, &r.exprs)
-                )));
+                let comment = r
+                    .comment
+                    .as_ref()
+                    .map_or(String::new(), |c| format!(" comment {c:?}"));
+                foreign.push(Foreign {
+                    what: format!(
+                        "rule `{}{comment}` in chain {want} (handle {})",
+                        expr::decode(r.family, &r.exprs),
+                        r.handle
+                    ),
+                    remove: removal(want, r.handle),
+                });
             }
         }
         out.push(NotrackChain {
@@ -207,14 +227,22 @@ fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTab
             set_rules,
         });
     }
-    if let Some(c) = chains
+    for c in chains
         .iter()
-        .find(|c| c.name != "prerouting" && c.name != "output")
+        .filter(|c| c.name != "prerouting" && c.name != "output")
     {
-        return Err(foreign(format!("it holds a chain `{}`", c.name)));
+        let n = rules.iter().filter(|r| r.chain == c.name).count();
+        foreign.push(Foreign {
+            what: format!("chain `{}` ({n} rule(s))", c.name),
+            remove: format!(
+                "nft flush chain {TABLE_FAMILY} {TABLE_NAME} {0}; nft delete chain {TABLE_FAMILY} {TABLE_NAME} {0}",
+                c.name
+            ),
+        });
     }
-    Ok(NotrackTable {
+    NotrackTable {
         sets: vec![],
         chains: out,
-    })
+        foreign,
+    }
 }

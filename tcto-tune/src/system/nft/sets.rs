@@ -16,8 +16,8 @@ use super::dump::cstr;
 use super::sock::{nft_type, request};
 use super::{SystemError, TABLE_CNAME};
 use crate::notrack::expr::NFPROTO_INET;
-use crate::notrack::table::{set_family, FlowElement, FlowSet};
-use crate::notrack::TABLE_NAME;
+use crate::notrack::table::{set_family, FlowElement, FlowSet, Foreign};
+use crate::notrack::{TABLE_FAMILY, TABLE_NAME};
 
 /// The batch-local id of set number `index` of the table (a lookup in
 /// the same batch names its set by name and id; 0 is no id).
@@ -145,8 +145,9 @@ impl Drop for SetMsg {
     }
 }
 
-/// The sets of our table with their elements, decoded and sorted.
-pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
+/// The sets of our table with their elements, decoded and sorted, and the
+/// sets (or elements) tcto-tune did not write, named.
+pub(super) fn read_sets(step: &str) -> Result<(Vec<FlowSet>, Vec<Foreign>), SystemError> {
     let mut found: Vec<(String, u32, u32)> = Vec::new();
     request(
         &format!("list the sets of {step}"),
@@ -183,20 +184,29 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
         },
     )?;
     let mut out = Vec::new();
+    let mut foreign = Vec::new();
+    let remove = |name: &str| format!("nft delete set {TABLE_FAMILY} {TABLE_NAME} {name}");
     for (name, flags, ktype) in &found {
-        let Some((ipv4, profile)) = set_family(name) else {
-            return Err(SystemError::NftContent {
-                what: format!("it holds a set `{name}`"),
+        let ours = set_family(name).filter(|(ipv4, _)| {
+            *flags & (NFT_SET_INTERVAL | NFT_SET_CONCAT) == NFT_SET_INTERVAL | NFT_SET_CONCAT
+                && *ktype == key_type(*ipv4)
+        });
+        let Some((ipv4, profile)) = ours else {
+            foreign.push(Foreign {
+                what: format!("set `{name}`"),
+                remove: remove(name),
             });
+            continue;
         };
-        if *flags & (NFT_SET_INTERVAL | NFT_SET_CONCAT) != NFT_SET_INTERVAL | NFT_SET_CONCAT
-            || *ktype != key_type(ipv4)
-        {
-            return Err(SystemError::NftContent {
-                what: format!("set `{name}` is not an interval set of subnet . subnet . port"),
+        let (mut elements, strangers) = read_elements(step, name, ipv4)?;
+        if strangers > 0 {
+            foreign.push(Foreign {
+                what: format!(
+                    "{strangers} element(s) of set `{name}` that are not subnet . subnet . port"
+                ),
+                remove: remove(name),
             });
         }
-        let mut elements = read_elements(step, name, ipv4)?;
         elements.sort();
         out.push(FlowSet {
             name: name.clone(),
@@ -205,10 +215,15 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
         });
     }
     // In the kernel's order, which is the order they were added in.
-    Ok(out)
+    Ok((out, foreign))
 }
 
-fn read_elements(step: &str, name: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError> {
+/// The elements of set `name` that decode, and how many did not.
+fn read_elements(
+    step: &str,
+    name: &str,
+    ipv4: bool,
+) -> Result<(Vec<FlowElement>, usize), SystemError> {
     let query = SetMsg::new(name, 0, ipv4, Some(&[]));
     // Decoded as they arrive (no copy of each key); `None` for a key
     // that is not ours, reported after the dump.
@@ -261,12 +276,6 @@ fn read_elements(step: &str, name: &str, ipv4: bool) -> Result<Vec<FlowElement>,
             sys::nftnl_set_free(s);
         },
     )?;
-    decoded
-        .into_iter()
-        .map(|e| {
-            e.ok_or_else(|| SystemError::NftContent {
-                what: format!("set `{name}` holds an element tcto-tune did not write"),
-            })
-        })
-        .collect()
+    let strangers = decoded.iter().filter(|e| e.is_none()).count();
+    Ok((decoded.into_iter().flatten().collect(), strangers))
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 use nftnl::nftnl_sys::libc;
 
 use super::write::Mode;
-use super::{Nft, SystemError};
+use super::Nft;
 use crate::notrack::stateful::findings;
 use crate::notrack::{FilterChain, NotrackTable, ScopedFlow};
 
@@ -117,15 +117,41 @@ fn a_refused_message_is_named_and_nothing_is_half_applied() {
 }
 
 #[test]
-fn refuses_a_table_holding_foreign_rules() {
+fn foreign_content_is_read_named_with_its_handle_and_never_written_back() {
     in_own_netns(|| {
         nft(
             &["-f", "-"],
-            Some("table inet tcto_tune { chain prerouting { type filter hook prerouting priority raw; policy accept; tcp dport 22 accept; }; }"),
+            Some(
+                "table inet tcto_tune {
+                    set mine { type ipv4_addr; }
+                    chain prerouting { type filter hook prerouting priority raw; policy accept;
+                        tcp dport 22 accept
+                    }
+                    chain extra { counter; }
+                }",
+            ),
         );
-        let e = Nft.read_table().unwrap_err();
-        assert!(matches!(e, SystemError::NftContent { .. }), "{e}");
-        assert!(e.to_string().contains("tcp dport 22 accept"), "{e}");
+        let t = Nft.read_table().unwrap().unwrap();
+        let what: Vec<&str> = t.foreign.iter().map(|f| f.what.as_str()).collect();
+        assert_eq!(what.len(), 3, "{what:?}");
+        assert!(
+            what[0].starts_with("rule `tcp dport 22 accept` in chain prerouting (handle "),
+            "{what:?}"
+        );
+        assert_eq!(what[1], "chain `extra` (1 rule(s))");
+        assert_eq!(what[2], "set `mine`");
+        // The removal command runs as printed and removes only that rule.
+        let rm = &t.foreign[0].remove;
+        let args: Vec<&str> = rm.split_whitespace().skip(1).collect();
+        nft(&args, None);
+        let t2 = Nft.read_table().unwrap().unwrap();
+        assert_eq!(t2.foreign.len(), 2, "{:?}", t2.foreign);
+        // A document holding foreign content is never written back.
+        let e = Nft.write_table(Some(&t2)).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot write back chain `extra`"),
+            "{e}"
+        );
     });
 }
 
@@ -405,6 +431,14 @@ fn tagged_parts_rules_and_per_profile_sets_are_what_nft_lists_and_read_back() {
             ],
             None,
         );
-        assert!(Nft.read_table().is_err());
+        let back = Nft.read_table().unwrap().unwrap();
+        assert_eq!(back.foreign.len(), 1, "{:?}", back.foreign);
+        assert!(
+            back.foreign[0]
+                .what
+                .contains("notrack comment \"x y\"` in chain output"),
+            "{:?}",
+            back.foreign
+        );
     });
 }

@@ -191,6 +191,14 @@ impl Nft {
     /// should it appear meanwhile, that batch fails as a whole with EEXIST
     /// and the replacing batch (add, delete, add) runs instead.
     pub fn send_table(&self, table: Option<&NotrackTable>) -> Result<(), SystemError> {
+        if let Some(f) = table.and_then(|t| t.foreign.first()) {
+            return Err(SystemError::NftContent {
+                what: format!(
+                    "cannot write back {}: it was not written by tcto-tune",
+                    f.what
+                ),
+            });
+        }
         let exists = self.table_exists()?;
         match (table, exists) {
             (None, false) => Ok(()),
