@@ -46,10 +46,44 @@ fn overlap(a: &Ranges, b: &Ranges) -> bool {
     a.iter().zip(b).all(|(a, b)| a.0 <= b.1 && b.0 <= a.1)
 }
 
+/// The pairs `(a, b)` of `idx` whose ranges in dimension `d` overlap, by a
+/// sweep over the nested (laminar) subnet ranges: sorted by start, then
+/// widest first, the ranges still open on a stack are exactly those that
+/// hold the current one. O(n log n + pairs).
+fn nested_pairs(idx: &[usize], r: &[Ranges], d: usize) -> Vec<(usize, usize)> {
+    let mut order = idx.to_vec();
+    order.sort_by_key(|&i| (r[i][d].0, std::cmp::Reverse(r[i][d].1)));
+    let mut stack: Vec<usize> = Vec::new();
+    let mut out = Vec::new();
+    for i in order {
+        while stack.last().is_some_and(|&t| r[t][d].1 < r[i][d].0) {
+            stack.pop();
+        }
+        out.extend(stack.iter().map(|&t| (t, i)));
+        stack.push(i);
+    }
+    out
+}
+
+/// How many pairs [`nested_pairs`] would list, without listing them.
+fn nested_count(idx: &[usize], r: &[Ranges], d: usize) -> usize {
+    let mut order = idx.to_vec();
+    order.sort_by_key(|&i| (r[i][d].0, std::cmp::Reverse(r[i][d].1)));
+    let mut stack: Vec<usize> = Vec::new();
+    let mut n = 0usize;
+    for i in order {
+        while stack.last().is_some_and(|&t| r[t][d].1 < r[i][d].0) {
+            stack.pop();
+        }
+        n += stack.len();
+        stack.push(i);
+    }
+    n
+}
+
 /// Settle `flows` (deduplicated, each of one family).
 pub fn settle(flows: &[ScopedFlow]) -> Settled {
-    // Per family and port, widest first: a flow that holds another has
-    // no longer prefixes, so it is seen before the flows it holds.
+    let r: Vec<Ranges> = flows.iter().map(ranges).collect();
     let mut groups: BTreeMap<(bool, u16), Vec<usize>> = BTreeMap::new();
     for (i, f) in flows.iter().enumerate() {
         groups
@@ -57,27 +91,50 @@ pub fn settle(flows: &[ScopedFlow]) -> Settled {
             .or_default()
             .push(i);
     }
+    // Who overlaps whom: candidates from the dimension with fewer nested
+    // pairs (a thousand clients of one server nest only in `to`).
+    let mut partners: Vec<Vec<usize>> = vec![Vec::new(); flows.len()];
+    for idx in groups.values().filter(|idx| idx.len() > 1) {
+        let d = if nested_count(idx, &r, 0) <= nested_count(idx, &r, 1) {
+            0
+        } else {
+            1
+        };
+        for (a, b) in nested_pairs(idx, &r, d) {
+            if overlap(&r[a], &r[b]) {
+                partners[a].push(b);
+                partners[b].push(a);
+            }
+        }
+    }
+    // Widest first: a flow that holds another has no longer prefixes,
+    // so it is settled before the flows it holds.
+    let mut order: Vec<usize> = (0..flows.len())
+        .filter(|&i| !partners[i].is_empty())
+        .collect();
+    order.sort_by_key(|&i| {
+        (
+            u16::from(flows[i].from.prefix()) + u16::from(flows[i].to.prefix()),
+            i,
+        )
+    });
     let mut keep = vec![true; flows.len()];
+    let mut done = vec![false; flows.len()];
     let mut out = Settled::default();
-    for idx in groups.values_mut() {
-        if idx.len() < 2 {
-            continue;
+    for i in order {
+        let kept = |k: &&usize| done[**k] && keep[**k];
+        if let Some(&k) = partners[i]
+            .iter()
+            .filter(kept)
+            .find(|&&k| holds(&r[k], &r[i]))
+        {
+            keep[i] = false;
+            out.merged.push((flows[i], flows[k]));
+        } else if let Some(&k) = partners[i].iter().find(kept) {
+            let (a, b) = (flows[k].min(flows[i]), flows[k].max(flows[i]));
+            out.crossing.push((a, b));
         }
-        idx.sort_by_key(|&i| u16::from(flows[i].from.prefix()) + u16::from(flows[i].to.prefix()));
-        let mut kept: Vec<(usize, Ranges)> = Vec::new();
-        for &i in idx.iter() {
-            let r = ranges(&flows[i]);
-            if let Some(&(k, _)) = kept.iter().find(|(_, kr)| holds(kr, &r)) {
-                keep[i] = false;
-                out.merged.push((flows[i], flows[k]));
-                continue;
-            }
-            if let Some(&(k, _)) = kept.iter().find(|(_, kr)| overlap(kr, &r)) {
-                let (a, b) = (flows[k].min(flows[i]), flows[k].max(flows[i]));
-                out.crossing.push((a, b));
-            }
-            kept.push((i, r));
-        }
+        done[i] = true;
     }
     out.flows = flows
         .iter()
@@ -148,6 +205,7 @@ pub fn first_refused(elements: &[FlowElement]) -> Option<(FlowElement, FlowEleme
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::Cidr;
 
     fn flow(from: &str, to: &str, port: u16) -> ScopedFlow {
         ScopedFlow {
@@ -204,6 +262,88 @@ mod tests {
         // Crossing with neither end inside: the kernel accepts it.
         let b = flow("10.1.0.0/16", "10.0.0.0/16", 8080);
         assert_eq!(first_refused(&[wide, b]), None);
+    }
+
+    /// The plain quadratic settlement the sweep must agree with.
+    fn reference(flows: &[ScopedFlow]) -> (Vec<ScopedFlow>, usize, usize) {
+        let mut order: Vec<usize> = (0..flows.len()).collect();
+        order.sort_by_key(|&i| {
+            (
+                u16::from(flows[i].from.prefix()) + u16::from(flows[i].to.prefix()),
+                i,
+            )
+        });
+        let mut kept: Vec<usize> = Vec::new();
+        let (mut merged, mut crossing) = (0, 0);
+        let mut keep = vec![true; flows.len()];
+        for i in order {
+            let same = |k: &&usize| flows[**k].port == flows[i].port;
+            let r = ranges(&flows[i]);
+            if kept
+                .iter()
+                .filter(same)
+                .any(|&k| holds(&ranges(&flows[k]), &r))
+            {
+                keep[i] = false;
+                merged += 1;
+                continue;
+            }
+            if kept
+                .iter()
+                .filter(same)
+                .any(|&k| overlap(&ranges(&flows[k]), &r))
+            {
+                crossing += 1;
+            }
+            kept.push(i);
+        }
+        let f = flows
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(f, _)| *f)
+            .collect();
+        (f, merged, crossing)
+    }
+
+    #[test]
+    fn the_sweep_agrees_with_the_quadratic_settlement() {
+        // Deterministic pseudo-random nested subnets and ports.
+        let mut x: u32 = 12345;
+        let mut next = |m: u32| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 8) % m
+        };
+        let (mut merges, mut crossings) = (0, 0);
+        for _ in 0..50 {
+            let mut flows = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..60 {
+                let pf = 14 + next(4) as u8;
+                let pt = 22 + next(3) as u8;
+                let subnet = |base: u32, prefix: u8| {
+                    let a = base & (u32::MAX << (32 - u32::from(prefix)));
+                    Cidr::new(std::net::Ipv4Addr::from(a).into(), prefix).unwrap()
+                };
+                let from = subnet(0x0a00_0000 | (next(4) << 16), pf);
+                let to = subnet(0x0ac8_0000 | (next(4) << 8), pt);
+                let f = ScopedFlow {
+                    from,
+                    to,
+                    port: 8080 + next(2) as u16,
+                };
+                if seen.insert(f) {
+                    flows.push(f);
+                }
+            }
+            let s = settle(&flows);
+            let (f, merged, crossing) = reference(&flows);
+            assert_eq!(s.flows, f);
+            assert_eq!((s.merged.len(), s.crossing.len()), (merged, crossing));
+            merges += merged;
+            crossings += crossing;
+        }
+        assert!(merges > 0 && crossings > 0, "{merges} {crossings}");
     }
 
     #[test]
