@@ -144,7 +144,7 @@ impl Packet {
 
 /// Whether a rule matches the packets of a flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Match {
+pub enum Match<'a> {
     /// Every packet of the flow.
     Yes,
     /// None.
@@ -152,11 +152,31 @@ pub enum Match {
     /// Some packets of the flow and not others (a narrower subnet): both
     /// outcomes happen, each to some of the flow's packets.
     Partial,
-    /// Not known: the rule matches on something not modelled (named).
-    Unknown(String),
+    /// Not known: the rule matches on something not modelled.
+    Unknown(Unmodelled<'a>),
 }
 
-fn and(a: Match, b: Match) -> Match {
+/// What a rule matches on that the walk does not model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmodelled<'a> {
+    /// `ct state` looked up in this set.
+    CtSet(&'a str),
+    /// This decoded expression.
+    Expr(&'a str),
+}
+
+impl std::fmt::Display for Unmodelled<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unmodelled::CtSet(set) => {
+                write!(f, "`ct state` is looked up in the set {set}, not read")
+            }
+            Unmodelled::Expr(e) => write!(f, "it matches on <{e}>, not modelled"),
+        }
+    }
+}
+
+fn and<'a>(a: Match<'a>, b: Match<'a>) -> Match<'a> {
     use Match::*;
     match (a, b) {
         (No, _) | (_, No) => No,
@@ -166,7 +186,7 @@ fn and(a: Match, b: Match) -> Match {
     }
 }
 
-fn subnet(rule: Option<Cidr>, pkt: Cidr) -> Match {
+fn subnet(rule: Option<Cidr>, pkt: Cidr) -> Match<'static> {
     let Some(r) = rule else { return Match::Yes };
     if r.is_ipv4() != pkt.is_ipv4() {
         return Match::No;
@@ -180,7 +200,7 @@ fn subnet(rule: Option<Cidr>, pkt: Cidr) -> Match {
     }
 }
 
-fn port(rule: Option<u16>, pkt: Option<u16>) -> Match {
+fn port(rule: Option<u16>, pkt: Option<u16>) -> Match<'static> {
     match (rule, pkt) {
         (None, _) => Match::Yes,
         (Some(r), Some(p)) if r == p => Match::Yes,
@@ -190,7 +210,7 @@ fn port(rule: Option<u16>, pkt: Option<u16>) -> Match {
     }
 }
 
-fn yes_if(b: bool) -> Match {
+fn yes_if(b: bool) -> Match<'static> {
     if b {
         Match::Yes
     } else {
@@ -199,7 +219,7 @@ fn yes_if(b: bool) -> Match {
 }
 
 /// Whether rule `r` matches packet `p`.
-pub fn matches(r: &DecodedRule, p: &Packet) -> Match {
+pub fn matches<'a>(r: &'a DecodedRule, p: &Packet) -> Match<'a> {
     let m = &r.matches;
     let mut t = Match::Yes;
     if let Some(proto) = m.nfproto {
@@ -222,18 +242,10 @@ pub fn matches(r: &DecodedRule, p: &Packet) -> Match {
         t = and(t, yes_if(states & p.ct != 0));
     }
     if let Some(set) = &m.ct_state_set {
-        t = and(
-            t,
-            Match::Unknown(format!(
-                "`ct state` is looked up in the set {set}, not read"
-            )),
-        );
+        t = and(t, Match::Unknown(Unmodelled::CtSet(set)));
     }
     if let Some(u) = m.unknown.first() {
-        t = and(
-            t,
-            Match::Unknown(format!("it matches on <{u}>, not modelled")),
-        );
+        t = and(t, Match::Unknown(Unmodelled::Expr(u)));
     }
     t
 }

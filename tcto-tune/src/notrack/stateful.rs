@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use super::expr::{CT_ESTABLISHED, CT_NEW, CT_UNTRACKED};
 use super::filter::{Direction, FilterChain, Packet};
 use super::table::ScopedFlow;
-use super::walk::{judge, walk, Judgement};
+use super::walk::{index, judge, undecided_why, walk, Judgement};
 use crate::check::{Finding, Severity};
 
-/// One chain's judgement of some flows, in one direction.
+/// One chain's judgement of some flows, in one direction, put into words
+/// when first seen (with the table and packet it was judged on).
 struct Group {
-    judgement: Judgement,
+    finding: Option<Finding>,
     flows: Vec<String>,
 }
 
@@ -34,10 +35,12 @@ pub fn findings(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Finding> {
     let mut groups: BTreeMap<(String, Direction, bool), (usize, Group)> = BTreeMap::new();
     let mut order = 0;
     for table in tables.values() {
+        let by_name = index(table);
         for (bi, base) in table.iter().enumerate().filter(|(_, c)| c.is_base()) {
             for flow in flows {
                 for dir in base.directions(flow) {
-                    let untracked = walk(table, bi, &Packet::of(flow, dir, CT_UNTRACKED));
+                    let pkt = Packet::of(flow, dir, CT_UNTRACKED);
+                    let untracked = walk(table, &by_name, bi, &pkt);
                     let tracked_states: &[u32] = match dir {
                         // Established first: most packets are, and its accept is named.
                         Direction::Request => &[CT_ESTABLISHED, CT_NEW],
@@ -45,7 +48,7 @@ pub fn findings(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Finding> {
                     };
                     let tracked: Vec<_> = tracked_states
                         .iter()
-                        .flat_map(|ct| walk(table, bi, &Packet::of(flow, dir, *ct)))
+                        .flat_map(|ct| walk(table, &by_name, bi, &Packet::of(flow, dir, *ct)))
                         .collect();
                     let j = judge(&untracked, &tracked);
                     let breaks = match j {
@@ -57,10 +60,11 @@ pub fn findings(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Finding> {
                         .entry((base.label(), dir, breaks))
                         .or_insert_with(|| {
                             order += 1;
+                            let finding = finding(table, base, dir, &j, &pkt);
                             (
                                 order,
                                 Group {
-                                    judgement: j,
+                                    finding,
                                     flows: vec![],
                                 },
                             )
@@ -70,18 +74,19 @@ pub fn findings(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Finding> {
             }
         }
     }
-    let bases: BTreeMap<String, &FilterChain> = chains
-        .iter()
-        .filter(|c| c.is_base())
-        .map(|c| (c.label(), c))
-        .collect();
-    let mut out: Vec<(usize, Finding)> = groups
-        .into_iter()
-        .filter_map(|((label, dir, _), (n, g))| Some((n, finding(bases[&label], dir, &g)?)))
-        .collect();
+    let mut out: Vec<(usize, Group)> = groups.into_values().collect();
     out.sort_by_key(|(n, _)| *n);
-    out.into_iter().map(|(_, f)| f).collect()
+    out.into_iter()
+        .filter_map(|(_, g)| {
+            let mut f = g.finding?;
+            f.message = f.message.replace(FLOWS, &flows_text(&g.flows));
+            Some(f)
+        })
+        .collect()
 }
+
+/// Stands for the flows in a finding's text until they are all known.
+const FLOWS: &str = "\u{0}FLOWS\u{0}";
 
 fn flows_text(flows: &[String]) -> String {
     match flows.len() {
@@ -99,24 +104,29 @@ fn route_text(route: &[String]) -> String {
     }
 }
 
-fn finding(base: &FilterChain, dir: Direction, g: &Group) -> Option<Finding> {
+fn finding(
+    table: &[FilterChain],
+    base: &FilterChain,
+    dir: Direction,
+    j: &Judgement,
+    pkt: &Packet,
+) -> Option<Finding> {
     let chain = base.label();
     let fix = format!("nft insert rule {chain} ct state untracked accept");
-    let flows = flows_text(&g.flows);
     let head = format!(
         "chain `{chain}` (hook {}, policy {})",
         base.hook, base.policy
     );
-    Some(match &g.judgement {
+    Some(match j {
         Judgement::Breaks { drop, tracked } => {
             let tracked = match tracked {
                 Some(t) => format!(
                     "; tracked, they are accepted by {}{}",
-                    t.by_text(&base.policy),
+                    t.by_text(table, &base.policy),
                     if t.route == drop.route {
                         String::new()
                     } else {
-                        route_text(&t.route)
+                        route_text(&t.route_names(table))
                     }
                 ),
                 None => String::new(),
@@ -125,23 +135,24 @@ fn finding(base: &FilterChain, dir: Direction, g: &Group) -> Option<Finding> {
                 "notrack-breaks-stateful-filter",
                 Severity::Refuse,
                 format!(
-                    "{head} would drop the untracked {} of the NOTRACKed {flows}: they end at {}{}{tracked}: its connections would time out",
+                    "{head} would drop the untracked {} of the NOTRACKed {FLOWS}: they end at {}{}{tracked}: its connections would time out",
                     dir.noun(),
-                    drop.by_text(&base.policy),
-                    route_text(&drop.route),
+                    drop.by_text(table, &base.policy),
+                    route_text(&drop.route_names(table)),
                 ),
             )
             .hint(format!(
                 "add `ct state untracked accept` to that chain before its drop, e.g. `{fix}`"
             ))
         }
-        Judgement::Undecided { why, route } => Finding::new(
+        Judgement::Undecided { end } => Finding::new(
             "notrack-filter-undecided",
             Severity::Refuse,
             format!(
-                "cannot tell whether {head} lets the untracked {} of the NOTRACKed {flows} through{}: {why}",
+                "cannot tell whether {head} lets the untracked {} of the NOTRACKed {FLOWS} through{}: {}",
                 dir.noun(),
-                route_text(route),
+                route_text(&end.route_names(table)),
+                undecided_why(table, end, pkt),
             ),
         )
         .hint(format!(

@@ -39,29 +39,37 @@ pub enum End {
     Undecided(String),
 }
 
-/// One possible end of a packet's walk.
+/// A rule: (chain index, rule index) in the table walked.
+pub type At = (usize, usize);
+
+/// One possible end of a packet's walk. Rules are kept as positions and
+/// put into words only for a finding (a walk of 1,000 flows ends many
+/// thousand times).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathEnd {
     /// How it ends.
     pub end: End,
-    /// The rule that decided, as read, and its chain; `None` when the base
-    /// chain's policy did.
-    pub by: Option<(String, String)>,
+    /// The rule that decided; `None` when the base chain's policy did.
+    pub by: Option<At>,
     /// The chains passed through, base chain first.
-    pub route: Vec<String>,
-    /// A rule this path assumed matched or not although it could not tell
-    /// (quoted, with its chain and why), if any.
-    pub unsure: Option<String>,
+    pub route: Vec<usize>,
+    /// A rule this path assumed matched or not although it could not tell.
+    pub unsure: Option<At>,
 }
 
 impl PathEnd {
     /// `rule `ct state established,related accept` (chain ufw-before-input)`
     /// or `its policy drop`.
-    pub fn by_text(&self, policy: &str) -> String {
-        match &self.by {
-            Some((chain, rule)) => format!("rule `{rule}` (chain {chain})"),
+    pub fn by_text(&self, table: &[FilterChain], policy: &str) -> String {
+        match self.by {
+            Some((c, r)) => format!("rule `{}` (chain {})", table[c].rules[r], table[c].name),
             None => format!("its policy {policy}"),
         }
+    }
+
+    /// The chain names passed through.
+    pub fn route_names(&self, table: &[FilterChain]) -> Vec<String> {
+        self.route.iter().map(|i| table[*i].name.clone()).collect()
     }
 
     /// A certain drop: no unsure rule on the way.
@@ -75,18 +83,27 @@ struct State {
     /// (chain index, next rule index), innermost last.
     frames: Vec<(usize, usize)>,
     route: Vec<usize>,
-    unsure: Option<String>,
+    unsure: Option<At>,
 }
 
-/// Every possible end of `pkt`'s walk through base chain `base` of
-/// `table` (all chains of one table, regular ones included).
-pub fn walk(table: &[FilterChain], base: usize, pkt: &Packet) -> Vec<PathEnd> {
-    let by_name: HashMap<&str, usize> = table
+/// The chains of one table by name, for jumps.
+pub fn index(table: &[FilterChain]) -> HashMap<&str, usize> {
+    table
         .iter()
         .enumerate()
         .map(|(i, c)| (c.name.as_str(), i))
-        .collect();
-    let names = |route: &[usize]| route.iter().map(|i| table[*i].name.clone()).collect();
+        .collect()
+}
+
+/// Every possible end of `pkt`'s walk through base chain `base` of
+/// `table` (all chains of one table, regular ones included; `by_name` is
+/// its [`index`]).
+pub fn walk(
+    table: &[FilterChain],
+    by_name: &HashMap<&str, usize>,
+    base: usize,
+    pkt: &Packet,
+) -> Vec<PathEnd> {
     let mut out = Vec::new();
     let mut work = vec![State {
         frames: vec![(base, 0)],
@@ -95,32 +112,28 @@ pub fn walk(table: &[FilterChain], base: usize, pkt: &Packet) -> Vec<PathEnd> {
     }];
     let mut steps = 0usize;
     'paths: while let Some(mut s) = work.pop() {
-        let finish = |s: &State, end: End, by: Option<(String, String)>| PathEnd {
+        let finish = |s: &mut State, end: End, by: Option<At>| PathEnd {
             end,
             by,
-            route: names(&s.route),
-            unsure: s.unsure.clone(),
+            route: std::mem::take(&mut s.route),
+            unsure: s.unsure,
         };
         loop {
             steps += 1;
             if steps > MAX_STEPS {
-                out.push(finish(
-                    &s,
-                    End::Undecided(format!(
-                        "the walk gave up after {MAX_STEPS} rule evaluations (too many branches)"
-                    )),
-                    None,
-                ));
+                let why = format!(
+                    "the walk gave up after {MAX_STEPS} rule evaluations (too many branches)"
+                );
+                out.push(finish(&mut s, End::Undecided(why), None));
                 break 'paths;
             }
             let Some(&(ci, ri)) = s.frames.last() else {
-                let policy = &table[base].policy;
-                let end = if policy == "drop" {
+                let end = if table[base].policy == "drop" {
                     End::Drop
                 } else {
                     End::Accept
                 };
-                out.push(finish(&s, end, None));
+                out.push(finish(&mut s, end, None));
                 continue 'paths;
             };
             let chain = &table[ci];
@@ -130,30 +143,26 @@ pub fn walk(table: &[FilterChain], base: usize, pkt: &Packet) -> Vec<PathEnd> {
                 continue;
             };
             s.frames.last_mut().expect("a frame").1 += 1;
-            let by = || Some((chain.name.clone(), rule.to_string()));
+            let at = Some((ci, ri));
             match matches(rule, pkt) {
                 Match::No => continue,
                 Match::Yes => {}
                 // Some packets match, some do not: follow both.
                 Match::Partial => work.push(s.clone()),
-                Match::Unknown(why) => {
+                Match::Unknown(_) => {
                     let mut other = s.clone();
-                    let note = format!(
-                        "whether `{rule}` (chain {}) matches them is unknown: {why}",
-                        chain.name
-                    );
-                    other.unsure.get_or_insert_with(|| note.clone());
+                    other.unsure.get_or_insert((ci, ri));
                     work.push(other);
-                    s.unsure.get_or_insert(note);
+                    s.unsure.get_or_insert((ci, ri));
                 }
             }
             let target = match &rule.verdict {
                 Verdict::Accept => {
-                    out.push(finish(&s, End::Accept, by()));
+                    out.push(finish(&mut s, End::Accept, at));
                     continue 'paths;
                 }
                 Verdict::Drop | Verdict::Reject => {
-                    out.push(finish(&s, End::Drop, by()));
+                    out.push(finish(&mut s, End::Drop, at));
                     continue 'paths;
                 }
                 Verdict::Continue | Verdict::Notrack => continue,
@@ -166,7 +175,7 @@ pub fn walk(table: &[FilterChain], base: usize, pkt: &Packet) -> Vec<PathEnd> {
                         "rule `{rule}` (chain {}) takes its verdict from the map {set}, whose elements are not read",
                         chain.name
                     );
-                    out.push(finish(&s, End::Undecided(why), by()));
+                    out.push(finish(&mut s, End::Undecided(why), at));
                     continue 'paths;
                 }
                 Verdict::Jump(t) | Verdict::Goto(t) => t,
@@ -175,30 +184,21 @@ pub fn walk(table: &[FilterChain], base: usize, pkt: &Packet) -> Vec<PathEnd> {
                 End::Undecided(format!("rule `{rule}` (chain {}): {why}", chain.name))
             };
             let Some(&ti) = by_name.get(target.as_str()) else {
-                out.push(finish(
-                    &s,
-                    undecided(format!("chain {target} was not read")),
-                    by(),
-                ));
+                let end = undecided(format!("chain {target} was not read"));
+                out.push(finish(&mut s, end, at));
                 continue 'paths;
             };
             if s.frames.iter().any(|(c, _)| *c == ti) {
-                out.push(finish(
-                    &s,
-                    undecided(format!("chain {target} loops back")),
-                    by(),
-                ));
+                let end = undecided(format!("chain {target} loops back"));
+                out.push(finish(&mut s, end, at));
                 continue 'paths;
             }
             if matches!(rule.verdict, Verdict::Goto(_)) {
                 s.frames.pop();
             }
             if s.frames.len() >= MAX_DEPTH {
-                out.push(finish(
-                    &s,
-                    undecided(format!("deeper than the kernel's {MAX_DEPTH} nested jumps")),
-                    by(),
-                ));
+                let end = undecided(format!("deeper than the kernel's {MAX_DEPTH} nested jumps"));
+                out.push(finish(&mut s, end, at));
                 continue 'paths;
             }
             s.frames.push((ti, 0));
@@ -223,10 +223,8 @@ pub enum Judgement {
     },
     /// The walk cannot tell whether untracked packets get through.
     Undecided {
-        /// Why, naming the rule.
-        why: String,
-        /// The chains passed through.
-        route: Vec<String>,
+        /// The path end it cannot judge.
+        end: PathEnd,
     },
 }
 
@@ -235,25 +233,37 @@ pub fn judge(untracked: &[PathEnd], tracked: &[PathEnd]) -> Judgement {
     if !tracked.is_empty() && tracked.iter().all(PathEnd::surely_drops) {
         return Judgement::Fine;
     }
-    let tracked_accept = tracked.iter().find(|e| e.end == End::Accept).cloned();
     if let Some(d) = untracked.iter().find(|e| e.surely_drops()) {
         return Judgement::Breaks {
             drop: d.clone(),
-            tracked: tracked_accept,
+            tracked: tracked.iter().find(|e| e.end == End::Accept).cloned(),
         };
     }
-    for e in untracked {
-        let why = match (&e.end, &e.unsure) {
-            (End::Undecided(why), _) => why.clone(),
-            (End::Drop, Some(unsure)) => {
-                format!("they may be dropped ({}): {unsure}", e.by_text("drop"))
-            }
-            _ => continue,
-        };
-        return Judgement::Undecided {
-            why,
-            route: e.route.clone(),
-        };
+    match untracked
+        .iter()
+        .find(|e| matches!(e.end, End::Undecided(_)) || e.end == End::Drop)
+    {
+        Some(e) => Judgement::Undecided { end: e.clone() },
+        None => Judgement::Fine,
     }
-    Judgement::Fine
+}
+
+/// Why an [`Judgement::Undecided`] end cannot be judged, naming the rule.
+pub fn undecided_why(table: &[FilterChain], e: &PathEnd, pkt: &Packet) -> String {
+    match (&e.end, e.unsure) {
+        (End::Undecided(why), _) => why.clone(),
+        (_, Some((c, r))) => {
+            let rule = &table[c].rules[r];
+            let why = match matches(rule, pkt) {
+                Match::Unknown(u) => u.to_string(),
+                _ => "it matches on something not modelled".into(),
+            };
+            format!(
+                "they may be dropped ({}): whether `{rule}` (chain {}) matches them is unknown: {why}",
+                e.by_text(table, "drop"),
+                table[c].name
+            )
+        }
+        _ => "the walk cannot tell".into(),
+    }
 }
