@@ -941,6 +941,21 @@ mod tests {
     }
 
     #[test]
+    fn a_table_journaled_before_tags_reads_back_untagged() {
+        // What an older tcto-tune journaled: no `profile`, sets `flows4`.
+        let old = r#"{"sets":[{"name":"flows4","elements":[{"from":"10.9.0.0/24","to":"10.0.2.0/24","port":80}]}],
+            "chains":[{"name":"prerouting","priority":-300,"rules":[],"set_rules":[{"ipv4":true,"reply":false}]},
+                      {"name":"output","priority":-300,"rules":[],"set_rules":[{"ipv4":true,"reply":true}]}]}"#;
+        let t: NotrackTable = serde_json::from_str(old).unwrap();
+        assert_eq!(t.sets[0].profile, None);
+        assert!(t
+            .to_nft()
+            .contains("\t\tip saddr . ip daddr . tcp dport @flows4 notrack\n"));
+        assert_eq!(t.parts()[0].profile, None);
+        assert!(t.foreign.is_empty());
+    }
+
+    #[test]
     fn priorities_are_named_as_nft_names_them() {
         assert_eq!(priority_name(-300), "raw");
         assert_eq!(priority_name(0), "filter");
