@@ -634,3 +634,61 @@ fn the_removal_command_the_finding_prints_runs_as_printed() {
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(lab.ruleset(), TABLE);
 }
+
+/// A `hook prerouting` filter chain (after conntrack) with policy drop,
+/// whose stateful accept sits behind a goto to a chain ending in `drop`.
+const PREROUTING_GOTO: &str = "table ip pre {
+\tchain pre {
+\t\ttype filter hook prerouting priority filter; policy drop;
+\t\tgoto gate
+\t}
+
+\tchain gate {
+\t\tct state established,related accept
+\t\ttcp dport 8080 ct state new accept
+\t\tdrop
+\t}
+}
+";
+
+#[test]
+fn a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right() {
+    if !require_root("a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right") {
+        return;
+    }
+    let lab = Lab::new("nt-pre");
+    let state = TempDir::new("nt-pre");
+    let r = lab
+        .backend
+        .sh(&format!("nft -f - <<'EOF'\n{PREROUTING_GOTO}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    lab.listen(8080);
+    assert_eq!(lab.connect(8080, 2, 2000), (2, 0), "tracked, it works");
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains(
+            "chain `ip pre pre` (hook prerouting, policy drop) would drop the untracked requests"
+        ) && r
+            .stdout
+            .contains("they end at rule `drop` (chain gate) (through pre -> gate)"),
+        "{r}"
+    );
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 2, 500), (0, 2), "untracked SYNs dropped");
+    // Mended as the hint says, it connects untracked.
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+    let r = lab
+        .backend
+        .sh("nft insert rule ip pre pre ct state untracked accept");
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 2, 2000), (2, 0));
+}

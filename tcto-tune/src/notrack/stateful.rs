@@ -463,6 +463,23 @@ mod tests {
     }
 
     #[test]
+    fn ip_and_ip6_tables_see_their_own_family() {
+        let v6 = ScopedFlow {
+            from: "fd00:1::/64".parse().unwrap(),
+            to: "fd00:2::/64".parse().unwrap(),
+            port: 8080,
+        };
+        let mut c = chain("input", INPUT_DROP, &[est_accept()]);
+        c.family = "ip6".into();
+        let f = findings(std::slice::from_ref(&c), &[v6]);
+        assert_eq!(codes(&f), ["notrack-breaks-stateful-filter"], "{f:?}");
+        assert!(f[0].message.contains("chain `ip6 filter input`"), "{f:?}");
+        c.family = "ip".into();
+        assert!(findings(std::slice::from_ref(&c), &[v6]).is_empty());
+        assert_eq!(findings(&[c], &[flow()]).len(), 1);
+    }
+
+    #[test]
     fn other_families_do_not_see_the_flow() {
         let mut c = chain("input", INPUT_DROP, &[est_accept()]);
         c.family = "ip6".into();
