@@ -344,14 +344,26 @@ fn a_ct_state_verdict_map_is_recognised_as_stateful() {
     assert_eq!(r.code, 0, "{r}");
     let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
     assert_eq!(r.code, 3, "{r}");
-    // The map's elements are not read: the walk says it cannot tell,
-    // naming the chain and the rule, and refuses.
+    // The map's elements are read: untracked finds no element, the walk
+    // goes on to the policy drop, and quotes the map as read.
     assert!(
-        r.stdout.contains("refuse [notrack-filter-undecided]"),
+        r.stdout
+            .contains("refuse [notrack-breaks-stateful-filter] chain `inet filter input`"),
         "{r}"
     );
-    assert!(r.stdout.contains("chain `inet filter input`"), "{r}");
-    assert!(r.stdout.contains("ct state vmap @__map"), "{r}");
+    assert!(
+        r.stdout.contains("accepted by rule `ct state vmap { invalid : drop, established : accept, related : accept }`"),
+        "{r}"
+    );
+    // And it is right: forced, the connects time out.
+    lab.listen(8080);
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 2, 500), (0, 2), "untracked SYNs dropped");
 }
 
 /// ufw's layout (iptables-nft, firewalld alike): the base chain only jumps,

@@ -194,9 +194,17 @@ pub struct RuleMatch {
     /// A `counter` (no effect on matching; kept so the rule reads as written).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub counter: bool,
+    /// The elements of the `ct state` set or verdict map, once read: each
+    /// state bit, with its verdict for a map (`None` for a plain set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ct_state_elements: Option<Vec<CtElement>>,
     /// Matches the decoder does not model, as text.
     pub unknown: Vec<String>,
 }
+
+/// One element of a `ct state` set or verdict map: the state bit, and for
+/// a map its verdict.
+pub type CtElement = (u32, Option<Verdict>);
 
 /// `iif`/`oif`/`iifname`/`oifname` compared with loopback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -532,6 +540,34 @@ pub fn push_nft_addr(out: &mut String, c: &Cidr) {
     });
 }
 
+/// A verdict as `nft` prints it.
+pub fn verdict_text(v: &Verdict) -> String {
+    match v {
+        Verdict::Continue => "continue".into(),
+        Verdict::Accept => "accept".into(),
+        Verdict::Drop => "drop".into(),
+        Verdict::Reject => "reject".into(),
+        Verdict::Notrack => "notrack".into(),
+        Verdict::Jump(c) => format!("jump {c}"),
+        Verdict::Goto(c) => format!("goto {c}"),
+        Verdict::Return => "return".into(),
+        Verdict::Map(set) => format!("vmap @{set}"),
+    }
+}
+
+/// The verdict for a kernel verdict code (`NF_ACCEPT`, `NFT_JUMP`...).
+pub fn verdict_of(code: i32, chain: Option<String>) -> Verdict {
+    let chain = chain.unwrap_or_default();
+    match code {
+        NF_ACCEPT => Verdict::Accept,
+        NF_DROP => Verdict::Drop,
+        NFT_JUMP => Verdict::Jump(chain),
+        NFT_GOTO => Verdict::Goto(chain),
+        NFT_RETURN => Verdict::Return,
+        _ => Verdict::Continue,
+    }
+}
+
 /// Names of the `ct state` bits, as `nft` prints them.
 pub fn ct_state_names(bits: u32) -> String {
     let names = [
@@ -600,8 +636,22 @@ impl fmt::Display for DecodedRule {
             parts.push(format!("ct state {}", ct_state_names(bits)));
         }
         let vmap = matches!(&self.verdict, Verdict::Map(v) if m.ct_state_set.as_ref() == Some(v));
+        // The set's elements as `nft` prints them, once read.
+        let elements = m.ct_state_elements.as_ref().map(|els| {
+            let items: Vec<String> = els
+                .iter()
+                .map(|(bits, v)| match v {
+                    Some(v) => format!("{} : {}", ct_state_names(*bits), verdict_text(v)),
+                    None => ct_state_names(*bits),
+                })
+                .collect();
+            format!("{{ {} }}", items.join(", "))
+        });
         if let Some(set) = m.ct_state_set.as_ref().filter(|_| !vmap) {
-            parts.push(format!("ct state @{set}"));
+            match &elements {
+                Some(e) => parts.push(format!("ct state {e}")),
+                None => parts.push(format!("ct state @{set}")),
+            }
         }
         for u in &m.unknown {
             parts.push(format!("<{u}>"));
@@ -618,6 +668,9 @@ impl fmt::Display for DecodedRule {
             Verdict::Jump(c) => format!("jump {c}"),
             Verdict::Goto(c) => format!("goto {c}"),
             Verdict::Return => "return".into(),
+            Verdict::Map(_) if vmap && elements.is_some() => {
+                format!("ct state vmap {}", elements.unwrap_or_default())
+            }
             Verdict::Map(set) if vmap => format!("ct state vmap @{set}"),
             Verdict::Map(set) => format!("vmap @{set}"),
         });

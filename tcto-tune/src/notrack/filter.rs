@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::expr::{DecodedRule, IPPROTO_TCP, NFPROTO_IPV4, NFPROTO_IPV6};
+use super::expr::{DecodedRule, Verdict, IPPROTO_TCP, NFPROTO_IPV4, NFPROTO_IPV6};
 use super::table::{ScopedFlow, RAW_PRIORITY};
 use crate::names::Cidr;
 
@@ -218,6 +218,20 @@ fn yes_if(b: bool) -> Match<'static> {
     }
 }
 
+/// The verdict rule `r` gives packet `p` when it matches: its own, or
+/// for a `ct state` verdict map whose elements were read, the element's.
+pub fn verdict_for<'a>(r: &'a DecodedRule, p: &Packet) -> std::borrow::Cow<'a, Verdict> {
+    match (&r.verdict, &r.matches.ct_state_elements) {
+        (Verdict::Map(_), Some(els)) => std::borrow::Cow::Owned(
+            els.iter()
+                .find(|(bits, _)| bits & p.ct != 0)
+                .and_then(|(_, v)| v.clone())
+                .unwrap_or(Verdict::Continue),
+        ),
+        (v, _) => std::borrow::Cow::Borrowed(v),
+    }
+}
+
 /// Whether rule `r` matches packet `p`.
 pub fn matches<'a>(r: &'a DecodedRule, p: &Packet) -> Match<'a> {
     let m = &r.matches;
@@ -242,7 +256,14 @@ pub fn matches<'a>(r: &'a DecodedRule, p: &Packet) -> Match<'a> {
         t = and(t, yes_if(states & p.ct != 0));
     }
     if let Some(set) = &m.ct_state_set {
-        t = and(t, Match::Unknown(Unmodelled::CtSet(set)));
+        t = and(
+            t,
+            match &m.ct_state_elements {
+                // The packet's state is one bit: in the set or not.
+                Some(els) => yes_if(els.iter().any(|(bits, _)| bits & p.ct != 0)),
+                None => Match::Unknown(Unmodelled::CtSet(set)),
+            },
+        );
     }
     if let Some(u) = m.unknown.first() {
         t = and(t, Match::Unknown(Unmodelled::Expr(u)));

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use super::expr::Verdict;
-use super::filter::{matches, FilterChain, Match, Packet};
+use super::filter::{matches, verdict_for, FilterChain, Match, Packet};
 
 /// The kernel's jump stack (`NFT_JUMP_STACK_SIZE`).
 pub const MAX_DEPTH: usize = 16;
@@ -156,7 +156,8 @@ pub fn walk(
                     s.unsure.get_or_insert((ci, ri));
                 }
             }
-            let target = match &rule.verdict {
+            let verdict = verdict_for(rule, pkt);
+            let target = match verdict.as_ref() {
                 Verdict::Accept => {
                     out.push(finish(&mut s, End::Accept, at));
                     continue 'paths;
@@ -193,7 +194,7 @@ pub fn walk(
                 out.push(finish(&mut s, end, at));
                 continue 'paths;
             }
-            if matches!(rule.verdict, Verdict::Goto(_)) {
+            if matches!(verdict.as_ref(), Verdict::Goto(_)) {
                 s.frames.pop();
             }
             if s.frames.len() >= MAX_DEPTH {

@@ -12,9 +12,10 @@ use std::ffi::CString;
 use nftnl::nftnl_sys::{self as sys, libc};
 
 use super::dump::{dump_chains, dump_rules, RawChain, RawRule};
-use super::sets::read_sets;
+use super::sets::{read_ct_set, read_sets};
 use super::sock::{nft_type, request};
 use super::{Nft, SystemError, TABLE_CNAME};
+use crate::notrack::expr::{CtElement, DecodedRule};
 use crate::notrack::expr::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
 use crate::notrack::table::Foreign;
 use crate::notrack::table::SetRule;
@@ -141,13 +142,39 @@ impl Nft {
             }
         }
         let mut out = Vec::new();
+        // The `ct state` sets and verdict maps the rules look up, read
+        // once per table and set.
+        let mut ct_sets: BTreeMap<(u8, String, String), Vec<CtElement>> = BTreeMap::new();
         for (c, family, hook) in chains {
-            let rules = by_chain
+            let mut rules: Vec<DecodedRule> = by_chain
                 .remove(&(c.family, c.table.clone(), c.name.clone()))
                 .unwrap_or_default()
                 .iter()
                 .map(|r| expr::decode(c.family, &r.exprs))
                 .collect();
+            for r in &mut rules {
+                let Some(set) = r.matches.ct_state_set.clone() else {
+                    continue;
+                };
+                let key = (c.family, c.table.clone(), set.clone());
+                if !ct_sets.contains_key(&key) {
+                    let table =
+                        CString::new(c.table.as_str()).map_err(|_| SystemError::NftContent {
+                            what: "a table name holds NUL".into(),
+                        })?;
+                    // By state bit: the kernel's order is its own.
+                    let mut raw = read_ct_set(c.family, &table, &set)?;
+                    raw.sort_by_key(|(bits, _)| *bits);
+                    let els = raw
+                        .into_iter()
+                        .map(|(bits, v)| {
+                            (bits, v.map(|(code, chain)| expr::verdict_of(code, chain)))
+                        })
+                        .collect();
+                    ct_sets.insert(key.clone(), els);
+                }
+                r.matches.ct_state_elements = ct_sets.get(&key).cloned();
+            }
             out.push(FilterChain {
                 family: family.into(),
                 table: c.table,

@@ -6,7 +6,7 @@
 //! their dumps) and their own batch-local ids and key type, shared by the
 //! write and the read.
 
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::ptr::NonNull;
 
 use nftnl::nftnl_sys::{self as sys, libc};
@@ -278,4 +278,86 @@ fn read_elements(
     )?;
     let strangers = decoded.iter().filter(|e| e.is_none()).count();
     Ok((decoded.into_iter().flatten().collect(), strangers))
+}
+
+/// A `ct state` set element as the kernel holds it: the state bits, and
+/// for a verdict map the verdict code and jump/goto chain.
+pub(super) type RawCtElement = (u32, Option<(i32, Option<String>)>);
+
+/// The elements of another table's set that a `ct state` lookup names
+/// (`ct state { established, related }`, `ct state vmap { ... }`): each
+/// key as conntrack state bits, and for a verdict map its verdict code
+/// and jump/goto chain.
+pub(super) fn read_ct_set(
+    family: u8,
+    table: &CStr,
+    set: &str,
+) -> Result<Vec<RawCtElement>, SystemError> {
+    let name = CString::new(set).map_err(|_| SystemError::NftContent {
+        what: "a set name holds NUL".into(),
+    })?;
+    let mut out = Vec::new();
+    request(
+        &format!("list the elements of set {set}"),
+        nft_type(libc::NFT_MSG_GETSETELEM),
+        family,
+        (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16,
+        |nlh| unsafe {
+            // SAFETY: a fresh set naming table and set, serialized, freed.
+            let s = sys::nftnl_set_alloc();
+            if !s.is_null() {
+                let a = |x: u32| x as u16;
+                sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_TABLE), table.as_ptr());
+                sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_NAME), name.as_ptr());
+                sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_FAMILY), u32::from(family));
+                sys::nftnl_set_elems_nlmsg_build_payload(nlh, s);
+                sys::nftnl_set_free(s);
+            }
+        },
+        |nlh| unsafe {
+            // SAFETY: allocation checked; the elements belong to `s` and
+            // are read before it is freed.
+            let s = sys::nftnl_set_alloc();
+            if s.is_null() || sys::nftnl_set_elems_nlmsg_parse(nlh, s) < 0 {
+                if !s.is_null() {
+                    sys::nftnl_set_free(s);
+                }
+                return;
+            }
+            let it = sys::nftnl_set_elems_iter_create(s);
+            if !it.is_null() {
+                loop {
+                    let e = sys::nftnl_set_elems_iter_next(it);
+                    if e.is_null() {
+                        break;
+                    }
+                    let mut len = 0u32;
+                    let p = sys::nftnl_set_elem_get(e, sys::NFTNL_SET_ELEM_KEY as u16, &mut len);
+                    if p.is_null() || len != 4 {
+                        continue;
+                    }
+                    let mut key = [0u8; 4];
+                    key.copy_from_slice(std::slice::from_raw_parts(p.cast::<u8>(), 4));
+                    let verdict = sys::nftnl_set_elem_is_set(e, sys::NFTNL_SET_ELEM_VERDICT as u16)
+                        .then(|| {
+                            let v =
+                                sys::nftnl_set_elem_get_u32(e, sys::NFTNL_SET_ELEM_VERDICT as u16);
+                            let chain =
+                                sys::nftnl_set_elem_is_set(e, sys::NFTNL_SET_ELEM_CHAIN as u16)
+                                    .then(|| {
+                                        cstr(sys::nftnl_set_elem_get_str(
+                                            e,
+                                            sys::NFTNL_SET_ELEM_CHAIN as u16,
+                                        ))
+                                    });
+                            (v as i32, chain)
+                        });
+                    out.push((u32::from_ne_bytes(key), verdict));
+                }
+                sys::nftnl_set_elems_iter_destroy(it);
+            }
+            sys::nftnl_set_free(s);
+        },
+    )?;
+    Ok(out)
 }

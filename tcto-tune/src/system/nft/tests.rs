@@ -442,3 +442,45 @@ fn tagged_parts_rules_and_per_profile_sets_are_what_nft_lists_and_read_back() {
         );
     });
 }
+
+#[test]
+fn ct_state_sets_and_verdict_maps_are_read_and_decided() {
+    in_own_netns(|| {
+        nft(
+            &["-f", "-"],
+            Some(
+                "table inet wiki {
+                    chain input { type filter hook input priority filter; policy drop;
+                        ct state vmap { established : accept, related : accept, invalid : drop }
+                        tcp dport 8080 ct state new accept
+                    }
+                }
+                table ip fw {
+                    chain input { type filter hook input priority filter; policy drop;
+                        ct state { established, related } accept
+                        ct state { untracked } jump ok
+                    }
+                    chain ok { tcp dport 8080 accept; }
+                }",
+            ),
+        );
+        let chains = Nft.read_filter_chains().unwrap();
+        let wiki = chains.iter().find(|c| c.table == "wiki").unwrap();
+        // The kernel's element order is its own; the text lists them all.
+        let text = wiki.rules[0].to_string();
+        for part in ["established : accept", "related : accept", "invalid : drop"] {
+            assert!(text.contains(part), "{text}");
+        }
+        let f = findings(&chains, &flows()[..1]);
+        let msgs: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        // The wiki's vmap drops untracked packets (decided, not undecided);
+        // the `ip fw` chain accepts them through its set and jump.
+        assert_eq!(f.len(), 1, "{msgs:#?}");
+        assert_eq!(f[0].code, "notrack-breaks-stateful-filter", "{msgs:#?}");
+        assert!(msgs[0].contains("chain `inet wiki input`"), "{msgs:#?}");
+        assert!(
+            msgs[0].contains("accepted by rule `ct state vmap {"),
+            "{msgs:#?}"
+        );
+    });
+}
