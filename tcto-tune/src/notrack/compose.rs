@@ -104,7 +104,7 @@ pub fn findings(c: &Composed, profile: &str) -> Vec<Finding> {
                     list(&c.kept_own)
                 ),
             )
-            .hint("pass --replace to replace them with this run's flows, or `tcto-tune rollback` the apply that added them"),
+            .hint("pass --replace to replace them with this run's flows, or roll back the apply that added them"),
         );
     }
     if !c.others.is_empty() {
