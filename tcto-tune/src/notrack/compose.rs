@@ -60,6 +60,11 @@ pub fn compose(
         .copied()
         .filter(|f| placed.insert(*f))
         .collect();
+    // Untagged flows (written before tags) that this profile names are
+    // taken over as its own, not doubled.
+    for part in parts.iter_mut().filter(|p| p.profile.is_none()) {
+        part.flows.retain(|f| !named.contains(f));
+    }
     let settled = overlap::settle(&flows);
     match idx {
         Some(i) => parts[i].flows = settled.flows.clone(),
@@ -203,6 +208,16 @@ mod tests {
         assert!(t2.to_nft().contains("@flows4-big notrack comment \"big\""));
         // Parts read back give the same table.
         assert_eq!(NotrackTable::for_parts(&t2.parts()), t2);
+    }
+
+    #[test]
+    fn untagged_flows_this_profile_names_are_taken_over_not_doubled() {
+        let old = NotrackTable::for_flows(&[flow("10.0.1.0/24", 8080), flow("10.0.9.0/24", 80)]);
+        let c = compose(Some(&old), "p", &[flow("10.0.1.0/24", 8080)], false);
+        let t = c.table.unwrap();
+        assert_eq!(t.flow_count(), 2, "{}", t.to_nft());
+        assert!(t.to_nft().contains("tcp dport 8080 notrack comment \"p\""));
+        assert!(t.to_nft().contains("tcp dport 80 notrack\n"));
     }
 
     #[test]
