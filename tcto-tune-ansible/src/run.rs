@@ -148,8 +148,11 @@ fn load(args: &Args) -> Result<(Profile, PlanOptions), Failed> {
     for (port, backlog) in &args.app_backlog {
         profile.add_listener(*port, Some(*backlog));
     }
+    // NOTRACK flows of this profile are added to what other profiles
+    // applied; replacing an earlier apply's flows is the CLI's `--replace`.
     let opts = PlanOptions {
         allow: args.allow.iter().cloned().collect(),
+        ..Default::default()
     };
     Ok((profile, opts))
 }

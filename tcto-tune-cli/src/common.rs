@@ -31,6 +31,11 @@ pub struct ProfileArgs {
     /// Allow a refusing finding or a skip code, by its code (repeatable).
     #[arg(long = "allow", value_name = "CODE", value_parser = parse_code)]
     pub allow: Vec<String>,
+
+    /// NOTRACK: replace the flows this profile applied earlier instead of
+    /// adding to them (other profiles' flows stay).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 impl ProfileArgs {
@@ -57,6 +62,7 @@ impl ProfileArgs {
         }
         let opts = PlanOptions {
             allow: self.allow.iter().cloned().collect(),
+            notrack_replace: self.replace,
         };
         Ok((profile, opts))
     }

@@ -158,7 +158,22 @@ impl Value {
                         .iter()
                         .map(|c| count(c, "rules") + count(c, "set_rules"))
                         .sum();
-                    format!("(table, {n} rule{})", if n == 1 { "" } else { "s" })
+                    let plural = if n == 1 { "" } else { "s" };
+                    // Content tcto-tune did not write, named (rollback shows it).
+                    let foreign: Vec<&str> = v
+                        .get("foreign")
+                        .and_then(|f| f.as_array())
+                        .map_or(vec![], |f| {
+                            f.iter().filter_map(|x| x.get("what")?.as_str()).collect()
+                        });
+                    if foreign.is_empty() {
+                        format!("(table, {n} rule{plural})")
+                    } else {
+                        format!(
+                            "(table, {n} rule{plural}; not ours: {})",
+                            foreign.join(", ")
+                        )
+                    }
                 }
                 None => "(table)".into(),
             },

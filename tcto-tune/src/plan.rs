@@ -89,6 +89,9 @@ impl Plan {
 pub struct PlanOptions {
     /// Finding and skip codes the user allowed (`--allow`).
     pub allow: BTreeSet<String>,
+    /// NOTRACK: replace the flows this profile applied earlier instead of
+    /// adding to them (`--replace`); other profiles' flows stay either way.
+    pub notrack_replace: bool,
 }
 
 /// Plan `profile` against `state` with default options.
@@ -104,6 +107,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     } else {
         merged = PlanOptions {
             allow: opts.allow.union(&profile.allow).cloned().collect(),
+            notrack_replace: opts.notrack_replace,
         };
         &merged
     };
@@ -119,7 +123,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     for target in profile.sysctl_targets() {
         plan_sysctl(&mut p, &target, state, opts);
     }
-    crate::notrack::plan_notrack(&mut p, profile, state);
+    crate::notrack::plan_notrack(&mut p, profile, state, opts.notrack_replace);
     crate::offload::plan_offloads(&mut p, profile, state);
     let findings = check::run_all(&CheckInput {
         profile,

@@ -42,7 +42,10 @@ fn intent_word(i: Intent) -> &'static str {
 fn rules_word(nft: &str) -> String {
     let n = nft
         .lines()
-        .filter(|l| l.trim_end().ends_with(" notrack"))
+        .filter(|l| {
+            let l = l.trim_end();
+            l.ends_with(" notrack") || l.contains(" notrack comment \"")
+        })
         .count();
     format!("{n} rule{}", if n == 1 { "" } else { "s" })
 }

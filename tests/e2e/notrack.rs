@@ -11,12 +11,12 @@ const PROFILE: &str =
 const TABLE: &str = "table inet tcto_tune {
 \tchain prerouting {
 \t\ttype filter hook prerouting priority raw; policy accept;
-\t\tip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack
+\t\tip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack comment \"trusted-notrack\"
 \t}
 
 \tchain output {
 \t\ttype filter hook output priority raw; policy accept;
-\t\tip saddr 10.0.2.0/24 tcp sport 8080 ip daddr 10.0.1.0/24 notrack
+\t\tip saddr 10.0.2.0/24 tcp sport 8080 ip daddr 10.0.1.0/24 notrack comment \"trusted-notrack\"
 \t}
 }
 ";
@@ -71,29 +71,88 @@ fn apply_installs_exactly_the_table_and_rollback_restores_the_ruleset() {
 }
 
 #[test]
-fn rollback_restores_a_prior_table_content() {
-    if !require_root("rollback_restores_a_prior_table_content") {
+fn a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replaces() {
+    if !require_root(
+        "a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replaces",
+    ) {
         return;
     }
     let lab = Lab::new("nt-prior");
     let state = TempDir::new("nt-prior");
-    let r = tcto(
-        &lab,
-        &state,
-        "apply --profile trusted-notrack --set frontend=10.0.9.0/24 --set backend=10.0.2.0/24 --set port=80",
-    );
-    assert_eq!(r.code, 0, "{r}");
-    let prior = lab.ruleset();
-    assert!(prior.contains("ip saddr 10.0.9.0/24"), "{prior}");
-    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
-    assert!(r.stdout.contains("-\t\tip saddr 10.0.9.0/24"), "{r}");
-    assert!(r.stdout.contains("+\t\tip saddr 10.0.1.0/24"), "{r}");
     let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(lab.ruleset(), TABLE);
+    // The issue's second profile: another flow, another port.
+    let second = "--profile trusted-notrack --set frontend=10.0.3.0/24 --set backend=10.0.2.0/24 --set port=9090";
+    let r = tcto(&lab, &state, &format!("plan {second}"));
+    assert!(r.stdout.contains("2 rules -> 4 rules"), "{r}");
+    assert!(!r.stdout.contains("-\t\tip saddr 10.0.1.0/24"), "{r}");
+    assert!(
+        r.stdout.contains("info [notrack-flows-kept] the table keeps 1 flow(s) that profile `trusted-notrack` applied before and this run does not name: 10.0.1.0/24 -> 10.0.2.0/24 port 8080"),
+        "{r}"
+    );
+    let r = tcto(&lab, &state, &format!("apply {second}"));
+    assert_eq!(r.code, 0, "{r}");
+    let both = lab.ruleset();
+    assert!(
+        both.contains("ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack comment \"trusted-notrack\"")
+            && both.contains("ip saddr 10.0.3.0/24 ip daddr 10.0.2.0/24 tcp dport 9090 notrack comment \"trusted-notrack\""),
+        "{both}"
+    );
+    // The first flow is still untracked: real connects leave no entry.
+    lab.listen(8080);
+    // A rule that uses conntrack, so the namespace tracks at all.
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
+    assert_eq!(
+        tracked(&lab, 8080),
+        0,
+        "the first profile's flow stays untracked"
+    );
+    // Rollback of the second apply removes only its flow.
     let r = tcto(&lab, &state, "rollback");
     assert_eq!(r.code, 0, "{r}");
-    assert_eq!(lab.ruleset(), prior);
+    assert!(lab.ruleset().contains(TABLE), "{}", lab.ruleset());
+    assert!(!lab.ruleset().contains("9090"));
+    // Another profile (a file) adds its own tagged part.
+    let other = format!("{}/other.toml", state.path());
+    std::fs::write(
+        &other,
+        "name = \"other\"\n[[notrack]]\nfrom = \"10.0.4.0/24\"\nto = \"10.0.2.0/24\"\nport = 7070\n",
+    )
+    .unwrap();
+    let r = tcto(&lab, &state, &format!("apply --profile {other}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("(table, 2 rules) -> (table, 4 rules)"),
+        "{r}"
+    );
+    let listed = lab.ruleset();
+    assert!(
+        listed.contains("tcp dport 7070 notrack comment \"other\""),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("tcp dport 8080 notrack comment \"trusted-notrack\""),
+        "{listed}"
+    );
+    // --replace replaces trusted-notrack's flows only, in plan and apply.
+    let r = tcto(&lab, &state, &format!("apply {second} --replace"));
+    assert_eq!(r.code, 0, "{r}");
+    let listed = lab.ruleset();
+    assert!(
+        listed.contains("tcp dport 9090 notrack comment \"trusted-notrack\"")
+            && !listed.contains("tcp dport 8080")
+            && listed.contains("tcp dport 7070 notrack comment \"other\""),
+        "{listed}"
+    );
+    // Rolled back one by one, newest first, down to nothing of ours.
+    for _ in 0..3 {
+        let r = tcto(&lab, &state, "rollback");
+        assert_eq!(r.code, 0, "{r}");
+    }
+    assert!(!lab.ruleset().contains("tcto_tune"), "{}", lab.ruleset());
 }
 
 fn tracked(lab: &Lab, port: u16) -> usize {
@@ -239,7 +298,7 @@ fn flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked() {
     assert!(r.stdout.contains("(table, 2 rules)"), "{r}");
     let listed = lab.ruleset();
     assert!(
-        listed.contains("ip saddr . ip daddr . tcp dport @flows4 notrack")
+        listed.contains("ip saddr . ip daddr . tcp dport @flows4-many notrack comment \"many\"")
             && listed.contains("10.0.1.0/24 . 10.0.2.0/24 . 8080")
             && listed.contains("10.9.38.0/24 . 10.0.2.0/24 . 8080"),
         "{listed}"
@@ -291,8 +350,363 @@ fn a_ct_state_verdict_map_is_recognised_as_stateful() {
     assert_eq!(r.code, 0, "{r}");
     let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
     assert_eq!(r.code, 3, "{r}");
+    // The map's elements are read: untracked finds no element, the walk
+    // goes on to the policy drop, and quotes the map as read.
+    assert!(
+        r.stdout
+            .contains("refuse [notrack-breaks-stateful-filter] chain `inet filter input`"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("accepted by rule `ct state vmap { invalid : drop, established : accept, related : accept }`"),
+        "{r}"
+    );
+    // And it is right: forced, the connects time out.
+    lab.listen(8080);
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 2, 500), (0, 2), "untracked SYNs dropped");
+}
+
+/// ufw's layout (iptables-nft, firewalld alike): the base chain only jumps,
+/// the stateful accepts live in a regular chain.
+const UFW: &str = "table inet filter {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		counter jump ufw-before-input
+	}
+
+	chain ufw-before-input {
+		ct state established,related accept
+		tcp dport 8080 ct state new accept
+	}
+}
+";
+
+#[test]
+fn a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked() {
+    if !require_root("a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked")
+    {
+        return;
+    }
+    let lab = Lab::new("nt-ufw");
+    let state = TempDir::new("nt-ufw");
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{UFW}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    let before = lab.ruleset_stateless();
+    lab.listen(8080);
+    assert_eq!(lab.connect(8080, 3, 2000), (3, 0), "tracked, it works");
+
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
     assert!(
         r.stdout.contains("refuse [notrack-breaks-stateful-filter]"),
         "{r}"
     );
+    assert!(
+        r.stdout.contains("through input -> ufw-before-input")
+            && r.stdout.contains(
+                "accepted by rule `ct state established,related accept` (chain ufw-before-input)"
+            ),
+        "{r}"
+    );
+    assert_eq!(
+        lab.ruleset_stateless(),
+        before,
+        "a refused apply changes nothing"
+    );
+
+    // The finding is right: forced, the connects time out.
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 3, 500), (0, 3), "untracked SYNs dropped");
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset_stateless(), before);
+
+    // Mended with the hint's own command, the apply passes and the flow
+    // connects through the NOTRACKed path.
+    let r = lab
+        .backend
+        .sh("nft insert rule inet filter input ct state untracked accept");
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    let r = lab.backend.sh("conntrack -F 2>&1");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 5, 2000), (5, 0));
+    assert_eq!(tracked(&lab, 8080), 0, "the connects went untracked");
+}
+
+/// A `type route hook output` chain with policy drop that passes replies
+/// only as established, reached by goto.
+const ROUTE_OUT: &str = "table ip mangle {
+	chain out {
+		type route hook output priority mangle; policy drop;
+		goto replies
+	}
+
+	chain replies {
+		ct state established accept
+	}
+}
+";
+
+#[test]
+fn a_route_output_chain_with_policy_drop_is_refused() {
+    if !require_root("a_route_output_chain_with_policy_drop_is_refused") {
+        return;
+    }
+    let lab = Lab::new("nt-route");
+    let state = TempDir::new("nt-route");
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{ROUTE_OUT}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    lab.listen(8080);
+    assert_eq!(lab.connect(8080, 2, 2000), (2, 0), "tracked, it works");
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains(
+            "chain `ip mangle out` (hook output, policy drop) would drop the untracked replies"
+        ),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("accepted by rule `ct state established accept` (chain replies)"),
+        "{r}"
+    );
+    // It is right: forced, the replies are dropped.
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        lab.connect(8080, 2, 500),
+        (0, 2),
+        "untracked replies dropped"
+    );
+}
+
+/// 35 flows (set mode, also once one is merged away): 33 apart, plus
+/// `10.0.0.0/15 -> 10.0.0.0/24` and `10.1.0.0/16 -> TO` on one port.
+fn overlap_profile(state: &TempDir, to: &str) -> String {
+    let path = format!("{}/overlap.toml", state.path());
+    let mut toml = String::from("name = \"overlap\"\n");
+    for i in 0..33 {
+        toml.push_str(&format!(
+            "[[notrack]]\nfrom = \"10.9.{i}.0/24\"\nto = \"10.0.2.0/24\"\nport = 8080\n"
+        ));
+    }
+    toml.push_str("[[notrack]]\nfrom = \"10.0.0.0/15\"\nto = \"10.0.0.0/24\"\nport = 8080\n");
+    toml.push_str(&format!(
+        "[[notrack]]\nfrom = \"10.1.0.0/16\"\nto = \"{to}\"\nport = 8080\n"
+    ));
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+#[test]
+fn overlapping_flows_are_merged_or_refused_and_the_dry_run_agrees_with_the_kernel() {
+    if !require_root(
+        "overlapping_flows_are_merged_or_refused_and_the_dry_run_agrees_with_the_kernel",
+    ) {
+        return;
+    }
+    let lab = Lab::new("nt-ovl");
+    let state = TempDir::new("nt-ovl");
+    // Held: 10.1.0.0/16 -> 10.0.0.0/24 lies inside the /15 flow.
+    let held = overlap_profile(&state, "10.0.0.0/24");
+    let r = tcto(&lab, &state, &format!("plan --profile {held}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("info [notrack-flows-overlap] flow 10.1.0.0/16 -> 10.0.0.0/24 port 8080 lies inside flow 10.0.0.0/15 -> 10.0.0.0/24 port 8080"),
+        "{r}"
+    );
+    let r = tcto(&lab, &state, &format!("apply --dry-run --profile {held}"));
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("apply --profile {held}"));
+    assert_eq!(r.code, 0, "{r}");
+    let listed = lab.ruleset();
+    assert!(
+        listed.contains("10.0.0.0/15 . 10.0.0.0/24 . 8080") && !listed.contains("10.1.0.0/16"),
+        "{listed}"
+    );
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+
+    // Crossing: 10.1.0.0/16 -> 10.0.0.0/22 holds the /24 the other names.
+    let crossing = overlap_profile(&state, "10.0.0.0/22");
+    let r = tcto(&lab, &state, &format!("plan --profile {crossing}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains("refuse [notrack-flows-overlap] flows 10.0.0.0/15 -> 10.0.0.0/24 port 8080 and 10.1.0.0/16 -> 10.0.0.0/22 port 8080 overlap"),
+        "{r}"
+    );
+    // Allowed anyway, the dry run fails as the kernel does.
+    let allow = "--allow notrack-flows-overlap";
+    let dry = tcto(
+        &lab,
+        &state,
+        &format!("apply --dry-run --profile {crossing} {allow}"),
+    );
+    let real = tcto(&lab, &state, &format!("apply --profile {crossing} {allow}"));
+    for r in [&dry, &real] {
+        assert_eq!(r.code, 1, "{r}");
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains("cannot add elements to set flows4") && all.contains("File exists"),
+            "{r}"
+        );
+    }
+    assert!(!lab.ruleset().contains("tcto_tune"), "nothing half-applied");
+}
+
+#[test]
+fn a_foreign_rule_is_named_and_rollback_force_restores_our_table() {
+    if !require_root("a_foreign_rule_is_named_and_rollback_force_restores_our_table") {
+        return;
+    }
+    let lab = Lab::new("nt-foreign");
+    let state = TempDir::new("nt-foreign");
+    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    let before = lab.ruleset();
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    // Someone adds a rule to our table by hand.
+    let r = lab
+        .backend
+        .sh("nft add rule inet tcto_tune prerouting tcp dport 22 accept");
+    assert_eq!(r.code, 0, "{r}");
+
+    // plan names it, with the command that removes it, and plans nothing.
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains("refuse [notrack-foreign-content] table inet tcto_tune holds content tcto-tune did not write: rule `tcp dport 22 accept` in chain prerouting (handle "),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("`nft delete rule inet tcto_tune prerouting handle "),
+        "{r}"
+    );
+
+    // rollback names it and leaves it; --force restores our journaled
+    // state, removing it, and says so.
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stdout
+            .contains("not ours: rule `tcp dport 22 accept` in chain prerouting (handle ")
+            && r.stdout.contains("use --force to restore `(absent)`"),
+        "{r}"
+    );
+    assert!(!r.stdout.contains("cannot read it"), "{r}");
+    assert!(lab.ruleset().contains("tcp dport 22 accept"));
+    let r = tcto(&lab, &state, "rollback --force");
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("reverted")
+            && r.stdout.contains("--force: replaced `(table, 2 rules; not ours: rule `tcp dport 22 accept` in chain prerouting"),
+        "{r}"
+    );
+    assert_eq!(lab.ruleset(), before);
+}
+
+#[test]
+fn the_removal_command_the_finding_prints_runs_as_printed() {
+    if !require_root("the_removal_command_the_finding_prints_runs_as_printed") {
+        return;
+    }
+    let lab = Lab::new("nt-fhint");
+    let state = TempDir::new("nt-fhint");
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    let r = lab
+        .backend
+        .sh("nft add rule inet tcto_tune output tcp sport 22 accept");
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    let cmd = r
+        .stdout
+        .split('`')
+        .find(|s| s.starts_with("nft delete rule inet tcto_tune output handle "))
+        .unwrap_or_else(|| panic!("no removal command in {r}"))
+        .to_owned();
+    let r = lab.backend.sh(&cmd);
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("plan --exit-code {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.ruleset(), TABLE);
+}
+
+/// A `hook prerouting` filter chain (after conntrack) with policy drop,
+/// whose stateful accept sits behind a goto to a chain ending in `drop`.
+const PREROUTING_GOTO: &str = "table ip pre {
+\tchain pre {
+\t\ttype filter hook prerouting priority filter; policy drop;
+\t\tgoto gate
+\t}
+
+\tchain gate {
+\t\tct state established,related accept
+\t\ttcp dport 8080 ct state new accept
+\t\tdrop
+\t}
+}
+";
+
+#[test]
+fn a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right() {
+    if !require_root("a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right") {
+        return;
+    }
+    let lab = Lab::new("nt-pre");
+    let state = TempDir::new("nt-pre");
+    let r = lab
+        .backend
+        .sh(&format!("nft -f - <<'EOF'\n{PREROUTING_GOTO}EOF"));
+    assert_eq!(r.code, 0, "{r}");
+    lab.listen(8080);
+    assert_eq!(lab.connect(8080, 2, 2000), (2, 0), "tracked, it works");
+    let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stdout.contains(
+            "chain `ip pre pre` (hook prerouting, policy drop) would drop the untracked requests"
+        ) && r
+            .stdout
+            .contains("they end at rule `drop` (chain gate) (through pre -> gate)"),
+        "{r}"
+    );
+    let r = tcto(
+        &lab,
+        &state,
+        &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 2, 500), (0, 2), "untracked SYNs dropped");
+    // Mended as the hint says, it connects untracked.
+    let r = tcto(&lab, &state, "rollback");
+    assert_eq!(r.code, 0, "{r}");
+    let r = lab
+        .backend
+        .sh("nft insert rule ip pre pre ct state untracked accept");
+    assert_eq!(r.code, 0, "{r}");
+    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(lab.connect(8080, 2, 2000), (2, 0));
 }

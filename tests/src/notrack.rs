@@ -76,6 +76,15 @@ impl Lab {
         (num("ok="), num("failed="))
     }
 
+    /// `nft -s list ruleset` on the backend: without counter values.
+    pub fn ruleset_stateless(&self) -> String {
+        ok(
+            self.backend.sh("nft -s list ruleset"),
+            "nft -s list ruleset",
+        )
+        .stdout
+    }
+
     /// `nft list ruleset` on the backend.
     pub fn ruleset(&self) -> String {
         ok(self.backend.sh("nft list ruleset"), "nft list ruleset").stdout

@@ -100,13 +100,20 @@ pub fn undo(
             failure.get_or_insert_with(|| fail_text(&step.target, step.error.as_ref().unwrap()));
             continue;
         }
+        // What --force overwrites is said (for a table: what was not ours).
+        let forced = (!ours).then(|| {
+            format!(
+                "--force: replaced `{}`, set by someone else",
+                current.display()
+            )
+        });
         step.status = StepStatus::Reverting;
         save(journal, record)?;
         let step = &mut record.steps[i];
         match write_checked(effects, &step.target, &step.before) {
             Ok(()) => {
                 step.status = StepStatus::Reverted;
-                step.error = None;
+                step.error = forced;
                 wrote[i] = true;
                 restored += 1;
                 undo_crash_point(restored);

@@ -28,6 +28,8 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const META_NFPROTO: u32 = 15;
 /// `NFT_META_L4PROTO`.
 pub const META_L4PROTO: u32 = 16;
+/// `NFT_META_IIF`, `NFT_META_OIF`, `NFT_META_IIFNAME`, `NFT_META_OIFNAME`.
+const META_IFACE: [(u32, &str); 4] = [(4, "iif"), (5, "oif"), (6, "iifname"), (7, "oifname")];
 /// `NFT_PAYLOAD_NETWORK_HEADER`.
 pub const BASE_NETWORK: u32 = 1;
 /// `NFT_PAYLOAD_TRANSPORT_HEADER`.
@@ -184,8 +186,33 @@ pub struct RuleMatch {
     /// `ct state` matched through a set lookup (`ct state { ... }`); the
     /// set's elements are not read, so the states are unknown.
     pub ct_state_set: Option<String>,
+    /// An interface match on loopback (`iif "lo"`, `oifname != "lo"`...):
+    /// the only interface the walk can decide for a flow, since every
+    /// namespace's `lo` is ifindex 1 and named `lo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lo_iface: Option<LoIface>,
+    /// A `counter` (no effect on matching; kept so the rule reads as written).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counter: bool,
+    /// The elements of the `ct state` set or verdict map, once read: each
+    /// state bit, with its verdict for a map (`None` for a plain set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ct_state_elements: Option<Vec<CtElement>>,
     /// Matches the decoder does not model, as text.
     pub unknown: Vec<String>,
+}
+
+/// One element of a `ct state` set or verdict map: the state bit, and for
+/// a map its verdict.
+pub type CtElement = (u32, Option<Verdict>);
+
+/// `iif`/`oif`/`iifname`/`oifname` compared with loopback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoIface {
+    /// `iif`, `oif`, `iifname` or `oifname`.
+    pub key: String,
+    /// `==` (true) or `!=` (false).
+    pub eq: bool,
 }
 
 /// A decoded rule: its matches and its verdict.
@@ -364,10 +391,11 @@ pub fn decode(table_family: u8, exprs: &[RawExpr]) -> DecodedRule {
                 regs.insert(*dreg, Loaded::Unknown);
             }
             RawExpr::Notrack => verdict = Verdict::Notrack,
-            RawExpr::Counter => {}
+            RawExpr::Counter => m.counter = true,
             RawExpr::Other { name } => match name.as_str() {
                 "reject" => verdict = Verdict::Reject,
-                "log" | "counter" => {}
+                "counter" => m.counter = true,
+                "log" => {}
                 _ => m.unknown.push(name.clone()),
             },
         }
@@ -441,6 +469,25 @@ fn decode_cmp(m: &mut RuleMatch, l: &Loaded, op: u32, data: &[u8]) -> bool {
             m.ct_states = Some(u32::from_ne_bytes([data[0], data[1], data[2], data[3]]));
             true
         }
+        (Loaded::Meta(k), CMP_EQ | CMP_NEQ) if m.lo_iface.is_none() && is_lo(*k, data) => {
+            let key = META_IFACE.iter().find(|(mk, _)| mk == k).map(|(_, n)| *n);
+            m.lo_iface = key.map(|key| LoIface {
+                key: key.into(),
+                eq: op == CMP_EQ,
+            });
+            m.lo_iface.is_some()
+        }
+        _ => false,
+    }
+}
+
+/// Whether `data` names loopback for interface key `k`: ifindex 1 for
+/// `iif`/`oif`, the exact name `lo` (NUL-padded; a name without a NUL is a
+/// wildcard like `lo*`) for `iifname`/`oifname`.
+fn is_lo(k: u32, data: &[u8]) -> bool {
+    match k {
+        4 | 5 => data == 1u32.to_ne_bytes(),
+        6 | 7 => data.len() > 2 && data.starts_with(b"lo") && data[2..].iter().all(|b| *b == 0),
         _ => false,
     }
 }
@@ -493,6 +540,34 @@ pub fn push_nft_addr(out: &mut String, c: &Cidr) {
     });
 }
 
+/// A verdict as `nft` prints it.
+pub fn verdict_text(v: &Verdict) -> String {
+    match v {
+        Verdict::Continue => "continue".into(),
+        Verdict::Accept => "accept".into(),
+        Verdict::Drop => "drop".into(),
+        Verdict::Reject => "reject".into(),
+        Verdict::Notrack => "notrack".into(),
+        Verdict::Jump(c) => format!("jump {c}"),
+        Verdict::Goto(c) => format!("goto {c}"),
+        Verdict::Return => "return".into(),
+        Verdict::Map(set) => format!("vmap @{set}"),
+    }
+}
+
+/// The verdict for a kernel verdict code (`NF_ACCEPT`, `NFT_JUMP`...).
+pub fn verdict_of(code: i32, chain: Option<String>) -> Verdict {
+    let chain = chain.unwrap_or_default();
+    match code {
+        NF_ACCEPT => Verdict::Accept,
+        NF_DROP => Verdict::Drop,
+        NFT_JUMP => Verdict::Jump(chain),
+        NFT_GOTO => Verdict::Goto(chain),
+        NFT_RETURN => Verdict::Return,
+        _ => Verdict::Continue,
+    }
+}
+
 /// Names of the `ct state` bits, as `nft` prints them.
 pub fn ct_state_names(bits: u32) -> String {
     let names = [
@@ -518,6 +593,10 @@ impl fmt::Display for DecodedRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = &self.matches;
         let mut parts: Vec<String> = Vec::new();
+        if let Some(lo) = &m.lo_iface {
+            let op = if lo.eq { "" } else { "!= " };
+            parts.push(format!("{} {op}\"lo\"", lo.key));
+        }
         let ip = if m.nfproto == Some(NFPROTO_IPV6) {
             "ip6"
         } else {
@@ -556,11 +635,29 @@ impl fmt::Display for DecodedRule {
         if let Some(bits) = m.ct_states {
             parts.push(format!("ct state {}", ct_state_names(bits)));
         }
-        if let Some(set) = &m.ct_state_set {
-            parts.push(format!("ct state @{set}"));
+        let vmap = matches!(&self.verdict, Verdict::Map(v) if m.ct_state_set.as_ref() == Some(v));
+        // The set's elements as `nft` prints them, once read.
+        let elements = m.ct_state_elements.as_ref().map(|els| {
+            let items: Vec<String> = els
+                .iter()
+                .map(|(bits, v)| match v {
+                    Some(v) => format!("{} : {}", ct_state_names(*bits), verdict_text(v)),
+                    None => ct_state_names(*bits),
+                })
+                .collect();
+            format!("{{ {} }}", items.join(", "))
+        });
+        if let Some(set) = m.ct_state_set.as_ref().filter(|_| !vmap) {
+            match &elements {
+                Some(e) => parts.push(format!("ct state {e}")),
+                None => parts.push(format!("ct state @{set}")),
+            }
         }
         for u in &m.unknown {
             parts.push(format!("<{u}>"));
+        }
+        if m.counter {
+            parts.push("counter".into());
         }
         parts.push(match &self.verdict {
             Verdict::Continue => "continue".into(),
@@ -571,6 +668,10 @@ impl fmt::Display for DecodedRule {
             Verdict::Jump(c) => format!("jump {c}"),
             Verdict::Goto(c) => format!("goto {c}"),
             Verdict::Return => "return".into(),
+            Verdict::Map(_) if vmap && elements.is_some() => {
+                format!("ct state vmap {}", elements.unwrap_or_default())
+            }
+            Verdict::Map(set) if vmap => format!("ct state vmap @{set}"),
             Verdict::Map(set) => format!("vmap @{set}"),
         });
         f.write_str(&parts.join(" "))
@@ -626,12 +727,27 @@ mod tests {
                 RawExpr::Cmp {
                     sreg: 1,
                     op: CMP_EQ,
-                    data: b"lo\0".to_vec(),
+                    data: b"eth0\0".to_vec(),
                 },
                 accept(),
             ],
         );
         assert_eq!(r.matches.unknown.len(), 1, "{r:?}");
+        assert_eq!(r.matches.lo_iface, None);
+        // Loopback is decoded: every namespace's `lo`.
+        let r = decode(
+            NFPROTO_INET,
+            &[
+                RawExpr::Meta { key: 6, dreg: 1 },
+                RawExpr::Cmp {
+                    sreg: 1,
+                    op: CMP_EQ,
+                    data: b"lo\0\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec(),
+                },
+                accept(),
+            ],
+        );
+        assert_eq!(r.to_string(), "iifname \"lo\" accept");
         assert_eq!(r.verdict, Verdict::Accept);
     }
 

@@ -88,8 +88,53 @@ pub fn inet_filter_input(rules: Vec<DecodedRule>) -> FilterChain {
         table: "filter".into(),
         name: "input".into(),
         hook: "input".into(),
+        kind: "filter".into(),
         priority: 0,
         policy: "drop".into(),
         rules,
+    }
+}
+
+/// A verdict: `drop`, `jump CHAIN` or `goto CHAIN`.
+pub fn verdict(code: i32, chain: Option<&str>) -> RawExpr {
+    RawExpr::Immediate {
+        dreg: 0,
+        verdict: Some(code),
+        chain: chain.map(str::to_owned),
+    }
+}
+
+/// `meta KEY` (iif 4, oif 5, iifname 6, oifname 7) `== DATA`.
+pub fn iface(key: u32, data: &[u8]) -> Vec<RawExpr> {
+    vec![
+        RawExpr::Meta { key, dreg: 1 },
+        RawExpr::Cmp {
+            sreg: 1,
+            op: CMP_EQ,
+            data: data.to_vec(),
+        },
+    ]
+}
+
+/// A chain of table `inet filter`: a base chain for `hook` `Some((hook,
+/// kind, priority, policy))`, else a regular chain; its rules decoded.
+pub fn chain(
+    name: &str,
+    hook: Option<(&str, &str, i32, &str)>,
+    rules: &[Vec<RawExpr>],
+) -> FilterChain {
+    let (hook, kind, priority, policy) = hook.unwrap_or(("", "", 0, "accept"));
+    FilterChain {
+        family: "inet".into(),
+        table: "filter".into(),
+        name: name.into(),
+        hook: hook.into(),
+        kind: kind.into(),
+        priority,
+        policy: policy.into(),
+        rules: rules
+            .iter()
+            .map(|e| super::expr::decode(super::expr::NFPROTO_INET, e))
+            .collect(),
     }
 }

@@ -14,11 +14,16 @@
 //! go into concatenated interval sets (`from . to . port`) looked up by
 //! two rules per address family, so the rule count stays constant.
 
+pub mod compose;
 pub mod expr;
 pub mod filter;
+pub mod overlap;
+pub mod scope;
+pub(crate) mod stateful;
 pub mod table;
+pub mod walk;
 
-pub use filter::{Fate, FilterChain};
+pub use filter::FilterChain;
 pub use table::{
     FlowElement, FlowSet, NotrackChain, NotrackRule, NotrackTable, ScopedFlow, SetRule,
     MAX_RULE_FLOWS, TABLE_FAMILY, TABLE_NAME,
@@ -44,8 +49,8 @@ pub fn key() -> String {
     target().key()
 }
 
-/// The profile's flows that can become rules.
-pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
+/// The profile's flows that name all three fields, each once.
+fn usable_flows(profile: &Profile) -> Vec<ScopedFlow> {
     let mut seen = std::collections::HashSet::with_capacity(profile.notrack.len());
     profile
         .notrack
@@ -55,10 +60,16 @@ pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
         .collect()
 }
 
-/// The table `profile` asks for, or `None` when it has no usable flow.
+/// The profile's flows that become rules: usable, with flows that lie
+/// inside another merged away ([`overlap`]).
+pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
+    overlap::settle(&usable_flows(profile)).flows
+}
+
+/// The table `profile` asks for on a host without one, or `None` when it
+/// has no usable flow.
 pub fn desired_table(profile: &Profile) -> Option<NotrackTable> {
-    let flows = scoped_flows(profile);
-    (!flows.is_empty()).then(|| NotrackTable::for_flows(&flows))
+    compose::compose(None, &profile.name, &usable_flows(profile), false).table
 }
 
 /// The value a table is journaled and compared as.
@@ -66,9 +77,11 @@ pub fn value_of(table: Option<&NotrackTable>) -> Value {
     table.map_or(Value::Absent, |t| Value::Json(t.to_json()))
 }
 
-/// Planner step: one `notrack` change replacing the whole table, or an
-/// "already in place" entry; flows missing a field are skipped.
-pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
+/// Planner step: one `notrack` change writing the whole table (the table
+/// in place with this profile's flows added, or with `replace` replacing
+/// the ones it applied before: [`compose`]), or an "already in place"
+/// entry; flows missing a field are skipped.
+pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replace: bool) {
     for f in &profile.notrack {
         if ScopedFlow::of(f).is_none() {
             let show = |c: Option<String>| c.unwrap_or_else(|| "?".into());
@@ -87,7 +100,20 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
             });
         }
     }
-    let Some(want) = desired_table(profile) else {
+    let own = usable_flows(profile);
+    if own.is_empty() {
+        return;
+    }
+    let current = state.notrack_table.as_ref();
+    if let Some(t) = current.filter(|t| !t.foreign.is_empty()) {
+        // Writing the table would delete what someone else put there.
+        p.findings.push(foreign_finding(t));
+        return;
+    }
+    let composed = compose::compose(current, &profile.name, &own, replace);
+    p.findings
+        .extend(compose::findings(&composed, &profile.name));
+    let Some(want) = composed.table else {
         return;
     };
     let mut reasons: Vec<String> = Vec::new();
@@ -97,7 +123,6 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
         }
     }
     let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
-    let current = state.notrack_table.as_ref();
     if current == Some(&want) {
         // Rendered once: a table of 1,000 flows is some 50 KiB of text.
         let text = want.to_nft();
@@ -124,16 +149,37 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState) {
     });
 }
 
+/// `notrack-foreign-content`: the table holds what tcto-tune did not write.
+fn foreign_finding(t: &NotrackTable) -> Finding {
+    let what: Vec<&str> = t.foreign.iter().map(|f| f.what.as_str()).collect();
+    let remove: Vec<&str> = t.foreign.iter().map(|f| f.remove.as_str()).collect();
+    Finding::new(
+        "notrack-foreign-content",
+        Severity::Refuse,
+        format!(
+            "table {} holds content tcto-tune did not write: {}; tcto-tune writes the whole table, so it plans no NOTRACK change over it",
+            key(),
+            what.join(", ")
+        ),
+    )
+    .hint(format!(
+        "move it into a table of your own, or remove it: `{}`",
+        remove.join("`, `")
+    ))
+}
+
 /// Every NOTRACK check: `notrack-unscoped`,
-/// `notrack-breaks-stateful-filter`, `notrack-loopback`,
+/// `notrack-breaks-stateful-filter`, `notrack-filter-undecided`, `notrack-loopback`,
 /// `notrack-bypasses-conntrack`.
 pub fn checks(input: &CheckInput) -> Vec<Finding> {
-    let mut out = unscoped(input.profile);
+    let mut out = scope::per_flow(input.profile);
+    // Overlaps are the planner's findings (on the composed part).
     let flows = scoped_flows(input.profile);
     if flows.is_empty() {
         return out;
     }
-    out.extend(stateful_filter(input.state, &flows));
+    out.extend(scope::union_findings(&flows));
+    out.extend(stateful::findings(&input.state.filter_chains, &flows));
     for f in flows.iter().filter(|f| f.touches_loopback()) {
         out.push(
             Finding::new(
@@ -167,70 +213,6 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
         .hint("do not NOTRACK flows that are NATed on this host"),
     );
     out
-}
-
-/// `notrack-unscoped`.
-fn unscoped(profile: &Profile) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for (i, f) in profile.notrack.iter().enumerate() {
-        let n = i + 1;
-        let mut missing = Vec::new();
-        if f.from.is_none() {
-            missing.push("`from`");
-        }
-        if f.to.is_none() {
-            missing.push("`to`");
-        }
-        if f.port.is_none() {
-            missing.push("`port`");
-        }
-        let msg = if !missing.is_empty() {
-            Some(format!(
-                "NOTRACK flow #{n} has no {}: it would exempt more than the trusted flow from conntrack (it is not planned)",
-                missing.join(" or ")
-            ))
-        } else if let (Some(a), Some(b)) = (f.from, f.to) {
-            if a.is_ipv4() != b.is_ipv4() {
-                Some(format!(
-                    "NOTRACK flow #{n} mixes IPv4 and IPv6 ({a} -> {b}): no packet matches it (it is not planned)"
-                ))
-            } else if a.is_any() || b.is_any() {
-                Some(format!(
-                    "NOTRACK flow #{n} ({a} -> {b}) covers every address: all such traffic would leave conntrack and any stateful filter"
-                ))
-            } else {
-                None
-            }
-        } else {
-            None
-        };
-        if let Some(msg) = msg {
-            out.push(
-                Finding::new("notrack-unscoped", Severity::Refuse, msg).hint(
-                    "name the client subnet (`from`), the server subnet (`to`) and the server `port`, e.g. from = \"10.0.1.0/24\", to = \"10.0.2.0/24\", port = 8080",
-                ),
-            );
-        }
-    }
-    out
-}
-
-/// `notrack-breaks-stateful-filter`.
-fn stateful_filter(state: &SystemState, flows: &[ScopedFlow]) -> Vec<Finding> {
-    filter::breakages(&state.filter_chains, flows)
-        .into_iter()
-        .map(|b| {
-            Finding::new(
-                "notrack-breaks-stateful-filter",
-                Severity::Refuse,
-                format!("{b}: its connections would time out"),
-            )
-            .hint(format!(
-                "add `ct state untracked accept` to that chain before its drop, e.g. `{}`",
-                b.fix()
-            ))
-        })
-        .collect()
 }
 
 #[cfg(test)]

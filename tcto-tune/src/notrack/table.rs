@@ -42,15 +42,33 @@ pub struct NotrackTable {
     pub sets: Vec<FlowSet>,
     /// Chains, in order (prerouting, output).
     pub chains: Vec<NotrackChain>,
+    /// Content of the table in the kernel that tcto-tune did not write
+    /// (read only: never planned over, never written back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign: Vec<Foreign>,
+}
+
+/// Something in our table that tcto-tune did not write: what it is, and
+/// the `nft` command that removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Foreign {
+    /// `rule `tcp dport 22 accept` in chain prerouting (handle 4)`.
+    pub what: String,
+    /// `nft delete rule inet tcto_tune prerouting handle 4`.
+    pub remove: String,
 }
 
 /// `set flows4 { type ipv4_addr . ipv4_addr . inet_service; flags interval; ... }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowSet {
-    /// `flows4` or `flows6`.
+    /// `flows4`/`flows6`, or `flows4-TAG`/`flows6-TAG` for a profile's set.
     pub name: String,
     /// Elements, sorted (the kernel's dump order is its own).
     pub elements: Vec<FlowElement>,
+    /// The profile tag whose flows these are (`None`: untagged, as
+    /// tcto-tune wrote tables before tags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// One element, `from . to . port`: a flow, held in a set.
@@ -64,6 +82,9 @@ pub struct SetRule {
     pub ipv4: bool,
     /// The reply direction (server:port -> client).
     pub reply: bool,
+    /// The profile tag: the rule's comment, and its set's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// One base chain of the table (hook at raw priority, policy accept).
@@ -91,6 +112,14 @@ pub struct NotrackRule {
     pub sport: Option<u16>,
     /// TCP destination port (request direction).
     pub dport: Option<u16>,
+    /// The profile tag (the rule's comment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// `127.0.0.0/8`.
+fn lo4() -> Cidr {
+    Cidr::new(std::net::Ipv4Addr::new(127, 0, 0, 0).into(), 8).expect("127.0.0.0/8 is a subnet")
 }
 
 /// A flow with every field present and one address family.
@@ -120,120 +149,189 @@ impl ScopedFlow {
         format!("{} -> {} port {}", self.from, self.to, self.port)
     }
 
-    /// Whether either end is loopback (127.0.0.0/8 or ::1).
+    /// Whether the flow matches loopback traffic: both ends reach into
+    /// the loopback range (127.0.0.0/8, ::1), since a packet on `lo`
+    /// carries loopback addresses at both ends. Decided by those ranges
+    /// only: `0.0.0.0/1 -> 128.0.0.0/1` holds 127.0.0.1 on one side and
+    /// is not loopback.
     pub fn touches_loopback(&self) -> bool {
         let lo = |c: &Cidr| match c.addr() {
-            IpAddr::V4(a) => {
-                a.is_loopback() || (c.prefix() < 8 && c.contains([127, 0, 0, 1].into()))
-            }
+            IpAddr::V4(_) => super::scope::overlaps(c, &lo4()),
             IpAddr::V6(_) => c.contains(std::net::Ipv6Addr::LOCALHOST.into()),
         };
-        lo(&self.from) || lo(&self.to)
+        lo(&self.from) && lo(&self.to)
     }
 
     /// The rule for the request direction: client -> server:port.
-    fn request(&self) -> NotrackRule {
+    fn request(&self, profile: &Option<String>) -> NotrackRule {
         NotrackRule {
             saddr: self.from,
             daddr: self.to,
             sport: None,
             dport: Some(self.port),
+            profile: profile.clone(),
         }
     }
 
     /// The rule for the reply direction: server:port -> client.
-    fn reply(&self) -> NotrackRule {
+    fn reply(&self, profile: &Option<String>) -> NotrackRule {
         NotrackRule {
             saddr: self.to,
             daddr: self.from,
             sport: Some(self.port),
             dport: None,
+            profile: profile.clone(),
         }
     }
 }
 
-impl NotrackTable {
-    /// The table for these flows: per flow, the request direction in
-    /// prerouting and the reply direction in output; a loopback flow also
-    /// gets its request direction in output, where loopback packets are
-    /// first seen by conntrack.
-    pub fn for_flows(flows: &[ScopedFlow]) -> Self {
-        if flows.len() > MAX_RULE_FLOWS {
-            return Self::with_sets(flows);
-        }
-        let mut pre = Rules::default();
-        let mut out = Rules::default();
-        for f in flows {
-            pre.push(f.request());
-            if f.touches_loopback() {
-                out.push(f.request());
+/// The flows one profile put into the table: each rule and set carries
+/// its tag, so profiles compose and each one's flows can be told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The profile tag ([`tag_of`]); `None` for untagged (older) content.
+    pub profile: Option<String>,
+    /// Its flows, in order.
+    pub flows: Vec<ScopedFlow>,
+}
+
+/// The tag a profile's rules carry (their `comment`) and its sets' name
+/// suffix: the profile name with anything but letters, digits, `.`, `_`
+/// and `-` replaced by `_`, at most 64 bytes.
+pub fn tag_of(profile: &str) -> String {
+    let t: String = profile
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
             }
-            out.push(f.reply());
-        }
-        NotrackTable {
-            sets: vec![],
-            chains: vec![
-                NotrackChain {
-                    name: "prerouting".into(),
-                    priority: RAW_PRIORITY,
-                    rules: pre.rules,
-                    set_rules: vec![],
-                },
-                NotrackChain {
-                    name: "output".into(),
-                    priority: RAW_PRIORITY,
-                    rules: out.rules,
-                    set_rules: vec![],
-                },
-            ],
-        }
+        })
+        .take(64)
+        .collect();
+    if t.is_empty() {
+        "_".into()
+    } else {
+        t
+    }
+}
+
+impl NotrackTable {
+    /// The table for these flows, untagged (one part).
+    pub fn for_flows(flows: &[ScopedFlow]) -> Self {
+        Self::for_parts(&[Part {
+            profile: None,
+            flows: flows.to_vec(),
+        }])
     }
 
-    /// Many flows: one set per address family, looked up by two rules
-    /// each; loopback flows keep their own output rule for the request.
-    fn with_sets(flows: &[ScopedFlow]) -> Self {
+    /// The table for these parts: per flow, the request direction in
+    /// prerouting and the reply direction in output (a loopback flow also
+    /// gets its request direction in output, where loopback packets are
+    /// first seen by conntrack); a part of more than [`MAX_RULE_FLOWS`]
+    /// flows gets its own sets instead, looked up by two rules per family.
+    /// Per-flow rules come first, part by part, then the set rules.
+    pub fn for_parts(parts: &[Part]) -> Self {
+        let mut pre = Rules::default();
+        let mut out = Rules::default();
         let mut sets = Vec::new();
-        let mut pre = Vec::new();
+        let mut pre_sets = Vec::new();
         let mut out_sets = Vec::new();
-        for ipv4 in [true, false] {
-            let mut elements: Vec<FlowElement> = flows
-                .iter()
-                .filter(|f| f.from.is_ipv4() == ipv4)
-                .copied()
-                .collect();
-            if elements.is_empty() {
+        for part in parts {
+            let tag = &part.profile;
+            if part.flows.len() <= MAX_RULE_FLOWS {
+                for f in &part.flows {
+                    pre.push(f.request(tag));
+                    if f.touches_loopback() {
+                        out.push(f.request(tag));
+                    }
+                    out.push(f.reply(tag));
+                }
                 continue;
             }
-            elements.sort();
-            elements.dedup();
-            sets.push(FlowSet {
-                name: set_name(ipv4).into(),
-                elements,
-            });
-            pre.push(SetRule { ipv4, reply: false });
-            out_sets.push(SetRule { ipv4, reply: true });
-        }
-        let mut lo = Rules::default();
-        for f in flows.iter().filter(|f| f.touches_loopback()) {
-            lo.push(f.request());
+            for ipv4 in [true, false] {
+                let mut elements: Vec<FlowElement> = part
+                    .flows
+                    .iter()
+                    .filter(|f| f.from.is_ipv4() == ipv4)
+                    .copied()
+                    .collect();
+                if elements.is_empty() {
+                    continue;
+                }
+                elements.sort();
+                elements.dedup();
+                sets.push(FlowSet {
+                    name: set_name(ipv4, tag.as_deref()),
+                    elements,
+                    profile: tag.clone(),
+                });
+                let rule = |reply| SetRule {
+                    ipv4,
+                    reply,
+                    profile: tag.clone(),
+                };
+                pre_sets.push(rule(false));
+                out_sets.push(rule(true));
+            }
+            for f in part.flows.iter().filter(|f| f.touches_loopback()) {
+                out.push(f.request(tag));
+            }
         }
         NotrackTable {
+            foreign: vec![],
             sets,
             chains: vec![
                 NotrackChain {
                     name: "prerouting".into(),
                     priority: RAW_PRIORITY,
-                    rules: vec![],
-                    set_rules: pre,
+                    rules: pre.rules,
+                    set_rules: pre_sets,
                 },
                 NotrackChain {
                     name: "output".into(),
                     priority: RAW_PRIORITY,
-                    rules: lo.rules,
+                    rules: out.rules,
                     set_rules: out_sets,
                 },
             ],
         }
+    }
+
+    /// The parts this table holds, each tag once, in order of first
+    /// appearance (per-flow rules, then sets): [`for_parts`](Self::for_parts)
+    /// of them gives this table back when it is one tcto-tune wrote.
+    pub fn parts(&self) -> Vec<Part> {
+        let mut out: Vec<Part> = Vec::new();
+        let mut add = |profile: &Option<String>, f: ScopedFlow| match out
+            .iter_mut()
+            .find(|p| &p.profile == profile)
+        {
+            Some(p) => p.flows.push(f),
+            None => out.push(Part {
+                profile: profile.clone(),
+                flows: vec![f],
+            }),
+        };
+        for c in self.chains.iter().filter(|c| c.name == "prerouting") {
+            for r in &c.rules {
+                if let Some(port) = r.dport {
+                    let f = ScopedFlow {
+                        from: r.saddr,
+                        to: r.daddr,
+                        port,
+                    };
+                    add(&r.profile, f);
+                }
+            }
+        }
+        for set in &self.sets {
+            for e in &set.elements {
+                add(&set.profile, *e);
+            }
+        }
+        out
     }
 
     /// Number of rules.
@@ -263,7 +361,7 @@ impl NotrackTable {
         let mut s = String::with_capacity(512 + 64 * items);
         let _ = writeln!(s, "table {TABLE_FAMILY} {TABLE_NAME} {{");
         for set in &self.sets {
-            let ty = if set.name == set_name(true) {
+            let ty = if set_family(&set.name).is_some_and(|(v4, _)| v4) {
                 "ipv4_addr . ipv4_addr . inet_service"
             } else {
                 "ipv6_addr . ipv6_addr . inet_service"
@@ -367,6 +465,7 @@ impl NotrackRule {
             let _ = write!(s, " tcp dport {p}");
         }
         s.push_str(" notrack");
+        push_comment(&mut s, &self.profile);
         s
     }
 
@@ -401,8 +500,9 @@ impl NotrackRule {
         e
     }
 
-    /// Decode a rule of our table; `None` for anything we did not write.
-    pub fn from_exprs(exprs: &[RawExpr]) -> Option<Self> {
+    /// Decode a rule of our table with its comment; `None` for anything
+    /// we did not write.
+    pub fn from_exprs(exprs: &[RawExpr], comment: Option<&str>) -> Option<Self> {
         let r = decode(NFPROTO_INET, exprs);
         let m = r.matches;
         let (saddr, daddr) = (m.saddr?, m.daddr?);
@@ -417,28 +517,44 @@ impl NotrackRule {
             daddr,
             sport: m.sport,
             dport: m.dport,
+            profile: comment.map(str::to_owned),
         };
         // Canonical form only: a rule that decodes to the same meaning
         // with other bytes is not one we wrote.
-        (ok && rule.to_exprs() == exprs).then_some(rule)
+        let canonical = comment.is_none_or(|c| tag_of(c) == c);
+        (ok && canonical && rule.to_exprs() == exprs).then_some(rule)
     }
 }
 
-/// `flows4` / `flows6`.
-pub fn set_name(ipv4: bool) -> &'static str {
-    if ipv4 {
-        "flows4"
+/// ` comment "TAG"`, as `nft` prints a rule's comment.
+fn push_comment(s: &mut String, profile: &Option<String>) {
+    if let Some(tag) = profile {
+        let _ = write!(s, " comment \"{tag}\"");
+    }
+}
+
+/// `flows4` / `flows6`, with `-TAG` for a profile's set.
+pub fn set_name(ipv4: bool, profile: Option<&str>) -> String {
+    let base = if ipv4 { "flows4" } else { "flows6" };
+    match profile {
+        Some(tag) => format!("{base}-{tag}"),
+        None => base.to_owned(),
+    }
+}
+
+/// The family and tag of set `name` (the inverse of [`set_name`]); `None`
+/// for a set that is not ours.
+pub fn set_family(name: &str) -> Option<(bool, Option<String>)> {
+    let (ipv4, rest) = if let Some(r) = name.strip_prefix("flows4") {
+        (true, r)
     } else {
-        "flows6"
+        (false, name.strip_prefix("flows6")?)
+    };
+    match rest.strip_prefix('-') {
+        None if rest.is_empty() => Some((ipv4, None)),
+        Some(tag) if tag_of(tag) == tag => Some((ipv4, Some(tag.to_owned()))),
+        _ => None,
     }
-}
-
-/// The family of set `name` (the inverse of [`set_name`]); `None` for a
-/// set that is not ours.
-pub fn set_family(name: &str) -> Option<bool> {
-    [true, false]
-        .into_iter()
-        .find(|&ipv4| set_name(ipv4) == name)
 }
 
 impl FlowElement {
@@ -523,12 +639,14 @@ impl SetRule {
     /// The rule as `nft` prints it.
     pub fn to_nft(&self) -> String {
         let ip = if self.ipv4 { "ip" } else { "ip6" };
-        let set = set_name(self.ipv4);
-        if self.reply {
+        let set = set_name(self.ipv4, self.profile.as_deref());
+        let mut s = if self.reply {
             format!("{ip} daddr . {ip} saddr . tcp sport @{set} notrack")
         } else {
             format!("{ip} saddr . {ip} daddr . tcp dport @{set} notrack")
-        }
+        };
+        push_comment(&mut s, &self.profile);
+        s
     }
 
     /// The kernel expressions, as `nft -f` generates them: the three
@@ -567,18 +685,26 @@ impl SetRule {
             load(BASE_TRANSPORT, port_off, 2, regs[2]),
             RawExpr::Lookup {
                 sreg: REG_1,
-                set: set_name(self.ipv4).into(),
+                set: set_name(self.ipv4, self.profile.as_deref()),
                 dreg: None,
             },
             RawExpr::Notrack,
         ]
     }
 
-    /// Decode a set rule of our table.
-    pub fn from_exprs(exprs: &[RawExpr]) -> Option<Self> {
+    /// Decode a set rule of our table with its comment (which must name
+    /// the set it looks up).
+    pub fn from_exprs(exprs: &[RawExpr], comment: Option<&str>) -> Option<Self> {
+        let profile = comment.map(str::to_owned);
         [true, false]
             .into_iter()
-            .flat_map(|ipv4| [false, true].map(|reply| SetRule { ipv4, reply }))
+            .flat_map(|ipv4| {
+                [false, true].map(|reply| SetRule {
+                    ipv4,
+                    reply,
+                    profile: profile.clone(),
+                })
+            })
             .find(|r| r.to_exprs() == exprs)
     }
 }
@@ -697,7 +823,7 @@ mod tests {
                 RawExpr::Notrack,
             ]
         );
-        assert_eq!(NotrackRule::from_exprs(&e).as_ref(), Some(r));
+        assert_eq!(NotrackRule::from_exprs(&e, None).as_ref(), Some(r));
     }
 
     #[test]
@@ -723,7 +849,7 @@ mod tests {
                 cmp(vec![0x1f, 0x90]),
             ]
         );
-        assert_eq!(NotrackRule::from_exprs(&e).as_ref(), Some(r));
+        assert_eq!(NotrackRule::from_exprs(&e, None).as_ref(), Some(r));
     }
 
     #[test]
@@ -757,7 +883,7 @@ mod tests {
         assert_eq!(e[10], cmp(443u16.to_be_bytes().to_vec()));
         assert_eq!(e[10], cmp(vec![0x01, 0xbb]));
         assert_eq!(
-            NotrackRule::from_exprs(&e).as_ref(),
+            NotrackRule::from_exprs(&e, None).as_ref(),
             Some(&t.chains[0].rules[0])
         );
     }
@@ -794,6 +920,14 @@ mod tests {
         assert_eq!(t.chains[1].rules[0].dport, Some(8080));
         let t = NotrackTable::for_flows(&[flow("10.0.1.0/24", "10.0.2.0/24", 8080)]);
         assert_eq!(t.chains[1].rules.len(), 1);
+        // Decided by the loopback ranges only: one side holding 127.0.0.1
+        // is not loopback traffic.
+        assert!(!flow("0.0.0.0/1", "128.0.0.0/1", 8080).touches_loopback());
+        assert!(flow("0.0.0.0/0", "127.0.0.1/32", 8080).touches_loopback());
+        assert!(flow("::1/128", "::1/128", 8080).touches_loopback());
+        assert!(!flow("::/1", "fd00::/64", 8080).touches_loopback());
+        let t = NotrackTable::for_flows(&[flow("0.0.0.0/1", "128.0.0.0/1", 8080)]);
+        assert_eq!(t.chains[1].rules.len(), 1, "no extra output rule");
     }
 
     #[test]
@@ -803,7 +937,22 @@ mod tests {
             .to_exprs();
         e.pop();
         e.push(accept());
-        assert_eq!(NotrackRule::from_exprs(&e), None);
+        assert_eq!(NotrackRule::from_exprs(&e, None), None);
+    }
+
+    #[test]
+    fn a_table_journaled_before_tags_reads_back_untagged() {
+        // What an older tcto-tune journaled: no `profile`, sets `flows4`.
+        let old = r#"{"sets":[{"name":"flows4","elements":[{"from":"10.9.0.0/24","to":"10.0.2.0/24","port":80}]}],
+            "chains":[{"name":"prerouting","priority":-300,"rules":[],"set_rules":[{"ipv4":true,"reply":false}]},
+                      {"name":"output","priority":-300,"rules":[],"set_rules":[{"ipv4":true,"reply":true}]}]}"#;
+        let t: NotrackTable = serde_json::from_str(old).unwrap();
+        assert_eq!(t.sets[0].profile, None);
+        assert!(t
+            .to_nft()
+            .contains("\t\tip saddr . ip daddr . tcp dport @flows4 notrack\n"));
+        assert_eq!(t.parts()[0].profile, None);
+        assert!(t.foreign.is_empty());
     }
 
     #[test]

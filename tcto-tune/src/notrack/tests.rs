@@ -77,7 +77,7 @@ fn a_table_already_in_place_is_unchanged() {
 }
 
 #[test]
-fn a_different_table_is_replaced_with_its_old_content_as_before() {
+fn flows_in_place_are_kept_and_the_profile_added_with_the_old_table_as_before() {
     let old = NotrackTable::for_flows(&[ScopedFlow {
         from: "10.0.9.0/24".parse().unwrap(),
         to: "10.0.2.0/24".parse().unwrap(),
@@ -90,8 +90,11 @@ fn a_different_table_is_replaced_with_its_old_content_as_before() {
     let p = plan_with(&trusted(), &state, &PlanOptions::default());
     assert_eq!(p.changes[0].before, Value::Json(old.to_json()));
     let text = p.to_string();
-    assert!(text.contains("-\t\tip saddr 10.0.9.0/24"), "{text}");
+    assert!(!text.contains("-\t\tip saddr 10.0.9.0/24"), "{text}");
     assert!(text.contains("+\t\tip saddr 10.0.1.0/24"), "{text}");
+    assert!(text.contains("2 rules -> 4 rules"), "{text}");
+    assert!(codes(&p).contains(&"notrack-flows-kept"), "{p}");
+    assert!(text.contains("1 untagged"), "{text}");
 }
 
 #[test]
@@ -134,6 +137,7 @@ fn a_stateful_filter_without_untracked_accept_is_refused() {
 
     let allowed = PlanOptions {
         allow: ["notrack-breaks-stateful-filter".to_string()].into(),
+        ..Default::default()
     };
     assert!(plan_with(&trusted(), &state, &allowed)
         .refusals()
@@ -181,7 +185,7 @@ fn many_flows_go_into_sets_and_keep_the_rule_count_constant() {
     assert!(p.refusals().is_empty(), "{p}");
     assert!(p.changes[0]
         .desired
-        .contains("ip saddr . ip daddr . tcp dport @flows4 notrack"));
+        .contains("ip saddr . ip daddr . tcp dport @flows4-trusted-notrack notrack comment \"trusted-notrack\""));
 }
 
 #[test]
@@ -227,4 +231,58 @@ fn set_keys_are_subnet_bounds_and_decode_back() {
     lo[3] = 1;
     hi[3] = 2;
     assert_eq!(FlowElement::from_key_range(true, &lo, &hi), None);
+}
+
+#[test]
+fn halves_of_the_address_space_refuse_and_are_not_loopback() {
+    let p = plan_with(
+        &profile(vec![
+            flow("0.0.0.0/1", "10.0.2.0/24", Some(8080)),
+            flow("128.0.0.0/1", "10.0.2.0/24", Some(8080)),
+        ]),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    let refused: Vec<&str> = p.refusals().iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(refused, ["notrack-unscoped"], "{p}");
+    let p = plan_with(
+        &profile(vec![flow("0.0.0.0/1", "128.0.0.0/1", Some(8080))]),
+        &SystemState::default(),
+        &PlanOptions::default(),
+    );
+    assert!(!codes(&p).contains(&"notrack-loopback"), "{p}");
+    assert!(codes(&p).contains(&"notrack-unscoped"), "{p}");
+}
+
+#[test]
+fn a_table_holding_foreign_content_is_not_planned_over() {
+    let mut t = desired_table(&trusted()).unwrap();
+    t.foreign.push(table::Foreign {
+        what: "rule `tcp dport 22 accept` in chain prerouting (handle 4)".into(),
+        remove: "nft delete rule inet tcto_tune prerouting handle 4".into(),
+    });
+    let state = SystemState {
+        notrack_table: Some(t),
+        ..Default::default()
+    };
+    let p = plan_with(&trusted(), &state, &PlanOptions::default());
+    assert!(p.changes.is_empty() && p.unchanged.is_empty(), "{p}");
+    let r = p.refusals();
+    assert_eq!(r[0].code, "notrack-foreign-content");
+    assert!(r[0]
+        .message
+        .contains("rule `tcp dport 22 accept` in chain prerouting (handle 4)"));
+    assert!(r[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("`nft delete rule inet tcto_tune prerouting handle 4`"));
+    // The rollback line names it too.
+    let v = value_of(state.notrack_table.as_ref());
+    assert!(
+        v.display()
+            .ends_with("not ours: rule `tcp dport 22 accept` in chain prerouting (handle 4))"),
+        "{}",
+        v.display()
+    );
 }

@@ -311,6 +311,7 @@ fn a_fixed_feature_refuses_and_an_allowed_one_is_still_planned() {
     );
     let opts = PlanOptions {
         allow: ["offload-fixed".to_string()].into(),
+        ..Default::default()
     };
     let p = plan_with(&profile, &state_with("a", veth()), &opts);
     assert_eq!(p.changes.len(), 1);

@@ -143,6 +143,7 @@ fn global_keys_in_a_child_namespace_are_skipped_unless_allowed() {
         .any(|c| c.key == "net.netfilter.nf_conntrack_max"));
     let allow = |codes: &[&str]| PlanOptions {
         allow: codes.iter().map(|c| (*c).to_owned()).collect(),
+        ..Default::default()
     };
     // Allowed as host-wide, it is still read-only here.
     let host_wide = plan_with(&p, &s, &allow(&["key-host-wide"]));
@@ -190,6 +191,7 @@ fn a_host_wide_key_is_skipped_from_a_child_namespace_even_when_writable() {
         .build();
     let opts = |codes: &[&str]| PlanOptions {
         allow: codes.iter().map(|c| (*c).to_owned()).collect(),
+        ..Default::default()
     };
     let plain = plan_with(&p, &container(), &opts(&["key-outside-scope"]));
     let skipped: Vec<_> = plain
@@ -263,6 +265,7 @@ fn a_key_outside_net_refuses_on_the_host_too_unless_allowed() {
         &s,
         &PlanOptions {
             allow: ["key-outside-scope".to_owned()].into(),
+            ..Default::default()
         },
     );
     assert!(allowed.refusals().is_empty());
@@ -299,6 +302,7 @@ fn a_key_that_runs_a_program_is_refused_whatever_is_allowed() {
                 &state,
                 &PlanOptions {
                     allow: every.clone(),
+                    ..Default::default()
                 },
             );
             assert!(planned.changes.is_empty(), "{key}: {:?}", planned.changes);
@@ -576,6 +580,7 @@ fn raw_keys_must_exist() {
     // take effect: the finding stops blocking, the key stays skipped.
     let opts = PlanOptions {
         allow: ["unknown-sysctl".to_owned()].into(),
+        ..Default::default()
     };
     let allowed = plan_with(&profile, &host(), &opts);
     assert!(allowed.findings[0].allowed, "{allowed}");
@@ -594,6 +599,7 @@ fn allowed_findings_no_longer_block() {
         &s,
         &PlanOptions {
             allow: ["somaxconn-above-app-backlog".to_owned()].into(),
+            ..Default::default()
         },
     );
     assert!(plan.findings[0].allowed);

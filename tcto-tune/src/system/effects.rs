@@ -179,6 +179,12 @@ impl Effects for SimEffects {
     }
 
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
+        // What the kernel refuses of a NOTRACK table, the simulation refuses.
+        if let (true, Value::Json(v)) = (is_ours(target), value) {
+            if let Some(e) = super::nft::kernel_refusal(&table_of(target, v)?) {
+                return Err(e);
+            }
+        }
         let stored = match self.faults.get(target) {
             Some(SimFault::Refuse(errno)) => {
                 return Err(SystemError::SysctlWrite {

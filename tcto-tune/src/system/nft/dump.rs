@@ -39,6 +39,25 @@ pub(super) struct RawRule {
     pub(super) table: String,
     pub(super) chain: String,
     pub(super) exprs: Vec<RawExpr>,
+    /// The rule's comment (`NFTNL_UDATA_RULE_COMMENT` in its user data).
+    pub(super) comment: Option<String>,
+    /// The kernel's handle (for `nft delete rule ... handle N`).
+    pub(super) handle: u64,
+}
+
+/// The comment in a rule's user data: type-length-value records, type 0
+/// (`NFTNL_UDATA_RULE_COMMENT`) holding a NUL-terminated string.
+pub(super) fn udata_comment(mut data: &[u8]) -> Option<String> {
+    while data.len() >= 2 {
+        let (ty, len) = (data[0], usize::from(data[1]));
+        let value = data.get(2..2 + len)?;
+        if ty == 0 {
+            let text = value.split(|b| *b == 0).next().unwrap_or_default();
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        data = &data[2 + len..];
+    }
+    None
 }
 
 pub(super) fn dump_chains(step: &str, family: u8) -> Result<Vec<RawChain>, SystemError> {
@@ -132,7 +151,19 @@ pub(super) fn dump_rules(
                 }
                 sys::nftnl_expr_iter_destroy(it);
             }
+            let udata = {
+                let mut len = 0u32;
+                let p = sys::nftnl_rule_get_data(r, sys::NFTNL_RULE_USERDATA as u16, &mut len);
+                if p.is_null() {
+                    &[][..]
+                } else {
+                    // SAFETY: libnftnl's copy, alive until the rule is freed.
+                    std::slice::from_raw_parts(p.cast::<u8>(), len as usize)
+                }
+            };
             out.push(RawRule {
+                comment: udata_comment(udata),
+                handle: sys::nftnl_rule_get_u64(r, sys::NFTNL_RULE_HANDLE as u16),
                 family: sys::nftnl_rule_get_u32(r, sys::NFTNL_RULE_FAMILY as u16) as u8,
                 table: cstr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_TABLE as u16)),
                 chain: cstr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_CHAIN as u16)),

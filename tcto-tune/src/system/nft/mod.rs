@@ -39,11 +39,33 @@ mod write;
 
 use std::ffi::CStr;
 
+use nftnl::nftnl_sys::libc;
+
 use super::{Firewall, SystemError};
 use crate::notrack::{FilterChain, NotrackTable};
 
 /// [`TABLE_NAME`](crate::notrack::TABLE_NAME) as libnftnl takes it.
 const TABLE_CNAME: &CStr = c"tcto_tune";
+
+/// The error the kernel gives a batch writing `table`, when its rules
+/// alone decide it: an element of a `flows4`/`flows6` interval set whose
+/// start or end falls inside an element added before it (EEXIST, named as
+/// the kernel's ACK would name the message, plus the two elements). The
+/// simulated host refuses with it, so a dry run fails where apply would.
+pub fn kernel_refusal(table: &NotrackTable) -> Option<SystemError> {
+    table.sets.iter().find_map(|set| {
+        let (new, old) = crate::notrack::overlap::first_refused(&set.elements)?;
+        Some(SystemError::Nftables {
+            step: format!(
+                "add elements to set {} (`{}` overlaps `{}`)",
+                set.name,
+                new.to_nft(),
+                old.to_nft()
+            ),
+            source: std::io::Error::from_raw_os_error(libc::EEXIST),
+        })
+    })
+}
 
 /// nf_tables through netlink, in this process's network namespace.
 #[derive(Debug, Default, Clone, Copy)]

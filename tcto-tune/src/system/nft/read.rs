@@ -12,10 +12,12 @@ use std::ffi::CString;
 use nftnl::nftnl_sys::{self as sys, libc};
 
 use super::dump::{dump_chains, dump_rules, RawChain, RawRule};
-use super::sets::read_sets;
+use super::sets::{read_ct_set, read_sets};
 use super::sock::{nft_type, request};
 use super::{Nft, SystemError, TABLE_CNAME};
+use crate::notrack::expr::{CtElement, DecodedRule};
 use crate::notrack::expr::{NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
+use crate::notrack::table::Foreign;
 use crate::notrack::table::SetRule;
 use crate::notrack::{
     expr, FilterChain, NotrackChain, NotrackRule, NotrackTable, TABLE_FAMILY, TABLE_NAME,
@@ -83,33 +85,48 @@ impl Nft {
             NFPROTO_INET,
             Some(TABLE_CNAME),
         )?;
-        let sets = read_sets(&step)?;
-        let mut table = decode_our_table(&chains, &rules)?;
+        let (sets, foreign_sets) = read_sets(&step)?;
+        let mut table = decode_our_table(&chains, &rules);
         table.sets = sets;
+        table.foreign.extend(foreign_sets);
         Ok(Some(table))
     }
 
-    /// Base filter chains of every other ip/ip6/inet table with hook input,
-    /// forward or output, and their rules, decoded.
+    /// The chains of every other ip/ip6/inet table that has a base chain
+    /// of type filter or route (any hook), with their rules, decoded:
+    /// those base chains, and every regular chain of those tables, which
+    /// the base chains may reach by `jump` or `goto`.
     pub fn read_filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
-        // With the family's and the hook's names, so they are decided once.
-        let chains: Vec<(RawChain, &str, &str)> = dump_chains("list the chains of every table", 0)?
+        let all: Vec<(RawChain, &str)> = dump_chains("list the chains of every table", 0)?
             .into_iter()
             .filter_map(|c| {
                 let family = family_name(c.family)?;
-                let hook = match c.hook {
-                    Some(h @ 1..=3) => hook_name(h),
-                    _ => return None,
-                };
                 let ours = family == TABLE_FAMILY && c.table == TABLE_NAME;
-                (c.kind == "filter" && !ours).then_some((c, family, hook))
+                (!ours).then_some((c, family))
             })
             .collect();
-        // Rules only of the tables that have such chains (never our own,
-        // which may hold thousands).
-        let tables: std::collections::BTreeSet<(u8, &str, String)> = chains
+        let is_walked_base = |c: &RawChain| {
+            matches!(c.kind.as_str(), "filter" | "route") && matches!(c.hook, Some(0..=4))
+        };
+        // Rules only of the tables that have such base chains (never our
+        // own, which may hold thousands).
+        let tables: std::collections::BTreeSet<(u8, &str, String)> = all
             .iter()
-            .map(|(c, family, _)| (c.family, *family, c.table.clone()))
+            .filter(|(c, _)| is_walked_base(c))
+            .map(|(c, family)| (c.family, *family, c.table.clone()))
+            .collect();
+        let chains: Vec<(RawChain, &str, &str)> = all
+            .into_iter()
+            .filter(|(c, _)| {
+                (c.hook.is_none() || is_walked_base(c))
+                    && tables
+                        .iter()
+                        .any(|(f, _, t)| *f == c.family && *t == c.table)
+            })
+            .map(|(c, family)| {
+                let hook = c.hook.map_or("", hook_name);
+                (c, family, hook)
+            })
             .collect();
         let mut by_chain: BTreeMap<(u8, String, String), Vec<RawRule>> = BTreeMap::new();
         for (nfproto, family, table) in tables {
@@ -125,18 +142,49 @@ impl Nft {
             }
         }
         let mut out = Vec::new();
+        // The `ct state` sets and verdict maps the rules look up, read
+        // once per table and set.
+        let mut ct_sets: BTreeMap<(u8, String, String), Vec<CtElement>> = BTreeMap::new();
         for (c, family, hook) in chains {
-            let rules = by_chain
+            let mut rules: Vec<DecodedRule> = by_chain
                 .remove(&(c.family, c.table.clone(), c.name.clone()))
                 .unwrap_or_default()
                 .iter()
                 .map(|r| expr::decode(c.family, &r.exprs))
                 .collect();
+            for r in &mut rules {
+                let Some(set) = r.matches.ct_state_set.clone() else {
+                    continue;
+                };
+                let key = (c.family, c.table.clone(), set.clone());
+                if !ct_sets.contains_key(&key) {
+                    let table =
+                        CString::new(c.table.as_str()).map_err(|_| SystemError::NftContent {
+                            what: "a table name holds NUL".into(),
+                        })?;
+                    // By state bit: the kernel's order is its own.
+                    let mut raw = read_ct_set(c.family, &table, &set)?;
+                    raw.sort_by_key(|(bits, _)| *bits);
+                    let els = raw
+                        .into_iter()
+                        .map(|(bits, v)| {
+                            (bits, v.map(|(code, chain)| expr::verdict_of(code, chain)))
+                        })
+                        .collect();
+                    ct_sets.insert(key.clone(), els);
+                }
+                r.matches.ct_state_elements = ct_sets.get(&key).cloned();
+            }
             out.push(FilterChain {
                 family: family.into(),
                 table: c.table,
                 name: c.name,
                 hook: hook.into(),
+                kind: if hook.is_empty() {
+                    String::new()
+                } else {
+                    c.kind
+                },
                 priority: c.priority,
                 policy: if c.policy == libc::NF_DROP as u32 {
                     "drop".into()
@@ -150,8 +198,16 @@ impl Nft {
     }
 }
 
-fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTable, SystemError> {
-    let foreign = |what: String| SystemError::NftContent { what };
+/// `nft` names a rule's text in the rule's own family.
+fn removal(chain: &str, handle: u64) -> String {
+    format!("nft delete rule {TABLE_FAMILY} {TABLE_NAME} {chain} handle {handle}")
+}
+
+/// Our table's chains and rules, decoded; whatever tcto-tune did not
+/// write is listed in `foreign` (named, with the command that removes it)
+/// instead of failing the read, so plan and rollback can say what it is.
+fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> NotrackTable {
+    let mut foreign = Vec::new();
     let mut out = Vec::new();
     for want in ["prerouting", "output"] {
         let Some(c) = chains.iter().find(|c| c.name == want) else {
@@ -161,23 +217,34 @@ fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTab
             || c.kind != "filter"
             || c.policy != libc::NF_ACCEPT as u32
         {
-            return Err(foreign(format!(
-                "chain `{}` is not a filter chain on hook {want} with policy accept",
-                c.name
-            )));
+            foreign.push(Foreign {
+                what: format!(
+                    "chain `{want}` is not a filter chain on hook {want} with policy accept"
+                ),
+                remove: format!("nft delete table {TABLE_FAMILY} {TABLE_NAME}"),
+            });
         }
         let mut decoded = Vec::new();
         let mut set_rules = Vec::new();
         for r in rules.iter().filter(|r| r.chain == want) {
-            if let Some(rule) = NotrackRule::from_exprs(&r.exprs) {
+            let comment = r.comment.as_deref();
+            if let Some(rule) = NotrackRule::from_exprs(&r.exprs, comment) {
                 decoded.push(rule);
-            } else if let Some(rule) = SetRule::from_exprs(&r.exprs) {
+            } else if let Some(rule) = SetRule::from_exprs(&r.exprs, comment) {
                 set_rules.push(rule);
             } else {
-                return Err(foreign(format!(
-                    "chain `{want}` holds a rule tcto-tune did not write: {}",
-                    expr::decode(r.family, &r.exprs)
-                )));
+                let comment = r
+                    .comment
+                    .as_ref()
+                    .map_or(String::new(), |c| format!(" comment {c:?}"));
+                foreign.push(Foreign {
+                    what: format!(
+                        "rule `{}{comment}` in chain {want} (handle {})",
+                        expr::decode(r.family, &r.exprs),
+                        r.handle
+                    ),
+                    remove: removal(want, r.handle),
+                });
             }
         }
         out.push(NotrackChain {
@@ -187,14 +254,22 @@ fn decode_our_table(chains: &[RawChain], rules: &[RawRule]) -> Result<NotrackTab
             set_rules,
         });
     }
-    if let Some(c) = chains
+    for c in chains
         .iter()
-        .find(|c| c.name != "prerouting" && c.name != "output")
+        .filter(|c| c.name != "prerouting" && c.name != "output")
     {
-        return Err(foreign(format!("it holds a chain `{}`", c.name)));
+        let n = rules.iter().filter(|r| r.chain == c.name).count();
+        foreign.push(Foreign {
+            what: format!("chain `{}` ({n} rule(s))", c.name),
+            remove: format!(
+                "nft flush chain {TABLE_FAMILY} {TABLE_NAME} {0}; nft delete chain {TABLE_FAMILY} {TABLE_NAME} {0}",
+                c.name
+            ),
+        });
     }
-    Ok(NotrackTable {
+    NotrackTable {
         sets: vec![],
         chains: out,
-    })
+        foreign,
+    }
 }

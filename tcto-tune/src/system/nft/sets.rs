@@ -6,7 +6,7 @@
 //! their dumps) and their own batch-local ids and key type, shared by the
 //! write and the read.
 
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::ptr::NonNull;
 
 use nftnl::nftnl_sys::{self as sys, libc};
@@ -16,17 +16,13 @@ use super::dump::cstr;
 use super::sock::{nft_type, request};
 use super::{SystemError, TABLE_CNAME};
 use crate::notrack::expr::NFPROTO_INET;
-use crate::notrack::table::{set_family, set_name, FlowElement, FlowSet};
-use crate::notrack::TABLE_NAME;
+use crate::notrack::table::{set_family, FlowElement, FlowSet, Foreign};
+use crate::notrack::{TABLE_FAMILY, TABLE_NAME};
 
-/// The batch-local id of our sets (a lookup in the same batch names its
-/// set by name and id).
-pub(super) fn set_id(name: &str) -> u32 {
-    match set_family(name) {
-        Some(true) => 1,
-        Some(false) => 2,
-        None => 0,
-    }
+/// The batch-local id of set number `index` of the table (a lookup in
+/// the same batch names its set by name and id; 0 is no id).
+pub(super) fn set_id(index: usize) -> u32 {
+    u32::try_from(index + 1).unwrap_or(u32::MAX)
 }
 
 /// nft's id of the concatenated key type `ipvN_addr . ipvN_addr .
@@ -49,10 +45,11 @@ pub(super) struct SetMsg {
 }
 
 impl SetMsg {
-    /// The set `name` of our table; with `elements`, a NEWSETELEM message
-    /// carrying them, else the NEWSET message.
-    pub(super) fn new(ipv4: bool, elements: Option<&[FlowElement]>) -> Self {
-        let name = CString::new(set_name(ipv4)).expect("no NUL");
+    /// The set `name` (batch-local `id`) of our table; with `elements`, a
+    /// NEWSETELEM message carrying them, else the NEWSET message.
+    pub(super) fn new(name: &str, id: u32, ipv4: bool, elements: Option<&[FlowElement]>) -> Self {
+        // Our set names are `flows4[-TAG]` (checked by `set_family`): no NUL.
+        let name = CString::new(name).unwrap_or_default();
         // SAFETY: fresh objects; libnftnl copies strings and data; elements
         // added to the set are owned (and freed) by it.
         unsafe {
@@ -64,7 +61,7 @@ impl SetMsg {
             sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_TABLE), TABLE_CNAME.as_ptr());
             sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_NAME), name.as_ptr());
             sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_FAMILY), u32::from(NFPROTO_INET));
-            sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_ID), set_id(set_name(ipv4)));
+            sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_ID), id);
             let alen = if ipv4 { 4u8 } else { 16 };
             if let Some(elements) = elements {
                 let (mut lo, mut hi) = (Vec::with_capacity(36), Vec::with_capacity(36));
@@ -148,8 +145,9 @@ impl Drop for SetMsg {
     }
 }
 
-/// The sets of our table with their elements, decoded and sorted.
-pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
+/// The sets of our table with their elements, decoded and sorted, and the
+/// sets (or elements) tcto-tune did not write, named.
+pub(super) fn read_sets(step: &str) -> Result<(Vec<FlowSet>, Vec<Foreign>), SystemError> {
     let mut found: Vec<(String, u32, u32)> = Vec::new();
     request(
         &format!("list the sets of {step}"),
@@ -186,36 +184,47 @@ pub(super) fn read_sets(step: &str) -> Result<Vec<FlowSet>, SystemError> {
         },
     )?;
     let mut out = Vec::new();
-    for ipv4 in [true, false] {
-        let name = set_name(ipv4);
-        let Some((_, flags, ktype)) = found.iter().find(|(n, ..)| n == name) else {
+    let mut foreign = Vec::new();
+    let remove = |name: &str| format!("nft delete set {TABLE_FAMILY} {TABLE_NAME} {name}");
+    for (name, flags, ktype) in &found {
+        let ours = set_family(name).filter(|(ipv4, _)| {
+            *flags & (NFT_SET_INTERVAL | NFT_SET_CONCAT) == NFT_SET_INTERVAL | NFT_SET_CONCAT
+                && *ktype == key_type(*ipv4)
+        });
+        let Some((ipv4, profile)) = ours else {
+            foreign.push(Foreign {
+                what: format!("set `{name}`"),
+                remove: remove(name),
+            });
             continue;
         };
-        if *flags & (NFT_SET_INTERVAL | NFT_SET_CONCAT) != NFT_SET_INTERVAL | NFT_SET_CONCAT
-            || *ktype != key_type(ipv4)
-        {
-            return Err(SystemError::NftContent {
-                what: format!("set `{name}` is not an interval set of subnet . subnet . port"),
+        let (mut elements, strangers) = read_elements(step, name, ipv4)?;
+        if strangers > 0 {
+            foreign.push(Foreign {
+                what: format!(
+                    "{strangers} element(s) of set `{name}` that are not subnet . subnet . port"
+                ),
+                remove: remove(name),
             });
         }
-        let mut elements = read_elements(step, ipv4)?;
         elements.sort();
         out.push(FlowSet {
-            name: name.into(),
+            name: name.clone(),
             elements,
+            profile,
         });
     }
-    if let Some((n, ..)) = found.iter().find(|(n, ..)| set_family(n).is_none()) {
-        return Err(SystemError::NftContent {
-            what: format!("it holds a set `{n}`"),
-        });
-    }
-    Ok(out)
+    // In the kernel's order, which is the order they were added in.
+    Ok((out, foreign))
 }
 
-fn read_elements(step: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError> {
-    let name = set_name(ipv4);
-    let query = SetMsg::new(ipv4, Some(&[]));
+/// The elements of set `name` that decode, and how many did not.
+fn read_elements(
+    step: &str,
+    name: &str,
+    ipv4: bool,
+) -> Result<(Vec<FlowElement>, usize), SystemError> {
+    let query = SetMsg::new(name, 0, ipv4, Some(&[]));
     // Decoded as they arrive (no copy of each key); `None` for a key
     // that is not ours, reported after the dump.
     let mut decoded: Vec<Option<FlowElement>> = Vec::new();
@@ -267,12 +276,88 @@ fn read_elements(step: &str, ipv4: bool) -> Result<Vec<FlowElement>, SystemError
             sys::nftnl_set_free(s);
         },
     )?;
-    decoded
-        .into_iter()
-        .map(|e| {
-            e.ok_or_else(|| SystemError::NftContent {
-                what: format!("set `{name}` holds an element tcto-tune did not write"),
-            })
-        })
-        .collect()
+    let strangers = decoded.iter().filter(|e| e.is_none()).count();
+    Ok((decoded.into_iter().flatten().collect(), strangers))
+}
+
+/// A `ct state` set element as the kernel holds it: the state bits, and
+/// for a verdict map the verdict code and jump/goto chain.
+pub(super) type RawCtElement = (u32, Option<(i32, Option<String>)>);
+
+/// The elements of another table's set that a `ct state` lookup names
+/// (`ct state { established, related }`, `ct state vmap { ... }`): each
+/// key as conntrack state bits, and for a verdict map its verdict code
+/// and jump/goto chain.
+pub(super) fn read_ct_set(
+    family: u8,
+    table: &CStr,
+    set: &str,
+) -> Result<Vec<RawCtElement>, SystemError> {
+    let name = CString::new(set).map_err(|_| SystemError::NftContent {
+        what: "a set name holds NUL".into(),
+    })?;
+    let mut out = Vec::new();
+    request(
+        &format!("list the elements of set {set}"),
+        nft_type(libc::NFT_MSG_GETSETELEM),
+        family,
+        (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16,
+        |nlh| unsafe {
+            // SAFETY: a fresh set naming table and set, serialized, freed.
+            let s = sys::nftnl_set_alloc();
+            if !s.is_null() {
+                let a = |x: u32| x as u16;
+                sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_TABLE), table.as_ptr());
+                sys::nftnl_set_set_str(s, a(sys::NFTNL_SET_NAME), name.as_ptr());
+                sys::nftnl_set_set_u32(s, a(sys::NFTNL_SET_FAMILY), u32::from(family));
+                sys::nftnl_set_elems_nlmsg_build_payload(nlh, s);
+                sys::nftnl_set_free(s);
+            }
+        },
+        |nlh| unsafe {
+            // SAFETY: allocation checked; the elements belong to `s` and
+            // are read before it is freed.
+            let s = sys::nftnl_set_alloc();
+            if s.is_null() || sys::nftnl_set_elems_nlmsg_parse(nlh, s) < 0 {
+                if !s.is_null() {
+                    sys::nftnl_set_free(s);
+                }
+                return;
+            }
+            let it = sys::nftnl_set_elems_iter_create(s);
+            if !it.is_null() {
+                loop {
+                    let e = sys::nftnl_set_elems_iter_next(it);
+                    if e.is_null() {
+                        break;
+                    }
+                    let mut len = 0u32;
+                    let p = sys::nftnl_set_elem_get(e, sys::NFTNL_SET_ELEM_KEY as u16, &mut len);
+                    if p.is_null() || len != 4 {
+                        continue;
+                    }
+                    let mut key = [0u8; 4];
+                    key.copy_from_slice(std::slice::from_raw_parts(p.cast::<u8>(), 4));
+                    let verdict = sys::nftnl_set_elem_is_set(e, sys::NFTNL_SET_ELEM_VERDICT as u16)
+                        .then(|| {
+                            let v =
+                                sys::nftnl_set_elem_get_u32(e, sys::NFTNL_SET_ELEM_VERDICT as u16);
+                            let chain =
+                                sys::nftnl_set_elem_is_set(e, sys::NFTNL_SET_ELEM_CHAIN as u16)
+                                    .then(|| {
+                                        cstr(sys::nftnl_set_elem_get_str(
+                                            e,
+                                            sys::NFTNL_SET_ELEM_CHAIN as u16,
+                                        ))
+                                    });
+                            (v as i32, chain)
+                        });
+                    out.push((u32::from_ne_bytes(key), verdict));
+                }
+                sys::nftnl_set_elems_iter_destroy(it);
+            }
+            sys::nftnl_set_free(s);
+        },
+    )?;
+    Ok(out)
 }

@@ -12,8 +12,9 @@ use std::process::Command;
 use nftnl::nftnl_sys::libc;
 
 use super::write::Mode;
-use super::{Nft, SystemError};
-use crate::notrack::{filter, FilterChain, NotrackTable, ScopedFlow};
+use super::Nft;
+use crate::notrack::stateful::findings;
+use crate::notrack::{FilterChain, NotrackTable, ScopedFlow};
 
 /// Run `f` on a thread moved into a fresh network namespace (the
 /// host's namespace is never touched); `None` when that is not
@@ -116,15 +117,41 @@ fn a_refused_message_is_named_and_nothing_is_half_applied() {
 }
 
 #[test]
-fn refuses_a_table_holding_foreign_rules() {
+fn foreign_content_is_read_named_with_its_handle_and_never_written_back() {
     in_own_netns(|| {
         nft(
             &["-f", "-"],
-            Some("table inet tcto_tune { chain prerouting { type filter hook prerouting priority raw; policy accept; tcp dport 22 accept; }; }"),
+            Some(
+                "table inet tcto_tune {
+                    set mine { type ipv4_addr; }
+                    chain prerouting { type filter hook prerouting priority raw; policy accept;
+                        tcp dport 22 accept
+                    }
+                    chain extra { counter; }
+                }",
+            ),
         );
-        let e = Nft.read_table().unwrap_err();
-        assert!(matches!(e, SystemError::NftContent { .. }), "{e}");
-        assert!(e.to_string().contains("tcp dport 22 accept"), "{e}");
+        let t = Nft.read_table().unwrap().unwrap();
+        let what: Vec<&str> = t.foreign.iter().map(|f| f.what.as_str()).collect();
+        assert_eq!(what.len(), 3, "{what:?}");
+        assert!(
+            what[0].starts_with("rule `tcp dport 22 accept` in chain prerouting (handle "),
+            "{what:?}"
+        );
+        assert_eq!(what[1], "chain `extra` (1 rule(s))");
+        assert_eq!(what[2], "set `mine`");
+        // The removal command runs as printed and removes only that rule.
+        let rm = &t.foreign[0].remove;
+        let args: Vec<&str> = rm.split_whitespace().skip(1).collect();
+        nft(&args, None);
+        let t2 = Nft.read_table().unwrap().unwrap();
+        assert_eq!(t2.foreign.len(), 2, "{:?}", t2.foreign);
+        // A document holding foreign content is never written back.
+        let e = Nft.write_table(Some(&t2)).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot write back chain `extra`"),
+            "{e}"
+        );
     });
 }
 
@@ -146,7 +173,12 @@ fn decodes_other_tables_filter_chains() {
         );
         let chains = Nft.read_filter_chains().unwrap();
         let labels: Vec<String> = chains.iter().map(FilterChain::label).collect();
-        assert_eq!(labels, ["inet filter input", "inet filter fw"]);
+        // The base chains and the regular chain they may jump to; not nat.
+        assert_eq!(
+            labels,
+            ["inet filter input", "inet filter fw", "inet filter helper"]
+        );
+        assert_eq!(chains[2].hook, "");
         let input = &chains[0];
         assert_eq!(input.policy, "drop");
         assert_eq!(
@@ -157,7 +189,7 @@ fn decodes_other_tables_filter_chains() {
             input.rules[1].to_string(),
             "tcp dport 8080 ct state new accept"
         );
-        assert_eq!(filter::breakages(&chains, &flows()[..1]).len(), 1);
+        assert_eq!(findings(&chains, &flows()[..1]).len(), 1);
         nft(
             &[
                 "insert",
@@ -173,7 +205,7 @@ fn decodes_other_tables_filter_chains() {
             None,
         );
         let chains = Nft.read_filter_chains().unwrap();
-        assert!(filter::breakages(&chains, &flows()[..1]).is_empty());
+        assert!(findings(&chains, &flows()[..1]).is_empty());
     });
 }
 
@@ -216,5 +248,239 @@ fn many_flows_go_into_sets_that_nft_lists_and_we_read_back() {
         let small = NotrackTable::for_flows(&flows[..1]);
         Nft.write_table(Some(&small)).unwrap();
         assert_eq!(nft(&["list", "ruleset"], None), small.to_nft());
+    });
+}
+
+#[test]
+fn reads_jumps_gotos_and_route_chains_as_the_walk_needs_them() {
+    in_own_netns(|| {
+        nft(
+            &["-f", "-"],
+            Some(
+                "table inet filter {
+                    chain input { type filter hook input priority filter; policy drop;
+                        iif \"lo\" accept
+                        counter jump ufw-before-input; }
+                    chain ufw-before-input {
+                        ct state established,related accept
+                        tcp dport 8080 ct state new accept; }
+                }
+                table ip mangle {
+                    chain out { type route hook output priority mangle; policy drop;
+                        goto deny; }
+                    chain deny { ct state established accept; }
+                }",
+            ),
+        );
+        let chains = Nft.read_filter_chains().unwrap();
+        let input = chains.iter().find(|c| c.name == "input").unwrap();
+        assert_eq!(input.rules[0].to_string(), "iif \"lo\" accept");
+        assert_eq!(input.rules[1].to_string(), "counter jump ufw-before-input");
+        let out = chains.iter().find(|c| c.name == "out").unwrap();
+        assert_eq!((out.kind.as_str(), out.hook.as_str()), ("route", "output"));
+        let f = findings(&chains, &flows()[..1]);
+        let msgs: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(f.len(), 2, "{msgs:#?}");
+        assert!(
+            msgs[0].contains("through input -> ufw-before-input"),
+            "{msgs:#?}"
+        );
+        assert!(msgs[1].contains("chain `ip mangle out`"), "{msgs:#?}");
+        assert!(msgs[1].contains("through out -> deny"), "{msgs:#?}");
+    });
+}
+
+/// 33 flows (set mode) holding the issue's pair, crossing: the first
+/// element's range holds the second's start key.
+fn crossing_set_flows() -> Vec<ScopedFlow> {
+    let mut flows: Vec<ScopedFlow> = (0..31u16)
+        .map(|i| ScopedFlow {
+            from: format!("10.9.{i}.0/24").parse().unwrap(),
+            to: "10.0.2.0/24".parse().unwrap(),
+            port: 8080,
+        })
+        .collect();
+    flows.push(ScopedFlow {
+        from: "10.0.0.0/15".parse().unwrap(),
+        to: "10.0.0.0/24".parse().unwrap(),
+        port: 8080,
+    });
+    flows.push(ScopedFlow {
+        from: "10.1.0.0/16".parse().unwrap(),
+        to: "10.0.0.0/22".parse().unwrap(),
+        port: 8080,
+    });
+    flows
+}
+
+#[test]
+fn the_simulated_host_refuses_overlapping_set_elements_as_the_kernel_does() {
+    use crate::change::Value;
+    use crate::system::{Effects, SimEffects};
+    let t = NotrackTable::for_flows(&crossing_set_flows());
+    let target = crate::notrack::target();
+    let e = SimEffects::default()
+        .write(&target, &Value::Json(t.to_json()))
+        .unwrap_err();
+    assert_eq!(e.errno(), Some(libc::EEXIST), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("nftables: cannot add elements to set flows4"),
+        "{e}"
+    );
+    let kernel = in_own_netns(move || {
+        Nft.write_table(Some(&t))
+            .map_err(|e| (e.errno(), e.to_string()))
+    });
+    if let Some(kernel) = kernel {
+        let (errno, text) = kernel.unwrap_err();
+        assert_eq!(errno, Some(libc::EEXIST), "{text}");
+        assert_eq!(text, "nftables: cannot add elements to set flows4");
+    }
+    // The issue's contained pair (10.0.0.0/15 and 10.1.0.0/16 to one
+    // server), settled first, is written by both; unsettled, both refuse.
+    let mut flows = crossing_set_flows();
+    flows.truncate(31);
+    for from in ["10.0.0.0/15", "10.1.0.0/16", "10.20.0.0/16", "10.21.0.0/16"] {
+        flows.push(ScopedFlow {
+            from: from.parse().unwrap(),
+            to: "10.0.2.0/24".parse().unwrap(),
+            port: 8080,
+        });
+    }
+    let raw = NotrackTable::for_flows(&flows);
+    assert!(SimEffects::default()
+        .write(&target, &Value::Json(raw.to_json()))
+        .is_err());
+    let settled = crate::notrack::overlap::settle(&flows).flows;
+    assert_eq!(settled.len(), 34);
+    let t = NotrackTable::for_flows(&settled);
+    assert!(!t.sets.is_empty());
+    SimEffects::default()
+        .write(&target, &Value::Json(t.to_json()))
+        .unwrap();
+    in_own_netns(move || {
+        let e = Nft.write_table(Some(&raw)).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EEXIST), "{e}");
+        Nft.write_table(Some(&t)).unwrap();
+    });
+}
+
+#[test]
+fn tagged_parts_rules_and_per_profile_sets_are_what_nft_lists_and_read_back() {
+    use crate::notrack::table::Part;
+    in_own_netns(|| {
+        let big: Vec<ScopedFlow> = (0..40u16)
+            .map(|i| ScopedFlow {
+                from: format!("10.1.{i}.0/24").parse().unwrap(),
+                to: "10.0.2.0/25".parse().unwrap(),
+                port: 8000,
+            })
+            .collect();
+        let t = NotrackTable::for_parts(&[
+            Part {
+                profile: Some("trusted-notrack".into()),
+                flows: flows(),
+            },
+            Part {
+                profile: Some("many.v2".into()),
+                flows: big,
+            },
+            Part {
+                profile: None,
+                flows: vec![ScopedFlow {
+                    from: "10.7.0.0/16".parse().unwrap(),
+                    to: "10.0.2.0/25".parse().unwrap(),
+                    port: 22,
+                }],
+            },
+        ]);
+        Nft.write_table(Some(&t)).unwrap();
+        let listed = nft(&["list", "ruleset"], None);
+        assert_eq!(listed, t.to_nft());
+        for line in [
+            "set flows4-many.v2 {",
+            "ip saddr . ip daddr . tcp dport @flows4-many.v2 notrack comment \"many.v2\"",
+            "ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/25 tcp dport 8080 notrack comment \"trusted-notrack\"",
+            "ip saddr 10.7.0.0/16 ip daddr 10.0.2.0/25 tcp dport 22 notrack\n",
+        ] {
+            assert!(listed.contains(line), "{line} missing in\n{listed}");
+        }
+        assert_eq!(Nft.read_table().unwrap(), Some(t.clone()));
+        assert_eq!(NotrackTable::for_parts(&t.parts()), t);
+        // A comment that is not a tag we write is foreign.
+        nft(
+            &[
+                "add",
+                "rule",
+                "inet",
+                "tcto_tune",
+                "output",
+                "ip",
+                "saddr",
+                "10.0.2.0/25",
+                "tcp",
+                "sport",
+                "22",
+                "ip",
+                "daddr",
+                "10.7.0.0/16",
+                "notrack",
+                "comment",
+                "\"x y\"",
+            ],
+            None,
+        );
+        let back = Nft.read_table().unwrap().unwrap();
+        assert_eq!(back.foreign.len(), 1, "{:?}", back.foreign);
+        assert!(
+            back.foreign[0]
+                .what
+                .contains("notrack comment \"x y\"` in chain output"),
+            "{:?}",
+            back.foreign
+        );
+    });
+}
+
+#[test]
+fn ct_state_sets_and_verdict_maps_are_read_and_decided() {
+    in_own_netns(|| {
+        nft(
+            &["-f", "-"],
+            Some(
+                "table inet wiki {
+                    chain input { type filter hook input priority filter; policy drop;
+                        ct state vmap { established : accept, related : accept, invalid : drop }
+                        tcp dport 8080 ct state new accept
+                    }
+                }
+                table ip fw {
+                    chain input { type filter hook input priority filter; policy drop;
+                        ct state { established, related } accept
+                        ct state { untracked } jump ok
+                    }
+                    chain ok { tcp dport 8080 accept; }
+                }",
+            ),
+        );
+        let chains = Nft.read_filter_chains().unwrap();
+        let wiki = chains.iter().find(|c| c.table == "wiki").unwrap();
+        // The kernel's element order is its own; the text lists them all.
+        let text = wiki.rules[0].to_string();
+        for part in ["established : accept", "related : accept", "invalid : drop"] {
+            assert!(text.contains(part), "{text}");
+        }
+        let f = findings(&chains, &flows()[..1]);
+        let msgs: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        // The wiki's vmap drops untracked packets (decided, not undecided);
+        // the `ip fw` chain accepts them through its set and jump.
+        assert_eq!(f.len(), 1, "{msgs:#?}");
+        assert_eq!(f[0].code, "notrack-breaks-stateful-filter", "{msgs:#?}");
+        assert!(msgs[0].contains("chain `inet wiki input`"), "{msgs:#?}");
+        assert!(
+            msgs[0].contains("accepted by rule `ct state vmap {"),
+            "{msgs:#?}"
+        );
     });
 }

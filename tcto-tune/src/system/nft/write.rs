@@ -23,8 +23,9 @@ use crate::notrack::{NotrackTable, TABLE_FAMILY, TABLE_NAME};
 /// A data attribute of an expression: `(NFTNL_EXPR_*, bytes)`.
 type DataAttr<'a> = (u32, &'a [u8]);
 
-/// One of our expressions, as libnftnl builds it.
-struct Writable<'a>(&'a RawExpr);
+/// One of our expressions, as libnftnl builds it, with the batch-local id
+/// of the set a lookup names (0 otherwise).
+struct Writable<'a>(&'a RawExpr, u32);
 
 impl Expression for Writable<'_> {
     fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
@@ -78,11 +79,11 @@ impl Expression for Writable<'_> {
                 vec![(sys::NFTNL_EXPR_CMP_DATA, data.as_slice())],
             ),
             RawExpr::Counter => (c"counter", vec![], vec![]),
-            RawExpr::Lookup { sreg, set, .. } => (
+            RawExpr::Lookup { sreg, .. } => (
                 c"lookup",
                 vec![
                     (sys::NFTNL_EXPR_LOOKUP_SREG, *sreg),
-                    (sys::NFTNL_EXPR_LOOKUP_SET_ID, set_id(set)),
+                    (sys::NFTNL_EXPR_LOOKUP_SET_ID, self.1),
                 ],
                 vec![],
             ),
@@ -117,33 +118,43 @@ impl Expression for Writable<'_> {
     }
 }
 
-fn writable(e: &RawExpr) -> bool {
-    matches!(
-        e,
+/// The batch-local id of the set `e` looks up, if it is a lookup of one
+/// of `sets`; `Some(0)` for the other expressions we write, `None` for one
+/// we cannot.
+fn writable(e: &RawExpr, sets: &[String]) -> Option<u32> {
+    match e {
         RawExpr::Meta { .. }
-            | RawExpr::Payload { .. }
-            | RawExpr::Bitwise { .. }
-            | RawExpr::Cmp { .. }
-            | RawExpr::Counter
-            | RawExpr::Notrack
-    ) || matches!(e, RawExpr::Lookup { set, .. } if set_id(set) != 0)
+        | RawExpr::Payload { .. }
+        | RawExpr::Bitwise { .. }
+        | RawExpr::Cmp { .. }
+        | RawExpr::Counter
+        | RawExpr::Notrack => Some(0),
+        RawExpr::Lookup { set, .. } => sets.iter().position(|s| s == set).map(set_id),
+        _ => None,
+    }
 }
 
-/// A rule of `chain` holding `exprs`, refused when one of them is not
-/// [`writable`] (`nft` prints the rule for the error).
+/// A rule of `chain` holding `exprs` with comment `tag`, refused when one
+/// expression is not [`writable`] (`nft` prints the rule for the error).
 fn rule<'a>(
     chain: &'a Chain<'_>,
     exprs: &[RawExpr],
-    nft: impl FnOnce() -> String,
+    tag: Option<&str>,
+    sets: &[String],
+    nft: impl Fn() -> String,
 ) -> Result<Rule<'a>, SystemError> {
-    if !exprs.iter().all(writable) {
-        return Err(SystemError::NftContent {
-            what: format!("rule `{}` has an expression we cannot write", nft()),
-        });
-    }
+    let cannot = |why: &str| SystemError::NftContent {
+        what: format!("rule `{}` {why}", nft()),
+    };
     let mut rule = Rule::new(chain);
     for e in exprs {
-        rule.add_expr(&Writable(e));
+        let id = writable(e, sets).ok_or_else(|| cannot("has an expression we cannot write"))?;
+        rule.add_expr(&Writable(e, id));
+    }
+    if let Some(tag) = tag {
+        let c = CString::new(tag).map_err(|_| cannot("has a comment holding NUL"))?;
+        rule.set_comment(c)
+            .map_err(|_| cannot("has a comment too long for the kernel"))?;
     }
     Ok(rule)
 }
@@ -180,6 +191,14 @@ impl Nft {
     /// should it appear meanwhile, that batch fails as a whole with EEXIST
     /// and the replacing batch (add, delete, add) runs instead.
     pub fn send_table(&self, table: Option<&NotrackTable>) -> Result<(), SystemError> {
+        if let Some(f) = table.and_then(|t| t.foreign.first()) {
+            return Err(SystemError::NftContent {
+                what: format!(
+                    "cannot write back {}: it was not written by tcto-tune",
+                    f.what
+                ),
+            });
+        }
         let exists = self.table_exists()?;
         match (table, exists) {
             (None, false) => Ok(()),
@@ -225,15 +244,20 @@ impl Nft {
                 what.push(Msg::DelTable);
             }
         }
+        let set_names: Vec<String> =
+            table.map_or(vec![], |t| t.sets.iter().map(|s| s.name.clone()).collect());
         if let Some(doc) = table {
             for (i, set) in doc.sets.iter().enumerate() {
-                let ipv4 = set_family(&set.name).ok_or_else(|| SystemError::NftContent {
-                    what: format!("set `{}` is not flows4 or flows6", set.name),
-                })?;
-                batch.add(&SetMsg::new(ipv4, None), MsgType::Add);
+                let (ipv4, _) = set_family(&set.name)
+                    .filter(|(_, tag)| *tag == set.profile)
+                    .ok_or_else(|| SystemError::NftContent {
+                        what: format!("set `{}` is not flows4 or flows6 of its tag", set.name),
+                    })?;
+                let id = set_id(i);
+                batch.add(&SetMsg::new(&set.name, id, ipv4, None), MsgType::Add);
                 what.push(Msg::AddSet(i));
                 for chunk in set.elements.chunks(ELEMS_PER_MSG) {
-                    batch.add(&SetMsg::new(ipv4, Some(chunk)), MsgType::Add);
+                    batch.add(&SetMsg::new(&set.name, id, ipv4, Some(chunk)), MsgType::Add);
                     what.push(Msg::AddElements(i));
                 }
             }
@@ -257,11 +281,15 @@ impl Nft {
             }
             for (i, (c, chain)) in chains.iter().enumerate() {
                 for (j, r) in c.rules.iter().enumerate() {
-                    batch.add(&rule(chain, &r.to_exprs(), || r.to_nft())?, MsgType::Add);
+                    let tag = r.profile.as_deref();
+                    let rule = rule(chain, &r.to_exprs(), tag, &set_names, || r.to_nft())?;
+                    batch.add(&rule, MsgType::Add);
                     what.push(Msg::AddRule(i, j));
                 }
                 for (j, r) in c.set_rules.iter().enumerate() {
-                    batch.add(&rule(chain, &r.to_exprs(), || r.to_nft())?, MsgType::Add);
+                    let tag = r.profile.as_deref();
+                    let rule = rule(chain, &r.to_exprs(), tag, &set_names, || r.to_nft())?;
+                    batch.add(&rule, MsgType::Add);
                     what.push(Msg::AddSetRule(i, j));
                 }
             }
