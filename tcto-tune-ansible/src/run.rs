@@ -416,15 +416,11 @@ pub fn choose(records: &[TxRecord], to: Option<&str>) -> Result<Vec<TxRecord>, J
 /// A simulated host holding what the live one holds for every target of
 /// `record`: check mode undoes the record against it.
 fn simulate(record: &TxRecord) -> Result<SimEffects, String> {
-    let mut live = LinuxEffects::default();
-    let mut sim = SimEffects::default();
-    for step in &record.steps {
-        let v = live
-            .read(&step.target)
-            .map_err(|e| format!("cannot read {}: {}", step.target, error_chain(&e)))?;
-        sim.values.insert(step.target.clone(), v);
-    }
-    Ok(sim)
+    SimEffects::mirror(
+        &mut LinuxEffects::default(),
+        record.steps.iter().map(|s| &s.target),
+    )
+    .map_err(|b| format!("cannot read {}: {}", b.0, error_chain(&b.1)))
 }
 
 fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {

@@ -11,7 +11,7 @@ use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
 use crate::cmd_persist::persisted_profile;
 use crate::cmd_plan::compute_full;
 use crate::common::ProfileArgs;
-use crate::output::{print_json, require_privileges, CliError, Exit};
+use crate::output::{print_json_doc, require_privileges, CliError, Exit};
 use crate::Global;
 
 /// Arguments of `apply`.
@@ -86,7 +86,7 @@ pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Resu
 /// Print a report and return its exit code.
 pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
     if g.json {
-        print_json(report)?;
+        print_json_doc(report)?;
     } else {
         println!("{}", user_flags(g, &report.to_string()));
     }

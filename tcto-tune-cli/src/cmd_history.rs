@@ -9,7 +9,7 @@ use tcto_tune::escape::{escape_control, escape_lines};
 use tcto_tune::journal::{id_order, Journal, Scan, StepStatus, TxRecord, Unreadable};
 
 use crate::cmd_apply::apply_error;
-use crate::output::{print_json, Exit};
+use crate::output::{print_json_doc, Exit};
 use crate::Global;
 
 /// Arguments of `history`.
@@ -71,7 +71,7 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
     };
     let entries = entries(&scan, journal.as_ref().and_then(Journal::boot_id));
     if g.json {
-        print_json(&entries)?;
+        print_json_doc(&serde_json::json!({ "transactions": entries }))?;
         return Ok(Exit::Ok);
     }
     if entries.is_empty() {

@@ -21,7 +21,7 @@ use tcto_tune::{ChangeKind, Plan, TextStyle};
 use crate::cmd_apply::{apply_error, finish};
 use crate::cmd_plan::compute_with_profile;
 use crate::common::ProfileArgs;
-use crate::output::{print_json, stdout_color, CliError, Exit};
+use crate::output::{print_json, print_json_doc, stdout_color, CliError, Exit};
 use crate::Global;
 
 /// Arguments of `persist`.
@@ -124,6 +124,17 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
     }
     let plan = match (&args.profile, &args.remove) {
         (Some(p), None) => {
+            if p.replace {
+                // An entry replaces the profile's earlier one anyway; the
+                // flag is about the live NOTRACK table, which persist does
+                // not touch. Said, rather than silently ignored.
+                return Err(CliError::new(
+                    "`--replace` is for `plan` and `apply` (the live NOTRACK table); `persist --profile X` always replaces X's persisted entry",
+                    Some("drop `--replace`".into()),
+                    Exit::Usage,
+                )
+                .into());
+            }
             let (profile, runtime) = compute_with_profile(p)?;
             let opts = PersistOptions {
                 allow: p.allow.iter().cloned().collect(),
@@ -326,7 +337,7 @@ fn list(g: &Global, args: &PersistArgs, facts: &persist::PersistFacts) -> anyhow
         })
         .collect();
     if g.json {
-        print_json(&ListDoc {
+        print_json_doc(&ListDoc {
             root: &facts.root,
             persisted: rows,
             unreadable: bad.iter().collect(),

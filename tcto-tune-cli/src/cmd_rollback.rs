@@ -1,12 +1,12 @@
 //! `tcto-tune rollback`: undo the last transaction, or every one back to an id.
 
 use clap::Args;
-use tcto_tune::apply::{select_from_scan, undo};
+use tcto_tune::apply::{select_from_scan, undo, TxReport};
 use tcto_tune::journal::Journal;
-use tcto_tune::system::LinuxEffects;
+use tcto_tune::system::{LinuxEffects, SimEffects};
 
 use crate::cmd_apply::{apply_error, user_flags, with_user_flags};
-use crate::output::{print_json, require_privileges, CliError, Exit};
+use crate::output::{print_json_doc, require_privileges, CliError, Exit};
 use crate::Global;
 
 /// Arguments of `rollback`.
@@ -19,6 +19,11 @@ pub struct RollbackArgs {
     /// Also restore values someone changed after the transaction.
     #[arg(long)]
     force: bool,
+
+    /// Show what would be reverted (drift included) against the live
+    /// values, through the simulated host; write nothing, journal nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Run `rollback`.
@@ -27,12 +32,19 @@ pub fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
 }
 
 fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
-    require_privileges("rollback")?;
+    if !args.dry_run {
+        require_privileges("rollback")?;
+    }
     let journal = match Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))? {
         Some(j) => j,
         None => return Err(no_journal(g, "does not exist")),
     };
-    let _lock = journal.lock().map_err(|e| apply_error(e.into()))?;
+    // A dry run reads the journal and the live values only: no lock.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(journal.lock().map_err(|e| apply_error(e.into()))?)
+    };
     let scan = journal.scan().map_err(|e| apply_error(e.into()))?;
     if scan.is_empty() {
         return Err(no_journal(g, "holds no transaction"));
@@ -44,14 +56,31 @@ fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
     let mut reports = Vec::new();
     let mut effects = LinuxEffects::default();
     for mut record in chosen {
-        reports.push(
+        let report = if args.dry_run {
+            // The real undo, against a copy of what the host holds now.
+            let mut sim = SimEffects::mirror(&mut effects, record.steps.iter().map(|s| &s.target))
+                .map_err(|b| {
+                    let (t, e) = *b;
+                    CliError::new(
+                        format!("cannot read {t}: {}", tcto_tune::apply::error_chain(&e)),
+                        None,
+                        Exit::Error,
+                    )
+                })?;
+            undo(&mut record, &mut sim, None, args.force).map_err(|e| apply_error(e.into()))?
+        } else {
             undo(&mut record, &mut effects, Some(&journal), args.force)
-                .map_err(|e| apply_error(e.into()))?,
-        );
+                .map_err(|e| apply_error(e.into()))?
+        };
+        reports.push(report);
     }
     let ok = reports.iter().all(|r| r.succeeded());
     if g.json {
-        print_json(&reports)?;
+        print_json_doc(&serde_json::json!({ "dry_run": args.dry_run, "reports": reports }))?;
+    } else if args.dry_run {
+        for r in &reports {
+            println!("{}", user_flags(g, &dry_run_text(r)));
+        }
     } else {
         for r in &reports {
             println!("{}", user_flags(g, &r.to_string()));
@@ -76,9 +105,56 @@ fn no_journal(g: &Global, why: &str) -> anyhow::Error {
 
 fn nothing(g: &Global) -> anyhow::Result<Exit> {
     if g.json {
-        print_json(&Vec::<()>::new())?;
+        print_json_doc(&serde_json::json!({ "reports": [] }))?;
     } else {
         println!("nothing to roll back");
     }
     Ok(Exit::Ok)
+}
+
+/// A dry-run rollback in words: what would be written, nothing claimed as
+/// done (the report comes from the real undo run against a copy of the
+/// live values).
+fn dry_run_text(r: &TxReport) -> String {
+    use tcto_tune::escape::escape_lines as esc;
+    use tcto_tune::journal::StepStatus;
+    let id = r.id.as_deref().unwrap_or("-");
+    let mut out = String::new();
+    let w = r
+        .steps
+        .iter()
+        .map(|s| s.key.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut writes = 0;
+    for s in &r.steps {
+        let verb = match s.status {
+            StepStatus::Reverted => {
+                writes += 1;
+                "would revert"
+            }
+            StepStatus::AlreadyAt => "already at",
+            StepStatus::Drifted => "drifted",
+            StepStatus::Gone => "gone",
+            StepStatus::ResetByReboot => "reset by reboot",
+            StepStatus::RevertFailed => "cannot revert",
+            _ => continue,
+        };
+        out.push_str(&format!(
+            "{verb:<15}  {:<w$}  {}\n",
+            esc(&s.key),
+            esc(&s.transition(true))
+        ));
+        if let Some(e) = &s.error {
+            out.push_str(&format!("{:<15}  {}\n", "", esc(e)));
+        }
+    }
+    out.push_str(&format!(
+        "would roll back transaction {id} (profile `{}`): {writes} value(s) to restore; nothing was written",
+        esc(&r.profile)
+    ));
+    if let Some(f) = &r.failure {
+        out.push_str(&format!("\nwould not complete: {}", esc(f)));
+    }
+    out
 }

@@ -156,6 +156,16 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Print a JSON object on stdout with `"schema": 1` added when the value
+/// does not carry one itself: every `--json` document says its version.
+pub fn print_json_doc<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut v = serde_json::to_value(value)?;
+    if let Some(map) = v.as_object_mut() {
+        map.entry("schema").or_insert(serde_json::json!(1));
+    }
+    print_json(&v)
+}
+
 /// Fail with a clear message unless this process may change network
 /// settings (root, or CAP_NET_ADMIN).
 pub fn require_privileges(command: &str) -> Result<(), CliError> {

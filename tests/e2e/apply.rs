@@ -27,12 +27,15 @@ fn apply_sets_the_namespace_and_rollback_restores_it_exactly() {
         st = state.path()
     ));
     assert_eq!(r.code, 0, "{r}");
-    // The second apply repeats the plan's `skip` line (netdev_max_backlog
-    // is global, absent in a child namespace) and says it is not in effect.
+    // The second apply repeats the plan's `skip` lines (netdev_max_backlog
+    // and the conntrack table size are host-wide: skipped in a child
+    // namespace) and says they are not in effect.
     assert!(
         r.stdout.contains("skip    net.core.netdev_max_backlog")
             && r.stdout
-                .contains("NOT IN EFFECT: 1 key(s) of the profile skipped"),
+                .contains("NOT IN EFFECT: 3 key(s) of the profile skipped")
+            && r.stdout
+                .contains("net.netfilter.nf_conntrack_max [key-host-wide]"),
         "{r}"
     );
     let lines: Vec<&str> = r
@@ -332,8 +335,9 @@ tcto-tune history | grep -c UNREADABLE
     );
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{st}/h.json")).unwrap()).unwrap();
-    assert_eq!(doc[0]["status"], "unreadable", "{doc}");
-    assert_eq!(doc[1]["status"], "applied", "{doc}");
+    assert_eq!(doc["schema"], 1, "{doc}");
+    assert_eq!(doc["transactions"][0]["status"], "unreadable", "{doc}");
+    assert_eq!(doc["transactions"][1]["status"], "applied", "{doc}");
     assert!(
         newest.contains("apply=1") && newest.contains("rollback=1"),
         "{r}"
@@ -445,7 +449,7 @@ cat {st}/apply.txt"#
     );
     assert!(
         text.contains("NOT IN EFFECT")
-            && text.contains("net.netfilter.nf_conntrack_max [not-writable-here]"),
+            && text.contains("net.netfilter.nf_conntrack_max [key-host-wide]"),
         "{text}"
     );
     let doc: serde_json::Value =
@@ -458,4 +462,46 @@ cat {st}/apply.txt"#
             .any(|s| s["key"] == "net.netfilter.nf_conntrack_max"),
         "{doc}"
     );
+}
+
+/// Issue 17 item 8: `rollback --dry-run` says what rollback would revert,
+/// drift included, through the simulated host: nothing written, nothing
+/// journaled, and the real rollback afterwards still has everything to do.
+#[test]
+fn rollback_dry_run_shows_what_would_be_reverted_and_changes_nothing() {
+    if !require_root("rollback_dry_run_shows_what_would_be_reverted_and_changes_nothing") {
+        return;
+    }
+    let dir = TempDir::new("rb-dry");
+    let st = dir.path();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}\
+         tcto-tune apply --profile high-conn --allow key-host-wide >/dev/null || exit 10\n\
+         sysctl -qw net.ipv4.tcp_max_syn_backlog=9999\n\
+         cp -r {st}/s/tx {st}/before\n\
+         tcto-tune rollback --dry-run; echo dry=$?\n\
+         sysctl -n net.core.somaxconn net.ipv4.tcp_max_syn_backlog | tr '\\n' ' '; echo\n\
+         diff -r {st}/before {st}/s/tx && echo journal-untouched\n\
+         tcto-tune rollback --dry-run --force | tail -1\n\
+         tcto-tune rollback >/dev/null; echo real=$?\n\
+         sysctl -n net.core.somaxconn"
+    ));
+    let out = &r.stdout;
+    assert!(
+        out.lines().any(|l| l.starts_with("would revert")
+            && l.contains("net.core.somaxconn")
+            && l.trim_end().ends_with("4096 -> 1024")),
+        "{r}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("drifted") && l.contains("net.ipv4.tcp_max_syn_backlog")),
+        "{r}"
+    );
+    assert!(out.contains("nothing was written"), "{r}");
+    // Drift makes the real rollback fail (exit 1): the dry run says so too.
+    assert!(out.contains("dry=1"), "{r}");
+    assert!(out.contains("4096 9999 \n"), "values untouched: {r}");
+    assert!(out.contains("journal-untouched"), "{r}");
+    assert!(out.contains("real=1") || out.contains("real=0"), "{r}");
 }

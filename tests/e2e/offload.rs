@@ -145,7 +145,8 @@ fn an_invalid_interface_name_is_refused_before_any_ioctl() {
         return;
     }
     let r = in_netns("tcto-tune plan --profile offload-off --set iface=a/b");
-    assert_eq!(r.code, 1, "{r}");
+    // A bad `--set` value is a usage error (issue 17).
+    assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("invalid interface name `a/b`"), "{r}");
 }
 

@@ -11,27 +11,32 @@ use tcto_tune_tests::{in_netns, require_root, TempDir};
 
 const LISTEN_8080: &str = "tcto-lab listen --port 8080 --backlog 511 > /tmp/.lab-$$ 2>&1 &\nfor i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\nrm -f /tmp/.lab-$$\n";
 
-/// docs/schema/NAME.json with `common.json`'s definitions inlined, so the
-/// validator needs no resolver (nothing is ever fetched).
+/// docs/schema/NAME.json with `common.json`'s definitions and
+/// `report.json` inlined, so the validator needs no resolver (nothing is
+/// ever fetched).
 fn schema(name: &str) -> Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema");
-    let read = |f: &str| -> Value {
+    let read = |f: &str| -> String {
         let text = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"))
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        text.replace("\"common.json#/$defs/", "\"#/$defs/")
+            .replace("\"report.json\"", "\"#/$defs/report\"")
     };
-    let common = read("common.json");
-    let text = serde_json::to_string(&read(&format!("{name}.json")))
-        .unwrap()
-        .replace("\"common.json#/$defs/", "\"#/$defs/");
-    let mut s: Value = serde_json::from_str(&text).unwrap();
+    let mut s: Value = serde_json::from_str(&read(&format!("{name}.json"))).unwrap();
+    let common: Value = serde_json::from_str(&read("common.json")).unwrap();
+    let mut report: Value = serde_json::from_str(&read("report.json")).unwrap();
+    report.as_object_mut().unwrap().remove("$schema");
     let defs = s
         .as_object_mut()
         .unwrap()
         .entry("$defs")
-        .or_insert_with(|| Value::Object(Default::default()));
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()
+        .unwrap();
     for (k, v) in common["$defs"].as_object().unwrap() {
-        defs.as_object_mut().unwrap().insert(k.clone(), v.clone());
+        defs.insert(k.clone(), v.clone());
     }
+    defs.insert("report".into(), report);
     s
 }
 
@@ -97,6 +102,21 @@ fn every_json_output_matches_its_schema() {
             "tcto-tune profiles show high-conn --json".into(),
         ),
         (
+            "apply",
+            "tcto-tune apply --json --profile high-conn --allow key-host-wide".into(),
+        ),
+        ("history", "tcto-tune history --json".into()),
+        ("rollback-dry", "tcto-tune rollback --json --dry-run".into()),
+        ("rollback", "tcto-tune rollback --json".into()),
+        (
+            "persist",
+            "mkdir -p $TCTO_TUNE_STATE_DIR.img && tcto-tune persist --json --dry-run --profile high-conn --root $TCTO_TUNE_STATE_DIR.img".into(),
+        ),
+        (
+            "persist-list",
+            "tcto-tune persist --json --list --root $TCTO_TUNE_STATE_DIR.img".into(),
+        ),
+        (
             "error-usage",
             "tcto-tune plan --json --profile nosuch; test $? -eq 2".into(),
         ),
@@ -109,6 +129,8 @@ fn every_json_output_matches_its_schema() {
     for (label, doc) in &out {
         let name = match label.as_str() {
             "profiles-list" | "profiles-show" => "profiles",
+            "rollback-dry" => "rollback",
+            "persist-list" => "persist",
             l if l.starts_with("error") => "error",
             l => l,
         };

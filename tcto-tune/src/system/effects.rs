@@ -138,6 +138,22 @@ pub struct SimEffects {
 }
 
 impl SimEffects {
+    /// A simulated host holding what `live` holds now for each of
+    /// `targets`: a dry-run rollback (`rollback --dry-run`, Ansible's check
+    /// mode) undoes a journaled record against it, drift included, and
+    /// writes nothing. The error names the target that could not be read.
+    pub fn mirror<'t>(
+        live: &mut dyn Effects,
+        targets: impl IntoIterator<Item = &'t Target>,
+    ) -> Result<Self, Box<(Target, SystemError)>> {
+        let mut s = Self::default();
+        for t in targets {
+            let v = live.read(t).map_err(|e| Box::new((t.clone(), e)))?;
+            s.values.insert(t.clone(), v);
+        }
+        Ok(s)
+    }
+
     /// Seed with the values the plan observed for each change it makes.
     pub fn from_plan(plan: &Plan) -> Self {
         let mut s = Self::default();
