@@ -40,6 +40,9 @@ pub struct ApplyArgs {
     /// is kept; `rollback --to ID` can still undo it).
     #[arg(long)]
     force_after_crash: bool,
+
+    #[command(flatten)]
+    wait: crate::common::WaitArg,
 }
 
 /// Map a transaction error to the user's exit code and hint.
@@ -194,7 +197,8 @@ fn run_apply(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     }
     require_privileges("apply")?;
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let _lock = journal.lock().map_err(|e| apply_error(e.into()))?;
+    let _lock =
+        crate::common::lock_journal(&journal, &args.wait).map_err(|e| apply_error(e.into()))?;
     let report =
         apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
     print_plan_notes(g, &plan);

@@ -51,6 +51,9 @@ pub struct PersistArgs {
     /// The tcto-tune binary the boot unit runs (default: this binary).
     #[arg(long, value_name = "PATH")]
     exec: Option<String>,
+
+    #[command(flatten)]
+    wait: crate::common::WaitArg,
 }
 
 #[derive(Serialize)]
@@ -207,7 +210,8 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let _lock = journal.lock().map_err(|e| apply_error(e.into()))?;
+    let _lock =
+        crate::common::lock_journal(&journal, &args.wait).map_err(|e| apply_error(e.into()))?;
     let opts = ApplyOptions {
         command: "persist".into(),
         force_after_crash: false,

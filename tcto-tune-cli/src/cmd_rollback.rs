@@ -24,6 +24,9 @@ pub struct RollbackArgs {
     /// values, through the simulated host; write nothing, journal nothing.
     #[arg(long)]
     dry_run: bool,
+
+    #[command(flatten)]
+    wait: crate::common::WaitArg,
 }
 
 /// Run `rollback`.
@@ -43,7 +46,7 @@ fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
     let _lock = if args.dry_run {
         None
     } else {
-        Some(journal.lock().map_err(|e| apply_error(e.into()))?)
+        Some(crate::common::lock_journal(&journal, &args.wait).map_err(|e| apply_error(e.into()))?)
     };
     let scan = journal.scan().map_err(|e| apply_error(e.into()))?;
     if scan.is_empty() {

@@ -127,3 +127,43 @@ fn parse_code(s: &str) -> Result<String, String> {
 pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     tcto_tune::duration::parse_duration(s).map_err(|e| e.to_string())
 }
+
+/// `--wait DURATION` of the commands that take the state-dir lock.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArg {
+    /// Wait up to DURATION for the state-dir lock held by another tcto-tune
+    /// (a provisioning run overlapping a cron'd one) instead of failing at
+    /// once, e.g. `--wait 30s`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub wait: Option<std::time::Duration>,
+}
+
+/// Take the journal's lock, waiting up to `wait` while another process
+/// holds it, with the holder's pid in a progress line on stderr (once, then
+/// every 10 s). Without `--wait` a held lock fails at once, as before.
+pub fn lock_journal(
+    journal: &tcto_tune::journal::Journal,
+    wait: &WaitArg,
+) -> Result<tcto_tune::journal::StateLock, tcto_tune::journal::JournalError> {
+    use tcto_tune::journal::JournalError;
+    let start = std::time::Instant::now();
+    let mut said: Option<std::time::Instant> = None;
+    loop {
+        match journal.lock() {
+            Err(JournalError::Locked { holder, .. })
+                if wait.wait.is_some_and(|w| start.elapsed() < w) =>
+            {
+                if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+                    eprintln!(
+                        "waiting for the state-dir lock held by another tcto-tune{holder} ({} of {} waited)",
+                        tcto_tune::duration::format_duration(std::time::Duration::from_secs(start.elapsed().as_secs())),
+                        tcto_tune::duration::format_duration(wait.wait.unwrap_or_default())
+                    );
+                    said = Some(std::time::Instant::now());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}

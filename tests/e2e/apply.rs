@@ -505,3 +505,38 @@ fn rollback_dry_run_shows_what_would_be_reverted_and_changes_nothing() {
     assert!(out.contains("journal-untouched"), "{r}");
     assert!(out.contains("real=1") || out.contains("real=0"), "{r}");
 }
+
+/// Issue 17 item 9: `--wait` waits for the state-dir lock (a provisioning
+/// run overlapping a cron'd one), naming the holder; without it a held lock
+/// fails at once, and a wait that runs out fails the same way.
+#[test]
+fn wait_waits_for_the_lock_and_names_its_holder() {
+    if !require_root("wait_waits_for_the_lock_and_names_its_holder") {
+        return;
+    }
+    let dir = TempDir::new("wait");
+    let st = dir.path();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}\
+         tcto-tune history >/dev/null\n\
+         mkdir -p {st}/s && printf '4242\\n' > {st}/s/lock\n\
+         flock {st}/s/lock sleep 2 &\n\
+         sleep 0.3\n\
+         tcto-tune apply --profile backlog-overflow >/dev/null 2>{st}/now; echo now=$?\n\
+         tcto-tune apply --profile backlog-overflow --wait 200ms >/dev/null 2>{st}/short; echo short=$?\n\
+         tcto-tune apply --profile backlog-overflow --wait 20s >/dev/null 2>{st}/long; echo long=$?\n\
+         tcto-tune rollback --wait 5s >/dev/null; echo rollback=$?\n\
+         cat {st}/now {st}/short {st}/long"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("now=1") && out.contains("short=1"), "{r}");
+    assert!(out.contains("long=0") && out.contains("rollback=0"), "{r}");
+    assert!(
+        out.contains("waiting for the state-dir lock held by another tcto-tune (pid 4242)"),
+        "{r}"
+    );
+    assert!(
+        out.contains("is running (pid 4242)") && out.contains("--wait DURATION"),
+        "the failures name the holder and the flag: {r}"
+    );
+}

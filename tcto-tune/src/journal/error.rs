@@ -88,7 +88,7 @@ impl JournalError {
                 "check `--state-dir` for a typo, or create the parent first (`mkdir -p {}`)",
                 parent.display()
             )),
-            JournalError::Locked { .. } => Some("wait for it to finish; tcto-tune never interleaves transactions".into()),
+            JournalError::Locked { .. } => Some("wait for it to finish, or run the command again with `--wait DURATION`; tcto-tune never interleaves transactions".into()),
             JournalError::Unsafe { .. } => Some("use a root-owned directory with mode 0700 (`--state-dir`)".into()),
             JournalError::UnknownTx { .. } => Some("`tcto-tune history` lists the transactions".into()),
             JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
