@@ -393,3 +393,60 @@ fn verify_takes_the_old_somaxconn_from_the_apply_journal() {
         "{r}"
     );
 }
+
+/// Issue 18 item 14: "table full" lines naming this namespace's number
+/// (the kernel reuses the inode numbers of deleted namespaces) make no
+/// cause while this namespace's own conntrack counters are 0; old lines
+/// are history. /dev/kmsg is replaced by a file inside a private mount
+/// namespace, so the host's log is left alone.
+#[test]
+fn stale_kernel_log_lines_are_history_not_a_cause() {
+    if !require_root("stale_kernel_log_lines_are_history_not_a_cause") {
+        return;
+    }
+    let tmp = TempDir::new("dgkm");
+    let script = format!(
+        r#"set -e
+nft add table inet lab
+nft add chain inet lab out '{{ type filter hook output priority 0; }}'
+nft add rule inet lab out ct state new counter
+ns=$(readlink /proc/self/ns/net | tr -dc 0-9)
+now=$(awk '{{printf "%d", $1 * 1000000}}' /proc/uptime)
+{{
+echo "4,1,$((now > 300000000 ? now - 300000000 : 1)),-;nf_conntrack: table full in netns $ns, dropping packet"
+echo "4,2,$((now - 2000000)),-;nf_conntrack: table full in netns $ns, dropping packet"
+echo " SUBSYSTEM=net"
+}} > {t}/kmsg
+mount --bind {t}/kmsg /dev/kmsg
+tcto-tune diagnose --interval 200ms --json > {t}/d.json
+tcto-tune diagnose --interval 0s
+"#,
+        t = tmp.path()
+    );
+    let r = on_host(&format!(
+        "unshare -m -n sh -c '{}'",
+        script.replace('\'', "'\\''")
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .starts_with("No likely cause of connect timeouts found"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("kernel log: 2 \"nf_conntrack: table full\" line(s) here (1 in the last 60 s, 1 older: history)"),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("(not counted: this namespace's conntrack drop counters are 0"),
+        "{r}"
+    );
+    let d: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{}/d.json", tmp.path())).unwrap())
+            .unwrap();
+    assert_eq!(d["causes"], Value::Array(vec![]), "{d}");
+    assert_eq!(d["kernel_log"]["table_full_lines"], 2, "{d}");
+    assert_eq!(d["kernel_log"]["counters_agree"], false, "{d}");
+    assert_eq!(d["conntrack"]["loaded"], true, "{d}");
+}

@@ -43,9 +43,6 @@ pub const CAUSE_CODES: &[(&str, &str)] = &[
     ("nic-errors", "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload"),
 ];
 
-/// Kernel-log lines younger than this (seconds) count as current evidence.
-const RECENT_S: u64 = 600;
-
 fn moved(c: &CounterDelta, interval_ms: u64) -> String {
     match (c.delta, c.per_min) {
         (Some(d), Some(r)) => format!(
@@ -120,15 +117,15 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
             evidence.push(moved(s, d.interval_ms));
         }
     }
-    if d.kernel_log.table_full_lines > 0 {
-        let recent = d.kernel_log.last_age_s.is_some_and(|a| a <= RECENT_S);
-        score += if recent { 30 } else { 5 };
+    let k = &d.kernel_log;
+    if k.recent_lines > 0 && k.counters_agree {
+        score += 30;
         evidence.push(format!(
-            "kernel log: {} \"nf_conntrack: table full, dropping packet\" line(s), the last {} s ago{}",
-            d.kernel_log.table_full_lines,
-            d.kernel_log.last_age_s.map_or("?".into(), |a| a.to_string()),
-            d.kernel_log
-                .last
+            "kernel log: {} \"nf_conntrack: table full, dropping packet\" line(s) in the last {} s, the last {} s ago{}",
+            k.recent_lines,
+            k.recent_bound_s,
+            k.last_age_s.map_or("?".into(), |a| a.to_string()),
+            k.last
                 .last()
                 .map(|l| format!(", last: {l}"))
                 .unwrap_or_default()
@@ -136,6 +133,12 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
     }
     if score == 0 {
         return None;
+    }
+    let unused = k.table_full_lines - if k.counters_agree { k.recent_lines } else { 0 };
+    if unused > 0 {
+        evidence.push(format!(
+            "kernel log: {unused} older or unconfirmed \"table full\" line(s), history only (not counted)"
+        ));
     }
     let mut c = cause(
         "conntrack-table-full",

@@ -362,7 +362,23 @@ pub struct KernelLogReport {
     pub last_age_s: Option<u64>,
     /// The last few of ours.
     pub last: Vec<String>,
+    /// A line counts as evidence only when it is younger than this many
+    /// seconds (the sampling window included) ...
+    pub recent_bound_s: u64,
+    /// ... and this namespace's own conntrack counters agree (a `drop`,
+    /// `early_drop` or `insert_failed` total above 0, or the table at 95 %
+    /// or more): the kernel names a namespace by its inode number, which
+    /// it reuses, so an old line can be about a deleted namespace.
+    pub counters_agree: bool,
+    /// Our lines younger than `recent_bound_s`.
+    pub recent_lines: u64,
+    /// Our older lines: history, never a cause on their own.
+    pub history_lines: u64,
 }
+
+/// Kernel-log lines younger than this many seconds (plus the sampling
+/// interval) are recent; older ones are history.
+pub const KMSG_RECENT_S: u64 = 60;
 
 /// The diagnosis: causes first, then the evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -425,23 +441,7 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         .collect();
     let sysctls = sysctl_advice(&obs.state);
     let interfaces = interface_reports(before, after, ms);
-    let kernel_log = KernelLogReport {
-        readable: obs.kernel_log.readable,
-        error: obs.kernel_log.error.clone(),
-        table_full_lines: obs.kernel_log.table_full,
-        table_full_elsewhere: obs.kernel_log.table_full_elsewhere,
-        last_age_s: obs
-            .kernel_log
-            .last_table_full
-            .last()
-            .map(|r| obs.kernel_log.now_usec.saturating_sub(r.usec) / 1_000_000),
-        last: obs
-            .kernel_log
-            .last_table_full
-            .iter()
-            .map(|r| format!("[{:.1}s] {}", r.usec as f64 / 1e6, r.message))
-            .collect(),
-    };
+    let kernel_log = kernel_log_report(&obs.kernel_log, &conntrack, ms);
     let mut d = Diagnosis {
         schema: DIAGNOSE_SCHEMA,
         interval_ms: ms,
@@ -460,6 +460,44 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
     d.checked = checked(&d, obs.state.listeners.len());
     d.causes = rank_causes(&d, somaxconn);
     d
+}
+
+fn kernel_log_report(log: &KernelLog, ct: &ConntrackReport, ms: u64) -> KernelLogReport {
+    let recent_bound_s = KMSG_RECENT_S + ms.div_ceil(1000);
+    // Records of an older observation carry no timestamp list: their
+    // last few records stand in.
+    let times: Vec<u64> = if log.table_full_usec.is_empty() {
+        log.last_table_full.iter().map(|r| r.usec).collect()
+    } else {
+        log.table_full_usec.clone()
+    };
+    let cutoff = log.now_usec.saturating_sub(recent_bound_s * 1_000_000);
+    let recent = times.iter().filter(|u| **u >= cutoff).count() as u64;
+    let recent_lines = recent.min(log.table_full);
+    let counters_agree = ct
+        .stats
+        .iter()
+        .any(|s| CONNTRACK_DROP_COLUMNS.contains(&s.name.as_str()) && s.total > 0)
+        || ct.use_pct.is_some_and(|p| p >= 95.0);
+    KernelLogReport {
+        readable: log.readable,
+        error: log.error.clone(),
+        table_full_lines: log.table_full,
+        table_full_elsewhere: log.table_full_elsewhere,
+        last_age_s: log
+            .last_table_full
+            .last()
+            .map(|r| log.now_usec.saturating_sub(r.usec) / 1_000_000),
+        last: log
+            .last_table_full
+            .iter()
+            .map(|r| format!("[{:.1}s] {}", r.usec as f64 / 1e6, r.message))
+            .collect(),
+        recent_bound_s,
+        counters_agree,
+        recent_lines,
+        history_lines: log.table_full - recent_lines,
+    }
 }
 
 fn conntrack_report(
@@ -673,8 +711,8 @@ fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
     ));
     out.push(if d.kernel_log.readable {
         format!(
-            "kernel log: {} \"nf_conntrack: table full\" line(s)",
-            d.kernel_log.table_full_lines
+            "kernel log: {} \"nf_conntrack: table full\" line(s); evidence only when younger than {} s and the conntrack counters agree",
+            d.kernel_log.table_full_lines, d.kernel_log.recent_bound_s
         )
     } else {
         format!(

@@ -157,6 +157,7 @@ fn conntrack_drops_rank_above_a_risk() {
             readable: true,
             now_usec: 100_000_000,
             table_full: 3,
+            table_full_usec: vec![93_000_000, 94_000_000, 95_000_000],
             last_table_full: vec![KmsgRecord {
                 seq: 9,
                 usec: 95_000_000,
@@ -174,7 +175,9 @@ fn conntrack_drops_rank_above_a_risk() {
     assert!(ev.contains("drop +60 in 2.0 s (1800/min)"), "{ev}");
     assert!(ev.contains("insert_failed +60"), "{ev}");
     assert!(
-        ev.contains("3 \"nf_conntrack: table full, dropping packet\" line(s), the last 5 s ago"),
+        ev.contains(
+            "3 \"nf_conntrack: table full, dropping packet\" line(s) in the last 62 s, the last 5 s ago"
+        ),
         "{ev}"
     );
     assert_eq!(
@@ -472,4 +475,81 @@ fn an_idle_listener_with_backlog_zero_is_not_full() {
     let d = analyze(&obs, &opts(&[]));
     assert!(d.causes.is_empty(), "{:?}", d.causes);
     assert_eq!(d.listeners[0].full_pct, 0.0);
+}
+
+fn stale_log(now_s: u64, line_s: &[u64]) -> KernelLog {
+    KernelLog {
+        readable: true,
+        now_usec: now_s * 1_000_000,
+        table_full: line_s.len() as u64,
+        table_full_usec: line_s.iter().map(|s| s * 1_000_000).collect(),
+        last_table_full: line_s
+            .iter()
+            .map(|s| KmsgRecord {
+                seq: *s,
+                usec: s * 1_000_000,
+                message: "nf_conntrack: table full in netns 4026532312, dropping packet".into(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Issue 18 item 14: a fresh namespace (0 entries, drop 0) whose inode
+/// number the kernel reused reads old "table full" lines as its own.
+#[test]
+fn stale_table_full_lines_are_history_not_a_cause() {
+    let obs = Observation {
+        before: sample(0, 0, 0, 0),
+        after: Some(sample(1_000, 0, 0, 0)),
+        state: state(vec![], "4096"),
+        // Lines from 2 s and 900 s ago: even the recent one is not ours,
+        // since this namespace's own drop counters are 0.
+        kernel_log: stale_log(1_000, &[100, 998]),
+        ..Default::default()
+    };
+    let d = analyze(&obs, &opts(&[]));
+    assert!(d.causes.is_empty(), "{d}");
+    assert_eq!(d.kernel_log.recent_lines, 1);
+    assert_eq!(d.kernel_log.history_lines, 1);
+    assert_eq!(d.kernel_log.recent_bound_s, 61);
+    assert!(!d.kernel_log.counters_agree);
+    let text = d.to_string();
+    assert!(
+        text.contains("kernel log: 2 \"nf_conntrack: table full\" line(s) here (1 in the last 61 s, 1 older: history)"),
+        "{text}"
+    );
+    assert!(text.contains("(not counted: this namespace's conntrack drop counters are 0"));
+
+    // Old lines with counters that agree (drops once, long ago): still no
+    // cause from the log, the drop total is only a risk of its own.
+    let mut old = obs.clone();
+    old.before = sample(0, 0, 0, 7);
+    old.after = Some(sample(1_000, 0, 0, 7));
+    old.kernel_log = stale_log(1_000, &[100, 200]);
+    let d = analyze(&old, &opts(&[]));
+    let c = &d.causes[0];
+    assert_eq!(
+        (c.code.as_str(), c.status.as_str(), c.score),
+        ("conntrack-table-full", "risk", 10),
+        "{d}"
+    );
+    assert!(!c.evidence.iter().any(|e| e.contains("in the last")), "{d}");
+    assert!(
+        c.evidence
+            .iter()
+            .any(|e| e.contains("2 older or unconfirmed")),
+        "{d}"
+    );
+
+    // Recent lines and counters that agree: evidence.
+    let mut live = old.clone();
+    live.kernel_log = stale_log(1_000, &[999]);
+    let d = analyze(&live, &opts(&[]));
+    assert!(
+        d.causes[0].evidence.iter().any(|e| e
+            .contains("1 \"nf_conntrack: table full, dropping packet\" line(s) in the last 61 s")),
+        "{d}"
+    );
+    assert_eq!(d.causes[0].score, 40);
 }

@@ -149,9 +149,15 @@ impl fmt::Display for Diagnosis {
         if k.readable {
             writeln!(
                 f,
-                "kernel log: {} \"nf_conntrack: table full\" line(s) here, {} about other namespaces",
-                k.table_full_lines, k.table_full_elsewhere
+                "kernel log: {} \"nf_conntrack: table full\" line(s) here ({} in the last {} s, {} older: history), {} about other namespaces",
+                k.table_full_lines, k.recent_lines, k.recent_bound_s, k.history_lines, k.table_full_elsewhere
             )?;
+            if k.recent_lines > 0 && !k.counters_agree {
+                writeln!(
+                    f,
+                    "  (not counted: this namespace's conntrack drop counters are 0, so the lines are about another namespace with a reused number)"
+                )?;
+            }
             for l in &k.last {
                 writeln!(f, "  {l}")?;
             }

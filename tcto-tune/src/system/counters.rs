@@ -67,6 +67,11 @@ pub struct KernelLog {
     pub table_full_elsewhere: u64,
     /// The last few of ours.
     pub last_table_full: Vec<KmsgRecord>,
+    /// When each of ours was logged (microseconds since boot, oldest
+    /// first; the newest [`KMSG_KEEP_TIMES`] only), so a diagnosis can
+    /// tell lines of the sampling window from history.
+    #[serde(default)]
+    pub table_full_usec: Vec<u64>,
 }
 
 /// Reads the counters. Linux reads /proc; the simulated one replays samples.
@@ -84,6 +89,9 @@ pub trait Counters {
 const KMSG_MAX_RECORDS: u64 = 200_000;
 /// How many "table full" records to keep.
 const KMSG_KEEP: usize = 5;
+/// How many "table full" timestamps to keep (the kernel rate-limits the
+/// line, so a few thousand cover any ring buffer).
+pub const KMSG_KEEP_TIMES: usize = 4096;
 
 /// The live counters of this process's network namespace.
 #[derive(Debug, Default, Clone, Copy)]
@@ -180,15 +188,25 @@ impl Counters for LinuxCounters {
         // One read returns one record; 8 KiB is the kernel's record limit.
         let mut buf = vec![0u8; 8192];
         let mut last = VecDeque::new();
+        let mut times = VecDeque::new();
+        let mut pending = String::new();
         let mut reads = 0u64;
         while reads < KMSG_MAX_RECORDS {
             reads += 1;
             match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    log.records += 1;
-                    let text = String::from_utf8_lossy(&buf[..n]);
-                    if let Some(r) = procfs::parse_kmsg_record(&text) {
+                    // /dev/kmsg returns one record per read; a file standing
+                    // in for it (a test's bind mount) returns many, maybe
+                    // with a record cut at the buffer's end.
+                    pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    let complete = pending.rfind('\n').map_or(0, |i| i + 1);
+                    let text: String = pending.drain(..complete).collect();
+                    for line in text.lines().filter(|l| !l.starts_with(' ')) {
+                        log.records += 1;
+                        let Some(r) = procfs::parse_kmsg_record(line) else {
+                            continue;
+                        };
                         if !procfs::is_conntrack_table_full(&r.message) {
                             continue;
                         }
@@ -200,6 +218,10 @@ impl Counters for LinuxCounters {
                             if last.len() == KMSG_KEEP {
                                 last.pop_front();
                             }
+                            if times.len() == KMSG_KEEP_TIMES {
+                                times.pop_front();
+                            }
+                            times.push_back(r.usec);
                             last.push_back(r);
                         }
                     }
@@ -215,6 +237,7 @@ impl Counters for LinuxCounters {
             }
         }
         log.last_table_full = last.into();
+        log.table_full_usec = times.into();
         log
     }
 }
