@@ -28,6 +28,11 @@ pub struct Cause {
     pub evidence: Vec<String>,
     /// The command that plans the fix, when a profile addresses it.
     pub plan: Option<String>,
+    /// A fix that only the host (the initial network namespace) can apply,
+    /// when diagnosing from a child namespace (a container): global keys
+    /// such as `nf_conntrack_max` are read-only here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_plan: Option<String>,
     /// What else to do (application settings, restarts, alternatives).
     pub notes: Vec<String>,
 }
@@ -83,6 +88,7 @@ fn cause(code: &str, title: String, score: u32, active: bool) -> Cause {
         score,
         evidence: vec![],
         plan: None,
+        host_plan: None,
         notes: vec![],
     }
 }
@@ -147,12 +153,34 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
         active,
     );
     c.evidence = evidence;
-    c.plan = Some("tcto-tune plan --profile conntrack-exhaustion".into());
-    c.notes.push(format!(
-        "if the tracked flows are trusted subnet-to-subnet traffic, exempt them instead: tcto-tune plan --profile trusted-notrack --set frontend=CIDR --set backend=CIDR --set port={}",
-        d.ports.first().map_or("PORT".into(), |p| p.to_string())
-    ));
+    let notrack = notrack_command(d);
+    if d.in_initial_netns {
+        c.plan = Some(CONNTRACK_PLAN.into());
+        c.notes.push(format!(
+            "if the tracked flows are trusted subnet-to-subnet traffic, exempt them instead (the lasting fix): {notrack}"
+        ));
+    } else {
+        // Issue 16 item 5: the table's limit is global. From a container
+        // the sizing plan skips it, and the drops go on: the fix that works
+        // here is NOTRACK, the sizing is the host's to do.
+        c.plan = Some(notrack);
+        c.host_plan = Some(CONNTRACK_PLAN.into());
+        c.notes.push(
+            "this is a child network namespace (a container): net.netfilter.nf_conntrack_max is global and can only be raised from the host; run the host fix there, in its initial network namespace. Here, exempt trusted flows from tracking (the fix above)".into(),
+        );
+    }
     Some(c)
+}
+
+/// The immediate fix of a full table (sizing and faster ageing).
+const CONNTRACK_PLAN: &str = "tcto-tune plan --profile conntrack-exhaustion";
+
+/// The lasting fix: NOTRACK for the flows that fill the table.
+fn notrack_command(d: &Diagnosis) -> String {
+    format!(
+        "tcto-tune plan --profile trusted-notrack --set frontend=CIDR --set backend=CIDR --set port={}",
+        d.ports.first().map_or("PORT".into(), |p| p.to_string())
+    )
 }
 
 fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {

@@ -389,6 +389,10 @@ pub struct Diagnosis {
     pub interval_ms: u64,
     /// Ports focused on (empty: all).
     pub ports: Vec<u16>,
+    /// Whether this runs in the host's initial network namespace (global
+    /// keys are writable only there).
+    #[serde(default = "yes")]
+    pub in_initial_netns: bool,
     /// Likely root causes, most likely first.
     pub causes: Vec<Cause>,
     /// Conntrack table and stats.
@@ -409,6 +413,10 @@ pub struct Diagnosis {
     pub kernel_log: KernelLogReport,
     /// What was checked, in words.
     pub checked: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Turn an observation into a diagnosis (pure).
@@ -446,6 +454,7 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         schema: DIAGNOSE_SCHEMA,
         interval_ms: ms,
         ports: opts.ports.clone(),
+        in_initial_netns: obs.state.in_initial_netns,
         causes: vec![],
         conntrack,
         tcp_ext,

@@ -55,6 +55,7 @@ fn listener(port: u16, queue: u32, backlog: u32, inode: u32) -> ListenSocket {
 fn state(listeners: Vec<ListenSocket>, somaxconn: &str) -> SystemState {
     let mut s = SystemState {
         listeners,
+        in_initial_netns: true,
         ..Default::default()
     };
     for (k, v) in [
@@ -552,4 +553,48 @@ fn stale_table_full_lines_are_history_not_a_cause() {
         "{d}"
     );
     assert_eq!(d.causes[0].score, 40);
+}
+
+/// Issue 16 item 5: from a container the table's limit is the host's to
+/// raise; the fix that works here (NOTRACK) comes first.
+#[test]
+fn a_full_table_seen_from_a_child_namespace_puts_notrack_first() {
+    let mut obs = Observation {
+        before: sample(0, 0, 100, 100),
+        after: Some(sample(1_000, 0, 100, 160)),
+        state: state(vec![], "4096"),
+        ..Default::default()
+    };
+    obs.state.in_initial_netns = false;
+    let d = analyze(&obs, &opts(&[8080]));
+    let c = &d.causes[0];
+    assert_eq!(c.code, "conntrack-table-full");
+    assert!(
+        c.plan
+            .as_deref()
+            .unwrap()
+            .starts_with("tcto-tune plan --profile trusted-notrack"),
+        "{d}"
+    );
+    assert_eq!(
+        c.host_plan.as_deref(),
+        Some("tcto-tune plan --profile conntrack-exhaustion")
+    );
+    assert!(c.notes[0].contains("nf_conntrack_max is global and can only be raised from the host"));
+    let text = d.to_string();
+    let fix = text
+        .find("   fix: tcto-tune plan --profile trusted-notrack")
+        .unwrap();
+    let host = text
+        .find("   fix on the host (not from this namespace): tcto-tune plan --profile conntrack-exhaustion")
+        .unwrap();
+    assert!(fix < host, "{text}");
+    // In the initial namespace the sizing plan is the fix, NOTRACK a note.
+    obs.state.in_initial_netns = true;
+    let d = analyze(&obs, &opts(&[8080]));
+    assert_eq!(
+        d.causes[0].plan.as_deref(),
+        Some("tcto-tune plan --profile conntrack-exhaustion")
+    );
+    assert_eq!(d.causes[0].host_plan, None);
 }

@@ -40,6 +40,9 @@ impl fmt::Display for Diagnosis {
             if let Some(p) = &c.plan {
                 writeln!(f, "   fix: {p}")?;
             }
+            if let Some(p) = &c.host_plan {
+                writeln!(f, "   fix on the host (not from this namespace): {p}")?;
+            }
             for n in &c.notes {
                 writeln!(f, "   note: {n}")?;
             }
