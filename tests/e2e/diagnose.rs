@@ -450,3 +450,192 @@ tcto-tune diagnose --interval 0s
     assert_eq!(d["kernel_log"]["counters_agree"], false, "{d}");
     assert_eq!(d["conntrack"]["loaded"], true, "{d}");
 }
+
+/// The client drops every SYN-ACK it receives (a stateful firewall on the
+/// return path): connects time out while the server holds the half-open
+/// connections and retransmits its SYN-ACKs.
+fn synack_lab(tag: &str, backlog: u32, syncookies: u8) -> (Netns, Netns, TempDir) {
+    let (srv, cli) = two_hosts(tag);
+    let tmp = TempDir::new(tag);
+    let log = format!("{}/server", tmp.path());
+    let r = srv.sh(&format!(
+        "sysctl -qw net.ipv4.tcp_syncookies={syncookies}\n{}",
+        start(
+            &format!("tcto-lab listen --port 8080 --backlog {backlog} --addr 10.0.1.1"),
+            &log
+        )
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let r = cli.sh("nft add table inet lab && nft add chain inet lab in '{ type filter hook input priority 0; }' && nft add rule inet lab in 'tcp flags & (syn | ack) == syn | ack' drop");
+    assert_eq!(r.code, 0, "{r}");
+    (srv, cli, tmp)
+}
+
+/// Run `diagnose ARGS` on the server while the client makes 30 connects
+/// (each given up after 4 s), starting 200 ms after them.
+fn diagnose_during_connects(srv: &Netns, cli: &Netns, args: &str) -> Run {
+    std::thread::scope(|s| {
+        let knock = s.spawn(|| {
+            cli.sh(
+                "tcto-tune probe 10.0.1.1:8080 --count 30 --concurrency 30 --timeout 4s >/dev/null",
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let d = srv.sh(&format!("tcto-tune diagnose {args}"));
+        knock.join().unwrap();
+        d
+    })
+}
+
+fn evidence(c: &Value) -> String {
+    c["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn lost_syn_acks_lab() {
+    if !require_root("lost_syn_acks_lab") {
+        return;
+    }
+    let (srv, cli, _tmp) = synack_lab("dgsa", 128, 1);
+    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 2s --json");
+    assert_eq!(r.code, 0, "{r}");
+    let d = json(&r);
+    let top = &d["causes"][0];
+    assert_eq!(top["code"], "synack-lost", "{r}");
+    assert_eq!(top["status"], "active", "{r}");
+    assert_eq!(
+        top["plan"],
+        Value::Null,
+        "no backlog for a lost answer: {r}"
+    );
+    let ev = evidence(top);
+    assert!(
+        ev.contains("listener 10.0.1.1:8080: 30 half-open connection(s) in SYN-RECV, 30 held across both samples"),
+        "{ev}"
+    );
+    assert!(ev.contains("top clients: 10.0.1.2 (30)"), "{ev}");
+    assert!(ev.contains("TCPSynRetrans +"), "{ev}");
+    // `ss` agrees on the half-open connections.
+    let ss = srv.sh("ss -Htn state syn-recv 'sport = :8080' | wc -l");
+    assert_eq!(ss.stdout.trim(), "30", "{ss}");
+    let notes = top["notes"].to_string();
+    assert!(
+        notes.contains("tcto-tune probe 10.0.1.1:8080 --count 20"),
+        "{notes}"
+    );
+    assert!(notes.contains("tcpdump -ni any"), "{notes}");
+}
+
+#[test]
+fn syn_flood_lab() {
+    if !require_root("syn_flood_lab") {
+        return;
+    }
+    // Backlog 8 bounds the SYN queue; cookies off: the other 22 SYNs (and
+    // their retransmits) are dropped.
+    let (srv, cli, _tmp) = synack_lab("dgsf", 8, 0);
+    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 2s --json");
+    assert_eq!(r.code, 0, "{r}");
+    let d = json(&r);
+    let top = &d["causes"][0];
+    assert_eq!(top["code"], "syn-flood", "{r}");
+    assert_eq!(top["plan"], "tcto-tune plan --profile syn-flood", "{r}");
+    let ev = evidence(top);
+    assert!(ev.contains("TCPReqQFullDrop +"), "{ev}");
+    assert!(ev.contains("net.ipv4.tcp_syncookies = 0"), "{ev}");
+    // The kernel lets the queue reach backlog + 1 (it refuses only past it).
+    assert!(
+        ev.contains("listener 10.0.1.1:8080: 8 half-open connection(s) (the SYN queue is bounded by the backlog, 8)")
+            || ev.contains("listener 10.0.1.1:8080: 9 half-open connection(s) (the SYN queue is bounded by the backlog, 8)"),
+        "{ev}"
+    );
+    assert!(top["notes"]
+        .to_string()
+        .contains("tcto-tune plan --profile backlog-overflow --port 8080"));
+    // The fix as printed, applied: cookies on, and the flood is answered.
+    let r = srv.sh(&format!(
+        "export TCTO_TUNE_STATE_DIR={}/state\n{} >&2 && sysctl -n net.ipv4.tcp_syncookies",
+        _tmp.path(),
+        top["plan"].as_str().unwrap().replace(" plan ", " apply ")
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.stdout.trim(), "1", "{r}");
+    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 2s --json");
+    let d = json(&r);
+    let tcp = d["tcp_ext"].as_array().unwrap();
+    let grew = |n: &str| {
+        tcp.iter().find(|t| t["name"] == n).unwrap()["delta"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(grew("TCPReqQFullDrop"), 0, "{r}");
+    assert!(grew("TCPReqQFullDoCookies") > 0, "{r}");
+}
+
+/// Asymmetric routing: the client 10.0.1.2 reaches the server over `vsrv`,
+/// the server's route back to it leaves over `vsrv2`. Strict rp_filter on
+/// `vsrv` drops the SYNs. Static neighbour entries stand in for routers
+/// (strict rp_filter would otherwise drop the ARP request first).
+#[test]
+fn reverse_path_filter_lab() {
+    if !require_root("reverse_path_filter_lab") {
+        return;
+    }
+    let (srv, cli) = two_hosts("dgrp");
+    let tmp = TempDir::new("dgrp");
+    let log = format!("{}/server", tmp.path());
+    let mac = |ns: &Netns, dev: &str| {
+        let r = ns.sh(&format!("cat /sys/class/net/{dev}/address"));
+        assert_eq!(r.code, 0, "{r}");
+        r.stdout.trim().to_owned()
+    };
+    let r = srv.sh(&format!(
+        "ip link add vsrv2 type veth peer name vcli2 && ip link set vcli2 netns {} && ip addr add 10.0.2.1/24 dev vsrv2 && ip link set vsrv2 up",
+        cli.0
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let r = cli.sh("ip addr add 10.0.2.2/24 dev vcli2 && ip link set vcli2 up && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.vcli.rp_filter=0 net.ipv4.conf.vcli2.rp_filter=0");
+    assert_eq!(r.code, 0, "{r}");
+    let (vsrv, vcli2) = (mac(&srv, "vsrv"), mac(&cli, "vcli2"));
+    let r = srv.sh(&format!(
+        "ip route add 10.0.1.2/32 via 10.0.2.2 dev vsrv2 && ip neigh replace 10.0.2.2 lladdr {vcli2} dev vsrv2 nud permanent && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.vsrv.rp_filter=1 net.ipv4.conf.vsrv2.rp_filter=0\n{}",
+        start("tcto-lab listen --port 8080 --backlog 128 --addr 10.0.1.1 --accept", &log)
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let r = cli.sh(&format!(
+        "ip neigh replace 10.0.1.1 lladdr {vsrv} dev vcli nud permanent"
+    ));
+    assert_eq!(r.code, 0, "{r}");
+
+    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 2s --json");
+    assert_eq!(r.code, 0, "{r}");
+    let d = json(&r);
+    let top = &d["causes"][0];
+    assert_eq!(top["code"], "rp-filter", "{r}");
+    let plan = top["plan"].as_str().unwrap();
+    assert_eq!(
+        plan, "tcto-tune plan --profile rp-filter-loose --set iface=vsrv",
+        "{r}"
+    );
+    let ev = evidence(top);
+    assert!(ev.contains("IPReversePathFilter +"), "{ev}");
+    assert!(ev.contains("vsrv: rp_filter 1 (effective strict"), "{ev}");
+    assert!(ev.contains("vsrv2: rp_filter 0 (effective off"), "{ev}");
+    // The printed plan runs as printed; applied, the connects complete.
+    let r = srv.sh(&format!(
+        "export TCTO_TUNE_STATE_DIR={}/state\n{plan} >&2 || exit 10\n{} >&2 || exit 11\nsysctl -n net.ipv4.conf.vsrv.rp_filter",
+        tmp.path(),
+        plan.replace(" plan ", " apply ")
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.stdout.trim(), "2", "{r}");
+    let r = cli.sh("tcto-tune probe 10.0.1.1:8080 --count 10 --concurrency 5 --timeout 2s --json");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(json(&r)["outcomes"]["established"], 10, "{r}");
+}

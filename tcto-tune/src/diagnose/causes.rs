@@ -46,9 +46,13 @@ pub const CAUSE_CODES: &[(&str, &str)] = &[
     ("no-listener", "nothing listens on a port you named: clients get refused, or time out behind a firewall"),
     ("nic-drops", "an interface drops received packets before TCP sees them"),
     ("nic-errors", "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload"),
+    ("syn-flood", "the SYN queue is full: TCPReqQFullDrop grows with tcp_syncookies = 0, or TCPReqQFullDoCookies grows"),
+    ("synack-lost", "half-open connections (SYN-RECV) persist while SYN-ACKs are retransmitted (TCPSynRetrans): the answer is lost on the way back"),
+    ("rp-filter", "reverse-path filtering drops packets (IPReversePathFilter grows) on an interface in strict mode"),
+    ("softnet-drops", "a CPU's input queue (netdev_max_backlog) overflows: /proc/net/softnet_stat drops grow"),
 ];
 
-fn moved(c: &CounterDelta, interval_ms: u64) -> String {
+pub(super) fn moved(c: &CounterDelta, interval_ms: u64) -> String {
     match (c.delta, c.per_min) {
         (Some(d), Some(r)) => format!(
             "{} +{d} in {:.1} s ({r}/min), {} in total",
@@ -69,7 +73,15 @@ pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
     let mut out = Vec::new();
     out.extend(conntrack_full(d));
     out.extend(accept_queue(d, somaxconn));
-    out.extend(syn_queue(d));
+    // A full SYN queue without cookies (or with them answering) is the
+    // syn-flood cause; syn-queue-full covers the rest.
+    match super::netpath::syn_flood(d) {
+        Some(c) => out.push(c),
+        None => out.extend(syn_queue(d)),
+    }
+    out.extend(super::netpath::synack_lost(d));
+    out.extend(super::netpath::rp_filter(d));
+    out.extend(super::netpath::softnet_drops(d));
     out.extend(no_listener(d));
     out.extend(nic(d));
     out.sort_by(|a, b| b.score.cmp(&a.score).then(a.code.cmp(&b.code)));
@@ -79,7 +91,7 @@ pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
     out
 }
 
-fn cause(code: &str, title: String, score: u32, active: bool) -> Cause {
+pub(super) fn cause(code: &str, title: String, score: u32, active: bool) -> Cause {
     Cause {
         rank: 0,
         code: code.into(),

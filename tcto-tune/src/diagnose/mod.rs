@@ -11,6 +11,7 @@
 //! happening now.
 
 mod causes;
+mod netpath;
 mod prometheus;
 mod text;
 
@@ -24,9 +25,12 @@ use crate::plan::plan;
 use crate::procfs::NetDevStats;
 use crate::profile::Profile;
 use crate::state::{ListenSocket, SystemState};
-use crate::system::{read_state, Backends, CounterSample, KernelLog, Process, SystemError};
+use crate::system::{
+    read_state, Backends, CounterSample, KernelLog, Process, SynRecv, SystemError,
+};
 
 pub use causes::{rank_causes, Cause, CAUSE_CODES};
+pub use netpath::{RpFilterIface, RpFilterReport, SoftnetReport, SynRecvReport};
 pub use text::TEXT_LISTENER_ROWS;
 
 /// Version of the JSON diagnosis.
@@ -43,6 +47,11 @@ pub const WATCHED_TCP_EXT: &[&str] = &[
     "SyncookiesFailed",
     "TCPBacklogDrop",
 ];
+
+/// TcpExt counters only `diagnose` reads (verify does not judge them):
+/// SYN-ACK retransmits (the answer is lost on the way back) and
+/// reverse-path filter drops.
+pub const DIAGNOSE_TCP_EXT: &[&str] = &["TCPSynRetrans", "IPReversePathFilter"];
 
 /// Conntrack stat columns that count connections lost to a full table.
 pub const CONNTRACK_DROP_COLUMNS: &[&str] = &["insert_failed", "drop", "early_drop"];
@@ -107,6 +116,16 @@ pub struct Observation {
     /// Offload toggles (`tso`, `gso`, `gro`, `lro`) of each interface.
     #[serde(default)]
     pub offloads: Vec<InterfaceOffloads>,
+    /// Half-open (SYN-RECV) request sockets at the first sample.
+    #[serde(default)]
+    pub syn_recv_before: Vec<SynRecv>,
+    /// Half-open request sockets at the second sample (or the only one).
+    #[serde(default)]
+    pub syn_recv: Vec<SynRecv>,
+    /// The sysctls the path causes read ([`netpath::PATH_SYSCTLS`] and
+    /// each interface's `rp_filter`), where present.
+    #[serde(default)]
+    pub net_sysctls: BTreeMap<String, String>,
 }
 
 /// The offload toggles of one interface, as `ethtool -k` shows them.
@@ -174,10 +193,13 @@ pub fn advice_profile() -> Profile {
 pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, DiagnoseError> {
     let before = read("counters", b.counters.sample())?;
     // With one sample the listeners are read once, by read_state below.
-    let listeners_before = if opts.interval.is_zero() {
-        vec![]
+    let (listeners_before, syn_recv_before) = if opts.interval.is_zero() {
+        (vec![], vec![])
     } else {
-        read("listening sockets", b.sockets.listeners())?
+        (
+            read("listening sockets", b.sockets.listeners())?,
+            read("half-open sockets", b.sockets.syn_recv())?,
+        )
     };
     let after = if opts.interval.is_zero() {
         None
@@ -186,7 +208,12 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         Some(read("counters", b.counters.sample())?)
     };
     let state = read("sysctls and listeners", read_state(&advice_profile(), b))?;
+    let syn_recv = read("half-open sockets", b.sockets.syn_recv())?;
+    let net_sysctls = netpath::read_sysctls(b, &before);
     let mut obs = Observation {
+        syn_recv_before,
+        syn_recv,
+        net_sysctls,
         before,
         after,
         listeners_before,
@@ -397,8 +424,21 @@ pub struct Diagnosis {
     pub causes: Vec<Cause>,
     /// Conntrack table and stats.
     pub conntrack: ConntrackReport,
-    /// The watched TcpExt counters ([`WATCHED_TCP_EXT`]).
+    /// The watched TcpExt counters ([`WATCHED_TCP_EXT`], then
+    /// [`DIAGNOSE_TCP_EXT`]).
     pub tcp_ext: Vec<CounterDelta>,
+    /// Per-CPU input-queue drops (/proc/net/softnet_stat).
+    #[serde(default)]
+    pub softnet: Vec<SoftnetReport>,
+    /// Listeners with half-open connections.
+    #[serde(default)]
+    pub syn_recv: Vec<SynRecvReport>,
+    /// `net.ipv4.tcp_syncookies` (`None`: unreadable).
+    #[serde(default)]
+    pub syncookies: Option<i64>,
+    /// Reverse-path filtering of each interface.
+    #[serde(default)]
+    pub rp_filter: RpFilterReport,
     /// Listening sockets (on `ports` when given), fullest first.
     pub listeners: Vec<ListenerReport>,
     /// Ports asked for with nothing listening.
@@ -427,6 +467,7 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
 
     let tcp_ext: Vec<CounterDelta> = WATCHED_TCP_EXT
         .iter()
+        .chain(DIAGNOSE_TCP_EXT)
         .filter(|n| before.tcp_ext.contains_key(**n))
         .map(|n| {
             CounterDelta::new(
@@ -463,6 +504,13 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         sysctls,
         interfaces,
         offloads: obs.offloads.clone(),
+        softnet: netpath::softnet_report(before, after, ms),
+        syn_recv: netpath::syn_recv_report(obs, &opts.ports, after.is_some()),
+        syncookies: obs
+            .net_sysctls
+            .get("net.ipv4.tcp_syncookies")
+            .and_then(|v| v.trim().parse().ok()),
+        rp_filter: netpath::rp_filter_report(&obs.net_sysctls, before, after),
         kernel_log,
         checked: vec![],
     };
@@ -734,3 +782,5 @@ fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_path;

@@ -120,6 +120,7 @@ impl Diagnosis {
                 &backlog,
             );
         }
+        self.path_metrics(&mut out);
         if self.kernel_log.readable {
             metric(
                 &mut out,
@@ -130,6 +131,58 @@ impl Diagnosis {
             );
         }
         out
+    }
+}
+
+impl Diagnosis {
+    /// node_exporter's softnet names, and half-open connections per listener.
+    fn path_metrics(&self, out: &mut String) {
+        type Pick = fn(&super::SoftnetReport) -> u64;
+        let softnet: [(&str, &str, Pick); 2] = [
+            (
+                "node_softnet_dropped_total",
+                "Number of dropped packets",
+                |c| c.dropped.total,
+            ),
+            (
+                "node_softnet_times_squeezed_total",
+                "Number of times processing packets ran out of quota",
+                |c| c.time_squeeze.total,
+            ),
+        ];
+        if !self.softnet.is_empty() {
+            for (name, help, pick) in softnet {
+                let samples: Vec<(String, f64)> = self
+                    .softnet
+                    .iter()
+                    .map(|c| (format!("{{cpu=\"{}\"}}", c.cpu), pick(c) as f64))
+                    .collect();
+                metric(out, name, "counter", help, &samples);
+            }
+        }
+        if !self.syn_recv.is_empty() {
+            let samples: Vec<(String, f64)> = self
+                .syn_recv
+                .iter()
+                .map(|r| {
+                    (
+                        format!(
+                            "{{address=\"{}\",port=\"{}\"}}",
+                            label(&r.listener.ip().to_string()),
+                            r.listener.port()
+                        ),
+                        r.half_open as f64,
+                    )
+                })
+                .collect();
+            metric(
+                out,
+                "tcto_tcp_syn_recv",
+                "gauge",
+                "Half-open (SYN-RECV) request sockets of a listening TCP socket.",
+                &samples,
+            );
+        }
     }
 }
 

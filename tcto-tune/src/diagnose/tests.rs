@@ -39,6 +39,7 @@ fn sample(at_ms: u64, overflows: u64, ct_entries: u64, ct_drop: u64) -> CounterS
             rx_packets: 1000,
             ..Default::default()
         }],
+        softnet: vec![],
     }
 }
 
@@ -96,6 +97,7 @@ fn backlog_incident() -> Observation {
             ..Default::default()
         },
         offloads: vec![],
+        ..Default::default()
     }
 }
 

@@ -62,6 +62,7 @@ impl fmt::Display for Diagnosis {
 
         let tcp: Vec<String> = self.tcp_ext.iter().map(counter).collect();
         writeln!(f, "TcpExt: {}", tcp.join(", "))?;
+        self.fmt_path(f)?;
 
         writeln!(f, "listeners:")?;
         if self.listeners.is_empty() {
@@ -177,5 +178,71 @@ impl fmt::Display for Diagnosis {
             writeln!(f, "  - {c}")?;
         }
         Ok(())
+    }
+}
+
+impl Diagnosis {
+    /// Softnet, half-open connections, syncookies and rp_filter.
+    fn fmt_path(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.softnet.is_empty() {
+            let cpus: Vec<String> = self
+                .softnet
+                .iter()
+                .map(|c| {
+                    format!(
+                        "cpu{} {}, {}",
+                        c.cpu,
+                        counter(&c.dropped),
+                        counter(&c.time_squeeze)
+                    )
+                })
+                .collect();
+            writeln!(f, "softnet: {}", cpus.join("; "))?;
+        }
+        writeln!(
+            f,
+            "half-open (SYN-RECV): {}",
+            if self.syn_recv.is_empty() {
+                "none".to_owned()
+            } else {
+                self.syn_recv
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} ({} retransmitted{})",
+                            r.listener,
+                            r.half_open,
+                            r.retransmitted,
+                            r.persisting
+                                .map_or(String::new(), |p| format!(", {p} in both samples"))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )?;
+        writeln!(
+            f,
+            "tcp_syncookies: {}",
+            self.syncookies.map_or("?".into(), |v| v.to_string())
+        )?;
+        let rp: Vec<String> = self
+            .rp_filter
+            .interfaces
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.iface,
+                    i.effective.map_or("?", super::netpath::rp_mode)
+                )
+            })
+            .collect();
+        writeln!(
+            f,
+            "rp_filter: all {}; effective: {}",
+            self.rp_filter.all.map_or("?".into(), |v| v.to_string()),
+            rp.join(", ")
+        )
     }
 }

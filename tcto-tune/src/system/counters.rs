@@ -17,7 +17,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::SystemError;
-use crate::procfs::{self, ConntrackStat, KmsgRecord, NetDevStats};
+use crate::procfs::{self, ConntrackStat, KmsgRecord, NetDevStats, SoftnetCpu};
 
 /// One reading of the counters `diagnose` and `verify` compare over time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,10 @@ pub struct CounterSample {
     pub conntrack_max: Option<u64>,
     /// Interface counters from /proc/net/dev.
     pub interfaces: Vec<NetDevStats>,
+    /// Per-CPU input-queue counters from /proc/net/softnet_stat (global:
+    /// every namespace sees the host's).
+    #[serde(default)]
+    pub softnet: Vec<SoftnetCpu>,
 }
 
 /// A process holding a socket.
@@ -143,7 +147,13 @@ impl Counters for LinuxCounters {
             Some(t) => procfs::parse_net_dev(&t).map_err(parse_err(dev))?,
             None => vec![],
         };
+        let sn = "/proc/net/softnet_stat";
+        let softnet = match read(sn)? {
+            Some(t) => procfs::parse_softnet_stat(&t).map_err(parse_err(sn))?,
+            None => vec![],
+        };
         Ok(CounterSample {
+            softnet,
             at_ms,
             tcp_ext,
             conntrack,

@@ -30,7 +30,7 @@ pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
 pub use offloads::{read_group, write_group, Offloads, SetReport, SimOffloads};
 pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
-pub use sockdiag::SockDiag;
+pub use sockdiag::{SockDiag, SynRecv};
 
 use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
@@ -216,6 +216,11 @@ pub trait Sysctls {
 pub trait Sockets {
     /// Every listening TCP socket, IPv4 and IPv6.
     fn listeners(&self) -> Result<Vec<ListenSocket>, SystemError>;
+    /// Every half-open (SYN-RECV) request socket, IPv4 and IPv6 (for
+    /// `diagnose`; a backend without them has none).
+    fn syn_recv(&self) -> Result<Vec<SynRecv>, SystemError> {
+        Ok(vec![])
+    }
 }
 
 /// Facts about the host.
@@ -281,6 +286,7 @@ pub const CONTEXT_KEYS: &[&str] = &[
     "net.netfilter.nf_conntrack_max",
     "net.netfilter.nf_conntrack_buckets",
     "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.conf.all.rp_filter",
 ];
 
 /// Read everything the planner needs to plan `profile` on this host.
