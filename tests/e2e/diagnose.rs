@@ -639,3 +639,59 @@ fn reverse_path_filter_lab() {
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(json(&r)["outcomes"]["established"], 10, "{r}");
 }
+
+/// Runbook step 5: a server-side rule lets 2 new connections a second to
+/// the port through and drops the rest.
+#[test]
+fn rate_limiting_firewall_lab() {
+    if !require_root("rate_limiting_firewall_lab") {
+        return;
+    }
+    let (srv, cli) = two_hosts("dgfw");
+    let tmp = TempDir::new("dgfw");
+    let log = format!("{}/server", tmp.path());
+    let r = srv.sh(&format!(
+        "nft add table inet guard\nnft add chain inet guard input '{{ type filter hook input priority 0; policy accept; }}'\nnft add rule inet guard input tcp dport 8080 ct state new limit rate 2/second burst 2 packets accept\nnft add rule inet guard input tcp dport 8080 ct state new counter drop\n{}",
+        start("tcto-lab listen --port 8080 --backlog 128 --addr 10.0.1.1 --accept", &log)
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 1s --json");
+    assert_eq!(r.code, 0, "{r}");
+    let d = json(&r);
+    let top = &d["causes"][0];
+    assert_eq!(top["code"], "firewall-drop", "{r}");
+    assert_eq!(top["status"], "active", "{r}");
+    assert_eq!(
+        top["title"], "inet guard input rate-limits new connections to port 8080",
+        "{r}"
+    );
+    assert_eq!(top["plan"], Value::Null, "{r}");
+    let ev = evidence(top);
+    // The handle and the counter as `nft -a list ruleset` shows them.
+    let nft = srv.sh("nft -a list chain inet guard input");
+    let drop_line = nft
+        .stdout
+        .lines()
+        .find(|l| l.contains(" drop # handle "))
+        .unwrap_or_else(|| panic!("{nft}"));
+    let handle = drop_line.rsplit(' ').next().unwrap();
+    assert!(
+        ev.contains(&format!(
+            "rule inet guard input handle {handle}: tcp dport 8080 ct state new counter packets "
+        )),
+        "{ev}\n{nft}"
+    );
+    assert!(ev.contains("counter +"), "{ev}");
+    assert!(
+        ev.contains("rate limit: limit rate 2/second burst 2 packets (handle "),
+        "{ev}"
+    );
+    let fw = &d["firewall"];
+    assert_eq!(fw["read"], true, "{r}");
+    assert_eq!(fw["drops"].as_array().unwrap().len(), 1, "{r}");
+    // Without the rules: no firewall cause.
+    let r = srv
+        .sh("nft delete table inet guard && tcto-tune diagnose --port 8080 --interval 0s --json");
+    let d = json(&r);
+    assert!(!d["causes"].to_string().contains("firewall-drop"), "{r}");
+}

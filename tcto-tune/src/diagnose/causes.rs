@@ -46,6 +46,7 @@ pub const CAUSE_CODES: &[(&str, &str)] = &[
     ("no-listener", "nothing listens on a port you named: clients get refused, or time out behind a firewall"),
     ("nic-drops", "an interface drops received packets before TCP sees them"),
     ("nic-errors", "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload"),
+    ("firewall-drop", "a netfilter rule or a base chain's policy drops, rejects or rate-limits new connections to the port (named by family, table, chain and handle, with its counter)"),
     ("syn-flood", "the SYN queue is full: TCPReqQFullDrop grows with tcp_syncookies = 0, or TCPReqQFullDoCookies grows"),
     ("synack-lost", "half-open connections (SYN-RECV) persist while SYN-ACKs are retransmitted (TCPSynRetrans): the answer is lost on the way back"),
     ("rp-filter", "reverse-path filtering drops packets (IPReversePathFilter grows) on an interface in strict mode"),
@@ -82,6 +83,7 @@ pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
     out.extend(super::netpath::synack_lost(d));
     out.extend(super::netpath::rp_filter(d));
     out.extend(super::netpath::softnet_drops(d));
+    out.extend(super::firewall::firewall_drop(d));
     out.extend(no_listener(d));
     out.extend(nic(d));
     out.sort_by(|a, b| b.score.cmp(&a.score).then(a.code.cmp(&b.code)));

@@ -11,6 +11,7 @@
 //! happening now.
 
 mod causes;
+mod firewall;
 mod netpath;
 mod prometheus;
 mod text;
@@ -30,6 +31,7 @@ use crate::system::{
 };
 
 pub use causes::{rank_causes, Cause, CAUSE_CODES};
+pub use firewall::{find_drops, FirewallDrop, FirewallReport, FwChain, FwLimit, FwRule};
 pub use netpath::{RpFilterIface, RpFilterReport, SoftnetReport, SynRecvReport};
 pub use text::TEXT_LISTENER_ROWS;
 
@@ -126,6 +128,18 @@ pub struct Observation {
     /// each interface's `rp_filter`), where present.
     #[serde(default)]
     pub net_sysctls: BTreeMap<String, String>,
+    /// The nftables ruleset at the first sample (empty with one sample).
+    #[serde(default)]
+    pub ruleset_before: Vec<FwChain>,
+    /// The ruleset at the second sample (or the only one).
+    #[serde(default)]
+    pub ruleset: Vec<FwChain>,
+    /// Why the ruleset could not be read.
+    #[serde(default)]
+    pub ruleset_error: Option<String>,
+    /// Legacy iptables tables present.
+    #[serde(default)]
+    pub legacy_tables: Vec<String>,
 }
 
 /// The offload toggles of one interface, as `ethtool -k` shows them.
@@ -193,12 +207,23 @@ pub fn advice_profile() -> Profile {
 pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, DiagnoseError> {
     let before = read("counters", b.counters.sample())?;
     // With one sample the listeners are read once, by read_state below.
-    let (listeners_before, syn_recv_before) = if opts.interval.is_zero() {
-        (vec![], vec![])
+    // The ruleset is read with the samples (its counters make rates), but
+    // a host without nf_tables or CAP_NET_ADMIN still gets a diagnosis.
+    let mut ruleset_error = None;
+    let ruleset = |error: &mut Option<String>| match b.firewall.ruleset() {
+        Ok(r) => r,
+        Err(e) => {
+            *error = Some(crate::apply::error_chain(&e));
+            vec![]
+        }
+    };
+    let (listeners_before, syn_recv_before, ruleset_before) = if opts.interval.is_zero() {
+        (vec![], vec![], vec![])
     } else {
         (
             read("listening sockets", b.sockets.listeners())?,
             read("half-open sockets", b.sockets.syn_recv())?,
+            ruleset(&mut ruleset_error),
         )
     };
     let after = if opts.interval.is_zero() {
@@ -209,11 +234,16 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
     };
     let state = read("sysctls and listeners", read_state(&advice_profile(), b))?;
     let syn_recv = read("half-open sockets", b.sockets.syn_recv())?;
+    let ruleset_after = ruleset(&mut ruleset_error);
     let net_sysctls = netpath::read_sysctls(b, &before);
     let mut obs = Observation {
         syn_recv_before,
         syn_recv,
         net_sysctls,
+        ruleset_before,
+        ruleset: ruleset_after,
+        ruleset_error,
+        legacy_tables: b.firewall.legacy_tables(),
         before,
         after,
         listeners_before,
@@ -439,6 +469,9 @@ pub struct Diagnosis {
     /// Reverse-path filtering of each interface.
     #[serde(default)]
     pub rp_filter: RpFilterReport,
+    /// Firewall rules that can drop new connections to the watched ports.
+    #[serde(default)]
+    pub firewall: FirewallReport,
     /// Listening sockets (on `ports` when given), fullest first.
     pub listeners: Vec<ListenerReport>,
     /// Ports asked for with nothing listening.
@@ -511,12 +544,36 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
             .get("net.ipv4.tcp_syncookies")
             .and_then(|v| v.trim().parse().ok()),
         rp_filter: netpath::rp_filter_report(&obs.net_sysctls, before, after),
+        firewall: firewall_report(obs, &opts.ports),
         kernel_log,
         checked: vec![],
     };
     d.checked = checked(&d, obs.state.listeners.len());
     d.causes = rank_causes(&d, somaxconn);
     d
+}
+
+fn firewall_report(obs: &Observation, ports: &[u16]) -> FirewallReport {
+    let watched: BTreeSet<u16> = if ports.is_empty() {
+        obs.state.listeners.iter().map(|l| l.port).collect()
+    } else {
+        ports.iter().copied().collect()
+    };
+    FirewallReport {
+        read: obs.ruleset_error.is_none(),
+        error: obs.ruleset_error.clone(),
+        chains: obs.ruleset.len(),
+        rules: obs.ruleset.iter().map(|c| c.rules.len()).sum(),
+        // Without a port to watch, any drop would do: nothing to say.
+        drops: if watched.is_empty() {
+            vec![]
+        } else {
+            let mut d = find_drops(&obs.ruleset_before, &obs.ruleset, &watched);
+            d.sort_by(|a, b| b.delta.unwrap_or(0).cmp(&a.delta.unwrap_or(0)));
+            d
+        },
+        legacy_tables: obs.legacy_tables.clone(),
+    }
 }
 
 fn kernel_log_report(log: &KernelLog, ct: &ConntrackReport, ms: u64) -> KernelLogReport {
@@ -766,6 +823,22 @@ fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
             n => format!(", {n} unreadable"),
         }
     ));
+    let fw = &d.firewall;
+    out.push(match &fw.error {
+        None => format!(
+            "nftables ruleset through netlink: {} chain(s), {} rule(s) of every table and family; {} drop(s) a new connection to the watched port(s) can meet",
+            fw.chains,
+            fw.rules,
+            fw.drops.len()
+        ),
+        Some(e) => format!("nftables ruleset: not readable ({e})"),
+    });
+    if !fw.legacy_tables.is_empty() {
+        out.push(format!(
+            "legacy iptables tables not read: {} (`iptables-legacy -L -n -v` lists them)",
+            fw.legacy_tables.join(", ")
+        ));
+    }
     out.push(if d.kernel_log.readable {
         format!(
             "kernel log: {} \"nf_conntrack: table full\" line(s); evidence only when younger than {} s and the conntrack counters agree",
@@ -782,5 +855,7 @@ fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_firewall;
 #[cfg(test)]
 mod tests_path;

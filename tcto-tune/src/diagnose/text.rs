@@ -243,6 +243,21 @@ impl Diagnosis {
             "rp_filter: all {}; effective: {}",
             self.rp_filter.all.map_or("?".into(), |v| v.to_string()),
             rp.join(", ")
-        )
+        )?;
+        if !self.firewall.drops.is_empty() {
+            writeln!(f, "firewall drops on the way to the port(s):")?;
+            for x in &self.firewall.drops {
+                writeln!(
+                    f,
+                    "  {} {} {}: {}{}",
+                    x.family,
+                    x.table,
+                    x.chain,
+                    x.rule,
+                    x.delta.map_or(String::new(), |n| format!(" (+{n})"))
+                )?;
+            }
+        }
+        Ok(())
     }
 }

@@ -190,6 +190,16 @@ pub trait Firewall {
     fn notrack_table(&self) -> Result<Option<NotrackTable>, SystemError>;
     /// Base filter chains of the other tables (see [`SystemState::filter_chains`]).
     fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError>;
+    /// Every chain of every table with its rules, handles, counters and
+    /// limits (for `diagnose`; a backend without a ruleset has none).
+    fn ruleset(&self) -> Result<Vec<crate::diagnose::FwChain>, SystemError> {
+        Ok(vec![])
+    }
+    /// Legacy iptables tables present (`iptables filter`), whose rules are
+    /// not nftables rules.
+    fn legacy_tables(&self) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// Read and write sysctls.
