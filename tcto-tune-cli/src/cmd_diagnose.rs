@@ -23,6 +23,10 @@ pub struct DiagnoseArgs {
     /// Print node_exporter text-file metrics instead of the report.
     #[arg(long)]
     prometheus: bool,
+
+    /// Group the conntrack table by who fills it even when it is below 50 %.
+    #[arg(long)]
+    conntrack_top: bool,
 }
 
 /// Longest sampling interval.
@@ -64,6 +68,7 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         interval: args.interval,
         ports: args.ports,
         owners_limit,
+        conntrack_top: args.conntrack_top,
     };
     let d = diagnose(&Backends::linux(), &opts).context("cannot diagnose")?;
     if g.json {

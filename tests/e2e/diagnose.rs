@@ -472,13 +472,17 @@ fn synack_lab(tag: &str, backlog: u32, syncookies: u8) -> (Netns, Netns, TempDir
 }
 
 /// Run `diagnose ARGS` on the server while the client makes 30 connects
-/// (each given up after 4 s), starting 200 ms after them.
+/// to 10.0.1.1:8080 (each given up after 4 s), starting 200 ms after them.
 fn diagnose_during_connects(srv: &Netns, cli: &Netns, args: &str) -> Run {
+    diagnose_during_connects_to(srv, cli, "10.0.1.1:8080", args)
+}
+
+fn diagnose_during_connects_to(srv: &Netns, cli: &Netns, to: &str, args: &str) -> Run {
     std::thread::scope(|s| {
         let knock = s.spawn(|| {
-            cli.sh(
-                "tcto-tune probe 10.0.1.1:8080 --count 30 --concurrency 30 --timeout 4s >/dev/null",
-            )
+            cli.sh(&format!(
+                "tcto-tune probe {to} --count 30 --concurrency 30 --timeout 4s >/dev/null"
+            ))
         });
         std::thread::sleep(std::time::Duration::from_millis(200));
         let d = srv.sh(&format!("tcto-tune diagnose {args}"));
@@ -694,4 +698,117 @@ fn rate_limiting_firewall_lab() {
         .sh("nft delete table inet guard && tcto-tune diagnose --port 8080 --interval 0s --json");
     let d = json(&r);
     assert!(!d["causes"].to_string().contains("firewall-drop"), "{r}");
+}
+
+/// Sets the global `net.netfilter.nf_conntrack_max` (init namespace only)
+/// and puts the old value back when dropped, also when the test panics.
+struct GlobalConntrackMax(String);
+
+impl GlobalConntrackMax {
+    fn set(max: u32) -> Self {
+        let old = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+            .expect("nf_conntrack is loaded")
+            .trim()
+            .to_owned();
+        std::fs::write("/proc/sys/net/netfilter/nf_conntrack_max", max.to_string())
+            .expect("set nf_conntrack_max");
+        GlobalConntrackMax(old)
+    }
+}
+
+impl Drop for GlobalConntrackMax {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/net/netfilter/nf_conntrack_max", &self.0);
+    }
+}
+
+/// The seed's incident: idle keepalive connections from the frontend
+/// subnet (10.0.1.0/24) fill the backend's (10.0.2.0/24) conntrack table.
+/// The count is per namespace, the limit global: it is lowered to 400 for
+/// a few seconds (restored on drop), and the lab holds 390 connections.
+/// diagnose names the group, prints the NOTRACK command with the subnets
+/// filled in; run as printed and applied, new connections pass although
+/// the table is still full.
+#[test]
+fn conntrack_filled_by_idle_keepalives_lab() {
+    if !require_root("conntrack_filled_by_idle_keepalives_lab") {
+        return;
+    }
+    let srv = Netns::new("dgseed-s");
+    let cli = Netns::new("dgseed-c");
+    let r = srv.sh(&format!(
+        "ip link add vsrv type veth peer name vcli && ip link set vcli netns {} && ip addr add 10.0.2.1/24 dev vsrv && ip link set vsrv up && ip route add 10.0.1.0/24 dev vsrv",
+        cli.0
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let r = cli.sh("ip addr add 10.0.1.7/24 dev vcli && ip link set vcli up && ip route add 10.0.2.0/24 dev vcli");
+    assert_eq!(r.code, 0, "{r}");
+    let tmp = TempDir::new("dgseed");
+    let r = srv.sh(&format!(
+        "nft add table inet lab\nnft add chain inet lab in '{{ type filter hook input priority 0; }}'\nnft add rule inet lab in ct state new counter\n{}",
+        start(
+            "tcto-lab fill --listeners 0 --base-port 8080 --accept 2000 --addr 10.0.2.1",
+            &format!("{}/server", tmp.path())
+        )
+    ));
+    assert_eq!(r.code, 0, "{r}");
+
+    let guard = GlobalConntrackMax::set(400);
+    let r = cli.sh(&start(
+        "tcto-lab hold --to 10.0.2.1:8080 --connections 390",
+        &format!("{}/holder", tmp.path()),
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let r = diagnose_during_connects_to(
+        &srv,
+        &cli,
+        "10.0.2.1:8080",
+        "--port 8080 --interval 1s --json",
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let d = json(&r);
+    let top = &d["causes"][0];
+    assert_eq!(top["code"], "conntrack-table-full", "{r}");
+    let want = "tcto-tune plan --profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
+    // A child namespace: NOTRACK is the fix, the table's size the host's.
+    assert_eq!(top["plan"], want, "{r}");
+    assert_eq!(
+        top["host_plan"], "tcto-tune plan --profile conntrack-exhaustion",
+        "{r}"
+    );
+    let g = &d["conntrack"]["groups"];
+    assert_eq!(g["read"], true, "{r}");
+    let first = &g["groups"][0];
+    assert_eq!(first["source"], "10.0.1.0/24", "{r}");
+    assert_eq!(first["destination"], "10.0.2.1", "{r}");
+    assert_eq!(first["port"], 8080, "{r}");
+    assert_eq!(first["state"], "ESTABLISHED", "{r}");
+    assert!(first["count"].as_u64().unwrap() >= 390, "{r}");
+    // The dump agrees with the kernel's count.
+    let oracle = srv.sh("conntrack -C");
+    assert_eq!(
+        g["entries"].as_u64().unwrap().to_string(),
+        oracle.stdout.trim(),
+        "{oracle}"
+    );
+
+    // The command as printed, then applied with the same arguments.
+    let r = srv.sh(&format!(
+        "export TCTO_TUNE_STATE_DIR={}/state\n{want} >&2 || exit 10\n{} >&2 || exit 11",
+        tmp.path(),
+        want.replace(" plan ", " apply ")
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    // The table is still full of the held flows, but new ones are not
+    // tracked: every connect completes.
+    let before = srv.sh("conntrack -C");
+    let r = cli.sh("tcto-tune probe 10.0.2.1:8080 --count 30 --concurrency 10 --timeout 2s --json");
+    assert_eq!(json(&r)["outcomes"]["established"], 30, "{r}");
+    let after = srv.sh("conntrack -C");
+    assert_eq!(
+        before.stdout.trim(),
+        after.stdout.trim(),
+        "the 30 new flows got no conntrack entry"
+    );
+    drop(guard);
 }

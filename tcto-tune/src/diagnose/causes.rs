@@ -189,8 +189,12 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
 /// The immediate fix of a full table (sizing and faster ageing).
 const CONNTRACK_PLAN: &str = "tcto-tune plan --profile conntrack-exhaustion";
 
-/// The lasting fix: NOTRACK for the flows that fill the table.
+/// The lasting fix: NOTRACK for the flows that fill the table (with the
+/// subnets filled in when the table was grouped).
 fn notrack_command(d: &Diagnosis) -> String {
+    if let Some(c) = &d.conntrack.notrack_command {
+        return c.clone();
+    }
     format!(
         "tcto-tune plan --profile trusted-notrack --set frontend=CIDR --set backend=CIDR --set port={}",
         d.ports.first().map_or("PORT".into(), |p| p.to_string())

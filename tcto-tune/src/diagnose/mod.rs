@@ -11,6 +11,7 @@
 //! happening now.
 
 mod causes;
+mod ctgroups;
 mod firewall;
 mod netpath;
 mod prometheus;
@@ -31,6 +32,9 @@ use crate::system::{
 };
 
 pub use causes::{rank_causes, Cause, CAUSE_CODES};
+pub use ctgroups::{
+    parse_ct_entry, source_subnet, ConntrackGroups, CtAggregator, CtEntry, CtGroup, IDLE_S,
+};
 pub use firewall::{find_drops, FirewallDrop, FirewallReport, FwChain, FwLimit, FwRule};
 pub use netpath::{RpFilterIface, RpFilterReport, SoftnetReport, SynRecvReport};
 pub use text::TEXT_LISTENER_ROWS;
@@ -87,7 +91,16 @@ pub struct DiagnoseOptions {
     /// /proc/PID/fd, the slowest part of a diagnosis on a busy host, so a
     /// caller that shows only the top rows can skip the rest.
     pub owners_limit: Option<usize>,
+    /// Dump and group the conntrack table even below
+    /// [`CONNTRACK_TOP_PCT`] (`--conntrack-top`).
+    pub conntrack_top: bool,
 }
+
+/// The table is grouped by who fills it from this use, percent.
+pub const CONNTRACK_TOP_PCT: f64 = 50.0;
+
+/// A group holding this share of the table gets the NOTRACK command.
+pub const NOTRACK_SHARE_PCT: f64 = 30.0;
 
 impl Default for DiagnoseOptions {
     fn default() -> Self {
@@ -95,13 +108,14 @@ impl Default for DiagnoseOptions {
             interval: Duration::from_secs(1),
             ports: vec![],
             owners_limit: None,
+            conntrack_top: false,
         }
     }
 }
 
 /// Everything read from the system, before any judgement (plain data, so
 /// fixtures can replay an incident).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     /// First sample.
     pub before: CounterSample,
@@ -140,6 +154,12 @@ pub struct Observation {
     /// Legacy iptables tables present.
     #[serde(default)]
     pub legacy_tables: Vec<String>,
+    /// The conntrack table grouped (when it was dumped).
+    #[serde(default)]
+    pub conntrack_groups: Option<ConntrackGroups>,
+    /// Local addresses with prefix, `10.0.2.1/24`.
+    #[serde(default)]
+    pub local_subnets: Vec<String>,
 }
 
 /// The offload toggles of one interface, as `ethtool -k` shows them.
@@ -244,6 +264,8 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         ruleset: ruleset_after,
         ruleset_error,
         legacy_tables: b.firewall.legacy_tables(),
+        conntrack_groups: None,
+        local_subnets: vec![],
         before,
         after,
         listeners_before,
@@ -252,6 +274,27 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         kernel_log: b.counters.kernel_log(),
         offloads: vec![],
     };
+    let last = obs.after.as_ref().unwrap_or(&obs.before);
+    let count = last
+        .conntrack_count
+        .or(last.conntrack.as_ref().and_then(|c| c.entries));
+    let full_pct = match (count, last.conntrack_max) {
+        (Some(c), Some(m)) if m > 0 => c as f64 * 100.0 / m as f64,
+        _ => 0.0,
+    };
+    if last.conntrack.is_some() && (opts.conntrack_top || full_pct >= CONNTRACK_TOP_PCT) {
+        let est = obs
+            .state
+            .sysctl_int("net.netfilter.nf_conntrack_tcp_timeout_established")
+            .and_then(|v| u32::try_from(v).ok());
+        obs.conntrack_groups = Some(b.counters.conntrack_groups(est));
+        obs.local_subnets = b
+            .counters
+            .local_subnets()
+            .iter()
+            .map(|(a, p)| format!("{a}/{p}"))
+            .collect();
+    }
     let ifaces: Vec<String> = obs
         .before
         .interfaces
@@ -326,6 +369,14 @@ pub struct ConntrackReport {
     pub use_pct: Option<f64>,
     /// Every stat column, summed over CPUs, by the kernel's name.
     pub stats: Vec<CounterDelta>,
+    /// Who fills the table (dumped above [`CONNTRACK_TOP_PCT`] or with
+    /// `--conntrack-top`).
+    #[serde(default)]
+    pub groups: Option<ConntrackGroups>,
+    /// The runbook's lasting fix for the largest group of TCP flows to a
+    /// local listener, when it holds [`NOTRACK_SHARE_PCT`] or more.
+    #[serde(default)]
+    pub notrack_command: Option<String>,
 }
 
 /// What limits a listener's backlog.
@@ -512,7 +563,9 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         })
         .collect();
 
-    let conntrack = conntrack_report(before, after, ms);
+    let mut conntrack = conntrack_report(before, after, ms);
+    conntrack.groups = obs.conntrack_groups.clone();
+    conntrack.notrack_command = notrack_command(obs);
     let somaxconn = obs.state.sysctl_int("net.core.somaxconn");
     let listeners = listener_reports(obs, &opts.ports, somaxconn);
     let missing_ports: Vec<u16> = opts
@@ -551,6 +604,59 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
     d.checked = checked(&d, obs.state.listeners.len());
     d.causes = rank_causes(&d, somaxconn);
     d
+}
+
+/// `tcto-tune plan --profile trusted-notrack ...` for the largest group of
+/// TCP flows to a local listening port, with the backend subnet taken from
+/// the local address's own interface (its connected subnet).
+fn notrack_command(obs: &Observation) -> Option<String> {
+    let g = obs.conntrack_groups.as_ref()?;
+    let top =
+        g.groups.iter().find(|g| {
+            g.protocol == "tcp"
+                && g.share_pct >= NOTRACK_SHARE_PCT
+                && obs.state.listeners.iter().any(|l| {
+                    l.port == g.port && (l.addr == g.destination || l.addr.is_unspecified())
+                })
+        })?;
+    let backend = obs.local_subnets.iter().find_map(|s| {
+        let (a, p) = s.split_once('/')?;
+        (a.parse::<IpAddr>().ok()? == top.destination)
+            .then(|| network(top.destination, p.parse().ok()?))
+    })??;
+    Some(format!(
+        "tcto-tune plan --profile trusted-notrack --set frontend={} --set backend={backend} --set port={}",
+        top.source, top.port
+    ))
+}
+
+/// `10.0.2.1`, 24 -> `10.0.2.0/24`.
+fn network(a: IpAddr, prefix: u8) -> Option<String> {
+    match a {
+        IpAddr::V4(v) if prefix <= 32 => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
+            Some(format!(
+                "{}/{prefix}",
+                std::net::Ipv4Addr::from(u32::from(v) & mask)
+            ))
+        }
+        IpAddr::V6(v) if prefix <= 128 => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
+            Some(format!(
+                "{}/{prefix}",
+                std::net::Ipv6Addr::from(u128::from(v) & mask)
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn firewall_report(obs: &Observation, ports: &[u16]) -> FirewallReport {
@@ -649,6 +755,8 @@ fn conntrack_report(
         max,
         use_pct,
         stats,
+        groups: None,
+        notrack_command: None,
     }
 }
 

@@ -160,6 +160,33 @@ impl Diagnosis {
                 metric(out, name, "counter", help, &samples);
             }
         }
+        if let Some(g) = self.conntrack.groups.as_ref().filter(|g| g.error.is_none()) {
+            // The top 10 groups only: label cardinality stays bounded.
+            let samples: Vec<(String, f64)> = g
+                .groups
+                .iter()
+                .map(|x| {
+                    (
+                        format!(
+                            "{{source=\"{}\",destination=\"{}\",port=\"{}\",protocol=\"{}\",state=\"{}\"}}",
+                            label(&x.source),
+                            label(&x.destination.to_string()),
+                            x.port,
+                            label(&x.protocol),
+                            label(x.state.as_deref().unwrap_or(""))
+                        ),
+                        x.count as f64,
+                    )
+                })
+                .collect();
+            metric(
+                out,
+                "tcto_conntrack_group_entries",
+                "gauge",
+                "Conntrack entries of one of the 10 largest groups (source subnet, destination, port, protocol, TCP state).",
+                &samples,
+            );
+        }
         if !self.syn_recv.is_empty() {
             let samples: Vec<(String, f64)> = self
                 .syn_recv

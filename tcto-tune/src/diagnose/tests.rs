@@ -74,6 +74,7 @@ fn opts(ports: &[u16]) -> DiagnoseOptions {
         interval: Duration::from_secs(1),
         ports: ports.to_vec(),
         owners_limit: None,
+        conntrack_top: false,
     }
 }
 
@@ -371,6 +372,7 @@ fn observe_reads_through_the_backends() {
         interval: Duration::from_millis(10),
         ports: vec![8080],
         owners_limit: None,
+        conntrack_top: false,
     };
     let d = diagnose(&b, &o).unwrap();
     assert_eq!(d.interval_ms, 25);
@@ -410,6 +412,7 @@ fn owners_are_looked_up_for_the_fullest_listeners_only_when_limited() {
         interval: Duration::ZERO,
         ports: vec![],
         owners_limit: Some(2),
+        conntrack_top: false,
     };
     let d = diagnose(&b, &o).unwrap();
     let owned: Vec<(u16, bool)> = d
@@ -599,4 +602,57 @@ fn a_full_table_seen_from_a_child_namespace_puts_notrack_first() {
         Some("tcto-tune plan --profile conntrack-exhaustion")
     );
     assert_eq!(d.causes[0].host_plan, None);
+}
+
+/// The seed's incident from a fixture: the largest group of TCP flows to
+/// a local listener gets the NOTRACK command with both subnets filled in.
+#[test]
+fn the_group_that_fills_the_table_gets_the_notrack_command() {
+    let mut agg = CtAggregator::new(Some(432_000));
+    let entry = |src: &str, port: u16| CtEntry {
+        proto: 6,
+        src: src.parse().unwrap(),
+        dst: "10.0.2.1".parse().unwrap(),
+        dport: port,
+        tcp_state: Some(3),
+        timeout_s: Some(400_000),
+    };
+    for i in 0..80 {
+        agg.add(&entry(&format!("10.0.1.{i}"), 8080));
+    }
+    for i in 0..20 {
+        agg.add(&entry(&format!("192.168.9.{i}"), 22));
+    }
+    let mut obs = Observation {
+        before: sample(0, 0, 65500, 100),
+        after: Some(sample(1_000, 0, 65530, 160)),
+        state: state(
+            vec![listener(8080, 0, 4096, 1), listener(22, 0, 128, 2)],
+            "4096",
+        ),
+        conntrack_groups: Some(agg.finish()),
+        local_subnets: vec!["127.0.0.1/8".into(), "10.0.2.1/24".into()],
+        ..Default::default()
+    };
+    let want = "tcto-tune plan --profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
+    let d = analyze(&obs, &opts(&[]));
+    assert_eq!(d.conntrack.notrack_command.as_deref(), Some(want));
+    let c = &d.causes[0];
+    assert_eq!(c.code, "conntrack-table-full");
+    assert!(c.notes[0].ends_with(want), "{d}");
+    let g = &d.conntrack.groups.as_ref().unwrap().groups[0];
+    assert_eq!((g.count, g.share_pct, g.idle_established), (80, 80.0, 80));
+    let text = d.to_string();
+    assert!(
+        text.contains(
+            "     80.0%      80 tcp 10.0.1.0/24 -> 10.0.2.1:8080 ESTABLISHED (80 idle >= 60 s)"
+        ),
+        "{text}"
+    );
+    assert!(d
+        .to_prometheus()
+        .contains("tcto_conntrack_group_entries{source=\"10.0.1.0/24\",destination=\"10.0.2.1\",port=\"8080\",protocol=\"tcp\",state=\"ESTABLISHED\"} 80"));
+    // No listener on the group's port (outgoing flows): no command.
+    obs.state.listeners.retain(|l| l.port != 8080);
+    assert_eq!(analyze(&obs, &opts(&[])).conntrack.notrack_command, None);
 }

@@ -46,6 +46,7 @@ fn opts(ports: &[u16]) -> DiagnoseOptions {
         interval: Duration::from_secs(1),
         ports: ports.to_vec(),
         owners_limit: None,
+        conntrack_top: false,
     }
 }
 

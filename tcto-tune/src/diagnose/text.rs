@@ -56,6 +56,33 @@ impl fmt::Display for Diagnosis {
             writeln!(f, "  {} of {} entries{pct}", n(ct.count), n(ct.max))?;
             let stats: Vec<String> = ct.stats.iter().map(counter).collect();
             writeln!(f, "  stats: {}", stats.join(", "))?;
+            if let Some(g) = &ct.groups {
+                match &g.error {
+                    Some(e) => writeln!(f, "  who fills it: not read ({e})")?,
+                    None => {
+                        writeln!(
+                            f,
+                            "  who fills it ({} entries dumped, {} group(s)):",
+                            g.entries, g.groups_total
+                        )?;
+                        for x in &g.groups {
+                            writeln!(
+                                f,
+                                "    {:>5.1}% {:>7} {} {} -> {}:{} {} ({} idle >= {} s)",
+                                x.share_pct,
+                                x.count,
+                                x.protocol,
+                                x.source,
+                                x.destination,
+                                x.port,
+                                x.state.as_deref().unwrap_or("-"),
+                                x.idle_established,
+                                super::IDLE_S
+                            )?;
+                        }
+                    }
+                }
+            }
         } else {
             writeln!(f, "  nf_conntrack is not loaded here")?;
         }

@@ -17,6 +17,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::SystemError;
+use crate::diagnose::{ConntrackGroups, CtAggregator};
 use crate::procfs::{self, ConntrackStat, KmsgRecord, NetDevStats, SoftnetCpu};
 
 /// One reading of the counters `diagnose` and `verify` compare over time.
@@ -87,6 +88,19 @@ pub trait Counters {
     fn owners(&self, inodes: &BTreeSet<u32>) -> BTreeMap<u32, Process>;
     /// The conntrack "table full" lines of the kernel log.
     fn kernel_log(&self) -> KernelLog;
+    /// The conntrack table grouped by who fills it (a streamed dump).
+    /// `established_timeout_s` tells idle entries apart.
+    fn conntrack_groups(&self, established_timeout_s: Option<u32>) -> ConntrackGroups {
+        let _ = established_timeout_s;
+        ConntrackGroups {
+            error: Some("not available from this backend".into()),
+            ..Default::default()
+        }
+    }
+    /// This namespace's interface addresses with their prefix lengths.
+    fn local_subnets(&self) -> Vec<(std::net::IpAddr, u8)> {
+        vec![]
+    }
 }
 
 /// Most reads of /dev/kmsg (one record each; the ring buffer holds far fewer).
@@ -125,6 +139,21 @@ fn monotonic_ms() -> u64 {
 }
 
 impl Counters for LinuxCounters {
+    fn conntrack_groups(&self, established_timeout_s: Option<u32>) -> ConntrackGroups {
+        let mut agg = CtAggregator::new(established_timeout_s);
+        match super::ctnetlink::dump_conntrack(|e| agg.add(e)) {
+            Ok(()) => agg.finish(),
+            Err(e) => ConntrackGroups {
+                error: Some(crate::apply::error_chain(&e)),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn local_subnets(&self) -> Vec<(std::net::IpAddr, u8)> {
+        super::ctnetlink::local_subnets()
+    }
+
     fn sample(&self) -> Result<CounterSample, SystemError> {
         let at_ms = monotonic_ms();
         let netstat = "/proc/net/netstat";
@@ -262,6 +291,10 @@ pub struct SimCounters {
     pub owners: BTreeMap<u32, Process>,
     /// Kernel log to report.
     pub kernel_log: KernelLog,
+    /// Conntrack groups to report.
+    pub groups: ConntrackGroups,
+    /// Local addresses to report.
+    pub subnets: Vec<(std::net::IpAddr, u8)>,
 }
 
 impl SimCounters {
@@ -290,6 +323,12 @@ impl Counters for SimCounters {
     }
     fn kernel_log(&self) -> KernelLog {
         self.kernel_log.clone()
+    }
+    fn conntrack_groups(&self, _: Option<u32>) -> ConntrackGroups {
+        self.groups.clone()
+    }
+    fn local_subnets(&self) -> Vec<(std::net::IpAddr, u8)> {
+        self.subnets.clone()
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod connect;
 mod counters;
+mod ctnetlink;
 mod effects;
 mod ethtool;
 mod files;
@@ -23,6 +24,7 @@ use std::collections::BTreeSet;
 
 pub use connect::{classify, resolve, Attempt, Connector, TcpConnector};
 pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, SimCounters};
+pub use ctnetlink::{dump_conntrack, local_subnets};
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
