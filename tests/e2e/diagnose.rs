@@ -617,11 +617,15 @@ fn reverse_path_filter_lab() {
     ));
     assert_eq!(r.code, 0, "{r}");
 
-    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 2s --json");
+    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 2s --trace 2s --json");
     assert_eq!(r.code, 0, "{r}");
     let d = json(&r);
     let top = &d["causes"][0];
     assert_eq!(top["code"], "rp-filter", "{r}");
+    assert!(
+        evidence(top).contains("reason IP_RPFILTER at "),
+        "the trace names the kernel's reason: {r}"
+    );
     let plan = top["plan"].as_str().unwrap();
     assert_eq!(
         plan, "tcto-tune plan --profile rp-filter-loose --set iface=vsrv",
@@ -659,11 +663,16 @@ fn rate_limiting_firewall_lab() {
         start("tcto-lab listen --port 8080 --backlog 128 --addr 10.0.1.1 --accept", &log)
     ));
     assert_eq!(r.code, 0, "{r}");
-    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 1s --json");
+    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 1s --trace 2s --json");
     assert_eq!(r.code, 0, "{r}");
     let d = json(&r);
     let top = &d["causes"][0];
     assert_eq!(top["code"], "firewall-drop", "{r}");
+    // The kernel's own drop reason, from the trace, as evidence.
+    assert!(
+        evidence(top).contains("reason NETFILTER_DROP at nft_do_chain"),
+        "{r}"
+    );
     assert_eq!(top["status"], "active", "{r}");
     assert_eq!(
         top["title"], "inet guard input rate-limits new connections to port 8080",
@@ -811,4 +820,72 @@ fn conntrack_filled_by_idle_keepalives_lab() {
         "the 30 new flows got no conntrack entry"
     );
     drop(guard);
+}
+
+/// `--trace` works in an instance of its own, removed on SIGTERM; a
+/// SIGKILLed run leaves its instance, and the next run removes it. tracefs
+/// is mounted in a private mount namespace of the test.
+#[test]
+fn trace_instance_is_removed_on_sigterm_and_after_sigkill() {
+    if !require_root("trace_instance_is_removed_on_sigterm_and_after_sigkill") {
+        return;
+    }
+    let script = r#"set -u
+mount --make-rprivate /
+mount -t tracefs nodev /sys/kernel/tracing || exit 20
+I=/sys/kernel/tracing/instances
+wait_for() { for i in $(seq 100); do [ -d "$I/tcto-tune-$1" ] && return 0; sleep 0.05; done; return 1; }
+tcto-tune diagnose --interval 0s --trace 30s >/dev/null 2>/tmp/tcto-trace-term.$$ &
+p=$!
+wait_for $p || exit 21
+kill -TERM $p
+wait $p
+echo "term rc=$?"
+[ -d "$I/tcto-tune-$p" ] && echo "term left" || echo "term gone"
+grep -c 'interrupted by a signal' /tmp/tcto-trace-term.$$; rm -f /tmp/tcto-trace-term.$$
+tcto-tune diagnose --interval 0s --trace 30s >/dev/null 2>&1 &
+k=$!
+wait_for $k || exit 22
+kill -KILL $k
+wait $k
+[ -d "$I/tcto-tune-$k" ] && echo "kill left" || echo "kill gone"
+tcto-tune diagnose --interval 0s --trace 200ms | grep -c "removed the stale tracefs instance .tcto-tune-$k."
+[ -d "$I/tcto-tune-$k" ] && echo "stale left" || echo "stale gone"
+ls $I | grep -c "^tcto-tune-" || true
+"#;
+    let r = on_host(&format!(
+        "unshare -m -n sh -c '{}'",
+        script.replace('\'', "'\\''")
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "term rc=1",
+            "term gone",
+            "1",
+            "kill left",
+            "1",
+            "stale gone",
+            "0"
+        ],
+        "{r}"
+    );
+}
+
+#[test]
+fn trace_refuses_a_bad_duration() {
+    for (cmd, needle) in [
+        (
+            "tcto-tune diagnose --trace 0s",
+            "`--trace` must be longer than 0s",
+        ),
+        ("tcto-tune diagnose --trace 10m", "at most 5m"),
+        ("tcto-tune diagnose --trace 5", "missing unit"),
+    ] {
+        let r = on_host(cmd);
+        assert_eq!(r.code, 2, "{cmd}: {r}");
+        assert!(r.stderr.contains(needle), "{cmd}: {r}");
+    }
 }

@@ -16,6 +16,7 @@ mod firewall;
 mod netpath;
 mod prometheus;
 mod text;
+mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -38,6 +39,10 @@ pub use ctgroups::{
 pub use firewall::{find_drops, FirewallDrop, FirewallReport, FwChain, FwLimit, FwRule};
 pub use netpath::{RpFilterIface, RpFilterReport, SoftnetReport, SynRecvReport};
 pub use text::TEXT_LISTENER_ROWS;
+pub use trace::{
+    aggregate as aggregate_trace, kfree_skb_filter, parse_reason_names, parse_trace_line,
+    TraceDrop, TraceEvent, TraceReport,
+};
 
 /// Version of the JSON diagnosis.
 pub const DIAGNOSE_SCHEMA: u32 = 1;
@@ -523,6 +528,9 @@ pub struct Diagnosis {
     /// Firewall rules that can drop new connections to the watched ports.
     #[serde(default)]
     pub firewall: FirewallReport,
+    /// What `--trace` saw (drop reasons are host-wide: every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceReport>,
     /// Listening sockets (on `ports` when given), fullest first.
     pub listeners: Vec<ListenerReport>,
     /// Ports asked for with nothing listening.
@@ -537,6 +545,46 @@ pub struct Diagnosis {
     pub kernel_log: KernelLogReport,
     /// What was checked, in words.
     pub checked: Vec<String>,
+}
+
+impl Diagnosis {
+    /// Fold a trace into the diagnosis: each drop reason that supports a
+    /// ranked cause becomes evidence of it; the rest is listed as seen.
+    pub fn add_trace(&mut self, t: TraceReport) {
+        let secs = t.duration_ms as f64 / 1000.0;
+        let ct_dropping = self
+            .conntrack
+            .stats
+            .iter()
+            .any(|s| s.name == "drop" && s.grew());
+        for x in &t.drops {
+            let code = x.supports.as_deref().or_else(|| {
+                (x.reason == "NETFILTER_DROP" && ct_dropping).then_some("conntrack-table-full")
+            });
+            let Some(code) = code else { continue };
+            for c in self.causes.iter_mut().filter(|c| c.code == code) {
+                c.evidence.push(format!(
+                    "trace: {} packet(s) dropped with reason {} at {} in {secs:.1} s",
+                    x.count, x.reason, x.location
+                ));
+            }
+        }
+        for (local, n) in &t.synack_retransmits {
+            for c in self
+                .causes
+                .iter_mut()
+                .filter(|c| c.code == "synack-lost" && c.title.contains(local.as_str()))
+            {
+                c.evidence.push(format!(
+                    "trace: {n} SYN-ACK retransmit(s) from {local} in {secs:.1} s"
+                ));
+            }
+        }
+        self.checked.push(format!(
+            "--trace: skb:kfree_skb and tcp:tcp_retransmit_synack for {secs:.1} s in a private tracefs instance (host-wide: every namespace's drops)"
+        ));
+        self.trace = Some(t);
+    }
 }
 
 fn yes() -> bool {
@@ -598,6 +646,7 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
             .and_then(|v| v.trim().parse().ok()),
         rp_filter: netpath::rp_filter_report(&obs.net_sysctls, before, after),
         firewall: firewall_report(obs, &opts.ports),
+        trace: None,
         kernel_log,
         checked: vec![],
     };

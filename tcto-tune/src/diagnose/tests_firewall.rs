@@ -95,6 +95,7 @@ fn the_cause_ranks_a_growing_counter_first_and_names_the_rule() {
             legacy_tables: vec!["iptables filter".into()],
             ..Default::default()
         },
+        trace: None,
         listeners: vec![],
         missing_ports: vec![],
         sysctls: vec![],

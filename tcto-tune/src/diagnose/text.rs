@@ -200,6 +200,37 @@ impl fmt::Display for Diagnosis {
             )?;
         }
 
+        if let Some(t) = &self.trace {
+            writeln!(
+                f,
+                "trace ({:.1} s, host-wide{}{}):",
+                t.duration_ms as f64 / 1000.0,
+                if t.interrupted { ", interrupted" } else { "" },
+                if t.lost_events > 0 {
+                    format!(", {} event(s) lost", t.lost_events)
+                } else {
+                    String::new()
+                }
+            )?;
+            if t.drops.is_empty() && t.synack_retransmits.is_empty() {
+                writeln!(f, "  no drops seen")?;
+            }
+            for x in &t.drops {
+                writeln!(
+                    f,
+                    "  {:>7} {} at {}{}",
+                    x.count,
+                    x.reason,
+                    x.location,
+                    x.supports
+                        .as_deref()
+                        .map_or(String::new(), |c| format!(" [{c}]"))
+                )?;
+            }
+            for (l, n) in &t.synack_retransmits {
+                writeln!(f, "  {n:>7} SYN-ACK retransmit(s) from {l}")?;
+            }
+        }
         writeln!(f, "checked:")?;
         for c in &self.checked {
             writeln!(f, "  - {c}")?;

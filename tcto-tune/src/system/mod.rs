@@ -19,6 +19,7 @@ mod offloads;
 mod owners;
 mod sim;
 mod sockdiag;
+mod tracefs;
 
 use std::collections::BTreeSet;
 
@@ -33,6 +34,7 @@ pub use nft::Nft;
 pub use offloads::{read_group, write_group, Offloads, SetReport, SimOffloads};
 pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::{SockDiag, SynRecv};
+pub use tracefs::{TraceError, TraceSession, INSTANCE_PREFIX};
 
 use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
