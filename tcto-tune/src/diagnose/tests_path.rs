@@ -254,3 +254,63 @@ fn rp_filter_drops_name_the_strict_interface_that_received() {
     );
     assert!(analyze(&still, &opts(&[])).causes.is_empty());
 }
+
+#[test]
+fn rp_filter_loose_refuses_a_missing_interface_and_warns_on_strict_all() {
+    let load = |iface: &str| {
+        crate::profile::load(
+            "rp-filter-loose",
+            &[("iface".to_owned(), iface.to_owned())]
+                .into_iter()
+                .collect(),
+        )
+        .unwrap()
+    };
+    let mut st = SystemState {
+        in_initial_netns: true,
+        ..Default::default()
+    };
+    for (k, v) in [
+        ("net.ipv4.conf.all.rp_filter", "1"),
+        ("net.ipv4.conf.veth0.rp_filter", "1"),
+    ] {
+        st.sysctls.insert(k.into(), SysctlReading::rw(v));
+    }
+    let p = crate::plan::plan(&load("veth0"), &st);
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.changes[0].key, "net.ipv4.conf.veth0.rp_filter");
+    assert_eq!(p.changes[0].desired, "2");
+    let warn = p
+        .findings
+        .iter()
+        .find(|f| f.code == "rp-filter-all-strict")
+        .expect("warns when all is 1");
+    assert!(warn
+        .message
+        .contains("on `veth0` the larger value, 2, applies"));
+    let p = crate::plan::plan(&load("nosuch0"), &st);
+    assert!(p.changes.is_empty());
+    assert!(p
+        .findings
+        .iter()
+        .any(|f| f.code == "rp-filter-unknown-interface"
+            && f.message == "interface `nosuch0` does not exist in this network namespace"));
+    // `all` at 0: no warning.
+    st.sysctls
+        .insert("net.ipv4.conf.all.rp_filter".into(), SysctlReading::rw("0"));
+    let p = crate::plan::plan(&load("veth0"), &st);
+    assert!(p.findings.iter().all(|f| !f.code.starts_with("rp-filter")));
+    // A variable that smuggles a path is a profile error naming it.
+    let e = crate::profile::load(
+        "rp-filter-loose",
+        &[("iface".to_owned(), "a/b".to_owned())]
+            .into_iter()
+            .collect(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("contains `/`") && e.contains("--set iface="),
+        "{e}"
+    );
+}
