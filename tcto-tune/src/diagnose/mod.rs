@@ -724,7 +724,7 @@ fn firewall_report(obs: &Observation, ports: &[u16]) -> FirewallReport {
             vec![]
         } else {
             let mut d = find_drops(&obs.ruleset_before, &obs.ruleset, &watched);
-            d.sort_by(|a, b| b.delta.unwrap_or(0).cmp(&a.delta.unwrap_or(0)));
+            d.sort_by_key(|x| std::cmp::Reverse(x.delta.unwrap_or(0)));
             d
         },
         legacy_tables: obs.legacy_tables.clone(),
