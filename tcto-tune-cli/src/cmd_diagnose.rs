@@ -139,7 +139,7 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
 /// A tracing failure as one line with a hint (exit 1).
 fn trace_error(e: TraceError) -> anyhow::Error {
     let hint = match &e {
-        TraceError::NotRoot => "run `diagnose --trace` as root, or drop `--trace`".to_owned(),
+        TraceError::NotRoot => "run it as root, or drop `--trace`".to_owned(),
         TraceError::NoTracefs(_) => {
             "the kernel needs CONFIG_TRACING (tracefs); drop `--trace` to diagnose without it".into()
         }

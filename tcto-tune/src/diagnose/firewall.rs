@@ -305,11 +305,6 @@ pub(super) fn firewall_drop(d: &Diagnosis) -> Vec<Cause> {
             (false, Some(_), Some(p)) if p > 0 => 10,
             _ => 5,
         };
-        let what = match (&x.rate_limit, x.handle) {
-            (Some(_), _) => "rate-limits",
-            (None, None) => "drops by policy",
-            (None, Some(_)) => "drops",
-        };
         let port = match d.ports.as_slice() {
             [] => "a listening port".to_owned(),
             [p] => format!("port {p}"),
@@ -318,30 +313,40 @@ pub(super) fn firewall_drop(d: &Diagnosis) -> Vec<Cause> {
                 ps.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
             ),
         };
+        let what = match (&x.rate_limit, x.handle) {
+            (Some(_), _) => format!("rate-limits new connections to {port}"),
+            (None, None) => format!("drops new connections to {port} by its policy"),
+            (None, Some(_)) => format!("drops new connections to {port}"),
+        };
         let mut c = cause(
             "firewall-drop",
-            format!(
-                "{} {} {} {what} new connections to {port}",
-                x.family, x.table, x.chain
-            ),
+            format!("{} {} {} {what}", x.family, x.table, x.chain),
             score,
             growing,
         );
-        let place = match x.handle {
-            Some(h) => format!("rule {} {} {} handle {h}", x.family, x.table, x.chain),
-            None => format!("policy of {}", x.base),
-        };
-        c.evidence.push(format!("{place}: {}", x.rule));
-        c.evidence.push(format!("reached from {}", x.base));
+        match x.handle {
+            Some(h) => {
+                c.evidence.push(format!(
+                    "rule {} {} {} handle {h}: {}",
+                    x.family, x.table, x.chain, x.rule
+                ));
+                c.evidence.push(format!("reached from {}", x.base));
+            }
+            None => c.evidence.push(format!(
+                "base chain {}: nothing before its policy accepts them",
+                x.base
+            )),
+        }
         match (x.packets, x.delta) {
             (Some(p), Some(n)) => c.evidence.push(format!(
                 "counter +{n} packets in {:.1} s, {p} in total",
                 d.interval_ms as f64 / 1000.0
             )),
             (Some(p), None) => c.evidence.push(format!("counter {p} packets in total")),
-            _ => c
+            _ if x.handle.is_some() => c
                 .evidence
                 .push("no counter on it: add `counter` to the rule to see its drops".into()),
+            _ => {}
         }
         if let Some(l) = &x.rate_limit {
             c.evidence.push(format!(
