@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::procfs::{parse_conntrack_stat, ConntrackStat, KmsgRecord};
+use crate::procfs::{parse_conntrack_stat, ConntrackStat, KmsgRecord, NetDevStats};
 use crate::state::SysctlReading;
 use crate::system::{Backends, SimCounters};
 

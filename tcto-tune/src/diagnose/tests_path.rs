@@ -2,7 +2,7 @@
 //! fixture observations.
 
 use super::*;
-use crate::procfs::SoftnetCpu;
+use crate::procfs::{NetDevStats, SoftnetCpu};
 use crate::state::SysctlReading;
 
 fn sample(at_ms: u64, tcp: &[(&str, u64)]) -> CounterSample {
