@@ -75,10 +75,13 @@ for i in $(seq 0 9); do hold 9900 $((31000 + i)); done
 big=$(peak "$BIN/tcto-tune" diagnose --interval 0s --conntrack-top --json)
 echo "entries: $(conntrack -C); peak RSS KiB at this size: tcto-tune diagnose --conntrack-top $big (growth $((big - small)) KiB); conntrack -L $(peak conntrack -L)"
 "$BIN/tcto-tune" diagnose --interval 0s --conntrack-top --json | python3 -c "import json,sys; g=json.load(sys.stdin)[\"conntrack\"][\"groups\"]; print(\"dumped\", g[\"entries\"], \"in\", g[\"groups_total\"], \"groups\")"
+# --prometheus looks up no socket owners (the listeners of this lab own
+# 100,000 descriptors, and text output would time the owner scan), so the
+# difference between the two diagnose runs is the dump and its grouping.
 hyperfine --style basic --warmup 2 --runs "${RUNS:-10}" --export-json "$JSON_CT" \
   -n "conntrack -L | wc -l" "conntrack -L 2>/dev/null | wc -l >/dev/null" \
-  -n "tcto-tune diagnose --conntrack-top" "$BIN/tcto-tune diagnose --interval 0s --conntrack-top >/dev/null" \
-  -n "tcto-tune diagnose (no dump)" "$BIN/tcto-tune diagnose --interval 0s >/dev/null" \
-  -n "tcto-tune diagnose --trace 1s" "$BIN/tcto-tune diagnose --interval 0s --trace 1s >/dev/null"
+  -n "tcto-tune diagnose --conntrack-top --prometheus" "$BIN/tcto-tune diagnose --interval 0s --conntrack-top --prometheus >/dev/null" \
+  -n "tcto-tune diagnose --prometheus (no dump)" "$BIN/tcto-tune diagnose --interval 0s --prometheus >/dev/null" \
+  -n "tcto-tune diagnose --prometheus --trace 1s" "$BIN/tcto-tune diagnose --interval 0s --prometheus --trace 1s >/dev/null"
 '
 median_table "$JSON_CT" 0 "conntrack -L | wc -l"
