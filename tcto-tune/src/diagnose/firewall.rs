@@ -73,7 +73,11 @@ impl FwRule {
     pub fn text(&self) -> String {
         let mut r = self.rule.clone();
         r.matches.unknown.retain(|u| u != "limit");
-        let verdict = r.to_string();
+        // nft's words for the statements the decoder only names.
+        let verdict = r
+            .to_string()
+            .replace("<connlimit>", "ct count")
+            .replace("<quota>", "quota");
         let (head, tail) = match verdict.rfind(' ') {
             Some(i) => (&verdict[..i], &verdict[i + 1..]),
             None => ("", verdict.as_str()),
@@ -176,6 +180,19 @@ fn matches_all_syns(r: &FwRule) -> bool {
         && m.ct_state_set.is_none()
 }
 
+/// A `ct count` (connlimit) or `quota` match on a drop: it lets only some
+/// new connections through. Their values are not decoded, the kind is.
+fn partial_limit(r: &FwRule) -> Option<String> {
+    let u = &r.rule.matches.unknown;
+    if u.iter().any(|x| x == "connlimit") {
+        Some(format!("a `ct count` limit (handle {})", r.handle))
+    } else if u.iter().any(|x| x == "quota") {
+        Some(format!("a `quota` (handle {})", r.handle))
+    } else {
+        None
+    }
+}
+
 struct Walk<'a> {
     chains: &'a [FwChain],
     before: &'a [FwChain],
@@ -198,6 +215,7 @@ impl Walk<'_> {
                         .as_ref()
                         .filter(|l| l.over)
                         .map(|l| format!("{} (handle {})", l.text(), r.handle))
+                        .or_else(|| partial_limit(r))
                         .or_else(|| limit.clone());
                     self.push(c, base, Some(r), rate_limit);
                     if matches_all_syns(r) {

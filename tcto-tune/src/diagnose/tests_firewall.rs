@@ -185,3 +185,26 @@ fn an_accept_of_the_port_ends_the_walk_and_policy_drop_counts_otherwise() {
     )];
     assert!(find_drops(&est, &est, &ports(&[80])).is_empty());
 }
+
+#[test]
+fn ct_count_and_quota_drops_are_named_as_partial_limits() {
+    let mut connlimit = rule(4, Some(8080), Some(CT_NEW), Verdict::Drop);
+    connlimit.rule.matches.unknown.push("connlimit".into());
+    let mut quota = rule(5, Some(8080), Some(CT_NEW), Verdict::Drop);
+    quota.rule.matches.unknown.push("quota".into());
+    let rs = vec![chain(
+        "input",
+        Some("input"),
+        "accept",
+        vec![connlimit, quota],
+    )];
+    let d = find_drops(&rs, &rs, &ports(&[8080]));
+    let limits: Vec<Option<&str>> = d.iter().map(|x| x.rate_limit.as_deref()).collect();
+    assert_eq!(
+        limits,
+        vec![
+            Some("a `ct count` limit (handle 4)"),
+            Some("a `quota` (handle 5)")
+        ]
+    );
+}
