@@ -20,4 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = procfs::table_full_netns(&r.message);
     }
     let _ = procfs::is_conntrack_table_full(text);
+    if let Ok(rows) = procfs::parse_softnet_stat(text) {
+        assert!(rows.len() <= text.lines().count());
+    }
 });

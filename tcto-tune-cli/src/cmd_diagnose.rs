@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::diagnose::{diagnose, DiagnoseOptions, TEXT_LISTENER_ROWS};
+use tcto_tune::diagnose::{aggregate_trace, diagnose, DiagnoseOptions, TEXT_LISTENER_ROWS};
 use tcto_tune::system::Backends;
+use tcto_tune::system::{TraceError, TraceSession};
 
 use crate::common::{parse_duration_arg, parse_port_arg};
 use crate::output::{print_json, CliError, Exit};
@@ -27,6 +28,15 @@ pub struct DiagnoseArgs {
     /// node_exporter's textfile collector.
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     prometheus: Option<Option<PathBuf>>,
+
+    /// Also record where the kernel drops packets (skb:kfree_skb drop
+    /// reasons) for this long, in a private tracefs instance (root).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    trace: Option<std::time::Duration>,
+
+    /// Group the conntrack table by who fills it even when it is below 50 %.
+    #[arg(long)]
+    conntrack_top: bool,
 }
 
 /// Longest sampling interval.
@@ -53,6 +63,19 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    if let Some(t) = args.trace {
+        if t.is_zero() || t > MAX_INTERVAL {
+            return Err(CliError::new(
+                format!(
+                    "`--trace` must be longer than 0s and at most 5m, got `{}`",
+                    tcto_tune::duration::format_duration(t)
+                ),
+                Some("a few seconds during the incident is enough".into()),
+                Exit::Usage,
+            )
+            .into());
+        }
+    }
     // Text shows the fullest listeners only (all of them with --port), the
     // metrics carry no process: look up only the owners that are printed.
     let owners_limit = if g.json {
@@ -68,8 +91,29 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         interval: args.interval,
         ports: args.ports,
         owners_limit,
+        conntrack_top: args.conntrack_top,
     };
-    let d = diagnose(&Backends::linux(), &opts).context("cannot diagnose")?;
+    // The trace starts first, so it covers the sampling interval; its
+    // instance is removed when the session drops, whatever happens.
+    let session = match args.trace {
+        Some(_) => Some(TraceSession::start().map_err(trace_error)?),
+        None => None,
+    };
+    let mut d = diagnose(&Backends::linux(), &opts).context("cannot diagnose")?;
+    let mut interrupted = false;
+    if let (Some(s), Some(total)) = (session, args.trace) {
+        let removed = s.removed_stale.clone();
+        let text = s.finish(total).map_err(trace_error)?;
+        interrupted = tcto_tune::system::TraceSession::was_interrupted();
+        let mut report = aggregate_trace(text.lines(), total.as_millis() as u64);
+        report.interrupted = interrupted;
+        d.add_trace(report);
+        for r in removed {
+            d.checked.push(format!(
+                "removed the stale tracefs instance `{r}` of a killed run"
+            ));
+        }
+    }
     if let Some(Some(file)) = &args.prometheus {
         write_atomically(file, d.to_prometheus().as_bytes())?;
     } else if g.json {
@@ -86,6 +130,14 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
         out.flush()?;
+    }
+    if interrupted {
+        return Err(CliError::new(
+            "`--trace` was interrupted by a signal: the report above covers the time traced",
+            Some("the tracefs instance was removed".into()),
+            Exit::Error,
+        )
+        .into());
     }
     Ok(Exit::Ok)
 }
@@ -131,4 +183,19 @@ fn write_atomically(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// A tracing failure as one line with a hint (exit 1).
+fn trace_error(e: TraceError) -> anyhow::Error {
+    let hint = match &e {
+        TraceError::NotRoot => "run it as root, or drop `--trace`".to_owned(),
+        TraceError::NoTracefs(_) => {
+            "the kernel needs CONFIG_TRACING (tracefs); drop `--trace` to diagnose without it".into()
+        }
+        TraceError::Io { .. } => format!(
+            "{}; kernel lockdown (/sys/kernel/security/lockdown) forbids tracing; drop `--trace` to diagnose without it",
+            std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())
+        ),
+    };
+    CliError::new(e.to_string(), Some(hint), Exit::Error).into()
 }

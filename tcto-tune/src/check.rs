@@ -116,6 +116,8 @@ pub const CODES: &[(&str, &str, &str)] = &[
     ("key-host-wide", "skip", "from a child network namespace (a container), a host-wide key (outside `net.`, a global `net.` key such as nf_conntrack_max, or a `net.` key absent from this namespace) would change the host's value; allowing it plans the write anyway"),
     ("not-writable-here", "skip", "the key is read-only here (a global key inside a child network namespace); allowing it plans the write anyway"),
     ("key-missing", "skip", "a typed key does not exist (e.g. nf_conntrack not loaded); allowing it plans the write anyway"),
+    ("rp-filter-unknown-interface", "refuse", "a `net.ipv4.conf.IFACE.rp_filter` key (rp-filter-loose) names an interface this network namespace does not have"),
+    ("rp-filter-all-strict", "warn", "net.ipv4.conf.all.rp_filter is 1 (strict): other interfaces stay strict; the interface's own loose value still applies, since the kernel uses the larger"),
     ("offload-unknown-interface", "refuse", "an [[offload]] entry names an interface this network namespace does not have; the hint lists the ones it has"),
     ("offload-fixed", "refuse", "the driver does not let the feature take the wanted value (`[fixed]` in `ethtool -k`); applying anyway fails at read-back and rolls back"),
     ("offload-cpu-cost", "warn", "the plan turns tso, gso or gro off: the CPU then segments or merges every packet; a diagnostic step, not a permanent fix"),
@@ -191,6 +193,61 @@ pub fn run_all(input: &CheckInput) -> Vec<Finding> {
     out.extend(removed_keys(input));
     out.extend(crate::offload::checks(input));
     out.extend(crate::notrack::checks(input));
+    out.extend(rp_filter_checks(input));
+    out
+}
+
+/// `rp-filter-unknown-interface`, `rp-filter-all-strict`: a per-interface
+/// `net.ipv4.conf.IFACE.rp_filter` key (the `rp-filter-loose` profile).
+/// The kernel applies the larger of `conf.all` and the interface's value.
+pub fn rp_filter_checks(input: &CheckInput) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for raw in &input.profile.sysctl {
+        let key = raw.key.as_str();
+        let Some(iface) = key
+            .strip_prefix("net.ipv4.conf.")
+            .and_then(|k| k.strip_suffix(".rp_filter"))
+            .filter(|i| !matches!(*i, "all" | "default"))
+        else {
+            continue;
+        };
+        if input
+            .state
+            .sysctls
+            .get(key)
+            .and_then(|r| r.value.as_ref())
+            .is_none()
+        {
+            out.push(
+                Finding::new(
+                    "rp-filter-unknown-interface",
+                    Severity::Refuse,
+                    format!("interface `{iface}` does not exist in this network namespace"),
+                )
+                .hint("list the interfaces with `ip -br link`"),
+            );
+            continue;
+        }
+        let all = input.state.sysctl_int("net.ipv4.conf.all.rp_filter");
+        let wanted = input
+            .change(key)
+            .and_then(|c| c.desired.trim().parse::<i64>().ok());
+        if let (Some(all), Some(w)) = (all, wanted) {
+            if all > w {
+                out.push(Finding::new(
+                    "rp-filter-all-strict",
+                    Severity::Warn,
+                    format!("net.ipv4.conf.all.rp_filter is {all}: the kernel applies the larger value, so `{iface}` stays at {all} until `all` is lowered too"),
+                ));
+            } else if all == 1 {
+                out.push(Finding::new(
+                    "rp-filter-all-strict",
+                    Severity::Warn,
+                    format!("net.ipv4.conf.all.rp_filter is 1 (strict) for every other interface; on `{iface}` the larger value, {w}, applies"),
+                ));
+            }
+        }
+    }
     out
 }
 

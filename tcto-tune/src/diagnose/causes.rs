@@ -28,6 +28,11 @@ pub struct Cause {
     pub evidence: Vec<String>,
     /// The command that plans the fix, when a profile addresses it.
     pub plan: Option<String>,
+    /// A fix that only the host (the initial network namespace) can apply,
+    /// when diagnosing from a child namespace (a container): global keys
+    /// such as `nf_conntrack_max` are read-only here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_plan: Option<String>,
     /// What else to do (application settings, restarts, alternatives).
     pub notes: Vec<String>,
 }
@@ -41,12 +46,14 @@ pub const CAUSE_CODES: &[(&str, &str)] = &[
     ("no-listener", "nothing listens on a port you named: clients get refused, or time out behind a firewall"),
     ("nic-drops", "an interface drops received packets before TCP sees them"),
     ("nic-errors", "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload"),
+    ("firewall-drop", "a netfilter rule or a base chain's policy drops, rejects or rate-limits new connections to the port (named by family, table, chain and handle, with its counter)"),
+    ("syn-flood", "the SYN queue is full: TCPReqQFullDrop grows with tcp_syncookies = 0, or TCPReqQFullDoCookies grows"),
+    ("synack-lost", "half-open connections (SYN-RECV) persist while SYN-ACKs are retransmitted (TCPSynRetrans): the answer is lost on the way back"),
+    ("rp-filter", "reverse-path filtering drops packets (IPReversePathFilter grows) on an interface in strict mode"),
+    ("softnet-drops", "a CPU's input queue (netdev_max_backlog) overflows: /proc/net/softnet_stat drops grow"),
 ];
 
-/// Kernel-log lines younger than this (seconds) count as current evidence.
-const RECENT_S: u64 = 600;
-
-fn moved(c: &CounterDelta, interval_ms: u64) -> String {
+pub(super) fn moved(c: &CounterDelta, interval_ms: u64) -> String {
     match (c.delta, c.per_min) {
         (Some(d), Some(r)) => format!(
             "{} +{d} in {:.1} s ({r}/min), {} in total",
@@ -67,7 +74,16 @@ pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
     let mut out = Vec::new();
     out.extend(conntrack_full(d));
     out.extend(accept_queue(d, somaxconn));
-    out.extend(syn_queue(d));
+    // A full SYN queue without cookies (or with them answering) is the
+    // syn-flood cause; syn-queue-full covers the rest.
+    match super::netpath::syn_flood(d) {
+        Some(c) => out.push(c),
+        None => out.extend(syn_queue(d)),
+    }
+    out.extend(super::netpath::synack_lost(d));
+    out.extend(super::netpath::rp_filter(d));
+    out.extend(super::netpath::softnet_drops(d));
+    out.extend(super::firewall::firewall_drop(d));
     out.extend(no_listener(d));
     out.extend(nic(d));
     out.sort_by(|a, b| b.score.cmp(&a.score).then(a.code.cmp(&b.code)));
@@ -77,7 +93,7 @@ pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
     out
 }
 
-fn cause(code: &str, title: String, score: u32, active: bool) -> Cause {
+pub(super) fn cause(code: &str, title: String, score: u32, active: bool) -> Cause {
     Cause {
         rank: 0,
         code: code.into(),
@@ -86,6 +102,7 @@ fn cause(code: &str, title: String, score: u32, active: bool) -> Cause {
         score,
         evidence: vec![],
         plan: None,
+        host_plan: None,
         notes: vec![],
     }
 }
@@ -120,15 +137,15 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
             evidence.push(moved(s, d.interval_ms));
         }
     }
-    if d.kernel_log.table_full_lines > 0 {
-        let recent = d.kernel_log.last_age_s.is_some_and(|a| a <= RECENT_S);
-        score += if recent { 30 } else { 5 };
+    let k = &d.kernel_log;
+    if k.recent_lines > 0 && k.counters_agree {
+        score += 30;
         evidence.push(format!(
-            "kernel log: {} \"nf_conntrack: table full, dropping packet\" line(s), the last {} s ago{}",
-            d.kernel_log.table_full_lines,
-            d.kernel_log.last_age_s.map_or("?".into(), |a| a.to_string()),
-            d.kernel_log
-                .last
+            "kernel log: {} \"nf_conntrack: table full, dropping packet\" line(s) in the last {} s, the last {} s ago{}",
+            k.recent_lines,
+            k.recent_bound_s,
+            k.last_age_s.map_or("?".into(), |a| a.to_string()),
+            k.last
                 .last()
                 .map(|l| format!(", last: {l}"))
                 .unwrap_or_default()
@@ -137,6 +154,12 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
     if score == 0 {
         return None;
     }
+    let unused = k.table_full_lines - if k.counters_agree { k.recent_lines } else { 0 };
+    if unused > 0 {
+        evidence.push(format!(
+            "kernel log: {unused} older or unconfirmed \"table full\" line(s), history only (not counted)"
+        ));
+    }
     let mut c = cause(
         "conntrack-table-full",
         "conntrack table full or dropping new flows".into(),
@@ -144,12 +167,38 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
         active,
     );
     c.evidence = evidence;
-    c.plan = Some("tcto-tune plan --profile conntrack-exhaustion".into());
-    c.notes.push(format!(
-        "if the tracked flows are trusted subnet-to-subnet traffic, exempt them instead: tcto-tune plan --profile trusted-notrack --set frontend=CIDR --set backend=CIDR --set port={}",
-        d.ports.first().map_or("PORT".into(), |p| p.to_string())
-    ));
+    let notrack = notrack_command(d);
+    if d.in_initial_netns {
+        c.plan = Some(CONNTRACK_PLAN.into());
+        c.notes.push(format!(
+            "if the tracked flows are trusted subnet-to-subnet traffic, exempt them instead (the lasting fix): {notrack}"
+        ));
+    } else {
+        // Issue 16 item 5: the table's limit is global. From a container
+        // the sizing plan skips it, and the drops go on: the fix that works
+        // here is NOTRACK, the sizing is the host's to do.
+        c.plan = Some(notrack);
+        c.host_plan = Some(CONNTRACK_PLAN.into());
+        c.notes.push(
+            "this is a child network namespace (a container): net.netfilter.nf_conntrack_max is global and can only be raised from the host; run the host fix there, in its initial network namespace. Here, exempt trusted flows from tracking (the fix above)".into(),
+        );
+    }
     Some(c)
+}
+
+/// The immediate fix of a full table (sizing and faster ageing).
+const CONNTRACK_PLAN: &str = "tcto-tune plan --profile conntrack-exhaustion";
+
+/// The lasting fix: NOTRACK for the flows that fill the table (with the
+/// subnets filled in when the table was grouped).
+fn notrack_command(d: &Diagnosis) -> String {
+    if let Some(c) = &d.conntrack.notrack_command {
+        return c.clone();
+    }
+    format!(
+        "tcto-tune plan --profile trusted-notrack --set frontend=CIDR --set backend=CIDR --set port={}",
+        d.ports.first().map_or("PORT".into(), |p| p.to_string())
+    )
 }
 
 fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {

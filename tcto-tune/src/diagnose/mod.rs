@@ -11,8 +11,17 @@
 //! happening now.
 
 mod causes;
+use report::{
+    checked, conntrack_report, firewall_report, interface_reports, kernel_log_report,
+    listener_reports, notrack_command, sysctl_advice,
+};
+mod ctgroups;
+mod firewall;
+mod netpath;
 mod prometheus;
+mod report;
 mod text;
+mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -20,14 +29,23 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::plan;
-use crate::procfs::NetDevStats;
 use crate::profile::Profile;
 use crate::state::{ListenSocket, SystemState};
-use crate::system::{read_state, Backends, CounterSample, KernelLog, Process, SystemError};
+use crate::system::{
+    read_state, Backends, CounterSample, KernelLog, Process, SynRecv, SystemError,
+};
 
 pub use causes::{rank_causes, Cause, CAUSE_CODES};
+pub use ctgroups::{
+    parse_ct_entry, source_subnet, ConntrackGroups, CtAggregator, CtEntry, CtGroup, IDLE_S,
+};
+pub use firewall::{find_drops, FirewallDrop, FirewallReport, FwChain, FwLimit, FwRule};
+pub use netpath::{RpFilterIface, RpFilterReport, SoftnetReport, SynRecvReport};
 pub use text::TEXT_LISTENER_ROWS;
+pub use trace::{
+    aggregate as aggregate_trace, kfree_skb_filter, parse_reason_names, parse_trace_line,
+    TraceDrop, TraceEvent, TraceReport,
+};
 
 /// Version of the JSON diagnosis.
 pub const DIAGNOSE_SCHEMA: u32 = 1;
@@ -43,6 +61,11 @@ pub const WATCHED_TCP_EXT: &[&str] = &[
     "SyncookiesFailed",
     "TCPBacklogDrop",
 ];
+
+/// TcpExt counters only `diagnose` reads (verify does not judge them):
+/// SYN-ACK retransmits (the answer is lost on the way back) and
+/// reverse-path filter drops.
+pub const DIAGNOSE_TCP_EXT: &[&str] = &["TCPSynRetrans", "IPReversePathFilter"];
 
 /// Conntrack stat columns that count connections lost to a full table.
 pub const CONNTRACK_DROP_COLUMNS: &[&str] = &["insert_failed", "drop", "early_drop"];
@@ -76,7 +99,16 @@ pub struct DiagnoseOptions {
     /// /proc/PID/fd, the slowest part of a diagnosis on a busy host, so a
     /// caller that shows only the top rows can skip the rest.
     pub owners_limit: Option<usize>,
+    /// Dump and group the conntrack table even below
+    /// [`CONNTRACK_TOP_PCT`] (`--conntrack-top`).
+    pub conntrack_top: bool,
 }
+
+/// The table is grouped by who fills it from this use, percent.
+pub const CONNTRACK_TOP_PCT: f64 = 50.0;
+
+/// A group holding this share of the table gets the NOTRACK command.
+pub const NOTRACK_SHARE_PCT: f64 = 30.0;
 
 impl Default for DiagnoseOptions {
     fn default() -> Self {
@@ -84,13 +116,14 @@ impl Default for DiagnoseOptions {
             interval: Duration::from_secs(1),
             ports: vec![],
             owners_limit: None,
+            conntrack_top: false,
         }
     }
 }
 
 /// Everything read from the system, before any judgement (plain data, so
 /// fixtures can replay an incident).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     /// First sample.
     pub before: CounterSample,
@@ -107,6 +140,34 @@ pub struct Observation {
     /// Offload toggles (`tso`, `gso`, `gro`, `lro`) of each interface.
     #[serde(default)]
     pub offloads: Vec<InterfaceOffloads>,
+    /// Half-open (SYN-RECV) request sockets at the first sample.
+    #[serde(default)]
+    pub syn_recv_before: Vec<SynRecv>,
+    /// Half-open request sockets at the second sample (or the only one).
+    #[serde(default)]
+    pub syn_recv: Vec<SynRecv>,
+    /// The sysctls the path causes read ([`netpath::PATH_SYSCTLS`] and
+    /// each interface's `rp_filter`), where present.
+    #[serde(default)]
+    pub net_sysctls: BTreeMap<String, String>,
+    /// The nftables ruleset at the first sample (empty with one sample).
+    #[serde(default)]
+    pub ruleset_before: Vec<FwChain>,
+    /// The ruleset at the second sample (or the only one).
+    #[serde(default)]
+    pub ruleset: Vec<FwChain>,
+    /// Why the ruleset could not be read.
+    #[serde(default)]
+    pub ruleset_error: Option<String>,
+    /// Legacy iptables tables present.
+    #[serde(default)]
+    pub legacy_tables: Vec<String>,
+    /// The conntrack table grouped (when it was dumped).
+    #[serde(default)]
+    pub conntrack_groups: Option<ConntrackGroups>,
+    /// Local addresses with prefix, `10.0.2.1/24`.
+    #[serde(default)]
+    pub local_subnets: Vec<String>,
 }
 
 /// The offload toggles of one interface, as `ethtool -k` shows them.
@@ -174,10 +235,24 @@ pub fn advice_profile() -> Profile {
 pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, DiagnoseError> {
     let before = read("counters", b.counters.sample())?;
     // With one sample the listeners are read once, by read_state below.
-    let listeners_before = if opts.interval.is_zero() {
-        vec![]
+    // The ruleset is read with the samples (its counters make rates), but
+    // a host without nf_tables or CAP_NET_ADMIN still gets a diagnosis.
+    let mut ruleset_error = None;
+    let ruleset = |error: &mut Option<String>| match b.firewall.ruleset() {
+        Ok(r) => r,
+        Err(e) => {
+            *error = Some(crate::apply::error_chain(&e));
+            vec![]
+        }
+    };
+    let (listeners_before, syn_recv_before, ruleset_before) = if opts.interval.is_zero() {
+        (vec![], vec![], vec![])
     } else {
-        read("listening sockets", b.sockets.listeners())?
+        (
+            read("listening sockets", b.sockets.listeners())?,
+            read("half-open sockets", b.sockets.syn_recv())?,
+            ruleset(&mut ruleset_error),
+        )
     };
     let after = if opts.interval.is_zero() {
         None
@@ -186,7 +261,19 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         Some(read("counters", b.counters.sample())?)
     };
     let state = read("sysctls and listeners", read_state(&advice_profile(), b))?;
+    let syn_recv = read("half-open sockets", b.sockets.syn_recv())?;
+    let ruleset_after = ruleset(&mut ruleset_error);
+    let net_sysctls = netpath::read_sysctls(b, &before);
     let mut obs = Observation {
+        syn_recv_before,
+        syn_recv,
+        net_sysctls,
+        ruleset_before,
+        ruleset: ruleset_after,
+        ruleset_error,
+        legacy_tables: b.firewall.legacy_tables(),
+        conntrack_groups: None,
+        local_subnets: vec![],
         before,
         after,
         listeners_before,
@@ -195,6 +282,27 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         kernel_log: b.counters.kernel_log(),
         offloads: vec![],
     };
+    let last = obs.after.as_ref().unwrap_or(&obs.before);
+    let count = last
+        .conntrack_count
+        .or(last.conntrack.as_ref().and_then(|c| c.entries));
+    let full_pct = match (count, last.conntrack_max) {
+        (Some(c), Some(m)) if m > 0 => c as f64 * 100.0 / m as f64,
+        _ => 0.0,
+    };
+    if last.conntrack.is_some() && (opts.conntrack_top || full_pct >= CONNTRACK_TOP_PCT) {
+        let est = obs
+            .state
+            .sysctl_int("net.netfilter.nf_conntrack_tcp_timeout_established")
+            .and_then(|v| u32::try_from(v).ok());
+        obs.conntrack_groups = Some(b.counters.conntrack_groups(est));
+        obs.local_subnets = b
+            .counters
+            .local_subnets()
+            .iter()
+            .map(|(a, p)| format!("{a}/{p}"))
+            .collect();
+    }
     let ifaces: Vec<String> = obs
         .before
         .interfaces
@@ -269,6 +377,14 @@ pub struct ConntrackReport {
     pub use_pct: Option<f64>,
     /// Every stat column, summed over CPUs, by the kernel's name.
     pub stats: Vec<CounterDelta>,
+    /// Who fills the table (dumped above [`CONNTRACK_TOP_PCT`] or with
+    /// `--conntrack-top`).
+    #[serde(default)]
+    pub groups: Option<ConntrackGroups>,
+    /// The runbook's lasting fix for the largest group of TCP flows to a
+    /// local listener, when it holds [`NOTRACK_SHARE_PCT`] or more.
+    #[serde(default)]
+    pub notrack_command: Option<String>,
 }
 
 /// What limits a listener's backlog.
@@ -362,7 +478,23 @@ pub struct KernelLogReport {
     pub last_age_s: Option<u64>,
     /// The last few of ours.
     pub last: Vec<String>,
+    /// A line counts as evidence only when it is younger than this many
+    /// seconds (the sampling window included) ...
+    pub recent_bound_s: u64,
+    /// ... and this namespace's own conntrack counters agree (a `drop`,
+    /// `early_drop` or `insert_failed` total above 0, or the table at 95 %
+    /// or more): the kernel names a namespace by its inode number, which
+    /// it reuses, so an old line can be about a deleted namespace.
+    pub counters_agree: bool,
+    /// Our lines younger than `recent_bound_s`.
+    pub recent_lines: u64,
+    /// Our older lines: history, never a cause on their own.
+    pub history_lines: u64,
 }
+
+/// Kernel-log lines younger than this many seconds (plus the sampling
+/// interval) are recent; older ones are history.
+pub const KMSG_RECENT_S: u64 = 60;
 
 /// The diagnosis: causes first, then the evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -373,12 +505,35 @@ pub struct Diagnosis {
     pub interval_ms: u64,
     /// Ports focused on (empty: all).
     pub ports: Vec<u16>,
+    /// Whether this runs in the host's initial network namespace (global
+    /// keys are writable only there).
+    #[serde(default = "yes")]
+    pub in_initial_netns: bool,
     /// Likely root causes, most likely first.
     pub causes: Vec<Cause>,
     /// Conntrack table and stats.
     pub conntrack: ConntrackReport,
-    /// The watched TcpExt counters ([`WATCHED_TCP_EXT`]).
+    /// The watched TcpExt counters ([`WATCHED_TCP_EXT`], then
+    /// [`DIAGNOSE_TCP_EXT`]).
     pub tcp_ext: Vec<CounterDelta>,
+    /// Per-CPU input-queue drops (/proc/net/softnet_stat).
+    #[serde(default)]
+    pub softnet: Vec<SoftnetReport>,
+    /// Listeners with half-open connections.
+    #[serde(default)]
+    pub syn_recv: Vec<SynRecvReport>,
+    /// `net.ipv4.tcp_syncookies` (`None`: unreadable).
+    #[serde(default)]
+    pub syncookies: Option<i64>,
+    /// Reverse-path filtering of each interface.
+    #[serde(default)]
+    pub rp_filter: RpFilterReport,
+    /// Firewall rules that can drop new connections to the watched ports.
+    #[serde(default)]
+    pub firewall: FirewallReport,
+    /// What `--trace` saw (drop reasons are host-wide: every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceReport>,
     /// Listening sockets (on `ports` when given), fullest first.
     pub listeners: Vec<ListenerReport>,
     /// Ports asked for with nothing listening.
@@ -395,6 +550,50 @@ pub struct Diagnosis {
     pub checked: Vec<String>,
 }
 
+impl Diagnosis {
+    /// Fold a trace into the diagnosis: each drop reason that supports a
+    /// ranked cause becomes evidence of it; the rest is listed as seen.
+    pub fn add_trace(&mut self, t: TraceReport) {
+        let secs = t.duration_ms as f64 / 1000.0;
+        let ct_dropping = self
+            .conntrack
+            .stats
+            .iter()
+            .any(|s| s.name == "drop" && s.grew());
+        for x in &t.drops {
+            let code = x.supports.as_deref().or_else(|| {
+                (x.reason == "NETFILTER_DROP" && ct_dropping).then_some("conntrack-table-full")
+            });
+            let Some(code) = code else { continue };
+            for c in self.causes.iter_mut().filter(|c| c.code == code) {
+                c.evidence.push(format!(
+                    "trace: {} packet(s) dropped with reason {} at {} in {secs:.1} s",
+                    x.count, x.reason, x.location
+                ));
+            }
+        }
+        for (local, n) in &t.synack_retransmits {
+            for c in self
+                .causes
+                .iter_mut()
+                .filter(|c| c.code == "synack-lost" && c.title.contains(local.as_str()))
+            {
+                c.evidence.push(format!(
+                    "trace: {n} SYN-ACK retransmit(s) from {local} in {secs:.1} s"
+                ));
+            }
+        }
+        self.checked.push(format!(
+            "--trace: skb:kfree_skb and tcp:tcp_retransmit_synack for {secs:.1} s in a private tracefs instance (host-wide: every namespace's drops)"
+        ));
+        self.trace = Some(t);
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// Turn an observation into a diagnosis (pure).
 pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
     let before = &obs.before;
@@ -403,6 +602,7 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
 
     let tcp_ext: Vec<CounterDelta> = WATCHED_TCP_EXT
         .iter()
+        .chain(DIAGNOSE_TCP_EXT)
         .filter(|n| before.tcp_ext.contains_key(**n))
         .map(|n| {
             CounterDelta::new(
@@ -414,7 +614,9 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         })
         .collect();
 
-    let conntrack = conntrack_report(before, after, ms);
+    let mut conntrack = conntrack_report(before, after, ms);
+    conntrack.groups = obs.conntrack_groups.clone();
+    conntrack.notrack_command = notrack_command(obs);
     let somaxconn = obs.state.sysctl_int("net.core.somaxconn");
     let listeners = listener_reports(obs, &opts.ports, somaxconn);
     let missing_ports: Vec<u16> = opts
@@ -425,27 +627,12 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         .collect();
     let sysctls = sysctl_advice(&obs.state);
     let interfaces = interface_reports(before, after, ms);
-    let kernel_log = KernelLogReport {
-        readable: obs.kernel_log.readable,
-        error: obs.kernel_log.error.clone(),
-        table_full_lines: obs.kernel_log.table_full,
-        table_full_elsewhere: obs.kernel_log.table_full_elsewhere,
-        last_age_s: obs
-            .kernel_log
-            .last_table_full
-            .last()
-            .map(|r| obs.kernel_log.now_usec.saturating_sub(r.usec) / 1_000_000),
-        last: obs
-            .kernel_log
-            .last_table_full
-            .iter()
-            .map(|r| format!("[{:.1}s] {}", r.usec as f64 / 1e6, r.message))
-            .collect(),
-    };
+    let kernel_log = kernel_log_report(&obs.kernel_log, &conntrack, ms);
     let mut d = Diagnosis {
         schema: DIAGNOSE_SCHEMA,
         interval_ms: ms,
         ports: opts.ports.clone(),
+        in_initial_netns: obs.state.in_initial_netns,
         causes: vec![],
         conntrack,
         tcp_ext,
@@ -454,6 +641,15 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         sysctls,
         interfaces,
         offloads: obs.offloads.clone(),
+        softnet: netpath::softnet_report(before, after, ms),
+        syn_recv: netpath::syn_recv_report(obs, &opts.ports, after.is_some()),
+        syncookies: obs
+            .net_sysctls
+            .get("net.ipv4.tcp_syncookies")
+            .and_then(|v| v.trim().parse().ok()),
+        rp_filter: netpath::rp_filter_report(&obs.net_sysctls, before, after),
+        firewall: firewall_report(obs, &opts.ports),
+        trace: None,
         kernel_log,
         checked: vec![],
     };
@@ -462,228 +658,9 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
     d
 }
 
-fn conntrack_report(
-    before: &CounterSample,
-    after: Option<&CounterSample>,
-    ms: u64,
-) -> ConntrackReport {
-    let last = after.unwrap_or(before);
-    let count = last
-        .conntrack_count
-        .or(last.conntrack.as_ref().and_then(|c| c.entries));
-    let max = last.conntrack_max;
-    let use_pct = match (count, max) {
-        (Some(c), Some(m)) if m > 0 => Some((c as f64 * 1000.0 / m as f64).round() / 10.0),
-        _ => None,
-    };
-    let stats = before
-        .conntrack
-        .as_ref()
-        .map(|b| {
-            b.columns
-                .iter()
-                .map(|(name, v)| {
-                    let a = after
-                        .and_then(|a| a.conntrack.as_ref())
-                        .and_then(|c| c.columns.get(name).copied());
-                    CounterDelta::new(name, *v, a, ms)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    ConntrackReport {
-        loaded: before.conntrack.is_some(),
-        count,
-        max,
-        use_pct,
-        stats,
-    }
-}
-
-fn listener_reports(
-    obs: &Observation,
-    ports: &[u16],
-    somaxconn: Option<i64>,
-) -> Vec<ListenerReport> {
-    let mut out: Vec<ListenerReport> = obs
-        .state
-        .listeners
-        .iter()
-        .filter(|l| wanted(ports, l.port))
-        .map(|l| {
-            let earlier = obs
-                .listeners_before
-                .iter()
-                .find(|b| b.inode == l.inode && b.port == l.port)
-                .map_or(0, |b| b.queue);
-            let peak_queue = l.queue.max(earlier);
-            let full_pct = if l.backlog == 0 {
-                if peak_queue > 0 {
-                    100.0
-                } else {
-                    0.0
-                }
-            } else {
-                (peak_queue as f64 * 1000.0 / l.backlog as f64).round() / 10.0
-            };
-            let limited_by = match somaxconn {
-                Some(s) if i64::from(l.backlog) >= s => LimitedBy::Somaxconn,
-                Some(_) => LimitedBy::App,
-                None => LimitedBy::Unknown,
-            };
-            ListenerReport {
-                addr: l.addr,
-                port: l.port,
-                queue: l.queue,
-                peak_queue,
-                backlog: l.backlog,
-                full_pct,
-                limited_by,
-                process: obs.owners.get(&l.inode).cloned(),
-                inode: l.inode,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.full_pct
-            .total_cmp(&a.full_pct)
-            .then((a.port, a.addr).cmp(&(b.port, b.addr)))
-    });
-    out
-}
-
-fn sysctl_advice(state: &SystemState) -> Vec<SysctlAdvice> {
-    let profile = advice_profile();
-    let p = plan(&profile, state);
-    let word = |i: crate::Intent| match i {
-        crate::Intent::Exact => "",
-        crate::Intent::AtLeast => ">= ",
-        crate::Intent::AtMost => "<= ",
-    };
-    let mut out = Vec::new();
-    for c in &p.changes {
-        out.push(SysctlAdvice {
-            key: c.key.clone(),
-            value: c.current.clone(),
-            recommended: format!("{}{}", word(c.intent), c.desired),
-            ok: Some(false),
-            reason: c.reason.clone(),
-        });
-    }
-    for u in &p.unchanged {
-        out.push(SysctlAdvice {
-            key: u.key.clone(),
-            value: Some(u.current.clone()),
-            recommended: format!("{}{}", word(u.intent), u.desired),
-            ok: Some(true),
-            reason: u.reason.clone(),
-        });
-    }
-    let targets = profile.sysctl_targets();
-    for s in &p.skipped {
-        let intent = targets
-            .iter()
-            .find(|t| t.key.as_str() == s.key)
-            .map_or(crate::Intent::Exact, |t| t.desired.intent);
-        out.push(SysctlAdvice {
-            key: s.key.clone(),
-            value: s.current.clone(),
-            recommended: format!("{}{}", word(intent), s.desired),
-            ok: None,
-            reason: Some(s.why.clone()),
-        });
-    }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    out
-}
-
-fn interface_reports(
-    before: &CounterSample,
-    after: Option<&CounterSample>,
-    ms: u64,
-) -> Vec<InterfaceReport> {
-    type Pick = fn(&NetDevStats) -> u64;
-    let fields: [(&str, Pick); 6] = [
-        ("rx_dropped", |d| d.rx_dropped),
-        ("rx_fifo", |d| d.rx_fifo),
-        ("rx_errors", |d| d.rx_errors),
-        ("rx_frame", |d| d.rx_frame),
-        ("tx_dropped", |d| d.tx_dropped),
-        ("tx_errors", |d| d.tx_errors),
-    ];
-    before
-        .interfaces
-        .iter()
-        .map(|b| {
-            let a = after.and_then(|a| a.interfaces.iter().find(|i| i.iface == b.iface));
-            InterfaceReport {
-                iface: b.iface.clone(),
-                counters: fields
-                    .iter()
-                    .map(|(name, pick)| CounterDelta::new(name, pick(b), a.map(pick), ms))
-                    .collect(),
-            }
-        })
-        .collect()
-}
-
-fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let c = &d.conntrack;
-    if c.loaded {
-        out.push(format!(
-            "conntrack table: {} of {} entries; {} stat columns from /proc/net/stat/nf_conntrack",
-            c.count.map_or("?".into(), |n| n.to_string()),
-            c.max.map_or("?".into(), |n| n.to_string()),
-            c.stats.len()
-        ));
-    } else {
-        out.push("conntrack: nf_conntrack is not loaded here (nothing is tracked)".into());
-    }
-    let names: Vec<&str> = d.tcp_ext.iter().map(|t| t.name.as_str()).collect();
-    out.push(format!("TcpExt counters: {}", names.join(", ")));
-    out.push(if d.ports.is_empty() {
-        format!("{all_listeners} listening sockets (accept queue against backlog)")
-    } else {
-        format!(
-            "{} listening sockets on port(s) {} (of {all_listeners})",
-            d.listeners.len(),
-            d.ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    });
-    out.push(format!(
-        "{} sysctls against the `{ADVICE_PROFILE}` profile",
-        d.sysctls.len()
-    ));
-    out.push(format!(
-        "drop and error counters of {} interface(s) from /proc/net/dev",
-        d.interfaces.len()
-    ));
-    out.push(format!(
-        "offload toggles (tso, gso, gro, lro) of {} interface(s) through SIOCETHTOOL{}",
-        d.offloads.iter().filter(|o| o.error.is_none()).count(),
-        match d.offloads.iter().filter(|o| o.error.is_some()).count() {
-            0 => String::new(),
-            n => format!(", {n} unreadable"),
-        }
-    ));
-    out.push(if d.kernel_log.readable {
-        format!(
-            "kernel log: {} \"nf_conntrack: table full\" line(s)",
-            d.kernel_log.table_full_lines
-        )
-    } else {
-        format!(
-            "kernel log: not readable ({})",
-            d.kernel_log.error.as_deref().unwrap_or("unknown")
-        )
-    });
-    out
-}
-
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_firewall;
+#[cfg(test)]
+mod tests_path;

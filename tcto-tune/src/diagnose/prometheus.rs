@@ -89,6 +89,7 @@ impl Diagnosis {
             );
         }
         self.listener_metrics(&mut out);
+        self.path_metrics(&mut out);
         if !self.missing_ports.is_empty() {
             let samples: Vec<(String, f64)> = self
                 .missing_ports
@@ -109,6 +110,62 @@ impl Diagnosis {
             &[(String::new(), self.interval_ms as f64 / 1000.0)],
         );
         out
+    }
+
+    /// Who fills the conntrack table (the 10 largest groups only, so label
+    /// cardinality stays bounded) and half-open requests per listener.
+    /// Softnet counters are node_exporter's own (`node_softnet_*`).
+    fn path_metrics(&self, out: &mut String) {
+        if let Some(g) = self.conntrack.groups.as_ref().filter(|g| g.error.is_none()) {
+            let samples: Vec<(String, f64)> = g
+                .groups
+                .iter()
+                .take(10)
+                .map(|x| {
+                    (
+                        format!(
+                            "{{source=\"{}\",destination=\"{}\",port=\"{}\",protocol=\"{}\",state=\"{}\"}}",
+                            label(&x.source),
+                            label(&x.destination.to_string()),
+                            x.port,
+                            label(&x.protocol),
+                            label(x.state.as_deref().unwrap_or(""))
+                        ),
+                        x.count as f64,
+                    )
+                })
+                .collect();
+            if !samples.is_empty() {
+                metric(
+                    out,
+                    "tcto_conntrack_group_entries",
+                    "Conntrack entries of one of the 10 largest groups (source subnet, destination, port, protocol, TCP state).",
+                    &samples,
+                );
+            }
+        }
+        if !self.syn_recv.is_empty() {
+            let samples: Vec<(String, f64)> = self
+                .syn_recv
+                .iter()
+                .map(|r| {
+                    (
+                        format!(
+                            "{{address=\"{}\",port=\"{}\"}}",
+                            label(&r.listener.ip().to_string()),
+                            r.listener.port()
+                        ),
+                        r.half_open as f64,
+                    )
+                })
+                .collect();
+            metric(
+                out,
+                "tcto_tcp_syn_recv",
+                "Half-open (SYN-RECV) request sockets of a listening TCP socket.",
+                &samples,
+            );
+        }
     }
 
     fn listener_metrics(&self, out: &mut String) {

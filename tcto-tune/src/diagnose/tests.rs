@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::procfs::{parse_conntrack_stat, ConntrackStat, KmsgRecord};
+use crate::procfs::{parse_conntrack_stat, ConntrackStat, KmsgRecord, NetDevStats};
 use crate::state::SysctlReading;
 use crate::system::{Backends, SimCounters};
 
@@ -39,6 +39,7 @@ fn sample(at_ms: u64, overflows: u64, ct_entries: u64, ct_drop: u64) -> CounterS
             rx_packets: 1000,
             ..Default::default()
         }],
+        softnet: vec![],
     }
 }
 
@@ -55,6 +56,7 @@ fn listener(port: u16, queue: u32, backlog: u32, inode: u32) -> ListenSocket {
 fn state(listeners: Vec<ListenSocket>, somaxconn: &str) -> SystemState {
     let mut s = SystemState {
         listeners,
+        in_initial_netns: true,
         ..Default::default()
     };
     for (k, v) in [
@@ -72,6 +74,7 @@ fn opts(ports: &[u16]) -> DiagnoseOptions {
         interval: Duration::from_secs(1),
         ports: ports.to_vec(),
         owners_limit: None,
+        conntrack_top: false,
     }
 }
 
@@ -95,6 +98,7 @@ fn backlog_incident() -> Observation {
             ..Default::default()
         },
         offloads: vec![],
+        ..Default::default()
     }
 }
 
@@ -157,6 +161,7 @@ fn conntrack_drops_rank_above_a_risk() {
             readable: true,
             now_usec: 100_000_000,
             table_full: 3,
+            table_full_usec: vec![93_000_000, 94_000_000, 95_000_000],
             last_table_full: vec![KmsgRecord {
                 seq: 9,
                 usec: 95_000_000,
@@ -174,7 +179,9 @@ fn conntrack_drops_rank_above_a_risk() {
     assert!(ev.contains("drop +60 in 2.0 s (1800/min)"), "{ev}");
     assert!(ev.contains("insert_failed +60"), "{ev}");
     assert!(
-        ev.contains("3 \"nf_conntrack: table full, dropping packet\" line(s), the last 5 s ago"),
+        ev.contains(
+            "3 \"nf_conntrack: table full, dropping packet\" line(s) in the last 62 s, the last 5 s ago"
+        ),
         "{ev}"
     );
     assert_eq!(
@@ -374,6 +381,7 @@ fn observe_reads_through_the_backends() {
         interval: Duration::from_millis(10),
         ports: vec![8080],
         owners_limit: None,
+        conntrack_top: false,
     };
     let d = diagnose(&b, &o).unwrap();
     assert_eq!(d.interval_ms, 25);
@@ -413,6 +421,7 @@ fn owners_are_looked_up_for_the_fullest_listeners_only_when_limited() {
         interval: Duration::ZERO,
         ports: vec![],
         owners_limit: Some(2),
+        conntrack_top: false,
     };
     let d = diagnose(&b, &o).unwrap();
     let owned: Vec<(u16, bool)> = d
@@ -481,4 +490,178 @@ fn an_idle_listener_with_backlog_zero_is_not_full() {
     let d = analyze(&obs, &opts(&[]));
     assert!(d.causes.is_empty(), "{:?}", d.causes);
     assert_eq!(d.listeners[0].full_pct, 0.0);
+}
+
+fn stale_log(now_s: u64, line_s: &[u64]) -> KernelLog {
+    KernelLog {
+        readable: true,
+        now_usec: now_s * 1_000_000,
+        table_full: line_s.len() as u64,
+        table_full_usec: line_s.iter().map(|s| s * 1_000_000).collect(),
+        last_table_full: line_s
+            .iter()
+            .map(|s| KmsgRecord {
+                seq: *s,
+                usec: s * 1_000_000,
+                message: "nf_conntrack: table full in netns 4026532312, dropping packet".into(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Issue 18 item 14: a fresh namespace (0 entries, drop 0) whose inode
+/// number the kernel reused reads old "table full" lines as its own.
+#[test]
+fn stale_table_full_lines_are_history_not_a_cause() {
+    let obs = Observation {
+        before: sample(0, 0, 0, 0),
+        after: Some(sample(1_000, 0, 0, 0)),
+        state: state(vec![], "4096"),
+        // Lines from 2 s and 900 s ago: even the recent one is not ours,
+        // since this namespace's own drop counters are 0.
+        kernel_log: stale_log(1_000, &[100, 998]),
+        ..Default::default()
+    };
+    let d = analyze(&obs, &opts(&[]));
+    assert!(d.causes.is_empty(), "{d}");
+    assert_eq!(d.kernel_log.recent_lines, 1);
+    assert_eq!(d.kernel_log.history_lines, 1);
+    assert_eq!(d.kernel_log.recent_bound_s, 61);
+    assert!(!d.kernel_log.counters_agree);
+    let text = d.to_string();
+    assert!(
+        text.contains("kernel log: 2 \"nf_conntrack: table full\" line(s) here (1 in the last 61 s, 1 older: history)"),
+        "{text}"
+    );
+    assert!(text.contains("(not counted: this namespace's conntrack drop counters are 0"));
+
+    // Old lines with counters that agree (drops once, long ago): still no
+    // cause from the log, the drop total is only a risk of its own.
+    let mut old = obs.clone();
+    old.before = sample(0, 0, 0, 7);
+    old.after = Some(sample(1_000, 0, 0, 7));
+    old.kernel_log = stale_log(1_000, &[100, 200]);
+    let d = analyze(&old, &opts(&[]));
+    let c = &d.causes[0];
+    assert_eq!(
+        (c.code.as_str(), c.status.as_str(), c.score),
+        ("conntrack-table-full", "risk", 10),
+        "{d}"
+    );
+    assert!(!c.evidence.iter().any(|e| e.contains("in the last")), "{d}");
+    assert!(
+        c.evidence
+            .iter()
+            .any(|e| e.contains("2 older or unconfirmed")),
+        "{d}"
+    );
+
+    // Recent lines and counters that agree: evidence.
+    let mut live = old.clone();
+    live.kernel_log = stale_log(1_000, &[999]);
+    let d = analyze(&live, &opts(&[]));
+    assert!(
+        d.causes[0].evidence.iter().any(|e| e
+            .contains("1 \"nf_conntrack: table full, dropping packet\" line(s) in the last 61 s")),
+        "{d}"
+    );
+    assert_eq!(d.causes[0].score, 40);
+}
+
+/// Issue 16 item 5: from a container the table's limit is the host's to
+/// raise; the fix that works here (NOTRACK) comes first.
+#[test]
+fn a_full_table_seen_from_a_child_namespace_puts_notrack_first() {
+    let mut obs = Observation {
+        before: sample(0, 0, 100, 100),
+        after: Some(sample(1_000, 0, 100, 160)),
+        state: state(vec![], "4096"),
+        ..Default::default()
+    };
+    obs.state.in_initial_netns = false;
+    let d = analyze(&obs, &opts(&[8080]));
+    let c = &d.causes[0];
+    assert_eq!(c.code, "conntrack-table-full");
+    assert!(
+        c.plan
+            .as_deref()
+            .unwrap()
+            .starts_with("tcto-tune plan --profile trusted-notrack"),
+        "{d}"
+    );
+    assert_eq!(
+        c.host_plan.as_deref(),
+        Some("tcto-tune plan --profile conntrack-exhaustion")
+    );
+    assert!(c.notes[0].contains("nf_conntrack_max is global and can only be raised from the host"));
+    let text = d.to_string();
+    let fix = text
+        .find("   fix: tcto-tune plan --profile trusted-notrack")
+        .unwrap();
+    let host = text
+        .find("   fix on the host (not from this namespace): tcto-tune plan --profile conntrack-exhaustion")
+        .unwrap();
+    assert!(fix < host, "{text}");
+    // In the initial namespace the sizing plan is the fix, NOTRACK a note.
+    obs.state.in_initial_netns = true;
+    let d = analyze(&obs, &opts(&[8080]));
+    assert_eq!(
+        d.causes[0].plan.as_deref(),
+        Some("tcto-tune plan --profile conntrack-exhaustion")
+    );
+    assert_eq!(d.causes[0].host_plan, None);
+}
+
+/// The seed's incident from a fixture: the largest group of TCP flows to
+/// a local listener gets the NOTRACK command with both subnets filled in.
+#[test]
+fn the_group_that_fills_the_table_gets_the_notrack_command() {
+    let mut agg = CtAggregator::new(Some(432_000));
+    let entry = |src: &str, port: u16| CtEntry {
+        proto: 6,
+        src: src.parse().unwrap(),
+        dst: "10.0.2.1".parse().unwrap(),
+        dport: port,
+        tcp_state: Some(3),
+        timeout_s: Some(400_000),
+    };
+    for i in 0..80 {
+        agg.add(&entry(&format!("10.0.1.{i}"), 8080));
+    }
+    for i in 0..20 {
+        agg.add(&entry(&format!("192.168.9.{i}"), 22));
+    }
+    let mut obs = Observation {
+        before: sample(0, 0, 65500, 100),
+        after: Some(sample(1_000, 0, 65530, 160)),
+        state: state(
+            vec![listener(8080, 0, 4096, 1), listener(22, 0, 128, 2)],
+            "4096",
+        ),
+        conntrack_groups: Some(agg.finish()),
+        local_subnets: vec!["127.0.0.1/8".into(), "10.0.2.1/24".into()],
+        ..Default::default()
+    };
+    let want = "tcto-tune plan --profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
+    let d = analyze(&obs, &opts(&[]));
+    assert_eq!(d.conntrack.notrack_command.as_deref(), Some(want));
+    let c = &d.causes[0];
+    assert_eq!(c.code, "conntrack-table-full");
+    assert!(c.notes[0].ends_with(want), "{d}");
+    let g = &d.conntrack.groups.as_ref().unwrap().groups[0];
+    assert_eq!((g.count, g.share_pct, g.idle_established), (80, 80.0, 80));
+    let text = d.to_string();
+    assert!(
+        text.contains(
+            "     80.0%      80 tcp 10.0.1.0/24 -> 10.0.2.1:8080 ESTABLISHED (80 idle >= 60 s)"
+        ),
+        "{text}"
+    );
+    assert!(d
+        .to_prometheus()
+        .contains("tcto_conntrack_group_entries{source=\"10.0.1.0/24\",destination=\"10.0.2.1\",port=\"8080\",protocol=\"tcp\",state=\"ESTABLISHED\"} 80"));
+    // No listener on the group's port (outgoing flows): no command.
+    obs.state.listeners.retain(|l| l.port != 8080);
+    assert_eq!(analyze(&obs, &opts(&[])).conntrack.notrack_command, None);
 }

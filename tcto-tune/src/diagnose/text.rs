@@ -48,6 +48,9 @@ impl fmt::Display for Diagnosis {
             if let Some(p) = &c.plan {
                 writeln!(f, "   fix: {}", esc(p))?;
             }
+            if let Some(p) = &c.host_plan {
+                writeln!(f, "   fix on the host (not from this namespace): {p}")?;
+            }
             for n in &c.notes {
                 writeln!(f, "   note: {}", esc(n))?;
             }
@@ -61,12 +64,40 @@ impl fmt::Display for Diagnosis {
             writeln!(f, "  {} of {} entries{pct}", n(ct.count), n(ct.max))?;
             let stats: Vec<String> = ct.stats.iter().map(counter).collect();
             writeln!(f, "  stats: {}", stats.join(", "))?;
+            if let Some(g) = &ct.groups {
+                match &g.error {
+                    Some(e) => writeln!(f, "  who fills it: not read ({e})")?,
+                    None => {
+                        writeln!(
+                            f,
+                            "  who fills it ({} entries dumped, {} group(s)):",
+                            g.entries, g.groups_total
+                        )?;
+                        for x in &g.groups {
+                            writeln!(
+                                f,
+                                "    {:>5.1}% {:>7} {} {} -> {}:{} {} ({} idle >= {} s)",
+                                x.share_pct,
+                                x.count,
+                                x.protocol,
+                                x.source,
+                                x.destination,
+                                x.port,
+                                x.state.as_deref().unwrap_or("-"),
+                                x.idle_established,
+                                super::IDLE_S
+                            )?;
+                        }
+                    }
+                }
+            }
         } else {
             writeln!(f, "  nf_conntrack is not loaded here")?;
         }
 
         let tcp: Vec<String> = self.tcp_ext.iter().map(counter).collect();
         writeln!(f, "TcpExt: {}", tcp.join(", "))?;
+        self.fmt_path(f)?;
 
         writeln!(f, "listeners:")?;
         if self.listeners.is_empty() {
@@ -157,9 +188,15 @@ impl fmt::Display for Diagnosis {
         if k.readable {
             writeln!(
                 f,
-                "kernel log: {} \"nf_conntrack: table full\" line(s) here, {} about other namespaces",
-                k.table_full_lines, k.table_full_elsewhere
+                "kernel log: {} \"nf_conntrack: table full\" line(s) here ({} in the last {} s, {} older: history), {} about other namespaces",
+                k.table_full_lines, k.recent_lines, k.recent_bound_s, k.history_lines, k.table_full_elsewhere
             )?;
+            if k.recent_lines > 0 && !k.counters_agree {
+                writeln!(
+                    f,
+                    "  (not counted: this namespace's conntrack drop counters are 0, so the lines are about another namespace with a reused number)"
+                )?;
+            }
             for l in &k.last {
                 writeln!(f, "  {}", esc(l))?;
             }
@@ -171,9 +208,121 @@ impl fmt::Display for Diagnosis {
             )?;
         }
 
+        if let Some(t) = &self.trace {
+            writeln!(
+                f,
+                "trace ({:.1} s, host-wide{}{}):",
+                t.duration_ms as f64 / 1000.0,
+                if t.interrupted { ", interrupted" } else { "" },
+                if t.lost_events > 0 {
+                    format!(", {} event(s) lost", t.lost_events)
+                } else {
+                    String::new()
+                }
+            )?;
+            if t.drops.is_empty() && t.synack_retransmits.is_empty() {
+                writeln!(f, "  no drops seen")?;
+            }
+            for x in &t.drops {
+                writeln!(
+                    f,
+                    "  {:>7} {} at {}{}",
+                    x.count,
+                    x.reason,
+                    x.location,
+                    x.supports
+                        .as_deref()
+                        .map_or(String::new(), |c| format!(" [{c}]"))
+                )?;
+            }
+            for (l, n) in &t.synack_retransmits {
+                writeln!(f, "  {n:>7} SYN-ACK retransmit(s) from {l}")?;
+            }
+        }
         writeln!(f, "checked:")?;
         for c in &self.checked {
             writeln!(f, "  - {}", esc(c))?;
+        }
+        Ok(())
+    }
+}
+
+impl Diagnosis {
+    /// Softnet, half-open connections, syncookies and rp_filter.
+    fn fmt_path(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.softnet.is_empty() {
+            let cpus: Vec<String> = self
+                .softnet
+                .iter()
+                .map(|c| {
+                    format!(
+                        "cpu{} {}, {}",
+                        c.cpu,
+                        counter(&c.dropped),
+                        counter(&c.time_squeeze)
+                    )
+                })
+                .collect();
+            writeln!(f, "softnet: {}", cpus.join("; "))?;
+        }
+        writeln!(
+            f,
+            "half-open (SYN-RECV): {}",
+            if self.syn_recv.is_empty() {
+                "none".to_owned()
+            } else {
+                self.syn_recv
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} ({} retransmitted{})",
+                            r.listener,
+                            r.half_open,
+                            r.retransmitted,
+                            r.persisting
+                                .map_or(String::new(), |p| format!(", {p} in both samples"))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )?;
+        writeln!(
+            f,
+            "tcp_syncookies: {}",
+            self.syncookies.map_or("?".into(), |v| v.to_string())
+        )?;
+        let rp: Vec<String> = self
+            .rp_filter
+            .interfaces
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.iface,
+                    i.effective.map_or("?", super::netpath::rp_mode)
+                )
+            })
+            .collect();
+        writeln!(
+            f,
+            "rp_filter: all {}; effective: {}",
+            self.rp_filter.all.map_or("?".into(), |v| v.to_string()),
+            rp.join(", ")
+        )?;
+        if !self.firewall.drops.is_empty() {
+            writeln!(f, "firewall drops on the way to the port(s):")?;
+            for x in &self.firewall.drops {
+                writeln!(
+                    f,
+                    "  {} {} {}: {}{}",
+                    x.family,
+                    x.table,
+                    x.chain,
+                    x.rule,
+                    x.delta.map_or(String::new(), |n| format!(" (+{n})"))
+                )?;
+            }
         }
         Ok(())
     }

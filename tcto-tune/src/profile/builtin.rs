@@ -21,6 +21,14 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../profiles/offload-off.toml"),
     ),
     (
+        "rp-filter-loose",
+        include_str!("../../../profiles/rp-filter-loose.toml"),
+    ),
+    (
+        "syn-flood",
+        include_str!("../../../profiles/syn-flood.toml"),
+    ),
+    (
         "trusted-notrack",
         include_str!("../../../profiles/trusted-notrack.toml"),
     ),

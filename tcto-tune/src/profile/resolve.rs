@@ -459,9 +459,17 @@ impl Converter<'_> {
         key: &Spanned<String>,
         s: &Spanned<SettingSpec>,
     ) -> Result<RawSysctl, ProfileError> {
-        let name = SysctlName::new(key.get_ref()).map_err(|e| {
-            self.layer
-                .at(key.span(), Some(key.get_ref()), e.to_string())
+        // A key may name an interface through a variable
+        // (`net.ipv4.conf.${iface}.rp_filter`); the filled key is checked
+        // like a literal one.
+        let filled_key = substitute(key.get_ref(), self.values)
+            .map_err(|m| self.layer.at(key.span(), Some(key.get_ref()), m))?;
+        let name = SysctlName::new(&filled_key).map_err(|e| {
+            self.layer.at(
+                key.span(),
+                Some(key.get_ref()),
+                format!("{e}{}", var_note(&Scalar::Str(key.get_ref().clone()))),
+            )
         })?;
         if let Some(info) = key_info(name.as_str()) {
             let section = typed_home(info.name);

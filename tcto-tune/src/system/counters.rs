@@ -17,7 +17,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::SystemError;
-use crate::procfs::{self, ConntrackStat, KmsgRecord, NetDevStats};
+use crate::diagnose::{ConntrackGroups, CtAggregator};
+use crate::procfs::{self, ConntrackStat, KmsgRecord, NetDevStats, SoftnetCpu};
 
 /// One reading of the counters `diagnose` and `verify` compare over time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,10 @@ pub struct CounterSample {
     pub conntrack_max: Option<u64>,
     /// Interface counters from /proc/net/dev.
     pub interfaces: Vec<NetDevStats>,
+    /// Per-CPU input-queue counters from /proc/net/softnet_stat (global:
+    /// every namespace sees the host's).
+    #[serde(default)]
+    pub softnet: Vec<SoftnetCpu>,
 }
 
 /// A process holding a socket.
@@ -67,6 +72,11 @@ pub struct KernelLog {
     pub table_full_elsewhere: u64,
     /// The last few of ours.
     pub last_table_full: Vec<KmsgRecord>,
+    /// When each of ours was logged (microseconds since boot, oldest
+    /// first; the newest [`KMSG_KEEP_TIMES`] only), so a diagnosis can
+    /// tell lines of the sampling window from history.
+    #[serde(default)]
+    pub table_full_usec: Vec<u64>,
 }
 
 /// Reads the counters. Linux reads /proc; the simulated one replays samples.
@@ -78,12 +88,28 @@ pub trait Counters {
     fn owners(&self, inodes: &BTreeSet<u32>) -> BTreeMap<u32, Process>;
     /// The conntrack "table full" lines of the kernel log.
     fn kernel_log(&self) -> KernelLog;
+    /// The conntrack table grouped by who fills it (a streamed dump).
+    /// `established_timeout_s` tells idle entries apart.
+    fn conntrack_groups(&self, established_timeout_s: Option<u32>) -> ConntrackGroups {
+        let _ = established_timeout_s;
+        ConntrackGroups {
+            error: Some("not available from this backend".into()),
+            ..Default::default()
+        }
+    }
+    /// This namespace's interface addresses with their prefix lengths.
+    fn local_subnets(&self) -> Vec<(std::net::IpAddr, u8)> {
+        vec![]
+    }
 }
 
 /// Most reads of /dev/kmsg (one record each; the ring buffer holds far fewer).
 const KMSG_MAX_RECORDS: u64 = 200_000;
 /// How many "table full" records to keep.
 const KMSG_KEEP: usize = 5;
+/// How many "table full" timestamps to keep (the kernel rate-limits the
+/// line, so a few thousand cover any ring buffer).
+pub const KMSG_KEEP_TIMES: usize = 4096;
 
 /// The live counters of this process's network namespace.
 #[derive(Debug, Default, Clone, Copy)]
@@ -113,6 +139,21 @@ fn monotonic_ms() -> u64 {
 }
 
 impl Counters for LinuxCounters {
+    fn conntrack_groups(&self, established_timeout_s: Option<u32>) -> ConntrackGroups {
+        let mut agg = CtAggregator::new(established_timeout_s);
+        match super::ctnetlink::dump_conntrack(|e| agg.add(e)) {
+            Ok(()) => agg.finish(),
+            Err(e) => ConntrackGroups {
+                error: Some(crate::apply::error_chain(&e)),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn local_subnets(&self) -> Vec<(std::net::IpAddr, u8)> {
+        super::ctnetlink::local_subnets()
+    }
+
     fn sample(&self) -> Result<CounterSample, SystemError> {
         let at_ms = monotonic_ms();
         let netstat = "/proc/net/netstat";
@@ -135,7 +176,13 @@ impl Counters for LinuxCounters {
             Some(t) => procfs::parse_net_dev(&t).map_err(parse_err(dev))?,
             None => vec![],
         };
+        let sn = "/proc/net/softnet_stat";
+        let softnet = match read(sn)? {
+            Some(t) => procfs::parse_softnet_stat(&t).map_err(parse_err(sn))?,
+            None => vec![],
+        };
         Ok(CounterSample {
+            softnet,
             at_ms,
             tcp_ext,
             conntrack,
@@ -180,15 +227,25 @@ impl Counters for LinuxCounters {
         // One read returns one record; 8 KiB is the kernel's record limit.
         let mut buf = vec![0u8; 8192];
         let mut last = VecDeque::new();
+        let mut times = VecDeque::new();
+        let mut pending = String::new();
         let mut reads = 0u64;
         while reads < KMSG_MAX_RECORDS {
             reads += 1;
             match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    log.records += 1;
-                    let text = String::from_utf8_lossy(&buf[..n]);
-                    if let Some(r) = procfs::parse_kmsg_record(&text) {
+                    // /dev/kmsg returns one record per read; a file standing
+                    // in for it (a test's bind mount) returns many, maybe
+                    // with a record cut at the buffer's end.
+                    pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    let complete = pending.rfind('\n').map_or(0, |i| i + 1);
+                    let text: String = pending.drain(..complete).collect();
+                    for line in text.lines().filter(|l| !l.starts_with(' ')) {
+                        log.records += 1;
+                        let Some(r) = procfs::parse_kmsg_record(line) else {
+                            continue;
+                        };
                         if !procfs::is_conntrack_table_full(&r.message) {
                             continue;
                         }
@@ -200,6 +257,10 @@ impl Counters for LinuxCounters {
                             if last.len() == KMSG_KEEP {
                                 last.pop_front();
                             }
+                            if times.len() == KMSG_KEEP_TIMES {
+                                times.pop_front();
+                            }
+                            times.push_back(r.usec);
                             last.push_back(r);
                         }
                     }
@@ -215,6 +276,7 @@ impl Counters for LinuxCounters {
             }
         }
         log.last_table_full = last.into();
+        log.table_full_usec = times.into();
         log
     }
 }
@@ -229,6 +291,10 @@ pub struct SimCounters {
     pub owners: BTreeMap<u32, Process>,
     /// Kernel log to report.
     pub kernel_log: KernelLog,
+    /// Conntrack groups to report.
+    pub groups: ConntrackGroups,
+    /// Local addresses to report.
+    pub subnets: Vec<(std::net::IpAddr, u8)>,
 }
 
 impl SimCounters {
@@ -257,6 +323,12 @@ impl Counters for SimCounters {
     }
     fn kernel_log(&self) -> KernelLog {
         self.kernel_log.clone()
+    }
+    fn conntrack_groups(&self, _: Option<u32>) -> ConntrackGroups {
+        self.groups.clone()
+    }
+    fn local_subnets(&self) -> Vec<(std::net::IpAddr, u8)> {
+        self.subnets.clone()
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod connect;
 mod counters;
+mod ctnetlink;
 mod effects;
 mod ethtool;
 mod files;
@@ -18,11 +19,13 @@ mod offloads;
 mod owners;
 mod sim;
 mod sockdiag;
+mod tracefs;
 
 use std::collections::BTreeSet;
 
 pub use connect::{classify, resolve, Attempt, Connector, TcpConnector};
 pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, SimCounters};
+pub use ctnetlink::{dump_conntrack, local_subnets};
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
@@ -30,7 +33,8 @@ pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
 pub use offloads::{locate, read_group, write_group, Located, Offloads, SetReport, SimOffloads};
 pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
-pub use sockdiag::SockDiag;
+pub use sockdiag::{SockDiag, SynRecv};
+pub use tracefs::{TraceError, TraceSession, INSTANCE_PREFIX};
 
 use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
@@ -213,6 +217,16 @@ pub trait Firewall {
     fn notrack_table(&self) -> Result<Option<NotrackTable>, SystemError>;
     /// Base filter chains of the other tables (see [`SystemState::filter_chains`]).
     fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError>;
+    /// Every chain of every table with its rules, handles, counters and
+    /// limits (for `diagnose`; a backend without a ruleset has none).
+    fn ruleset(&self) -> Result<Vec<crate::diagnose::FwChain>, SystemError> {
+        Ok(vec![])
+    }
+    /// Legacy iptables tables present (`iptables filter`), whose rules are
+    /// not nftables rules.
+    fn legacy_tables(&self) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// Read and write sysctls.
@@ -239,6 +253,11 @@ pub trait Sysctls {
 pub trait Sockets {
     /// Every listening TCP socket, IPv4 and IPv6.
     fn listeners(&self) -> Result<Vec<ListenSocket>, SystemError>;
+    /// Every half-open (SYN-RECV) request socket, IPv4 and IPv6 (for
+    /// `diagnose`; a backend without them has none).
+    fn syn_recv(&self) -> Result<Vec<SynRecv>, SystemError> {
+        Ok(vec![])
+    }
 }
 
 /// Facts about the host.
@@ -304,6 +323,7 @@ pub const CONTEXT_KEYS: &[&str] = &[
     "net.netfilter.nf_conntrack_max",
     "net.netfilter.nf_conntrack_buckets",
     "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.conf.all.rp_filter",
 ];
 
 /// Read everything the planner needs to plan `profile` on this host.

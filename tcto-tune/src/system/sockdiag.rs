@@ -8,13 +8,49 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
-use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_packet_sock_diag::inet::{
+    ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, Timer,
+};
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket, SocketAddr};
 
 use super::{Sockets, SystemError};
 use crate::state::ListenSocket;
+
+/// A half-open connection (a request socket in SYN-RECV): the server got
+/// the SYN and answered with a SYN-ACK, the client's ACK has not come.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct SynRecv {
+    /// The listener's address and port.
+    pub local: std::net::SocketAddr,
+    /// The client.
+    pub remote: std::net::SocketAddr,
+    /// SYN-ACKs retransmitted so far.
+    pub retrans: u8,
+}
+
+fn listener(r: &InetResponse) -> ListenSocket {
+    ListenSocket {
+        addr: r.header.socket_id.source_address,
+        port: r.header.socket_id.source_port,
+        queue: r.header.recv_queue,
+        backlog: r.header.send_queue,
+        inode: r.header.inode,
+    }
+}
+
+fn syn_recv(r: &InetResponse) -> SynRecv {
+    let id = &r.header.socket_id;
+    SynRecv {
+        local: std::net::SocketAddr::new(id.source_address, id.source_port),
+        remote: std::net::SocketAddr::new(id.destination_address, id.destination_port),
+        retrans: match r.header.timer {
+            Some(Timer::Retransmit(_, n)) => n,
+            _ => 0,
+        },
+    }
+}
 
 /// Lists listeners of this process's network namespace.
 #[derive(Debug, Default, Clone, Copy)]
@@ -24,7 +60,11 @@ fn nl(step: &'static str) -> impl Fn(io::Error) -> SystemError {
     move |source| SystemError::Netlink { step, source }
 }
 
-fn dump(family: u8, out: &mut Vec<ListenSocket>) -> Result<(), SystemError> {
+fn dump(
+    family: u8,
+    states: StateFlags,
+    mut each: impl FnMut(&InetResponse),
+) -> Result<(), SystemError> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(nl("sock_diag open"))?;
     socket.bind_auto().map_err(nl("sock_diag bind"))?;
     socket
@@ -38,7 +78,7 @@ fn dump(family: u8, out: &mut Vec<ListenSocket>) -> Result<(), SystemError> {
             family,
             protocol: IPPROTO_TCP,
             extensions: ExtensionFlags::empty(),
-            states: StateFlags::LISTEN,
+            states,
             socket_id: if family == AF_INET {
                 SocketId::new_v4()
             } else {
@@ -68,15 +108,7 @@ fn dump(family: u8, out: &mut Vec<ListenSocket>) -> Result<(), SystemError> {
                 })?;
             let len = msg.header.length as usize;
             match msg.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                    out.push(ListenSocket {
-                        addr: r.header.socket_id.source_address,
-                        port: r.header.socket_id.source_port,
-                        queue: r.header.recv_queue,
-                        backlog: r.header.send_queue,
-                        inode: r.header.inode,
-                    });
-                }
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => each(&r),
                 NetlinkPayload::Done(_) => return Ok(()),
                 NetlinkPayload::Error(e) => {
                     let code = e.code.map_or(0, |c| -c.get());
@@ -98,13 +130,24 @@ fn dump(family: u8, out: &mut Vec<ListenSocket>) -> Result<(), SystemError> {
 impl Sockets for SockDiag {
     fn listeners(&self) -> Result<Vec<ListenSocket>, SystemError> {
         let mut out = Vec::new();
-        dump(AF_INET, &mut out)?;
+        dump(AF_INET, StateFlags::LISTEN, |r| out.push(listener(r)))?;
         // A host without IPv6 answers the v6 dump with an error: not fatal.
         let mut v6 = Vec::new();
-        if dump(AF_INET6, &mut v6).is_ok() {
+        if dump(AF_INET6, StateFlags::LISTEN, |r| v6.push(listener(r))).is_ok() {
             out.extend(v6);
         }
         out.sort_by_key(|s| (s.port, s.addr));
+        Ok(out)
+    }
+
+    fn syn_recv(&self) -> Result<Vec<SynRecv>, SystemError> {
+        let mut out = Vec::new();
+        dump(AF_INET, StateFlags::SYN_RECV, |r| out.push(syn_recv(r)))?;
+        let mut v6 = Vec::new();
+        if dump(AF_INET6, StateFlags::SYN_RECV, |r| v6.push(syn_recv(r))).is_ok() {
+            out.extend(v6);
+        }
+        out.sort();
         Ok(out)
     }
 }

@@ -41,8 +41,22 @@ pub(super) struct RawRule {
     pub(super) exprs: Vec<RawExpr>,
     /// The rule's comment (`NFTNL_UDATA_RULE_COMMENT` in its user data).
     pub(super) comment: Option<String>,
-    /// The kernel's handle (for `nft delete rule ... handle N`).
+    /// The kernel's handle (`nft -a` prints it; `nft delete rule ... handle N`).
     pub(super) handle: u64,
+    /// Packets counted by its `counter`, if it has one.
+    pub(super) packets: Option<u64>,
+    /// Its `limit` (rate, unit in seconds, burst, bytes?, `over`?).
+    pub(super) limit: Option<RawLimit>,
+}
+
+/// A `limit` expression.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RawLimit {
+    pub(super) rate: u64,
+    pub(super) unit_s: u64,
+    pub(super) burst: u32,
+    pub(super) bytes: bool,
+    pub(super) over: bool,
 }
 
 /// The comment in a rule's user data: type-length-value records, type 0
@@ -140,12 +154,33 @@ pub(super) fn dump_rules(
                 return;
             }
             let mut exprs = Vec::new();
+            let (mut packets, mut limit) = (None, None);
             let it = sys::nftnl_expr_iter_create(r);
             if !it.is_null() {
                 loop {
                     let e = sys::nftnl_expr_iter_next(it);
                     if e.is_null() {
                         break;
+                    }
+                    let a = |attr: u32| attr as u16;
+                    match cstr(sys::nftnl_expr_get_str(e, a(sys::NFTNL_EXPR_NAME))).as_str() {
+                        "counter" => {
+                            packets =
+                                Some(sys::nftnl_expr_get_u64(e, a(sys::NFTNL_EXPR_CTR_PACKETS)))
+                        }
+                        "limit" => {
+                            limit = Some(RawLimit {
+                                rate: sys::nftnl_expr_get_u64(e, a(sys::NFTNL_EXPR_LIMIT_RATE)),
+                                unit_s: sys::nftnl_expr_get_u64(e, a(sys::NFTNL_EXPR_LIMIT_UNIT)),
+                                burst: sys::nftnl_expr_get_u32(e, a(sys::NFTNL_EXPR_LIMIT_BURST)),
+                                bytes: sys::nftnl_expr_get_u32(e, a(sys::NFTNL_EXPR_LIMIT_TYPE))
+                                    == 1,
+                                over: sys::nftnl_expr_get_u32(e, a(sys::NFTNL_EXPR_LIMIT_FLAGS))
+                                    & 1
+                                    == 1,
+                            })
+                        }
+                        _ => {}
                     }
                     exprs.push(read_expr(e));
                 }
@@ -168,6 +203,8 @@ pub(super) fn dump_rules(
                 table: cstr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_TABLE as u16)),
                 chain: cstr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_CHAIN as u16)),
                 exprs,
+                packets,
+                limit,
             });
             sys::nftnl_rule_free(r);
         },

@@ -31,6 +31,7 @@
 
 mod dump;
 mod read;
+mod scan;
 mod sets;
 mod sock;
 #[cfg(test)]
@@ -78,5 +79,13 @@ impl Firewall for Nft {
 
     fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
         self.read_filter_chains()
+    }
+
+    fn ruleset(&self) -> Result<Vec<crate::diagnose::FwChain>, SystemError> {
+        self.read_ruleset()
+    }
+
+    fn legacy_tables(&self) -> Vec<String> {
+        scan::legacy_tables()
     }
 }

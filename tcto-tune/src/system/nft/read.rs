@@ -23,7 +23,7 @@ use crate::notrack::{
     expr, FilterChain, NotrackChain, NotrackRule, NotrackTable, TABLE_FAMILY, TABLE_NAME,
 };
 
-fn hook_name(hook: u32) -> &'static str {
+pub(super) fn hook_name(hook: u32) -> &'static str {
     match hook {
         0 => "prerouting",
         1 => "input",
@@ -34,7 +34,7 @@ fn hook_name(hook: u32) -> &'static str {
     }
 }
 
-fn family_name(f: u8) -> Option<&'static str> {
+pub(super) fn family_name(f: u8) -> Option<&'static str> {
     match f {
         NFPROTO_INET => Some("inet"),
         NFPROTO_IPV4 => Some("ip"),

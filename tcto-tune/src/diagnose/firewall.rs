@@ -1,0 +1,398 @@
+//! `firewall-drop`: a netfilter rule or a base chain's policy that drops
+//! (or rejects, or rate-limits) new connections to the watched ports.
+//!
+//! The runbook's step 5 ("look for rules that drop ... NEW state
+//! connections", `iptables -L -n -v`) as a function over the ruleset read
+//! through netlink: every chain of every table and family (iptables-nft
+//! rules are nftables rules too), each rule decoded by the same decoder as
+//! the stateful-filter check. The walk follows each base chain on the
+//! input path in order, the way a SYN to the port would: rules that cannot
+//! match such a SYN are passed, `jump`/`goto` are followed (bounded),
+//! an unconditional accept of the port ends the walk, and every drop or
+//! reject the SYN can reach is a candidate. A candidate's counter, read
+//! twice, says whether it drops *now*. The fix is a sentence naming the
+//! rule, never a guess at a replacement.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::causes::cause;
+use super::{Cause, Diagnosis};
+use crate::notrack::expr::{DecodedRule, Verdict, CT_NEW};
+use crate::notrack::TABLE_NAME;
+
+/// A `limit` expression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwLimit {
+    /// Packets (or bytes) per `per`.
+    pub rate: u64,
+    /// `second`, `minute`, ...
+    pub per: String,
+    /// Burst.
+    pub burst: u32,
+    /// A byte rate.
+    pub bytes: bool,
+    /// `limit rate over`: matches what exceeds the rate.
+    pub over: bool,
+}
+
+impl FwLimit {
+    /// As nft prints it: `limit rate over 5/second burst 2 packets`.
+    pub fn text(&self) -> String {
+        let unit = if self.bytes { " bytes" } else { "" };
+        let burst = if self.burst > 0 && !self.bytes {
+            format!(" burst {} packets", self.burst)
+        } else {
+            String::new()
+        };
+        format!(
+            "limit rate {}{}{unit}/{}{burst}",
+            if self.over { "over " } else { "" },
+            self.rate,
+            self.per
+        )
+    }
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwRule {
+    /// Handle.
+    pub handle: u64,
+    /// Decoded matches and verdict.
+    pub rule: DecodedRule,
+    /// Its counter's packets, if it has a counter.
+    pub packets: Option<u64>,
+    /// Its rate limit, if any.
+    pub limit: Option<FwLimit>,
+}
+
+impl FwRule {
+    /// The rule as nft prints it (as far as the decoder understands it).
+    pub fn text(&self) -> String {
+        let mut r = self.rule.clone();
+        r.matches.unknown.retain(|u| u != "limit");
+        // nft's words for the statements the decoder only names.
+        let verdict = r
+            .to_string()
+            .replace("<connlimit>", "ct count")
+            .replace("<quota>", "quota");
+        let (head, tail) = match verdict.rfind(' ') {
+            Some(i) => (&verdict[..i], &verdict[i + 1..]),
+            None => ("", verdict.as_str()),
+        };
+        let mut parts: Vec<String> = Vec::new();
+        if !head.is_empty() {
+            parts.push(head.to_owned());
+        }
+        if let Some(l) = &self.limit {
+            parts.push(l.text());
+        }
+        if let Some(p) = self.packets {
+            parts.push(format!("counter packets {p}"));
+        }
+        if tail != "continue" {
+            parts.push(tail.to_owned());
+        }
+        format!("{} # handle {}", parts.join(" "), self.handle)
+    }
+}
+
+/// One chain of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwChain {
+    /// `ip`, `ip6` or `inet`.
+    pub family: String,
+    /// Table.
+    pub table: String,
+    /// Chain.
+    pub name: String,
+    /// Hook of a base chain (`input`, ...); `None`: a regular chain.
+    pub hook: Option<String>,
+    /// Priority.
+    pub priority: i32,
+    /// Policy of a base chain.
+    pub policy: Option<String>,
+    /// Rules in order.
+    pub rules: Vec<FwRule>,
+}
+
+/// A rule (or policy) that can drop a SYN to a watched port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirewallDrop {
+    /// `inet filter input`.
+    pub family: String,
+    /// Table.
+    pub table: String,
+    /// Chain holding the rule.
+    pub chain: String,
+    /// The base chain the walk started from, with its hook and policy.
+    pub base: String,
+    /// Handle (`None`: the base chain's policy).
+    pub handle: Option<u64>,
+    /// The rule as nft prints it, or `policy drop`.
+    pub rule: String,
+    /// Packets counted now.
+    pub packets: Option<u64>,
+    /// Growth between the samples.
+    pub delta: Option<u64>,
+    /// The rate limit that lets only some through, when one does.
+    pub rate_limit: Option<String>,
+}
+
+/// The firewall as diagnose read it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FirewallReport {
+    /// Whether the ruleset was read.
+    pub read: bool,
+    /// Why not.
+    pub error: Option<String>,
+    /// Chains read.
+    pub chains: usize,
+    /// Rules read.
+    pub rules: usize,
+    /// Drops a new connection to a watched port can meet.
+    pub drops: Vec<FirewallDrop>,
+    /// Legacy iptables tables whose rules were not read.
+    pub legacy_tables: Vec<String>,
+}
+
+/// How deep `jump`/`goto` are followed.
+const MAX_DEPTH: usize = 16;
+
+fn can_match_syn(r: &DecodedRule, ports: &BTreeSet<u16>) -> bool {
+    let m = &r.matches;
+    m.l4proto.is_none_or(|p| p == 6)
+        && m.sport.is_none()
+        && m.dport
+            .is_none_or(|p| ports.is_empty() || ports.contains(&p))
+        && m.ct_states.is_none_or(|s| s & CT_NEW != 0)
+}
+
+/// Matches every SYN to the port (nothing but port, protocol, state).
+fn matches_all_syns(r: &FwRule) -> bool {
+    let m = &r.rule.matches;
+    r.limit.is_none()
+        && m.saddr.is_none()
+        && m.daddr.is_none()
+        && m.unknown.is_empty()
+        && m.ct_state_set.is_none()
+}
+
+/// A `ct count` (connlimit) or `quota` match on a drop: it lets only some
+/// new connections through. Their values are not decoded, the kind is.
+fn partial_limit(r: &FwRule) -> Option<String> {
+    let u = &r.rule.matches.unknown;
+    if u.iter().any(|x| x == "connlimit") {
+        Some(format!("a `ct count` limit (handle {})", r.handle))
+    } else if u.iter().any(|x| x == "quota") {
+        Some(format!("a `quota` (handle {})", r.handle))
+    } else {
+        None
+    }
+}
+
+struct Walk<'a> {
+    chains: &'a [FwChain],
+    before: &'a [FwChain],
+    ports: &'a BTreeSet<u16>,
+    out: Vec<FirewallDrop>,
+}
+
+impl Walk<'_> {
+    /// Walk `chain`; true when the SYN's fate is decided (accepted or
+    /// dropped for all) and the caller stops.
+    fn chain(&mut self, c: &FwChain, base: &str, depth: usize, limit: &mut Option<String>) -> bool {
+        for r in &c.rules {
+            if !can_match_syn(&r.rule, self.ports) {
+                continue;
+            }
+            match &r.rule.verdict {
+                Verdict::Drop | Verdict::Reject => {
+                    let rate_limit = r
+                        .limit
+                        .as_ref()
+                        .filter(|l| l.over)
+                        .map(|l| format!("{} (handle {})", l.text(), r.handle))
+                        .or_else(|| partial_limit(r))
+                        .or_else(|| limit.clone());
+                    self.push(c, base, Some(r), rate_limit);
+                    if matches_all_syns(r) {
+                        return true;
+                    }
+                }
+                Verdict::Accept => {
+                    if let Some(l) = r.limit.as_ref().filter(|l| !l.over) {
+                        *limit = Some(format!("{} (handle {})", l.text(), r.handle));
+                    } else if matches_all_syns(r) {
+                        return true;
+                    }
+                }
+                Verdict::Jump(t) | Verdict::Goto(t) => {
+                    let goto = matches!(r.rule.verdict, Verdict::Goto(_));
+                    let target = self
+                        .chains
+                        .iter()
+                        .find(|x| x.family == c.family && x.table == c.table && &x.name == t);
+                    if let Some(t) = target.filter(|_| depth < MAX_DEPTH) {
+                        if self.chain(t, base, depth + 1, limit) {
+                            return true;
+                        }
+                    }
+                    if goto && matches_all_syns(r) {
+                        return true;
+                    }
+                }
+                Verdict::Return if matches_all_syns(r) => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    fn push(&mut self, c: &FwChain, base: &str, r: Option<&FwRule>, rate_limit: Option<String>) {
+        let old = r.and_then(|r| {
+            self.before
+                .iter()
+                .find(|b| b.family == c.family && b.table == c.table && b.name == c.name)
+                .and_then(|b| b.rules.iter().find(|x| x.handle == r.handle))
+                .and_then(|x| x.packets)
+        });
+        let packets = r.and_then(|r| r.packets);
+        self.out.push(FirewallDrop {
+            family: c.family.clone(),
+            table: c.table.clone(),
+            chain: c.name.clone(),
+            base: base.to_owned(),
+            handle: r.map(|r| r.handle),
+            rule: r.map_or("policy drop".into(), FwRule::text),
+            packets,
+            delta: match (old, packets) {
+                (Some(o), Some(n)) => Some(n.saturating_sub(o)),
+                _ => None,
+            },
+            rate_limit,
+        });
+    }
+}
+
+/// The drops a new TCP connection to `ports` (empty: any) can meet on the
+/// input path, from two readings of the ruleset.
+pub fn find_drops(
+    before: &[FwChain],
+    after: &[FwChain],
+    ports: &BTreeSet<u16>,
+) -> Vec<FirewallDrop> {
+    let mut w = Walk {
+        chains: after,
+        before,
+        ports,
+        out: vec![],
+    };
+    for c in after {
+        let (Some(hook), Some(policy)) = (&c.hook, &c.policy) else {
+            continue;
+        };
+        if !matches!(hook.as_str(), "prerouting" | "input" | "forward")
+            || (c.family == "inet" && c.table == TABLE_NAME)
+        {
+            continue;
+        }
+        let base = format!(
+            "{} {} {} (hook {hook}, policy {policy})",
+            c.family, c.table, c.name
+        );
+        let mut limit = None;
+        if !w.chain(c, &base, 0, &mut limit) && policy == "drop" {
+            w.push(c, &base, None, limit);
+        }
+    }
+    w.out
+}
+
+/// `firewall-drop` causes, one per drop, most active first (at most 5).
+pub(super) fn firewall_drop(d: &Diagnosis) -> Vec<Cause> {
+    let f = &d.firewall;
+    let mut out = Vec::new();
+    for x in f.drops.iter().take(5) {
+        let growing = x.delta.is_some_and(|n| n > 0);
+        let score = match (growing, x.handle, x.packets) {
+            (true, _, _) => 150,
+            (false, None, _) => 50,
+            (false, Some(_), Some(p)) if p > 0 => 10,
+            _ => 5,
+        };
+        let port = match d.ports.as_slice() {
+            [] => "a listening port".to_owned(),
+            [p] => format!("port {p}"),
+            ps => format!(
+                "ports {}",
+                ps.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let what = match (&x.rate_limit, x.handle) {
+            (Some(_), _) => format!("rate-limits new connections to {port}"),
+            (None, None) => format!("drops new connections to {port} by its policy"),
+            (None, Some(_)) => format!("drops new connections to {port}"),
+        };
+        let mut c = cause(
+            "firewall-drop",
+            format!("{} {} {} {what}", x.family, x.table, x.chain),
+            score,
+            growing,
+        );
+        match x.handle {
+            Some(h) => {
+                c.evidence.push(format!(
+                    "rule {} {} {} handle {h}: {}",
+                    x.family, x.table, x.chain, x.rule
+                ));
+                c.evidence.push(format!("reached from {}", x.base));
+            }
+            None => c.evidence.push(format!(
+                "base chain {}: nothing before its policy accepts them",
+                x.base
+            )),
+        }
+        match (x.packets, x.delta) {
+            (Some(p), Some(n)) => c.evidence.push(format!(
+                "counter +{n} packets in {:.1} s, {p} in total",
+                d.interval_ms as f64 / 1000.0
+            )),
+            (Some(p), None) => c.evidence.push(format!("counter {p} packets in total")),
+            _ if x.handle.is_some() => c
+                .evidence
+                .push("no counter on it: add `counter` to the rule to see its drops".into()),
+            _ => {}
+        }
+        if let Some(l) = &x.rate_limit {
+            c.evidence.push(format!(
+                "rate limit: {l}; new connections beyond it are dropped"
+            ));
+        }
+        let list = format!("`nft -a list chain {} {} {}`", x.family, x.table, x.chain);
+        c.notes.push(match (x.handle, &x.rate_limit) {
+            (_, Some(l)) => format!(
+                "the rate limit {l} in {} {} {} lets only some new connections through: raise or remove it ({list}) if these clients are legitimate",
+                x.family, x.table, x.chain
+            ),
+            (Some(h), None) => format!(
+                "change or delete rule handle {h} of {} {} {} ({list}) if these connections are wanted",
+                x.family, x.table, x.chain
+            ),
+            (None, None) => format!(
+                "nothing in {} accepts new connections to {port} before its policy drop: add an accept rule for it",
+                x.base
+            ),
+        });
+        out.push(c);
+    }
+    if !f.legacy_tables.is_empty() && !out.is_empty() {
+        out[0].notes.push(format!(
+            "legacy iptables tables ({}) were not read: list them with `iptables-legacy -L -n -v` (and `ip6tables-legacy`)",
+            f.legacy_tables.join(", ")
+        ));
+    }
+    out
+}

@@ -1,0 +1,135 @@
+//! The conntrack table through ctnetlink (NETLINK_NETFILTER), streamed:
+//! what `conntrack -L` reads, without the binary and without
+//! /proc/net/nf_conntrack (which needs CONFIG_NF_CONNTRACK_PROCFS and text
+//! parsing). Each entry is handed to the caller as it is decoded; nothing
+//! but the receive buffer is held, so a table of millions costs no more
+//! memory than one of ten. The decoding is pure, in
+//! [`crate::diagnose::parse_ct_entry`]; this file only talks to the kernel.
+
+use std::io;
+use std::net::IpAddr;
+
+use netlink_sys::{Socket, SocketAddr};
+
+use super::SystemError;
+use crate::diagnose::{parse_ct_entry, CtEntry};
+
+const NETLINK_NETFILTER: isize = 12;
+/// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET`.
+const CT_GET: u16 = (1 << 8) | 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+
+fn nl(step: &'static str) -> impl Fn(io::Error) -> SystemError {
+    move |source| SystemError::Netlink { step, source }
+}
+
+/// Dump every conntrack entry of this network namespace (IPv4 and IPv6),
+/// calling `each` on each.
+pub fn dump_conntrack(mut each: impl FnMut(&CtEntry)) -> Result<(), SystemError> {
+    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(nl("ctnetlink open"))?;
+    socket.bind_auto().map_err(nl("ctnetlink bind"))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(nl("ctnetlink connect"))?;
+    // nlmsghdr (len, type, flags, seq, pid) + nfgenmsg (AF_UNSPEC: every
+    // family, version 0, res_id 0).
+    let mut req = Vec::with_capacity(20);
+    req.extend(20u32.to_ne_bytes());
+    req.extend(CT_GET.to_ne_bytes());
+    req.extend((libc::NLM_F_REQUEST as u16 | libc::NLM_F_DUMP as u16).to_ne_bytes());
+    req.extend(1u32.to_ne_bytes());
+    req.extend(0u32.to_ne_bytes());
+    req.extend([0u8, 0, 0, 0]);
+    socket.send(&req, 0).map_err(nl("ctnetlink send"))?;
+    let mut rx = vec![0u8; 1 << 17];
+    loop {
+        let size = socket
+            .recv(&mut &mut rx[..], 0)
+            .map_err(nl("ctnetlink receive"))?;
+        let mut off = 0;
+        while off + 16 <= size {
+            let h = &rx[off..size];
+            let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            let kind = u16::from_ne_bytes([h[4], h[5]]);
+            if len < 16 || len > h.len() {
+                break;
+            }
+            match kind {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let code = h
+                        .get(16..20)
+                        .map_or(0, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+                    if code != 0 {
+                        return Err(SystemError::Netlink {
+                            step: "ctnetlink dump",
+                            source: io::Error::from_raw_os_error(-code),
+                        });
+                    }
+                }
+                _ => {
+                    if let Some(e) = parse_ct_entry(&h[16..len]) {
+                        each(&e);
+                    }
+                }
+            }
+            off += (len + 3) & !3;
+        }
+        if size == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// This namespace's interface addresses with their prefix length
+/// (`getifaddrs`), e.g. `10.0.2.1/24`.
+pub fn local_subnets() -> Vec<(IpAddr, u8)> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list freed by freeifaddrs
+    // below; each node's pointers are valid until then.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut p = head;
+        while !p.is_null() {
+            let ifa = &*p;
+            if let (Some(a), Some(m)) = (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask)) {
+                let bits = match m {
+                    IpAddr::V4(v) => u32::from(v).count_ones(),
+                    IpAddr::V6(v) => u128::from(v).count_ones(),
+                };
+                out.push((a, bits as u8));
+            }
+            p = ifa.ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+/// # Safety
+/// `sa` is null or points to a valid sockaddr of its family's size.
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the family says which struct it is.
+    unsafe {
+        match i32::from((*sa).sa_family) {
+            libc::AF_INET => {
+                let s = &*(sa as *const libc::sockaddr_in);
+                Some(IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(
+                    s.sin_addr.s_addr,
+                ))))
+            }
+            libc::AF_INET6 => {
+                let s = &*(sa as *const libc::sockaddr_in6);
+                Some(IpAddr::V6(std::net::Ipv6Addr::from(s.sin6_addr.s6_addr)))
+            }
+            _ => None,
+        }
+    }
+}
