@@ -15,6 +15,7 @@ mod cmd_plan;
 mod cmd_probe;
 mod cmd_profiles;
 mod cmd_rollback;
+mod cmd_status;
 mod cmd_verify;
 mod common;
 mod output;
@@ -95,6 +96,14 @@ enum Command {
     Profiles(cmd_profiles::ProfilesCommand),
     /// Rank the likely causes of connect timeouts here, with the plan that fixes each.
     Diagnose(cmd_diagnose::DiagnoseArgs),
+    /// Is what was applied and persisted still in effect? (`--exit-code`:
+    /// exit 4 on drift, for cron and fleets)
+    Status {
+        #[command(flatten)]
+        args: cmd_status::StatusArgs,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// Watch drop counters and accept queues for a while; exit 1 if anything was dropped.
     Verify {
         #[command(flatten)]
@@ -159,6 +168,7 @@ fn main() -> ExitCode {
         | Command::Rollback { state, .. }
         | Command::Persist { state, .. }
         | Command::History { state, .. }
+        | Command::Status { state, .. }
         | Command::Verify { state, .. } => Some(state.state_dir.clone()),
         _ => None,
     };
@@ -182,6 +192,7 @@ fn main() -> ExitCode {
         Command::History { args, .. } => cmd_history::run(&global, args),
         Command::Profiles(cmd) => cmd_profiles::run(&global, cmd),
         Command::Diagnose(args) => cmd_diagnose::run(&global, args),
+        Command::Status { args, .. } => cmd_status::run(&global, args),
         Command::Verify { args, .. } => cmd_verify::run(&global, args),
         Command::Probe(args) => cmd_probe::run(&global, args),
         Command::Completions(args) => cmd_completions::run(args),

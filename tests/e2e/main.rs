@@ -13,3 +13,4 @@ mod persist;
 mod plan;
 mod prometheus;
 mod schema;
+mod status;

@@ -73,6 +73,10 @@ impl FwRule {
     pub fn text(&self) -> String {
         let mut r = self.rule.clone();
         r.matches.unknown.retain(|u| u != "limit");
+        // The counter is printed with its packets below, as nft does.
+        if self.packets.is_some() {
+            r.matches.counter = false;
+        }
         // nft's words for the statements the decoder only names.
         let verdict = r
             .to_string()

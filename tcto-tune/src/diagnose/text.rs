@@ -49,7 +49,11 @@ impl fmt::Display for Diagnosis {
                 writeln!(f, "   fix: {}", esc(p))?;
             }
             if let Some(p) = &c.host_plan {
-                writeln!(f, "   fix on the host (not from this namespace): {p}")?;
+                writeln!(
+                    f,
+                    "   fix on the host (not from this namespace): {}",
+                    esc(p)
+                )?;
             }
             for n in &c.notes {
                 writeln!(f, "   note: {}", esc(n))?;
@@ -66,7 +70,7 @@ impl fmt::Display for Diagnosis {
             writeln!(f, "  stats: {}", stats.join(", "))?;
             if let Some(g) = &ct.groups {
                 match &g.error {
-                    Some(e) => writeln!(f, "  who fills it: not read ({e})")?,
+                    Some(e) => writeln!(f, "  who fills it: not read ({})", esc(e))?,
                     None => {
                         writeln!(
                             f,
@@ -228,8 +232,8 @@ impl fmt::Display for Diagnosis {
                     f,
                     "  {:>7} {} at {}{}",
                     x.count,
-                    x.reason,
-                    x.location,
+                    esc(&x.reason),
+                    esc(&x.location),
                     x.supports
                         .as_deref()
                         .map_or(String::new(), |c| format!(" [{c}]"))
@@ -299,7 +303,7 @@ impl Diagnosis {
             .map(|i| {
                 format!(
                     "{} {}",
-                    i.iface,
+                    esc(&i.iface),
                     i.effective.map_or("?", super::netpath::rp_mode)
                 )
             })
@@ -316,10 +320,10 @@ impl Diagnosis {
                 writeln!(
                     f,
                     "  {} {} {}: {}{}",
-                    x.family,
-                    x.table,
-                    x.chain,
-                    x.rule,
+                    esc(&x.family),
+                    esc(&x.table),
+                    esc(&x.chain),
+                    esc(&x.rule),
                     x.delta.map_or(String::new(), |n| format!(" (+{n})"))
                 )?;
             }

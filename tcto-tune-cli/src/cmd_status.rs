@@ -1,0 +1,265 @@
+//! `tcto-tune status`: is what was applied and persisted still in effect?
+//!
+//! The check a fleet runs from cron (or the Ansible module's caller):
+//! for every target of every transaction that is applied and not undone,
+//! the journaled value against the live one, and for every persisted
+//! profile, whether its values are live. Each target gets one state:
+//!
+//! - `in effect`: the live value is the one applied (or persisted);
+//! - `drifted`: someone changed it since (neither the applied nor the
+//!   prior value, or the prior value within the same boot);
+//! - `lost`: a runtime value (sysctl, table, offload) applied in an earlier
+//!   boot, reset by the reboot and not persisted;
+//! - `persisted, not yet active`: a persisted value the host does not
+//!   hold now (it takes effect at the next boot, or `apply --persisted`).
+//!
+//! Only reads: no lock, no root needed for sysctls (the NOTRACK table and
+//! the journal may need it). `--exit-code` exits 4 when anything is not in
+//! effect.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Serialize;
+use tcto_tune::change::{Target, Value};
+use tcto_tune::escape::escape_control as esc;
+use tcto_tune::journal::{Journal, StepStatus, TxState};
+use tcto_tune::persist;
+use tcto_tune::system::{read_persist_facts, Effects, LinuxEffects};
+
+use crate::cmd_apply::apply_error;
+use crate::output::{print_json_doc, CliError, Exit};
+use crate::Global;
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit 4 when anything applied or persisted is not in effect
+    /// (drifted, lost, or persisted but not yet active).
+    #[arg(long)]
+    exit_code: bool,
+
+    /// Read the persisted profiles under DIR instead of `/`.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum State {
+    InEffect,
+    Drifted,
+    Lost,
+    PersistedNotActive,
+}
+
+impl State {
+    fn label(self) -> &'static str {
+        match self {
+            State::InEffect => "in effect",
+            State::Drifted => "drifted",
+            State::Lost => "lost",
+            State::PersistedNotActive => "persisted, not yet active",
+        }
+    }
+}
+
+/// One target's state.
+#[derive(Debug, Serialize)]
+struct Row {
+    /// `transaction 000003` or `persisted high-conn`.
+    source: String,
+    key: String,
+    state: State,
+    /// The value applied or persisted.
+    wanted: String,
+    /// The live value (`null` when it cannot be read).
+    live: Option<String>,
+    /// Why, when not in effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    state_dir: String,
+    rows: &'a [Row],
+    in_effect: bool,
+}
+
+/// Run `status`.
+pub fn run(g: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
+    let mut live = LinuxEffects::default();
+    let mut rows = transactions(g, &mut live)?;
+    rows.extend(persisted(args.root.as_deref(), &mut live)?);
+    let all_in_effect = rows.iter().all(|r| r.state == State::InEffect);
+    if g.json {
+        print_json_doc(&Doc {
+            state_dir: g.state_dir.display().to_string(),
+            rows: &rows,
+            in_effect: all_in_effect,
+        })?;
+    } else {
+        print!("{}", render(&rows));
+    }
+    Ok(if args.exit_code && !all_in_effect {
+        Exit::Pending
+    } else {
+        Exit::Ok
+    })
+}
+
+/// The newest applied value of each target, from every transaction that
+/// is applied and not undone, against the live value.
+fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> {
+    let Some(journal) = Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))?
+    else {
+        return Ok(Vec::new());
+    };
+    let scan = journal.scan().map_err(|e| apply_error(e.into()))?;
+    let boot = journal.boot_id();
+    // Oldest first, so a later transaction's value for a target wins.
+    let mut newest: BTreeMap<Target, Row> = BTreeMap::new();
+    for rec in &scan.records {
+        if !matches!(
+            rec.state,
+            TxState::Applied | TxState::RollbackIncomplete | TxState::UndoIncomplete
+        ) {
+            continue;
+        }
+        let earlier_boot = rec.from_earlier_boot(boot);
+        for step in &rec.steps {
+            if !matches!(step.status, StepStatus::Applied | StepStatus::RevertFailed) {
+                continue;
+            }
+            let now = live.read(&step.target);
+            let (state, why) = match &now {
+                Ok(v) if v.matches(&step.after) => (State::InEffect, None),
+                Ok(_) if earlier_boot && !matches!(step.target, Target::File { .. }) => (
+                    State::Lost,
+                    Some("applied before the last reboot and not persisted".to_owned()),
+                ),
+                Ok(v) => (
+                    State::Drifted,
+                    Some(format!("now `{}`, set by someone else since", v.display())),
+                ),
+                Err(e) => (
+                    State::Drifted,
+                    Some(format!(
+                        "cannot read it: {}",
+                        tcto_tune::apply::error_chain(e)
+                    )),
+                ),
+            };
+            newest.insert(
+                step.target.clone(),
+                Row {
+                    source: format!("transaction {}", rec.id),
+                    key: step.key.clone(),
+                    state,
+                    wanted: step.after.display(),
+                    live: now.ok().map(|v| v.display()),
+                    why,
+                },
+            );
+        }
+    }
+    Ok(newest.into_values().collect())
+}
+
+/// Every persisted profile's sysctls against the live values. (Its NOTRACK
+/// flows and offloads are applied at boot by a journaled transaction, so
+/// they are covered by the transactions above.)
+fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> {
+    let root = root.unwrap_or(Path::new("/"));
+    let facts = read_persist_facts(root).map_err(|e| {
+        CliError::new(
+            format!(
+                "cannot read the persisted profiles under `{}`: {e}",
+                root.display()
+            ),
+            None,
+            Exit::Error,
+        )
+    })?;
+    let (entries, _unreadable) = persist::persisted(&facts);
+    let mut rows = Vec::new();
+    for p in &entries {
+        for s in &p.sysctls {
+            let Ok(name) = tcto_tune::names::SysctlName::new(&s.key) else {
+                continue;
+            };
+            let target = Target::Sysctl {
+                key: name.to_string(),
+            };
+            let now = live.read(&target);
+            let wanted = Value::Text(s.value.clone());
+            let (state, why) = match &now {
+                Ok(v) if v.matches(&wanted) => (State::InEffect, None),
+                Ok(Value::Absent) => (
+                    State::PersistedNotActive,
+                    Some("the key does not exist here (a host-wide key in a container, or its module not loaded)".into()),
+                ),
+                Ok(_) => (
+                    State::PersistedNotActive,
+                    Some("systemd-sysctl sets it at the next boot (`sysctl --system` now)".into()),
+                ),
+                Err(e) => (
+                    State::PersistedNotActive,
+                    Some(format!("cannot read it: {}", tcto_tune::apply::error_chain(e))),
+                ),
+            };
+            rows.push(Row {
+                source: format!("persisted {}", p.name),
+                key: s.key.clone(),
+                state,
+                wanted: s.value.clone(),
+                live: now.ok().map(|v| v.display()),
+                why,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn render(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return "nothing applied or persisted\n".into();
+    }
+    let w_state = rows
+        .iter()
+        .map(|r| r.state.label().len())
+        .max()
+        .unwrap_or(0);
+    let w_key = rows
+        .iter()
+        .map(|r| r.key.chars().count())
+        .max()
+        .unwrap_or(0);
+    let w_src = rows.iter().map(|r| r.source.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in rows {
+        let value = match (&r.live, r.state) {
+            (Some(l), State::InEffect) => l.clone(),
+            (l, _) => format!("{} (wanted {})", l.as_deref().unwrap_or("?"), r.wanted),
+        };
+        out.push_str(&format!(
+            "{:<w_state$}  {:<w_src$}  {:<w_key$}  {}\n",
+            r.state.label(),
+            esc(&r.source),
+            esc(&r.key),
+            esc(&value)
+        ));
+        if let Some(why) = &r.why {
+            out.push_str(&format!("{:<w_state$}  {}\n", "", esc(why)));
+        }
+    }
+    let bad = rows.iter().filter(|r| r.state != State::InEffect).count();
+    if bad == 0 {
+        out.push_str(&format!("all {} value(s) in effect\n", rows.len()));
+    } else {
+        out.push_str(&format!("{bad} of {} value(s) not in effect\n", rows.len()));
+    }
+    out
+}

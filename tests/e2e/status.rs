@@ -1,0 +1,60 @@
+//! `tcto-tune status` (issue 17 item 7): the journaled and persisted
+//! values against the live ones, in a network namespace, with `sysctl` as
+//! the oracle and a reboot simulated by a bind-mounted boot id.
+
+use tcto_tune_tests::{in_netns, require_root, TempDir};
+
+const SEED: &str = "sysctl -qw net.core.somaxconn=1024 net.ipv4.tcp_max_syn_backlog=512\n";
+
+#[test]
+fn status_tells_in_effect_drifted_lost_and_persisted_not_active() {
+    if !require_root("status_tells_in_effect_drifted_lost_and_persisted_not_active") {
+        return;
+    }
+    let dir = TempDir::new("status");
+    let d = dir.path();
+    std::fs::create_dir_all(format!("{d}/img")).unwrap();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
+         tcto-tune status --exit-code; echo empty=$?\n\
+         tcto-tune apply --profile backlog-overflow >/dev/null || exit 10\n\
+         tcto-tune status --exit-code; echo clean=$?\n\
+         sysctl -qw net.ipv4.tcp_max_syn_backlog=9999\n\
+         tcto-tune status --exit-code; echo drift=$?\n\
+         tcto-tune status --json > {d}/drift.json\n\
+         echo 00000000-0000-4000-8000-000000000000 > {d}/boot_id\n\
+         unshare -m sh -c 'mount --bind {d}/boot_id /proc/sys/kernel/random/boot_id && \
+           sysctl -qw net.core.somaxconn=1024 && tcto-tune status; echo rebooted=$?'\n\
+         tcto-tune persist --profile high-conn --root {d}/img --allow key-host-wide >/dev/null || exit 11\n\
+         tcto-tune status --root {d}/img --exit-code; echo persisted=$?\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("nothing applied or persisted\nempty=0"), "{r}");
+    assert!(out.contains("all 2 value(s) in effect\nclean=0"), "{r}");
+    assert!(
+        out.lines().any(|l| l.starts_with("drifted")
+            && l.contains("net.ipv4.tcp_max_syn_backlog")
+            && l.contains("9999 (wanted 8192)")),
+        "{r}"
+    );
+    assert!(out.contains("drift=4"), "--exit-code: 4 on drift: {r}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{d}/drift.json")).unwrap()).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["in_effect"], false);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("lost") && l.contains("net.core.somaxconn")),
+        "after a reboot a runtime value not persisted is lost: {r}"
+    );
+    assert!(out.contains("rebooted=0"), "without --exit-code: 0: {r}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("persisted, not yet active")
+                && l.contains("persisted high-conn")
+                && l.contains("net.core.somaxconn")
+                && l.contains("1024 (wanted 4096)")),
+        "{r}"
+    );
+    assert!(out.contains("persisted=4"), "{r}");
+}
