@@ -407,6 +407,7 @@ pub fn plan_offloads(p: &mut Plan, profile: &Profile, state: &SystemState) {
                 why: format!("no interface `{iface}` in this network namespace"),
                 current: None,
                 desired: on_off(want).into(),
+                intent: Default::default(),
             });
             continue;
         };

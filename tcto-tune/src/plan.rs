@@ -51,6 +51,9 @@ pub struct Skipped {
     pub current: Option<String>,
     /// What the profile asked for.
     pub desired: String,
+    /// How: exact, at least, at most (shown as `>=`, `<=` beside `desired`).
+    #[serde(default)]
+    pub intent: Intent,
 }
 
 /// A plan: what would change on this host, what is fine, what is skipped,
@@ -153,6 +156,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
             why,
             current,
             desired: desired.clone(),
+            intent: t.desired.intent,
         });
     };
     if REMOVED_KEYS.iter().any(|(k, _)| *k == key) {

@@ -109,8 +109,8 @@ impl Plan {
             .unwrap_or(0);
         for s in &self.skipped {
             let value = match (&s.current, s.desired.is_empty()) {
-                (Some(c), false) => format!("{c} (wanted {})", s.desired),
-                (None, false) => format!("(wanted {})", s.desired),
+                (Some(c), false) => format!("{c} (wanted {}{})", intent_word(s.intent), s.desired),
+                (None, false) => format!("(wanted {}{})", intent_word(s.intent), s.desired),
                 (Some(c), true) => c.clone(),
                 (None, true) => String::new(),
             };
@@ -177,8 +177,8 @@ impl Plan {
         }
         for s in &self.skipped {
             let value = match (&s.current, s.desired.is_empty()) {
-                (Some(c), false) => format!("{c} (wanted {})", s.desired),
-                (None, false) => format!("(wanted {})", s.desired),
+                (Some(c), false) => format!("{c} (wanted {}{})", intent_word(s.intent), s.desired),
+                (None, false) => format!("(wanted {}{})", intent_word(s.intent), s.desired),
                 (Some(c), true) => c.clone(),
                 (None, true) => String::new(),
             };

@@ -540,3 +540,34 @@ fn wait_waits_for_the_lock_and_names_its_holder() {
         "the failures name the holder and the flag: {r}"
     );
 }
+
+/// Issue 17 item 6: a dry run that would fail says so and that nothing
+/// would change, instead of "reverted ... (transaction -)".
+#[test]
+fn a_failing_dry_run_says_would_fail_not_reverted() {
+    if !require_root("a_failing_dry_run_says_would_fail_not_reverted") {
+        return;
+    }
+    let dir = TempDir::new("dryfail");
+    let st = dir.path();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={st}/s\n{SEED}\
+         tcto-tune apply --dry-run --profile high-conn --allow key-host-wide --allow key-missing; echo rc=$?\n\
+         ls {st}/s/tx 2>/dev/null | wc -l"
+    ));
+    let out = &r.stdout;
+    assert!(
+        out.contains("would FAIL   net.core.netdev_max_backlog"),
+        "{r}"
+    );
+    assert!(
+        out.contains("\nwould fail: sysctl net.core.netdev_max_backlog"),
+        "{r}"
+    );
+    assert!(out.contains("\nnothing would change"), "{r}");
+    assert!(
+        !out.contains("reverted") && !out.contains("transaction -"),
+        "{r}"
+    );
+    assert!(out.contains("rc=1\n0\n"), "no journal record: {r}");
+}

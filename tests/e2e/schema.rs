@@ -106,6 +106,7 @@ fn every_json_output_matches_its_schema() {
             "tcto-tune apply --json --profile high-conn --allow key-host-wide".into(),
         ),
         ("history", "tcto-tune history --json".into()),
+        ("status", "tcto-tune status --json".into()),
         ("rollback-dry", "tcto-tune rollback --json --dry-run".into()),
         ("rollback", "tcto-tune rollback --json".into()),
         (

@@ -32,6 +32,19 @@ impl fmt::Display for TxReport {
         for n in &self.notes {
             writeln!(f, "note: {}", esc(n))?;
         }
+        // A dry run that fails (no journal id) reverted nothing real: its
+        // steps say what the real apply would do, not what was undone.
+        let dry_fail = self.id.is_none()
+            && matches!(
+                self.outcome,
+                Outcome::RolledBack | Outcome::RollbackIncomplete
+            );
+        let verb = |st: StepStatus| match st {
+            StepStatus::Reverted if dry_fail => "would set",
+            StepStatus::Failed if dry_fail => "would FAIL",
+            StepStatus::Pending if dry_fail => "not reached",
+            other => verb(other),
+        };
         let w_verb = self
             .steps
             .iter()
@@ -45,7 +58,12 @@ impl fmt::Display for TxReport {
             .max()
             .unwrap_or(0);
         for s in &self.steps {
-            let values = s.transition(self.command == "rollback");
+            let values = if dry_fail && s.status == StepStatus::Reverted {
+                // Simulated, then undone in the simulation: show the write.
+                format!("{} -> {}", s.before.display(), s.after.display())
+            } else {
+                s.transition(self.command == "rollback")
+            };
             writeln!(
                 f,
                 "{:<w_verb$}  {:<w_key$}  {}",
@@ -69,6 +87,13 @@ impl fmt::Display for TxReport {
         let skipped = self.skipped_keys();
         let profile = esc(&self.profile);
         let failure = esc(self.failure.as_deref().unwrap_or("?"));
+        if dry_fail {
+            write!(
+                f,
+                "would fail: {failure}\nnothing would change: the real apply stops there and reverts what it set before"
+            )?;
+            return Ok(());
+        }
         match self.outcome {
             Outcome::Noop if !skipped.is_empty() => write!(f, "nothing applied: every key of profile `{profile}` that could be set here is already in effect"),
             Outcome::Noop => write!(f, "nothing to do: profile `{profile}` is already in effect"),

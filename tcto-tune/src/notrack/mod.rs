@@ -97,6 +97,7 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replac
                 why: "a NOTRACK flow needs `from`, `to` (one address family) and `port`".into(),
                 current: None,
                 desired: String::new(),
+                intent: Default::default(),
             });
         }
     }

@@ -383,6 +383,7 @@ impl Compose<'_> {
                     why: "nf_conntrack is built into the kernel".into(),
                     current: None,
                     desired: String::new(),
+                    intent: Default::default(),
                 });
             }
             return;

@@ -709,3 +709,24 @@ fn text_snapshot_of_a_container_plan_with_keys_out_of_scope() {
     );
     insta::assert_snapshot!(text);
 }
+
+/// Issue 17: a skipped line keeps its intent (`wanted >= 16384`), as the
+/// `ok` lines do; an exact one shows the bare value.
+#[test]
+fn skip_lines_keep_at_least_and_at_most() {
+    let p = Profile::builder("t")
+        .somaxconn(Desired::at_least(4096))
+        .tcp_max_syn_backlog(Desired::at_most(100))
+        .build();
+    let mut s = host();
+    s.sysctls.remove("net.core.somaxconn");
+    s.sysctls.remove("net.ipv4.tcp_max_syn_backlog");
+    let text = plan(&p, &s).render(crate::TextStyle { color: false });
+    assert!(text.contains("(wanted >= 4096)"), "{text}");
+    assert!(text.contains("(wanted <= 100)"), "{text}");
+    let exact = Profile::builder("t")
+        .somaxconn(Desired::exact(4096))
+        .build();
+    let text = plan(&exact, &s).render(crate::TextStyle { color: false });
+    assert!(text.contains("(wanted 4096)"), "{text}");
+}
