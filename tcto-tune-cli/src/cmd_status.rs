@@ -11,7 +11,9 @@
 //! - `lost`: a runtime value (sysctl, table, offload) applied in an earlier
 //!   boot, reset by the reboot and not persisted;
 //! - `persisted, not yet active`: a persisted value the host does not
-//!   hold now (it takes effect at the next boot, or `apply --persisted`).
+//!   hold now (it takes effect at the next boot, or `apply --persisted`);
+//! - `UNREADABLE`: a journal file that cannot be read, so what it applied
+//!   is not checked (never vouched for).
 //!
 //! Only reads: no lock, no root needed for sysctls (the NOTRACK table and
 //! the journal may need it). `--exit-code` exits 4 when anything is not in
@@ -52,6 +54,8 @@ enum State {
     Drifted,
     Lost,
     PersistedNotActive,
+    /// A journal file that cannot be read: what it applied is not checked.
+    Unreadable,
 }
 
 impl State {
@@ -61,6 +65,7 @@ impl State {
             State::Drifted => "drifted",
             State::Lost => "lost",
             State::PersistedNotActive => "persisted, not yet active",
+            State::Unreadable => "UNREADABLE",
         }
     }
 }
@@ -165,7 +170,23 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
             );
         }
     }
-    Ok(newest.into_values().collect())
+    let mut rows: Vec<Row> = newest.into_values().collect();
+    // An unreadable record could be an applied transaction: say that its
+    // values are not checked, rather than vouch for a partial journal.
+    for u in &scan.unreadable {
+        rows.push(Row {
+            source: format!("transaction {}", u.id),
+            key: u.path.display().to_string(),
+            state: State::Unreadable,
+            wanted: String::new(),
+            live: None,
+            why: Some(format!(
+                "{}: what it applied is not checked (`tcto-tune history` names it too)",
+                u.error
+            )),
+        });
+    }
+    Ok(rows)
 }
 
 /// Every persisted profile's sysctls against the live values. (Its NOTRACK
@@ -176,10 +197,10 @@ fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<
     let facts = read_persist_facts(root).map_err(|e| {
         CliError::new(
             format!(
-                "cannot read the persisted profiles under `{}`: {e}",
-                root.display()
+                "cannot read the persisted profiles: {}",
+                tcto_tune::apply::error_chain(&e)
             ),
-            None,
+            (!root.is_dir()).then(|| "`--root` must be an existing directory".to_owned()),
             Exit::Error,
         )
     })?;
@@ -242,6 +263,7 @@ fn render(rows: &[Row]) -> String {
     for r in rows {
         let value = match (&r.live, r.state) {
             (Some(l), State::InEffect) => l.clone(),
+            (_, State::Unreadable) => String::new(),
             (l, _) => format!("{} (wanted {})", l.as_deref().unwrap_or("?"), r.wanted),
         };
         out.push_str(&format!(

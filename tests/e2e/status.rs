@@ -26,7 +26,9 @@ fn status_tells_in_effect_drifted_lost_and_persisted_not_active() {
          unshare -m sh -c 'mount --bind {d}/boot_id /proc/sys/kernel/random/boot_id && \
            sysctl -qw net.core.somaxconn=1024 && tcto-tune status; echo rebooted=$?'\n\
          tcto-tune persist --profile high-conn --root {d}/img --allow key-host-wide >/dev/null || exit 11\n\
-         tcto-tune status --root {d}/img --exit-code; echo persisted=$?\n"
+         tcto-tune status --root {d}/img --exit-code; echo persisted=$?\n\
+         echo '{{torn' > {d}/s/tx/000009.json\n\
+         tcto-tune status --exit-code; echo torn=$?\n"
     ));
     let out = &r.stdout;
     assert!(out.contains("nothing applied or persisted\nempty=0"), "{r}");
@@ -57,4 +59,11 @@ fn status_tells_in_effect_drifted_lost_and_persisted_not_active() {
         "{r}"
     );
     assert!(out.contains("persisted=4"), "{r}");
+    // A journal file that cannot be read is never vouched for.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("UNREADABLE") && l.contains("000009.json")),
+        "{r}"
+    );
+    assert!(out.contains("torn=4"), "{r}");
 }
