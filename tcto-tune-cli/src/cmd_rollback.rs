@@ -54,7 +54,7 @@ fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
     }
     let chosen = select_from_scan(&scan, args.to.as_deref()).map_err(|e| apply_error(e.into()))?;
     if chosen.is_empty() {
-        return nothing(g);
+        return nothing(g, args.dry_run);
     }
     let mut reports = Vec::new();
     let mut effects = LinuxEffects::default();
@@ -106,9 +106,9 @@ fn no_journal(g: &Global, why: &str) -> anyhow::Error {
     .into()
 }
 
-fn nothing(g: &Global) -> anyhow::Result<Exit> {
+fn nothing(g: &Global, dry_run: bool) -> anyhow::Result<Exit> {
     if g.json {
-        print_json_doc(&serde_json::json!({ "reports": [] }))?;
+        print_json_doc(&serde_json::json!({ "dry_run": dry_run, "reports": [] }))?;
     } else {
         println!("nothing to roll back");
     }

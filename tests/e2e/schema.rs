@@ -109,6 +109,7 @@ fn every_json_output_matches_its_schema() {
         ("status", "tcto-tune status --json".into()),
         ("rollback-dry", "tcto-tune rollback --json --dry-run".into()),
         ("rollback", "tcto-tune rollback --json".into()),
+        ("rollback-nothing", "tcto-tune rollback --json".into()),
         (
             "persist",
             "mkdir -p $TCTO_TUNE_STATE_DIR.img && tcto-tune persist --json --dry-run --profile high-conn --root $TCTO_TUNE_STATE_DIR.img".into(),
@@ -130,7 +131,7 @@ fn every_json_output_matches_its_schema() {
     for (label, doc) in &out {
         let name = match label.as_str() {
             "profiles-list" | "profiles-show" => "profiles",
-            "rollback-dry" => "rollback",
+            "rollback-dry" | "rollback-nothing" => "rollback",
             "persist-list" => "persist",
             l if l.starts_with("error") => "error",
             l => l,
