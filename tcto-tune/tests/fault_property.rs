@@ -108,8 +108,14 @@ fn plan_from(spec: &[(u8, u16, u16)]) -> Plan {
             .enumerate()
             .map(|(i, (kind, a, b))| {
                 let (before, mut after) = (value(*kind, *a), value(*kind, *b));
-                if after == before {
-                    after = value(*kind, b.wrapping_add(1));
+                // A change must change something. One step past `b` is not
+                // always enough: u16::MAX wraps to 0, and both can map to
+                // `Absent` (seen once in CI: a no-op step, so the fault at
+                // that step was never reached).
+                let mut next = *b;
+                while after == before {
+                    next = next.wrapping_add(1);
+                    after = value(*kind, next);
                 }
                 common::exact_change(target(*kind, i), before, after)
             })
@@ -337,4 +343,18 @@ fn every_fault_point_ends_where_it_started() {
     );
     assert!(plans >= 100 && points >= plans * 5);
     assert!(undo_crashes >= plans && reboots >= plans && blocked > 0 && blocked < reboots);
+}
+
+/// Regression (seen once in CI): `b = u16::MAX` wrapped to 0, and for a
+/// file both map to `Absent`, so the generated "change" changed nothing
+/// and the fault planned at that step was never reached.
+#[test]
+fn generated_changes_always_change_something() {
+    for kind in 0..4u8 {
+        for (a, b) in [(0, u16::MAX), (u16::MAX, u16::MAX), (0, 0), (15, 65_535)] {
+            let plan = plan_from(&[(kind, a, b)]);
+            let c = &plan.changes[0];
+            assert_ne!(c.before, c.after, "kind {kind}, seeds {a} {b}");
+        }
+    }
 }
