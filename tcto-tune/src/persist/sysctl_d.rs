@@ -119,13 +119,7 @@ pub fn render_composed(names: &[&str], list: &[super::Persisted]) -> String {
         }
         let _ = write!(out, "\n# --- profile `{}` ---\n", p.name);
         for e in lines {
-            out.push('\n');
-            if let Some(r) = &e.reason {
-                for line in r.lines() {
-                    let _ = writeln!(out, "# {line}");
-                }
-            }
-            let _ = writeln!(out, "{} = {}", e.key, e.value);
+            push_line(&mut out, e);
         }
     }
     out
@@ -136,15 +130,20 @@ pub fn render_composed(names: &[&str], list: &[super::Persisted]) -> String {
 pub fn render(profile: &str, entries: &[Entry]) -> String {
     let mut out = header("#", profile);
     for e in entries {
-        out.push('\n');
-        if let Some(r) = &e.reason {
-            for line in r.lines() {
-                let _ = writeln!(out, "# {line}");
-            }
-        }
-        let _ = writeln!(out, "{} = {}", e.key, e.value);
+        push_line(&mut out, e);
     }
     out
+}
+
+/// One `key = value` line after a blank line, its reason as comments above.
+fn push_line(out: &mut String, e: &Entry) {
+    out.push('\n');
+    if let Some(r) = &e.reason {
+        for line in r.lines() {
+            let _ = writeln!(out, "# {line}");
+        }
+    }
+    let _ = writeln!(out, "{} = {}", e.key, e.value);
 }
 
 /// Unified diff from `old` (absent: empty) to `new` (absent: removal),
