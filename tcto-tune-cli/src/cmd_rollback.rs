@@ -1,7 +1,7 @@
 //! `tcto-tune rollback`: undo the last transaction, or every one back to an id.
 
 use clap::Args;
-use tcto_tune::apply::{select_from_scan, undo, TxReport};
+use tcto_tune::apply::{select_from_scan, undo};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{LinuxEffects, SimEffects};
 
@@ -80,10 +80,6 @@ fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
     let ok = reports.iter().all(|r| r.succeeded());
     if g.json {
         print_json_doc(&serde_json::json!({ "dry_run": args.dry_run, "reports": reports }))?;
-    } else if args.dry_run {
-        for r in &reports {
-            println!("{}", user_flags(g, &dry_run_text(r)));
-        }
     } else {
         for r in &reports {
             println!("{}", user_flags(g, &r.to_string()));
@@ -113,51 +109,4 @@ fn nothing(g: &Global, dry_run: bool) -> anyhow::Result<Exit> {
         println!("nothing to roll back");
     }
     Ok(Exit::Ok)
-}
-
-/// A dry-run rollback in words: what would be written, nothing claimed as
-/// done (the report comes from the real undo run against a copy of the
-/// live values).
-fn dry_run_text(r: &TxReport) -> String {
-    use tcto_tune::escape::escape_lines as esc;
-    use tcto_tune::journal::StepStatus;
-    let id = r.id.as_deref().unwrap_or("-");
-    let mut out = String::new();
-    let w = r
-        .steps
-        .iter()
-        .map(|s| s.key.chars().count())
-        .max()
-        .unwrap_or(0);
-    let mut writes = 0;
-    for s in &r.steps {
-        let verb = match s.status {
-            StepStatus::Reverted => {
-                writes += 1;
-                "would revert"
-            }
-            StepStatus::AlreadyAt => "already at",
-            StepStatus::Drifted => "drifted",
-            StepStatus::Gone => "gone",
-            StepStatus::ResetByReboot => "reset by reboot",
-            StepStatus::RevertFailed => "cannot revert",
-            _ => continue,
-        };
-        out.push_str(&format!(
-            "{verb:<15}  {:<w$}  {}\n",
-            esc(&s.key),
-            esc(&s.transition(true))
-        ));
-        if let Some(e) = &s.error {
-            out.push_str(&format!("{:<15}  {}\n", "", esc(e)));
-        }
-    }
-    out.push_str(&format!(
-        "would roll back transaction {id} (profile `{}`): {writes} value(s) to restore; nothing was written",
-        esc(&r.profile)
-    ));
-    if let Some(f) = &r.failure {
-        out.push_str(&format!("\nwould not complete: {}", esc(f)));
-    }
-    out
 }

@@ -72,6 +72,11 @@ pub struct TxReport {
     /// ahead past one interrupted before a reboot).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Run without a journal against a simulated host (`apply --dry-run`,
+    /// `rollback --dry-run`): nothing was written, and the report says what
+    /// would be done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl TxReport {
@@ -264,6 +269,7 @@ pub fn apply(
         findings: plan.findings.clone(),
         skipped: plan.skipped.clone(),
         notes: notes.clone(),
+        dry_run: journal.is_none(),
     };
     if report
         .steps

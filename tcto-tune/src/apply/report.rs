@@ -32,17 +32,22 @@ impl fmt::Display for TxReport {
         for n in &self.notes {
             writeln!(f, "note: {}", esc(n))?;
         }
-        // A dry run that fails (no journal id) reverted nothing real: its
-        // steps say what the real apply would do, not what was undone.
-        let dry_fail = self.id.is_none()
+        // A dry run wrote nothing: a failed dry apply reverted nothing real
+        // (its steps say what the real apply would do), and a dry rollback
+        // says what it would revert.
+        let dry_fail = self.dry_run
             && matches!(
                 self.outcome,
                 Outcome::RolledBack | Outcome::RollbackIncomplete
             );
+        let dry_undo =
+            self.dry_run && matches!(self.outcome, Outcome::Undone | Outcome::UndoIncomplete);
         let verb = |st: StepStatus| match st {
             StepStatus::Reverted if dry_fail => "would set",
             StepStatus::Failed if dry_fail => "would FAIL",
             StepStatus::Pending if dry_fail => "not reached",
+            StepStatus::Reverted if dry_undo => "would revert",
+            StepStatus::RevertFailed if dry_undo => "cannot revert",
             other => verb(other),
         };
         let w_verb = self
@@ -87,6 +92,21 @@ impl fmt::Display for TxReport {
         let skipped = self.skipped_keys();
         let profile = esc(&self.profile);
         let failure = esc(self.failure.as_deref().unwrap_or("?"));
+        if dry_undo {
+            let writes = self
+                .steps
+                .iter()
+                .filter(|s| s.status == StepStatus::Reverted)
+                .count();
+            write!(
+                f,
+                "would roll back transaction {id} (profile `{profile}`): {writes} value(s) to restore; nothing was written"
+            )?;
+            if self.failure.is_some() {
+                write!(f, "\nwould not complete: {failure}")?;
+            }
+            return Ok(());
+        }
         if dry_fail {
             write!(
                 f,

@@ -160,6 +160,7 @@ pub fn undo(
         findings: vec![],
         skipped: vec![],
         notes: vec![],
+        dry_run: journal.is_none(),
     })
 }
 
