@@ -33,6 +33,7 @@ pub mod check;
 pub mod diagnose;
 pub mod duration;
 pub mod escape;
+pub mod finding;
 pub mod fix;
 pub mod journal;
 pub mod names;
