@@ -149,16 +149,17 @@ fn backlog(port: u16, v: &Json) -> Result<u32, ArgError> {
 }
 
 fn code(v: &Json) -> Result<String, ArgError> {
-    let c = scalar(v).unwrap_or_default();
-    if tcto_tune::check::CODES.iter().any(|(k, _, _)| *k == c) {
-        return Ok(c);
+    match scalar(v)
+        .unwrap_or_default()
+        .parse::<tcto_tune::finding::FindingCode>()
+    {
+        Ok(c) => Ok(c.to_string()),
+        Err(e) => err(format!(
+            "option `allow`: unknown code {}; known codes: {}",
+            shown(v),
+            e.known.join(", ")
+        )),
     }
-    let known: Vec<_> = tcto_tune::check::CODES.iter().map(|(k, _, _)| *k).collect();
-    err(format!(
-        "option `allow`: unknown code {}; known codes: {}",
-        shown(v),
-        known.join(", ")
-    ))
 }
 
 fn path(name: &str, v: &Json) -> Result<PathBuf, ArgError> {

@@ -616,11 +616,23 @@ mod tests {
     fn warn_findings_become_warnings_and_refusals_name_code_and_hint() {
         let mut plan = two_changes();
         plan.findings = vec![
-            tcto_tune::Finding::new("listener-needs-restart", Severity::Warn, "restart it")
-                .hint("systemctl restart app"),
-            tcto_tune::Finding::new("somaxconn-above-app-backlog", Severity::Refuse, "too high")
-                .hint("raise the app's backlog"),
-            tcto_tune::Finding::new("listener-not-found", Severity::Info, "no listener"),
+            tcto_tune::Finding::new(
+                tcto_tune::finding::FindingCode::ListenerNeedsRestart,
+                Severity::Warn,
+                "restart it",
+            )
+            .hint("systemctl restart app"),
+            tcto_tune::Finding::new(
+                tcto_tune::finding::FindingCode::SomaxconnAboveAppBacklog,
+                Severity::Refuse,
+                "too high",
+            )
+            .hint("raise the app's backlog"),
+            tcto_tune::Finding::new(
+                tcto_tune::finding::FindingCode::ListenerNotFound,
+                Severity::Info,
+                "no listener",
+            ),
         ];
         assert_eq!(
             warnings(&plan),

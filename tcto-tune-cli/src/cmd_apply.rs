@@ -150,7 +150,7 @@ fn run_apply(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
                 })
             );
         }
-        let codes: Vec<String> = plan.refusals().iter().map(|f| f.code.clone()).collect();
+        let codes: Vec<String> = plan.refusals().iter().map(|f| f.code.to_string()).collect();
         if args.persisted && codes.iter().all(|c| tcto_tune::check::allowable(c)) {
             // `--allow` does not go with `--persisted`: the boot-time apply
             // honours the `allow` list recorded in the file.

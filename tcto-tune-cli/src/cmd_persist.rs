@@ -149,7 +149,7 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
             let opts = PersistOptions {
                 // Another file overriding a key that stays persisted is no
                 // reason to keep a profile the user wants gone.
-                allow: [persist::codes::OVERRIDDEN.to_owned()]
+                allow: [persist::codes::OVERRIDDEN.to_string()]
                     .into_iter()
                     .collect(),
                 exec: exec_path(args.exec.clone())?,
@@ -240,7 +240,7 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
 /// The refusal error; codes `--allow` cannot turn off are said to be so
 /// instead of suggesting `--allow` for them.
 fn refusal(plan: &Plan) -> anyhow::Error {
-    let codes: Vec<String> = plan.refusals().iter().map(|f| f.code.clone()).collect();
+    let codes: Vec<String> = plan.refusals().iter().map(|f| f.code.to_string()).collect();
     let (never, allowable): (Vec<String>, Vec<String>) = codes
         .iter()
         .cloned()

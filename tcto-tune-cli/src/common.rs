@@ -114,12 +114,10 @@ fn parse_code(s: &str) -> Result<String, String> {
             "`{s}` can never be allowed: the key makes the kernel run a program or load code as root; remove it from the profile"
         ));
     }
-    let known = tcto_tune::check::CODES.iter().any(|(c, _, _)| *c == s);
-    if known {
-        Ok(s.to_owned())
-    } else {
-        let codes: Vec<_> = tcto_tune::check::CODES.iter().map(|(c, _, _)| *c).collect();
-        Err(format!("unknown code; known codes: {}", codes.join(", ")))
+    match s.parse::<tcto_tune::finding::FindingCode>() {
+        Ok(code) => Ok(code.to_string()),
+        // clap names the value already.
+        Err(e) => Err(format!("unknown code; known codes: {}", e.known.join(", "))),
     }
 }
 

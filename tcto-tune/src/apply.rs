@@ -191,7 +191,7 @@ pub fn apply(
     journal: Option<&Journal>,
     opts: &ApplyOptions,
 ) -> Result<TxReport, ApplyError> {
-    let refusals: Vec<String> = plan.refusals().iter().map(|f| f.code.clone()).collect();
+    let refusals: Vec<String> = plan.refusals().iter().map(|f| f.code.to_string()).collect();
     if !refusals.is_empty() {
         return Err(ApplyError::Refused { codes: refusals });
     }

@@ -7,14 +7,12 @@
 //! README); a refusing finding stops `apply` unless the user passes
 //! `--allow CODE`.
 
-
-
 use crate::change::{Change, ChangeKind};
 use crate::fix::{key_info, REMOVED_KEYS};
 use crate::profile::Profile;
 use crate::state::SystemState;
 
-pub use crate::finding::{allowable, Finding, Severity, CODES, NOT_ALLOWABLE};
+pub use crate::finding::{allowable, Finding, FindingCode, Severity, UnknownCode};
 
 /// Bytes of kernel memory per conntrack entry (struct nf_conn and its
 /// extensions, rounded as the runbook does).
@@ -84,7 +82,7 @@ pub fn rp_filter_checks(input: &CheckInput) -> Vec<Finding> {
         {
             out.push(
                 Finding::new(
-                    "rp-filter-unknown-interface",
+                    FindingCode::RpFilterUnknownInterface,
                     Severity::Refuse,
                     format!("interface `{iface}` does not exist in this network namespace"),
                 )
@@ -99,13 +97,13 @@ pub fn rp_filter_checks(input: &CheckInput) -> Vec<Finding> {
         if let (Some(all), Some(w)) = (all, wanted) {
             if all > w {
                 out.push(Finding::new(
-                    "rp-filter-all-strict",
+                    FindingCode::RpFilterAllStrict,
                     Severity::Warn,
                     format!("net.ipv4.conf.all.rp_filter is {all}: the kernel applies the larger value, so `{iface}` stays at {all} until `all` is lowered too"),
                 ));
             } else if all == 1 {
                 out.push(Finding::new(
-                    "rp-filter-all-strict",
+                    FindingCode::RpFilterAllStrict,
                     Severity::Warn,
                     format!("net.ipv4.conf.all.rp_filter is 1 (strict) for every other interface; on `{iface}` the larger value, {w}, applies"),
                 ));
@@ -135,7 +133,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
         .filter(|l| l.backlog.is_none() && input.state.listeners_on(l.port).next().is_none())
         .map(|l| {
             Finding::new(
-                "listener-not-found",
+                FindingCode::ListenerNotFound,
                 Severity::Info,
                 format!(
                     "nothing listens on port {} here, and no backlog was declared for it",
@@ -171,7 +169,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                     .collect();
                 if !stale.is_empty() {
                     out.push(
-                        Finding::new("listener-needs-restart", Severity::Warn, format!(
+                        Finding::new(FindingCode::ListenerNeedsRestart, Severity::Warn, format!(
                             "the application on port {} is declared with backlog {b}, but the running socket {}: restart it so listen() uses the new value", l.port, stale.join(", ")))
                             .hint("restart the service after apply; `ss -tln` Send-Q shows the effective backlog"),
                     );
@@ -186,7 +184,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                     Some(cur) if wq < cur => Some(wq),
                     _ => {
                         out.push(
-                            Finding::new("app-backlog-unknown", Severity::Warn, format!(
+                            Finding::new(FindingCode::AppBacklogUnknown, Severity::Warn, format!(
                                 "the listener on port {} has backlog {wq}, equal to somaxconn: the kernel clamped it, so the application's own backlog is unknown (at least {wq})", l.port))
                                 .hint(format!("find the backlog the application asks for and pass `--app-backlog {}=N`", l.port)),
                         );
@@ -198,7 +196,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
         if let Some(app) = app {
             if new > app {
                 out.push(
-                    Finding::new("somaxconn-above-app-backlog", Severity::Refuse, format!(
+                    Finding::new(FindingCode::SomaxconnAboveAppBacklog, Severity::Refuse, format!(
                         "the plan raises net.core.somaxconn to {new}, but the application on port {} asks for a backlog of {app}; its effective backlog stays min({app}, {new}) = {app}", l.port))
                         .hint(app_backlog_hint(l.port, new)),
                 );
@@ -216,7 +214,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                 .collect();
             if !clamped.is_empty() {
                 out.push(
-                    Finding::new("listener-needs-restart", Severity::Warn, format!(
+                    Finding::new(FindingCode::ListenerNeedsRestart, Severity::Warn, format!(
                         "{} listener(s) were clamped to the old somaxconn {cur} and keep it until they call listen() again: {}", clamped.len(), clamped.join(", ")))
                         .hint("restart (or reload with a new listen()) these services after apply"),
                 );
@@ -237,7 +235,7 @@ pub fn conntrack_max_below_count(input: &CheckInput) -> Vec<Finding> {
         return vec![];
     };
     if max < count {
-        return vec![Finding::new("conntrack-max-below-count", Severity::Refuse, format!(
+        return vec![Finding::new(FindingCode::ConntrackMaxBelowCount, Severity::Refuse, format!(
             "the plan sets nf_conntrack_max to {max}, below the {count} entries in the table now: new connections would be dropped at once"))
             .hint(format!("use a value above {count}, or `at_least` so the table only grows"))];
     }
@@ -263,11 +261,16 @@ pub fn conntrack_memory(input: &CheckInput) -> Vec<Finding> {
         mib(bytes), mib(mem)
     );
     if pct > 20.0 {
-        vec![Finding::new("conntrack-memory", Severity::Refuse, msg)
-            .hint("lower nf_conntrack_max, shorten conntrack timeouts, or NOTRACK trusted flows")]
+        vec![
+            Finding::new(FindingCode::ConntrackMemory, Severity::Refuse, msg).hint(
+                "lower nf_conntrack_max, shorten conntrack timeouts, or NOTRACK trusted flows",
+            ),
+        ]
     } else if pct > 5.0 {
-        vec![Finding::new("conntrack-memory", Severity::Warn, msg)
-            .hint("make sure the host can spare this memory under peak load")]
+        vec![
+            Finding::new(FindingCode::ConntrackMemory, Severity::Warn, msg)
+                .hint("make sure the host can spare this memory under peak load"),
+        ]
     } else {
         vec![]
     }
@@ -295,7 +298,7 @@ pub fn conntrack_timeout_range(input: &CheckInput) -> Vec<Finding> {
         };
         let limit = timeout_limit(key);
         if v <= 0 || v > limit {
-            out.push(Finding::new("conntrack-timeout-range", Severity::Refuse, format!(
+            out.push(Finding::new(FindingCode::ConntrackTimeoutRange, Severity::Refuse, format!(
                 "{key} = {v} seconds is outside 1..={limit}; the kernel would accept it and misbehave"))
                 .hint("conntrack timeouts are seconds: the kernel default for established is 432000 (5 days), 600 is a common lowered value"));
         }
@@ -307,7 +310,7 @@ pub fn conntrack_timeout_range(input: &CheckInput) -> Vec<Finding> {
         input.state.sysctl_int("net.ipv4.tcp_keepalive_time"),
     ) {
         if v > 0 && v < keepalive {
-            out.push(Finding::new("conntrack-timeout-range", Severity::Warn, format!(
+            out.push(Finding::new(FindingCode::ConntrackTimeoutRange, Severity::Warn, format!(
                 "{est} = {v} is below net.ipv4.tcp_keepalive_time = {keepalive}: idle keep-alive connections lose their conntrack state before the first probe, and a stateful filter then drops them"))
                 .hint(format!("use at least {keepalive}, or lower the applications' keep-alive interval below {v}")));
         }
@@ -337,7 +340,7 @@ pub fn value_out_of_range(input: &CheckInput) -> Vec<Finding> {
             let v = t.desired.value.as_int()?;
             (v < info.min || v > info.max).then(|| {
                 Finding::new(
-                    "value-out-of-range",
+                    FindingCode::ValueOutOfRange,
                     Severity::Refuse,
                     format!(
                         "{} = {v} is outside the kernel's range {}..={}",
@@ -360,7 +363,7 @@ pub fn removed_keys(input: &CheckInput) -> Vec<Finding> {
             let (_, why) = REMOVED_KEYS.iter().find(|(k, _)| *k == r.key.as_str())?;
             Some(
                 Finding::new(
-                    "removed-key",
+                    FindingCode::RemovedKey,
                     Severity::Refuse,
                     format!("{} no longer exists: {why}", r.key),
                 )

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 
 use crate::change::{Change, ChangeKind, Target, Value};
 use crate::check::{CheckInput, Finding, Severity};
+use crate::finding::FindingCode;
 use crate::fix::Intent;
 use crate::plan::{Plan, Skipped, Unchanged};
 use crate::profile::Profile;
@@ -403,7 +404,7 @@ pub fn plan_offloads(p: &mut Plan, profile: &Profile, state: &SystemState) {
             p.skipped.push(Skipped {
                 kind: ChangeKind::Offload,
                 key,
-                code: "offload-unknown-interface".into(),
+                code: FindingCode::OffloadUnknownInterface,
                 why: format!("no interface `{iface}` in this network namespace"),
                 current: None,
                 desired: on_off(want).into(),
@@ -493,7 +494,7 @@ pub fn unknown_interface(input: &CheckInput) -> Vec<Finding> {
         .into_iter()
         .map(|iface| {
             Finding::new(
-                "offload-unknown-interface",
+                FindingCode::OffloadUnknownInterface,
                 Severity::Refuse,
                 format!("interface `{iface}` does not exist in this network namespace"),
             )
@@ -529,7 +530,7 @@ pub fn fixed(input: &CheckInput) -> Vec<Finding> {
             };
             Some(
                 Finding::new(
-                    "offload-fixed",
+                    FindingCode::OffloadFixed,
                     Severity::Refuse,
                     format!(
                         "`{}` cannot be turned {}: {why}",
@@ -558,7 +559,7 @@ pub fn cpu_cost(input: &CheckInput) -> Vec<Finding> {
         return vec![];
     }
     vec![Finding::new(
-        "offload-cpu-cost",
+        FindingCode::OffloadCpuCost,
         Severity::Warn,
         format!(
             "turning off {} makes the CPU segment or merge every packet itself: more CPU per byte, less throughput under load",
@@ -579,7 +580,7 @@ pub fn on_loopback(input: &CheckInput) -> Vec<Finding> {
         return vec![];
     }
     vec![Finding::new(
-        "offload-on-loopback",
+        FindingCode::OffloadOnLoopback,
         Severity::Refuse,
         "the plan changes offloads of `lo`: loopback has no NIC, its segments are never split or merged by hardware, so its offloads cannot cause connect timeouts; turning them off only costs CPU for local traffic",
     )
@@ -626,7 +627,7 @@ pub fn dependency_off(input: &CheckInput) -> Vec<Finding> {
             };
             out.push(
                 Finding::new(
-                    "offload-dependency-off",
+                    FindingCode::OffloadDependencyOff,
                     Severity::Refuse,
                     format!(
                         "`{}` cannot turn on while `{}` is off ({states}): {}",

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{Change, ChangeKind};
 use crate::check::{self, CheckInput, Finding, Severity};
+use crate::finding::FindingCode;
 use crate::fix::{key_info, normalize, Intent, Scope, SysctlTarget, REMOVED_KEYS};
 use crate::profile::Profile;
 use crate::scope::{in_net_tree, key_scope, runs_program, KeyScope};
@@ -44,7 +45,7 @@ pub struct Skipped {
     pub key: String,
     /// Stable code (`not-writable-here`, `key-missing`...);
     /// `--allow CODE` plans it anyway where that makes sense.
-    pub code: String,
+    pub code: FindingCode,
     /// Why it is skipped.
     pub why: String,
     /// Current value, if any.
@@ -138,7 +139,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     // (`unknown-sysctl`): an accepted `--allow CODE` always takes effect,
     // except for the codes no allowance lifts (`key-runs-program`).
     for f in &mut p.findings {
-        f.allowed = opts.allow.contains(&f.code) && check::allowable(&f.code);
+        f.allowed = opts.allow.contains(f.code.as_str()) && f.code.allowable();
     }
     p.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     p
@@ -148,11 +149,11 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
     let key = t.key.as_str();
     let desired = t.desired.value.render();
     let reason = t.desired.reason.clone();
-    let skip = |p: &mut Plan, code: &str, why: String, current: Option<String>| {
+    let skip = |p: &mut Plan, code: FindingCode, why: String, current: Option<String>| {
         p.skipped.push(Skipped {
             kind: ChangeKind::Sysctl,
             key: key.into(),
-            code: code.into(),
+            code,
             why,
             current,
             desired: desired.clone(),
@@ -160,7 +161,12 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
         });
     };
     if REMOVED_KEYS.iter().any(|(k, _)| *k == key) {
-        return skip(p, "removed-key", "removed from the kernel".into(), None);
+        return skip(
+            p,
+            FindingCode::RemovedKey,
+            "removed from the kernel".into(),
+            None,
+        );
     }
     let reading = state.sysctls.get(key);
     let current = reading.and_then(|r| r.value.clone());
@@ -169,10 +175,10 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
     if let Some(message) = program_refusal(key, &desired, current.as_deref()) {
         let hint = "remove it from the profile; no `--allow` lifts this refusal, because nothing about TCP connect timeouts needs it";
         p.findings
-            .push(Finding::new("key-runs-program", Severity::Refuse, message).hint(hint));
+            .push(Finding::new(FindingCode::KeyRunsProgram, Severity::Refuse, message).hint(hint));
         return skip(
             p,
-            "key-runs-program",
+            FindingCode::KeyRunsProgram,
             "makes the kernel run a program or load code: never written".into(),
             current.as_deref().map(normalize),
         );
@@ -180,7 +186,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
     if !in_net_tree(key) {
         p.findings.push(
             Finding::new(
-                "key-outside-scope",
+                FindingCode::KeyOutsideScope,
                 Severity::Refuse,
                 format!("`{key}` is outside `net.`: not a TCP connect-timeout setting, and one value for the whole host"),
             )
@@ -200,14 +206,19 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
         } else {
             format!("absent in this child network namespace: a host-wide key only the initial namespace has, or no key at all (on the host, `sysctl {key}` tells)")
         };
-        return skip(p, "key-host-wide", why, current.as_deref().map(normalize));
+        return skip(
+            p,
+            FindingCode::KeyHostWide,
+            why,
+            current.as_deref().map(normalize),
+        );
     }
     let Some(cur) = current.clone() else {
         let info = key_info(key);
         if info.is_none() {
             p.findings.push(
                 Finding::new(
-                    "unknown-sysctl",
+                    FindingCode::UnknownSysctl,
                     Severity::Refuse,
                     if state.in_initial_netns || !in_net_tree(key) {
                         format!("sysctl `{key}` does not exist on this host")
@@ -220,7 +231,12 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
                     key.rsplit('.').next().unwrap_or(key)
                 )),
             );
-            return skip(p, "unknown-sysctl", "no such key here".into(), None);
+            return skip(
+                p,
+                FindingCode::UnknownSysctl,
+                "no such key here".into(),
+                None,
+            );
         }
         let why = match info.and_then(|i| i.module) {
             Some(m) => format!("not present here: is the {m} module loaded? (global keys are also absent in some child network namespaces)"),
@@ -230,7 +246,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
             None => "not present on this kernel".into(),
         };
         if !opts.allow.contains("key-missing") {
-            return skip(p, "key-missing", why, None);
+            return skip(p, FindingCode::KeyMissing, why, None);
         }
         p.changes.push(Change::sysctl(
             key,
@@ -269,7 +285,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
             } else {
                 "read-only here (the kernel marks it so in this namespace)".to_owned()
             };
-        return skip(p, "not-writable-here", why, Some(normalize(&cur)));
+        return skip(p, FindingCode::NotWritableHere, why, Some(normalize(&cur)));
     }
     p.changes.push(Change::sysctl(
         key,

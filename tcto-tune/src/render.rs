@@ -10,7 +10,7 @@
 use std::fmt::{self, Write as _};
 
 use crate::change::ChangeKind;
-use crate::check::{allowable, Severity};
+use crate::check::Severity;
 use crate::escape::{escape_control, escape_lines};
 use crate::fix::Intent;
 use crate::plan::Plan;
@@ -77,7 +77,7 @@ fn findings_block(findings: &[crate::check::Finding], style: TextStyle, out: &mu
                 Severity::Refuse | Severity::Warn => "33",
                 Severity::Info => "36",
             };
-            let sev = if f.allowed && allowable(&f.code) {
+            let sev = if f.allowed && f.code.allowable() {
                 format!("{} (allowed)", f.severity)
             } else {
                 f.severity.to_string()
@@ -86,7 +86,7 @@ fn findings_block(findings: &[crate::check::Finding], style: TextStyle, out: &mu
                 out,
                 "  {} [{}] {}",
                 paint(style, color, &sev),
-                escape_control(&f.code),
+                escape_control(f.code.as_str()),
                 escape_control(&f.message)
             );
             if let Some(h) = &f.hint {

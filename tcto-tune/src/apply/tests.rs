@@ -158,7 +158,7 @@ fn a_silent_clamp_is_a_failure() {
 fn refusals_stop_before_any_write() {
     let mut plan = three();
     plan.findings.push(crate::check::Finding::new(
-        "conntrack-memory",
+        crate::finding::FindingCode::ConntrackMemory,
         crate::check::Severity::Refuse,
         "m",
     ));

@@ -16,7 +16,7 @@ pub struct Cause {
     /// 1 is the most likely.
     pub rank: usize,
     /// Stable kebab-case code.
-    pub code: String,
+    pub code: CauseCode,
     /// One line.
     pub title: String,
     /// `active` (drops happening now) or `risk` (no drops seen during the
@@ -37,21 +37,29 @@ pub struct Cause {
     pub notes: Vec<String>,
 }
 
-/// Every cause code, for the docs.
-pub const CAUSE_CODES: &[(&str, &str)] = &[
-    ("conntrack-table-full", "the conntrack table is (nearly) full or dropping: new flows cannot be tracked and their SYNs are dropped"),
-    ("accept-queue-full", "a listener's accept queue is at its backlog: the kernel drops new handshakes (ListenOverflows)"),
-    ("listen-overflows", "ListenOverflows/ListenDrops grow but no listener shown is full right now"),
-    ("syn-queue-full", "the SYN queue overflows (TCPReqQFullDrop) or SYN cookies are sent"),
-    ("no-listener", "nothing listens on a port you named: clients get refused, or time out behind a firewall"),
-    ("nic-drops", "an interface drops received packets before TCP sees them"),
-    ("nic-errors", "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload"),
-    ("firewall-drop", "a netfilter rule or a base chain's policy drops, rejects or rate-limits new connections to the port (named by family, table, chain and handle, with its counter)"),
-    ("syn-flood", "the SYN queue is full: TCPReqQFullDrop grows with tcp_syncookies = 0, or TCPReqQFullDoCookies grows"),
-    ("synack-lost", "half-open connections (SYN-RECV) persist while SYN-ACKs are retransmitted (TCPSynRetrans): the answer is lost on the way back"),
-    ("rp-filter", "reverse-path filtering drops packets (IPReversePathFilter grows) on an interface in strict mode"),
-    ("softnet-drops", "a CPU's input queue (netdev_max_backlog) overflows: /proc/net/softnet_stat drops grow"),
-];
+crate::finding::code_enum! {
+    /// Every cause code, in the order the docs and the Prometheus series
+    /// list them. The JSON and text name is the kebab-case string
+    /// ([`CauseCode::as_str`]); docs/diagnose.md's "Causes" table lists
+    /// each, and a test holds the two equal.
+    pub enum CauseCode {
+        ConntrackTableFull = "conntrack-table-full", "the conntrack table is (nearly) full or dropping: new flows cannot be tracked and their SYNs are dropped";
+        AcceptQueueFull = "accept-queue-full", "a listener's accept queue is at its backlog: the kernel drops new handshakes (ListenOverflows)";
+        ListenOverflows = "listen-overflows", "ListenOverflows/ListenDrops grow but no listener shown is full right now";
+        SynQueueFull = "syn-queue-full", "the SYN queue overflows (TCPReqQFullDrop) or SYN cookies are sent";
+        NoListener = "no-listener", "nothing listens on a port you named: clients get refused, or time out behind a firewall";
+        NicDrops = "nic-drops", "an interface drops received packets before TCP sees them";
+        NicErrors = "nic-errors", "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload";
+        FirewallDrop = "firewall-drop", "a netfilter rule or a base chain's policy drops, rejects or rate-limits new connections to the port (named by family, table, chain and handle, with its counter)";
+        SynFlood = "syn-flood", "the SYN queue is full: TCPReqQFullDrop grows with tcp_syncookies = 0, or TCPReqQFullDoCookies grows";
+        SynackLost = "synack-lost", "half-open connections (SYN-RECV) persist while SYN-ACKs are retransmitted (TCPSynRetrans): the answer is lost on the way back";
+        RpFilter = "rp-filter", "reverse-path filtering drops packets (IPReversePathFilter grows) on an interface in strict mode";
+        SoftnetDrops = "softnet-drops", "a CPU's input queue (netdev_max_backlog) overflows: /proc/net/softnet_stat drops grow";
+    }
+}
+
+/// Every cause code, for the docs and the fixed set of Prometheus series.
+pub const CAUSE_CODES: &[CauseCode] = CauseCode::ALL;
 
 pub(super) fn moved(c: &CounterDelta, interval_ms: u64) -> String {
     match (c.delta, c.per_min) {
@@ -93,10 +101,10 @@ pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
     out
 }
 
-pub(super) fn cause(code: &str, title: String, score: u32, active: bool) -> Cause {
+pub(super) fn cause(code: CauseCode, title: String, score: u32, active: bool) -> Cause {
     Cause {
         rank: 0,
-        code: code.into(),
+        code,
         title,
         status: if active { "active" } else { "risk" }.into(),
         score,
@@ -161,7 +169,7 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
         ));
     }
     let mut c = cause(
-        "conntrack-table-full",
+        CauseCode::ConntrackTableFull,
         "conntrack table full or dropping new flows".into(),
         score,
         active,
@@ -219,7 +227,7 @@ fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
     let mut out = Vec::new();
     for port in &ports {
         let mut c = cause(
-            "accept-queue-full",
+            CauseCode::AcceptQueueFull,
             format!("accept queue full on port {port}"),
             100 + if growing { 100 } else { 0 },
             true,
@@ -280,7 +288,7 @@ fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
     }
     if ports.is_empty() && (growing || overflow.iter().any(|t| t.total > 0)) {
         let mut c = cause(
-            "listen-overflows",
+            CauseCode::ListenOverflows,
             "listen queues overflowed, but no listener shown is full now".into(),
             if growing { 90 } else { 5 },
             growing,
@@ -318,7 +326,7 @@ fn syn_queue(d: &Diagnosis) -> Option<Cause> {
         return None;
     }
     let mut c = cause(
-        "syn-queue-full",
+        CauseCode::SynQueueFull,
         "the SYN queue overflows (half-open connections)".into(),
         score,
         true,
@@ -337,7 +345,7 @@ fn no_listener(d: &Diagnosis) -> Vec<Cause> {
         .iter()
         .map(|p| {
             let mut c = cause(
-                "no-listener",
+                CauseCode::NoListener,
                 format!("nothing listens on port {p}"),
                 60,
                 true,
@@ -362,7 +370,7 @@ fn nic(d: &Diagnosis) -> Vec<Cause> {
         let drops = grew(&["rx_dropped", "rx_fifo"]);
         if !drops.is_empty() {
             let mut c = cause(
-                "nic-drops",
+                CauseCode::NicDrops,
                 format!("{} drops received packets", i.iface),
                 30,
                 true,
@@ -375,7 +383,7 @@ fn nic(d: &Diagnosis) -> Vec<Cause> {
         let errors = grew(&["rx_errors", "rx_frame"]);
         if !errors.is_empty() {
             let mut c = cause(
-                "nic-errors",
+                CauseCode::NicErrors,
                 format!("{} reports receive errors", i.iface),
                 20,
                 true,

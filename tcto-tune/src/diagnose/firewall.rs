@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::causes::cause;
+use super::causes::{cause, CauseCode};
 use super::{Cause, Diagnosis};
 use crate::notrack::expr::{DecodedRule, Verdict, CT_NEW};
 use crate::notrack::TABLE_NAME;
@@ -341,7 +341,7 @@ pub(super) fn firewall_drop(d: &Diagnosis) -> Vec<Cause> {
             (None, Some(_)) => format!("drops new connections to {port}"),
         };
         let mut c = cause(
-            "firewall-drop",
+            CauseCode::FirewallDrop,
             format!("{} {} {} {what}", x.family, x.table, x.chain),
             score,
             growing,

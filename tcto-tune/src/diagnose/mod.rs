@@ -35,7 +35,7 @@ use crate::system::{
     read_state, Backends, CounterSample, KernelLog, Process, SynRecv, SystemError,
 };
 
-pub use causes::{rank_causes, Cause, CAUSE_CODES};
+pub use causes::{rank_causes, Cause, CauseCode, CAUSE_CODES};
 pub use ctgroups::{
     parse_ct_entry, source_subnet, ConntrackGroups, CtAggregator, CtEntry, CtGroup, IDLE_S,
 };

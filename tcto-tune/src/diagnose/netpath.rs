@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use super::causes::{cause, moved};
+use super::causes::{cause, moved, CauseCode};
 use super::{wanted, Cause, CounterDelta, Diagnosis, Observation};
 use crate::names::SysctlName;
 use crate::system::{Backends, CounterSample};
@@ -232,7 +232,7 @@ pub(super) fn softnet_drops(d: &Diagnosis) -> Option<Cause> {
         return None;
     }
     let mut c = cause(
-        "softnet-drops",
+        CauseCode::SoftnetDrops,
         "packets dropped at a CPU's input queue before TCP sees them".into(),
         60,
         true,
@@ -273,7 +273,7 @@ pub(super) fn syn_flood(d: &Diagnosis) -> Option<Cause> {
         ),
         _ => return None,
     };
-    let mut c = cause("syn-flood", title.into(), score, true);
+    let mut c = cause(CauseCode::SynFlood, title.into(), score, true);
     c.evidence.extend(
         [drop, cookies]
             .into_iter()
@@ -347,7 +347,7 @@ pub(super) fn synack_lost(d: &Diagnosis) -> Vec<Cause> {
         }
         let active = r.persisting.is_some() && growing;
         let mut c = cause(
-            "synack-lost",
+            CauseCode::SynackLost,
             format!("SYN-ACKs from {} are lost on the way back", r.listener),
             if active { 70 } else { 20 },
             active,
@@ -391,7 +391,7 @@ pub(super) fn rp_filter(d: &Diagnosis) -> Option<Cause> {
         return None;
     }
     let mut c = cause(
-        "rp-filter",
+        CauseCode::RpFilter,
         "reverse-path filtering drops incoming packets".into(),
         90,
         true,

@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use super::causes::CAUSE_CODES;
+use super::causes::{CauseCode, CAUSE_CODES};
 use super::Diagnosis;
 
 /// Escape a label value (backslash, double quote, newline).
@@ -39,11 +39,16 @@ impl Diagnosis {
     /// textfile collector (`tcto_` metrics only).
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
-        let found = |code: &str| self.causes.iter().find(|c| c.code == code);
+        let found = |code: CauseCode| self.causes.iter().find(|c| c.code == code);
         let by_code = |f: &dyn Fn(Option<&super::Cause>) -> f64| -> Vec<(String, f64)> {
             CAUSE_CODES
                 .iter()
-                .map(|(code, _)| (format!("{{code=\"{}\"}}", label(code)), f(found(code))))
+                .map(|code| {
+                    (
+                        format!("{{code=\"{}\"}}", label(code.as_str())),
+                        f(found(*code)),
+                    )
+                })
                 .collect()
         };
         metric(
@@ -61,7 +66,12 @@ impl Diagnosis {
         let ranked: Vec<(String, f64)> = self
             .causes
             .iter()
-            .map(|c| (format!("{{code=\"{}\"}}", label(&c.code)), c.rank as f64))
+            .map(|c| {
+                (
+                    format!("{{code=\"{}\"}}", label(c.code.as_str())),
+                    c.rank as f64,
+                )
+            })
             .collect();
         if !ranked.is_empty() {
             metric(

@@ -296,7 +296,10 @@ fn rp_filter_loose_refuses_a_missing_interface_and_warns_on_strict_all() {
     st.sysctls
         .insert("net.ipv4.conf.all.rp_filter".into(), SysctlReading::rw("0"));
     let p = crate::plan::plan(&load("veth0"), &st);
-    assert!(p.findings.iter().all(|f| !f.code.starts_with("rp-filter")));
+    assert!(p
+        .findings
+        .iter()
+        .all(|f| !f.code.as_str().starts_with("rp-filter")));
     // A variable that smuggles a path is a profile error naming it.
     let e = crate::profile::load(
         "rp-filter-loose",

@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use super::overlap::{self, Settled};
 use super::table::{tag_of, NotrackTable, Part, ScopedFlow};
 use crate::check::{Finding, Severity};
+use crate::finding::FindingCode;
 
 /// The table an apply of `own` (the flows of profile `profile`) leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +102,7 @@ pub fn findings(c: &Composed, profile: &str) -> Vec<Finding> {
     if !c.kept_own.is_empty() {
         out.push(
             Finding::new(
-                "notrack-flows-kept",
+                FindingCode::NotrackFlowsKept,
                 Severity::Info,
                 format!(
                     "the table keeps {} flow(s) that profile `{profile}` applied before and this run does not name: {}",
@@ -122,7 +123,7 @@ pub fn findings(c: &Composed, profile: &str) -> Vec<Finding> {
             })
             .collect();
         out.push(Finding::new(
-            "notrack-flows-kept",
+            FindingCode::NotrackFlowsKept,
             Severity::Info,
             format!(
                 "the table also keeps the flows other profiles applied: {}",

@@ -31,6 +31,7 @@ pub use table::{
 
 use crate::change::{Change, ChangeKind, Target, Value};
 use crate::check::{CheckInput, Finding, Severity};
+use crate::finding::FindingCode;
 use crate::fix::Intent;
 use crate::plan::{Plan, Skipped, Unchanged};
 use crate::profile::Profile;
@@ -93,7 +94,7 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replac
                     show(f.to.map(|c| c.to_string())),
                     show(f.port.map(|c| c.to_string()))
                 ),
-                code: "notrack-unscoped".into(),
+                code: FindingCode::NotrackUnscoped,
                 why: "a NOTRACK flow needs `from`, `to` (one address family) and `port`".into(),
                 current: None,
                 desired: String::new(),
@@ -155,7 +156,7 @@ fn foreign_finding(t: &NotrackTable) -> Finding {
     let what: Vec<&str> = t.foreign.iter().map(|f| f.what.as_str()).collect();
     let remove: Vec<&str> = t.foreign.iter().map(|f| f.remove.as_str()).collect();
     Finding::new(
-        "notrack-foreign-content",
+        FindingCode::NotrackForeignContent,
         Severity::Refuse,
         format!(
             "table {} holds content tcto-tune did not write: {}; tcto-tune writes the whole table, so it plans no NOTRACK change over it",
@@ -184,7 +185,7 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
     for f in flows.iter().filter(|f| f.touches_loopback()) {
         out.push(
             Finding::new(
-                "notrack-loopback",
+                FindingCode::NotrackLoopback,
                 Severity::Warn,
                 format!(
                     "flow {} is on loopback: conntrack sees loopback packets first at OUTPUT, so the table also NOTRACKs its request direction in the output chain",
@@ -205,7 +206,7 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
     };
     out.push(
         Finding::new(
-            "notrack-bypasses-conntrack",
+            FindingCode::NotrackBypassesConntrack,
             Severity::Info,
             format!(
                 "NOTRACKed flows ({which}) bypass NAT (DNAT, masquerade) and conntrack-based accounting: `conntrack -L`, ct counters, ct-based limits no longer see them"

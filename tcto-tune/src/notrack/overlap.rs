@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use super::scope::range;
 use super::table::{FlowElement, ScopedFlow};
 use crate::check::{Finding, Severity};
+use crate::finding::FindingCode;
 
 /// How the flows were settled.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -151,7 +152,7 @@ pub fn findings(s: &Settled) -> Vec<Finding> {
     for (a, b) in &s.crossing {
         out.push(
             Finding::new(
-                "notrack-flows-overlap",
+                FindingCode::NotrackFlowsOverlap,
                 Severity::Refuse,
                 format!(
                     "flows {} and {} overlap without one holding the other: they cannot be merged, and past 32 flows the kernel refuses overlapping set elements",
@@ -164,7 +165,7 @@ pub fn findings(s: &Settled) -> Vec<Finding> {
     }
     for (dropped, by) in &s.merged {
         out.push(Finding::new(
-            "notrack-flows-overlap",
+            FindingCode::NotrackFlowsOverlap,
             Severity::Info,
             format!(
                 "flow {} lies inside flow {}: planned once, as the wider flow",

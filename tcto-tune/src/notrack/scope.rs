@@ -12,6 +12,7 @@
 use std::net::IpAddr;
 
 use crate::check::{Finding, Severity};
+use crate::finding::FindingCode;
 use crate::names::Cidr;
 use crate::profile::Profile;
 
@@ -93,7 +94,7 @@ pub fn union_findings(flows: &[ScopedFlow]) -> Vec<Finding> {
             if u == [(0, full)] {
                 out.push(
                     Finding::new(
-                        "notrack-unscoped",
+                        FindingCode::NotrackUnscoped,
                         Severity::Refuse,
                         format!(
                             "the flows' {side} subnets together cover every {family} address ({}): all such traffic would leave conntrack and any stateful filter",
@@ -111,7 +112,7 @@ pub fn union_findings(flows: &[ScopedFlow]) -> Vec<Finding> {
                 if prefix < wide {
                     out.push(
                         Finding::new(
-                            "notrack-unscoped",
+                            FindingCode::NotrackUnscoped,
                             Severity::Warn,
                             format!(
                                 "the flows' {side} subnets ({}) together span a block wider than a /{wide} ({} addresses): make sure all of it is trusted",
@@ -128,7 +129,7 @@ pub fn union_findings(flows: &[ScopedFlow]) -> Vec<Finding> {
     for f in flows.iter().filter(|f| f.from == f.to) {
         out.push(
             Finding::new(
-                "notrack-unscoped",
+                FindingCode::NotrackUnscoped,
                 Severity::Warn,
                 format!(
                     "flow {} has `from` equal to `to`: every host of {} talking to every other on port {} leaves conntrack, not only frontend -> backend",
@@ -180,7 +181,7 @@ pub fn per_flow(profile: &Profile) -> Vec<Finding> {
         };
         if let Some(msg) = msg {
             out.push(
-                Finding::new("notrack-unscoped", Severity::Refuse, msg).hint(
+                Finding::new(FindingCode::NotrackUnscoped, Severity::Refuse, msg).hint(
                     "name the client subnet (`from`), the server subnet (`to`) and the server `port`, e.g. from = \"10.0.1.0/24\", to = \"10.0.2.0/24\", port = 8080",
                 ),
             );

@@ -14,6 +14,7 @@ use super::filter::{Direction, FilterChain, Packet};
 use super::table::ScopedFlow;
 use super::walk::{index, judge, undecided_why, walk, Judgement};
 use crate::check::{Finding, Severity};
+use crate::finding::FindingCode;
 
 /// One chain's judgement of some flows, in one direction, put into words
 /// when first seen (with the table and packet it was judged on).
@@ -132,7 +133,7 @@ fn finding(
                 None => String::new(),
             };
             Finding::new(
-                "notrack-breaks-stateful-filter",
+                FindingCode::NotrackBreaksStatefulFilter,
                 Severity::Refuse,
                 format!(
                     "{head} would drop the untracked {} of the NOTRACKed {FLOWS}: they end at {}{}{tracked}: its connections would time out",
@@ -146,7 +147,7 @@ fn finding(
             ))
         }
         Judgement::Undecided { end } => Finding::new(
-            "notrack-filter-undecided",
+            FindingCode::NotrackFilterUndecided,
             Severity::Refuse,
             format!(
                 "cannot tell whether {head} lets the untracked {} of the NOTRACKed {FLOWS} through{}: {}",

@@ -51,7 +51,7 @@ pub fn plan_persist(
     let allow: BTreeSet<String> = opts.allow.union(&profile.allow).cloned().collect();
     let mut findings = runtime.findings.clone();
     for f in &mut findings {
-        if DIAGNOSTIC_ONLY.contains(&f.code.as_str()) && !allow.contains(&f.code) {
+        if DIAGNOSTIC_ONLY.contains(&f.code.as_str()) && !allow.contains(f.code.as_str()) {
             f.severity = Severity::Refuse;
             f.message
                 .push_str(" (a diagnostic step: persisting it makes it permanent)");
@@ -323,7 +323,7 @@ impl Compose<'_> {
             out.findings.extend(facts.managers.iter().map(manager));
         }
         for f in &mut out.findings {
-            if self.allow.contains(&f.code) {
+            if self.allow.contains(f.code.as_str()) {
                 f.allowed = true;
                 if f.code == codes::FOREIGN_FILE {
                     f.severity = Severity::Warn;
@@ -379,7 +379,7 @@ impl Compose<'_> {
                 out.skipped.push(Skipped {
                     kind: ChangeKind::File,
                     key: host,
-                    code: codes::BUILT_IN.into(),
+                    code: codes::BUILT_IN,
                     why: "nf_conntrack is built into the kernel".into(),
                     current: None,
                     desired: String::new(),
@@ -423,10 +423,10 @@ impl Compose<'_> {
 
 /// Codes `--allow` cannot turn off.
 pub const NEVER_ALLOWED: &[&str] = &[
-    codes::ROOT_ESCAPE,
-    entries::CONFLICT,
-    entries::UNREADABLE,
-    codes::BAD_NAME,
+    codes::ROOT_ESCAPE.as_str(),
+    entries::CONFLICT.as_str(),
+    entries::UNREADABLE.as_str(),
+    codes::BAD_NAME.as_str(),
 ];
 
 fn manager(m: &Manager) -> Finding {

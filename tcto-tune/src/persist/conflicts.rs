@@ -279,7 +279,7 @@ pub fn scan(entries: &[Entry], sources: &[SysctlSource], allow: &BTreeSet<String
 }
 
 fn overridden(e: &Entry, w: &Setting, allow: &BTreeSet<String>) -> Finding {
-    let allowed = allow.contains(OVERRIDDEN);
+    let allowed = allow.contains(OVERRIDDEN.as_str());
     let message = match &w.value {
         Some(v) => format!(
             "{}:{} sets {} = {v} and is applied after {SYSCTL_D_NAME}: at boot {} would be {v}, not {}",
@@ -309,9 +309,10 @@ fn overridden(e: &Entry, w: &Setting, allow: &BTreeSet<String>) -> Finding {
 }
 
 /// Code: another file overrides or cancels a persisted key at boot.
-pub const OVERRIDDEN: &str = "persist-overridden-by";
+pub const OVERRIDDEN: crate::finding::FindingCode =
+    crate::finding::FindingCode::PersistOverriddenBy;
 /// Code: another file sets a persisted key, but ours wins.
-pub const ALSO_SET: &str = "persist-also-set";
+pub const ALSO_SET: crate::finding::FindingCode = crate::finding::FindingCode::PersistAlsoSet;
 
 #[cfg(test)]
 mod tests {
@@ -384,7 +385,7 @@ mod tests {
             "99-zzz.conf",
             "net.core.somaxconn = 1024\n",
         )];
-        let allow = [OVERRIDDEN.to_owned()].into_iter().collect();
+        let allow = [OVERRIDDEN.to_string()].into_iter().collect();
         let f = scan(&somaxconn(), &sources, &allow);
         assert_eq!(
             (f[0].severity, f[0].allowed, f[0].blocks()),
@@ -404,10 +405,7 @@ mod tests {
         ];
         let f = scan(&somaxconn(), &sources, &BTreeSet::new());
         assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(
-            (f[0].code.as_str(), f[0].severity),
-            (ALSO_SET, Severity::Info)
-        );
+        assert_eq!((f[0].code, f[0].severity), (ALSO_SET, Severity::Info));
         assert!(f[0].message.contains("/etc/sysctl.d/10-mine.conf:1"));
         assert!(f[0].message.contains("/usr/lib/sysctl.d/50-default.conf:1"));
     }
@@ -493,11 +491,11 @@ mod tests {
             "net.core.somaxconn = 4096\n",
         )];
         let f = scan(&somaxconn(), &sources, &BTreeSet::new());
-        assert_eq!((f.len(), f[0].code.as_str()), (1, ALSO_SET), "{f:?}");
+        assert_eq!((f.len(), f[0].code), (1, ALSO_SET), "{f:?}");
     }
 
-    fn codes(f: &[Finding]) -> Vec<(&str, Severity)> {
-        f.iter().map(|f| (f.code.as_str(), f.severity)).collect()
+    fn codes(f: &[Finding]) -> Vec<(crate::finding::FindingCode, Severity)> {
+        f.iter().map(|f| (f.code, f.severity)).collect()
     }
 
     #[test]

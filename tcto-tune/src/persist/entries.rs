@@ -27,14 +27,15 @@ use super::restore::{Notrack, Offload};
 use super::sysctl_d::{header, Entry};
 use super::{Value, PERSISTED_PATH, SYSCTL_D_PATH};
 use crate::check::{Finding, Severity};
+use crate::finding::FindingCode;
 use crate::fix::normalize;
 use crate::plan::Plan;
 use crate::profile::Profile;
 
 /// A persisted entry could not be read (`persist-entry-unreadable`).
-pub const UNREADABLE: &str = "persist-entry-unreadable";
+pub const UNREADABLE: FindingCode = FindingCode::PersistEntryUnreadable;
 /// Two entries set the same key to different values.
-pub const CONFLICT: &str = "persist-entries-conflict";
+pub const CONFLICT: FindingCode = FindingCode::PersistEntriesConflict;
 
 /// One persisted profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

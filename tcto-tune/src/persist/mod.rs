@@ -242,23 +242,25 @@ pub fn host_path(root: &str, path: &str) -> String {
         .to_string()
 }
 
-/// Finding codes of this module (see [`crate::check::CODES`]).
+/// Finding codes of this module (see [`crate::finding::FindingCode`]).
 pub mod codes {
+    use crate::finding::FindingCode;
+
     pub use super::conflicts::{ALSO_SET, OVERRIDDEN};
     pub use super::unit::codes::UNIT_OWN_PATH;
     /// A tool that rewrites our values at its own start is present.
-    pub const RUNTIME_MANAGER: &str = "persist-runtime-manager";
+    pub const RUNTIME_MANAGER: FindingCode = FindingCode::PersistRuntimeManager;
     /// A symlink sits where we would write a file.
-    pub const TARGET_SYMLINK: &str = "persist-target-symlink";
+    pub const TARGET_SYMLINK: FindingCode = FindingCode::PersistTargetSymlink;
     pub use super::entries::{CONFLICT as ENTRIES_CONFLICT, UNREADABLE as ENTRY_UNREADABLE};
     /// A profile name that cannot be a file name in persisted.d.
-    pub const BAD_NAME: &str = "persist-bad-name";
+    pub const BAD_NAME: FindingCode = FindingCode::PersistBadName;
     /// A file at one of our paths lacks our header: someone else wrote it.
-    pub const FOREIGN_FILE: &str = "persist-foreign-file";
+    pub const FOREIGN_FILE: FindingCode = FindingCode::PersistForeignFile;
     /// A path under `--root` leads out of it through a symbolic link.
-    pub const ROOT_ESCAPE: &str = "persist-root-escape";
+    pub const ROOT_ESCAPE: FindingCode = FindingCode::PersistRootEscape;
     /// nf_conntrack is built in: module files skipped.
-    pub const BUILT_IN: &str = "conntrack-built-in";
+    pub const BUILT_IN: FindingCode = FindingCode::ConntrackBuiltIn;
 }
 
 /// `persist-foreign-file`: a file at one of our paths that tcto-tune did

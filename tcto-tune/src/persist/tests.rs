@@ -190,7 +190,7 @@ fn unknown_module_state_writes_the_module_files() {
         change_paths(&p)[..3],
         [SYSCTL_D_PATH, MODULES_LOAD_PATH, MODPROBE_PATH]
     );
-    assert!(!codes(&p).contains(&codes::BUILT_IN));
+    assert!(!codes(&p).contains(&codes::BUILT_IN.as_str()));
 }
 
 #[test]
@@ -376,7 +376,7 @@ fn notrack_and_offloads_compose_with_sysctls_and_remove_takes_one_out() {
         .findings
         .retain(|f| f.code != "offload-unknown-interface");
     runtime.findings.push(Finding::new(
-        "offload-cpu-cost",
+        crate::finding::FindingCode::OffloadCpuCost,
         Severity::Warn,
         "turning off `eth0 tso`",
     ));
@@ -480,7 +480,7 @@ fn two_entries_with_different_values_refuse_with_both_names() {
         &crate::plan(&other, &st),
         &f,
         &PersistOptions {
-            allow: [entries::CONFLICT.to_owned()].into_iter().collect(),
+            allow: [entries::CONFLICT.to_string()].into_iter().collect(),
             ..opts()
         },
     );
@@ -585,9 +585,9 @@ fn kube_proxy_or_tuned_warns_only_when_sysctls_are_persisted() {
     assert_eq!(w[0].severity, Severity::Warn);
     assert!(w[0].message.contains("kube-proxy"));
     let p = persist(&notrack_profile(), &state(true), &f);
-    assert!(!codes(&p).contains(&codes::RUNTIME_MANAGER));
+    assert!(!codes(&p).contains(&codes::RUNTIME_MANAGER.as_str()));
     let p = persist(&high_conn(), &state(true), &facts(loadable()));
-    assert!(!codes(&p).contains(&codes::RUNTIME_MANAGER));
+    assert!(!codes(&p).contains(&codes::RUNTIME_MANAGER.as_str()));
 }
 
 #[test]
@@ -614,17 +614,17 @@ fn conflicting_file_refuses_through_the_planner() {
         &crate::plan(&high_conn(), &state(true)),
         &f,
         &PersistOptions {
-            allow: [codes::OVERRIDDEN.to_owned()].into_iter().collect(),
+            allow: [codes::OVERRIDDEN.to_string()].into_iter().collect(),
             ..opts()
         },
     );
     assert!(allowed.refusals().is_empty());
     // The same code in the profile's own `allow = [...]` counts as well.
     let mut profile = high_conn();
-    profile.allow.insert(codes::OVERRIDDEN.to_owned());
+    profile.allow.insert(codes::OVERRIDDEN.to_string());
     let by_profile = persist(&profile, &state(true), &f);
     assert!(by_profile.refusals().is_empty(), "{by_profile}");
-    assert!(codes(&by_profile).contains(&codes::OVERRIDDEN));
+    assert!(codes(&by_profile).contains(&codes::OVERRIDDEN.as_str()));
 }
 
 #[test]
@@ -678,16 +678,16 @@ fn the_packaged_binary_enables_the_packaged_unit_and_drops_a_stale_copy() {
         after(WANTS_PATH),
         Value::Symlink(unit::PACKAGED_UNIT_PATH.into())
     );
-    assert!(!codes(&p).contains(&unit::codes::UNIT_OWN_PATH));
+    assert!(!codes(&p).contains(&unit::codes::UNIT_OWN_PATH.as_str()));
     // The same binary without the package's unit in the root writes its own.
     f.packaged_unit = false;
     let p = plan_persist(&profile, &runtime, &f, &packaged);
     assert!(content(&p, UNIT_PATH).contains("ExecStart=\"/usr/bin/tcto-tune\" apply --persisted"));
-    assert!(!codes(&p).contains(&unit::codes::UNIT_OWN_PATH));
+    assert!(!codes(&p).contains(&unit::codes::UNIT_OWN_PATH.as_str()));
     // Another binary writes its own and is warned.
     let p = persist(&profile, &state(true), &f);
     assert!(
-        codes(&p).contains(&unit::codes::UNIT_OWN_PATH),
+        codes(&p).contains(&unit::codes::UNIT_OWN_PATH.as_str()),
         "{:?}",
         codes(&p)
     );
@@ -716,7 +716,7 @@ fn a_name_that_is_no_file_name_refuses_and_plans_no_entry() {
         &crate::plan(&profile, &state(true)),
         &facts(loadable()),
         &PersistOptions {
-            allow: [codes::BAD_NAME.to_owned()].into_iter().collect(),
+            allow: [codes::BAD_NAME.to_string()].into_iter().collect(),
             ..opts()
         },
     );

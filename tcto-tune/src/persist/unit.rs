@@ -65,7 +65,8 @@ pub const DROPIN_PATH: &str = "/etc/systemd/system/tcto-tune-restore.service.d/5
 /// Finding codes of the unit.
 pub mod codes {
     /// The unit runs a binary outside the package's `/usr/bin`.
-    pub const UNIT_OWN_PATH: &str = "persist-unit-own-path";
+    pub const UNIT_OWN_PATH: crate::finding::FindingCode =
+        crate::finding::FindingCode::PersistUnitOwnPath;
 }
 
 /// `systemd-escape --path`: the device unit of a network interface.

@@ -560,9 +560,10 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
         p.sysctl.push(c.raw(key, value)?);
     }
     for code in &s.allow {
-        if !crate::check::CODES
-            .iter()
-            .any(|(c, _, _)| c == code.get_ref())
+        if code
+            .get_ref()
+            .parse::<crate::finding::FindingCode>()
+            .is_err()
         {
             return Err(layer.at(
                 code.span(),
