@@ -3,9 +3,9 @@
 //! A tuning tool that happily raises `somaxconn` to 65535 while the
 //! application still asks for 511 has changed nothing but the operator's
 //! confidence. Each check here encodes one such trap from the runbook. Codes
-//! are stable kebab-case identifiers (documented in [`CODES`] and the
-//! README); a refusing finding stops `apply` unless the user passes
-//! `--allow CODE`.
+//! are stable kebab-case identifiers ([`FindingCode`], each variant with
+//! its severity and meaning, as the README's table lists them); a refusing
+//! finding stops `apply` unless the user passes `--allow CODE`.
 
 use crate::change::{Change, ChangeKind};
 use crate::fix::{key_info, REMOVED_KEYS};

@@ -274,47 +274,88 @@ code_enum! {
     /// and [`meaning`](FindingCode::meaning), and a test holds the two
     /// equal.
     pub enum FindingCode {
-        SomaxconnAboveAppBacklog = "somaxconn-above-app-backlog", "refuse", "the plan raises somaxconn above the backlog a named application asked for: its effective backlog stays the application's";
-        AppBacklogUnknown = "app-backlog-unknown", "warn", "a named listener's backlog equals somaxconn (it was clamped): the application's own backlog is unknown; pass `--app-backlog PORT=N`";
-        ListenerNotFound = "listener-not-found", "info", "a named port has no listener here and no declared backlog";
-        ListenerNeedsRestart = "listener-needs-restart", "warn", "listeners opened before the change keep their old clamp until they call `listen()` again; they are named";
-        ConntrackMaxBelowCount = "conntrack-max-below-count", "refuse", "the planned `nf_conntrack_max` is below the current entry count";
-        ConntrackMemory = "conntrack-memory", "warn / refuse", "a full table (about 350 bytes an entry plus 8 a bucket) would use more than 5% / 20% of RAM";
-        ConntrackTimeoutRange = "conntrack-timeout-range", "warn / refuse", "a timeout is not positive or absurdly long (refuse); the established timeout is below `tcp_keepalive_time` (warn)";
-        ValueOutOfRange = "value-out-of-range", "refuse", "outside the kernel's bounds for the key";
-        RemovedKey = "removed-key", "refuse", "the key was removed from the kernel (e.g. `tcp_tw_recycle`, 4.12)";
-        UnknownSysctl = "unknown-sysctl", "refuse", "a raw `[sysctl]` key does not exist here";
-        KeyRunsProgram = "key-runs-program", "refuse, **never allowed**", "the key makes the kernel run a program or load code as root: `kernel.core_pattern` starting with `|` or `@` (set, or replaced while it is one: its rollback would write it), `kernel.modprobe`, `kernel.hotplug`, `kernel.poweroff_cmd`, `kernel.usermodehelper.*`, `fs.binfmt_misc.*`, `fs.ocfs2.nm.hb_ctl_path`. Never planned, kept or persisted; `--allow key-runs-program` is a usage error, and so is the code in a profile's `allow`";
-        KeyOutsideScope = "key-outside-scope", "refuse", "a key outside `net.` (`vm.*`, `kernel.*`, `fs.*`...): not a connect-timeout setting, and one value for the whole host; allow it when the change is deliberate";
-        KeyHostWide = "key-host-wide", "skip", "from a child network namespace (a container): a key outside `net.`, a global `net.` key (`nf_conntrack_max`, `nf_conntrack_buckets`, `netdev_max_backlog`) or a `net.` key absent from this namespace would change the host's value, even where the kernel lets the container write it (`vm.swappiness` is mode 0644 there)";
-        NotWritableHere = "not-writable-here", "skip", "read-only here (after `--allow key-host-wide`: `nf_conntrack_max` is read-only inside a child network namespace)";
-        KeyMissing = "key-missing", "skip", "a typed key does not exist (nf_conntrack not loaded)";
-        RpFilterUnknownInterface = "rp-filter-unknown-interface", "refuse", "a `net.ipv4.conf.IFACE.rp_filter` key (`rp-filter-loose`) names an interface this namespace does not have";
-        RpFilterAllStrict = "rp-filter-all-strict", "warn", "`net.ipv4.conf.all.rp_filter` is 1: other interfaces stay strict; the interface's own loose value still applies (the kernel uses the larger)";
-        OffloadUnknownInterface = "offload-unknown-interface", "refuse", "the profile names an interface this network namespace does not have; the hint lists the ones it has. Also the skip code of its toggles";
-        OffloadFixed = "offload-fixed", "refuse", "the driver does not let the toggle take the wanted value (`[fixed]` in `ethtool -k`). `--allow` plans it anyway; apply then fails at read-back and rolls back";
-        OffloadCpuCost = "offload-cpu-cost", "warn", "the plan turns `tso`, `gso` or `gro` off: the CPU then segments or merges every packet itself. A diagnostic step, not a permanent fix";
-        OffloadOnLoopback = "offload-on-loopback", "refuse", "the plan changes offloads of `lo`, which has no NIC and is never the culprit";
-        OffloadDependencyOff = "offload-dependency-off", "refuse", "the plan turns `tso` or `gso` on while a feature the kernel requires for it is off (`sg`; checksum offload for `tso`). The kernel would take the request and keep the group off (`off [requested on]`). The hint is the `ethtool -K IFACE sg on` to run first (or, when the driver fixes the dependency off, to drop the toggle). `--allow` plans it anyway; apply then fails at read-back, names the dependency, and rolls back";
-        NotrackUnscoped = "notrack-unscoped", "refuse / warn", "refuse: a flow lacks `from`, `to` or `port` (never planned; shown as skipped), mixes IPv4 and IPv6, covers every address (`0.0.0.0/0`, `::/0`), or the flows' `from` (or `to`) subnets together cover every address (`0.0.0.0/1` + `128.0.0.0/1`); warn: together they span a block wider than a /8 (IPv4) or /32 (IPv6), or a flow's `from` equals its `to`";
-        NotrackBreaksStatefulFilter = "notrack-breaks-stateful-filter", "refuse", "a base chain (type filter or route, any hook) of another table, walked through its jumps and gotos, lets the flow's packets through tracked but would drop them untracked; the finding quotes the rules it read, the hint names the rule to add";
-        NotrackFilterUndecided = "notrack-filter-undecided", "refuse", "the walk of such a chain cannot tell (a verdict map or set not on `ct state`, a match it does not model, a missing chain, a loop, the 16-jump depth bound); names the chain and the rule";
-        NotrackFlowsOverlap = "notrack-flows-overlap", "refuse / info", "refuse: two flows (same family and port) overlap without one holding the other, both named (past 32 flows the kernel refuses overlapping set elements; the dry run refuses them the same way); info: a flow lies inside another and is planned once, as the wider";
-        NotrackForeignContent = "notrack-foreign-content", "refuse", "the `inet tcto_tune` table holds a rule, chain or set tcto-tune did not write: named with its handle and the `nft` command that removes it; no NOTRACK change is planned over it (even allowed); `rollback` names it, `rollback --force` restores our journaled table without it";
-        NotrackFlowsKept = "notrack-flows-kept", "info", "the NOTRACK table keeps flows applied earlier (by other profiles, or by this one and not named now); `--replace` replaces this profile's";
-        NotrackLoopback = "notrack-loopback", "warn", "a flow is on loopback (both `from` and `to` reach into 127.0.0.0/8 or ::1; decided by those ranges only): its request direction is NOTRACKed in `output` too, and local clients become untracked";
-        NotrackBypassesConntrack = "notrack-bypasses-conntrack", "info", "NOTRACKed flows bypass NAT and conntrack-based accounting";
-        PersistOverriddenBy = "persist-overridden-by", "refuse (warn with `--allow`)", "a file applied after ours sets one of our keys to another value, or cancels it with a negative line `-KEY`; names `FILE:LINE` and the value at boot";
-        PersistAlsoSet = "persist-also-set", "info", "another line sets one of our keys, but ours wins (applied before ours, after with the same value, or a glob: systemd never applies a glob to an explicit key)";
-        PersistRuntimeManager = "persist-runtime-manager", "warn", "kube-proxy or TuneD is present (binary, config or a running process); both rewrite conntrack and backlog values at their own start, after systemd-sysctl";
-        PersistTargetSymlink = "persist-target-symlink", "refuse", "a symlink sits where persist writes a file; it is never followed";
-        PersistUnitOwnPath = "persist-unit-own-path", "warn", "the boot unit persist writes runs a binary outside the package's `/usr/bin` (a build tree, `~/.cargo/bin`): it fails at boot once that file is gone";
-        PersistForeignFile = "persist-foreign-file", "refuse (warn with `--allow`)", "a file at one of our paths has no `Written by tcto-tune` header: someone else wrote it; replaced or removed only with `--allow`, and its content is journaled either way (`rollback` restores it)";
-        PersistRootEscape = "persist-root-escape", "refuse (never allowed)", "a path under `--root` leads out of it through a link whose `..` climbs above the root; names the link";
-        PersistEntriesConflict = "persist-entries-conflict", "refuse (never allowed)", "two persisted profiles set the same sysctl or offload feature to different values; names both";
-        PersistEntryUnreadable = "persist-entry-unreadable", "refuse (never allowed)", "an entry in `/etc/tcto-tune/persisted.d` cannot be read; names the file";
-        PersistBadName = "persist-bad-name", "refuse", "the profile's name cannot be a file name in persisted.d";
-        ConntrackBuiltIn = "conntrack-built-in", "info / skip", "nf_conntrack is built in: no modules-load.d or modprobe.d file";
+        SomaxconnAboveAppBacklog = "somaxconn-above-app-backlog", "refuse",
+            "the plan raises somaxconn above the backlog a named application asked for: its effective backlog stays the application's";
+        AppBacklogUnknown = "app-backlog-unknown", "warn",
+            "a named listener's backlog equals somaxconn (it was clamped): the application's own backlog is unknown; pass `--app-backlog PORT=N`";
+        ListenerNotFound = "listener-not-found", "info",
+            "a named port has no listener here and no declared backlog";
+        ListenerNeedsRestart = "listener-needs-restart", "warn",
+            "listeners opened before the change keep their old clamp until they call `listen()` again; they are named";
+        ConntrackMaxBelowCount = "conntrack-max-below-count", "refuse",
+            "the planned `nf_conntrack_max` is below the current entry count";
+        ConntrackMemory = "conntrack-memory", "warn / refuse",
+            "a full table (about 350 bytes an entry plus 8 a bucket) would use more than 5% / 20% of RAM";
+        ConntrackTimeoutRange = "conntrack-timeout-range", "warn / refuse",
+            "a timeout is not positive or absurdly long (refuse); the established timeout is below `tcp_keepalive_time` (warn)";
+        ValueOutOfRange = "value-out-of-range", "refuse",
+            "outside the kernel's bounds for the key";
+        RemovedKey = "removed-key", "refuse",
+            "the key was removed from the kernel (e.g. `tcp_tw_recycle`, 4.12)";
+        UnknownSysctl = "unknown-sysctl", "refuse",
+            "a raw `[sysctl]` key does not exist here";
+        KeyRunsProgram = "key-runs-program", "refuse, **never allowed**",
+            "the key makes the kernel run a program or load code as root: `kernel.core_pattern` starting with `|` or `@` (set, or replaced while it is one: its rollback would write it), `kernel.modprobe`, `kernel.hotplug`, `kernel.poweroff_cmd`, `kernel.usermodehelper.*`, `fs.binfmt_misc.*`, `fs.ocfs2.nm.hb_ctl_path`. Never planned, kept or persisted; `--allow key-runs-program` is a usage error, and so is the code in a profile's `allow`";
+        KeyOutsideScope = "key-outside-scope", "refuse",
+            "a key outside `net.` (`vm.*`, `kernel.*`, `fs.*`...): not a connect-timeout setting, and one value for the whole host; allow it when the change is deliberate";
+        KeyHostWide = "key-host-wide", "skip",
+            "from a child network namespace (a container): a key outside `net.`, a global `net.` key (`nf_conntrack_max`, `nf_conntrack_buckets`, `netdev_max_backlog`) or a `net.` key absent from this namespace would change the host's value, even where the kernel lets the container write it (`vm.swappiness` is mode 0644 there)";
+        NotWritableHere = "not-writable-here", "skip",
+            "read-only here (after `--allow key-host-wide`: `nf_conntrack_max` is read-only inside a child network namespace)";
+        KeyMissing = "key-missing", "skip",
+            "a typed key does not exist (nf_conntrack not loaded)";
+        RpFilterUnknownInterface = "rp-filter-unknown-interface", "refuse",
+            "a `net.ipv4.conf.IFACE.rp_filter` key (`rp-filter-loose`) names an interface this namespace does not have";
+        RpFilterAllStrict = "rp-filter-all-strict", "warn",
+            "`net.ipv4.conf.all.rp_filter` is 1: other interfaces stay strict; the interface's own loose value still applies (the kernel uses the larger)";
+        OffloadUnknownInterface = "offload-unknown-interface", "refuse",
+            "the profile names an interface this network namespace does not have; the hint lists the ones it has. Also the skip code of its toggles";
+        OffloadFixed = "offload-fixed", "refuse",
+            "the driver does not let the toggle take the wanted value (`[fixed]` in `ethtool -k`). `--allow` plans it anyway; apply then fails at read-back and rolls back";
+        OffloadCpuCost = "offload-cpu-cost", "warn",
+            "the plan turns `tso`, `gso` or `gro` off: the CPU then segments or merges every packet itself. A diagnostic step, not a permanent fix";
+        OffloadOnLoopback = "offload-on-loopback", "refuse",
+            "the plan changes offloads of `lo`, which has no NIC and is never the culprit";
+        OffloadDependencyOff = "offload-dependency-off", "refuse",
+            "the plan turns `tso` or `gso` on while a feature the kernel requires for it is off (`sg`; checksum offload for `tso`). The kernel would take the request and keep the group off (`off [requested on]`). The hint is the `ethtool -K IFACE sg on` to run first (or, when the driver fixes the dependency off, to drop the toggle). `--allow` plans it anyway; apply then fails at read-back, names the dependency, and rolls back";
+        NotrackUnscoped = "notrack-unscoped", "refuse / warn",
+            "refuse: a flow lacks `from`, `to` or `port` (never planned; shown as skipped), mixes IPv4 and IPv6, covers every address (`0.0.0.0/0`, `::/0`), or the flows' `from` (or `to`) subnets together cover every address (`0.0.0.0/1` + `128.0.0.0/1`); warn: together they span a block wider than a /8 (IPv4) or /32 (IPv6), or a flow's `from` equals its `to`";
+        NotrackBreaksStatefulFilter = "notrack-breaks-stateful-filter", "refuse",
+            "a base chain (type filter or route, any hook) of another table, walked through its jumps and gotos, lets the flow's packets through tracked but would drop them untracked; the finding quotes the rules it read, the hint names the rule to add";
+        NotrackFilterUndecided = "notrack-filter-undecided", "refuse",
+            "the walk of such a chain cannot tell (a verdict map or set not on `ct state`, a match it does not model, a missing chain, a loop, the 16-jump depth bound); names the chain and the rule";
+        NotrackFlowsOverlap = "notrack-flows-overlap", "refuse / info",
+            "refuse: two flows (same family and port) overlap without one holding the other, both named (past 32 flows the kernel refuses overlapping set elements; the dry run refuses them the same way); info: a flow lies inside another and is planned once, as the wider";
+        NotrackForeignContent = "notrack-foreign-content", "refuse",
+            "the `inet tcto_tune` table holds a rule, chain or set tcto-tune did not write: named with its handle and the `nft` command that removes it; no NOTRACK change is planned over it (even allowed); `rollback` names it, `rollback --force` restores our journaled table without it";
+        NotrackFlowsKept = "notrack-flows-kept", "info",
+            "the NOTRACK table keeps flows applied earlier (by other profiles, or by this one and not named now); `--replace` replaces this profile's";
+        NotrackLoopback = "notrack-loopback", "warn",
+            "a flow is on loopback (both `from` and `to` reach into 127.0.0.0/8 or ::1; decided by those ranges only): its request direction is NOTRACKed in `output` too, and local clients become untracked";
+        NotrackBypassesConntrack = "notrack-bypasses-conntrack", "info",
+            "NOTRACKed flows bypass NAT and conntrack-based accounting";
+        PersistOverriddenBy = "persist-overridden-by", "refuse (warn with `--allow`)",
+            "a file applied after ours sets one of our keys to another value, or cancels it with a negative line `-KEY`; names `FILE:LINE` and the value at boot";
+        PersistAlsoSet = "persist-also-set", "info",
+            "another line sets one of our keys, but ours wins (applied before ours, after with the same value, or a glob: systemd never applies a glob to an explicit key)";
+        PersistRuntimeManager = "persist-runtime-manager", "warn",
+            "kube-proxy or TuneD is present (binary, config or a running process); both rewrite conntrack and backlog values at their own start, after systemd-sysctl";
+        PersistTargetSymlink = "persist-target-symlink", "refuse",
+            "a symlink sits where persist writes a file; it is never followed";
+        PersistUnitOwnPath = "persist-unit-own-path", "warn",
+            "the boot unit persist writes runs a binary outside the package's `/usr/bin` (a build tree, `~/.cargo/bin`): it fails at boot once that file is gone";
+        PersistForeignFile = "persist-foreign-file", "refuse (warn with `--allow`)",
+            "a file at one of our paths has no `Written by tcto-tune` header: someone else wrote it; replaced or removed only with `--allow`, and its content is journaled either way (`rollback` restores it)";
+        PersistRootEscape = "persist-root-escape", "refuse (never allowed)",
+            "a path under `--root` leads out of it through a link whose `..` climbs above the root; names the link";
+        PersistEntriesConflict = "persist-entries-conflict", "refuse (never allowed)",
+            "two persisted profiles set the same sysctl or offload feature to different values; names both";
+        PersistEntryUnreadable = "persist-entry-unreadable", "refuse (never allowed)",
+            "an entry in `/etc/tcto-tune/persisted.d` cannot be read; names the file";
+        PersistBadName = "persist-bad-name", "refuse",
+            "the profile's name cannot be a file name in persisted.d";
+        ConntrackBuiltIn = "conntrack-built-in", "info / skip",
+            "nf_conntrack is built in: no modules-load.d or modprobe.d file";
     }
 }
 

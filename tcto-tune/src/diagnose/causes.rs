@@ -43,18 +43,30 @@ crate::finding::code_enum! {
     /// ([`CauseCode::as_str`]); docs/diagnose.md's "Causes" table lists
     /// each, and a test holds the two equal.
     pub enum CauseCode {
-        ConntrackTableFull = "conntrack-table-full", "the conntrack table is (nearly) full or dropping: new flows cannot be tracked and their SYNs are dropped";
-        AcceptQueueFull = "accept-queue-full", "a listener's accept queue is at its backlog: the kernel drops new handshakes (ListenOverflows)";
-        ListenOverflows = "listen-overflows", "ListenOverflows/ListenDrops grow but no listener shown is full right now";
-        SynQueueFull = "syn-queue-full", "the SYN queue overflows (TCPReqQFullDrop) or SYN cookies are sent";
-        NoListener = "no-listener", "nothing listens on a port you named: clients get refused, or time out behind a firewall";
-        NicDrops = "nic-drops", "an interface drops received packets before TCP sees them";
-        NicErrors = "nic-errors", "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload";
-        FirewallDrop = "firewall-drop", "a netfilter rule or a base chain's policy drops, rejects or rate-limits new connections to the port (named by family, table, chain and handle, with its counter)";
-        SynFlood = "syn-flood", "the SYN queue is full: TCPReqQFullDrop grows with tcp_syncookies = 0, or TCPReqQFullDoCookies grows";
-        SynackLost = "synack-lost", "half-open connections (SYN-RECV) persist while SYN-ACKs are retransmitted (TCPSynRetrans): the answer is lost on the way back";
-        RpFilter = "rp-filter", "reverse-path filtering drops packets (IPReversePathFilter grows) on an interface in strict mode";
-        SoftnetDrops = "softnet-drops", "a CPU's input queue (netdev_max_backlog) overflows: /proc/net/softnet_stat drops grow";
+        ConntrackTableFull = "conntrack-table-full",
+            "the conntrack table is (nearly) full or dropping: new flows cannot be tracked and their SYNs are dropped";
+        AcceptQueueFull = "accept-queue-full",
+            "a listener's accept queue is at its backlog: the kernel drops new handshakes (ListenOverflows)";
+        ListenOverflows = "listen-overflows",
+            "ListenOverflows/ListenDrops grow but no listener shown is full right now";
+        SynQueueFull = "syn-queue-full",
+            "the SYN queue overflows (TCPReqQFullDrop) or SYN cookies are sent";
+        NoListener = "no-listener",
+            "nothing listens on a port you named: clients get refused, or time out behind a firewall";
+        NicDrops = "nic-drops",
+            "an interface drops received packets before TCP sees them";
+        NicErrors = "nic-errors",
+            "an interface reports receive errors (frame/CRC): suspect the NIC, its driver or an offload";
+        FirewallDrop = "firewall-drop",
+            "a netfilter rule or a base chain's policy drops, rejects or rate-limits new connections to the port (named by family, table, chain and handle, with its counter)";
+        SynFlood = "syn-flood",
+            "the SYN queue is full: TCPReqQFullDrop grows with tcp_syncookies = 0, or TCPReqQFullDoCookies grows";
+        SynackLost = "synack-lost",
+            "half-open connections (SYN-RECV) persist while SYN-ACKs are retransmitted (TCPSynRetrans): the answer is lost on the way back";
+        RpFilter = "rp-filter",
+            "reverse-path filtering drops packets (IPReversePathFilter grows) on an interface in strict mode";
+        SoftnetDrops = "softnet-drops",
+            "a CPU's input queue (netdev_max_backlog) overflows: /proc/net/softnet_stat drops grow";
     }
 }
 
