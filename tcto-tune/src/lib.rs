@@ -26,6 +26,7 @@
 //! assert!(p.refusals().is_empty());
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod apply;
 pub mod change;

@@ -36,6 +36,8 @@
 
 mod boot;
 mod error;
+// The lock is flock(2) through libc until it moves to std's File::try_lock.
+#[allow(unsafe_code)]
 mod lock;
 mod record;
 
@@ -391,8 +393,7 @@ fn check_dir(dir: &Path) -> Result<(), JournalError> {
     if meta.mode() & 0o022 != 0 {
         return unsafe_("it is writable by group or others");
     }
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = rustix::process::geteuid().as_raw();
     if meta.uid() != uid {
         return unsafe_(&format!(
             "it is owned by uid {}, not by us (uid {uid})",

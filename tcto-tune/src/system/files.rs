@@ -220,13 +220,8 @@ fn sweep_stale_temps(path: &Path) {
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
                 .open(e.path())
                 .is_ok_and(|f| {
-                    // SAFETY: flock on a file descriptor we own; no memory involved.
-                    unsafe {
-                        libc::flock(
-                            std::os::fd::AsRawFd::as_raw_fd(&f),
-                            libc::LOCK_EX | libc::LOCK_NB,
-                        ) == 0
-                    }
+                    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                        .is_ok()
                 }),
             _ => false,
         };
@@ -268,10 +263,8 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SystemError> {
         .map_err(err("create", &tmp.path))?;
     // Held until the rename (the file is closed after it): a sweep of a
     // killed run's leftovers never takes a temporary file still in use.
-    // SAFETY: flock on a file descriptor we own; no memory involved.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-        return Err(err("lock", &tmp.path)(io::Error::last_os_error()));
-    }
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| err("lock", &tmp.path)(e.into()))?;
     // The umask may have masked bits off: make the mode exact.
     f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
         .map_err(err("chmod", &tmp.path))?;
