@@ -29,6 +29,7 @@
 #![deny(unsafe_code)]
 
 pub mod apply;
+pub mod atomic_file;
 pub mod change;
 pub mod check;
 pub mod diagnose;

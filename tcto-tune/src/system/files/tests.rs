@@ -237,7 +237,7 @@ fn a_killed_writers_temporary_file_is_swept_one_in_use_is_not() {
     for p in [&stale, &busy, &other] {
         fs::write(p, b"x").unwrap();
     }
-    let held = File::open(&busy).unwrap();
+    let held = fs::File::open(&busy).unwrap();
     assert!(rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).is_ok());
     assert_eq!(read_target(&target).unwrap(), Value::Absent);
     assert!(!stale.exists(), "stale temp swept");
