@@ -381,24 +381,24 @@ pub fn parse_record(path: &Path, bytes: &[u8]) -> Result<TxRecord, JournalError>
 
 fn check_dir(dir: &Path) -> Result<(), JournalError> {
     let meta = fs::symlink_metadata(dir).map_err(io("inspect", dir))?;
-    let unsafe_ = |why: &str| {
+    let untrusted = |why: &str| {
         Err(JournalError::Unsafe {
             path: dir.to_owned(),
             why: why.to_owned(),
         })
     };
     if meta.file_type().is_symlink() {
-        return unsafe_("it is a symbolic link");
+        return untrusted("it is a symbolic link");
     }
     if !meta.is_dir() {
-        return unsafe_("it is not a directory");
+        return untrusted("it is not a directory");
     }
     if meta.mode() & 0o022 != 0 {
-        return unsafe_("it is writable by group or others");
+        return untrusted("it is writable by group or others");
     }
     let uid = rustix::process::geteuid().as_raw();
     if meta.uid() != uid {
-        return unsafe_(&format!(
+        return untrusted(&format!(
             "it is owned by uid {}, not by us (uid {uid})",
             meta.uid()
         ));

@@ -156,8 +156,9 @@ pub(super) fn request(
     // SAFETY: nlh points into `out` and nlmsg_len counts the built message.
     let len = unsafe { (*nlh).nlmsg_len } as usize;
     // SAFETY: libnftnl wrote the header and payload, nlmsg_len bytes.
+    let message = unsafe { out.written(0, len) };
     sock.socket
-        .send(unsafe { out.written(0, len) })
+        .send(message)
         .map_err(err(format!("send the request to {step}")))?;
     let mut buf = AlignedBuf::new(1 << 18);
     loop {
