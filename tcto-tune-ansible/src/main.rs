@@ -10,6 +10,7 @@
 //!
 //! The options are documented for `ansible-doc` in the sidecar
 //! `library/tcto_tune.yml`, which must sit beside this binary.
+#![deny(unsafe_code)]
 
 mod args;
 mod diff;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
+use tcto_tune::atomic_file;
 use tcto_tune::diagnose::{aggregate_trace, diagnose, DiagnoseOptions, TEXT_LISTENER_ROWS};
 use tcto_tune::system::Backends;
 use tcto_tune::system::{TraceError, TraceSession};
@@ -144,9 +145,9 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
 
 /// Write `bytes` to `file` so that a reader (node_exporter's textfile
 /// collector, which reads only `*.prom`) sees the old file or the new one,
-/// never half of one: a temp file beside it, fsynced, then renamed.
+/// never half of one: a temp file beside it, fsynced, then renamed
+/// (the library's atomic writer).
 fn write_atomically(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
     let name = file.file_name().ok_or_else(|| {
         CliError::new(
             format!("`{}` names no file", file.display()),
@@ -154,29 +155,20 @@ fn write_atomically(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             Exit::Usage,
         )
     })?;
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = atomic_file::dir_of(file);
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
         std::process::id()
     ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)
-    })();
+    let result = atomic_file::write(file, &tmp, bytes, atomic_file::Options::default());
     if let Err(e) = result {
+        // Also a file of this name that was in the way (a crashed run of
+        // the same pid): the next run starts clean.
         let _ = std::fs::remove_file(&tmp);
         let hint = (!dir.is_dir()).then(|| format!("`{}` is not a directory", dir.display()));
         return Err(CliError::new(
-            format!("cannot write `{}`: {e}", file.display()),
+            format!("cannot write `{}`: {}", file.display(), e.source),
             hint,
             Exit::Error,
         )

@@ -4,6 +4,7 @@
 //! and print. Data goes to stdout (text or `--json`), messages to stderr.
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a safety check,
 //! 4 changes pending (`plan --exit-code`).
+#![deny(unsafe_code)]
 
 mod cmd_apply;
 mod cmd_assets;
@@ -129,13 +130,19 @@ pub struct Global {
     pub state_dir: PathBuf,
 }
 
-fn main() -> ExitCode {
-    // Die quietly on a closed pipe (`tcto-tune plan --json | head`), as
-    // Unix tools do, instead of panicking inside println!.
-    // SAFETY: setting a signal disposition to its default at startup, before any thread exists.
+/// Die quietly on a closed pipe (`tcto-tune plan --json | head`), as Unix
+/// tools do, instead of panicking inside println!.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to its default at startup, before
+    // any thread exists; no handler code is involved.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+fn main() -> ExitCode {
+    default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

@@ -26,8 +26,10 @@
 //! assert!(p.refusals().is_empty());
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod apply;
+pub mod atomic_file;
 pub mod change;
 pub mod check;
 pub mod diagnose;

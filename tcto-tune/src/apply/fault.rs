@@ -18,11 +18,10 @@ fn fault_env(var: &str) -> Option<usize> {
 #[cfg(feature = "fault-injection")]
 fn die_if(var: &str, done: usize) {
     if fault_env(var) == Some(done) {
-        // SAFETY: kill(2) on our own pid; SIGKILL cannot be caught, so this
-        // is exactly the crash the journal must survive.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
+        // SIGKILL to ourselves cannot be caught, so this is exactly the
+        // crash the journal must survive.
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
 }
 

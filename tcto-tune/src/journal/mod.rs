@@ -36,13 +36,16 @@
 
 mod boot;
 mod error;
+// The lock is flock(2) through libc until it moves to std's File::try_lock.
+#[allow(unsafe_code)]
 mod lock;
 mod record;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::atomic_file::{self, Step as WriteStep};
 
 pub use boot::{boot_id_path, current_boot_id, read_boot_id, BOOT_ID_PATH};
 pub use error::JournalError;
@@ -306,8 +309,7 @@ impl Journal {
     /// the directory (the new name must survive a power loss too). This is
     /// the write-ahead record: it is on disk before the first change.
     pub fn write(&self, record: &TxRecord) -> Result<(), JournalError> {
-        self.put(record)?;
-        sync_dir(&self.tx_dir())
+        self.put(record, true)
     }
 
     /// Replace an existing record (its final state, or a rollback's):
@@ -317,27 +319,30 @@ impl Journal {
     /// record reads as interrupted, which asks the user to look), never a
     /// torn one.
     pub fn replace(&self, record: &TxRecord) -> Result<(), JournalError> {
-        self.put(record)
+        self.put(record, false)
     }
 
-    fn put(&self, record: &TxRecord) -> Result<(), JournalError> {
+    fn put(&self, record: &TxRecord, sync_dir: bool) -> Result<(), JournalError> {
         let path = self.path_of(&record.id);
         let tmp = self.tx_dir().join(format!(".{}.json.tmp", record.id));
         let body = serde_json::to_vec_pretty(record).expect("records serialize");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        let done = f.write_all(&body).and_then(|_| f.sync_all());
-        if let Err(e) = done {
-            let _ = fs::remove_file(&tmp);
-            return Err(io("write", &tmp)(e));
-        }
-        fs::rename(&tmp, &path).map_err(io("rename", &path))
+        let options = atomic_file::Options {
+            mode: 0o600,
+            reuse_temp: true,
+            sync_dir,
+            ..atomic_file::Options::default()
+        };
+        atomic_file::write(&path, &tmp, &body, options).map_err(|e| {
+            let action = match e.step {
+                WriteStep::Create | WriteStep::CreateLink | WriteStep::Lock | WriteStep::Chmod => {
+                    "create"
+                }
+                WriteStep::Write | WriteStep::Fsync => "write",
+                WriteStep::Rename => "rename",
+                WriteStep::SyncDir => "fsync",
+            };
+            io(action, &e.path)(e.source)
+        })
     }
 }
 
@@ -376,25 +381,24 @@ pub fn parse_record(path: &Path, bytes: &[u8]) -> Result<TxRecord, JournalError>
 
 fn check_dir(dir: &Path) -> Result<(), JournalError> {
     let meta = fs::symlink_metadata(dir).map_err(io("inspect", dir))?;
-    let unsafe_ = |why: &str| {
+    let untrusted = |why: &str| {
         Err(JournalError::Unsafe {
             path: dir.to_owned(),
             why: why.to_owned(),
         })
     };
     if meta.file_type().is_symlink() {
-        return unsafe_("it is a symbolic link");
+        return untrusted("it is a symbolic link");
     }
     if !meta.is_dir() {
-        return unsafe_("it is not a directory");
+        return untrusted("it is not a directory");
     }
     if meta.mode() & 0o022 != 0 {
-        return unsafe_("it is writable by group or others");
+        return untrusted("it is writable by group or others");
     }
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = rustix::process::geteuid().as_raw();
     if meta.uid() != uid {
-        return unsafe_(&format!(
+        return untrusted(&format!(
             "it is owned by uid {}, not by us (uid {uid})",
             meta.uid()
         ));
@@ -403,9 +407,7 @@ fn check_dir(dir: &Path) -> Result<(), JournalError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync", dir))
+    atomic_file::sync_dir(dir).map_err(io("fsync", dir))
 }
 
 #[cfg(test)]

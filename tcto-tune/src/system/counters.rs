@@ -216,14 +216,8 @@ impl Counters for LinuxCounters {
                 let l = l.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?;
                 l.parse().ok()
             });
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: ts is a valid timespec for the call to fill.
-        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } == 0 {
-            log.now_usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000;
-        }
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        log.now_usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000;
         // One read returns one record; 8 KiB is the kernel's record limit.
         let mut buf = vec![0u8; 8192];
         let mut last = VecDeque::new();

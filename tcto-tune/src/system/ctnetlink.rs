@@ -5,6 +5,8 @@
 //! but the receive buffer is held, so a table of millions costs no more
 //! memory than one of ten. The decoding is pure, in
 //! [`crate::diagnose::parse_ct_entry`]; this file only talks to the kernel.
+// FFI: getifaddrs and its sockaddr list (docs/architecture.md).
+#![allow(unsafe_code)]
 
 use std::io;
 use std::net::IpAddr;

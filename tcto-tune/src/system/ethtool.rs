@@ -16,12 +16,15 @@
 //! `ETHTOOL_SFEATURES` on a fixed feature succeeds with a positive flag
 //! word instead of failing: callers must re-read (see
 //! [`super::offloads::write_group`]).
+// FFI: the SIOCETHTOOL ioctl and its C flexible-array requests, and
+// if_nameindex/if_nametoindex/if_indextoname (docs/architecture.md).
+#![allow(unsafe_code)]
 
 use std::ffi::CStr;
 use std::io;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::offloads::{Offloads, SetReport};
 use super::SystemError;
@@ -185,20 +188,19 @@ struct Dev<'a> {
 
 impl<'a> Dev<'a> {
     fn open(iface: &'a IfName) -> Result<Self, SystemError> {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType};
         // Any socket reaches dev_ioctl; AF_UNIX works where IPv4 is absent.
-        for family in [libc::AF_INET, libc::AF_UNIX] {
-            // SAFETY: plain syscall with constant arguments.
-            let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-            if fd >= 0 {
-                // SAFETY: fd is a fresh descriptor we own.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                return Ok(Dev { fd, iface });
+        let mut last = None;
+        for family in [AddressFamily::INET, AddressFamily::UNIX] {
+            match rustix::net::socket_with(family, SocketType::DGRAM, SocketFlags::CLOEXEC, None) {
+                Ok(fd) => return Ok(Dev { fd, iface }),
+                Err(e) => last = Some(e),
             }
         }
         Err(SystemError::Ethtool {
             iface: iface.to_string(),
             step: "open a socket",
-            source: io::Error::last_os_error(),
+            source: last.map_or_else(io::Error::last_os_error, io::Error::from),
         })
     }
 

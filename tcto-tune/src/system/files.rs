@@ -16,14 +16,15 @@
 //! ours at boot, whether nf_conntrack is built in, and whether kube-proxy or
 //! TuneD would rewrite our values.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read as _};
+use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub use resolve::{resolve, Unresolvable};
 
 use super::SystemError;
+use crate::atomic_file::{self, Step as WriteStep, TempFile, WriteError};
 use crate::change::Value;
 use crate::persist::{
     Manager, ModuleState, PersistFacts, RootEscape, SysctlSource, MANAGED_FILES, PERSISTED_PATH,
@@ -138,9 +139,7 @@ fn ensure_dir(dir: &Path) -> Result<(), SystemError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SystemError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err("fsync directory", dir))
+    atomic_file::sync_dir(dir).map_err(err("fsync directory", dir))
 }
 
 /// What sits at `path` now, by `lstat`.
@@ -176,20 +175,6 @@ fn refuse_links_and_dirs(path: &Path) -> Result<(), SystemError> {
     }
 }
 
-/// Removes the temporary file unless the rename happened.
-struct TempFile {
-    path: PathBuf,
-    committed: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Remove temporary files a killed tcto-tune left next to `path`
 /// (`.NAME.tcto-tune-PID.tmp` that no process holds locked): a SIGKILL
 /// between creating the temporary file and the rename leaves one, and the
@@ -220,13 +205,8 @@ fn sweep_stale_temps(path: &Path) {
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
                 .open(e.path())
                 .is_ok_and(|f| {
-                    // SAFETY: flock on a file descriptor we own; no memory involved.
-                    unsafe {
-                        libc::flock(
-                            std::os::fd::AsRawFd::as_raw_fd(&f),
-                            libc::LOCK_EX | libc::LOCK_NB,
-                        ) == 0
-                    }
+                    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                        .is_ok()
                 }),
             _ => false,
         };
@@ -246,49 +226,47 @@ fn temp_path(path: &Path) -> Result<PathBuf, SystemError> {
     Ok(parent_of(path)?.join(tmp))
 }
 
+/// What a failed step of the atomic writer is called in a `SystemError::File`.
+fn write_err(e: WriteError) -> SystemError {
+    let action = match e.step {
+        WriteStep::Create => "create",
+        WriteStep::CreateLink => "create link",
+        WriteStep::Lock => "lock",
+        WriteStep::Chmod => "chmod",
+        WriteStep::Write => "write",
+        WriteStep::Fsync => "fsync",
+        WriteStep::Rename => "rename into place",
+        WriteStep::SyncDir => "fsync directory",
+    };
+    err(action, &e.path)(e.source)
+}
+
 fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SystemError> {
     let dir = parent_of(path)?;
     ensure_dir(dir)?;
     refuse_links_and_dirs(path)?;
-    let tmp = TempFile {
-        path: temp_path(path)?,
-        committed: false,
-    };
+    let temp = temp_path(path)?;
     // A stale temp file of ours (a crash of this very pid number) goes first;
     // create_new then guarantees nobody else's file or link is written through.
-    if let Existing::Other | Existing::Symlink(_) = existing(&tmp.path)? {
-        fs::remove_file(&tmp.path).map_err(err("remove stale", &tmp.path))?;
+    if let Existing::Other | Existing::Symlink(_) = existing(&temp)? {
+        fs::remove_file(&temp).map_err(err("remove stale", &temp))?;
     }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp.path)
-        .map_err(err("create", &tmp.path))?;
-    // Held until the rename (the file is closed after it): a sweep of a
-    // killed run's leftovers never takes a temporary file still in use.
-    // SAFETY: flock on a file descriptor we own; no memory involved.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-        return Err(err("lock", &tmp.path)(io::Error::last_os_error()));
-    }
-    // The umask may have masked bits off: make the mode exact.
-    f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-        .map_err(err("chmod", &tmp.path))?;
-    f.write_all(bytes).map_err(err("write", &tmp.path))?;
-    f.sync_all().map_err(err("fsync", &tmp.path))?;
+    // Locked until the rename (the file is closed after it): a sweep of a
+    // killed run's leftovers never takes a temporary file still in use. The
+    // umask may have masked bits off: the mode is made exact.
+    let options = atomic_file::Options {
+        mode: FILE_MODE,
+        exact_mode: true,
+        lock: true,
+        sync_dir: true,
+        ..atomic_file::Options::default()
+    };
+    let mut tmp = TempFile::create(&temp, options).map_err(write_err)?;
+    tmp.write(bytes).map_err(write_err)?;
     // Checked again right before the rename: a link planted meanwhile is
     // refused too (rename would replace, not follow, it; we still refuse).
     refuse_links_and_dirs(path)?;
-    let done = commit(tmp, path, dir);
-    drop(f);
-    done
-}
-
-fn commit(mut tmp: TempFile, path: &Path, dir: &Path) -> Result<(), SystemError> {
-    fs::rename(&tmp.path, path).map_err(err("rename into place", path))?;
-    tmp.committed = true;
-    sync_dir(dir)
+    tmp.commit(path).map_err(write_err)
 }
 
 fn write_symlink(path: &Path, target: &str) -> Result<(), SystemError> {
@@ -299,15 +277,13 @@ fn write_symlink(path: &Path, target: &str) -> Result<(), SystemError> {
             libc::EISDIR,
         )));
     }
-    let tmp = TempFile {
-        path: temp_path(path)?,
-        committed: false,
-    };
-    if !matches!(existing(&tmp.path)?, Existing::Nothing) {
-        fs::remove_file(&tmp.path).map_err(err("remove stale", &tmp.path))?;
+    let temp = temp_path(path)?;
+    if !matches!(existing(&temp)?, Existing::Nothing) {
+        fs::remove_file(&temp).map_err(err("remove stale", &temp))?;
     }
-    std::os::unix::fs::symlink(target, &tmp.path).map_err(err("create link", &tmp.path))?;
-    commit(tmp, path, dir)
+    TempFile::symlink(&temp, target, true)
+        .and_then(|tmp| tmp.commit(path))
+        .map_err(write_err)
 }
 
 fn remove(path: &Path) -> Result<(), SystemError> {

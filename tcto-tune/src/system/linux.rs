@@ -86,8 +86,7 @@ impl Sysctls for LinuxSysctls {
 /// Whether this process may change network settings: effective uid 0 or
 /// CAP_NET_ADMIN (bit 12) in `CapEff` of /proc/self/status.
 pub fn has_net_admin() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         return true;
     }
     std::fs::read_to_string("/proc/self/status")

@@ -31,7 +31,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CStr;
-use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
+
+use rustix::fs::{Mode, OFlags, RawDir, SeekFrom, CWD};
 
 use super::Process;
 
@@ -43,18 +45,9 @@ const MAX_BATCH: usize = 32 * 1024;
 /// Open `path` (relative to `dir`, or absolute when `dir` is `None`) as a
 /// directory.
 fn open_dir(dir: Option<BorrowedFd<'_>>, path: &CStr) -> Option<OwnedFd> {
-    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    // SAFETY: path is NUL-terminated; the returned descriptor, when valid,
-    // is owned by nobody else.
-    let fd = unsafe {
-        libc::openat(
-            at,
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    // SAFETY: fd was just opened and is not owned elsewhere.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    let at = dir.unwrap_or(CWD);
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    rustix::fs::openat(at, path, flags, Mode::empty()).ok()
 }
 
 /// `readlinkat(dir, name)` into `buf`: the link's bytes, or the errno.
@@ -63,21 +56,7 @@ fn read_link_at<'b>(
     name: &CStr,
     buf: &'b mut [u8; 64],
 ) -> Result<&'b [u8], i32> {
-    // SAFETY: dir is an open directory, name NUL-terminated, and buf valid
-    // for buf.len() bytes; readlinkat writes at most that many.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let Ok(n) = usize::try_from(n) else {
-        return Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO));
-    };
+    let n = rustix::fs::readlinkat_raw(dir, name, &mut buf[..]).map_err(|e| e.raw_os_error())?;
     // A link filling the buffer may be truncated: not one we look for (and
     // not a socket link, which is at most 19 bytes).
     Ok(buf.get(..n).filter(|_| n < 64).unwrap_or_default())
@@ -102,8 +81,8 @@ fn socket_inode(link: &[u8]) -> Option<u32> {
 /// `getdents64` batches.
 struct FdList<'d> {
     dir: BorrowedFd<'d>,
-    /// u64 for the alignment of `struct linux_dirent64`.
-    buf: Vec<u64>,
+    /// Its capacity is the batch size (rustix aligns the records in it).
+    buf: Vec<u8>,
     done: bool,
 }
 
@@ -111,13 +90,12 @@ impl<'d> FdList<'d> {
     /// List `dir` from descriptor `from` on (the kernel positions
     /// /proc/PID/fd at descriptor number + 2, after `.` and `..`).
     fn new(dir: BorrowedFd<'d>, from: u32) -> Self {
-        // SAFETY: lseek on an open directory descriptor.
-        let pos = unsafe { libc::lseek(dir.as_raw_fd(), i64::from(from) + 2, libc::SEEK_SET) };
+        let pos = rustix::fs::seek(dir, SeekFrom::Start(u64::from(from) + 2));
         FdList {
             dir,
-            buf: vec![0; FIRST_BATCH / 8],
+            buf: Vec::with_capacity(FIRST_BATCH),
             // Could not position: list nothing rather than guess.
-            done: pos < 0,
+            done: pos.is_err(),
         }
     }
 
@@ -129,41 +107,33 @@ impl<'d> FdList<'d> {
         if self.done {
             return false;
         }
-        // SAFETY: the buffer is valid for its length in bytes; the kernel
-        // writes whole linux_dirent64 records into it.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                self.dir.as_raw_fd(),
-                self.buf.as_mut_ptr(),
-                self.buf.len() * 8,
-            )
-        };
-        let Some(n) = usize::try_from(n).ok().filter(|n| *n > 0) else {
-            self.done = true;
-            return false;
-        };
-        // SAFETY: a u64 slice viewed as bytes: same memory, byte alignment.
-        let bytes: &[u8] =
-            unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast(), self.buf.len() * 8) };
-        let mut rest = bytes.get(..n).unwrap_or_default();
-        // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen;
-        // u8 d_type; char d_name[]; }
-        while let Some(r) = rest.get(16..18) {
-            let reclen = usize::from(u16::from_ne_bytes([r[0], r[1]]));
-            let Some(rec) = rest.get(19..reclen) else {
-                break;
-            };
-            let name = rec.split(|b| *b == 0).next().unwrap_or_default();
+        // One `getdents64` fills the buffer (the first `next`); its records
+        // are read until it is used up (a further `next` would call the
+        // kernel again, growing nothing).
+        let mut dir = RawDir::new(self.dir, self.buf.spare_capacity_mut());
+        let mut push = |name: &CStr| {
             // `.`, `..` (and anything else not a number) are skipped.
-            if let Some(fd) = std::str::from_utf8(name).ok().and_then(|t| t.parse().ok()) {
+            if let Some(fd) = name.to_str().ok().and_then(|t| t.parse().ok()) {
                 out.push(fd);
             }
-            rest = &rest[reclen..];
+        };
+        match dir.next() {
+            Some(Ok(entry)) => push(entry.file_name()),
+            // The end of the directory, or the process went away.
+            None | Some(Err(_)) => {
+                self.done = true;
+                return false;
+            }
         }
-        if self.buf.len() * 8 < MAX_BATCH {
+        while !dir.is_buffer_empty() {
+            match dir.next() {
+                Some(Ok(entry)) => push(entry.file_name()),
+                _ => break,
+            }
+        }
+        if self.buf.capacity() < MAX_BATCH {
             // This batch was used up: the next one may well be too.
-            self.buf.resize(self.buf.len() * 2, 0);
+            self.buf.reserve_exact(self.buf.capacity() * 2);
         }
         true
     }
@@ -317,8 +287,8 @@ mod tests {
         // Move it far above the dense low descriptors (a test process has
         // a few dozen), so only the listing after the first gap sees it.
         const HIGH: i32 = 700;
-        // SAFETY: dup2 onto a number this test owns until the close below.
-        assert_eq!(unsafe { libc::dup2(l.as_raw_fd(), HIGH) }, HIGH);
+        let high = rustix::io::fcntl_dupfd_cloexec(&l, HIGH).unwrap();
+        assert_eq!(high.as_raw_fd(), HIGH);
         drop(l);
         let dir = open_dir(None, c"/proc/self/fd").unwrap();
         let mut seen = vec![];
@@ -326,8 +296,7 @@ mod tests {
             seen.push(i);
             true
         });
-        // SAFETY: HIGH was opened by the dup2 above and is closed once.
-        unsafe { libc::close(HIGH) };
+        drop(high);
         assert!(seen.contains(&inode), "{inode} not in {seen:?}");
         // Stopping when told to: the first socket only, of at least two.
         let _two = [0, 0].map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());

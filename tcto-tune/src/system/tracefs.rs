@@ -9,6 +9,9 @@
 //! the next run removes instances whose `tcto-tune` process is gone.
 //! Where tracefs is not mounted it is mounted in a private mount
 //! namespace of this process, so nothing is left mounted on the host.
+// FFI: a private mount namespace (unshare, mount) and sigaction
+// (docs/architecture.md).
+#![allow(unsafe_code)]
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -146,8 +149,7 @@ fn remove_stale(instances: &Path) -> Vec<String> {
 impl TraceSession {
     /// Remove stale instances, create ours, filter and enable the events.
     pub fn start() -> Result<TraceSession, TraceError> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !rustix::process::geteuid().is_root() {
             return Err(TraceError::NotRoot);
         }
         let root = tracefs_root()?;

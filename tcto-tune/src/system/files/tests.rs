@@ -229,7 +229,6 @@ fn the_packaged_unit_is_recognised_by_its_exec_start_only() {
 
 #[test]
 fn a_killed_writers_temporary_file_is_swept_one_in_use_is_not() {
-    use std::os::fd::AsRawFd;
     let t = Tmp::new("sweep");
     let target = t.0.join("99-tcto-tune.conf");
     let stale = t.0.join(".99-tcto-tune.conf.tcto-tune-4242.tmp");
@@ -238,9 +237,8 @@ fn a_killed_writers_temporary_file_is_swept_one_in_use_is_not() {
     for p in [&stale, &busy, &other] {
         fs::write(p, b"x").unwrap();
     }
-    let held = File::open(&busy).unwrap();
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let held = fs::File::open(&busy).unwrap();
+    assert!(rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).is_ok());
     assert_eq!(read_target(&target).unwrap(), Value::Absent);
     assert!(!stale.exists(), "stale temp swept");
     assert!(busy.exists(), "a temp file still locked by a writer stays");

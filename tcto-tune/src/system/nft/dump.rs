@@ -218,6 +218,9 @@ pub(super) fn dump_rules(
 /// `e` must be a valid expression of a live rule.
 unsafe fn read_expr(e: *mut sys::nftnl_expr) -> RawExpr {
     let a = |attr: u32| attr as u16;
+    // SAFETY: `e` is a live expression (the caller's contract); libnftnl's
+    // getters return NUL-terminated strings or `len` bytes it owns, copied
+    // here before the rule is freed.
     unsafe {
         let set = |attr: u32| sys::nftnl_expr_is_set(e, a(attr));
         let u32_ = |attr: u32| sys::nftnl_expr_get_u32(e, a(attr));

@@ -28,6 +28,9 @@
 //! - [`write`](mod@write): our expressions as libnftnl objects and the
 //!   batch that writes the table ([`Nft::write_table`],
 //!   [`Nft::send_table`]).
+// FFI: libnftnl and libmnl objects and buffers, and recvmmsg for the
+// ACKs of a batch (docs/architecture.md).
+#![allow(unsafe_code)]
 
 mod dump;
 mod read;

@@ -121,6 +121,9 @@ unsafe impl nftnl::NlMsg for SetMsg {
         } else {
             (libc::NFT_MSG_NEWSET, libc::NLM_F_CREATE | libc::NLM_F_ACK)
         };
+        // SAFETY: nftnl hands a buffer of nft_nlmsg_maxsize bytes for this
+        // message; the set (or its chunk of elements) fits in it, and
+        // `self.set` is alive until `drop`.
         unsafe {
             let nlh = sys::nftnl_nlmsg_build_hdr(
                 buf.cast(),

@@ -6,6 +6,7 @@
 //! and our own data: this is the only file that sends or receives.
 
 use std::io;
+use std::os::fd::{AsRawFd as _, BorrowedFd};
 
 use mnl::mnl_sys;
 use nftnl::nftnl_sys::{self as sys, libc};
@@ -31,36 +32,28 @@ impl Sock {
     fn open(step: &str, buffer: usize) -> Result<Self, SystemError> {
         let socket = mnl::Socket::new(mnl::Bus::Netfilter)
             .map_err(err(format!("open a netfilter netlink socket to {step}")))?;
-        let fd = unsafe { mnl_sys::mnl_socket_get_fd(socket.as_raw_socket()) };
-        let size = buffer.clamp(1 << 18, 1 << 28) as libc::c_int;
-        let timeout = libc::timeval {
-            tv_sec: 10,
-            tv_usec: 0,
+        let sock = Sock {
+            portid: socket.portid(),
+            socket,
         };
-        // SAFETY: fd is the socket's open descriptor; the option values are
-        // plain integers/timevals living for the call's duration.
-        unsafe {
-            for opt in [libc::SO_SNDBUFFORCE, libc::SO_RCVBUFFORCE] {
-                // Best effort: without CAP_NET_ADMIN the kernel refuses
-                // FORCE and the default buffers stay (fine for small tables).
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&size as *const libc::c_int).cast(),
-                    size_of::<libc::c_int>() as u32,
-                );
-            }
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            );
-        }
-        let portid = socket.portid();
-        Ok(Sock { socket, portid })
+        let size = buffer.clamp(1 << 18, 1 << 28);
+        // Best effort: without CAP_NET_ADMIN the kernel refuses FORCE and
+        // the default buffers stay (fine for small tables).
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size_force(sock.fd(), size);
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size_force(sock.fd(), size);
+        let _ = rustix::net::sockopt::set_socket_timeout(
+            sock.fd(),
+            rustix::net::sockopt::Timeout::Recv,
+            Some(std::time::Duration::from_secs(10)),
+        );
+        Ok(sock)
+    }
+
+    /// The socket's descriptor, borrowed for as long as the socket is.
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: `mnl::Socket` owns this open descriptor and closes it only
+        // when dropped, which the borrow of `self` rules out meanwhile.
+        unsafe { BorrowedFd::borrow_raw(self.socket.as_raw_fd()) }
     }
 }
 
@@ -114,10 +107,18 @@ impl AlignedBuf {
     }
 }
 
+/// The header of a message mnl's iterator yielded (at least one header
+/// long), decoded field by field.
 fn header(msg: &[u8]) -> libc::nlmsghdr {
-    // SAFETY: mnl's iterator only yields messages at least one header long,
-    // from an aligned buffer.
-    unsafe { msg.as_ptr().cast::<libc::nlmsghdr>().read() }
+    let u32_at = |i: usize| u32::from_ne_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]]);
+    let u16_at = |i: usize| u16::from_ne_bytes([msg[i], msg[i + 1]]);
+    libc::nlmsghdr {
+        nlmsg_len: u32_at(0),
+        nlmsg_type: u16_at(4),
+        nlmsg_flags: u16_at(6),
+        nlmsg_seq: u32_at(8),
+        nlmsg_pid: u32_at(12),
+    }
 }
 
 fn error_code(msg: &[u8]) -> i32 {
@@ -155,8 +156,9 @@ pub(super) fn request(
     // SAFETY: nlh points into `out` and nlmsg_len counts the built message.
     let len = unsafe { (*nlh).nlmsg_len } as usize;
     // SAFETY: libnftnl wrote the header and payload, nlmsg_len bytes.
+    let message = unsafe { out.written(0, len) };
     sock.socket
-        .send(unsafe { out.written(0, len) })
+        .send(message)
         .map_err(err(format!("send the request to {step}")))?;
     let mut buf = AlignedBuf::new(1 << 18);
     loop {
@@ -206,13 +208,13 @@ const ACK_SLOTS: usize = 64;
 
 /// Receive up to [`ACK_SLOTS`] datagrams in one `recvmmsg`, blocking (up
 /// to SO_RCVTIMEO) for the first only; slot `i` starts at `i * ACK_SLOT`.
-fn recv_many(fd: libc::c_int, buf: &mut AlignedBuf) -> io::Result<Vec<usize>> {
+fn recv_many(fd: BorrowedFd<'_>, buf: &mut AlignedBuf) -> io::Result<Vec<usize>> {
     debug_assert!(buf.len() >= ACK_SLOT * ACK_SLOTS);
     let base = buf.as_mut_ptr();
     let mut iov: Vec<libc::iovec> = (0..ACK_SLOTS)
         .map(|i| libc::iovec {
-            // SAFETY: every slot lies inside `buf` (ACK_SLOT * ACK_SLOTS bytes).
-            iov_base: unsafe { base.add(i * ACK_SLOT) }.cast(),
+            // Every slot lies inside `buf` (ACK_SLOT * ACK_SLOTS bytes).
+            iov_base: base.wrapping_add(i * ACK_SLOT).cast(),
             iov_len: ACK_SLOT,
         })
         .collect();
@@ -227,7 +229,7 @@ fn recv_many(fd: libc::c_int, buf: &mut AlignedBuf) -> io::Result<Vec<usize>> {
     // SAFETY: hdrs and iov outlive the call and describe valid buffers.
     let n = unsafe {
         libc::recvmmsg(
-            fd,
+            fd.as_raw_fd(),
             hdrs.as_mut_ptr(),
             ACK_SLOTS as libc::c_uint,
             libc::MSG_WAITFORONE,
@@ -280,10 +282,9 @@ pub(super) fn send_batch(
         }
     };
     let mut pending: std::collections::BTreeSet<u32> = seqs.clone().collect();
-    let fd = unsafe { mnl_sys::mnl_socket_get_fd(sock.socket.as_raw_socket()) };
     let mut buf = AlignedBuf::new(ACK_SLOT * ACK_SLOTS);
     while !pending.is_empty() {
-        let lens = recv_many(fd, &mut buf).map_err(err("receive the ACKs of the batch"))?;
+        let lens = recv_many(sock.fd(), &mut buf).map_err(err("receive the ACKs of the batch"))?;
         let buf = &buf;
         let msgs = lens.iter().enumerate().flat_map(|(i, len)| {
             // SAFETY: the kernel wrote `len` bytes (at most ACK_SLOT, or

@@ -335,6 +335,8 @@ struct ExclusiveTable;
 // SAFETY: builds one small message into the batch's buffer.
 unsafe impl nftnl::NlMsg for ExclusiveTable {
     unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: MsgType) {
+        // SAFETY: nftnl hands a buffer of nft_nlmsg_maxsize bytes; a header
+        // and a table name fit, and the table object is freed after use.
         unsafe {
             let nlh = sys::nftnl_nlmsg_build_hdr(
                 buf.cast(),
