@@ -156,15 +156,22 @@ impl TraceSession {
         let instances = root.join("instances");
         let removed_stale = remove_stale(&instances);
         let dir = instances.join(format!("{INSTANCE_PREFIX}{}", std::process::id()));
-        std::fs::create_dir(&dir).map_err(io_err("create the tracefs instance", &dir))?;
         INTERRUPTED.store(false, Ordering::SeqCst);
-        let mut s = TraceSession {
-            dir,
+        // The handlers go in before the instance exists: it is visible
+        // while mkdir(2) still runs, and a SIGTERM sent on seeing it must
+        // find them (else the default action kills us and leaves it).
+        let mut handlers = TraceSession {
+            dir: PathBuf::new(),
             started: Instant::now(),
             old: vec![],
             removed_stale,
         };
-        s.install_handlers();
+        handlers.install_handlers();
+        // On failure `handlers` is dropped with an empty dir: it restores
+        // the signal actions and removes nothing (the name may not be ours).
+        std::fs::create_dir(&dir).map_err(io_err("create the tracefs instance", &dir))?;
+        let mut s = handlers;
+        s.dir = dir;
         // From here on, Drop removes the instance whatever fails.
         let kfree = s.dir.join("events/skb/kfree_skb");
         let format = kfree.join("format");
@@ -226,7 +233,9 @@ impl TraceSession {
 
 impl Drop for TraceSession {
     fn drop(&mut self) {
-        let _ = remove_instance(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = remove_instance(&self.dir);
+        }
         for (sig, old) in self.old.drain(..) {
             // SAFETY: restores the action saved in install_handlers.
             unsafe {
