@@ -316,11 +316,17 @@ net.netfilter.nf_conntrack_tcp_timeout_time_wait=120 \
 net.netfilter.nf_conntrack_tcp_timeout_close_wait=60 \
 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.lo.rp_filter=0";
 
-/// A listener on 127.0.0.1:`port` with `backlog`, started in the
+/// A listener on 127.0.0.1:`port` with `backlog` (accepting or not, a
+/// stuck server), started in the
 /// background; waits for its `ready`.
 fn listener(port: u16, backlog: u32, accept: bool) -> String {
+    listener_on("127.0.0.1", port, backlog, accept)
+}
+
+/// [`listener`] on `addr`.
+fn listener_on(addr: &str, port: u16, backlog: u32, accept: bool) -> String {
     format!(
-        "tcto-lab listen --port {port} --backlog {backlog} --addr 127.0.0.1{} > lab-{port}.log &\n\
+        "tcto-lab listen --port {port} --backlog {backlog} --addr {addr}{} > lab-{port}.log &\n\
          for i in $(seq 100); do grep -q ready lab-{port}.log && break; sleep 0.05; done",
         if accept { " --accept" } else { "" }
     )
@@ -395,6 +401,28 @@ fn snapshots_of_persist_dry_run_write_list_remove() {
     scenario(
         "persist",
         &format!("{SEED}\nmkdir -p img"),
+        steps,
+        BTreeMap::new(),
+    );
+}
+
+#[test]
+fn snapshots_of_a_probe_against_a_stuck_server() {
+    if !require_root("snapshots_of_a_probe_against_a_stuck_server") {
+        return;
+    }
+    // The README's lab: a server on 10.0.2.5:8080 with backlog 8 that
+    // never accepts; 9 connects fit its accept queue, the others time out.
+    let steps = vec![step(
+        "probe_incident",
+        "probe 10.0.2.5:8080 --count 50 --concurrency 10 --timeout 1s",
+    )];
+    scenario(
+        "incident",
+        &format!(
+            "ip addr add 10.0.2.5/32 dev lo\nsysctl -qw net.core.somaxconn=64\n{}",
+            listener_on("10.0.2.5", 8080, 8, false)
+        ),
         steps,
         BTreeMap::new(),
     );
