@@ -1,5 +1,7 @@
 //! Output conventions: data on stdout, messages on stderr, one-line errors
 //! with a `hint:` line, colour only on a terminal and never with NO_COLOR.
+//! Every command prints through the one [`Printer`] `main` makes; the
+//! errors it prints are [`CliError`]s with an [`Exit`] code.
 
 use std::io::IsTerminal;
 
