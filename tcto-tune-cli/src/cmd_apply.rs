@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions, TxReport};
+use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
 
-use crate::cmd_persist::persisted_profile;
-use crate::cmd_plan::compute_full;
-use crate::common::ProfileArgs;
-use crate::output::{print_json_doc, require_privileges, CliError, Exit};
+use crate::common::{
+    apply_error, compute_full, finish, persisted_profile, with_user_flags, ProfileArgs,
+};
+use crate::output::{require_privileges, CliError, Exit, Printer};
 use crate::Global;
 
 /// Arguments of `apply`.
@@ -45,61 +45,6 @@ pub struct ApplyArgs {
     wait: crate::common::WaitArg,
 }
 
-/// Map a transaction error to the user's exit code and hint.
-pub fn apply_error(e: ApplyError) -> anyhow::Error {
-    let exit = if matches!(e, ApplyError::Refused { .. }) {
-        Exit::Refused
-    } else {
-        Exit::Error
-    };
-    CliError::new(error_chain(&e), e.hint(), exit).into()
-}
-
-/// The state dir `--state-dir` defaults to.
-const DEFAULT_STATE_DIR: &str = "/var/lib/tcto-tune";
-
-/// `text` with every `` `tcto-tune ...` `` command it names given the
-/// user's `--state-dir`, so that a printed command runs as printed. Left
-/// alone for the default state dir, or when it already names one.
-pub fn user_flags(g: &Global, text: &str) -> String {
-    if g.state_dir == Path::new(DEFAULT_STATE_DIR) || text.contains("--state-dir") {
-        return text.to_owned();
-    }
-    let dir = g.state_dir.display().to_string();
-    let safe = dir
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
-    let dir = if safe {
-        dir
-    } else {
-        format!("'{}'", dir.replace('\'', r"'\''"))
-    };
-    text.replace("`tcto-tune ", &format!("`tcto-tune --state-dir {dir} "))
-}
-
-/// [`user_flags`] applied to the hint of the error a command failed with.
-pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Result<Exit> {
-    result.map_err(|e| {
-        let mut e = CliError::from(e);
-        e.hint = e.hint.map(|h| user_flags(g, &h));
-        e.into()
-    })
-}
-
-/// Print a report and return its exit code.
-pub fn finish(g: &Global, report: &TxReport) -> anyhow::Result<Exit> {
-    if g.json {
-        print_json_doc(report)?;
-    } else {
-        println!("{}", user_flags(g, &report.to_string()));
-    }
-    Ok(if report.succeeded() {
-        Exit::Ok
-    } else {
-        Exit::Error
-    })
-}
-
 /// The plan of the profile `persist` saved (NOTRACK rules and offloads),
 /// against the state of this host now.
 fn persisted_plan(
@@ -115,11 +60,11 @@ fn persisted_plan(
 }
 
 /// Run `apply`.
-pub fn run(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
-    with_user_flags(g, run_apply(g, args))
+pub fn run(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
+    with_user_flags(g, run_apply(g, p, args))
 }
 
-fn run_apply(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
+fn run_apply(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
     let (state, plan) = match (&args.profile, args.persisted) {
         (Some(p), false) => {
             let (_, state, plan) = compute_full(p)?;
@@ -142,13 +87,8 @@ fn run_apply(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
     if !plan.refusals().is_empty() {
         // Show the findings that refuse (the plan, as `plan` prints it),
         // then refuse before asking for privileges.
-        if !g.json {
-            print!(
-                "{}",
-                plan.render(tcto_tune::TextStyle {
-                    color: crate::output::stdout_color()
-                })
-            );
+        if !p.json() {
+            p.out(plan.render(p.style()));
         }
         let codes: Vec<String> = plan.refusals().iter().map(|f| f.code.to_string()).collect();
         if args.persisted && codes.iter().all(|c| tcto_tune::check::allowable(c)) {
@@ -192,28 +132,26 @@ fn run_apply(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
         }
         let mut sim = SimEffects::from_plan_and_state(&plan, &state);
         let report = apply(&plan, &mut sim, None, &opts).map_err(apply_error)?;
-        print_plan_notes(g, &plan);
-        return finish(g, &report);
+        print_plan_notes(p, &plan);
+        return finish(g, p, &report);
     }
     require_privileges("apply")?;
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
     let _lock =
-        crate::common::lock_journal(&journal, &args.wait).map_err(|e| apply_error(e.into()))?;
+        crate::common::lock_journal(p, &journal, &args.wait).map_err(|e| apply_error(e.into()))?;
     let report =
         apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
-    print_plan_notes(g, &plan);
-    finish(g, &report)
+    print_plan_notes(p, &plan);
+    finish(g, p, &report)
 }
 
 /// Before the steps, the `skip` lines and findings `plan` printed: what
 /// this apply leaves out, and why, is never silent. (JSON carries them in
 /// the report's `skipped` and `findings`.)
-fn print_plan_notes(g: &Global, plan: &tcto_tune::Plan) {
-    if g.json {
+fn print_plan_notes(p: &Printer, plan: &tcto_tune::Plan) {
+    if p.json() {
         return;
     }
-    let notes = plan.render_notes(tcto_tune::TextStyle {
-        color: crate::output::stdout_color(),
-    });
-    print!("{}", notes.trim_start_matches('\n'));
+    let notes = plan.render_notes(p.style());
+    p.out(notes.trim_start_matches('\n'));
 }

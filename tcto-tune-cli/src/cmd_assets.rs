@@ -24,7 +24,7 @@ use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 use tcto_tune::persist::unit;
 
-use crate::cmd_completions;
+use crate::common::completion_script;
 use crate::output::Exit;
 use crate::Cli;
 
@@ -60,7 +60,7 @@ pub fn run(args: AssetsArgs) -> anyhow::Result<Exit> {
     let comp = args.out.join("completions");
     fs::create_dir_all(&comp).with_context(|| format!("cannot create `{}`", comp.display()))?;
     for (shell, name) in COMPLETIONS {
-        write(&comp.join(name), &cmd_completions::script(*shell))?;
+        write(&comp.join(name), &completion_script(*shell))?;
     }
     write(
         &args.out.join(unit::UNIT_NAME),
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn every_subcommand_and_flag_completes_in_every_shell() {
         for (shell, _) in COMPLETIONS {
-            let script = String::from_utf8(cmd_completions::script(*shell)).unwrap();
+            let script = String::from_utf8(completion_script(*shell)).unwrap();
             for (path, cmd) in commands() {
                 if let Some(name) = path.last() {
                     assert!(
@@ -184,7 +184,7 @@ mod tests {
         let names = tcto_tune::profile::builtin_names();
         assert!(names.contains(&"high-conn"));
         for (shell, _) in COMPLETIONS {
-            let script = String::from_utf8(cmd_completions::script(*shell)).unwrap();
+            let script = String::from_utf8(completion_script(*shell)).unwrap();
             // A line about --profile, with the names on it or on the few
             // after it (bash: a `--profile)` case; fish: one name a line).
             let lines: Vec<&str> = script.lines().collect();
@@ -204,7 +204,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tcto-tune-bash-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let file = dir.join("tcto-tune.bash");
-        fs::write(&file, cmd_completions::script(Shell::Bash)).unwrap();
+        fs::write(&file, completion_script(Shell::Bash)).unwrap();
         let line = words.join(" ");
         let prog = format!(
             ". '{}'; COMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; \

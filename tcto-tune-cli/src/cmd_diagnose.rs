@@ -10,8 +10,7 @@ use tcto_tune::system::Backends;
 use tcto_tune::system::{TraceError, TraceSession};
 
 use crate::common::{parse_duration_arg, parse_port_arg};
-use crate::output::{print_json, CliError, Exit};
-use crate::Global;
+use crate::output::{CliError, Exit, Printer};
 
 /// Arguments of `diagnose`.
 #[derive(Debug, Args)]
@@ -44,8 +43,8 @@ pub struct DiagnoseArgs {
 const MAX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Run `diagnose`.
-pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
-    if g.json && args.prometheus.is_some() {
+pub fn run(p: &Printer, args: DiagnoseArgs) -> anyhow::Result<Exit> {
+    if p.json() && args.prometheus.is_some() {
         return Err(CliError::new(
             "`--json` and `--prometheus` cannot be used together",
             Some("pick one output format".into()),
@@ -79,7 +78,7 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
     }
     // Text shows the fullest listeners only (all of them with --port), the
     // metrics carry no process: look up only the owners that are printed.
-    let owners_limit = if g.json {
+    let owners_limit = if p.json() {
         None
     } else if args.prometheus.is_some() {
         Some(0)
@@ -117,20 +116,17 @@ pub fn run(g: &Global, args: DiagnoseArgs) -> anyhow::Result<Exit> {
     }
     if let Some(Some(file)) = &args.prometheus {
         write_atomically(file, d.to_prometheus().as_bytes())?;
-    } else if g.json {
-        print_json(&d)?;
+    } else if p.json() {
+        p.json_value(&d)?;
     } else {
         // One write for the report, not one per line (stdout is line
         // buffered).
-        use std::io::Write as _;
         let text = if args.prometheus.is_some() {
             d.to_prometheus()
         } else {
             d.to_string()
         };
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.flush()?;
+        p.out_whole(text.as_bytes())?;
     }
     if interrupted {
         return Err(CliError::new(

@@ -8,8 +8,8 @@ use serde::Serialize;
 use tcto_tune::escape::{escape_control, escape_lines};
 use tcto_tune::journal::{id_order, Journal, Scan, StepStatus, TxRecord, Unreadable};
 
-use crate::cmd_apply::apply_error;
-use crate::output::{print_json_doc, Exit};
+use crate::common::apply_error;
+use crate::output::{Exit, Printer};
 use crate::Global;
 
 /// Arguments of `history`.
@@ -63,34 +63,37 @@ fn entries<'a>(scan: &'a Scan, boot: Option<&str>) -> Vec<Entry<'a>> {
 }
 
 /// Run `history`.
-pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
+pub fn run(g: &Global, p: &Printer, args: HistoryArgs) -> anyhow::Result<Exit> {
     let journal = Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))?;
     let scan = match &journal {
         Some(j) => j.scan().map_err(|e| apply_error(e.into()))?,
         None => Scan::default(),
     };
     let entries = entries(&scan, journal.as_ref().and_then(Journal::boot_id));
-    if g.json {
-        print_json_doc(&serde_json::json!({ "transactions": entries }))?;
+    if p.json() {
+        p.json_doc(&serde_json::json!({ "transactions": entries }))?;
         return Ok(Exit::Ok);
     }
     if entries.is_empty() {
-        println!("no transactions in {}", g.state_dir.display());
+        p.line(format_args!("no transactions in {}", g.state_dir.display()));
         return Ok(Exit::Ok);
     }
-    println!(
+    p.line(format_args!(
         "{:<6}  {:<20}  {:<8}  {:<27}  {:<7}  PROFILE",
         "ID", "STARTED", "COMMAND", "STATUS", "CHANGES"
-    );
+    ));
     for e in &entries {
         let r = match e {
             Entry::Unreadable { file, .. } => {
-                println!("{:<6}  {:<20}  {:<8}  UNREADABLE", file.id, "-", "-");
-                println!(
+                p.line(format_args!(
+                    "{:<6}  {:<20}  {:<8}  UNREADABLE",
+                    file.id, "-", "-"
+                ));
+                p.line(format_args!(
                     "        `{}`: {}",
                     escape_control(&file.path.display().to_string()),
                     escape_lines(&file.error.to_string())
-                );
+                ));
                 continue;
             }
             Entry::Record { record, status } => {
@@ -99,7 +102,7 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
                     .iter()
                     .filter(|s| s.status != StepStatus::Unchanged)
                     .count();
-                println!(
+                p.line(format_args!(
                     "{:<6}  {:<20}  {:<8}  {:<27}  {:<7}  {}",
                     record.id,
                     record.started,
@@ -107,13 +110,13 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
                     status,
                     changed,
                     escape_control(&record.profile)
-                );
+                ));
                 record
             }
         };
         if args.verbose {
             for n in &r.notes {
-                println!("        note: {}", escape_lines(n));
+                p.line(format_args!("        note: {}", escape_lines(n)));
             }
             let w = r
                 .steps
@@ -124,20 +127,20 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
             for s in &r.steps {
                 // The values read in the direction they last moved, as
                 // apply and rollback print them.
-                println!(
+                p.line(format_args!(
                     "        {:<16}  {:<w$}  {}",
                     s.status.label(),
                     escape_control(&s.key),
                     escape_lines(&s.transition(false))
-                );
+                ));
                 if let Some(e) = &s.error {
-                    println!("        {:<16}  {}", "", escape_lines(e));
+                    p.line(format_args!("        {:<16}  {}", "", escape_lines(e)));
                 }
             }
         }
     }
     if !scan.unreadable.is_empty() {
-        eprintln!(
+        p.message(format_args!(
             "warning: {} journal file(s) cannot be read and were left as they are: {}",
             scan.unreadable.len(),
             scan.unreadable
@@ -145,7 +148,7 @@ pub fn run(g: &Global, args: HistoryArgs) -> anyhow::Result<Exit> {
                 .map(|u| u.path.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
     }
     Ok(Exit::Ok)
 }

@@ -6,9 +6,7 @@
 //! shows them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-use anyhow::Context as _;
+use std::path::PathBuf;
 
 use clap::Args;
 use serde::Serialize;
@@ -16,12 +14,12 @@ use tcto_tune::apply::{apply, ApplyError, ApplyOptions, TxReport};
 use tcto_tune::journal::Journal;
 use tcto_tune::persist::{self, PersistOptions};
 use tcto_tune::system::{read_persist_facts, LinuxEffects};
-use tcto_tune::{ChangeKind, Plan, TextStyle};
+use tcto_tune::{ChangeKind, Plan};
 
-use crate::cmd_apply::{apply_error, finish};
-use crate::cmd_plan::compute_with_profile;
-use crate::common::ProfileArgs;
-use crate::output::{print_json, print_json_doc, stdout_color, CliError, Exit};
+use crate::common::{
+    apply_error, compute_with_profile, escape_error, finish, flag_hint, root_error, ProfileArgs,
+};
+use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
 /// Arguments of `persist`.
@@ -96,38 +94,16 @@ fn exec_path(given: Option<String>) -> anyhow::Result<String> {
     Ok(exec)
 }
 
-fn root_error(root: &Path, e: tcto_tune::system::SystemError) -> anyhow::Error {
-    let hint = if !root.exists() {
-        Some(format!(
-            "`--root` must be an existing directory; it is never created (mkdir -p {} if that is really the place)",
-            root.display()
-        ))
-    } else if !root.is_dir() {
-        Some(
-            "`--root` must be a directory (the root of an image or a chroot), not a file"
-                .to_owned(),
-        )
-    } else {
-        None
-    };
-    // The whole cause chain on one line, as for every other error.
-    CliError {
-        hint,
-        ..CliError::from(anyhow::Error::new(e))
-    }
-    .into()
-}
-
 /// Run `persist`.
-pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
+pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let facts = read_persist_facts(&root).map_err(|e| root_error(&root, e))?;
     if args.list {
-        return list(g, &args, &facts);
+        return list(g, p, &args, &facts);
     }
     let plan = match (&args.profile, &args.remove) {
-        (Some(p), None) => {
-            if p.replace {
+        (Some(pa), None) => {
+            if pa.replace {
                 // An entry replaces the profile's earlier one anyway; the
                 // flag is about the live NOTRACK table, which persist does
                 // not touch. Said, rather than silently ignored.
@@ -138,9 +114,9 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
                 )
                 .into());
             }
-            let (profile, runtime) = compute_with_profile(p)?;
+            let (profile, runtime) = compute_with_profile(pa)?;
             let opts = PersistOptions {
-                allow: p.allow.iter().cloned().collect(),
+                allow: pa.allow.iter().cloned().collect(),
                 exec: exec_path(args.exec.clone())?,
             };
             persist::plan_persist(&profile, &runtime, &facts, &opts)
@@ -194,15 +170,15 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
         .collect();
     let refused = !plan.refusals().is_empty();
     if args.dry_run || refused {
-        if g.json {
-            print_json(&PersistDoc {
+        if p.json() {
+            p.json_value(&PersistDoc {
                 plan: &plan,
                 dry_run: args.dry_run,
                 diffs,
                 report: None,
             })?;
         } else {
-            print_text(&plan, if args.dry_run { &diffs } else { &[] });
+            print_text(p, &plan, if args.dry_run { &diffs } else { &[] });
         }
         if refused {
             return Err(refusal(&plan));
@@ -211,15 +187,15 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
     }
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
     let _lock =
-        crate::common::lock_journal(&journal, &args.wait).map_err(|e| apply_error(e.into()))?;
+        crate::common::lock_journal(p, &journal, &args.wait).map_err(|e| apply_error(e.into()))?;
     let opts = ApplyOptions {
         command: "persist".into(),
         force_after_crash: false,
     };
     let report =
         apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
-    if g.json {
-        print_json(&PersistDoc {
+    if p.json() {
+        p.json_value(&PersistDoc {
             plan: &plan,
             dry_run: false,
             diffs,
@@ -232,9 +208,9 @@ pub fn run(g: &Global, args: PersistArgs) -> anyhow::Result<Exit> {
         });
     }
     for f in &plan.findings {
-        println!("{f}");
+        p.line(f);
     }
-    finish(g, &report)
+    finish(g, p, &report)
 }
 
 /// The refusal error; codes `--allow` cannot turn off are said to be so
@@ -274,21 +250,6 @@ fn refusal(plan: &Plan) -> anyhow::Error {
     .into()
 }
 
-/// Paths leading out of the root make `--list` and `apply --persisted` fail.
-fn escape_error(facts: &persist::PersistFacts) -> Option<anyhow::Error> {
-    let e = facts.escapes.first()?;
-    let f = persist::root_escape(e);
-    Some(CliError::new(format!("refused: {}", f.message), f.hint, Exit::Error).into())
-}
-
-/// A hint naming `tcto-tune persist --...` gets the user's flags, so that
-/// it runs as printed.
-fn flag_hint(f: &mut tcto_tune::Finding, prefix: &str) {
-    if let Some(h) = &mut f.hint {
-        *h = h.replace("`tcto-tune persist --", &format!("`{prefix} --"));
-    }
-}
-
 /// `tcto-tune CMD` with the user's `--state-dir` and `--root`, for hints.
 fn with_flags(g: &Global, args: &PersistArgs, cmd: &str) -> String {
     let mut s = format!("tcto-tune --state-dir {} {cmd}", g.state_dir.display());
@@ -315,7 +276,12 @@ struct ListEntry<'a> {
     migrated: bool,
 }
 
-fn list(g: &Global, args: &PersistArgs, facts: &persist::PersistFacts) -> anyhow::Result<Exit> {
+fn list(
+    g: &Global,
+    p: &Printer,
+    args: &PersistArgs,
+    facts: &persist::PersistFacts,
+) -> anyhow::Result<Exit> {
     if let Some(e) = escape_error(facts) {
         return Err(e);
     }
@@ -327,21 +293,21 @@ fn list(g: &Global, args: &PersistArgs, facts: &persist::PersistFacts) -> anyhow
     let dir = persist::host_path(&facts.root, persist::PERSISTED_PATH);
     let rows: Vec<ListEntry> = entries
         .iter()
-        .map(|p| ListEntry {
-            name: &p.name,
-            file: &p.file,
-            sysctls: p
+        .map(|e| ListEntry {
+            name: &e.name,
+            file: &e.file,
+            sysctls: e
                 .sysctls
                 .iter()
-                .map(|e| (e.key.as_str(), e.value.as_str()))
+                .map(|s| (s.key.as_str(), s.value.as_str()))
                 .collect(),
-            notrack: p.notrack.len(),
-            offloads: p.offload.len(),
-            migrated: p.file.starts_with(&dir),
+            notrack: e.notrack.len(),
+            offloads: e.offload.len(),
+            migrated: e.file.starts_with(&dir),
         })
         .collect();
-    if g.json {
-        print_json_doc(&ListDoc {
+    if p.json() {
+        p.json_doc(&ListDoc {
             root: &facts.root,
             persisted: rows,
             unreadable: bad.iter().collect(),
@@ -353,27 +319,30 @@ fn list(g: &Global, args: &PersistArgs, facts: &persist::PersistFacts) -> anyhow
         });
     }
     if rows.is_empty() && bad.is_empty() {
-        println!("nothing persisted ({dir} has no entries)");
+        p.line(format_args!("nothing persisted ({dir} has no entries)"));
         return Ok(Exit::Ok);
     }
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    println!("{:<name_w$}  SYSCTLS  NOTRACK  OFFLOADS  FILE", "NAME");
+    p.line(format_args!(
+        "{:<name_w$}  SYSCTLS  NOTRACK  OFFLOADS  FILE",
+        "NAME"
+    ));
     for r in &rows {
         let file = if r.migrated {
             r.file.to_owned()
         } else {
             format!("{} (earlier format, migrated by the next persist)", r.file)
         };
-        println!(
+        p.line(format_args!(
             "{:<name_w$}  {:>7}  {:>7}  {:>8}  {file}",
             r.name,
             r.sysctls.len(),
             r.notrack,
             r.offloads
-        );
+        ));
     }
     for f in &bad {
-        println!("{f}");
+        p.line(f);
     }
     Ok(if bad.is_empty() {
         Exit::Ok
@@ -382,62 +351,14 @@ fn list(g: &Global, args: &PersistArgs, facts: &persist::PersistFacts) -> anyhow
     })
 }
 
-fn print_text(plan: &Plan, diffs: &[FileDiff]) {
-    print!(
-        "{}",
-        plan.render(TextStyle {
-            color: stdout_color()
-        })
-    );
+fn print_text(p: &Printer, plan: &Plan, diffs: &[FileDiff]) {
+    p.out(plan.render(p.style()));
     for d in diffs {
         // The old side is a file on disk (maybe in an image): its control
         // characters are shown escaped.
-        println!("\n{}", tcto_tune::escape::escape_lines(d.diff.trim_end()));
+        p.line(format_args!(
+            "\n{}",
+            tcto_tune::escape::escape_lines(d.diff.trim_end())
+        ));
     }
-}
-
-/// The profile `apply --persisted` plans: the NOTRACK rules and offloads
-/// of every persisted entry under `root`, as one profile.
-pub fn persisted_profile(g: &Global, root: Option<&Path>) -> anyhow::Result<tcto_tune::Profile> {
-    let prefix = match root {
-        Some(r) => format!(
-            "tcto-tune --state-dir {} persist --root {}",
-            g.state_dir.display(),
-            r.display()
-        ),
-        None => format!("tcto-tune --state-dir {} persist", g.state_dir.display()),
-    };
-    let fail = |f: &tcto_tune::Finding| -> anyhow::Error {
-        let mut f = f.clone();
-        flag_hint(&mut f, &prefix);
-        CliError::new(f.message, f.hint, Exit::Error).into()
-    };
-    let root = root.unwrap_or(Path::new("/"));
-    let facts = read_persist_facts(root).map_err(|e| root_error(root, e))?;
-    if let Some(e) = escape_error(&facts) {
-        return Err(e);
-    }
-    let dir = persist::host_path(&facts.root, persist::PERSISTED_PATH);
-    let (entries, bad) = persist::persisted(&facts);
-    if let Some(f) = bad.first() {
-        return Err(fail(f));
-    }
-    if let Some(f) = persist::entries::conflicts(&entries).first() {
-        return Err(fail(f));
-    }
-    if !entries.iter().any(persist::Persisted::restores) {
-        return Err(CliError::new(
-            format!("nothing persisted: no entry in `{dir}` has NOTRACK rules or offloads"),
-            Some(format!("`{prefix} --list` shows what is persisted; persist a profile with `[[notrack]]` or `[[offload]]` first")),
-            Exit::Error,
-        )
-        .into());
-    }
-    let text = persist::entries::boot_profile(&entries);
-    tcto_tune::profile::load_text(
-        tcto_tune::profile::ProfileOrigin::File(PathBuf::from(&dir).join("persisted.toml")),
-        &text,
-        &BTreeMap::new(),
-    )
-    .with_context(|| format!("cannot load the persisted entries in `{dir}`"))
 }

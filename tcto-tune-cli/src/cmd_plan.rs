@@ -1,15 +1,12 @@
 //! `tcto-tune plan`: what a profile would change here. Changes nothing.
 
-use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use tcto_tune::persist::SYSCTL_D_PATH;
-use tcto_tune::system::{read_state, Backends};
-use tcto_tune::{sysctl_d, Plan, Profile, SystemState, TextStyle};
+use tcto_tune::{sysctl_d, Plan, Profile};
 
-use crate::common::ProfileArgs;
-use crate::output::{print_json, stdout_color, Exit};
-use crate::Global;
+use crate::common::{compute_with_profile, ProfileArgs};
+use crate::output::{Exit, Printer};
 
 /// Arguments of `plan`.
 #[derive(Debug, Args)]
@@ -39,20 +36,6 @@ struct SysctlD {
     diff: String,
 }
 
-/// Compute the plan for this host, and return the resolved profile with it.
-pub fn compute_with_profile(args: &ProfileArgs) -> anyhow::Result<(Profile, Plan)> {
-    let (profile, _state, plan) = compute_full(args)?;
-    Ok((profile, plan))
-}
-
-/// The profile, the state it was planned against, and the plan.
-pub fn compute_full(args: &ProfileArgs) -> anyhow::Result<(Profile, SystemState, Plan)> {
-    let (profile, opts) = args.resolve()?;
-    let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
-    let plan = tcto_tune::plan_with(&profile, &state, &opts);
-    Ok((profile, state, plan))
-}
-
 /// The diff of the sysctl.d file on this host against what `persist`
 /// would write (read only when JSON or `--diff` shows it). Empty when
 /// nothing would change, including for a profile without sysctls, whose
@@ -78,31 +61,26 @@ fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
 }
 
 /// Run `plan`.
-pub fn run(g: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
+pub fn run(p: &Printer, args: PlanArgs) -> anyhow::Result<Exit> {
     let (profile, plan) = compute_with_profile(&args.profile)?;
-    if g.json {
-        print_json(&PlanDoc {
+    if p.json() {
+        p.json_value(&PlanDoc {
             plan: &plan,
             sysctl_d: sysctl_d_diff(&profile, &plan),
         })?;
     } else {
-        print!(
-            "{}",
-            plan.render(TextStyle {
-                color: stdout_color()
-            })
-        );
+        p.out(plan.render(p.style()));
         if args.diff {
             let SysctlD { path, diff } = sysctl_d_diff(&profile, &plan);
             if diff.is_empty() {
-                println!("\n{path}: `persist` would leave it as it is");
+                p.line(format_args!("\n{path}: `persist` would leave it as it is"));
             } else {
                 // The old side is the file on disk: its control characters
                 // are shown escaped.
-                println!(
+                p.line(format_args!(
                     "\n{path} as `persist` would write it:\n{}",
                     tcto_tune::escape::escape_lines(&diff)
-                );
+                ));
             }
         }
     }

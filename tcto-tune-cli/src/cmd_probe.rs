@@ -5,8 +5,7 @@ use tcto_tune::probe::{parse_target, probe, ProbeOptions};
 use tcto_tune::system::TcpConnector;
 
 use crate::common::parse_duration_arg;
-use crate::output::{print_json, CliError, Exit};
-use crate::Global;
+use crate::output::{CliError, Exit, Printer};
 
 /// Arguments of `probe`.
 #[derive(Debug, Args)]
@@ -29,7 +28,7 @@ pub struct ProbeArgs {
 }
 
 /// Run `probe`. Exit 0 when every connect completed its handshake, 1 otherwise.
-pub fn run(g: &Global, args: ProbeArgs) -> anyhow::Result<Exit> {
+pub fn run(p: &Printer, args: ProbeArgs) -> anyhow::Result<Exit> {
     let usage = |e: tcto_tune::probe::ProbeError| {
         CliError::new(
             e.to_string(),
@@ -44,10 +43,10 @@ pub fn run(g: &Global, args: ProbeArgs) -> anyhow::Result<Exit> {
     let opts =
         ProbeOptions::new(target, args.count, args.concurrency, args.timeout).map_err(usage)?;
     let report = probe(&TcpConnector, &opts);
-    if g.json {
-        print_json(&report)?;
+    if p.json() {
+        p.json_value(&report)?;
     } else {
-        print!("{report}");
+        p.out(&report);
     }
     Ok(if report.all_established() {
         Exit::Ok

@@ -7,8 +7,7 @@ use tcto_tune::profile::{builtin, builtin_description, builtin_names};
 use anyhow::Context as _;
 
 use crate::common::{parse_assignment, variables};
-use crate::output::{print_json, CliError, Exit};
-use crate::Global;
+use crate::output::{CliError, Exit, Printer};
 
 /// `profiles` subcommands.
 #[derive(Debug, Subcommand)]
@@ -36,7 +35,7 @@ struct Entry {
 }
 
 /// Run `profiles`.
-pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
+pub fn run(p: &Printer, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
     match cmd {
         ProfilesCommand::List => {
             let entries: Vec<Entry> = builtin_names()
@@ -46,12 +45,12 @@ pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
                     Entry { name, description }
                 })
                 .collect();
-            if g.json {
-                print_json(&serde_json::json!({ "schema": 1, "profiles": entries }))?;
+            if p.json() {
+                p.json_value(&serde_json::json!({ "schema": 1, "profiles": entries }))?;
             } else {
                 let w = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
                 for e in entries {
-                    println!("{:<w$}  {}", e.name, e.description);
+                    p.line(format_args!("{:<w$}  {}", e.name, e.description));
                 }
             }
         }
@@ -64,12 +63,12 @@ pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
             let profile = tcto_tune::profile::load(&name, &vars)
                 .with_context(|| format!("cannot load profile `{name}`"))?;
             let text = tcto_tune::profile::to_toml(&profile);
-            if g.json {
-                print_json(
+            if p.json() {
+                p.json_value(
                     &serde_json::json!({ "schema": 1, "name": profile.name, "toml": text }),
                 )?;
             } else {
-                print!("{text}");
+                p.out(text);
             }
         }
         ProfilesCommand::Show { name, .. } => {
@@ -86,10 +85,10 @@ pub fn run(g: &Global, cmd: ProfilesCommand) -> anyhow::Result<Exit> {
                 )
                 .into());
             };
-            if g.json {
-                print_json(&serde_json::json!({ "schema": 1, "name": name, "toml": text }))?;
+            if p.json() {
+                p.json_value(&serde_json::json!({ "schema": 1, "name": name, "toml": text }))?;
             } else {
-                print!("{text}");
+                p.out(text);
             }
         }
     }

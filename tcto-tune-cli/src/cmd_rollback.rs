@@ -5,8 +5,8 @@ use tcto_tune::apply::{select_from_scan, undo};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{LinuxEffects, SimEffects};
 
-use crate::cmd_apply::{apply_error, user_flags, with_user_flags};
-use crate::output::{print_json_doc, require_privileges, CliError, Exit};
+use crate::common::{apply_error, user_flags, with_user_flags};
+use crate::output::{require_privileges, CliError, Exit, Printer};
 use crate::Global;
 
 /// Arguments of `rollback`.
@@ -30,11 +30,11 @@ pub struct RollbackArgs {
 }
 
 /// Run `rollback`.
-pub fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
-    with_user_flags(g, run_rollback(g, args))
+pub fn run(g: &Global, p: &Printer, args: RollbackArgs) -> anyhow::Result<Exit> {
+    with_user_flags(g, run_rollback(g, p, args))
 }
 
-fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
+fn run_rollback(g: &Global, p: &Printer, args: RollbackArgs) -> anyhow::Result<Exit> {
     if !args.dry_run {
         require_privileges("rollback")?;
     }
@@ -46,7 +46,10 @@ fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
     let _lock = if args.dry_run {
         None
     } else {
-        Some(crate::common::lock_journal(&journal, &args.wait).map_err(|e| apply_error(e.into()))?)
+        Some(
+            crate::common::lock_journal(p, &journal, &args.wait)
+                .map_err(|e| apply_error(e.into()))?,
+        )
     };
     let scan = journal.scan().map_err(|e| apply_error(e.into()))?;
     if scan.is_empty() {
@@ -54,7 +57,7 @@ fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
     }
     let chosen = select_from_scan(&scan, args.to.as_deref()).map_err(|e| apply_error(e.into()))?;
     if chosen.is_empty() {
-        return nothing(g, args.dry_run);
+        return nothing(p, args.dry_run);
     }
     let mut reports = Vec::new();
     let mut effects = LinuxEffects::default();
@@ -78,11 +81,11 @@ fn run_rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<Exit> {
         reports.push(report);
     }
     let ok = reports.iter().all(|r| r.succeeded());
-    if g.json {
-        print_json_doc(&serde_json::json!({ "dry_run": args.dry_run, "reports": reports }))?;
+    if p.json() {
+        p.json_doc(&serde_json::json!({ "dry_run": args.dry_run, "reports": reports }))?;
     } else {
         for r in &reports {
-            println!("{}", user_flags(g, &r.to_string()));
+            p.line(user_flags(g, &r.to_string()));
         }
     }
     Ok(if ok { Exit::Ok } else { Exit::Error })
@@ -102,11 +105,11 @@ fn no_journal(g: &Global, why: &str) -> anyhow::Error {
     .into()
 }
 
-fn nothing(g: &Global, dry_run: bool) -> anyhow::Result<Exit> {
-    if g.json {
-        print_json_doc(&serde_json::json!({ "dry_run": dry_run, "reports": [] }))?;
+fn nothing(p: &Printer, dry_run: bool) -> anyhow::Result<Exit> {
+    if p.json() {
+        p.json_doc(&serde_json::json!({ "dry_run": dry_run, "reports": [] }))?;
     } else {
-        println!("nothing to roll back");
+        p.line("nothing to roll back");
     }
     Ok(Exit::Ok)
 }

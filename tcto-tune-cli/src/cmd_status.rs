@@ -30,8 +30,8 @@ use tcto_tune::journal::{Journal, StepStatus, TxState};
 use tcto_tune::persist;
 use tcto_tune::system::{read_persist_facts, Effects, LinuxEffects};
 
-use crate::cmd_apply::apply_error;
-use crate::output::{print_json_doc, CliError, Exit};
+use crate::common::apply_error;
+use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
 /// Arguments of `status`.
@@ -94,19 +94,19 @@ struct Doc<'a> {
 }
 
 /// Run `status`.
-pub fn run(g: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
+pub fn run(g: &Global, p: &Printer, args: StatusArgs) -> anyhow::Result<Exit> {
     let mut live = LinuxEffects::default();
     let mut rows = transactions(g, &mut live)?;
     rows.extend(persisted(args.root.as_deref(), &mut live)?);
     let all_in_effect = rows.iter().all(|r| r.state == State::InEffect);
-    if g.json {
-        print_json_doc(&Doc {
+    if p.json() {
+        p.json_doc(&Doc {
             state_dir: g.state_dir.display().to_string(),
             rows: &rows,
             in_effect: all_in_effect,
         })?;
     } else {
-        print!("{}", render(&rows));
+        p.out(render(&rows));
     }
     Ok(if args.exit_code && !all_in_effect {
         Exit::Pending

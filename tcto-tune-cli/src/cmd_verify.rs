@@ -8,7 +8,7 @@ use tcto_tune::system::Backends;
 use tcto_tune::verify::{old_somaxconn_from_journal, verify, VerifyOptions};
 
 use crate::common::{parse_duration_arg, parse_port_arg};
-use crate::output::{print_json, CliError, Exit};
+use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
 /// Arguments of `verify`.
@@ -34,7 +34,7 @@ pub struct VerifyArgs {
 }
 
 /// Run `verify`.
-pub fn run(g: &Global, args: VerifyArgs) -> anyhow::Result<Exit> {
+pub fn run(g: &Global, p: &Printer, args: VerifyArgs) -> anyhow::Result<Exit> {
     if let Some(opt) = [("--for", args.window), ("--step", args.step)]
         .into_iter()
         .find_map(|(opt, d)| d.is_zero().then_some(opt))
@@ -55,7 +55,9 @@ pub fn run(g: &Global, args: VerifyArgs) -> anyhow::Result<Exit> {
         match records {
             Ok(r) => old_somaxconn_from_journal(&r),
             Err(e) => {
-                eprintln!("warning: cannot read the journal ({e}); guessing the old somaxconn");
+                p.message(format_args!(
+                    "warning: cannot read the journal ({e}); guessing the old somaxconn"
+                ));
                 None
             }
         }
@@ -67,10 +69,10 @@ pub fn run(g: &Global, args: VerifyArgs) -> anyhow::Result<Exit> {
         old_somaxconn,
     };
     let v = verify(&Backends::linux(), &opts).context("cannot verify")?;
-    if g.json {
-        print_json(&v)?;
+    if p.json() {
+        p.json_value(&v)?;
     } else {
-        print!("{v}");
+        p.out(&v);
     }
     Ok(if v.passed { Exit::Ok } else { Exit::Error })
 }

@@ -1,13 +1,22 @@
-//! Arguments shared by the commands that take a profile, resolved in one place.
+//! What more than one command uses, so that no `cmd_*` module imports
+//! another: the arguments of the commands that take a profile (resolved
+//! and planned in one place), the state-dir lock, the transaction's error
+//! and report, the user's flags in printed commands, the persisted
+//! profile, and the completion script.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
+use tcto_tune::apply::{error_chain, ApplyError, TxReport};
 use tcto_tune::names::parse_port;
-use tcto_tune::{PlanOptions, Profile};
+use tcto_tune::persist;
+use tcto_tune::system::{read_persist_facts, read_state, Backends};
+use tcto_tune::{Plan, PlanOptions, Profile, SystemState};
 
-use crate::output::{CliError, Exit};
+use crate::output::{CliError, Exit, Printer};
+use crate::Global;
 
 /// `--profile`, `--set`, `--port`, `--app-backlog`, `--allow`.
 #[derive(Debug, Clone, Args)]
@@ -140,6 +149,7 @@ pub struct WaitArg {
 /// holds it, with the holder's pid in a progress line on stderr (once, then
 /// every 10 s). Without `--wait` a held lock fails at once, as before.
 pub fn lock_journal(
+    p: &Printer,
     journal: &tcto_tune::journal::Journal,
     wait: &WaitArg,
 ) -> Result<tcto_tune::journal::StateLock, tcto_tune::journal::JournalError> {
@@ -152,11 +162,11 @@ pub fn lock_journal(
                 if wait.wait.is_some_and(|w| start.elapsed() < w) =>
             {
                 if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
-                    eprintln!(
+                    p.message(format_args!(
                         "waiting for the state-dir lock held by another tcto-tune{holder} ({} of {} waited)",
                         tcto_tune::duration::format_duration(std::time::Duration::from_secs(start.elapsed().as_secs())),
                         tcto_tune::duration::format_duration(wait.wait.unwrap_or_default())
-                    );
+                    ));
                     said = Some(std::time::Instant::now());
                 }
                 std::thread::sleep(std::time::Duration::from_millis(100));
@@ -164,4 +174,204 @@ pub fn lock_journal(
             other => return other,
         }
     }
+}
+
+/// The state dir when neither flag nor environment names one.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/tcto-tune";
+
+/// Compute the plan for this host, and return the resolved profile with it.
+pub fn compute_with_profile(args: &ProfileArgs) -> anyhow::Result<(Profile, Plan)> {
+    let (profile, _state, plan) = compute_full(args)?;
+    Ok((profile, plan))
+}
+
+/// The profile, the state it was planned against, and the plan.
+pub fn compute_full(args: &ProfileArgs) -> anyhow::Result<(Profile, SystemState, Plan)> {
+    let (profile, opts) = args.resolve()?;
+    let state = read_state(&profile, &Backends::linux()).context("cannot read the system state")?;
+    let plan = tcto_tune::plan_with(&profile, &state, &opts);
+    Ok((profile, state, plan))
+}
+
+/// Map a transaction error to the user's exit code and hint.
+pub fn apply_error(e: ApplyError) -> anyhow::Error {
+    let exit = if matches!(e, ApplyError::Refused { .. }) {
+        Exit::Refused
+    } else {
+        Exit::Error
+    };
+    CliError::new(error_chain(&e), e.hint(), exit).into()
+}
+
+/// `text` with every `` `tcto-tune ...` `` command it names given the
+/// user's `--state-dir`, so that a printed command runs as printed. Left
+/// alone for the default state dir, or when it already names one.
+pub fn user_flags(g: &Global, text: &str) -> String {
+    if g.state_dir == Path::new(DEFAULT_STATE_DIR) || text.contains("--state-dir") {
+        return text.to_owned();
+    }
+    let dir = g.state_dir.display().to_string();
+    let safe = dir
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
+    let dir = if safe {
+        dir
+    } else {
+        format!("'{}'", dir.replace('\'', r"'\''"))
+    };
+    text.replace("`tcto-tune ", &format!("`tcto-tune --state-dir {dir} "))
+}
+
+/// [`user_flags`] applied to the hint of the error a command failed with.
+pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Result<Exit> {
+    result.map_err(|e| {
+        let mut e = CliError::from(e);
+        e.hint = e.hint.map(|h| user_flags(g, &h));
+        e.into()
+    })
+}
+
+/// Print a transaction's report and return its exit code.
+pub fn finish(g: &Global, p: &Printer, report: &TxReport) -> anyhow::Result<Exit> {
+    if p.json() {
+        p.json_doc(report)?;
+    } else {
+        p.line(user_flags(g, &report.to_string()));
+    }
+    Ok(if report.succeeded() {
+        Exit::Ok
+    } else {
+        Exit::Error
+    })
+}
+
+/// `--root` that cannot be read: the error, with a hint when it is not a
+/// directory.
+pub fn root_error(root: &Path, e: tcto_tune::system::SystemError) -> anyhow::Error {
+    let hint = if !root.exists() {
+        Some(format!(
+            "`--root` must be an existing directory; it is never created (mkdir -p {} if that is really the place)",
+            root.display()
+        ))
+    } else if !root.is_dir() {
+        Some(
+            "`--root` must be a directory (the root of an image or a chroot), not a file"
+                .to_owned(),
+        )
+    } else {
+        None
+    };
+    // The whole cause chain on one line, as for every other error.
+    CliError {
+        hint,
+        ..CliError::from(anyhow::Error::new(e))
+    }
+    .into()
+}
+
+/// Paths leading out of the root make `persist --list` and `apply
+/// --persisted` fail.
+pub fn escape_error(facts: &persist::PersistFacts) -> Option<anyhow::Error> {
+    let e = facts.escapes.first()?;
+    let f = persist::root_escape(e);
+    Some(CliError::new(format!("refused: {}", f.message), f.hint, Exit::Error).into())
+}
+
+/// A hint naming `tcto-tune persist --...` gets the user's flags, so that
+/// it runs as printed.
+pub fn flag_hint(f: &mut tcto_tune::Finding, prefix: &str) {
+    if let Some(h) = &mut f.hint {
+        *h = h.replace("`tcto-tune persist --", &format!("`{prefix} --"));
+    }
+}
+
+/// The profile `apply --persisted` plans: the NOTRACK rules and offloads
+/// of every persisted entry under `root`, as one profile.
+pub fn persisted_profile(g: &Global, root: Option<&Path>) -> anyhow::Result<tcto_tune::Profile> {
+    let prefix = match root {
+        Some(r) => format!(
+            "tcto-tune --state-dir {} persist --root {}",
+            g.state_dir.display(),
+            r.display()
+        ),
+        None => format!("tcto-tune --state-dir {} persist", g.state_dir.display()),
+    };
+    let fail = |f: &tcto_tune::Finding| -> anyhow::Error {
+        let mut f = f.clone();
+        flag_hint(&mut f, &prefix);
+        CliError::new(f.message, f.hint, Exit::Error).into()
+    };
+    let root = root.unwrap_or(Path::new("/"));
+    let facts = read_persist_facts(root).map_err(|e| root_error(root, e))?;
+    if let Some(e) = escape_error(&facts) {
+        return Err(e);
+    }
+    let dir = persist::host_path(&facts.root, persist::PERSISTED_PATH);
+    let (entries, bad) = persist::persisted(&facts);
+    if let Some(f) = bad.first() {
+        return Err(fail(f));
+    }
+    if let Some(f) = persist::entries::conflicts(&entries).first() {
+        return Err(fail(f));
+    }
+    if !entries.iter().any(persist::Persisted::restores) {
+        return Err(CliError::new(
+            format!("nothing persisted: no entry in `{dir}` has NOTRACK rules or offloads"),
+            Some(format!("`{prefix} --list` shows what is persisted; persist a profile with `[[notrack]]` or `[[offload]]` first")),
+            Exit::Error,
+        )
+        .into());
+    }
+    let text = persist::entries::boot_profile(&entries);
+    tcto_tune::profile::load_text(
+        tcto_tune::profile::ProfileOrigin::File(PathBuf::from(&dir).join("persisted.toml")),
+        &text,
+        &BTreeMap::new(),
+    )
+    .with_context(|| format!("cannot load the persisted entries in `{dir}`"))
+}
+
+/// The command as the completion generators see it: `--profile` offers
+/// the built-in profile names.
+pub fn completion_command() -> clap::Command {
+    use clap::CommandFactory as _;
+    fn profile_names(cmd: clap::Command) -> clap::Command {
+        let cmd = cmd.mut_subcommands(profile_names);
+        if cmd.get_arguments().any(|a| a.get_id() == "profile") {
+            cmd.mut_arg("profile", |a| {
+                a.value_parser(clap::builder::PossibleValuesParser::new(
+                    tcto_tune::profile::builtin_names(),
+                ))
+            })
+        } else {
+            cmd
+        }
+    }
+    // Without the hidden subcommands: clap_complete's bash generator offers
+    // them anyway, so they are left out of the command it sees.
+    let full = crate::Cli::command();
+    let visible = clap::Command::new("tcto-tune")
+        .version(env!("TCTO_TUNE_VERSION"))
+        .about(full.get_about().cloned().unwrap_or_default())
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    profile_names(visible)
+}
+
+/// The completion script for `shell` (`completions` prints it,
+/// `generate-assets` writes it).
+pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut cmd = completion_command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "tcto-tune", &mut out);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete 4.6's bash generator escapes the `-` of a binary
+        // name two ways: the walk over the words names a subcommand
+        // `tcto__tune__subcmd__plan`, its case arm
+        // `tcto__subcmd__tune__subcmd__plan`, so nothing after the first
+        // word would complete. One spelling, the walk's, fixes it.
+        let text = String::from_utf8_lossy(&out).replace("tcto__subcmd__tune", "tcto__tune");
+        return text.into_bytes();
+    }
+    out
 }

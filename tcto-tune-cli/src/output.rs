@@ -1,10 +1,12 @@
 //! Output conventions: data on stdout, messages on stderr, one-line errors
 //! with a `hint:` line, colour only on a terminal and never with NO_COLOR.
+//! Every command prints through the one [`Printer`] `main` makes; the
+//! errors it prints are [`CliError`]s with an [`Exit`] code.
 
 use std::io::IsTerminal;
 
 use tcto_tune::escape::{escape_control, escape_lines};
-use tcto_tune::ProfileError;
+use tcto_tune::{ProfileError, TextStyle};
 
 /// Process exit codes (documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,76 +96,125 @@ impl Exit {
     }
 }
 
-/// Print an error: under `--json` as one JSON object on stdout
-/// (`{"schema":1,"error":{"code","message","hint"}}`, so a script that
-/// parses stdout always gets JSON), else as text on stderr.
-pub fn print_error(e: &CliError, json: bool) {
-    if json {
-        let value = serde_json::json!({
-            "schema": 1,
-            "error": { "code": e.exit.code(), "message": e.message, "hint": e.hint },
-        });
-        if print_json(&value).is_ok() {
-            return;
+/// The one way the CLI prints, passed to every command (as uv's `Printer`).
+///
+/// It owns stdout and stderr, decides colour once for each (a terminal and
+/// no `NO_COLOR`), and carries `--json`: data goes to stdout, as text or as
+/// one JSON document, messages and errors to stderr (an error under
+/// `--json` is a JSON document on stdout, so a script always gets JSON).
+/// Text is printed as `print!` prints it; a JSON document is streamed.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    json: bool,
+    color_stdout: bool,
+    color_stderr: bool,
+}
+
+impl Printer {
+    /// The printer for this process: `--json` as given, colour where the
+    /// stream is a terminal and `NO_COLOR` is unset or empty.
+    pub fn new(json: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self {
+            json,
+            color_stdout: !no_color && std::io::stdout().is_terminal(),
+            color_stderr: !no_color && std::io::stderr().is_terminal(),
         }
     }
-    let color = stderr_color();
-    let label = if color {
-        "\x1b[1;31merror\x1b[0m"
-    } else {
-        "error"
-    };
-    // Messages quote paths, link targets, nft names and kernel errors: their
-    // control characters are shown escaped, never sent to the terminal.
-    eprintln!("{label}: {}", escape_lines(&e.message));
-    if let Some(h) = &e.hint {
-        let label = if color {
-            "\x1b[1;36mhint\x1b[0m"
+
+    /// `--json`: data is printed as JSON, not text.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// How the library renders text for stdout (colour or not).
+    pub fn style(&self) -> TextStyle {
+        TextStyle {
+            color: self.color_stdout,
+        }
+    }
+
+    /// Text on stdout, as it is.
+    pub fn out(&self, text: impl std::fmt::Display) {
+        print!("{text}");
+    }
+
+    /// A line on stdout.
+    pub fn line(&self, text: impl std::fmt::Display) {
+        println!("{text}");
+    }
+
+    /// A whole text in one write on stdout, not one write per line (stdout
+    /// is line buffered): a long report.
+    pub fn out_whole(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// A message line on stderr (a warning, progress).
+    pub fn message(&self, text: impl std::fmt::Display) {
+        eprintln!("{text}");
+    }
+
+    /// A value as pretty JSON on stdout.
+    ///
+    /// Streamed through a buffer rather than built as one string first: a
+    /// `diagnose --json` of a busy host is hundreds of KiB, and growing the
+    /// string copied it several times (and raised peak memory). The types
+    /// printed are plain data, so serialising cannot fail half-way; only
+    /// writing can.
+    pub fn json_value<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, value)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// A JSON object on stdout with `"schema": 1` added when the value
+    /// does not carry one itself: every `--json` document says its version.
+    pub fn json_doc<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let mut v = serde_json::to_value(value)?;
+        if let Some(map) = v.as_object_mut() {
+            map.entry("schema").or_insert(serde_json::json!(1));
+        }
+        self.json_value(&v)
+    }
+
+    /// Print an error: under `--json` as one JSON object on stdout
+    /// (`{"schema":1,"error":{"code","message","hint"}}`, so a script that
+    /// parses stdout always gets JSON), else as text on stderr.
+    pub fn error(&self, e: &CliError) {
+        if self.json {
+            let value = serde_json::json!({
+                "schema": 1,
+                "error": { "code": e.exit.code(), "message": e.message, "hint": e.hint },
+            });
+            if self.json_value(&value).is_ok() {
+                return;
+            }
+        }
+        let label = if self.color_stderr {
+            "\x1b[1;31merror\x1b[0m"
         } else {
-            "hint"
+            "error"
         };
-        eprintln!("{label}: {}", escape_control(h));
+        // Messages quote paths, link targets, nft names and kernel errors: their
+        // control characters are shown escaped, never sent to the terminal.
+        eprintln!("{label}: {}", escape_lines(&e.message));
+        if let Some(h) = &e.hint {
+            let label = if self.color_stderr {
+                "\x1b[1;36mhint\x1b[0m"
+            } else {
+                "hint"
+            };
+            eprintln!("{label}: {}", escape_control(h));
+        }
     }
-}
-
-fn no_color() -> bool {
-    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-}
-
-/// Whether to colour stdout.
-pub fn stdout_color() -> bool {
-    !no_color() && std::io::stdout().is_terminal()
-}
-
-/// Whether to colour stderr.
-pub fn stderr_color() -> bool {
-    !no_color() && std::io::stderr().is_terminal()
-}
-
-/// Print a value as pretty JSON on stdout.
-///
-/// Streamed through a buffer rather than built as one string first: a
-/// `diagnose --json` of a busy host is hundreds of KiB, and growing the
-/// string copied it several times (and raised peak memory). The types
-/// printed are plain data, so serialising cannot fail half-way; only
-/// writing can.
-pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, value)?;
-    out.write_all(b"\n")?;
-    out.flush()?;
-    Ok(())
-}
-
-/// Print a JSON object on stdout with `"schema": 1` added when the value
-/// does not carry one itself: every `--json` document says its version.
-pub fn print_json_doc<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut v = serde_json::to_value(value)?;
-    if let Some(map) = v.as_object_mut() {
-        map.entry("schema").or_insert(serde_json::json!(1));
-    }
-    print_json(&v)
 }
 
 /// Fail with a clear message unless this process may change network

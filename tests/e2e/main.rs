@@ -13,4 +13,5 @@ mod persist;
 mod plan;
 mod prometheus;
 mod schema;
+mod snapshots;
 mod status;
