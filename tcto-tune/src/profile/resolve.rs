@@ -560,7 +560,7 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
         p.sysctl.push(c.raw(key, value)?);
     }
     for code in &s.allow {
-        if !crate::check::CODES
+        if !crate::finding::CODES
             .iter()
             .any(|(c, _, _)| c == code.get_ref())
         {
@@ -573,7 +573,7 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
                 ),
             ));
         }
-        if !crate::check::allowable(code.get_ref()) {
+        if !crate::finding::allowable(code.get_ref()) {
             return Err(layer.at(
                 code.span(),
                 Some("allow"),
