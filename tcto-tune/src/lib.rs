@@ -36,6 +36,7 @@ pub mod escape;
 pub mod finding;
 pub mod fix;
 pub mod journal;
+pub mod kind;
 pub mod names;
 pub mod notrack;
 pub mod offload;

@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use crate::check::{Finding, Severity};
+use crate::finding::{Finding, Severity};
 use crate::names::Cidr;
 use crate::profile::Profile;
 
