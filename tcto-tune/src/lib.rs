@@ -39,6 +39,7 @@ pub mod journal;
 pub mod kind;
 pub mod names;
 pub mod notrack;
+pub mod observed;
 pub mod offload;
 pub mod persist;
 pub mod plan;
