@@ -42,6 +42,7 @@ pub mod notrack;
 pub mod observed;
 pub mod offload;
 pub mod persist;
+pub mod persist_facts;
 pub mod plan;
 pub mod probe;
 pub mod procfs;

@@ -43,12 +43,11 @@ const ABOVE_SYSTEM: &[&str] = &[
 
 /// Edges from `system` to [`ABOVE_SYSTEM`] still present while the seam is
 /// in flight (it moves `read_state` out and takes `Plan`/`Profile` out of
-/// the backends), and persist's fact types that system/files.rs reads.
+/// the backends).
 const ALLOWED_SYSTEM: &[(&str, &str)] = &[
     ("system", "apply"),
     ("system", "plan"),
     ("system", "profile"),
-    ("system", "persist"),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
