@@ -82,7 +82,7 @@ pub fn group_of(kernel_name: &str) -> Option<&'static Group> {
 }
 
 /// Keep only the features behind the four toggles and those they depend
-/// on (what [`SystemState`] stores).
+/// on (what [`SystemState`](crate::state::SystemState) stores).
 pub fn relevant(features: &Features) -> Features {
     features
         .iter()
