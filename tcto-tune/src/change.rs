@@ -41,12 +41,12 @@ pub enum Target {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ifindex: Option<u32>,
         /// The device's permanent MAC when it has one (see
-        /// [`crate::state::NicId`]).
+        /// [`crate::names::NicId`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         perm_addr: Option<String>,
         /// The boot and network namespace `ifindex` belongs to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        scope: Option<crate::state::IfScope>,
+        scope: Option<crate::names::IfScope>,
     },
     /// A file (persist: sysctl.d, modprobe.d, units...).
     File {

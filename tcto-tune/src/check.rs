@@ -6,29 +6,21 @@
 //! are stable kebab-case identifiers ([`FindingCode`], each variant with
 //! its severity and meaning, as the README's table lists them); a refusing
 //! finding stops `apply` unless the user passes `--allow CODE`.
+//!
+//! These are the sysctl checks; each kind of fix runs its own (see
+//! [`crate::kind::FixKind::check`]), the planner runs them all.
 
 use crate::change::{Change, ChangeKind};
 use crate::fix::{key_info, REMOVED_KEYS};
-use crate::profile::Profile;
-use crate::state::SystemState;
 
 pub use crate::finding::{allowable, Finding, FindingCode, Severity, UnknownCode};
+pub use crate::kind::CheckInput;
 
 /// Bytes of kernel memory per conntrack entry (struct nf_conn and its
 /// extensions, rounded as the runbook does).
 pub const CONNTRACK_ENTRY_BYTES: u64 = 350;
 /// Bytes per hash bucket (one hlist_nulls_head pointer).
 pub const CONNTRACK_BUCKET_BYTES: u64 = 8;
-
-/// Inputs every check sees.
-pub struct CheckInput<'a> {
-    /// The profile.
-    pub profile: &'a Profile,
-    /// The observed state.
-    pub state: &'a SystemState,
-    /// The changes the planner drafted.
-    pub changes: &'a [Change],
-}
 
 impl CheckInput<'_> {
     fn change(&self, key: &str) -> Option<&Change> {
@@ -42,21 +34,6 @@ impl CheckInput<'_> {
             None => self.state.sysctl_int(key),
         }
     }
-}
-
-/// Run every check.
-pub fn run_all(input: &CheckInput) -> Vec<Finding> {
-    let mut out = Vec::new();
-    out.extend(backlog_checks(input));
-    out.extend(conntrack_max_below_count(input));
-    out.extend(conntrack_memory(input));
-    out.extend(conntrack_timeout_range(input));
-    out.extend(value_out_of_range(input));
-    out.extend(removed_keys(input));
-    out.extend(crate::offload::checks(input));
-    out.extend(crate::notrack::checks(input));
-    out.extend(rp_filter_checks(input));
-    out
 }
 
 /// `rp-filter-unknown-interface`, `rp-filter-all-strict`: a per-interface

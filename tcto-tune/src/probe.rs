@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::format_duration;
+pub use crate::system::Outcome;
 use crate::system::{Attempt, Connector};
 
 /// Version of the JSON probe report.
@@ -33,22 +34,6 @@ pub const SYN_RTO_MS: u64 = 1000;
 /// scheduling and queueing delay. A client timeout cut to exactly
 /// 1 s + RTT turns every ordinary jitter into a failed connect.
 pub const SYN_RTO_MARGIN_MS: u64 = 500;
-
-/// How one connect ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The handshake completed.
-    Established,
-    /// The peer answered with RST: nothing listens there.
-    Refused,
-    /// No answer before the timeout: SYNs (or SYN-ACKs) were dropped.
-    TimedOut,
-    /// An ICMP unreachable, or no route.
-    Unreachable,
-    /// Anything else, with its errno (0 when unknown).
-    Error(i32),
-}
 
 /// Why probe options were rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::names::{IfScope, NicId};
 use crate::notrack::{FilterChain, NotrackTable};
 
 /// One sysctl as observed.
@@ -90,36 +91,6 @@ impl FeatureState {
             wish: false,
         }
     }
-}
-
-/// Which network device an interface name stands for right now: a name
-/// can be moved to another device (`ip link set dev a name aold`), an
-/// ifindex is the device's own for its lifetime in the namespace, and a
-/// permanent MAC (`ETHTOOL_GPERMADDR`, real NICs only) survives a driver
-/// reload.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct NicId {
-    /// The interface index.
-    pub ifindex: u32,
-    /// The permanent hardware address (`aa:bb:cc:dd:ee:ff`), when the
-    /// device has one (a veth has none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub perm_addr: Option<String>,
-    /// Where the ifindex means this device: the boot
-    /// (`/proc/sys/kernel/random/boot_id`) and the network namespace
-    /// (inode of `/proc/thread-self/ns/net`). `None` when unknown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<IfScope>,
-}
-
-/// The boot and network namespace an ifindex belongs to: ifindexes are
-/// handed out again after a reboot, and each namespace counts its own.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct IfScope {
-    /// `/proc/sys/kernel/random/boot_id`.
-    pub boot_id: String,
-    /// Inode number of the network namespace (`ip netns identify`, `net:[N]`).
-    pub netns: u64,
 }
 
 /// Kernel feature name (`tx-tcp-segmentation`) to its state.

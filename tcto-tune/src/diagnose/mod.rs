@@ -15,13 +15,11 @@ use report::{
     checked, conntrack_report, firewall_report, interface_reports, kernel_log_report,
     listener_reports, notrack_command, sysctl_advice,
 };
-mod ctgroups;
 mod firewall;
 mod netpath;
 mod prometheus;
 mod report;
 mod text;
-mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -35,17 +33,17 @@ use crate::system::{
     read_state, Backends, CounterSample, KernelLog, Process, SynRecv, SystemError,
 };
 
-pub use causes::{rank_causes, Cause, CauseCode, CAUSE_CODES};
-pub use ctgroups::{
+pub use crate::observed::{
+    aggregate_trace, kfree_skb_filter, parse_reason_names, parse_trace_line, TraceDrop, TraceEvent,
+    TraceReport,
+};
+pub use crate::observed::{
     parse_ct_entry, source_subnet, ConntrackGroups, CtAggregator, CtEntry, CtGroup, IDLE_S,
 };
+pub use causes::{rank_causes, Cause, CauseCode, CAUSE_CODES};
 pub use firewall::{find_drops, FirewallDrop, FirewallReport, FwChain, FwLimit, FwRule};
 pub use netpath::{RpFilterIface, RpFilterReport, SoftnetReport, SynRecvReport};
 pub use text::TEXT_LISTENER_ROWS;
-pub use trace::{
-    aggregate as aggregate_trace, kfree_skb_filter, parse_reason_names, parse_trace_line,
-    TraceDrop, TraceEvent, TraceReport,
-};
 
 /// Version of the JSON diagnosis.
 pub const DIAGNOSE_SCHEMA: u32 = 1;

@@ -14,8 +14,7 @@ use std::collections::HashSet;
 
 use super::overlap::{self, Settled};
 use super::table::{tag_of, NotrackTable, Part, ScopedFlow};
-use crate::check::{Finding, Severity};
-use crate::finding::FindingCode;
+use crate::finding::{Finding, FindingCode, Severity};
 
 /// The table an apply of `own` (the flows of profile `profile`) leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]

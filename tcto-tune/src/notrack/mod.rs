@@ -3,10 +3,12 @@
 //! When trusted frontend -> backend traffic fills the conntrack table, the
 //! runbook's permanent fix is to stop tracking it: raw-priority `notrack`
 //! rules for exactly those subnets and that port. This module is the pure
-//! half: the rule model and its kernel encoding ([`table`], [`expr`]), the
-//! planner step that turns `Profile.notrack` into one table change, and the
-//! safety checks, above all the one that sees a stateful filter that would
-//! drop untracked packets ([`filter`]). The netlink half is
+//! half: the rule model and its kernel encoding ([`table`], [`expr`]), and
+//! the analyses the planner and the safety checks run, above all the one
+//! that sees a stateful filter that would drop untracked packets
+//! ([`filter`]); the planner step that turns `Profile.notrack` into one
+//! table change and the checks are the NOTRACK kind of fix,
+//! `crate::plan::notrack`. The netlink half is
 //! `system::nft`; it only moves [`NotrackTable`]s and [`FilterChain`]s
 //! between the kernel and these types.
 //!
@@ -29,13 +31,8 @@ pub use table::{
     MAX_RULE_FLOWS, TABLE_FAMILY, TABLE_NAME,
 };
 
-use crate::change::{Change, ChangeKind, Target, Value};
-use crate::check::{CheckInput, Finding, Severity};
-use crate::finding::FindingCode;
-use crate::fix::Intent;
-use crate::plan::{Plan, Skipped, Unchanged};
+use crate::change::{Target, Value};
 use crate::profile::Profile;
-use crate::state::SystemState;
 
 /// The target every NOTRACK change writes.
 pub fn target() -> Target {
@@ -51,7 +48,7 @@ pub fn key() -> String {
 }
 
 /// The profile's flows that name all three fields, each once.
-fn usable_flows(profile: &Profile) -> Vec<ScopedFlow> {
+pub(crate) fn usable_flows(profile: &Profile) -> Vec<ScopedFlow> {
     let mut seen = std::collections::HashSet::with_capacity(profile.notrack.len());
     profile
         .notrack
@@ -76,145 +73,6 @@ pub fn desired_table(profile: &Profile) -> Option<NotrackTable> {
 /// The value a table is journaled and compared as.
 pub fn value_of(table: Option<&NotrackTable>) -> Value {
     table.map_or(Value::Absent, |t| Value::Json(t.to_json()))
-}
-
-/// Planner step: one `notrack` change writing the whole table (the table
-/// in place with this profile's flows added, or with `replace` replacing
-/// the ones it applied before: [`compose`]), or an "already in place"
-/// entry; flows missing a field are skipped.
-pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replace: bool) {
-    for f in &profile.notrack {
-        if ScopedFlow::of(f).is_none() {
-            let show = |c: Option<String>| c.unwrap_or_else(|| "?".into());
-            p.skipped.push(Skipped {
-                kind: ChangeKind::Notrack,
-                key: format!(
-                    "{} -> {} port {}",
-                    show(f.from.map(|c| c.to_string())),
-                    show(f.to.map(|c| c.to_string())),
-                    show(f.port.map(|c| c.to_string()))
-                ),
-                code: FindingCode::NotrackUnscoped,
-                why: "a NOTRACK flow needs `from`, `to` (one address family) and `port`".into(),
-                current: None,
-                desired: String::new(),
-                intent: Default::default(),
-            });
-        }
-    }
-    let own = usable_flows(profile);
-    if own.is_empty() {
-        return;
-    }
-    let current = state.notrack_table.as_ref();
-    if let Some(t) = current.filter(|t| !t.foreign.is_empty()) {
-        // Writing the table would delete what someone else put there.
-        p.findings.push(foreign_finding(t));
-        return;
-    }
-    let composed = compose::compose(current, &profile.name, &own, replace);
-    p.findings
-        .extend(compose::findings(&composed, &profile.name));
-    let Some(want) = composed.table else {
-        return;
-    };
-    let mut reasons: Vec<String> = Vec::new();
-    for r in profile.notrack.iter().filter_map(|f| f.reason.clone()) {
-        if !reasons.contains(&r) {
-            reasons.push(r);
-        }
-    }
-    let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
-    if current == Some(&want) {
-        // Rendered once: a table of 1,000 flows is some 50 KiB of text.
-        let text = want.to_nft();
-        p.unchanged.push(Unchanged {
-            kind: ChangeKind::Notrack,
-            key: key(),
-            current: text.clone(),
-            desired: text,
-            intent: Intent::Exact,
-            reason,
-        });
-        return;
-    }
-    p.changes.push(Change {
-        kind: ChangeKind::Notrack,
-        key: key(),
-        current: current.map(NotrackTable::to_nft),
-        desired: want.to_nft(),
-        intent: Intent::Exact,
-        reason,
-        target: target(),
-        before: value_of(current),
-        after: value_of(Some(&want)),
-    });
-}
-
-/// `notrack-foreign-content`: the table holds what tcto-tune did not write.
-fn foreign_finding(t: &NotrackTable) -> Finding {
-    let what: Vec<&str> = t.foreign.iter().map(|f| f.what.as_str()).collect();
-    let remove: Vec<&str> = t.foreign.iter().map(|f| f.remove.as_str()).collect();
-    Finding::new(
-        FindingCode::NotrackForeignContent,
-        Severity::Refuse,
-        format!(
-            "table {} holds content tcto-tune did not write: {}; tcto-tune writes the whole table, so it plans no NOTRACK change over it",
-            key(),
-            what.join(", ")
-        ),
-    )
-    .hint(format!(
-        "move it into a table of your own, or remove it: `{}`",
-        remove.join("`, `")
-    ))
-}
-
-/// Every NOTRACK check: `notrack-unscoped`,
-/// `notrack-breaks-stateful-filter`, `notrack-filter-undecided`, `notrack-loopback`,
-/// `notrack-bypasses-conntrack`.
-pub fn checks(input: &CheckInput) -> Vec<Finding> {
-    let mut out = scope::per_flow(input.profile);
-    // Overlaps are the planner's findings (on the composed part).
-    let flows = scoped_flows(input.profile);
-    if flows.is_empty() {
-        return out;
-    }
-    out.extend(scope::union_findings(&flows));
-    out.extend(stateful::findings(&input.state.filter_chains, &flows));
-    for f in flows.iter().filter(|f| f.touches_loopback()) {
-        out.push(
-            Finding::new(
-                FindingCode::NotrackLoopback,
-                Severity::Warn,
-                format!(
-                    "flow {} is on loopback: conntrack sees loopback packets first at OUTPUT, so the table also NOTRACKs its request direction in the output chain",
-                    f.label()
-                ),
-            )
-            .hint("local clients of this port are untracked too: make sure every filter chain on `lo` accepts `ct state untracked`"),
-        );
-    }
-    let which = if flows.len() <= 3 {
-        flows
-            .iter()
-            .map(ScopedFlow::label)
-            .collect::<Vec<_>>()
-            .join(", ")
-    } else {
-        format!("{} flows", flows.len())
-    };
-    out.push(
-        Finding::new(
-            FindingCode::NotrackBypassesConntrack,
-            Severity::Info,
-            format!(
-                "NOTRACKed flows ({which}) bypass NAT (DNAT, masquerade) and conntrack-based accounting: `conntrack -L`, ct counters, ct-based limits no longer see them"
-            ),
-        )
-        .hint("do not NOTRACK flows that are NATed on this host"),
-    );
-    out
 }
 
 #[cfg(test)]

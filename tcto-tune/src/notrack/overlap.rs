@@ -19,8 +19,7 @@ use std::collections::BTreeMap;
 
 use super::scope::range;
 use super::table::{FlowElement, ScopedFlow};
-use crate::check::{Finding, Severity};
-use crate::finding::FindingCode;
+use crate::finding::{Finding, FindingCode, Severity};
 
 /// How the flows were settled.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -11,8 +11,7 @@
 
 use std::net::IpAddr;
 
-use crate::check::{Finding, Severity};
-use crate::finding::FindingCode;
+use crate::finding::{Finding, FindingCode, Severity};
 use crate::names::Cidr;
 use crate::profile::Profile;
 

@@ -13,8 +13,7 @@ use super::expr::{CT_ESTABLISHED, CT_NEW, CT_UNTRACKED};
 use super::filter::{Direction, FilterChain, Packet};
 use super::table::ScopedFlow;
 use super::walk::{index, judge, undecided_why, walk, Judgement};
-use crate::check::{Finding, Severity};
-use crate::finding::FindingCode;
+use crate::finding::{Finding, FindingCode, Severity};
 
 /// One chain's judgement of some flows, in one direction, put into words
 /// when first seen (with the table and packet it was judged on).

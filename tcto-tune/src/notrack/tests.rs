@@ -3,8 +3,12 @@
 use super::expr::{decode, CT_ESTABLISHED, CT_RELATED};
 use super::fixtures::{ct_accept, inet_filter_input};
 use super::*;
+use crate::change::ChangeKind;
 use crate::fix::NotrackFlow;
+use crate::kind::Plan;
 use crate::plan::{plan_with, PlanOptions};
+use crate::profile::Profile;
+use crate::state::SystemState;
 
 fn flow(from: &str, to: &str, port: Option<u16>) -> NotrackFlow {
     NotrackFlow {

@@ -1,9 +1,14 @@
 //! Offload planning and checks from fixture states: every check triggered and not.
 
 use super::*;
+use crate::change::{ChangeKind, Target};
+use crate::finding::Severity;
 use crate::fix::OffloadFix;
+use crate::kind::Plan;
 use crate::names::IfName;
 use crate::plan::{plan, plan_with, PlanOptions};
+use crate::profile::Profile;
+use crate::state::SystemState;
 use crate::SysctlReading;
 
 fn fix(iface: &str) -> OffloadFix {

@@ -51,16 +51,11 @@ use crate::check::{Finding, Severity};
 
 /// Unit name.
 pub const UNIT_NAME: &str = "tcto-tune-restore.service";
-/// Where the Debian package installs the unit.
-pub const PACKAGED_UNIT_PATH: &str = "/lib/systemd/system/tcto-tune-restore.service";
-/// The same unit through merged `/usr` (`/lib` is a link to `usr/lib`).
-pub const PACKAGED_UNIT_USR_PATH: &str = "/usr/lib/systemd/system/tcto-tune-restore.service";
 /// The binary the package installs and its unit runs.
 pub const PACKAGED_EXEC: &str = "/usr/bin/tcto-tune";
-/// The packaged unit's `ExecStart=` line, by which the backend recognises it.
-pub const PACKAGED_EXEC_START: &str = "ExecStart=/usr/bin/tcto-tune apply --persisted";
-/// Drop-in holding the per-interface ordering for the packaged unit.
-pub const DROPIN_PATH: &str = "/etc/systemd/system/tcto-tune-restore.service.d/50-interfaces.conf";
+pub use crate::persist_facts::{
+    DROPIN_PATH, PACKAGED_EXEC_START, PACKAGED_UNIT_PATH, PACKAGED_UNIT_USR_PATH,
+};
 
 /// Finding codes of the unit.
 pub mod codes {

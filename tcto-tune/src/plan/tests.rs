@@ -3,7 +3,11 @@
 
 use super::*;
 use crate::fix::{Desired, RawSysctl, SysctlValue};
+use std::collections::BTreeSet;
+
+use crate::finding::{Finding, FindingCode, Severity};
 use crate::names::SysctlName;
+use crate::state::SystemState;
 use crate::state::{ListenSocket, SysctlReading};
 
 const GIB: u64 = 1 << 30;

@@ -574,7 +574,7 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
                 ),
             ));
         }
-        if !crate::check::allowable(code.get_ref()) {
+        if !crate::finding::allowable(code.get_ref()) {
             return Err(layer.at(
                 code.span(),
                 Some("allow"),

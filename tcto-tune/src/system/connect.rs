@@ -7,7 +7,23 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::probe::Outcome;
+use serde::{Deserialize, Serialize};
+
+/// How one connect ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The handshake completed.
+    Established,
+    /// The peer answered with RST: nothing listens there.
+    Refused,
+    /// No answer before the timeout: SYNs (or SYN-ACKs) were dropped.
+    TimedOut,
+    /// An ICMP unreachable, or no route.
+    Unreachable,
+    /// Anything else, with its errno (0 when unknown).
+    Error(i32),
+}
 
 /// One connect attempt's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

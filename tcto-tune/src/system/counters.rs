@@ -17,7 +17,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::SystemError;
-use crate::diagnose::{ConntrackGroups, CtAggregator};
+use crate::observed::{ConntrackGroups, CtAggregator};
 use crate::procfs::{self, ConntrackStat, KmsgRecord, NetDevStats, SoftnetCpu};
 
 /// One reading of the counters `diagnose` and `verify` compare over time.

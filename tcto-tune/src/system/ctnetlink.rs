@@ -4,7 +4,7 @@
 //! parsing). Each entry is handed to the caller as it is decoded; nothing
 //! but the receive buffer is held, so a table of millions costs no more
 //! memory than one of ten. The decoding is pure, in
-//! [`crate::diagnose::parse_ct_entry`]; this file only talks to the kernel.
+//! [`crate::observed::parse_ct_entry`]; this file only talks to the kernel.
 // FFI: getifaddrs and its sockaddr list (docs/architecture.md).
 #![allow(unsafe_code)]
 
@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use netlink_sys::{Socket, SocketAddr};
 
 use super::SystemError;
-use crate::diagnose::{parse_ct_entry, CtEntry};
+use crate::observed::{parse_ct_entry, CtEntry};
 
 const NETLINK_NETFILTER: isize = 12;
 /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET`.

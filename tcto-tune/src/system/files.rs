@@ -26,7 +26,7 @@ pub use resolve::{resolve, Unresolvable};
 use super::SystemError;
 use crate::atomic_file::{self, Step as WriteStep, TempFile, WriteError};
 use crate::change::Value;
-use crate::persist::{
+use crate::persist_facts::{
     Manager, ModuleState, PersistFacts, RootEscape, SysctlSource, MANAGED_FILES, PERSISTED_PATH,
     SYSCTL_CONF, SYSCTL_DIRS,
 };
@@ -354,7 +354,7 @@ pub fn read_persist_facts(root: &Path) -> Result<PersistFacts, SystemError> {
 /// Whether the Debian package's restore unit is installed under `root`
 /// (through `/lib` or merged `/usr`), recognised by its `ExecStart=` line.
 fn packaged_unit(root: &Path) -> bool {
-    use crate::persist::unit::{PACKAGED_EXEC_START, PACKAGED_UNIT_PATH, PACKAGED_UNIT_USR_PATH};
+    use crate::persist_facts::{PACKAGED_EXEC_START, PACKAGED_UNIT_PATH, PACKAGED_UNIT_USR_PATH};
     [PACKAGED_UNIT_PATH, PACKAGED_UNIT_USR_PATH]
         .iter()
         .any(|p| {

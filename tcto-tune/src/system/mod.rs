@@ -23,7 +23,7 @@ mod tracefs;
 
 use std::collections::BTreeSet;
 
-pub use connect::{classify, resolve, Attempt, Connector, TcpConnector};
+pub use connect::{classify, resolve, Attempt, Connector, Outcome, TcpConnector};
 pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, SimCounters};
 pub use ctnetlink::{dump_conntrack, local_subnets};
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
@@ -219,7 +219,7 @@ pub trait Firewall {
     fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError>;
     /// Every chain of every table with its rules, handles, counters and
     /// limits (for `diagnose`; a backend without a ruleset has none).
-    fn ruleset(&self) -> Result<Vec<crate::diagnose::FwChain>, SystemError> {
+    fn ruleset(&self) -> Result<Vec<crate::observed::FwChain>, SystemError> {
         Ok(vec![])
     }
     /// Legacy iptables tables present (`iptables filter`), whose rules are

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::diagnose::{kfree_skb_filter, parse_reason_names};
+use crate::observed::{kfree_skb_filter, parse_reason_names};
 
 /// Prefix of our instances' names.
 pub const INSTANCE_PREFIX: &str = "tcto-tune-";

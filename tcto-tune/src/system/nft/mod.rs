@@ -84,7 +84,7 @@ impl Firewall for Nft {
         self.read_filter_chains()
     }
 
-    fn ruleset(&self) -> Result<Vec<crate::diagnose::FwChain>, SystemError> {
+    fn ruleset(&self) -> Result<Vec<crate::observed::FwChain>, SystemError> {
         self.read_ruleset()
     }
 

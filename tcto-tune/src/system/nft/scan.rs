@@ -5,8 +5,8 @@
 use super::dump::{dump_chains, dump_rules};
 use super::read::{family_name, hook_name};
 use super::{Nft, SystemError};
-use crate::diagnose::{FwChain, FwLimit, FwRule};
 use crate::notrack::expr;
+use crate::observed::{FwChain, FwLimit, FwRule};
 
 impl Nft {
     /// All chains with their rules, in the kernel's order.
