@@ -3,7 +3,7 @@
 //! for what is tracked, real connects for what a stateful filter drops.
 
 use tcto_tune_tests::notrack::Lab;
-use tcto_tune_tests::{require_root, TempDir};
+use tcto_tune_tests::{require_root, state_dir_env, TempDir};
 
 const PROFILE: &str =
     "--profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
@@ -31,10 +31,8 @@ const OTHER: &str = "table inet other {
 ";
 
 fn tcto(lab: &Lab, state: &TempDir, args: &str) -> tcto_tune_tests::Run {
-    lab.backend.sh(&format!(
-        "export TCTO_TUNE_STATE_DIR={}/s\ntcto-tune {args}",
-        state.path()
-    ))
+    lab.backend
+        .sh(&format!("{}tcto-tune {args}", state_dir_env(state)))
 }
 
 #[test]

@@ -28,21 +28,18 @@ impl Lab {
     pub fn new(tag: &str) -> Self {
         let frontend = Netns::new(&format!("{tag}-f"));
         let backend = Netns::new(&format!("{tag}-b"));
-        ok(
-            frontend.sh(&format!(
-                "ip link add fe0 type veth peer name be0 netns {b}\n\
-                 ip addr add {FRONTEND}/24 dev fe0 && ip link set fe0 up\n\
-                 ip route add 10.0.2.0/24 dev fe0",
-                b = backend.0
-            )),
-            "frontend setup",
+        frontend.veth_to(
+            &backend,
+            ("fe0", &format!("{FRONTEND}/24")),
+            ("be0", &format!("{BACKEND}/24")),
         );
         ok(
-            backend.sh(&format!(
-                "ip addr add {BACKEND}/24 dev be0 && ip link set be0 up\n\
-                 ip route add 10.0.1.0/24 dev be0"
-            )),
-            "backend setup",
+            frontend.sh("ip route add 10.0.2.0/24 dev fe0"),
+            "frontend route",
+        );
+        ok(
+            backend.sh("ip route add 10.0.1.0/24 dev be0"),
+            "backend route",
         );
         Lab { frontend, backend }
     }
