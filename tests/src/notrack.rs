@@ -3,7 +3,7 @@
 //! 10.0.2.2/24, each with a route to the other's subnet. Both namespaces
 //! (and every process in them) go away on drop.
 
-use crate::{Netns, Run};
+use crate::{require_root, Netns, Run, TempDir};
 
 /// Frontend address.
 pub const FRONTEND: &str = "10.0.1.2";
@@ -24,6 +24,12 @@ fn ok(r: Run, what: &str) -> Run {
 }
 
 impl Lab {
+    /// For root-only test `test`: the lab and a state dir, both tagged
+    /// `tag`, or None when the test cannot run here ([`require_root`]).
+    pub fn for_test(test: &str, tag: &str) -> Option<(Self, TempDir)> {
+        require_root(test).then(|| (Lab::new(tag), TempDir::new(tag)))
+    }
+
     /// Build the lab; panics (with the command output) if a step fails.
     pub fn new(tag: &str) -> Self {
         let frontend = Netns::new(&format!("{tag}-f"));
@@ -80,6 +86,14 @@ impl Lab {
             "nft -s list ruleset",
         )
         .stdout
+    }
+
+    /// Load `ruleset` (nft syntax) on the backend with `nft -f`.
+    pub fn load_ruleset(&self, ruleset: &str) {
+        ok(
+            self.backend.sh(&format!("nft -f - <<'EOF'\n{ruleset}EOF")),
+            "nft -f",
+        );
     }
 
     /// `nft list ruleset` on the backend.
