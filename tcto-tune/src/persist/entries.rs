@@ -365,16 +365,9 @@ pub fn conflicts(list: &[Persisted]) -> Vec<Finding> {
             clash(s.key.clone(), &p.name, normalize(&s.value), &mut out);
         }
         for o in &p.offload {
-            for (feature, v) in [
-                ("tso", o.tso),
-                ("gso", o.gso),
-                ("gro", o.gro),
-                ("lro", o.lro),
-            ] {
-                if let Some(v) = v {
-                    let value = if v { "on" } else { "off" }.to_owned();
-                    clash(format!("{} {feature}", o.iface), &p.name, value, &mut out);
-                }
+            for (feature, v) in o.toggles() {
+                let value = if v { "on" } else { "off" }.to_owned();
+                clash(format!("{} {feature}", o.iface), &p.name, value, &mut out);
             }
         }
     }

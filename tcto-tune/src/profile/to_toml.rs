@@ -116,15 +116,8 @@ fn notrack_table(n: &NotrackFlow) -> Table {
 fn offload_table(o: &OffloadFix) -> Table {
     let mut t = Table::new();
     t.insert("iface".into(), o.iface.as_str().to_owned().into());
-    for (name, on) in [
-        ("tso", o.tso),
-        ("gso", o.gso),
-        ("gro", o.gro),
-        ("lro", o.lro),
-    ] {
-        if let Some(on) = on {
-            t.insert(name.into(), on.into());
-        }
+    for (name, on) in o.toggles() {
+        t.insert(name.into(), on.into());
     }
     if let Some(reason) = &o.reason {
         t.insert("reason".into(), reason.clone().into());
