@@ -334,16 +334,18 @@ pub struct OffloadFix {
 impl OffloadFix {
     /// The toggles that are set, as `(user-facing name, on)`.
     pub fn toggles(&self) -> Vec<(&'static str, bool)> {
-        [
-            ("tso", self.tso),
-            ("gso", self.gso),
-            ("gro", self.gro),
-            ("lro", self.lro),
-        ]
+        toggles_set([self.tso, self.gso, self.gro, self.lro])
+    }
+}
+
+/// Of tso, gso, gro and lro (in that order), the ones set, as
+/// `(user-facing name, on)`.
+pub(crate) fn toggles_set(tso_gso_gro_lro: [Option<bool>; 4]) -> Vec<(&'static str, bool)> {
+    ["tso", "gso", "gro", "lro"]
         .into_iter()
+        .zip(tso_gso_gro_lro)
         .filter_map(|(n, v)| v.map(|v| (n, v)))
         .collect()
-    }
 }
 
 /// A sysctl the profile wants, whichever fix it came from.

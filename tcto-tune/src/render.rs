@@ -9,11 +9,11 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::change::ChangeKind;
+use crate::change::{Change, ChangeKind};
 use crate::check::Severity;
 use crate::escape::{escape_control, escape_lines};
 use crate::fix::Intent;
-use crate::plan::Plan;
+use crate::plan::{Plan, Skipped, Unchanged};
 
 /// Rendering options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -96,6 +96,117 @@ fn findings_block(findings: &[crate::check::Finding], style: TextStyle, out: &mu
     }
 }
 
+/// The value cell of a `skip` line: what is there and what was wanted.
+fn skip_value(s: &Skipped) -> String {
+    match (&s.current, s.desired.is_empty()) {
+        (Some(c), false) => format!("{c} (wanted {}{})", intent_word(s.intent), s.desired),
+        (None, false) => format!("(wanted {}{})", intent_word(s.intent), s.desired),
+        (Some(c), true) => c.clone(),
+        (None, true) => String::new(),
+    }
+}
+
+fn change_row(c: &Change) -> [String; 5] {
+    let value = if c.kind == ChangeKind::Notrack {
+        format!(
+            "{} -> {}",
+            c.current.as_deref().map_or("(absent)".into(), rules_word),
+            rules_word(&c.desired)
+        )
+    } else {
+        format!(
+            "{} -> {}",
+            c.current.as_deref().unwrap_or("(absent)"),
+            c.desired
+        )
+    };
+    row(
+        "change",
+        &c.key,
+        &value,
+        c.reason.as_deref().unwrap_or_default(),
+        "31",
+    )
+}
+
+fn unchanged_row(u: &Unchanged) -> [String; 5] {
+    let value = if u.kind == ChangeKind::Notrack {
+        format!("{} already in place", rules_word(&u.current))
+    } else {
+        format!(
+            "{} (wanted {}{})",
+            u.current,
+            intent_word(u.intent),
+            u.desired
+        )
+    };
+    row(
+        "ok",
+        &u.key,
+        &value,
+        u.reason.as_deref().unwrap_or_default(),
+        "32",
+    )
+}
+
+fn skipped_row(s: &Skipped) -> [String; 5] {
+    row(
+        "skip",
+        &s.key,
+        &skip_value(s),
+        &format!("{} [{}]", s.why, s.code),
+        "33",
+    )
+}
+
+/// The rows laid out in aligned columns (the value column at most 40 wide).
+fn table(rows: &[[String; 5]], style: TextStyle, out: &mut String) {
+    let w_key = rows.iter().map(|r| r[1].chars().count()).max().unwrap_or(0);
+    let w_val = rows
+        .iter()
+        .map(|r| r[2].chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    for r in rows {
+        let status = paint(style, &r[4], &format!("{:<6}", r[0]));
+        let line = format!("{status}  {:<w_key$}  {:<w_val$}  {}", r[1], r[2], r[3]);
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// A NOTRACK change in full: the table as planned, and a coloured diff
+/// against what is in place.
+fn notrack_diff(c: &Change, style: TextStyle, out: &mut String) {
+    let _ = writeln!(out, "\n{} {} as planned:", c.kind, escape_control(&c.key));
+    out.push_str(&indent(&c.desired));
+    let old = c.current.clone().unwrap_or_default();
+    let diff = similar::TextDiff::from_lines(&old, &c.desired);
+    let _ = writeln!(out, "\ndiff against what is in place:");
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            if c.current.is_some() {
+                "in place"
+            } else {
+                "(absent)"
+            },
+            "planned",
+        )
+        .to_string();
+    for line in text.lines() {
+        let line = escape_lines(line);
+        let line = line.as_ref();
+        let color = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => "32",
+            Some(b'-') if !line.starts_with("---") => "31",
+            _ => "0",
+        };
+        let _ = writeln!(out, "  {}", paint(style, color, line));
+    }
+}
+
 impl Plan {
     /// What `apply` prints before its steps: the plan's `skip` lines and its
     /// findings, exactly as `plan` prints them (empty when there are none).
@@ -108,12 +219,7 @@ impl Plan {
             .max()
             .unwrap_or(0);
         for s in &self.skipped {
-            let value = match (&s.current, s.desired.is_empty()) {
-                (Some(c), false) => format!("{c} (wanted {}{})", intent_word(s.intent), s.desired),
-                (None, false) => format!("(wanted {}{})", intent_word(s.intent), s.desired),
-                (Some(c), true) => c.clone(),
-                (None, true) => String::new(),
-            };
+            let value = skip_value(s);
             let status = paint(style, "33", &format!("{:<6}", "skip"));
             let line = format!(
                 "{status}  {:<w_key$}  {}  {} [{}]",
@@ -133,70 +239,10 @@ impl Plan {
 
     /// Render as text.
     pub fn render(&self, style: TextStyle) -> String {
-        let mut rows: Vec<[String; 5]> = Vec::new();
-        for c in &self.changes {
-            let value = if c.kind == ChangeKind::Notrack {
-                format!(
-                    "{} -> {}",
-                    c.current.as_deref().map_or("(absent)".into(), rules_word),
-                    rules_word(&c.desired)
-                )
-            } else {
-                format!(
-                    "{} -> {}",
-                    c.current.as_deref().unwrap_or("(absent)"),
-                    c.desired
-                )
-            };
-            rows.push(row(
-                "change",
-                &c.key,
-                &value,
-                c.reason.as_deref().unwrap_or_default(),
-                "31",
-            ));
-        }
-        for u in &self.unchanged {
-            let value = if u.kind == ChangeKind::Notrack {
-                format!("{} already in place", rules_word(&u.current))
-            } else {
-                format!(
-                    "{} (wanted {}{})",
-                    u.current,
-                    intent_word(u.intent),
-                    u.desired
-                )
-            };
-            rows.push(row(
-                "ok",
-                &u.key,
-                &value,
-                u.reason.as_deref().unwrap_or_default(),
-                "32",
-            ));
-        }
-        for s in &self.skipped {
-            let value = match (&s.current, s.desired.is_empty()) {
-                (Some(c), false) => format!("{c} (wanted {}{})", intent_word(s.intent), s.desired),
-                (None, false) => format!("(wanted {}{})", intent_word(s.intent), s.desired),
-                (Some(c), true) => c.clone(),
-                (None, true) => String::new(),
-            };
-            rows.push(row(
-                "skip",
-                &s.key,
-                &value,
-                &format!("{} [{}]", s.why, s.code),
-                "33",
-            ));
-        }
-        let w_key = rows.iter().map(|r| r[1].chars().count()).max().unwrap_or(0);
-        let w_val = rows
-            .iter()
-            .map(|r| r[2].chars().count())
-            .max()
-            .unwrap_or(0)
-            .min(40);
+        let rows: Vec<[String; 5]> = (self.changes.iter().map(change_row))
+            .chain(self.unchanged.iter().map(unchanged_row))
+            .chain(self.skipped.iter().map(skipped_row))
+            .collect();
         let mut out = String::new();
         let ns = if self.initial_netns {
             "initial network namespace"
@@ -211,49 +257,24 @@ impl Plan {
         if !rows.is_empty() {
             out.push('\n');
         }
-        for r in &rows {
-            let status = paint(style, &r[4], &format!("{:<6}", r[0]));
-            let line = format!("{status}  {:<w_key$}  {:<w_val$}  {}", r[1], r[2], r[3]);
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
+        table(&rows, style, &mut out);
         for c in self
             .changes
             .iter()
             .filter(|c| c.kind == ChangeKind::Notrack)
         {
-            let _ = writeln!(out, "\n{} {} as planned:", c.kind, escape_control(&c.key));
-            out.push_str(&indent(&c.desired));
-            let old = c.current.clone().unwrap_or_default();
-            let diff = similar::TextDiff::from_lines(&old, &c.desired);
-            let _ = writeln!(out, "\ndiff against what is in place:");
-            let text = diff
-                .unified_diff()
-                .context_radius(3)
-                .header(
-                    if c.current.is_some() {
-                        "in place"
-                    } else {
-                        "(absent)"
-                    },
-                    "planned",
-                )
-                .to_string();
-            for line in text.lines() {
-                let line = escape_lines(line);
-                let line = line.as_ref();
-                let color = match line.as_bytes().first() {
-                    Some(b'+') if !line.starts_with("+++") => "32",
-                    Some(b'-') if !line.starts_with("---") => "31",
-                    _ => "0",
-                };
-                let _ = writeln!(out, "  {}", paint(style, color, line));
-            }
+            notrack_diff(c, style, &mut out);
         }
         findings_block(&self.findings, style, &mut out);
+        out.push_str(&self.totals());
+        out
+    }
+
+    /// The last line: how many of each, and how many findings refuse.
+    fn totals(&self) -> String {
         let refusals = self.refusals().len();
-        let _ = write!(
-            out,
-            "\n{} to change, {} already fine, {} skipped, {} finding(s){}",
+        format!(
+            "\n{} to change, {} already fine, {} skipped, {} finding(s){}\n",
             self.changes.len(),
             self.unchanged.len(),
             self.skipped.len(),
@@ -263,9 +284,7 @@ impl Plan {
             } else {
                 String::new()
             }
-        );
-        out.push('\n');
-        out
+        )
     }
 }
 

@@ -188,6 +188,37 @@ pub fn verify(b: &Backends, opts: &VerifyOptions) -> Result<Verdict, VerifyError
 pub fn judge(w: &Watch, opts: &VerifyOptions) -> Verdict {
     let mut failures = Vec::new();
     let mut warnings = Vec::new();
+    let counters = counter_checks(w);
+    for c in counters.iter().filter(|c| c.fails && c.delta > 0) {
+        failures.push(format!(
+            "{} {} grew by {} ({} -> {})",
+            c.source, c.name, c.delta, c.before, c.after
+        ));
+    }
+    let mut listeners = peak_listeners(w, opts);
+    for l in &mut listeners {
+        judge_listener(l, w, opts, &mut failures, &mut warnings);
+    }
+    for p in &opts.ports {
+        if !listeners.iter().any(|l| l.port == *p) {
+            failures.push(format!("nothing listens on port {p}"));
+        }
+    }
+    Verdict {
+        schema: VERIFY_SCHEMA,
+        passed: failures.is_empty(),
+        window_ms: w.last.at_ms.saturating_sub(w.first.at_ms),
+        snapshots: w.snapshots.len(),
+        counters,
+        listeners,
+        failures,
+        warnings,
+        old_somaxconn: opts.old_somaxconn,
+    }
+}
+
+/// The watched TcpExt and conntrack counters, first sample against last.
+fn counter_checks(w: &Watch) -> Vec<CounterCheck> {
     let mut counters = Vec::new();
     for name in WATCHED_TCP_EXT {
         let (Some(b), Some(a)) = (w.first.tcp_ext.get(*name), w.last.tcp_ext.get(*name)) else {
@@ -217,13 +248,12 @@ pub fn judge(w: &Watch, opts: &VerifyOptions) -> Verdict {
             });
         }
     }
-    for c in counters.iter().filter(|c| c.fails && c.delta > 0) {
-        failures.push(format!(
-            "{} {} grew by {} ({} -> {})",
-            c.source, c.name, c.delta, c.before, c.after
-        ));
-    }
+    counters
+}
 
+/// Each wanted listener once, with its peak queue over the snapshots and
+/// its last backlog, by port then address (not judged yet).
+fn peak_listeners(w: &Watch, opts: &VerifyOptions) -> Vec<ListenerCheck> {
     let mut listeners: Vec<ListenerCheck> = Vec::new();
     for snap in &w.snapshots {
         for l in snap.iter().filter(|l| wanted(&opts.ports, l.port)) {
@@ -247,45 +277,39 @@ pub fn judge(w: &Watch, opts: &VerifyOptions) -> Verdict {
         }
     }
     listeners.sort_by_key(|a| (a.port, a.addr));
-    for l in &mut listeners {
-        let at = std::net::SocketAddr::new(l.addr, l.port);
-        l.reached_backlog = queue_reached_backlog(l.peak_queue, l.backlog);
-        if l.reached_backlog {
-            failures.push(format!(
-                "listener {at}: accept queue reached {} of backlog {}",
-                l.peak_queue, l.backlog
-            ));
-        }
-        if let Some(now) = w.somaxconn.filter(|s| l.backlog < *s) {
-            let old = match opts.old_somaxconn {
-                Some(o) => l.backlog == o,
-                None => OLD_SOMAXCONN_DEFAULTS.contains(&l.backlog),
-            };
-            if old {
-                let why = format!(
-                    "backlog {} is below somaxconn {now} and equals an old somaxconn: the service was probably clamped when it started; restart it so listen() picks up {now}",
-                    l.backlog
-                );
-                warnings.push(format!("listener {at}: {why}"));
-                l.clamped = Some(why);
-            }
-        }
+    listeners
+}
+
+/// A listener fails when its queue reached its backlog, and warns when its
+/// backlog looks clamped by an old somaxconn.
+fn judge_listener(
+    l: &mut ListenerCheck,
+    w: &Watch,
+    opts: &VerifyOptions,
+    failures: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let at = std::net::SocketAddr::new(l.addr, l.port);
+    l.reached_backlog = queue_reached_backlog(l.peak_queue, l.backlog);
+    if l.reached_backlog {
+        failures.push(format!(
+            "listener {at}: accept queue reached {} of backlog {}",
+            l.peak_queue, l.backlog
+        ));
     }
-    for p in &opts.ports {
-        if !listeners.iter().any(|l| l.port == *p) {
-            failures.push(format!("nothing listens on port {p}"));
+    if let Some(now) = w.somaxconn.filter(|s| l.backlog < *s) {
+        let old = match opts.old_somaxconn {
+            Some(o) => l.backlog == o,
+            None => OLD_SOMAXCONN_DEFAULTS.contains(&l.backlog),
+        };
+        if old {
+            let why = format!(
+                "backlog {} is below somaxconn {now} and equals an old somaxconn: the service was probably clamped when it started; restart it so listen() picks up {now}",
+                l.backlog
+            );
+            warnings.push(format!("listener {at}: {why}"));
+            l.clamped = Some(why);
         }
-    }
-    Verdict {
-        schema: VERIFY_SCHEMA,
-        passed: failures.is_empty(),
-        window_ms: w.last.at_ms.saturating_sub(w.first.at_ms),
-        snapshots: w.snapshots.len(),
-        counters,
-        listeners,
-        failures,
-        warnings,
-        old_somaxconn: opts.old_somaxconn,
     }
 }
 

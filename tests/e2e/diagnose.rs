@@ -22,13 +22,7 @@ fn start(cmd: &str, log: &str) -> String {
 fn two_hosts(tag: &str) -> (Netns, Netns) {
     let srv = Netns::new(&format!("{tag}-s"));
     let cli = Netns::new(&format!("{tag}-c"));
-    let r = srv.sh(&format!(
-        "ip link add vsrv type veth peer name vcli && ip link set vcli netns {} && ip addr add 10.0.1.1/24 dev vsrv && ip link set vsrv up",
-        cli.0
-    ));
-    assert_eq!(r.code, 0, "{r}");
-    let r = cli.sh("ip addr add 10.0.1.2/24 dev vcli && ip link set vcli up");
-    assert_eq!(r.code, 0, "{r}");
+    srv.veth_to(&cli, ("vsrv", "10.0.1.1/24"), ("vcli", "10.0.1.2/24"));
     (srv, cli)
 }
 
@@ -624,12 +618,8 @@ fn reverse_path_filter_lab() {
         assert_eq!(r.code, 0, "{r}");
         r.stdout.trim().to_owned()
     };
-    let r = srv.sh(&format!(
-        "ip link add vsrv2 type veth peer name vcli2 && ip link set vcli2 netns {} && ip addr add 10.0.2.1/24 dev vsrv2 && ip link set vsrv2 up",
-        cli.0
-    ));
-    assert_eq!(r.code, 0, "{r}");
-    let r = cli.sh("ip addr add 10.0.2.2/24 dev vcli2 && ip link set vcli2 up && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.vcli.rp_filter=0 net.ipv4.conf.vcli2.rp_filter=0");
+    srv.veth_to(&cli, ("vsrv2", "10.0.2.1/24"), ("vcli2", "10.0.2.2/24"));
+    let r = cli.sh("sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.vcli.rp_filter=0 net.ipv4.conf.vcli2.rp_filter=0");
     assert_eq!(r.code, 0, "{r}");
     let (vsrv, vcli2) = (mac(&srv, "vsrv"), mac(&cli, "vcli2"));
     let r = srv.sh(&format!(
@@ -774,12 +764,10 @@ fn conntrack_filled_by_idle_keepalives_lab() {
     }
     let srv = Netns::new("dgseed-s");
     let cli = Netns::new("dgseed-c");
-    let r = srv.sh(&format!(
-        "ip link add vsrv type veth peer name vcli && ip link set vcli netns {} && ip addr add 10.0.2.1/24 dev vsrv && ip link set vsrv up && ip route add 10.0.1.0/24 dev vsrv",
-        cli.0
-    ));
+    srv.veth_to(&cli, ("vsrv", "10.0.2.1/24"), ("vcli", "10.0.1.7/24"));
+    let r = srv.sh("ip route add 10.0.1.0/24 dev vsrv");
     assert_eq!(r.code, 0, "{r}");
-    let r = cli.sh("ip addr add 10.0.1.7/24 dev vcli && ip link set vcli up && ip route add 10.0.2.0/24 dev vcli");
+    let r = cli.sh("ip route add 10.0.2.0/24 dev vcli");
     assert_eq!(r.code, 0, "{r}");
     let tmp = TempDir::new("dgseed");
     let r = srv.sh(&format!(

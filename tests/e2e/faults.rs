@@ -31,10 +31,7 @@ fn every_step_of_a_mixed_plan_survives_every_fault() {
     let d = dir.path();
     std::fs::write(format!("{d}/p.toml"), PROFILE).unwrap();
     let script = format!(
-        r#"ip link add name a type veth peer name b && ip link set a up && ip link set b up
-sysctl -qw net.core.somaxconn=1024 net.netfilter.nf_conntrack_tcp_timeout_established=432000
-snap() {{ sysctl -n net.core.somaxconn net.netfilter.nf_conntrack_tcp_timeout_established; nft list ruleset; ethtool -k a | grep -E '^(tcp-segmentation-offload|generic-receive-offload):'; }}
-snap > {d}/before
+        r#"{SETUP}snap > {d}/before
 steps=$(tcto-tune --json plan --profile {d}/p.toml --allow offload-cpu-cost | grep -c '"target": {{')
 echo "steps=$steps"
 runs=0

@@ -3,7 +3,7 @@
 //! for what is tracked, real connects for what a stateful filter drops.
 
 use tcto_tune_tests::notrack::Lab;
-use tcto_tune_tests::{require_root, TempDir};
+use tcto_tune_tests::{require_root, state_dir_env, TempDir};
 
 const PROFILE: &str =
     "--profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
@@ -30,57 +30,57 @@ const OTHER: &str = "table inet other {
 }
 ";
 
+/// `tcto(...)` that must succeed.
+#[track_caller]
+fn tcto_ok(lab: &Lab, state: &TempDir, args: &str) -> tcto_tune_tests::Run {
+    let r = tcto(lab, state, args);
+    assert_eq!(r.code, 0, "{r}");
+    r
+}
+
 fn tcto(lab: &Lab, state: &TempDir, args: &str) -> tcto_tune_tests::Run {
-    lab.backend.sh(&format!(
-        "export TCTO_TUNE_STATE_DIR={}/s\ntcto-tune {args}",
-        state.path()
-    ))
+    lab.backend
+        .sh(&format!("{}tcto-tune {args}", state_dir_env(state)))
 }
 
 #[test]
 fn apply_installs_exactly_the_table_and_rollback_restores_the_ruleset() {
-    if !require_root("apply_installs_exactly_the_table_and_rollback_restores_the_ruleset") {
+    let Some((lab, state)) = Lab::for_test(
+        "apply_installs_exactly_the_table_and_rollback_restores_the_ruleset",
+        "nt-apply",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-apply");
-    let state = TempDir::new("nt-apply");
-    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    lab.load_ruleset(OTHER);
     let before = lab.ruleset();
     assert_eq!(before, OTHER);
 
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     assert_eq!(lab.ruleset(), format!("{OTHER}{TABLE}"));
 
     // Applying again changes nothing; the plan says it is in place.
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    let r = tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     assert!(
         r.stdout.lines().any(|l| l.starts_with("nothing to do")),
         "{r}"
     );
-    let r = tcto(&lab, &state, &format!("plan --exit-code {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    let r = tcto_ok(&lab, &state, &format!("plan --exit-code {PROFILE}"));
     assert!(r.stdout.contains("2 rules already in place"), "{r}");
     assert_eq!(lab.ruleset(), format!("{OTHER}{TABLE}"));
 
-    let r = tcto(&lab, &state, "rollback");
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, "rollback");
     assert_eq!(lab.ruleset(), before);
 }
 
 #[test]
 fn a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replaces() {
-    if !require_root(
+    let Some((lab, state)) = Lab::for_test(
         "a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replaces",
-    ) {
+        "nt-prior",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-prior");
-    let state = TempDir::new("nt-prior");
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     assert_eq!(lab.ruleset(), TABLE);
     // The issue's second profile: another flow, another port.
     let second = "--profile trusted-notrack --set frontend=10.0.3.0/24 --set backend=10.0.2.0/24 --set port=9090";
@@ -91,8 +91,7 @@ fn a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replac
         r.stdout.contains("info [notrack-flows-kept] the table keeps 1 flow(s) that profile `trusted-notrack` applied before and this run does not name: 10.0.1.0/24 -> 10.0.2.0/24 port 8080"),
         "{r}"
     );
-    let r = tcto(&lab, &state, &format!("apply {second}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply {second}"));
     let both = lab.ruleset();
     assert!(
         both.contains("ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 tcp dport 8080 notrack comment \"trusted-notrack\"")
@@ -102,8 +101,7 @@ fn a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replac
     // The first flow is still untracked: real connects leave no entry.
     lab.listen(8080);
     // A rule that uses conntrack, so the namespace tracks at all.
-    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    lab.load_ruleset(OTHER);
     assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
     assert_eq!(
         tracked(&lab, 8080),
@@ -111,8 +109,7 @@ fn a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replac
         "the first profile's flow stays untracked"
     );
     // Rollback of the second apply removes only its flow.
-    let r = tcto(&lab, &state, "rollback");
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, "rollback");
     assert!(lab.ruleset().contains(TABLE), "{}", lab.ruleset());
     assert!(!lab.ruleset().contains("9090"));
     // Another profile (a file) adds its own tagged part.
@@ -122,8 +119,7 @@ fn a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replac
         "name = \"other\"\n[[notrack]]\nfrom = \"10.0.4.0/24\"\nto = \"10.0.2.0/24\"\nport = 7070\n",
     )
     .unwrap();
-    let r = tcto(&lab, &state, &format!("apply --profile {other}"));
-    assert_eq!(r.code, 0, "{r}");
+    let r = tcto_ok(&lab, &state, &format!("apply --profile {other}"));
     assert!(
         r.stdout.contains("(table, 2 rules) -> (table, 4 rules)"),
         "{r}"
@@ -138,8 +134,7 @@ fn a_second_profile_adds_its_flows_rollback_removes_only_them_and_replace_replac
         "{listed}"
     );
     // --replace replaces trusted-notrack's flows only, in plan and apply.
-    let r = tcto(&lab, &state, &format!("apply {second} --replace"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply {second} --replace"));
     let listed = lab.ruleset();
     assert!(
         listed.contains("tcp dport 9090 notrack comment \"trusted-notrack\"")
@@ -166,22 +161,21 @@ fn tracked(lab: &Lab, port: u16) -> usize {
 
 #[test]
 fn notracked_flows_leave_no_conntrack_entries_while_others_are_tracked() {
-    if !require_root("notracked_flows_leave_no_conntrack_entries_while_others_are_tracked") {
+    let Some((lab, state)) = Lab::for_test(
+        "notracked_flows_leave_no_conntrack_entries_while_others_are_tracked",
+        "nt-ct",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-ct");
-    let state = TempDir::new("nt-ct");
+    };
     // A rule that uses conntrack, so the namespace tracks at all.
-    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    lab.load_ruleset(OTHER);
     lab.listen(8080);
     lab.listen(9090);
     // Without the table the flow is tracked (so the check below can fail).
     assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
     assert!(tracked(&lab, 8080) > 0, "the flow is tracked before apply");
 
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     let r = lab.backend.sh("conntrack -F 2>&1");
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(lab.connect(8080, 20, 2000), (20, 0));
@@ -201,13 +195,13 @@ const STATEFUL: &str = "table inet filter {
 
 #[test]
 fn a_stateful_filter_is_refused_forcing_it_times_out_and_rollback_mends_it() {
-    if !require_root("a_stateful_filter_is_refused_forcing_it_times_out_and_rollback_mends_it") {
+    let Some((lab, state)) = Lab::for_test(
+        "a_stateful_filter_is_refused_forcing_it_times_out_and_rollback_mends_it",
+        "nt-sf",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-sf");
-    let state = TempDir::new("nt-sf");
-    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{STATEFUL}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    lab.load_ruleset(STATEFUL);
     let before = lab.ruleset();
     lab.listen(8080);
     assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
@@ -227,20 +221,18 @@ fn a_stateful_filter_is_refused_forcing_it_times_out_and_rollback_mends_it() {
     assert_eq!(r.code, 3, "{r}");
     assert_eq!(lab.ruleset(), before, "a refused apply changes nothing");
 
-    let r = tcto(
+    tcto_ok(
         &lab,
         &state,
         &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
     );
-    assert_eq!(r.code, 0, "{r}");
     assert_eq!(
         lab.connect(8080, 3, 500),
         (0, 3),
         "untracked SYNs are dropped"
     );
 
-    let r = tcto(&lab, &state, "rollback");
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, "rollback");
     assert_eq!(lab.ruleset(), before);
     assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
 
@@ -249,8 +241,7 @@ fn a_stateful_filter_is_refused_forcing_it_times_out_and_rollback_mends_it() {
         .backend
         .sh("nft insert rule inet filter input ct state untracked accept");
     assert_eq!(r.code, 0, "{r}");
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     assert_eq!(lab.connect(8080, 3, 2000), (3, 0));
 }
 
@@ -273,11 +264,12 @@ fn without_cap_net_admin_the_error_names_the_nftables_step() {
 
 #[test]
 fn flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked() {
-    if !require_root("flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked") {
+    let Some((lab, state)) = Lab::for_test(
+        "flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked",
+        "nt-set",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-set");
-    let state = TempDir::new("nt-set");
+    };
     // 40 flows (sets), the lab's own among them.
     let profile = format!("{}/many.toml", state.path());
     let mut toml = String::from("name = \"many\"\n");
@@ -288,13 +280,11 @@ fn flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked() {
     }
     toml.push_str("[[notrack]]\nfrom = \"10.0.1.0/24\"\nto = \"10.0.2.0/24\"\nport = 8080\n");
     std::fs::write(&profile, toml).unwrap();
-    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    lab.load_ruleset(OTHER);
     lab.listen(8080);
     lab.listen(9090);
 
-    let r = tcto(&lab, &state, &format!("apply --profile {profile}"));
-    assert_eq!(r.code, 0, "{r}");
+    let r = tcto_ok(&lab, &state, &format!("apply --profile {profile}"));
     assert!(r.stdout.contains("(table, 2 rules)"), "{r}");
     let listed = lab.ruleset();
     assert!(
@@ -325,8 +315,7 @@ fn flows_beyond_the_rule_limit_go_into_sets_and_stay_untracked() {
         lab.ruleset()
     );
 
-    let r = tcto(&lab, &state, "rollback");
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, "rollback");
     let after = lab.ruleset();
     assert!(
         !after.contains("tcto_tune") && after.starts_with("table inet other {"),
@@ -339,15 +328,13 @@ const STATEFUL_VMAP: &str = "table inet filter {\n\tchain input {\n\t\ttype filt
 
 #[test]
 fn a_ct_state_verdict_map_is_recognised_as_stateful() {
-    if !require_root("a_ct_state_verdict_map_is_recognised_as_stateful") {
+    let Some((lab, state)) = Lab::for_test(
+        "a_ct_state_verdict_map_is_recognised_as_stateful",
+        "nt-vmap",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-vmap");
-    let state = TempDir::new("nt-vmap");
-    let r = lab
-        .backend
-        .sh(&format!("nft -f - <<'EOF'\n{STATEFUL_VMAP}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    lab.load_ruleset(STATEFUL_VMAP);
     let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
     assert_eq!(r.code, 3, "{r}");
     // The map's elements are read: untracked finds no element, the walk
@@ -363,12 +350,11 @@ fn a_ct_state_verdict_map_is_recognised_as_stateful() {
     );
     // And it is right: forced, the connects time out.
     lab.listen(8080);
-    let r = tcto(
+    tcto_ok(
         &lab,
         &state,
         &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
     );
-    assert_eq!(r.code, 0, "{r}");
     assert_eq!(lab.connect(8080, 2, 500), (0, 2), "untracked SYNs dropped");
 }
 
@@ -389,14 +375,13 @@ const UFW: &str = "table inet filter {
 
 #[test]
 fn a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked() {
-    if !require_root("a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked")
-    {
+    let Some((lab, state)) = Lab::for_test(
+        "a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked",
+        "nt-ufw",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-ufw");
-    let state = TempDir::new("nt-ufw");
-    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{UFW}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    lab.load_ruleset(UFW);
     let before = lab.ruleset_stateless();
     lab.listen(8080);
     assert_eq!(lab.connect(8080, 3, 2000), (3, 0), "tracked, it works");
@@ -421,15 +406,13 @@ fn a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked()
     );
 
     // The finding is right: forced, the connects time out.
-    let r = tcto(
+    tcto_ok(
         &lab,
         &state,
         &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
     );
-    assert_eq!(r.code, 0, "{r}");
     assert_eq!(lab.connect(8080, 3, 500), (0, 3), "untracked SYNs dropped");
-    let r = tcto(&lab, &state, "rollback");
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, "rollback");
     assert_eq!(lab.ruleset_stateless(), before);
 
     // Mended with the hint's own command, the apply passes and the flow
@@ -438,8 +421,7 @@ fn a_ufw_style_jump_is_followed_refused_and_the_mended_path_connects_untracked()
         .backend
         .sh("nft insert rule inet filter input ct state untracked accept");
     assert_eq!(r.code, 0, "{r}");
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     let r = lab.backend.sh("conntrack -F 2>&1");
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(lab.connect(8080, 5, 2000), (5, 0));
@@ -462,13 +444,13 @@ const ROUTE_OUT: &str = "table ip mangle {
 
 #[test]
 fn a_route_output_chain_with_policy_drop_is_refused() {
-    if !require_root("a_route_output_chain_with_policy_drop_is_refused") {
+    let Some((lab, state)) = Lab::for_test(
+        "a_route_output_chain_with_policy_drop_is_refused",
+        "nt-route",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-route");
-    let state = TempDir::new("nt-route");
-    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{ROUTE_OUT}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    lab.load_ruleset(ROUTE_OUT);
     lab.listen(8080);
     assert_eq!(lab.connect(8080, 2, 2000), (2, 0), "tracked, it works");
     let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
@@ -485,12 +467,11 @@ fn a_route_output_chain_with_policy_drop_is_refused() {
         "{r}"
     );
     // It is right: forced, the replies are dropped.
-    let r = tcto(
+    tcto_ok(
         &lab,
         &state,
         &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
     );
-    assert_eq!(r.code, 0, "{r}");
     assert_eq!(
         lab.connect(8080, 2, 500),
         (0, 2),
@@ -518,32 +499,27 @@ fn overlap_profile(state: &TempDir, to: &str) -> String {
 
 #[test]
 fn overlapping_flows_are_merged_or_refused_and_the_dry_run_agrees_with_the_kernel() {
-    if !require_root(
+    let Some((lab, state)) = Lab::for_test(
         "overlapping_flows_are_merged_or_refused_and_the_dry_run_agrees_with_the_kernel",
-    ) {
+        "nt-ovl",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-ovl");
-    let state = TempDir::new("nt-ovl");
+    };
     // Held: 10.1.0.0/16 -> 10.0.0.0/24 lies inside the /15 flow.
     let held = overlap_profile(&state, "10.0.0.0/24");
-    let r = tcto(&lab, &state, &format!("plan --profile {held}"));
-    assert_eq!(r.code, 0, "{r}");
+    let r = tcto_ok(&lab, &state, &format!("plan --profile {held}"));
     assert!(
         r.stdout.contains("info [notrack-flows-overlap] flow 10.1.0.0/16 -> 10.0.0.0/24 port 8080 lies inside flow 10.0.0.0/15 -> 10.0.0.0/24 port 8080"),
         "{r}"
     );
-    let r = tcto(&lab, &state, &format!("apply --dry-run --profile {held}"));
-    assert_eq!(r.code, 0, "{r}");
-    let r = tcto(&lab, &state, &format!("apply --profile {held}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply --dry-run --profile {held}"));
+    tcto_ok(&lab, &state, &format!("apply --profile {held}"));
     let listed = lab.ruleset();
     assert!(
         listed.contains("10.0.0.0/15 . 10.0.0.0/24 . 8080") && !listed.contains("10.1.0.0/16"),
         "{listed}"
     );
-    let r = tcto(&lab, &state, "rollback");
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, "rollback");
 
     // Crossing: 10.1.0.0/16 -> 10.0.0.0/22 holds the /24 the other names.
     let crossing = overlap_profile(&state, "10.0.0.0/22");
@@ -574,16 +550,15 @@ fn overlapping_flows_are_merged_or_refused_and_the_dry_run_agrees_with_the_kerne
 
 #[test]
 fn a_foreign_rule_is_named_and_rollback_force_restores_our_table() {
-    if !require_root("a_foreign_rule_is_named_and_rollback_force_restores_our_table") {
+    let Some((lab, state)) = Lab::for_test(
+        "a_foreign_rule_is_named_and_rollback_force_restores_our_table",
+        "nt-foreign",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-foreign");
-    let state = TempDir::new("nt-foreign");
-    let r = lab.backend.sh(&format!("nft -f - <<'EOF'\n{OTHER}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    lab.load_ruleset(OTHER);
     let before = lab.ruleset();
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     // Someone adds a rule to our table by hand.
     let r = lab
         .backend
@@ -615,8 +590,7 @@ fn a_foreign_rule_is_named_and_rollback_force_restores_our_table() {
     );
     assert!(!r.stdout.contains("cannot read it"), "{r}");
     assert!(lab.ruleset().contains("tcp dport 22 accept"));
-    let r = tcto(&lab, &state, "rollback --force");
-    assert_eq!(r.code, 0, "{r}");
+    let r = tcto_ok(&lab, &state, "rollback --force");
     assert!(
         r.stdout.contains("reverted")
             && r.stdout.contains("--force: replaced `(table, 2 rules; not ours: rule `tcp dport 22 accept` in chain prerouting"),
@@ -627,13 +601,13 @@ fn a_foreign_rule_is_named_and_rollback_force_restores_our_table() {
 
 #[test]
 fn the_removal_command_the_finding_prints_runs_as_printed() {
-    if !require_root("the_removal_command_the_finding_prints_runs_as_printed") {
+    let Some((lab, state)) = Lab::for_test(
+        "the_removal_command_the_finding_prints_runs_as_printed",
+        "nt-fhint",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-fhint");
-    let state = TempDir::new("nt-fhint");
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     let r = lab
         .backend
         .sh("nft add rule inet tcto_tune output tcp sport 22 accept");
@@ -648,8 +622,7 @@ fn the_removal_command_the_finding_prints_runs_as_printed() {
         .to_owned();
     let r = lab.backend.sh(&cmd);
     assert_eq!(r.code, 0, "{r}");
-    let r = tcto(&lab, &state, &format!("plan --exit-code {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("plan --exit-code {PROFILE}"));
     assert_eq!(lab.ruleset(), TABLE);
 }
 
@@ -671,15 +644,13 @@ const PREROUTING_GOTO: &str = "table ip pre {
 
 #[test]
 fn a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right() {
-    if !require_root("a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right") {
+    let Some((lab, state)) = Lab::for_test(
+        "a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right",
+        "nt-pre",
+    ) else {
         return;
-    }
-    let lab = Lab::new("nt-pre");
-    let state = TempDir::new("nt-pre");
-    let r = lab
-        .backend
-        .sh(&format!("nft -f - <<'EOF'\n{PREROUTING_GOTO}EOF"));
-    assert_eq!(r.code, 0, "{r}");
+    };
+    lab.load_ruleset(PREROUTING_GOTO);
     lab.listen(8080);
     assert_eq!(lab.connect(8080, 2, 2000), (2, 0), "tracked, it works");
     let r = tcto(&lab, &state, &format!("plan {PROFILE}"));
@@ -692,21 +663,18 @@ fn a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right() {
             .contains("they end at rule `drop` (chain gate) (through pre -> gate)"),
         "{r}"
     );
-    let r = tcto(
+    tcto_ok(
         &lab,
         &state,
         &format!("apply {PROFILE} --allow notrack-breaks-stateful-filter"),
     );
-    assert_eq!(r.code, 0, "{r}");
     assert_eq!(lab.connect(8080, 2, 500), (0, 2), "untracked SYNs dropped");
     // Mended as the hint says, it connects untracked.
-    let r = tcto(&lab, &state, "rollback");
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, "rollback");
     let r = lab
         .backend
         .sh("nft insert rule ip pre pre ct state untracked accept");
     assert_eq!(r.code, 0, "{r}");
-    let r = tcto(&lab, &state, &format!("apply {PROFILE}"));
-    assert_eq!(r.code, 0, "{r}");
+    tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     assert_eq!(lab.connect(8080, 2, 2000), (2, 0));
 }

@@ -3,11 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tcto_tune_tests::{in_netns, require_root, Run, TempDir};
-
-/// A veth pair `a`/`b`. (`ip link add a ...` would parse `a` as `address`:
-/// the `name` keyword is required.)
-const VETH: &str = "ip link add name a type veth peer name b || exit 20\n";
+use tcto_tune_tests::{in_netns, require_root, state_dir_env, Run, TempDir, VETH_AB};
 
 /// Print the four group lines of `ethtool -k a`, between markers.
 const ETHTOOL_K: &str = "echo '<<ethtool'; ethtool -k a | grep -E '^(tcp-segmentation-offload|generic-segmentation-offload|generic-receive-offload|large-receive-offload):'; echo 'ethtool>>'\n";
@@ -42,10 +38,6 @@ fn ethtool_blocks(r: &Run) -> Vec<BTreeMap<&'static str, String>> {
         .collect()
 }
 
-fn state_dir_env(st: &TempDir) -> String {
-    format!("export TCTO_TUNE_STATE_DIR={}/s\n", st.path())
-}
-
 #[test]
 fn plan_shows_the_features_ethtool_shows() {
     if !require_root("plan_shows_the_features_ethtool_shows") {
@@ -60,7 +52,7 @@ fn plan_shows_the_features_ethtool_shows() {
     .unwrap();
     // Vary the starting state so that a plan showing defaults would fail.
     let r = in_netns(&format!(
-        "{VETH}ethtool -K a gso off || exit 21\n{ETHTOOL_K}tcto-tune plan --profile {profile} --json > {st}/plan.json; echo rc=$?\n",
+        "{VETH_AB}ethtool -K a gso off || exit 21\n{ETHTOOL_K}tcto-tune plan --profile {profile} --json > {st}/plan.json; echo rc=$?\n",
         st = st.path()
     ));
     assert!(r.stdout.contains("rc=0"), "{r}");
@@ -104,7 +96,7 @@ fn plan_text_for_the_builtin_profile() {
         return;
     }
     let r = in_netns(&format!(
-        "{VETH}tcto-tune plan --profile offload-off --set iface=a"
+        "{VETH_AB}tcto-tune plan --profile offload-off --set iface=a"
     ));
     assert_eq!(r.code, 0, "{r}");
     assert!(r.stdout.contains("change  a tso  on -> off"), "{r}");
@@ -118,7 +110,7 @@ fn unknown_interface_exits_3_and_lists_the_interfaces() {
         return;
     }
     let r = in_netns(&format!(
-        "{VETH}tcto-tune plan --profile offload-off --set iface=eth0"
+        "{VETH_AB}tcto-tune plan --profile offload-off --set iface=eth0"
     ));
     assert_eq!(r.code, 3, "{r}");
     assert!(
@@ -163,7 +155,7 @@ fn a_fixed_feature_is_refused() {
     )
     .unwrap();
     let r = in_netns(&format!(
-        "{VETH}{ETHTOOL_K}tcto-tune plan --profile {profile}"
+        "{VETH_AB}{ETHTOOL_K}tcto-tune plan --profile {profile}"
     ));
     assert_eq!(r.code, 3, "{r}");
     assert_eq!(ethtool_blocks(&r)[0]["lro"], "off [fixed]", "{r}");
@@ -187,7 +179,7 @@ fn apply_changes_features_as_ethtool_shows_and_rollback_restores_them() {
     )
     .unwrap();
     let r = in_netns(&format!(
-        "{env}{VETH}{ETHTOOL_K}tcto-tune apply --profile {profile}; echo apply=$?\n{ETHTOOL_K}ethtool -k a | grep -c -E '^\ttx-tcp.*segmentation: off'\ntcto-tune apply --profile {profile}; echo again=$?\ntcto-tune rollback; echo rollback=$?\n{ETHTOOL_K}",
+        "{env}{VETH_AB}{ETHTOOL_K}tcto-tune apply --profile {profile}; echo apply=$?\n{ETHTOOL_K}ethtool -k a | grep -c -E '^\ttx-tcp.*segmentation: off'\ntcto-tune apply --profile {profile}; echo again=$?\ntcto-tune rollback; echo rollback=$?\n{ETHTOOL_K}",
         env = state_dir_env(&st)
     ));
     assert_eq!(r.code, 0, "{r}");
@@ -239,7 +231,7 @@ fn a_failing_offload_step_rolls_back_the_sysctl_too() {
     )
     .unwrap();
     let r = in_netns(&format!(
-        "{env}{VETH}sysctl -qw net.core.somaxconn=1024\n{ETHTOOL_K}tcto-tune apply --profile {profile} --allow offload-fixed; echo rc=$?\nsysctl -n net.core.somaxconn\n{ETHTOOL_K}tcto-tune history",
+        "{env}{VETH_AB}sysctl -qw net.core.somaxconn=1024\n{ETHTOOL_K}tcto-tune apply --profile {profile} --allow offload-fixed; echo rc=$?\nsysctl -n net.core.somaxconn\n{ETHTOOL_K}tcto-tune history",
         env = state_dir_env(&st)
     ));
     assert!(r.stdout.contains("rc=1"), "{r}");

@@ -7,14 +7,7 @@
 //! Note for scripts: iproute2 parses a bare `a` as `address`; write
 //! `ip link set dev a name aold` and `ip link del dev a`.
 
-use tcto_tune_tests::{in_netns, require_root, Run, TempDir};
-
-/// Two veth pairs: `a`/`b` and `c`/`d`.
-const VETHS: &str = "ip link add name a type veth peer name b || exit 20\nip link add name c type veth peer name d || exit 20\n";
-
-fn env(st: &TempDir) -> String {
-    format!("export TCTO_TUNE_STATE_DIR={}/s\n", st.path())
-}
+use tcto_tune_tests::{in_netns, require_root, state_dir_env, Run, TempDir, VETH_AB, VETH_CD};
 
 /// `ethtool -k IFACE`, whole, between markers named `tag`.
 fn ethtool_k(iface: &str, tag: &str) -> String {
@@ -53,11 +46,11 @@ fn rollback_follows_a_renamed_nic_and_leaves_the_new_holder_of_its_name_alone() 
     // `b` starts with tso off, so that a rollback acting on the name `a`
     // (now `b`'s) would turn it on.
     let r = in_netns(&format!(
-        "{env}{VETHS}ethtool -K b tso off >/dev/null || exit 21\n{a0}{b0}\
+        "{env}{VETH_AB}{VETH_CD}ethtool -K b tso off >/dev/null || exit 21\n{a0}{b0}\
          tcto-tune apply --profile offload-off --set iface=a; echo apply=$?\n\
          ip link set dev a name aold || exit 22\nip link set dev b name a || exit 23\n\
          tcto-tune rollback; echo rollback=$?\n{a1}{b1}tcto-tune history -v --json > {st}/h.json\n",
-        env = env(&st),
+        env = state_dir_env(&st),
         a0 = ethtool_k("a", "a0"),
         b0 = ethtool_k("b", "b0"),
         a1 = ethtool_k("aold", "a1"),
@@ -109,14 +102,14 @@ fn rollback_of_a_deleted_nic_closes_its_step_as_gone_and_completes_the_rest() {
     .unwrap();
     for force in ["", " --force"] {
         let r = in_netns(&format!(
-            "{env}{VETHS}sysctl -qw net.core.somaxconn=1024\n{c0}\
+            "{env}{VETH_AB}{VETH_CD}sysctl -qw net.core.somaxconn=1024\n{c0}\
              tcto-tune apply --profile {profile}; echo apply=$?\n\
              ip link del dev a || exit 22\n\
              ip link add name a type veth peer name b || exit 23\nethtool -K a tso off >/dev/null\n\
              tcto-tune rollback{force}; echo rollback=$?\n\
              sysctl -n net.core.somaxconn\n{c1}ethtool -k a | grep ^tcp-segmentation-offload\n\
              tcto-tune rollback; echo again=$?\ntcto-tune history\n",
-            env = env(&st),
+            env = state_dir_env(&st),
             c0 = ethtool_k("c", "c0"),
             c1 = ethtool_k("c", "c1"),
         ));
@@ -170,7 +163,7 @@ fn a_nic_deleted_mid_transaction_fails_it_and_everything_else_rolls_back() {
     .unwrap();
     let pause = format!("{}/paused", st.path());
     let r = in_netns(&format!(
-        "{env}{VETHS}sysctl -qw net.core.somaxconn=1024\n{c0}\
+        "{env}{VETH_AB}{VETH_CD}sysctl -qw net.core.somaxconn=1024\n{c0}\
          TCTO_TUNE_FAULT_PAUSE_BEFORE_OFFLOAD_WRITE=3:{pause} tcto-tune apply --profile {profile} > {st}/out 2>&1 &\n\
          pid=$!\n\
          i=0; while [ ! -e {pause} ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done\n\
@@ -180,7 +173,7 @@ fn a_nic_deleted_mid_transaction_fails_it_and_everything_else_rolls_back() {
          wait $pid; echo apply=$?\ncat {st}/out\n\
          sysctl -n net.core.somaxconn\n{c1}tcto-tune history\n\
          tcto-tune apply --profile offload-off --set iface=c; echo next=$?\n",
-        env = env(&st),
+        env = state_dir_env(&st),
         c0 = ethtool_k("c", "c0"),
         c1 = ethtool_k("c", "c1"),
         st = st.path(),
@@ -234,12 +227,12 @@ fn tso_with_sg_off_is_never_ok_on_is_refused_and_rolls_back_whole() {
     // 2. sg off and tso off: apply with --allow writes tso on, the kernel
     //    keeps it off, and everything rolls back to the very same state.
     let r = in_netns(&format!(
-        "{env}{VETHS}sysctl -qw net.core.somaxconn=1024\nethtool -K a sg off >/dev/null || exit 21\n{k1}\
+        "{env}{VETH_AB}{VETH_CD}sysctl -qw net.core.somaxconn=1024\nethtool -K a sg off >/dev/null || exit 21\n{k1}\
          tcto-tune plan --profile {on}; echo plan=$?\n\
          ethtool -K a tso off >/dev/null || exit 21\n{k2}\
          tcto-tune apply --profile {combined} --allow offload-dependency-off; echo apply=$?\n{k3}\
          sysctl -n net.core.somaxconn\n",
-        env = env(&st),
+        env = state_dir_env(&st),
         k1 = ethtool_k("a", "k1"),
         k2 = ethtool_k("a", "k2"),
         k3 = ethtool_k("a", "k3"),
@@ -294,12 +287,12 @@ fn the_hint_of_offload_dependency_off_runs_and_then_tso_turns_on() {
     )
     .unwrap();
     let r = in_netns(&format!(
-        "{env}{VETHS}ethtool -K a sg off tso off >/dev/null || exit 21\n\
+        "{env}{VETH_AB}{VETH_CD}ethtool -K a sg off tso off >/dev/null || exit 21\n\
          tcto-tune plan --profile {on} > {st}/plan.txt; echo plan=$?\n\
          hint=$(sed -n 's/.*hint: turn it on first: `\\(ethtool[^`]*\\)`.*/\\1/p' {st}/plan.txt)\n\
          echo \"hint=$hint\"; $hint >/dev/null; echo hint_rc=$?\n\
          tcto-tune apply --profile {on}; echo apply=$?\n{k}",
-        env = env(&st),
+        env = state_dir_env(&st),
         st = st.path(),
         k = ethtool_k("a", "k"),
     ));
@@ -326,14 +319,14 @@ fn rollback_from_another_namespace_touches_nothing_and_a_reboot_leaves_nothing_t
     // Then a simulated reboot (another boot id, bind-mounted in a private
     // mount namespace): offload changes do not survive one.
     let r = in_netns(&format!(
-        "{env}ip link add name a type veth peer name b || exit 20\n\
+        "{env}{VETH_AB}\
          tcto-tune apply --profile offload-off --set iface=a; echo apply=$?\n\
          unshare -n sh -c 'ip link add name a type veth peer name b; ethtool -K a tso off; \
            tcto-tune rollback; echo other=$?; ethtool -k a | grep ^tcp-segmentation-offload'\n\
          echo fake-boot-id > {st}/boot_id\n\
          unshare -m sh -c 'mount --bind {st}/boot_id /proc/sys/kernel/random/boot_id && tcto-tune rollback; echo rebooted=$?'\n\
          tcto-tune rollback; echo again=$?\n",
-        env = env(&st),
+        env = state_dir_env(&st),
         st = st.path(),
     ));
     assert!(r.stdout.contains("apply=0"), "{r}");

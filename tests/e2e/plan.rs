@@ -1,9 +1,6 @@
 //! `tcto-tune plan` against real namespaces.
 
-use tcto_tune_tests::{in_netns, on_host, require_root};
-
-/// Start a listener with `backlog` on 8080 and wait until it listens.
-const LISTEN_8080: &str = "tcto-lab listen --port 8080 --backlog 511 > /tmp/.lab-$$ 2>&1 &\nfor i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\nrm -f /tmp/.lab-$$\n";
+use tcto_tune_tests::{in_netns, on_host, require_root, LISTEN_8080};
 
 #[test]
 fn app_limited_listener_refuses_somaxconn_above_its_backlog() {

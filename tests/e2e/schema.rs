@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
-use tcto_tune_tests::{in_netns, require_root, TempDir};
-
-const LISTEN_8080: &str = "tcto-lab listen --port 8080 --backlog 511 > /tmp/.lab-$$ 2>&1 &\nfor i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\nrm -f /tmp/.lab-$$\n";
+use tcto_tune_tests::{in_netns, require_root, TempDir, LISTEN_8080};
 
 /// docs/schema/NAME.json with `common.json`'s definitions and
 /// `report.json` inlined, so the validator needs no resolver (nothing is

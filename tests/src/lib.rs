@@ -117,6 +117,21 @@ pub fn on_host(script: &str) -> Run {
         .into()
 }
 
+/// Script lines that make a veth pair `a`/`b` in the script's namespace
+/// (`name`: `ip link add a ...` would parse `a` as `address`), or exit 20.
+pub const VETH_AB: &str = "ip link add name a type veth peer name b || exit 20\n";
+/// A second pair, `c`/`d`, or exit 20.
+pub const VETH_CD: &str = "ip link add name c type veth peer name d || exit 20\n";
+
+/// Script lines that start `tcto-lab listen` on port 8080 (backlog 511) in
+/// the background and wait (at most 2.5 s) until it is ready.
+pub const LISTEN_8080: &str = "tcto-lab listen --port 8080 --backlog 511 > /tmp/.lab-$$ 2>&1 &\nfor i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\nrm -f /tmp/.lab-$$\n";
+
+/// The script line that points `tcto-tune` at a state dir under `st`.
+pub fn state_dir_env(st: &TempDir) -> String {
+    format!("export TCTO_TUNE_STATE_DIR={}/s\n", st.path())
+}
+
 /// A unique temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -165,6 +180,22 @@ impl Netns {
         ns.sh("ip link set lo up");
         ns
     }
+    /// Join this namespace to `peer` with a veth pair, both ends up: `here`
+    /// is `(name, address/prefix)` of this end, `there` of the end moved
+    /// into `peer`. Panics (with the command output) if a step fails.
+    pub fn veth_to(&self, peer: &Netns, here: (&str, &str), there: (&str, &str)) {
+        let ((a, a_addr), (b, b_addr)) = (here, there);
+        let r = self.sh(&format!(
+            "ip link add {a} type veth peer name {b} && ip link set {b} netns {} && ip addr add {a_addr} dev {a} && ip link set {a} up",
+            peer.0
+        ));
+        assert_eq!(r.code, 0, "{r}");
+        let r = peer.sh(&format!(
+            "ip addr add {b_addr} dev {b} && ip link set {b} up"
+        ));
+        assert_eq!(r.code, 0, "{r}");
+    }
+
     /// Run `script` with `sh` inside this namespace.
     pub fn sh(&self, script: &str) -> Run {
         let full = format!("{}{script}\n", env_prelude());

@@ -3,7 +3,7 @@
 //! 10.0.2.2/24, each with a route to the other's subnet. Both namespaces
 //! (and every process in them) go away on drop.
 
-use crate::{Netns, Run};
+use crate::{require_root, Netns, Run, TempDir};
 
 /// Frontend address.
 pub const FRONTEND: &str = "10.0.1.2";
@@ -24,25 +24,28 @@ fn ok(r: Run, what: &str) -> Run {
 }
 
 impl Lab {
+    /// For root-only test `test`: the lab and a state dir, both tagged
+    /// `tag`, or None when the test cannot run here ([`require_root`]).
+    pub fn for_test(test: &str, tag: &str) -> Option<(Self, TempDir)> {
+        require_root(test).then(|| (Lab::new(tag), TempDir::new(tag)))
+    }
+
     /// Build the lab; panics (with the command output) if a step fails.
     pub fn new(tag: &str) -> Self {
         let frontend = Netns::new(&format!("{tag}-f"));
         let backend = Netns::new(&format!("{tag}-b"));
-        ok(
-            frontend.sh(&format!(
-                "ip link add fe0 type veth peer name be0 netns {b}\n\
-                 ip addr add {FRONTEND}/24 dev fe0 && ip link set fe0 up\n\
-                 ip route add 10.0.2.0/24 dev fe0",
-                b = backend.0
-            )),
-            "frontend setup",
+        frontend.veth_to(
+            &backend,
+            ("fe0", &format!("{FRONTEND}/24")),
+            ("be0", &format!("{BACKEND}/24")),
         );
         ok(
-            backend.sh(&format!(
-                "ip addr add {BACKEND}/24 dev be0 && ip link set be0 up\n\
-                 ip route add 10.0.1.0/24 dev be0"
-            )),
-            "backend setup",
+            frontend.sh("ip route add 10.0.2.0/24 dev fe0"),
+            "frontend route",
+        );
+        ok(
+            backend.sh("ip route add 10.0.1.0/24 dev be0"),
+            "backend route",
         );
         Lab { frontend, backend }
     }
@@ -83,6 +86,14 @@ impl Lab {
             "nft -s list ruleset",
         )
         .stdout
+    }
+
+    /// Load `ruleset` (nft syntax) on the backend with `nft -f`.
+    pub fn load_ruleset(&self, ruleset: &str) {
+        ok(
+            self.backend.sh(&format!("nft -f - <<'EOF'\n{ruleset}EOF")),
+            "nft -f",
+        );
     }
 
     /// `nft list ruleset` on the backend.

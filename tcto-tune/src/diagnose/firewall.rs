@@ -219,80 +219,13 @@ pub fn find_drops(
 /// `firewall-drop` causes, one per drop, most active first (at most 5).
 pub(super) fn firewall_drop(d: &Diagnosis) -> Vec<Cause> {
     let f = &d.firewall;
-    let mut out = Vec::new();
-    for x in f.drops.iter().take(5) {
-        let growing = x.delta.is_some_and(|n| n > 0);
-        let score = match (growing, x.handle, x.packets) {
-            (true, _, _) => 150,
-            (false, None, _) => 50,
-            (false, Some(_), Some(p)) if p > 0 => 10,
-            _ => 5,
-        };
-        let port = match d.ports.as_slice() {
-            [] => "a listening port".to_owned(),
-            [p] => format!("port {p}"),
-            ps => format!(
-                "ports {}",
-                ps.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
-            ),
-        };
-        let what = match (&x.rate_limit, x.handle) {
-            (Some(_), _) => format!("rate-limits new connections to {port}"),
-            (None, None) => format!("drops new connections to {port} by its policy"),
-            (None, Some(_)) => format!("drops new connections to {port}"),
-        };
-        let mut c = cause(
-            CauseCode::FirewallDrop,
-            format!("{} {} {} {what}", x.family, x.table, x.chain),
-            score,
-            growing,
-        );
-        match x.handle {
-            Some(h) => {
-                c.evidence.push(format!(
-                    "rule {} {} {} handle {h}: {}",
-                    x.family, x.table, x.chain, x.rule
-                ));
-                c.evidence.push(format!("reached from {}", x.base));
-            }
-            None => c.evidence.push(format!(
-                "base chain {}: nothing before its policy accepts them",
-                x.base
-            )),
-        }
-        match (x.packets, x.delta) {
-            (Some(p), Some(n)) => c.evidence.push(format!(
-                "counter +{n} packets in {:.1} s, {p} in total",
-                d.interval_ms as f64 / 1000.0
-            )),
-            (Some(p), None) => c.evidence.push(format!("counter {p} packets in total")),
-            _ if x.handle.is_some() => c
-                .evidence
-                .push("no counter on it: add `counter` to the rule to see its drops".into()),
-            _ => {}
-        }
-        if let Some(l) = &x.rate_limit {
-            c.evidence.push(format!(
-                "rate limit: {l}; new connections beyond it are dropped"
-            ));
-        }
-        let list = format!("`nft -a list chain {} {} {}`", x.family, x.table, x.chain);
-        c.notes.push(match (x.handle, &x.rate_limit) {
-            (_, Some(l)) => format!(
-                "the rate limit {l} in {} {} {} lets only some new connections through: raise or remove it ({list}) if these clients are legitimate",
-                x.family, x.table, x.chain
-            ),
-            (Some(h), None) => format!(
-                "change or delete rule handle {h} of {} {} {} ({list}) if these connections are wanted",
-                x.family, x.table, x.chain
-            ),
-            (None, None) => format!(
-                "nothing in {} accepts new connections to {port} before its policy drop: add an accept rule for it",
-                x.base
-            ),
-        });
-        out.push(c);
-    }
+    let port = ports_text(&d.ports);
+    let mut out: Vec<Cause> = f
+        .drops
+        .iter()
+        .take(5)
+        .map(|x| drop_cause(x, &port, d.interval_ms))
+        .collect();
     if !f.legacy_tables.is_empty() && !out.is_empty() {
         out[0].notes.push(format!(
             "legacy iptables tables ({}) were not read: list them with `iptables-legacy -L -n -v` (and `ip6tables-legacy`)",
@@ -300,4 +233,95 @@ pub(super) fn firewall_drop(d: &Diagnosis) -> Vec<Cause> {
         ));
     }
     out
+}
+
+/// `port 80`, `ports 80, 443`, or `a listening port`.
+fn ports_text(ports: &[u16]) -> String {
+    match ports {
+        [] => "a listening port".to_owned(),
+        [p] => format!("port {p}"),
+        ps => format!(
+            "ports {}",
+            ps.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// One drop as a cause: growing counters rank first, then a policy drop.
+fn drop_cause(x: &FirewallDrop, port: &str, interval_ms: u64) -> Cause {
+    let growing = x.delta.is_some_and(|n| n > 0);
+    let score = match (growing, x.handle, x.packets) {
+        (true, _, _) => 150,
+        (false, None, _) => 50,
+        (false, Some(_), Some(p)) if p > 0 => 10,
+        _ => 5,
+    };
+    let what = match (&x.rate_limit, x.handle) {
+        (Some(_), _) => format!("rate-limits new connections to {port}"),
+        (None, None) => format!("drops new connections to {port} by its policy"),
+        (None, Some(_)) => format!("drops new connections to {port}"),
+    };
+    let mut c = cause(
+        CauseCode::FirewallDrop,
+        format!("{} {} {} {what}", x.family, x.table, x.chain),
+        score,
+        growing,
+    );
+    c.evidence = drop_evidence(x, interval_ms);
+    c.notes.push(drop_note(x, port));
+    c
+}
+
+/// Where the drop is, what its counter says, and its rate limit.
+fn drop_evidence(x: &FirewallDrop, interval_ms: u64) -> Vec<String> {
+    let mut evidence = Vec::new();
+    match x.handle {
+        Some(h) => {
+            evidence.push(format!(
+                "rule {} {} {} handle {h}: {}",
+                x.family, x.table, x.chain, x.rule
+            ));
+            evidence.push(format!("reached from {}", x.base));
+        }
+        None => evidence.push(format!(
+            "base chain {}: nothing before its policy accepts them",
+            x.base
+        )),
+    }
+    match (x.packets, x.delta) {
+        (Some(p), Some(n)) => evidence.push(format!(
+            "counter +{n} packets in {:.1} s, {p} in total",
+            interval_ms as f64 / 1000.0
+        )),
+        (Some(p), None) => evidence.push(format!("counter {p} packets in total")),
+        _ if x.handle.is_some() => {
+            evidence.push("no counter on it: add `counter` to the rule to see its drops".into())
+        }
+        _ => {}
+    }
+    if let Some(l) = &x.rate_limit {
+        evidence.push(format!(
+            "rate limit: {l}; new connections beyond it are dropped"
+        ));
+    }
+    evidence
+}
+
+/// What to change: the rate limit, the rule, or the chain's policy.
+fn drop_note(x: &FirewallDrop, port: &str) -> String {
+    let list = format!("`nft -a list chain {} {} {}`", x.family, x.table, x.chain);
+    match (x.handle, &x.rate_limit) {
+        (_, Some(l)) => format!(
+            "the rate limit {l} in {} {} {} lets only some new connections through: raise or remove it ({list}) if these clients are legitimate",
+            x.family, x.table, x.chain
+        ),
+        (Some(h), None) => format!(
+            "change or delete rule handle {h} of {} {} {} ({list}) if these connections are wanted",
+            x.family, x.table, x.chain
+        ),
+        (None, None) => format!(
+            "nothing in {} accepts new connections to {port} before its policy drop: add an accept rule for it",
+            x.base
+        ),
+    }
 }

@@ -280,26 +280,8 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         kernel_log: b.counters.kernel_log(),
         offloads: vec![],
     };
-    let last = obs.after.as_ref().unwrap_or(&obs.before);
-    let count = last
-        .conntrack_count
-        .or(last.conntrack.as_ref().and_then(|c| c.entries));
-    let full_pct = match (count, last.conntrack_max) {
-        (Some(c), Some(m)) if m > 0 => c as f64 * 100.0 / m as f64,
-        _ => 0.0,
-    };
-    if last.conntrack.is_some() && (opts.conntrack_top || full_pct >= CONNTRACK_TOP_PCT) {
-        let est = obs
-            .state
-            .sysctl_int("net.netfilter.nf_conntrack_tcp_timeout_established")
-            .and_then(|v| u32::try_from(v).ok());
-        obs.conntrack_groups = Some(b.counters.conntrack_groups(est));
-        obs.local_subnets = b
-            .counters
-            .local_subnets()
-            .iter()
-            .map(|(a, p)| format!("{a}/{p}"))
-            .collect();
+    if wants_conntrack_groups(&obs, opts) {
+        group_conntrack(b, &mut obs);
     }
     let ifaces: Vec<String> = obs
         .before
@@ -308,15 +290,54 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         .map(|i| i.iface.clone())
         .collect();
     obs.offloads = read_offloads(b, &ifaces);
-    // The same order the report uses: fullest first.
+    obs.owners = listener_owners(b, &obs, opts);
+    Ok(obs)
+}
+
+/// Whether to dump the conntrack table and group its entries: asked for,
+/// or the table at least [`CONNTRACK_TOP_PCT`] full in the last sample.
+fn wants_conntrack_groups(obs: &Observation, opts: &DiagnoseOptions) -> bool {
+    let last = obs.after.as_ref().unwrap_or(&obs.before);
+    let count = last
+        .conntrack_count
+        .or(last.conntrack.as_ref().and_then(|c| c.entries));
+    let full_pct = match (count, last.conntrack_max) {
+        (Some(c), Some(m)) if m > 0 => c as f64 * 100.0 / m as f64,
+        _ => 0.0,
+    };
+    last.conntrack.is_some() && (opts.conntrack_top || full_pct >= CONNTRACK_TOP_PCT)
+}
+
+/// Dump the conntrack table grouped by flow, and read the host's local
+/// subnets.
+fn group_conntrack(b: &Backends, obs: &mut Observation) {
+    let est = obs
+        .state
+        .sysctl_int("net.netfilter.nf_conntrack_tcp_timeout_established")
+        .and_then(|v| u32::try_from(v).ok());
+    obs.conntrack_groups = Some(b.counters.conntrack_groups(est));
+    obs.local_subnets = b
+        .counters
+        .local_subnets()
+        .iter()
+        .map(|(a, p)| format!("{a}/{p}"))
+        .collect();
+}
+
+/// The processes owning the listeners the report shows, looked up in the
+/// order it shows them (fullest first), at most `owners_limit` of them.
+fn listener_owners(
+    b: &Backends,
+    obs: &Observation,
+    opts: &DiagnoseOptions,
+) -> BTreeMap<u32, Process> {
     let somaxconn = obs.state.sysctl_int("net.core.somaxconn");
-    let inodes: BTreeSet<u32> = listener_reports(&obs, &opts.ports, somaxconn)
+    let inodes: BTreeSet<u32> = listener_reports(obs, &opts.ports, somaxconn)
         .iter()
         .take(opts.owners_limit.unwrap_or(usize::MAX))
         .map(|l| l.inode)
         .collect();
-    obs.owners = b.counters.owners(&inodes);
-    Ok(obs)
+    b.counters.owners(&inodes)
 }
 
 /// Observe and analyze.

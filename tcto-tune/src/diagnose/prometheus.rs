@@ -39,65 +39,8 @@ impl Diagnosis {
     /// textfile collector (`tcto_` metrics only).
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
-        let found = |code: CauseCode| self.causes.iter().find(|c| c.code == code);
-        let by_code = |f: &dyn Fn(Option<&super::Cause>) -> f64| -> Vec<(String, f64)> {
-            CAUSE_CODES
-                .iter()
-                .map(|code| {
-                    (
-                        format!("{{code=\"{}\"}}", label(code.as_str())),
-                        f(found(*code)),
-                    )
-                })
-                .collect()
-        };
-        metric(
-            &mut out,
-            "tcto_cause_found",
-            "1 when diagnose found this likely cause of connect timeouts, else 0.",
-            &by_code(&|c| f64::from(u8::from(c.is_some()))),
-        );
-        metric(
-            &mut out,
-            "tcto_cause_active",
-            "1 when the cause was dropping connections during the sampling interval (not only a risk).",
-            &by_code(&|c| f64::from(u8::from(c.is_some_and(|c| c.status == "active")))),
-        );
-        let ranked: Vec<(String, f64)> = self
-            .causes
-            .iter()
-            .map(|c| {
-                (
-                    format!("{{code=\"{}\"}}", label(c.code.as_str())),
-                    c.rank as f64,
-                )
-            })
-            .collect();
-        if !ranked.is_empty() {
-            metric(
-                &mut out,
-                "tcto_cause_rank",
-                "Rank of a cause found (1 is the most likely); absent for causes not found.",
-                &ranked,
-            );
-        }
-        let ct = &self.conntrack;
-        if let (Some(count), Some(max)) = (ct.count, ct.max.filter(|m| *m > 0)) {
-            metric(
-                &mut out,
-                "tcto_conntrack_usage_ratio",
-                "Conntrack table entries divided by its limit (1 is full: new flows are dropped).",
-                &[(String::new(), count as f64 / max as f64)],
-            );
-        }
-        if self.kernel_log.readable {
-            metric(
-                &mut out,
-                "tcto_conntrack_table_full_log_lines",
-                "Kernel log lines \"nf_conntrack: table full\" about this network namespace in the log buffer.",
-                &[(String::new(), self.kernel_log.table_full_lines as f64)],
-            );
-        }
+        self.cause_metrics(&mut out);
+        self.conntrack_metrics(&mut out);
         self.listener_metrics(&mut out);
         self.path_metrics(&mut out);
         if !self.missing_ports.is_empty() {
@@ -120,6 +63,73 @@ impl Diagnosis {
             &[(String::new(), self.interval_ms as f64 / 1000.0)],
         );
         out
+    }
+
+    /// Every known cause: found, active, and the rank of those found.
+    fn cause_metrics(&self, out: &mut String) {
+        let found = |code: CauseCode| self.causes.iter().find(|c| c.code == code);
+        let by_code = |f: &dyn Fn(Option<&super::Cause>) -> f64| -> Vec<(String, f64)> {
+            CAUSE_CODES
+                .iter()
+                .map(|code| {
+                    (
+                        format!("{{code=\"{}\"}}", label(code.as_str())),
+                        f(found(*code)),
+                    )
+                })
+                .collect()
+        };
+        metric(
+            out,
+            "tcto_cause_found",
+            "1 when diagnose found this likely cause of connect timeouts, else 0.",
+            &by_code(&|c| f64::from(u8::from(c.is_some()))),
+        );
+        metric(
+            out,
+            "tcto_cause_active",
+            "1 when the cause was dropping connections during the sampling interval (not only a risk).",
+            &by_code(&|c| f64::from(u8::from(c.is_some_and(|c| c.status == "active")))),
+        );
+        let ranked: Vec<(String, f64)> = self
+            .causes
+            .iter()
+            .map(|c| {
+                (
+                    format!("{{code=\"{}\"}}", label(c.code.as_str())),
+                    c.rank as f64,
+                )
+            })
+            .collect();
+        if !ranked.is_empty() {
+            metric(
+                out,
+                "tcto_cause_rank",
+                "Rank of a cause found (1 is the most likely); absent for causes not found.",
+                &ranked,
+            );
+        }
+    }
+
+    /// How full the conntrack table is, and the kernel's "table full" lines.
+    fn conntrack_metrics(&self, out: &mut String) {
+        let ct = &self.conntrack;
+        if let (Some(count), Some(max)) = (ct.count, ct.max.filter(|m| *m > 0)) {
+            metric(
+                out,
+                "tcto_conntrack_usage_ratio",
+                "Conntrack table entries divided by its limit (1 is full: new flows are dropped).",
+                &[(String::new(), count as f64 / max as f64)],
+            );
+        }
+        if self.kernel_log.readable {
+            metric(
+                out,
+                "tcto_conntrack_table_full_log_lines",
+                "Kernel log lines \"nf_conntrack: table full\" about this network namespace in the log buffer.",
+                &[(String::new(), self.kernel_log.table_full_lines as f64)],
+            );
+        }
     }
 
     /// Who fills the conntrack table (the 10 largest groups only, so label

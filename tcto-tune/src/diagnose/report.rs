@@ -293,34 +293,12 @@ pub(super) fn interface_reports(
         .collect()
 }
 
+/// What the diagnosis looked at, one line each, as `checked:` lists it.
 pub(super) fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let c = &d.conntrack;
-    if c.loaded {
-        out.push(format!(
-            "conntrack table: {} of {} entries; {} stat columns from /proc/net/stat/nf_conntrack",
-            c.count.map_or("?".into(), |n| n.to_string()),
-            c.max.map_or("?".into(), |n| n.to_string()),
-            c.stats.len()
-        ));
-    } else {
-        out.push("conntrack: nf_conntrack is not loaded here (nothing is tracked)".into());
-    }
+    let mut out = vec![conntrack_checked(&d.conntrack)];
     let names: Vec<&str> = d.tcp_ext.iter().map(|t| t.name.as_str()).collect();
     out.push(format!("TcpExt counters: {}", names.join(", ")));
-    out.push(if d.ports.is_empty() {
-        format!("{all_listeners} listening sockets (accept queue against backlog)")
-    } else {
-        format!(
-            "{} listening sockets on port(s) {} (of {all_listeners})",
-            d.listeners.len(),
-            d.ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    });
+    out.push(listeners_checked(d, all_listeners));
     out.push(format!(
         "{} sysctls against the `{ADVICE_PROFILE}` profile",
         d.sysctls.len()
@@ -337,7 +315,52 @@ pub(super) fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
             n => format!(", {n} unreadable"),
         }
     ));
-    let fw = &d.firewall;
+    firewall_checked(&d.firewall, &mut out);
+    out.push(if d.kernel_log.readable {
+        format!(
+            "kernel log: {} \"nf_conntrack: table full\" line(s); evidence only when younger than {} s and the conntrack counters agree",
+            d.kernel_log.table_full_lines, d.kernel_log.recent_bound_s
+        )
+    } else {
+        format!(
+            "kernel log: not readable ({})",
+            d.kernel_log.error.as_deref().unwrap_or("unknown")
+        )
+    });
+    out
+}
+
+fn conntrack_checked(c: &ConntrackReport) -> String {
+    if c.loaded {
+        format!(
+            "conntrack table: {} of {} entries; {} stat columns from /proc/net/stat/nf_conntrack",
+            c.count.map_or("?".into(), |n| n.to_string()),
+            c.max.map_or("?".into(), |n| n.to_string()),
+            c.stats.len()
+        )
+    } else {
+        "conntrack: nf_conntrack is not loaded here (nothing is tracked)".into()
+    }
+}
+
+fn listeners_checked(d: &Diagnosis, all_listeners: usize) -> String {
+    if d.ports.is_empty() {
+        format!("{all_listeners} listening sockets (accept queue against backlog)")
+    } else {
+        format!(
+            "{} listening sockets on port(s) {} (of {all_listeners})",
+            d.listeners.len(),
+            d.ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// The ruleset read (or why not), and the legacy tables not read.
+fn firewall_checked(fw: &FirewallReport, out: &mut Vec<String>) {
     out.push(match &fw.error {
         None => format!(
             "nftables ruleset through netlink: {} chain(s), {} rule(s) of every table and family; {} drop(s) a new connection to the watched port(s) can meet",
@@ -353,16 +376,4 @@ pub(super) fn checked(d: &Diagnosis, all_listeners: usize) -> Vec<String> {
             fw.legacy_tables.join(", ")
         ));
     }
-    out.push(if d.kernel_log.readable {
-        format!(
-            "kernel log: {} \"nf_conntrack: table full\" line(s); evidence only when younger than {} s and the conntrack counters agree",
-            d.kernel_log.table_full_lines, d.kernel_log.recent_bound_s
-        )
-    } else {
-        format!(
-            "kernel log: not readable ({})",
-            d.kernel_log.error.as_deref().unwrap_or("unknown")
-        )
-    });
-    out
 }

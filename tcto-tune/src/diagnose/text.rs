@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::{CounterDelta, Diagnosis, LimitedBy};
+use super::{CounterDelta, Diagnosis, LimitedBy, ListenerReport};
 use crate::escape::escape_control as esc;
 
 /// Listeners shown in text when no port was named (JSON has them all);
@@ -17,8 +17,48 @@ fn counter(c: &CounterDelta) -> String {
     }
 }
 
+/// One row of the listeners' table.
+fn listener_row(l: &ListenerReport) -> [String; 6] {
+    [
+        std::net::SocketAddr::new(l.addr, l.port).to_string(),
+        l.peak_queue.to_string(),
+        l.backlog.to_string(),
+        format!("{}%", l.full_pct),
+        match l.limited_by {
+            LimitedBy::App => "app",
+            LimitedBy::Somaxconn => "somaxconn",
+            LimitedBy::Unknown => "?",
+        }
+        .into(),
+        l.process
+            .as_ref()
+            .map_or("-".into(), |p| format!("{} ({})", esc(&p.name), p.pid)),
+    ]
+}
+
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_causes(f)?;
+        self.fmt_conntrack(f)?;
+        let tcp: Vec<String> = self.tcp_ext.iter().map(counter).collect();
+        writeln!(f, "TcpExt: {}", tcp.join(", "))?;
+        self.fmt_path(f)?;
+        self.fmt_listeners(f)?;
+        self.fmt_sysctls(f)?;
+        self.fmt_interfaces(f)?;
+        self.fmt_kernel_log(f)?;
+        self.fmt_trace(f)?;
+        writeln!(f, "checked:")?;
+        for c in &self.checked {
+            writeln!(f, "  - {}", esc(c))?;
+        }
+        Ok(())
+    }
+}
+
+impl Diagnosis {
+    /// The headline and each cause with its evidence and fix.
+    fn fmt_causes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sampled = if self.interval_ms == 0 {
             "one sample, no rates".to_owned()
         } else {
@@ -59,7 +99,11 @@ impl fmt::Display for Diagnosis {
                 writeln!(f, "   note: {}", esc(n))?;
             }
         }
+        Ok(())
+    }
 
+    /// The conntrack table: fill, stats and who fills it.
+    fn fmt_conntrack(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\nconntrack:")?;
         let ct = &self.conntrack;
         if ct.loaded {
@@ -98,11 +142,11 @@ impl fmt::Display for Diagnosis {
         } else {
             writeln!(f, "  nf_conntrack is not loaded here")?;
         }
+        Ok(())
+    }
 
-        let tcp: Vec<String> = self.tcp_ext.iter().map(counter).collect();
-        writeln!(f, "TcpExt: {}", tcp.join(", "))?;
-        self.fmt_path(f)?;
-
+    /// The listeners' queues, fullest first, and the named ports no one listens on.
+    fn fmt_listeners(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "listeners:")?;
         if self.listeners.is_empty() {
             writeln!(f, "  (none)")?;
@@ -120,23 +164,7 @@ impl fmt::Display for Diagnosis {
                 "LIMIT".into(),
                 "PROCESS".into(),
             ]];
-            for l in self.listeners.iter().take(shown) {
-                rows.push([
-                    std::net::SocketAddr::new(l.addr, l.port).to_string(),
-                    l.peak_queue.to_string(),
-                    l.backlog.to_string(),
-                    format!("{}%", l.full_pct),
-                    match l.limited_by {
-                        LimitedBy::App => "app",
-                        LimitedBy::Somaxconn => "somaxconn",
-                        LimitedBy::Unknown => "?",
-                    }
-                    .into(),
-                    l.process
-                        .as_ref()
-                        .map_or("-".into(), |p| format!("{} ({})", esc(&p.name), p.pid)),
-                ]);
-            }
+            rows.extend(self.listeners.iter().take(shown).map(listener_row));
             let widths: Vec<usize> = (0..6)
                 .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
                 .collect();
@@ -158,7 +186,11 @@ impl fmt::Display for Diagnosis {
         for p in &self.missing_ports {
             writeln!(f, "  nothing listens on port {p}")?;
         }
+        Ok(())
+    }
 
+    /// Each sysctl against its recommendation.
+    fn fmt_sysctls(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "sysctls:")?;
         for s in &self.sysctls {
             // Only an `>=` recommendation is missed from below: a value off
@@ -178,7 +210,11 @@ impl fmt::Display for Diagnosis {
                 s.recommended
             )?;
         }
+        Ok(())
+    }
 
+    /// Each interface's counters and offloads.
+    fn fmt_interfaces(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "interfaces:")?;
         for i in &self.interfaces {
             let c: Vec<String> = i.counters.iter().map(counter).collect();
@@ -187,7 +223,11 @@ impl fmt::Display for Diagnosis {
                 writeln!(f, "    offloads: {}", esc(&super::offload_summary(o)))?;
             }
         }
+        Ok(())
+    }
 
+    /// The kernel log's "table full" lines.
+    fn fmt_kernel_log(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let k = &self.kernel_log;
         if k.readable {
             writeln!(
@@ -211,7 +251,11 @@ impl fmt::Display for Diagnosis {
                 esc(k.error.as_deref().unwrap_or("?"))
             )?;
         }
+        Ok(())
+    }
 
+    /// The drops and SYN-ACK retransmits a trace saw, if one ran.
+    fn fmt_trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(t) = &self.trace {
             writeln!(
                 f,
@@ -243,54 +287,16 @@ impl fmt::Display for Diagnosis {
                 writeln!(f, "  {n:>7} SYN-ACK retransmit(s) from {l}")?;
             }
         }
-        writeln!(f, "checked:")?;
-        for c in &self.checked {
-            writeln!(f, "  - {}", esc(c))?;
-        }
         Ok(())
     }
 }
 
 impl Diagnosis {
-    /// Softnet, half-open connections, syncookies and rp_filter.
+    /// The path to a port: softnet, half-open connections, syncookies,
+    /// rp_filter and firewall drops.
     fn fmt_path(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.softnet.is_empty() {
-            let cpus: Vec<String> = self
-                .softnet
-                .iter()
-                .map(|c| {
-                    format!(
-                        "cpu{} {}, {}",
-                        c.cpu,
-                        counter(&c.dropped),
-                        counter(&c.time_squeeze)
-                    )
-                })
-                .collect();
-            writeln!(f, "softnet: {}", cpus.join("; "))?;
-        }
-        writeln!(
-            f,
-            "half-open (SYN-RECV): {}",
-            if self.syn_recv.is_empty() {
-                "none".to_owned()
-            } else {
-                self.syn_recv
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{} {} ({} retransmitted{})",
-                            r.listener,
-                            r.half_open,
-                            r.retransmitted,
-                            r.persisting
-                                .map_or(String::new(), |p| format!(", {p} in both samples"))
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        )?;
+        self.fmt_softnet(f)?;
+        self.fmt_syn_recv(f)?;
         writeln!(
             f,
             "tcp_syncookies: {}",
@@ -314,6 +320,59 @@ impl Diagnosis {
             self.rp_filter.all.map_or("?".into(), |v| v.to_string()),
             rp.join(", ")
         )?;
+        self.fmt_firewall_drops(f)?;
+        Ok(())
+    }
+
+    /// Per-CPU softnet drops and time squeezes.
+    fn fmt_softnet(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.softnet.is_empty() {
+            let cpus: Vec<String> = self
+                .softnet
+                .iter()
+                .map(|c| {
+                    format!(
+                        "cpu{} {}, {}",
+                        c.cpu,
+                        counter(&c.dropped),
+                        counter(&c.time_squeeze)
+                    )
+                })
+                .collect();
+            writeln!(f, "softnet: {}", cpus.join("; "))?;
+        }
+        Ok(())
+    }
+
+    /// Half-open connections per listener.
+    fn fmt_syn_recv(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "half-open (SYN-RECV): {}",
+            if self.syn_recv.is_empty() {
+                "none".to_owned()
+            } else {
+                self.syn_recv
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} ({} retransmitted{})",
+                            r.listener,
+                            r.half_open,
+                            r.retransmitted,
+                            r.persisting
+                                .map_or(String::new(), |p| format!(", {p} in both samples"))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )?;
+        Ok(())
+    }
+
+    /// Firewall rules that dropped packets on the way to the port(s).
+    fn fmt_firewall_drops(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.firewall.drops.is_empty() {
             writeln!(f, "firewall drops on the way to the port(s):")?;
             for x in &self.firewall.drops {

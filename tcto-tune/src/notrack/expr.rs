@@ -302,107 +302,130 @@ fn describe(l: &Loaded) -> String {
 /// Decode a rule's expressions. `table_family` is the table's
 /// `NFPROTO_*` (an `ip` table implies IPv4 without a `meta nfproto` match).
 pub fn decode(table_family: u8, exprs: &[RawExpr]) -> DecodedRule {
-    let mut m = RuleMatch {
-        nfproto: matches!(table_family, NFPROTO_IPV4 | NFPROTO_IPV6).then_some(table_family),
-        ..Default::default()
+    let mut d = Decoder {
+        m: RuleMatch {
+            nfproto: matches!(table_family, NFPROTO_IPV4 | NFPROTO_IPV6).then_some(table_family),
+            ..Default::default()
+        },
+        verdict: Verdict::Continue,
+        regs: Default::default(),
     };
-    let mut verdict = Verdict::Continue;
-    let mut regs: std::collections::BTreeMap<u32, Loaded> = Default::default();
     for e in exprs {
+        d.step(e);
+    }
+    DecodedRule {
+        matches: d.m,
+        verdict: d.verdict,
+    }
+}
+
+/// The decoder's state along a rule: what it matched so far, its verdict,
+/// and what each register holds.
+struct Decoder {
+    m: RuleMatch,
+    verdict: Verdict,
+    regs: std::collections::BTreeMap<u32, Loaded>,
+}
+
+impl Decoder {
+    /// One expression: a load into a register, a comparison or lookup of
+    /// one, a verdict, or a statement.
+    fn step(&mut self, e: &RawExpr) {
         match e {
-            RawExpr::Meta { key, dreg } => {
-                regs.insert(*dreg, Loaded::Meta(*key));
+            RawExpr::Meta { .. }
+            | RawExpr::Payload { .. }
+            | RawExpr::Ct { .. }
+            | RawExpr::Bitwise { .. } => self.load(e),
+            RawExpr::Cmp { sreg, op, data } => self.cmp(*sreg, *op, data),
+            RawExpr::Lookup { sreg, set, dreg } => self.lookup(*sreg, set, *dreg),
+            RawExpr::Immediate {
+                dreg: 0,
+                verdict: Some(v),
+                chain,
+            } => self.verdict = verdict_of(*v, chain.clone()),
+            RawExpr::Immediate { dreg, .. } => {
+                self.regs.insert(*dreg, Loaded::Unknown);
             }
+            RawExpr::Notrack => self.verdict = Verdict::Notrack,
+            RawExpr::Counter => self.m.counter = true,
+            RawExpr::Other { name } => match name.as_str() {
+                "reject" => self.verdict = Verdict::Reject,
+                "counter" => self.m.counter = true,
+                "log" => {}
+                _ => self.m.unknown.push(name.clone()),
+            },
+        }
+    }
+
+    /// A load into a register: meta, payload, ct, or a mask of a register.
+    fn load(&mut self, e: &RawExpr) {
+        let (dreg, loaded) = match e {
+            RawExpr::Meta { key, dreg } => (dreg, Loaded::Meta(*key)),
             RawExpr::Payload {
                 base,
                 offset,
                 len,
                 dreg,
-            } => {
-                regs.insert(
-                    *dreg,
-                    Loaded::Payload {
-                        base: *base,
-                        offset: *offset,
-                        len: *len,
-                    },
-                );
-            }
-            RawExpr::Ct { key, dreg } => {
-                regs.insert(*dreg, Loaded::Ct(*key));
-            }
+            } => (
+                dreg,
+                Loaded::Payload {
+                    base: *base,
+                    offset: *offset,
+                    len: *len,
+                },
+            ),
+            RawExpr::Ct { key, dreg } => (dreg, Loaded::Ct(*key)),
             RawExpr::Bitwise {
                 sreg,
                 dreg,
                 mask,
                 xor,
             } => {
-                let src = regs.get(sreg).cloned().unwrap_or(Loaded::Unknown);
+                let src = self.regs.get(sreg).cloned().unwrap_or(Loaded::Unknown);
                 let l = if xor.iter().all(|b| *b == 0) {
                     Loaded::Masked(Box::new(src), mask.clone())
                 } else {
-                    m.unknown.push(format!("bitwise xor {}", hex(xor)));
+                    self.m.unknown.push(format!("bitwise xor {}", hex(xor)));
                     Loaded::Unknown
                 };
-                regs.insert(*dreg, l);
+                (dreg, l)
             }
-            RawExpr::Cmp { sreg, op, data } => {
-                let l = regs.get(sreg).cloned().unwrap_or(Loaded::Unknown);
-                if !decode_cmp(&mut m, &l, *op, data) {
-                    let op = match *op {
-                        CMP_EQ => "==",
-                        CMP_NEQ => "!=",
-                        _ => "<>",
-                    };
-                    m.unknown
-                        .push(format!("{} {op} {}", describe(&l), hex(data)));
-                }
-            }
-            RawExpr::Lookup { sreg, set, dreg } => match regs.get(sreg) {
-                Some(Loaded::Ct(CT_STATE)) => {
-                    m.ct_state_set = Some(set.clone());
-                    // `ct state vmap { established : accept, ... }`: the
-                    // verdict comes from the map, whose elements are not read.
-                    if *dreg == Some(0) {
-                        verdict = Verdict::Map(set.clone());
-                    }
-                }
-                other => m.unknown.push(format!(
-                    "{} @{set}",
-                    describe(other.unwrap_or(&Loaded::Unknown))
-                )),
-            },
-            RawExpr::Immediate {
-                dreg: 0,
-                verdict: Some(v),
-                chain,
-            } => {
-                let chain = chain.clone().unwrap_or_default();
-                verdict = match *v {
-                    NF_ACCEPT => Verdict::Accept,
-                    NF_DROP => Verdict::Drop,
-                    NFT_JUMP => Verdict::Jump(chain),
-                    NFT_GOTO => Verdict::Goto(chain),
-                    NFT_RETURN => Verdict::Return,
-                    _ => Verdict::Continue,
-                };
-            }
-            RawExpr::Immediate { dreg, .. } => {
-                regs.insert(*dreg, Loaded::Unknown);
-            }
-            RawExpr::Notrack => verdict = Verdict::Notrack,
-            RawExpr::Counter => m.counter = true,
-            RawExpr::Other { name } => match name.as_str() {
-                "reject" => verdict = Verdict::Reject,
-                "counter" => m.counter = true,
-                "log" => {}
-                _ => m.unknown.push(name.clone()),
-            },
+            _ => return,
+        };
+        self.regs.insert(*dreg, loaded);
+    }
+
+    /// `cmp`: a match we model, or one kept as text.
+    fn cmp(&mut self, sreg: u32, op: u32, data: &[u8]) {
+        let l = self.regs.get(&sreg).cloned().unwrap_or(Loaded::Unknown);
+        if !decode_cmp(&mut self.m, &l, op, data) {
+            let op = match op {
+                CMP_EQ => "==",
+                CMP_NEQ => "!=",
+                _ => "<>",
+            };
+            self.m
+                .unknown
+                .push(format!("{} {op} {}", describe(&l), hex(data)));
         }
     }
-    DecodedRule {
-        matches: m,
-        verdict,
+
+    /// `lookup`: a `ct state` set or verdict map, or one kept as text.
+    fn lookup(&mut self, sreg: u32, set: &str, dreg: Option<u32>) {
+        match self.regs.get(&sreg) {
+            Some(Loaded::Ct(CT_STATE)) => {
+                self.m.ct_state_set = Some(set.to_owned());
+                // `ct state vmap { established : accept, ... }`: the
+                // verdict comes from the map, whose elements are not read.
+                if dreg == Some(0) {
+                    self.verdict = Verdict::Map(set.to_owned());
+                }
+            }
+            other => self.m.unknown.push(format!(
+                "{} @{set}",
+                describe(other.unwrap_or(&Loaded::Unknown))
+            )),
+        }
     }
 }
 
@@ -424,15 +447,7 @@ fn decode_cmp(m: &mut RuleMatch, l: &Loaded, op: u32, data: &[u8]) -> bool {
                 len: 2,
             },
             CMP_EQ,
-        ) if data.len() == 2 && *offset <= 2 => {
-            let port = u16::from_be_bytes([data[0], data[1]]);
-            if *offset == 0 {
-                m.sport = Some(port);
-            } else {
-                m.dport = Some(port);
-            }
-            true
-        }
+        ) if data.len() == 2 && *offset <= 2 => set_port(m, *offset, data),
         (
             Loaded::Payload {
                 base: BASE_NETWORK,
@@ -458,27 +473,49 @@ fn decode_cmp(m: &mut RuleMatch, l: &Loaded, op: u32, data: &[u8]) -> bool {
         (Loaded::Masked(inner, mask), CMP_NEQ | CMP_EQ)
             if matches!(**inner, Loaded::Ct(CT_STATE)) && data.iter().all(|b| *b == 0) =>
         {
-            let mut b = [0u8; 4];
-            let n = mask.len().min(4);
-            b[..n].copy_from_slice(&mask[..n]);
-            let bits = u32::from_ne_bytes(b);
-            m.ct_states = Some(if op == CMP_NEQ { bits } else { !bits & 0x7f });
-            true
+            set_ct_mask(m, mask, op)
         }
         (Loaded::Ct(CT_STATE), CMP_EQ) if data.len() == 4 => {
             m.ct_states = Some(u32::from_ne_bytes([data[0], data[1], data[2], data[3]]));
             true
         }
         (Loaded::Meta(k), CMP_EQ | CMP_NEQ) if m.lo_iface.is_none() && is_lo(*k, data) => {
-            let key = META_IFACE.iter().find(|(mk, _)| mk == k).map(|(_, n)| *n);
-            m.lo_iface = key.map(|key| LoIface {
-                key: key.into(),
-                eq: op == CMP_EQ,
-            });
-            m.lo_iface.is_some()
+            set_lo_iface(m, *k, op)
         }
         _ => false,
     }
+}
+
+/// `th sport`/`th dport` (offset 0 or 2 of the transport header).
+fn set_port(m: &mut RuleMatch, offset: u32, data: &[u8]) -> bool {
+    let port = u16::from_be_bytes([data[0], data[1]]);
+    if offset == 0 {
+        m.sport = Some(port);
+    } else {
+        m.dport = Some(port);
+    }
+    true
+}
+
+/// `ct state established,related`: the state register masked and compared
+/// with zero (`!=`: any of the mask's bits; `==`: none of them).
+fn set_ct_mask(m: &mut RuleMatch, mask: &[u8], op: u32) -> bool {
+    let mut b = [0u8; 4];
+    let n = mask.len().min(4);
+    b[..n].copy_from_slice(&mask[..n]);
+    let bits = u32::from_ne_bytes(b);
+    m.ct_states = Some(if op == CMP_NEQ { bits } else { !bits & 0x7f });
+    true
+}
+
+/// `iif "lo"`, `oifname != "lo"`...: interface key `k` compared with loopback.
+fn set_lo_iface(m: &mut RuleMatch, k: u32, op: u32) -> bool {
+    let key = META_IFACE.iter().find(|(mk, _)| *mk == k).map(|(_, n)| *n);
+    m.lo_iface = key.map(|key| LoIface {
+        key: key.into(),
+        eq: op == CMP_EQ,
+    });
+    m.lo_iface.is_some()
 }
 
 /// Whether `data` names loopback for interface key `k`: ifindex 1 for
@@ -597,56 +634,13 @@ impl fmt::Display for DecodedRule {
             let op = if lo.eq { "" } else { "!= " };
             parts.push(format!("{} {op}\"lo\"", lo.key));
         }
-        let ip = if m.nfproto == Some(NFPROTO_IPV6) {
-            "ip6"
-        } else {
-            "ip"
-        };
-        if let Some(s) = &m.saddr {
-            parts.push(format!("{ip} saddr {}", nft_addr(s)));
-        }
-        if let Some(d) = &m.daddr {
-            parts.push(format!("{ip} daddr {}", nft_addr(d)));
-        }
-        let l4 = match m.l4proto {
-            Some(IPPROTO_TCP) => "tcp".to_owned(),
-            Some(17) => "udp".to_owned(),
-            Some(p) => format!("th(l4proto {p})"),
-            None => "th".to_owned(),
-        };
-        if m.sport.is_none() && m.dport.is_none() {
-            if let Some(p) = m.l4proto {
-                parts.push(format!(
-                    "meta l4proto {}",
-                    if p == IPPROTO_TCP {
-                        "tcp".into()
-                    } else {
-                        p.to_string()
-                    }
-                ));
-            }
-        }
-        if let Some(p) = m.sport {
-            parts.push(format!("{l4} sport {p}"));
-        }
-        if let Some(p) = m.dport {
-            parts.push(format!("{l4} dport {p}"));
-        }
+        m.push_addrs(&mut parts);
+        m.push_ports(&mut parts);
         if let Some(bits) = m.ct_states {
             parts.push(format!("ct state {}", ct_state_names(bits)));
         }
         let vmap = matches!(&self.verdict, Verdict::Map(v) if m.ct_state_set.as_ref() == Some(v));
-        // The set's elements as `nft` prints them, once read.
-        let elements = m.ct_state_elements.as_ref().map(|els| {
-            let items: Vec<String> = els
-                .iter()
-                .map(|(bits, v)| match v {
-                    Some(v) => format!("{} : {}", ct_state_names(*bits), verdict_text(v)),
-                    None => ct_state_names(*bits),
-                })
-                .collect();
-            format!("{{ {} }}", items.join(", "))
-        });
+        let elements = m.ct_state_elements_text();
         if let Some(set) = m.ct_state_set.as_ref().filter(|_| !vmap) {
             match &elements {
                 Some(e) => parts.push(format!("ct state {e}")),
@@ -660,21 +654,72 @@ impl fmt::Display for DecodedRule {
             parts.push("counter".into());
         }
         parts.push(match &self.verdict {
-            Verdict::Continue => "continue".into(),
-            Verdict::Accept => "accept".into(),
-            Verdict::Drop => "drop".into(),
-            Verdict::Reject => "reject".into(),
-            Verdict::Notrack => "notrack".into(),
-            Verdict::Jump(c) => format!("jump {c}"),
-            Verdict::Goto(c) => format!("goto {c}"),
-            Verdict::Return => "return".into(),
             Verdict::Map(_) if vmap && elements.is_some() => {
                 format!("ct state vmap {}", elements.unwrap_or_default())
             }
             Verdict::Map(set) if vmap => format!("ct state vmap @{set}"),
-            Verdict::Map(set) => format!("vmap @{set}"),
+            v => verdict_text(v),
         });
         f.write_str(&parts.join(" "))
+    }
+}
+
+impl RuleMatch {
+    /// `ip saddr ...`, `ip6 daddr ...`, as `nft` prints them.
+    fn push_addrs(&self, parts: &mut Vec<String>) {
+        let ip = if self.nfproto == Some(NFPROTO_IPV6) {
+            "ip6"
+        } else {
+            "ip"
+        };
+        if let Some(s) = &self.saddr {
+            parts.push(format!("{ip} saddr {}", nft_addr(s)));
+        }
+        if let Some(d) = &self.daddr {
+            parts.push(format!("{ip} daddr {}", nft_addr(d)));
+        }
+    }
+
+    /// `tcp dport 80`, or `meta l4proto tcp` when no port is matched.
+    fn push_ports(&self, parts: &mut Vec<String>) {
+        let l4 = match self.l4proto {
+            Some(IPPROTO_TCP) => "tcp".to_owned(),
+            Some(17) => "udp".to_owned(),
+            Some(p) => format!("th(l4proto {p})"),
+            None => "th".to_owned(),
+        };
+        if self.sport.is_none() && self.dport.is_none() {
+            if let Some(p) = self.l4proto {
+                parts.push(format!(
+                    "meta l4proto {}",
+                    if p == IPPROTO_TCP {
+                        "tcp".into()
+                    } else {
+                        p.to_string()
+                    }
+                ));
+            }
+        }
+        if let Some(p) = self.sport {
+            parts.push(format!("{l4} sport {p}"));
+        }
+        if let Some(p) = self.dport {
+            parts.push(format!("{l4} dport {p}"));
+        }
+    }
+
+    /// The `ct state` set's or map's elements as `nft` prints them, once read.
+    fn ct_state_elements_text(&self) -> Option<String> {
+        self.ct_state_elements.as_ref().map(|els| {
+            let items: Vec<String> = els
+                .iter()
+                .map(|(bits, v)| match v {
+                    Some(v) => format!("{} : {}", ct_state_names(*bits), verdict_text(v)),
+                    None => ct_state_names(*bits),
+                })
+                .collect();
+            format!("{{ {} }}", items.join(", "))
+        })
     }
 }
 

@@ -49,25 +49,10 @@ pub fn plan_persist(
     // A profile's `allow = [...]` counts as if given with `--allow`, here
     // as in the runtime planner.
     let allow: BTreeSet<String> = opts.allow.union(&profile.allow).cloned().collect();
-    let mut findings = runtime.findings.clone();
-    for f in &mut findings {
-        if DIAGNOSTIC_ONLY.contains(&f.code.as_str()) && !allow.contains(f.code.as_str()) {
-            f.severity = Severity::Refuse;
-            f.message
-                .push_str(" (a diagnostic step: persisting it makes it permanent)");
-            f.hint = Some(format!(
-                "persist the fix instead of the experiment, or pass `--allow {}` to persist it anyway",
-                f.code
-            ));
-        }
-    }
+    let mut findings = boot_findings(runtime, &allow);
     let name = profile.name.clone();
     if !entries::valid_name(&name) {
-        findings.push(Finding::new(
-            codes::BAD_NAME,
-            Severity::Refuse,
-            format!("profile name `{name}` cannot name a file in {PERSISTED_PATH}: use letters, digits, `-`, `_` and `.` (not first)"),
-        ).hint("set `name = \"...\"` in the profile file"));
+        findings.push(bad_name(&name));
     }
     let (mut list, bad) = persisted(facts);
     list.retain(|p| p.name != name);
@@ -83,6 +68,32 @@ pub fn plan_persist(
         allow: &allow,
     };
     ctx.plan(list, bad, findings, runtime.initial_netns)
+}
+
+/// The runtime plan's findings as they stand for boot: a diagnostic step
+/// not allowed refuses, since persisting it makes it permanent.
+fn boot_findings(runtime: &Plan, allow: &BTreeSet<String>) -> Vec<Finding> {
+    let mut findings = runtime.findings.clone();
+    for f in &mut findings {
+        if DIAGNOSTIC_ONLY.contains(&f.code.as_str()) && !allow.contains(f.code.as_str()) {
+            f.severity = Severity::Refuse;
+            f.message
+                .push_str(" (a diagnostic step: persisting it makes it permanent)");
+            f.hint = Some(format!(
+                "persist the fix instead of the experiment, or pass `--allow {}` to persist it anyway",
+                f.code
+            ));
+        }
+    }
+    findings
+}
+
+fn bad_name(name: &str) -> Finding {
+    Finding::new(
+            codes::BAD_NAME,
+            Severity::Refuse,
+            format!("profile name `{name}` cannot name a file in {PERSISTED_PATH}: use letters, digits, `-`, `_` and `.` (not first)"),
+        ).hint("set `name = \"...\"` in the profile file")
 }
 
 /// Plan `persist --remove NAME`: drop its entry, re-render the rest.
@@ -175,80 +186,115 @@ impl Compose<'_> {
         mut findings: Vec<Finding>,
         initial_netns: bool,
     ) -> Plan {
-        let facts = self.facts;
         findings.extend(bad.iter().cloned());
         findings.extend(entries::conflicts(&list));
-        let mut union: Vec<Entry> = Vec::new();
-        for p in &list {
-            for e in &p.sysctls {
-                if !union.iter().any(|u| u.key == e.key) {
-                    union.push(e.clone());
-                }
-            }
-        }
-        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
-        let head = |c: &str| sysctl_d::composed_header(c, &names);
-        let bytes = |s: String| Value::Bytes(s.into_bytes());
-        let mut wanted = vec![Wanted {
-            path: SYSCTL_D_PATH.into(),
-            after: if union.is_empty() {
-                Value::Absent
-            } else {
-                bytes(sysctl_d::render_composed(&names, &list))
-            },
-            reason: "sysctls, applied at boot by systemd-sysctl".into(),
-        }];
+        let union = union_of(&list);
         let conntrack = union.iter().any(|e| e.is_conntrack());
-        let buckets = union
-            .iter()
-            .find(|e| e.key == "net.netfilter.nf_conntrack_buckets");
-        let built_in = matches!(facts.module, ModuleState::BuiltIn { .. });
-        if let (true, ModuleState::BuiltIn { evidence }) = (conntrack, &facts.module) {
-            let mut f = Finding::new(
-                codes::BUILT_IN,
-                Severity::Info,
-                format!("nf_conntrack is built into this kernel ({evidence}): its sysctls exist at boot, no modules-load.d or modprobe.d file is written"),
-            );
-            if let Some(b) = buckets {
-                f = f.hint(format!(
-                    "sysctl.d sets the buckets after boot; to size the hash from the start add `nf_conntrack.hashsize={}` to the kernel command line",
-                    b.value
-                ));
-            }
-            findings.push(f);
+        let built_in = matches!(self.facts.module, ModuleState::BuiltIn { .. });
+        findings.extend(self.built_in_finding(&union));
+        let mut wanted = self.sysctl_files(&list, &union);
+        wanted.extend(self.entry_files(&list, &bad));
+        wanted.extend(self.unit_files(&list));
+        let restore = list.iter().any(Persisted::restores);
+        if restore && !unit::use_packaged(&self.opts.exec, self.facts.packaged_unit) {
+            findings.extend(unit::own_path_finding(&self.opts.exec));
         }
-        wanted.push(Wanted {
-            path: MODULES_LOAD_PATH.into(),
-            after: if conntrack && !built_in {
-                bytes(format!("{}nf_conntrack\n", head("#")))
-            } else {
-                Value::Absent
+
+        let mut out = Plan {
+            schema: PLAN_SCHEMA,
+            profile: self.name.to_owned(),
+            initial_netns,
+            changes: vec![],
+            unchanged: vec![],
+            skipped: vec![],
+            findings,
+        };
+        for w in wanted {
+            self.add(&mut out, w, conntrack && built_in);
+        }
+        self.host_findings(&mut out.findings, &union);
+        self.mark_allowed(&mut out.findings);
+        out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        out
+    }
+
+    /// With conntrack keys persisted on a kernel that has nf_conntrack
+    /// built in: no module files are written, and the buckets need the
+    /// kernel command line.
+    fn built_in_finding(&self, union: &[Entry]) -> Option<Finding> {
+        let conntrack = union.iter().any(|e| e.is_conntrack());
+        let (true, ModuleState::BuiltIn { evidence }) = (conntrack, &self.facts.module) else {
+            return None;
+        };
+        let mut f = Finding::new(
+            codes::BUILT_IN,
+            Severity::Info,
+            format!("nf_conntrack is built into this kernel ({evidence}): its sysctls exist at boot, no modules-load.d or modprobe.d file is written"),
+        );
+        if let Some(b) = buckets(union) {
+            f = f.hint(format!(
+                "sysctl.d sets the buckets after boot; to size the hash from the start add `nf_conntrack.hashsize={}` to the kernel command line",
+                b.value
+            ));
+        }
+        Some(f)
+    }
+
+    /// The sysctl.d file, and the modules-load.d and modprobe.d files that
+    /// make nf_conntrack's keys exist when systemd-sysctl runs.
+    fn sysctl_files(&self, list: &[Persisted], union: &[Entry]) -> Vec<Wanted> {
+        let conntrack = union.iter().any(|e| e.is_conntrack());
+        let built_in = matches!(self.facts.module, ModuleState::BuiltIn { .. });
+        let head = header(list);
+        vec![
+            Wanted {
+                path: SYSCTL_D_PATH.into(),
+                after: if union.is_empty() {
+                    Value::Absent
+                } else {
+                    bytes(sysctl_d::render_composed(&names(list), list))
+                },
+                reason: "sysctls, applied at boot by systemd-sysctl".into(),
             },
-            reason: "load nf_conntrack before systemd-sysctl sets its keys".into(),
-        });
-        wanted.push(Wanted {
-            path: MODPROBE_PATH.into(),
-            after: match buckets {
-                Some(b) if !built_in => bytes(format!(
-                    "{}{}options nf_conntrack hashsize={}\n",
-                    head("#"),
-                    b.reason
-                        .as_ref()
-                        .map(|r| format!("# {r}\n"))
-                        .unwrap_or_default(),
-                    b.value
-                )),
-                _ => Value::Absent,
+            Wanted {
+                path: MODULES_LOAD_PATH.into(),
+                after: if conntrack && !built_in {
+                    bytes(format!("{head}nf_conntrack\n"))
+                } else {
+                    Value::Absent
+                },
+                reason: "load nf_conntrack before systemd-sysctl sets its keys".into(),
             },
-            reason: "conntrack hash buckets as the module parameter".into(),
-        });
-        for p in &list {
-            wanted.push(Wanted {
+            Wanted {
+                path: MODPROBE_PATH.into(),
+                after: match buckets(union) {
+                    Some(b) if !built_in => bytes(format!(
+                        "{head}{}options nf_conntrack hashsize={}\n",
+                        b.reason
+                            .as_ref()
+                            .map(|r| format!("# {r}\n"))
+                            .unwrap_or_default(),
+                        b.value
+                    )),
+                    _ => Value::Absent,
+                },
+                reason: "conntrack hash buckets as the module parameter".into(),
+            },
+        ]
+    }
+
+    /// An entry file per persisted profile, the removal of entries no longer
+    /// persisted (an unreadable one stays), and of the legacy file.
+    fn entry_files(&self, list: &[Persisted], bad: &[Finding]) -> Vec<Wanted> {
+        let facts = self.facts;
+        let mut wanted: Vec<Wanted> = list
+            .iter()
+            .map(|p| Wanted {
                 path: entries::entry_path(&p.name),
                 after: bytes(entries::render(p)),
                 reason: format!("what is persisted from profile `{}`", p.name),
-            });
-        }
+            })
+            .collect();
         let dir = host_of(facts, PERSISTED_PATH);
         for host in facts.entry_files.keys() {
             let stem = Path::new(host)
@@ -270,6 +316,14 @@ impl Compose<'_> {
             after: Value::Absent,
             reason: format!("migrated to {PERSISTED_PATH}"),
         });
+        wanted
+    }
+
+    /// The unit (or, with the package's unit installed, the drop-in and the
+    /// link to it) that restores NOTRACK and offloads at boot: wanted only
+    /// when some entry restores something; its header names every
+    /// persisted profile.
+    fn unit_files(&self, list: &[Persisted]) -> Vec<Wanted> {
         let restore = list.iter().any(Persisted::restores);
         let when = |v: Value| if restore { v } else { Value::Absent };
         let mut ifaces: Vec<String> = list
@@ -278,51 +332,52 @@ impl Compose<'_> {
             .collect();
         ifaces.sort();
         ifaces.dedup();
-        // The unit (or, with the package's unit installed, the drop-in and
-        // the link to it): their header names every persisted profile.
+        let head = header(list);
         let rehead = |v: Value| match v {
             Value::Bytes(b) => {
                 let text = String::from_utf8_lossy(&b);
                 let body: String = text.lines().skip(2).map(|l| format!("{l}\n")).collect();
-                bytes(format!("{}{body}", head("#")))
+                bytes(format!("{head}{body}"))
             }
             other => other,
         };
-        for f in unit::files("persisted", &self.opts.exec, &ifaces, facts.packaged_unit) {
+        unit::files(
+            "persisted",
+            &self.opts.exec,
+            &ifaces,
+            self.facts.packaged_unit,
+        )
+        .into_iter()
+        .map(|f| {
             let after = if f.path == WANTS_PATH || f.after == Value::Absent {
                 f.after
             } else {
                 rehead(f.after)
             };
-            wanted.push(Wanted {
+            Wanted {
                 path: f.path.into(),
                 after: when(after),
                 reason: f.reason,
-            });
-        }
-        if restore && !unit::use_packaged(&self.opts.exec, facts.packaged_unit) {
-            findings.extend(unit::own_path_finding(&self.opts.exec));
-        }
+            }
+        })
+        .collect()
+    }
 
-        let mut out = Plan {
-            schema: PLAN_SCHEMA,
-            profile: self.name.to_owned(),
-            initial_netns,
-            changes: vec![],
-            unchanged: vec![],
-            skipped: vec![],
-            findings,
-        };
-        for w in wanted {
-            self.add(&mut out, w, conntrack && built_in);
-        }
-        out.findings.extend(facts.escapes.iter().map(root_escape));
-        out.findings
-            .extend(conflicts::scan(&union, &facts.sysctl_sources, self.allow));
+    /// What the host adds: paths leading out of `--root`, other sources of
+    /// the same keys, and runtime managers that rewrite them.
+    fn host_findings(&self, findings: &mut Vec<Finding>, union: &[Entry]) {
+        let facts = self.facts;
+        findings.extend(facts.escapes.iter().map(root_escape));
+        findings.extend(conflicts::scan(union, &facts.sysctl_sources, self.allow));
         if !union.is_empty() {
-            out.findings.extend(facts.managers.iter().map(manager));
+            findings.extend(facts.managers.iter().map(manager));
         }
-        for f in &mut out.findings {
+    }
+
+    /// `--allow` (and the profile's `allow`) marks its findings allowed; a
+    /// foreign file allowed only warns.
+    fn mark_allowed(&self, findings: &mut [Finding]) {
+        for f in findings {
             if self.allow.contains(f.code.as_str()) {
                 f.allowed = true;
                 if f.code == codes::FOREIGN_FILE {
@@ -335,59 +390,24 @@ impl Compose<'_> {
                 f.allowed = false;
             }
         }
-        out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-        out
     }
 
+    /// Compare one wanted file with what is on disk: unchanged (or skipped),
+    /// a change, or nothing when it is not ours to touch.
     fn add(&self, out: &mut Plan, w: Wanted, module_skipped: bool) {
-        let facts = self.facts;
-        let in_dir = w.path.starts_with(&format!("{PERSISTED_PATH}/"));
-        let escaped = |p: &str| facts.escapes.iter().any(|e| e.path == p);
-        if escaped(&w.path) || (in_dir && escaped(PERSISTED_PATH)) {
+        if self.escaped(&w.path) {
             return;
         }
-        let host = if in_dir {
-            host_entry_path(
-                facts,
-                w.path
-                    .trim_start_matches(&format!("{PERSISTED_PATH}/"))
-                    .trim_end_matches(".toml"),
-            )
-        } else {
-            host_of(facts, &w.path)
-        };
-        let before = facts
-            .existing
-            .get(&host)
-            .or_else(|| facts.entry_files.get(&host))
-            .cloned()
-            .unwrap_or(Value::Absent);
+        let in_dir = in_persisted_dir(&w.path);
+        let host = self.host_path(&w.path);
+        let before = self.before(&host);
+        if before.matches(&w.after) {
+            keep(out, w, host, &before, module_skipped);
+            return;
+        }
         // persisted.d is tcto-tune's own directory: its files are entries
         // (an unreadable one refuses on its own), never foreign.
         let foreign = !in_dir && matches!(before, Value::Bytes(_)) && written_by(&before).is_none();
-        if before.matches(&w.after) {
-            if w.after != Value::Absent {
-                out.unchanged.push(Unchanged {
-                    kind: ChangeKind::File,
-                    key: host,
-                    current: describe(&before),
-                    desired: describe(&w.after),
-                    intent: Intent::Exact,
-                    reason: Some(w.reason),
-                });
-            } else if (w.path == MODULES_LOAD_PATH || w.path == MODPROBE_PATH) && module_skipped {
-                out.skipped.push(Skipped {
-                    kind: ChangeKind::File,
-                    key: host,
-                    code: codes::BUILT_IN,
-                    why: "nf_conntrack is built into the kernel".into(),
-                    current: None,
-                    desired: String::new(),
-                    intent: Default::default(),
-                });
-            }
-            return;
-        }
         // A file we no longer need is removed only if it is ours.
         if w.after == Value::Absent
             && (foreign || matches!(before, Value::Symlink(_)) && w.path != WANTS_PATH)
@@ -419,6 +439,98 @@ impl Compose<'_> {
             after: w.after,
         });
     }
+
+    /// Whether an in-image path leads out of `--root` (an entry does when
+    /// persisted.d does).
+    fn escaped(&self, path: &str) -> bool {
+        let escaped = |p: &str| self.facts.escapes.iter().any(|e| e.path == p);
+        escaped(path) || (in_persisted_dir(path) && escaped(PERSISTED_PATH))
+    }
+
+    /// Host path of an in-image path; an entry's as the backend listed it.
+    fn host_path(&self, path: &str) -> String {
+        if in_persisted_dir(path) {
+            host_entry_path(
+                self.facts,
+                path.trim_start_matches(&format!("{PERSISTED_PATH}/"))
+                    .trim_end_matches(".toml"),
+            )
+        } else {
+            host_of(self.facts, path)
+        }
+    }
+
+    /// What is at a host path now.
+    fn before(&self, host: &str) -> Value {
+        let facts = self.facts;
+        facts
+            .existing
+            .get(host)
+            .or_else(|| facts.entry_files.get(host))
+            .cloned()
+            .unwrap_or(Value::Absent)
+    }
+}
+
+/// A wanted file already as wanted: unchanged, or (a module file not
+/// needed on a kernel with nf_conntrack built in) skipped.
+fn keep(out: &mut Plan, w: Wanted, host: String, before: &Value, module_skipped: bool) {
+    if w.after != Value::Absent {
+        out.unchanged.push(Unchanged {
+            kind: ChangeKind::File,
+            key: host,
+            current: describe(before),
+            desired: describe(&w.after),
+            intent: Intent::Exact,
+            reason: Some(w.reason),
+        });
+    } else if (w.path == MODULES_LOAD_PATH || w.path == MODPROBE_PATH) && module_skipped {
+        out.skipped.push(Skipped {
+            kind: ChangeKind::File,
+            key: host,
+            code: codes::BUILT_IN,
+            why: "nf_conntrack is built into the kernel".into(),
+            current: None,
+            desired: String::new(),
+            intent: Default::default(),
+        });
+    }
+}
+
+fn in_persisted_dir(path: &str) -> bool {
+    path.starts_with(&format!("{PERSISTED_PATH}/"))
+}
+
+/// Every persisted sysctl once, the first entry's where two set one key.
+fn union_of(list: &[Persisted]) -> Vec<Entry> {
+    let mut union: Vec<Entry> = Vec::new();
+    for p in list {
+        for e in &p.sysctls {
+            if !union.iter().any(|u| u.key == e.key) {
+                union.push(e.clone());
+            }
+        }
+    }
+    union
+}
+
+fn buckets(union: &[Entry]) -> Option<&Entry> {
+    union
+        .iter()
+        .find(|e| e.key == "net.netfilter.nf_conntrack_buckets")
+}
+
+fn names(list: &[Persisted]) -> Vec<&str> {
+    list.iter().map(|p| p.name.as_str()).collect()
+}
+
+/// The header of a generated file, naming every persisted profile.
+fn header(list: &[Persisted]) -> String {
+    sysctl_d::composed_header("#", &names(list))
+}
+
+fn bytes(s: String) -> Value {
+    Value::Bytes(s.into_bytes())
 }
 
 /// Codes `--allow` cannot turn off.

@@ -212,6 +212,36 @@ fn explicit_map(lines: &[(Side, Setting)]) -> Vec<&(Side, Setting)> {
 
 /// Findings for every persisted key whose value at boot would not be ours.
 pub fn scan(entries: &[Entry], sources: &[SysctlSource], allow: &BTreeSet<String>) -> Vec<Finding> {
+    let lines = boot_lines(entries, sources);
+    let map = explicit_map(&lines);
+    let mut out = Vec::new();
+    for e in entries {
+        let winner = map
+            .iter()
+            .find(|m| m.1.pattern == e.key)
+            .expect("our own line is in the map");
+        let wins = winner.1.value.as_deref() == Some(normalize(&e.value).as_str());
+        if !wins {
+            out.push(overridden(e, &winner.1, allow));
+        }
+        let also = also_set(&lines, &winner.1, &e.key);
+        if !also.is_empty() && wins {
+            out.push(
+                Finding::new(
+                    ALSO_SET,
+                    Severity::Info,
+                    format!("{} is also set by {}", e.key, also.join(", ")),
+                )
+                .hint("tcto-tune's value wins at boot; remove the other lines to keep one source of truth"),
+            );
+        }
+    }
+    out
+}
+
+/// Every line systemd-sysctl reads at boot, in its order: the files
+/// before ours, our entries, the files after ours.
+fn boot_lines(entries: &[Entry], sources: &[SysctlSource]) -> Vec<(Side, Setting)> {
     let (before, after) = effective_order(sources);
     let read = |files: &[&SysctlSource], side: Side| -> Vec<(Side, Setting)> {
         files
@@ -229,53 +259,35 @@ pub fn scan(entries: &[Entry], sources: &[SysctlSource], allow: &BTreeSet<String
         };
         (Side::Ours, s)
     });
-    let lines: Vec<(Side, Setting)> = read(&before, Side::Before)
+    read(&before, Side::Before)
         .into_iter()
         .chain(ours)
         .chain(read(&after, Side::After))
-        .collect();
-    let map = explicit_map(&lines);
-    let mut out = Vec::new();
-    for e in entries {
-        let winner = map
-            .iter()
-            .find(|m| m.1.pattern == e.key)
-            .expect("our own line is in the map");
-        let wins = winner.1.value.as_deref() == Some(normalize(&e.value).as_str());
-        if !wins {
-            out.push(overridden(e, &winner.1, allow));
-        }
-        let also: Vec<String> = lines
-            .iter()
-            .filter(|(side, s)| *side != Side::Ours && !std::ptr::eq(s, &winner.1))
-            .filter_map(|(side, s)| {
-                let glob = is_glob(&s.pattern);
-                let why = if glob && glob_match(&s.pattern, &e.key) && s.value.is_some() {
-                    "a glob, never applied to a key with an explicit line"
-                } else if glob || s.pattern != e.key {
-                    return None;
-                } else if *side == Side::Before && s.value != winner.1.value {
-                    "applied before ours, replaced by it"
-                } else if *side == Side::Before {
-                    "same value, applied before ours"
-                } else {
-                    "same value, applied after ours"
-                };
-                Some(format!("{}:{} ({}, {why})", s.path, s.line, s.show()))
-            })
-            .collect();
-        if !also.is_empty() && wins {
-            out.push(
-                Finding::new(
-                    ALSO_SET,
-                    Severity::Info,
-                    format!("{} is also set by {}", e.key, also.join(", ")),
-                )
-                .hint("tcto-tune's value wins at boot; remove the other lines to keep one source of truth"),
-            );
-        }
-    }
-    out
+        .collect()
+}
+
+/// The other lines that set `key` (the winner aside), each with why it
+/// does not decide the value.
+fn also_set(lines: &[(Side, Setting)], winner: &Setting, key: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|(side, s)| *side != Side::Ours && !std::ptr::eq(s, winner))
+        .filter_map(|(side, s)| {
+            let glob = is_glob(&s.pattern);
+            let why = if glob && glob_match(&s.pattern, key) && s.value.is_some() {
+                "a glob, never applied to a key with an explicit line"
+            } else if glob || s.pattern != key {
+                return None;
+            } else if *side == Side::Before && s.value != winner.value {
+                "applied before ours, replaced by it"
+            } else if *side == Side::Before {
+                "same value, applied before ours"
+            } else {
+                "same value, applied after ours"
+            };
+            Some(format!("{}:{} ({}, {why})", s.path, s.line, s.show()))
+        })
+        .collect()
 }
 
 fn overridden(e: &Entry, w: &Setting, allow: &BTreeSet<String>) -> Finding {

@@ -245,30 +245,49 @@ pub fn load_all(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let parsed = match v {
-            Value::Bytes(b) => std::str::from_utf8(b)
-                .map_err(|_| "not UTF-8 text".to_owned())
-                .and_then(|t| parse(path, t)),
-            Value::Symlink(t) => Err(format!("a symbolic link (to {t}), never followed")),
-            _ => Err("not a regular file".to_owned()),
-        }
-        .and_then(|p| {
-            if p.name == stem {
-                Ok(p)
-            } else {
-                Err(format!(
-                    "it names profile `{}`, its file name says `{stem}`",
-                    p.name
-                ))
-            }
-        });
-        match parsed {
+        match load_entry(path, &stem, v) {
             Ok(p) => {
                 out.insert(p.name.clone(), p);
             }
             Err(why) => bad.push(unreadable(path, &stem, &why)),
         }
     }
+    for (name, p) in load_legacy(legacy_toml, sysctl_d, &mut bad) {
+        out.entry(name).or_insert(p);
+    }
+    (out.into_values().collect(), bad)
+}
+
+/// One persisted.d file: a regular file of UTF-8 entry TOML whose profile
+/// name is its file name.
+fn load_entry(path: &str, stem: &str, v: &Value) -> Result<Persisted, String> {
+    match v {
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .map_err(|_| "not UTF-8 text".to_owned())
+            .and_then(|t| parse(path, t)),
+        Value::Symlink(t) => Err(format!("a symbolic link (to {t}), never followed")),
+        _ => Err("not a regular file".to_owned()),
+    }
+    .and_then(|p| {
+        if p.name == stem {
+            Ok(p)
+        } else {
+            Err(format!(
+                "it names profile `{}`, its file name says `{stem}`",
+                p.name
+            ))
+        }
+    })
+}
+
+/// What the legacy files hold, by profile: the sysctls of the single-profile
+/// sysctl.d file, with the rest from the single persisted TOML. An
+/// unreadable TOML is added to `bad`.
+fn load_legacy(
+    legacy_toml: Option<(&str, &Value)>,
+    sysctl_d: Option<(&str, &Value)>,
+    bad: &mut Vec<Finding>,
+) -> BTreeMap<String, Persisted> {
     let mut legacy: BTreeMap<String, Persisted> = BTreeMap::new();
     if let Some((path, Value::Bytes(b))) = sysctl_d {
         let text = String::from_utf8_lossy(b);
@@ -304,10 +323,7 @@ pub fn load_all(
             Err(why) => bad.push(unreadable(path, "", &why)),
         }
     }
-    for (name, p) in legacy {
-        out.entry(name).or_insert(p);
-    }
-    (out.into_values().collect(), bad)
+    legacy
 }
 
 fn unreadable(path: &str, name: &str, why: &str) -> Finding {
@@ -350,16 +366,9 @@ pub fn conflicts(list: &[Persisted]) -> Vec<Finding> {
             clash(s.key.clone(), &p.name, normalize(&s.value), &mut out);
         }
         for o in &p.offload {
-            for (feature, v) in [
-                ("tso", o.tso),
-                ("gso", o.gso),
-                ("gro", o.gro),
-                ("lro", o.lro),
-            ] {
-                if let Some(v) = v {
-                    let value = if v { "on" } else { "off" }.to_owned();
-                    clash(format!("{} {feature}", o.iface), &p.name, value, &mut out);
-                }
+            for (feature, v) in o.toggles() {
+                let value = if v { "on" } else { "off" }.to_owned();
+                clash(format!("{} {feature}", o.iface), &p.name, value, &mut out);
             }
         }
     }

@@ -70,6 +70,13 @@ pub struct Offload {
     pub reason: Option<String>,
 }
 
+impl Offload {
+    /// The toggles set, as `(feature, on)`, in the order tso, gso, gro, lro.
+    pub fn toggles(&self) -> Vec<(&'static str, bool)> {
+        crate::fix::toggles_set([self.tso, self.gso, self.gro, self.lro])
+    }
+}
+
 /// Whether `profile` has anything the restore unit must re-apply.
 pub fn needed(profile: &Profile) -> bool {
     !profile.notrack.is_empty() || !profile.offloads.is_empty()

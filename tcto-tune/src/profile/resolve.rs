@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::spec::{ProfileSpec, Scalar, Setting, SettingSpec};
+use super::spec::{
+    ListenerSpec, NotrackSpec, OffloadSpec, ProfileSpec, Scalar, Setting, SettingSpec,
+};
 use super::{builtin, Profile, ProfileError};
 use crate::fix::{
     key_info, BacklogFix, ClientFix, ConntrackFix, Desired, Intent, Listener, NotrackFlow,
@@ -529,37 +531,65 @@ fn typed_home(key: &str) -> &'static str {
 fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, ProfileError> {
     let c = Converter { layer, values };
     let s = &layer.spec;
-    let mut p = Profile {
-        conntrack: ConntrackFix {
-            max: c.setting(&s.conntrack.max, "max")?,
-            buckets: c.setting(&s.conntrack.buckets, "buckets")?,
-            tcp_timeout_established: c.setting(
-                &s.conntrack.tcp_timeout_established,
-                "tcp_timeout_established",
-            )?,
-            tcp_timeout_time_wait: c
-                .setting(&s.conntrack.tcp_timeout_time_wait, "tcp_timeout_time_wait")?,
-            tcp_timeout_close_wait: c.setting(
-                &s.conntrack.tcp_timeout_close_wait,
-                "tcp_timeout_close_wait",
-            )?,
-        },
-        backlog: BacklogFix {
-            somaxconn: c.setting(&s.backlog.somaxconn, "somaxconn")?,
-            tcp_max_syn_backlog: c
-                .setting(&s.backlog.tcp_max_syn_backlog, "tcp_max_syn_backlog")?,
-            netdev_max_backlog: c.setting(&s.backlog.netdev_max_backlog, "netdev_max_backlog")?,
-        },
-        client: ClientFix {
-            tcp_tw_reuse: c.setting(&s.client.tcp_tw_reuse, "tcp_tw_reuse")?,
-            tcp_syn_retries: c.setting(&s.client.tcp_syn_retries, "tcp_syn_retries")?,
-        },
-        ..Default::default()
-    };
+    let mut p = c.typed_sections()?;
     for (key, value) in &s.sysctl {
         p.sysctl.push(c.raw(key, value)?);
     }
     for code in &s.allow {
+        p.allow.insert(c.allow_code(code)?);
+    }
+    for l in &s.listener {
+        let (port, backlog) = c.listener(l)?;
+        p.add_listener(port, backlog);
+    }
+    for n in &s.notrack {
+        p.notrack.push(c.notrack(n)?);
+    }
+    for o in &s.offload {
+        p.offloads.push(c.offload(o)?);
+    }
+    Ok(p)
+}
+
+impl Converter<'_> {
+    /// The typed sections (`[conntrack]`, `[backlog]`, `[client]`), with
+    /// everything else left empty.
+    fn typed_sections(&self) -> Result<Profile, ProfileError> {
+        let c = self;
+        let s = &self.layer.spec;
+        Ok(Profile {
+            conntrack: ConntrackFix {
+                max: c.setting(&s.conntrack.max, "max")?,
+                buckets: c.setting(&s.conntrack.buckets, "buckets")?,
+                tcp_timeout_established: c.setting(
+                    &s.conntrack.tcp_timeout_established,
+                    "tcp_timeout_established",
+                )?,
+                tcp_timeout_time_wait: c
+                    .setting(&s.conntrack.tcp_timeout_time_wait, "tcp_timeout_time_wait")?,
+                tcp_timeout_close_wait: c.setting(
+                    &s.conntrack.tcp_timeout_close_wait,
+                    "tcp_timeout_close_wait",
+                )?,
+            },
+            backlog: BacklogFix {
+                somaxconn: c.setting(&s.backlog.somaxconn, "somaxconn")?,
+                tcp_max_syn_backlog: c
+                    .setting(&s.backlog.tcp_max_syn_backlog, "tcp_max_syn_backlog")?,
+                netdev_max_backlog: c
+                    .setting(&s.backlog.netdev_max_backlog, "netdev_max_backlog")?,
+            },
+            client: ClientFix {
+                tcp_tw_reuse: c.setting(&s.client.tcp_tw_reuse, "tcp_tw_reuse")?,
+                tcp_syn_retries: c.setting(&s.client.tcp_syn_retries, "tcp_syn_retries")?,
+            },
+            ..Default::default()
+        })
+    }
+
+    /// One code of `allow = [...]`: known, and one that may be allowed.
+    fn allow_code(&self, code: &Spanned<String>) -> Result<String, ProfileError> {
+        let layer = self.layer;
         if code
             .get_ref()
             .parse::<crate::finding::FindingCode>()
@@ -584,9 +614,12 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
                 ),
             ));
         }
-        p.allow.insert(code.get_ref().clone());
+        Ok(code.get_ref().clone())
     }
-    for l in &s.listener {
+
+    /// One `[[listener]]`: its port and its backlog, if set.
+    fn listener(&self, l: &ListenerSpec) -> Result<(u16, Option<u32>), ProfileError> {
+        let (c, layer) = (self, self.layer);
         let port = c.text(&l.port, "port")?;
         let port = parse_port(&port).map_err(|e| layer.bad_value(&l.port, "port", e))?;
         let backlog = match &l.backlog {
@@ -611,9 +644,12 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
                 )
             }
         };
-        p.add_listener(port, backlog);
+        Ok((port, backlog))
     }
-    for n in &s.notrack {
+
+    /// One `[[notrack]]` flow; `from` and `to` of one family.
+    fn notrack(&self, n: &NotrackSpec) -> Result<NotrackFlow, ProfileError> {
+        let (c, layer) = (self, self.layer);
         let subnet =
             |f: &Option<Spanned<Scalar>>, key: &str| -> Result<Option<Cidr>, ProfileError> {
                 f.as_ref()
@@ -642,14 +678,17 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
             }
         }
         let span = n.from.as_ref().map(|t| t.span()).unwrap_or(0..0);
-        p.notrack.push(NotrackFlow {
+        Ok(NotrackFlow {
             from,
             to,
             port,
             reason: c.reason(&n.reason, span, "reason")?,
-        });
+        })
     }
-    for o in &s.offload {
+
+    /// One `[[offload]]` entry; it sets at least one toggle.
+    fn offload(&self, o: &OffloadSpec) -> Result<OffloadFix, ProfileError> {
+        let (c, layer) = (self, self.layer);
         let name = c.text(&o.iface, "iface")?;
         let iface = IfName::new(&name).map_err(|e| layer.bad_value(&o.iface, "iface", e))?;
         let fix = OffloadFix {
@@ -667,9 +706,8 @@ fn convert(layer: &Layer, values: &BTreeMap<String, String>) -> Result<Profile, 
                 "an [[offload]] entry must set at least one of tso, gso, gro, lro",
             ));
         }
-        p.offloads.push(fix);
+        Ok(fix)
     }
-    Ok(p)
 }
 
 fn merge(into: &mut Profile, child: Profile) {

@@ -10,7 +10,7 @@
 use toml::{Table, Value};
 
 use super::Profile;
-use crate::fix::{Desired, Intent, SysctlValue};
+use crate::fix::{Desired, Intent, Listener, NotrackFlow, OffloadFix, RawSysctl, SysctlValue};
 
 /// The profile as TOML, `extends` merged and variables filled.
 pub fn to_toml(profile: &Profile) -> String {
@@ -23,9 +23,24 @@ pub fn to_toml(profile: &Profile) -> String {
         let codes = profile.allow.iter().cloned().map(Value::from).collect();
         doc.insert("allow".into(), Value::Array(codes));
     }
+    typed_sections(&mut doc, profile);
+    if !profile.sysctl.is_empty() {
+        doc.insert("sysctl".into(), Value::Table(sysctl_table(&profile.sysctl)));
+    }
+    let listeners = profile.listeners.iter().map(listener_table);
+    array_of_tables(&mut doc, "listener", listeners);
+    let flows = profile.notrack.iter().map(notrack_table);
+    array_of_tables(&mut doc, "notrack", flows);
+    let offloads = profile.offloads.iter().map(offload_table);
+    array_of_tables(&mut doc, "offload", offloads);
+    write(&doc)
+}
+
+/// `[conntrack]`, `[backlog]` and `[client]`, each only if it sets a key.
+fn typed_sections(doc: &mut Table, profile: &Profile) {
     let c = &profile.conntrack;
     section(
-        &mut doc,
+        doc,
         "conntrack",
         &[
             ("max", &c.max),
@@ -37,7 +52,7 @@ pub fn to_toml(profile: &Profile) -> String {
     );
     let b = &profile.backlog;
     section(
-        &mut doc,
+        doc,
         "backlog",
         &[
             ("somaxconn", &b.somaxconn),
@@ -47,73 +62,67 @@ pub fn to_toml(profile: &Profile) -> String {
     );
     let cl = &profile.client;
     section(
-        &mut doc,
+        doc,
         "client",
         &[
             ("tcp_tw_reuse", &cl.tcp_tw_reuse),
             ("tcp_syn_retries", &cl.tcp_syn_retries),
         ],
     );
-    if !profile.sysctl.is_empty() {
-        let mut t = Table::new();
-        for r in &profile.sysctl {
-            let value = match &r.desired.value {
-                SysctlValue::Int(n) => Value::Integer(*n),
-                SysctlValue::Text(s) => Value::String(s.clone()),
-            };
-            t.insert(
-                r.key.to_string(),
-                setting(value, r.desired.intent, &r.desired.reason),
-            );
-        }
-        doc.insert("sysctl".into(), Value::Table(t));
+}
+
+/// `[sysctl]`: each raw key with its setting.
+fn sysctl_table(sysctl: &[RawSysctl]) -> Table {
+    let mut t = Table::new();
+    for r in sysctl {
+        let value = match &r.desired.value {
+            SysctlValue::Int(n) => Value::Integer(*n),
+            SysctlValue::Text(s) => Value::String(s.clone()),
+        };
+        t.insert(
+            r.key.to_string(),
+            setting(value, r.desired.intent, &r.desired.reason),
+        );
     }
-    let listeners = profile.listeners.iter().map(|l| {
-        let mut t = Table::new();
-        t.insert("port".into(), i64::from(l.port).into());
-        if let Some(b) = l.backlog {
-            t.insert("backlog".into(), i64::from(b).into());
-        }
-        t
-    });
-    array_of_tables(&mut doc, "listener", listeners);
-    let flows = profile.notrack.iter().map(|n| {
-        let mut t = Table::new();
-        if let Some(from) = n.from {
-            t.insert("from".into(), from.to_string().into());
-        }
-        if let Some(to) = n.to {
-            t.insert("to".into(), to.to_string().into());
-        }
-        if let Some(port) = n.port {
-            t.insert("port".into(), i64::from(port).into());
-        }
-        if let Some(reason) = &n.reason {
-            t.insert("reason".into(), reason.clone().into());
-        }
-        t
-    });
-    array_of_tables(&mut doc, "notrack", flows);
-    let offloads = profile.offloads.iter().map(|o| {
-        let mut t = Table::new();
-        t.insert("iface".into(), o.iface.as_str().to_owned().into());
-        for (name, on) in [
-            ("tso", o.tso),
-            ("gso", o.gso),
-            ("gro", o.gro),
-            ("lro", o.lro),
-        ] {
-            if let Some(on) = on {
-                t.insert(name.into(), on.into());
-            }
-        }
-        if let Some(reason) = &o.reason {
-            t.insert("reason".into(), reason.clone().into());
-        }
-        t
-    });
-    array_of_tables(&mut doc, "offload", offloads);
-    write(&doc)
+    t
+}
+
+fn listener_table(l: &Listener) -> Table {
+    let mut t = Table::new();
+    t.insert("port".into(), i64::from(l.port).into());
+    if let Some(b) = l.backlog {
+        t.insert("backlog".into(), i64::from(b).into());
+    }
+    t
+}
+
+fn notrack_table(n: &NotrackFlow) -> Table {
+    let mut t = Table::new();
+    if let Some(from) = n.from {
+        t.insert("from".into(), from.to_string().into());
+    }
+    if let Some(to) = n.to {
+        t.insert("to".into(), to.to_string().into());
+    }
+    if let Some(port) = n.port {
+        t.insert("port".into(), i64::from(port).into());
+    }
+    if let Some(reason) = &n.reason {
+        t.insert("reason".into(), reason.clone().into());
+    }
+    t
+}
+
+fn offload_table(o: &OffloadFix) -> Table {
+    let mut t = Table::new();
+    t.insert("iface".into(), o.iface.as_str().to_owned().into());
+    for (name, on) in o.toggles() {
+        t.insert(name.into(), on.into());
+    }
+    if let Some(reason) = &o.reason {
+        t.insert("reason".into(), reason.clone().into());
+    }
+    t
 }
 
 /// Profile-file layout: top-level keys first (`name` leading), then one
