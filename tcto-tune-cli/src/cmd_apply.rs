@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions, TxReport};
+use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions, Run, TxReport};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
 
@@ -191,16 +191,20 @@ fn run_apply(g: &Global, args: ApplyArgs) -> anyhow::Result<Exit> {
             }
         }
         let mut sim = SimEffects::from_plan_and_state(&plan, &state);
-        let report = apply(&plan, &mut sim, None, &opts).map_err(apply_error)?;
+        let report = apply(&plan, Run::DryRun(&mut sim), &opts).map_err(apply_error)?;
         print_plan_notes(g, &plan);
         return finish(g, &report);
     }
     require_privileges("apply")?;
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let _lock =
+    let locked =
         crate::common::lock_journal(&journal, &args.wait).map_err(|e| apply_error(e.into()))?;
-    let report =
-        apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
+    let report = apply(
+        &plan,
+        Run::Journaled(&mut LinuxEffects::default(), &locked),
+        &opts,
+    )
+    .map_err(apply_error)?;
     print_plan_notes(g, &plan);
     finish(g, &report)
 }

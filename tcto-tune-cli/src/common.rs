@@ -141,10 +141,10 @@ pub struct WaitArg {
 /// Take the journal's lock, waiting up to `wait` while another process
 /// holds it, with the holder's pid in a progress line on stderr (once, then
 /// every 10 s). Without `--wait` a held lock fails at once, as before.
-pub fn lock_journal(
-    journal: &tcto_tune::journal::Journal,
+pub fn lock_journal<'j>(
+    journal: &'j tcto_tune::journal::Journal,
     wait: &WaitArg,
-) -> Result<tcto_tune::journal::StateLock, tcto_tune::journal::JournalError> {
+) -> Result<tcto_tune::journal::Locked<'j>, tcto_tune::journal::JournalError> {
     use tcto_tune::journal::JournalError;
     let start = std::time::Instant::now();
     let mut said: Option<std::time::Instant> = None;

@@ -55,7 +55,7 @@ fn applies_in_order_and_journals() {
     let plan = three();
     let mut sim = SimEffects::from_plan(&plan);
     let (_d, j) = journal("ok");
-    let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let r = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::Applied);
     assert_eq!(sim.writes.len(), 3);
     assert_eq!(
@@ -79,11 +79,11 @@ fn only_what_differs_is_written() {
         },
         Value::Text("8192".into()),
     );
-    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let r = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::WouldApply);
     assert_eq!(r.steps[1].status, StepStatus::Unchanged);
     assert_eq!(sim.writes.len(), 2);
-    let again = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let again = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(again.outcome, Outcome::Noop);
 }
 
@@ -101,7 +101,7 @@ fn every_fault_point_restores_the_start() {
             sim.faults
                 .insert(plan.changes[faulty].target.clone(), fault.clone());
             let (_d, j) = journal(&format!("f{faulty}"));
-            let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+            let r = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
             // A store-fault target also refuses its revert writes: count on
             // the others being restored and that one being named.
             if let SimFault::Store(_) = fault {
@@ -141,7 +141,7 @@ fn a_silent_clamp_is_a_failure() {
         plan.changes[1].target.clone(),
         SimFault::Store(Value::Text("2".into())),
     );
-    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let r = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::RolledBack);
     assert!(r.steps[1]
         .error
@@ -164,7 +164,7 @@ fn refusals_stop_before_any_write() {
     ));
     let mut sim = SimEffects::from_plan(&plan);
     assert!(matches!(
-        apply(&plan, &mut sim, None, &opts()),
+        apply(&plan, Run::DryRun(&mut sim), &opts()),
         Err(ApplyError::Refused { .. })
     ));
     assert!(sim.writes.is_empty());
@@ -185,9 +185,13 @@ fn an_open_record_blocks_until_forced_or_undone() {
         started: now_rfc3339(),
         updated: now_rfc3339(),
         state: TxState::Open,
-        steps: apply(&plan, &mut SimEffects::from_plan(&plan), None, &opts())
-            .unwrap()
-            .steps,
+        steps: apply(
+            &plan,
+            Run::DryRun(&mut SimEffects::from_plan(&plan)),
+            &opts(),
+        )
+        .unwrap()
+        .steps,
         boot_id: j.boot_id().map(str::to_owned),
         notes: vec![],
     };
@@ -199,16 +203,21 @@ fn an_open_record_blocks_until_forced_or_undone() {
         sim.values.insert(c.target.clone(), c.after.clone());
     }
     assert!(matches!(
-        apply(&plan, &mut sim, Some(&j), &opts()),
+        apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()),
         Err(ApplyError::Interrupted { .. })
     ));
     let mut chosen = select_for_rollback(&j.list().unwrap(), None).unwrap();
     assert_eq!(chosen.len(), 1);
-    let r = undo(&mut chosen[0], &mut sim, Some(&j), false).unwrap();
+    let r = undo(
+        &mut chosen[0],
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(r.outcome, Outcome::Undone);
     assert_eq!(sim.values, start);
     assert_eq!(j.load("000001").unwrap().state, TxState::Undone);
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
 }
 
 #[test]
@@ -216,11 +225,16 @@ fn undo_leaves_drifted_values_alone_unless_forced() {
     let plan = three();
     let mut sim = SimEffects::from_plan(&plan);
     let (_d, j) = journal("drift");
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     sim.values
         .insert(plan.changes[0].target.clone(), Value::Text("9999".into()));
     let mut rec = j.load("000001").unwrap();
-    let r = undo(&mut rec, &mut sim, Some(&j), false).unwrap();
+    let r = undo(
+        &mut rec,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(r.outcome, Outcome::UndoIncomplete);
     assert_eq!(r.steps[0].status, StepStatus::Drifted);
     assert_eq!(
@@ -233,7 +247,7 @@ fn undo_leaves_drifted_values_alone_unless_forced() {
     );
     let mut rec = j.load("000001").unwrap();
     assert_eq!(rec.state, TxState::UndoIncomplete);
-    let r = undo(&mut rec, &mut sim, Some(&j), true).unwrap();
+    let r = undo(&mut rec, Run::Journaled(&mut sim, &j.lock().unwrap()), true).unwrap();
     assert_eq!(r.outcome, Outcome::Undone);
     assert_eq!(
         sim.values[&plan.changes[0].target],
@@ -250,7 +264,7 @@ fn rollback_to_undoes_newest_first() {
         let plan = plan_of(&[("net.core.somaxconn", prev, v)]);
         sim.values
             .insert(plan.changes[0].target.clone(), Value::Text(prev.into()));
-        apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+        apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     }
     let chosen = select_for_rollback(&j.list().unwrap(), Some("000002")).unwrap();
     assert_eq!(
@@ -258,7 +272,7 @@ fn rollback_to_undoes_newest_first() {
         vec!["000003", "000002"]
     );
     for mut r in chosen {
-        undo(&mut r, &mut sim, Some(&j), false).unwrap();
+        undo(&mut r, Run::Journaled(&mut sim, &j.lock().unwrap()), false).unwrap();
     }
     assert_eq!(
         sim.values[&Target::Sysctl {
@@ -287,7 +301,7 @@ fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
         plan.changes[0].target.clone(),
         SimFault::Store(Value::Text("4096".into())),
     );
-    let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let r = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::RollbackIncomplete, "{r}");
     assert!(
         r.to_string()
@@ -296,7 +310,7 @@ fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
     );
     // The next apply is blocked, naming the transaction.
     sim.faults.clear();
-    let e = apply(&plan, &mut sim, Some(&j), &opts()).unwrap_err();
+    let e = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap_err();
     assert!(
         matches!(e, ApplyError::Incomplete { ref id } if id == "000001"),
         "{e}"
@@ -305,10 +319,15 @@ fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
     // Once the cause is gone, rollback restores everything.
     let mut chosen = select_for_rollback(&j.list().unwrap(), None).unwrap();
     assert_eq!(chosen[0].id, "000001");
-    let u = undo(&mut chosen[0], &mut sim, Some(&j), false).unwrap();
+    let u = undo(
+        &mut chosen[0],
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(u.outcome, Outcome::Undone, "{u}");
     assert_eq!(sim.values, start);
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
 }
 
 #[test]
@@ -318,7 +337,7 @@ fn a_value_raised_since_the_plan_is_not_lowered() {
     let mut sim = SimEffects::from_plan(&plan);
     sim.values
         .insert(plan.changes[0].target.clone(), Value::Text("8192".into()));
-    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let r = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::Noop);
     assert_eq!(
         sim.values[&plan.changes[0].target],
@@ -327,7 +346,9 @@ fn a_value_raised_since_the_plan_is_not_lowered() {
     // An exact intent still sets it.
     plan.changes[0].intent = Intent::Exact;
     assert_eq!(
-        apply(&plan, &mut sim, None, &opts()).unwrap().outcome,
+        apply(&plan, Run::DryRun(&mut sim), &opts())
+            .unwrap()
+            .outcome,
         Outcome::WouldApply
     );
 }
@@ -337,7 +358,7 @@ fn rollback_to_accepts_unpadded_ids() {
     let (_d, j) = journal("unpadded");
     let plan = three();
     let mut sim = SimEffects::from_plan(&plan);
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     let chosen = select_for_rollback(&j.list().unwrap(), Some("1")).unwrap();
     assert_eq!(chosen[0].id, "000001");
 }
@@ -358,7 +379,7 @@ fn dry_run_refuses_what_the_kernel_would() {
         SysctlReading::ro("65536"),
     );
     let mut sim = SimEffects::from_plan_and_state(&plan, &state);
-    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let r = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::RolledBack, "{r}");
     assert!(r.failure.unwrap().contains("Permission denied"));
 }

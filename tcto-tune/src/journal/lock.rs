@@ -64,3 +64,34 @@ impl StateLock {
         Ok(StateLock { _file: file })
     }
 }
+
+/// A journal whose state-dir lock this process holds, from
+/// [`Journal::lock`](super::Journal::lock). A real transaction
+/// ([`crate::apply::apply`], [`crate::apply::undo`]) takes one, so it cannot
+/// run without the lock; the lock is released when this is dropped.
+#[derive(Debug)]
+pub struct Locked<'j> {
+    journal: &'j super::Journal,
+    _lock: StateLock,
+}
+
+impl<'j> Locked<'j> {
+    pub(super) fn new(journal: &'j super::Journal, lock: StateLock) -> Self {
+        Locked {
+            journal,
+            _lock: lock,
+        }
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &'j super::Journal {
+        self.journal
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = super::Journal;
+    fn deref(&self) -> &super::Journal {
+        self.journal
+    }
+}

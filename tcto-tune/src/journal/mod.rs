@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 
 pub use boot::{boot_id_path, current_boot_id, read_boot_id, BOOT_ID_PATH};
 pub use error::JournalError;
-pub use lock::StateLock;
+pub use lock::{Locked, StateLock};
 
 pub use record::{
     now_rfc3339, rfc3339, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT, READABLE_FORMATS,
@@ -197,8 +197,10 @@ impl Journal {
     }
 
     /// Take the state-dir lock, failing at once if another process has it.
-    pub fn lock(&self) -> Result<StateLock, JournalError> {
-        StateLock::acquire(&self.dir.join("lock"))
+    /// The guard is what [`crate::apply::apply`] and [`crate::apply::undo`]
+    /// take to run for real.
+    pub fn lock(&self) -> Result<Locked<'_>, JournalError> {
+        StateLock::acquire(&self.dir.join("lock")).map(|l| Locked::new(self, l))
     }
 
     fn tx_dir(&self) -> PathBuf {

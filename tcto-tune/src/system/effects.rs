@@ -9,9 +9,10 @@
 use std::collections::BTreeMap;
 use std::io;
 
+use super::faults::Injector;
 use super::{
-    locate, read_group, write_group, LinuxOffloads, LinuxSysctls, Located, Nft, Sysctls,
-    SystemError,
+    locate, read_group, refused, write_group, Checkpoint, FaultPlan, LinuxOffloads, LinuxSysctls,
+    Located, Nft, Sysctls, SystemError,
 };
 use crate::change::{Target, Value};
 use crate::names::SysctlName;
@@ -37,6 +38,9 @@ pub trait Effects {
     fn locate(&mut self, _target: &Target) -> Result<Located, SystemError> {
         Ok(Located::Here)
     }
+    /// The transaction reached `at` (a change written and journaled). Only
+    /// an injected crash acts on it (see [`FaultPlan`]).
+    fn checkpoint(&mut self, _at: Checkpoint) {}
 }
 
 fn sysctl_name(key: &str) -> Result<SysctlName, SystemError> {
@@ -47,11 +51,44 @@ fn sysctl_name(key: &str) -> Result<SysctlName, SystemError> {
 }
 
 /// The live system.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LinuxEffects {
     sysctls: LinuxSysctls,
     offloads: LinuxOffloads,
     nft: Nft,
+    faults: Injector,
+}
+
+impl Default for LinuxEffects {
+    /// The live system, with the faults a test build's environment asks
+    /// for (none in a release build: see [`FaultPlan::from_env`]).
+    fn default() -> Self {
+        LinuxEffects {
+            sysctls: LinuxSysctls,
+            offloads: LinuxOffloads,
+            nft: Nft,
+            faults: Injector::new(FaultPlan::from_env()),
+        }
+    }
+}
+
+impl LinuxEffects {
+    fn write_read_back_now(
+        &mut self,
+        target: &Target,
+        value: &Value,
+    ) -> Result<Value, SystemError> {
+        match (target, value) {
+            (Target::Sysctl { key }, Value::Text(v)) => Ok(self
+                .sysctls
+                .write_read_back(&sysctl_name(key)?, v)?
+                .map_or(Value::Absent, Value::Text)),
+            _ => {
+                self.write(target, value)?;
+                self.read(target)
+            }
+        }
+    }
 }
 
 fn is_ours(target: &Target) -> bool {
@@ -104,16 +141,26 @@ impl Effects for LinuxEffects {
     }
 
     fn write_read_back(&mut self, target: &Target, value: &Value) -> Result<Value, SystemError> {
-        match (target, value) {
-            (Target::Sysctl { key }, Value::Text(v)) => Ok(self
-                .sysctls
-                .write_read_back(&sysctl_name(key)?, v)?
-                .map_or(Value::Absent, Value::Text)),
-            _ => {
-                self.write(target, value)?;
-                self.read(target)
-            }
+        let mut faults = std::mem::take(&mut self.faults);
+        let back = faults.write(|| self.write_read_back_now(target, value));
+        self.faults = faults;
+        back
+    }
+
+    fn checkpoint(&mut self, at: Checkpoint) {
+        if self.faults.plan.crashes_at(at) {
+            crash();
         }
+    }
+}
+
+/// Die as a crash would: SIGKILL cannot be caught, so this is exactly the
+/// crash the journal must survive.
+fn crash() {
+    // SAFETY: kill(2) on our own pid, no memory involved.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
     }
 }
 
@@ -124,6 +171,9 @@ pub enum SimFault {
     Refuse(i32),
     /// The write "succeeds" but the target then holds this value (a clamp).
     Store(Value),
+    /// The write lands as asked, but reading it back right after gives
+    /// this value.
+    ReadBack(Value),
 }
 
 /// An in-memory system: every target holds a value.
@@ -135,6 +185,10 @@ pub struct SimEffects {
     pub faults: BTreeMap<Target, SimFault>,
     /// Every successful write, in order.
     pub writes: Vec<(Target, Value)>,
+    /// Faults by step: the Nth write refused or reading back different, a
+    /// crash (a panic that skips the hook) at a checkpoint.
+    pub plan: FaultPlan,
+    injector: Injector,
 }
 
 impl SimEffects {
@@ -202,18 +256,35 @@ impl Effects for SimEffects {
             }
         }
         let stored = match self.faults.get(target) {
-            Some(SimFault::Refuse(errno)) => {
-                return Err(SystemError::SysctlWrite {
-                    key: target.key(),
-                    value: value.display(),
-                    source: io::Error::from_raw_os_error(*errno),
-                })
-            }
+            Some(SimFault::Refuse(errno)) => return Err(refused(target, value, *errno)),
             Some(SimFault::Store(v)) => v.clone(),
-            None => value.clone(),
+            Some(SimFault::ReadBack(_)) | None => value.clone(),
         };
         self.values.insert(target.clone(), stored);
         self.writes.push((target.clone(), value.clone()));
         Ok(())
+    }
+
+    fn write_read_back(&mut self, target: &Target, value: &Value) -> Result<Value, SystemError> {
+        if self.injector.plan != self.plan {
+            self.injector = Injector::new(self.plan);
+        }
+        let mut injector = std::mem::take(&mut self.injector);
+        let back = injector.write(|| {
+            self.write(target, value)?;
+            match self.faults.get(target) {
+                Some(SimFault::ReadBack(v)) => Ok(v.clone()),
+                _ => self.read(target),
+            }
+        });
+        self.injector = injector;
+        back
+    }
+
+    fn checkpoint(&mut self, at: Checkpoint) {
+        if self.plan.crashes_at(at) {
+            // An unwind that skips the panic hook: nothing printed.
+            std::panic::resume_unwind(Box::new("simulated crash"));
+        }
     }
 }

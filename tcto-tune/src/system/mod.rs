@@ -12,6 +12,7 @@ mod counters;
 mod ctnetlink;
 mod effects;
 mod ethtool;
+mod faults;
 mod files;
 mod linux;
 mod nft;
@@ -28,6 +29,7 @@ pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, S
 pub use ctnetlink::{dump_conntrack, local_subnets};
 pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
+pub use faults::{refused, Checkpoint, FaultPlan};
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
@@ -171,6 +173,12 @@ pub enum SystemError {
         /// What was read back.
         got: String,
     },
+    /// A fault a [`FaultPlan`] injected (tests only).
+    #[error("injected fault: {what}")]
+    Injected {
+        /// What the fault was.
+        what: &'static str,
+    },
     /// This kind of change has no backend on this build.
     #[error("{what} is not supported by this backend")]
     Unsupported {
@@ -193,6 +201,7 @@ impl SystemError {
             SystemError::FileIsSymlink { .. } => Some(libc::ELOOP),
             SystemError::InterfaceGone { .. } => Some(libc::ENODEV),
             SystemError::Unsupported { .. }
+            | SystemError::Injected { .. }
             | SystemError::OffloadNotTaken { .. }
             | SystemError::OtherNamespace { .. }
             | SystemError::NftContent { .. }

@@ -9,15 +9,12 @@ use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
 use crate::state::{ListenSocket, SysctlReading, SystemState};
 
-/// In-memory sysctls with optional injected faults.
+/// In-memory sysctls (what `read_state` reads of a simulated host; the
+/// faults a transaction meets are [`super::SimEffects`]').
 #[derive(Debug, Clone, Default)]
 pub struct SimSysctls {
     /// Current readings.
     pub values: BTreeMap<String, SysctlReading>,
-    /// Keys whose writes fail with this errno.
-    pub fail_writes: BTreeMap<String, i32>,
-    /// Keys whose writes "succeed" but store this value instead (a kernel clamp).
-    pub clamp_writes: BTreeMap<String, String>,
 }
 
 impl SimSysctls {
@@ -25,7 +22,6 @@ impl SimSysctls {
     pub fn from_state(state: &SystemState) -> Self {
         Self {
             values: state.sysctls.clone(),
-            ..Default::default()
         }
     }
 }
@@ -45,14 +41,7 @@ impl Sysctls for SimSysctls {
             value: value.to_owned(),
             source: io::Error::from_raw_os_error(errno),
         };
-        if let Some(errno) = self.fail_writes.get(key.as_str()) {
-            return Err(err(*errno));
-        }
-        let stored = self
-            .clamp_writes
-            .get(key.as_str())
-            .cloned()
-            .unwrap_or_else(|| value.to_owned());
+        let stored = value.to_owned();
         match self.values.get_mut(key.as_str()) {
             None | Some(SysctlReading { value: None, .. }) => Err(err(libc::ENOENT)),
             Some(r) if !r.writable => Err(err(libc::EACCES)),
