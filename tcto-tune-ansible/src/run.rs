@@ -578,14 +578,14 @@ mod tests {
         );
         plan.changes = vec![
             Change::sysctl(
-                "net.core.somaxconn",
+                &"net.core.somaxconn".parse().unwrap(),
                 Some("1024"),
                 "4096",
                 Intent::AtLeast,
                 None,
             ),
             Change::sysctl(
-                "net.ipv4.tcp_max_syn_backlog",
+                &"net.ipv4.tcp_max_syn_backlog".parse().unwrap(),
                 Some("2048"),
                 "8192",
                 Intent::AtLeast,

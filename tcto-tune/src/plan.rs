@@ -233,7 +233,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
             return skip(p, "key-missing", why, None);
         }
         p.changes.push(Change::sysctl(
-            key,
+            &t.key,
             None,
             &desired,
             t.desired.intent,
@@ -272,7 +272,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
         return skip(p, "not-writable-here", why, Some(normalize(&cur)));
     }
     p.changes.push(Change::sysctl(
-        key,
+        &t.key,
         Some(&cur),
         &wanted,
         t.desired.intent,

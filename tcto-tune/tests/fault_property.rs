@@ -72,7 +72,7 @@ impl Effects for Faulty {
 fn target(kind: u8, i: usize) -> Target {
     match kind % 4 {
         0 => Target::Sysctl {
-            key: format!("net.test.key{i}"),
+            key: format!("net.test.key{i}").parse().unwrap(),
         },
         1 => Target::Offload {
             iface: format!("veth{i}"),

@@ -102,7 +102,7 @@ impl Effects for System {
 
 fn key(i: usize) -> Target {
     Target::Sysctl {
-        key: format!("net.test.key{i}"),
+        key: format!("net.test.key{i}").parse().unwrap(),
     }
 }
 

@@ -14,7 +14,7 @@ fn plan_of(changes: &[(&str, &str, &str)]) -> Plan {
         initial_netns: true,
         changes: changes
             .iter()
-            .map(|(k, a, b)| Change::sysctl(k, Some(a), b, Intent::Exact, None))
+            .map(|(k, a, b)| Change::sysctl(&k.parse().unwrap(), Some(a), b, Intent::Exact, None))
             .collect(),
         unchanged: vec![],
         skipped: vec![],
@@ -61,7 +61,7 @@ fn applies_in_order_and_journals() {
     assert_eq!(
         sim.writes[0].0,
         Target::Sysctl {
-            key: "net.core.somaxconn".into()
+            key: "net.core.somaxconn".parse().unwrap()
         }
     );
     let rec = j.load("000001").unwrap();
@@ -75,7 +75,7 @@ fn only_what_differs_is_written() {
     let mut sim = SimEffects::from_plan(&plan);
     sim.values.insert(
         Target::Sysctl {
-            key: "net.ipv4.tcp_max_syn_backlog".into(),
+            key: "net.ipv4.tcp_max_syn_backlog".parse().unwrap(),
         },
         Value::Text("8192".into()),
     );
@@ -276,7 +276,7 @@ fn rollback_to_undoes_newest_first() {
     }
     assert_eq!(
         sim.values[&Target::Sysctl {
-            key: "net.core.somaxconn".into()
+            key: "net.core.somaxconn".parse().unwrap()
         }],
         Value::Text("2000".into())
     );

@@ -19,7 +19,7 @@ fn plan_with_file() -> Plan {
         ("net.ipv4.tcp_max_syn_backlog", "512", "8192"),
     ]
     .iter()
-    .map(|(k, a, b)| Change::sysctl(k, Some(a), b, Intent::Exact, None))
+    .map(|(k, a, b)| Change::sysctl(&k.parse().unwrap(), Some(a), b, Intent::Exact, None))
     .collect();
     let file = Target::File {
         path: "/etc/sysctl.d/99-tcto-tune.conf".into(),

@@ -7,7 +7,6 @@
 //! tests run the very same transaction code against.
 
 use std::collections::BTreeMap;
-use std::io;
 
 use super::faults::Injector;
 use super::{
@@ -15,7 +14,6 @@ use super::{
     Located, Nft, Sysctls, SystemError,
 };
 use crate::change::{Target, Value};
-use crate::names::SysctlName;
 use crate::notrack::{self, NotrackTable};
 use crate::plan::Plan;
 
@@ -41,13 +39,6 @@ pub trait Effects {
     /// The transaction reached `at` (a change written and journaled). Only
     /// an injected crash acts on it (see [`FaultPlan`]).
     fn checkpoint(&mut self, _at: Checkpoint) {}
-}
-
-fn sysctl_name(key: &str) -> Result<SysctlName, SystemError> {
-    SysctlName::new(key).map_err(|e| SystemError::SysctlRead {
-        key: key.to_owned(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-    })
 }
 
 /// The live system.
@@ -81,7 +72,7 @@ impl LinuxEffects {
         match (target, value) {
             (Target::Sysctl { key }, Value::Text(v)) => Ok(self
                 .sysctls
-                .write_read_back(&sysctl_name(key)?, v)?
+                .write_read_back(key, v)?
                 .map_or(Value::Absent, Value::Text)),
             _ => {
                 self.write(target, value)?;
@@ -106,10 +97,9 @@ fn table_of(target: &Target, v: &serde_json::Value) -> Result<NotrackTable, Syst
 impl Effects for LinuxEffects {
     fn read(&mut self, target: &Target) -> Result<Value, SystemError> {
         match target {
-            Target::Sysctl { key } => Ok(self
-                .sysctls
-                .read(&sysctl_name(key)?)?
-                .map_or(Value::Absent, Value::Text)),
+            Target::Sysctl { key } => {
+                Ok(self.sysctls.read(key)?.map_or(Value::Absent, Value::Text))
+            }
             Target::Offload { .. } => read_group(&self.offloads, target),
             Target::File { path } => super::files::read_target(std::path::Path::new(path)),
             t if is_ours(t) => Ok(notrack::value_of(self.nft.read_table()?.as_ref())),
@@ -121,7 +111,7 @@ impl Effects for LinuxEffects {
 
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
         match (target, value) {
-            (Target::Sysctl { key }, Value::Text(v)) => self.sysctls.write(&sysctl_name(key)?, v),
+            (Target::Sysctl { key }, Value::Text(v)) => self.sysctls.write(key, v),
             (Target::Offload { .. }, v) => write_group(&mut self.offloads, target, v),
             (Target::File { path }, v) => super::files::write_file(std::path::Path::new(path), v),
             // The transaction reads the table back and compares.
@@ -226,7 +216,7 @@ impl SimEffects {
         let mut s = Self::from_plan(plan);
         for c in &plan.changes {
             if let Target::Sysctl { key } = &c.target {
-                match state.sysctls.get(key) {
+                match state.sysctls.get(key.as_str()) {
                     Some(r) if r.value.is_none() => {
                         s.faults
                             .insert(c.target.clone(), SimFault::Refuse(libc::ENOENT));

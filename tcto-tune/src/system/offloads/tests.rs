@@ -286,7 +286,7 @@ fn offload_plan(state: &SystemState, iface: &str) -> Plan {
     p.changes.insert(
         0,
         crate::change::Change::sysctl(
-            "net.core.somaxconn",
+            &"net.core.somaxconn".parse().unwrap(),
             Some("1024"),
             "4096",
             crate::fix::Intent::Exact,
@@ -317,7 +317,7 @@ fn setup(tag: &str) -> (std::path::PathBuf, Journal, Nics, Plan) {
         nics,
         sysctls: BTreeMap::from([(
             Target::Sysctl {
-                key: "net.core.somaxconn".into(),
+                key: "net.core.somaxconn".parse().unwrap(),
             },
             Value::Text("1024".into()),
         )]),
