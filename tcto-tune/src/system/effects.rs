@@ -1,8 +1,9 @@
 //! [`Effects`]: the transaction's uniform view of the system.
 //!
 //! The apply transaction, rollback and the journal deal only in
-//! [`Target`]s and [`Value`]s. [`LinuxEffects`] routes each target to the
-//! backend that owns it; [`SimEffects`] is an in-memory map seeded from a
+//! [`Target`]s and [`Value`]s. [`Router`] routes each target to the
+//! backend that owns it (over the live [`Backends`]: [`LinuxEffects`]);
+//! [`SimEffects`] is an in-memory map seeded from a
 //! plan's observed values, which is what dry-run and the fault-injection
 //! tests run the very same transaction code against.
 
@@ -10,8 +11,7 @@ use std::collections::BTreeMap;
 
 use super::faults::Injector;
 use super::{
-    locate, read_group, refused, write_group, Checkpoint, FaultPlan, LinuxOffloads, LinuxSysctls,
-    Located, Nft, Sysctls, SystemError,
+    locate, read_group, refused, write_group, Backends, Checkpoint, FaultPlan, Located, SystemError,
 };
 use crate::change::{Target, Value};
 use crate::notrack::{self, NotrackTable};
@@ -41,29 +41,44 @@ pub trait Effects {
     fn checkpoint(&mut self, _at: Checkpoint) {}
 }
 
-/// The live system.
-#[derive(Debug)]
-pub struct LinuxEffects {
-    sysctls: LinuxSysctls,
-    offloads: LinuxOffloads,
-    nft: Nft,
+/// The one router: each [`Target`] goes to the backend of its concern in
+/// a set of [`Backends`] (a sysctl to `sysctls`, the NOTRACK table to
+/// `firewall`, an offload to `offloads`, a file to `files`), through the
+/// same traits `read_state` reads with. Writes pass through a
+/// [`FaultPlan`] first (empty outside tests).
+pub struct Router {
+    backends: Backends,
     faults: Injector,
 }
 
-impl Default for LinuxEffects {
+/// The live system: the router over [`Backends::linux`].
+pub type LinuxEffects = Router;
+
+impl Default for Router {
     /// The live system, with the faults a test build's environment asks
     /// for (none in a release build: see [`FaultPlan::from_env`]).
     fn default() -> Self {
-        LinuxEffects {
-            sysctls: LinuxSysctls,
-            offloads: LinuxOffloads,
-            nft: Nft,
-            faults: Injector::new(FaultPlan::from_env()),
-        }
+        Router::new(Backends::linux(), FaultPlan::from_env())
     }
 }
 
-impl LinuxEffects {
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// Route over `backends`, injecting `faults`.
+    pub fn new(backends: Backends, faults: FaultPlan) -> Self {
+        Router {
+            backends,
+            faults: Injector::new(faults),
+        }
+    }
+
     fn write_read_back_now(
         &mut self,
         target: &Target,
@@ -71,6 +86,7 @@ impl LinuxEffects {
     ) -> Result<Value, SystemError> {
         match (target, value) {
             (Target::Sysctl { key }, Value::Text(v)) => Ok(self
+                .backends
                 .sysctls
                 .write_read_back(key, v)?
                 .map_or(Value::Absent, Value::Text)),
@@ -94,15 +110,14 @@ fn table_of(target: &Target, v: &serde_json::Value) -> Result<NotrackTable, Syst
     })
 }
 
-impl Effects for LinuxEffects {
+impl Effects for Router {
     fn read(&mut self, target: &Target) -> Result<Value, SystemError> {
+        let b = &mut self.backends;
         match target {
-            Target::Sysctl { key } => {
-                Ok(self.sysctls.read(key)?.map_or(Value::Absent, Value::Text))
-            }
-            Target::Offload { .. } => read_group(&self.offloads, target),
-            Target::File { path } => super::files::read_target(std::path::Path::new(path)),
-            t if is_ours(t) => Ok(notrack::value_of(self.nft.read_table()?.as_ref())),
+            Target::Sysctl { key } => Ok(b.sysctls.read(key)?.map_or(Value::Absent, Value::Text)),
+            Target::Offload { .. } => read_group(b.offloads.as_ref(), target),
+            Target::File { path } => b.files.read(std::path::Path::new(path)),
+            t if is_ours(t) => Ok(notrack::value_of(b.firewall.notrack_table()?.as_ref())),
             other => Err(SystemError::Unsupported {
                 what: format!("reading {other}"),
             }),
@@ -110,13 +125,14 @@ impl Effects for LinuxEffects {
     }
 
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
+        let b = &mut self.backends;
         match (target, value) {
-            (Target::Sysctl { key }, Value::Text(v)) => self.sysctls.write(key, v),
-            (Target::Offload { .. }, v) => write_group(&mut self.offloads, target, v),
-            (Target::File { path }, v) => super::files::write_file(std::path::Path::new(path), v),
+            (Target::Sysctl { key }, Value::Text(v)) => b.sysctls.write(key, v),
+            (Target::Offload { .. }, v) => write_group(b.offloads.as_mut(), target, v),
+            (Target::File { path }, v) => b.files.write(std::path::Path::new(path), v),
             // The transaction reads the table back and compares.
-            (t, Value::Json(v)) if is_ours(t) => self.nft.send_table(Some(&table_of(t, v)?)),
-            (t, Value::Absent) if is_ours(t) => self.nft.send_table(None),
+            (t, Value::Json(v)) if is_ours(t) => b.firewall.write_table(Some(&table_of(t, v)?)),
+            (t, Value::Absent) if is_ours(t) => b.firewall.write_table(None),
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
             }),
@@ -125,7 +141,7 @@ impl Effects for LinuxEffects {
 
     fn locate(&mut self, target: &Target) -> Result<Located, SystemError> {
         match target {
-            Target::Offload { .. } => locate(&self.offloads, target),
+            Target::Offload { .. } => locate(self.backends.offloads.as_ref(), target),
             _ => Ok(Located::Here),
         }
     }

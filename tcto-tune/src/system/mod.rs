@@ -27,17 +27,18 @@ use std::collections::BTreeSet;
 pub use connect::{classify, resolve, Attempt, Connector, TcpConnector};
 pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, SimCounters};
 pub use ctnetlink::{dump_conntrack, local_subnets};
-pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
+pub use effects::{Effects, LinuxEffects, Router, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
 pub use faults::{refused, Checkpoint, FaultPlan};
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
 pub use offloads::{locate, read_group, write_group, Located, Offloads, SetReport, SimOffloads};
-pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
+pub use sim::{SimFiles, SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::{SockDiag, SynRecv};
 pub use tracefs::{TraceError, TraceSession, INSTANCE_PREFIX};
 
+use crate::change::Value;
 use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
 use crate::profile::Profile;
@@ -236,6 +237,35 @@ pub trait Firewall {
     fn legacy_tables(&self) -> Vec<String> {
         vec![]
     }
+    /// Make the `inet tcto_tune` table hold `table` (`None`: delete it), in
+    /// one atomic batch. A backend that cannot write refuses.
+    fn write_table(&mut self, _table: Option<&NotrackTable>) -> Result<(), SystemError> {
+        Err(SystemError::Unsupported {
+            what: "writing the table inet tcto_tune".into(),
+        })
+    }
+}
+
+/// Read and write the files tcto-tune owns (persist).
+pub trait Files {
+    /// What `path` holds (`Value::Absent` when nothing), for a transaction
+    /// about to change it.
+    fn read(&mut self, path: &std::path::Path) -> Result<Value, SystemError>;
+    /// Make `path` hold `value`: bytes, a symbolic link, or nothing.
+    fn write(&mut self, path: &std::path::Path, value: &Value) -> Result<(), SystemError>;
+}
+
+/// The files of this host.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxFiles;
+
+impl Files for LinuxFiles {
+    fn read(&mut self, path: &std::path::Path) -> Result<Value, SystemError> {
+        files::read_target(path)
+    }
+    fn write(&mut self, path: &std::path::Path, value: &Value) -> Result<(), SystemError> {
+        files::write_file(path, value)
+    }
 }
 
 /// Read and write sysctls.
@@ -291,6 +321,8 @@ pub struct Backends {
     pub firewall: Box<dyn Firewall>,
     /// Counters for `diagnose` and `verify`.
     pub counters: Box<dyn Counters>,
+    /// Persisted files.
+    pub files: Box<dyn Files>,
 }
 
 impl Backends {
@@ -303,6 +335,7 @@ impl Backends {
             offloads: Box::new(LinuxOffloads),
             firewall: Box::new(Nft),
             counters: Box::new(LinuxCounters),
+            files: Box::new(LinuxFiles),
         }
     }
 
@@ -321,6 +354,7 @@ impl Backends {
                 chains: state.filter_chains.clone(),
             }),
             counters: Box::new(SimCounters::default()),
+            files: Box::new(SimFiles::default()),
         }
     }
 }

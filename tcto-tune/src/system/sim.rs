@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{Firewall, Host, Sockets, Sysctls, SystemError};
+use super::{Files, Firewall, Host, Sockets, Sysctls, SystemError};
 use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
 use crate::state::{ListenSocket, SysctlReading, SystemState};
@@ -96,5 +96,40 @@ impl Firewall for SimFirewall {
     }
     fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
         Ok(self.chains.clone())
+    }
+
+    fn write_table(&mut self, table: Option<&NotrackTable>) -> Result<(), SystemError> {
+        // What the kernel refuses of a NOTRACK table, the simulation refuses.
+        if let Some(e) = table.and_then(super::nft::kernel_refusal) {
+            return Err(e);
+        }
+        self.table = table.cloned();
+        Ok(())
+    }
+}
+
+/// In-memory files, by absolute path.
+#[derive(Debug, Clone, Default)]
+pub struct SimFiles(pub BTreeMap<std::path::PathBuf, crate::change::Value>);
+
+impl Files for SimFiles {
+    fn read(&mut self, path: &std::path::Path) -> Result<crate::change::Value, SystemError> {
+        Ok(self
+            .0
+            .get(path)
+            .cloned()
+            .unwrap_or(crate::change::Value::Absent))
+    }
+
+    fn write(
+        &mut self,
+        path: &std::path::Path,
+        value: &crate::change::Value,
+    ) -> Result<(), SystemError> {
+        match value {
+            crate::change::Value::Absent => self.0.remove(path),
+            v => self.0.insert(path.to_owned(), v.clone()),
+        };
+        Ok(())
     }
 }
