@@ -143,3 +143,133 @@ pub fn refused(target: &Target, value: &Value, errno: i32) -> SystemError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{apply, ApplyOptions, Outcome, Run};
+    use crate::change::Change;
+    use crate::fix::Intent;
+    use crate::journal::StepStatus;
+    use crate::system::{Effects, SimEffects, SimFault};
+    use crate::Plan;
+
+    fn sysctl(k: &str) -> Target {
+        Target::Sysctl {
+            key: k.parse().unwrap(),
+        }
+    }
+
+    fn two_step_plan() -> Plan {
+        Plan {
+            schema: 1,
+            profile: "t".into(),
+            initial_netns: true,
+            changes: vec![
+                Change::sysctl(
+                    &"net.core.somaxconn".parse().unwrap(),
+                    Some("1"),
+                    "2",
+                    Intent::Exact,
+                    None,
+                ),
+                Change::sysctl(
+                    &"net.ipv4.tcp_max_syn_backlog".parse().unwrap(),
+                    Some("3"),
+                    "4",
+                    Intent::Exact,
+                    None,
+                ),
+            ],
+            unchanged: vec![],
+            skipped: vec![],
+            findings: vec![],
+        }
+    }
+
+    #[test]
+    fn the_plan_refuses_and_makes_differ_the_nth_write_only() {
+        let t = sysctl("net.core.somaxconn");
+        let mut sim = SimEffects::default();
+        sim.plan.refuse_at = Some(2);
+        sim.plan.differ_at = Some(3);
+        let v = |s: &str| Value::Text(s.into());
+        assert_eq!(sim.write_read_back(&t, &v("1")).unwrap(), v("1"));
+        let e = sim.write_read_back(&t, &v("2")).unwrap_err();
+        assert_eq!(e.to_string(), "injected fault: write refused");
+        assert_eq!(
+            sim.read(&t).unwrap(),
+            v("1"),
+            "a refused write lands nowhere"
+        );
+        let e = sim.write_read_back(&t, &v("3")).unwrap_err();
+        assert_eq!(e.to_string(), "injected fault: read-back differs");
+        assert_eq!(
+            sim.read(&t).unwrap(),
+            v("3"),
+            "a write that differs did land"
+        );
+        assert_eq!(sim.write_read_back(&t, &v("4")).unwrap(), v("4"));
+    }
+
+    #[test]
+    fn a_target_that_reads_back_different_fails_its_step_and_its_revert() {
+        let plan = two_step_plan();
+        let mut sim = SimEffects::from_plan(&plan);
+        sim.faults.insert(
+            plan.changes[1].target.clone(),
+            SimFault::ReadBack(Value::Text("9".into())),
+        );
+        let r = apply(&plan, Run::DryRun(&mut sim), &ApplyOptions::default()).unwrap();
+        // Every write of that target reads back `9`: its revert too.
+        assert_eq!(r.outcome, Outcome::RollbackIncomplete, "{r}");
+        assert_eq!(r.steps[1].status, StepStatus::RevertFailed);
+        assert!(r.steps[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("the kernel kept `9` instead of `4` (clamped or refused silently)"));
+        // The value did land, and the first step was put back.
+        assert_eq!(sim.values[&plan.changes[1].target], Value::Text("3".into()));
+        assert_eq!(sim.values[&plan.changes[0].target], Value::Text("1".into()));
+    }
+
+    #[test]
+    fn a_crash_at_a_checkpoint_stops_the_simulated_host() {
+        let plan = two_step_plan();
+        let mut sim = SimEffects::from_plan(&plan);
+        sim.plan.crash_after_apply = Some(1);
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply(&plan, Run::DryRun(&mut sim), &ApplyOptions::default())
+        }));
+        assert!(crashed.is_err());
+        assert_eq!(sim.writes.len(), 1, "the second step was never written");
+    }
+
+    #[test]
+    fn a_refused_write_is_the_error_of_its_own_backend() {
+        let cases = [
+            (
+                sysctl("net.core.somaxconn"),
+                "cannot write `1` to sysctl `net.core.somaxconn`",
+            ),
+            (
+                Target::File {
+                    path: "/etc/x.conf".into(),
+                },
+                "cannot write `/etc/x.conf`",
+            ),
+            (
+                crate::notrack::target(),
+                "nftables: cannot replace table inet tcto_tune",
+            ),
+        ];
+        for (t, text) in cases {
+            let mut sim = SimEffects::default();
+            sim.faults.insert(t.clone(), SimFault::Refuse(libc::EACCES));
+            let e = sim.write(&t, &Value::Text("1".into())).unwrap_err();
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.errno(), Some(libc::EACCES));
+        }
+    }
+}
