@@ -81,7 +81,7 @@ mod tests {
     #[test]
     fn each_kind_reads_like_its_own_tool() {
         let s = Target::Sysctl {
-            key: "net.core.somaxconn".into(),
+            key: "net.core.somaxconn".parse().unwrap(),
         };
         let e = entry(&s, &Value::Text("1024".into()), &Value::Text("4096".into()));
         assert_eq!(e.before_header, "sysctl net.core.somaxconn");

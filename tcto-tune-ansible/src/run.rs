@@ -18,13 +18,13 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tcto_tune::apply::{
     apply, blocked_by, error_chain, select_for_rollback, undo, ApplyError, ApplyOptions, Outcome,
-    TxReport,
+    Run, TxReport,
 };
 use tcto_tune::journal::{Journal, JournalError, StepStatus, TxRecord};
 use tcto_tune::persist::{self, PersistOptions, SYSCTL_D_PATH};
+use tcto_tune::snapshot::read_state;
 use tcto_tune::system::{
-    has_net_admin, read_persist_facts, read_state, Backends, Effects, LinuxEffects, SimEffects,
-    SystemError,
+    has_net_admin, read_persist_facts, Backends, Effects, LinuxEffects, SimEffects, SystemError,
 };
 use tcto_tune::{sysctl_d, Plan, PlanOptions, Profile, Severity, SystemState, Target, Value};
 
@@ -292,16 +292,20 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
                 return Err(fail(res, apply_msg(&e, &args.state_dir)));
             }
         }
-        let mut sim = SimEffects::from_plan_and_state(&plan, &state);
-        apply(&plan, &mut sim, None, &aopts)
+        let mut sim = SimEffects::from_changes_and_state(&plan.changes, &state);
+        apply(&plan, Run::DryRun(&mut sim), &aopts)
     } else {
         need_privileges(args, &res, "applied")?;
         let journal = Journal::open_or_create(&args.state_dir)
             .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
-        let _lock = journal
+        let locked = journal
             .lock()
             .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
-        apply(&plan, &mut LinuxEffects::default(), Some(&journal), &aopts)
+        apply(
+            &plan,
+            Run::Journaled(&mut LinuxEffects::default(), &locked),
+            &aopts,
+        )
     };
     match report {
         Ok(r) => Ok(finish(res, r, args, "in effect")),
@@ -344,14 +348,22 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
         force_after_crash: false,
     };
     let report = if args.check_mode {
-        apply(&plan, &mut SimEffects::from_plan(&plan), None, &aopts)
+        apply(
+            &plan,
+            Run::DryRun(&mut SimEffects::from_changes(&plan.changes)),
+            &aopts,
+        )
     } else {
         let journal = Journal::open_or_create(&args.state_dir)
             .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
-        let _lock = journal
+        let locked = journal
             .lock()
             .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
-        apply(&plan, &mut LinuxEffects::default(), Some(&journal), &aopts)
+        apply(
+            &plan,
+            Run::Journaled(&mut LinuxEffects::default(), &locked),
+            &aopts,
+        )
     };
     match report {
         Ok(r) => Ok(finish(res, r, args, "persisted")),
@@ -395,6 +407,22 @@ impl Effects for Recording<'_> {
         self.writes.push((target.clone(), prior, value.clone()));
         Ok(back)
     }
+}
+
+/// The writes a simulated host logged, each with the value it replaced
+/// (what [`Recording`] records of a live one), from the values it started
+/// with.
+fn replayed(
+    mut values: BTreeMap<Target, Value>,
+    writes: &[(Target, Value)],
+) -> Vec<(Target, Value, Value)> {
+    writes
+        .iter()
+        .map(|(t, v)| {
+            let prior = values.insert(t.clone(), v.clone()).unwrap_or(Value::Absent);
+            (t.clone(), prior, v.clone())
+        })
+        .collect()
 }
 
 /// The transactions to undo: with `to`, every undoable one from `to` on
@@ -447,7 +475,7 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
         }
         Err(e) => return Err(fail(res, journal_msg(&e, &args.state_dir))),
     };
-    let _lock = if args.check_mode {
+    let locked = if args.check_mode {
         None
     } else {
         Some(
@@ -470,13 +498,14 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
     for mut record in chosen {
         let (report, writes) = if args.check_mode {
             let mut sim = simulate(&record).map_err(|m| fail(res.clone(), m))?;
-            let mut rec = Recording::new(&mut sim);
-            let r = undo(&mut record, &mut rec, None, false);
-            (r, rec.writes)
+            let start = sim.values.clone();
+            let r = undo(&mut record, Run::DryRun(&mut sim), false);
+            (r, replayed(start, &sim.writes))
         } else {
             let mut live = LinuxEffects::default();
             let mut rec = Recording::new(&mut live);
-            let r = undo(&mut record, &mut rec, Some(&journal), false);
+            let locked = locked.as_ref().expect("locked unless check mode");
+            let r = undo(&mut record, Run::Journaled(&mut rec, locked), false);
             (r, rec.writes)
         };
         let report = report.map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
@@ -549,14 +578,14 @@ mod tests {
         );
         plan.changes = vec![
             Change::sysctl(
-                "net.core.somaxconn",
+                &"net.core.somaxconn".parse().unwrap(),
                 Some("1024"),
                 "4096",
                 Intent::AtLeast,
                 None,
             ),
             Change::sysctl(
-                "net.ipv4.tcp_max_syn_backlog",
+                &"net.ipv4.tcp_max_syn_backlog".parse().unwrap(),
                 Some("2048"),
                 "8192",
                 Intent::AtLeast,
@@ -569,12 +598,12 @@ mod tests {
     #[test]
     fn failed_apply_fails_the_task_and_says_it_rolled_back() {
         let plan = two_changes();
-        let mut sim = SimEffects::from_plan(&plan);
+        let mut sim = SimEffects::from_changes(&plan.changes);
         sim.faults.insert(
             plan.changes[1].target.clone(),
             SimFault::Refuse(libc_einval()),
         );
-        let report = apply(&plan, &mut sim, None, &ApplyOptions::default()).unwrap();
+        let report = apply(&plan, Run::DryRun(&mut sim), &ApplyOptions::default()).unwrap();
         let res = finish(ModuleResult::default(), report, &args(true), "in effect");
         assert!(res.failed && !res.changed, "{res:?}");
         assert!(res.msg.contains("tcp_max_syn_backlog"), "{}", res.msg);
@@ -589,19 +618,16 @@ mod tests {
     #[test]
     fn a_revert_that_fails_names_what_is_not_restored() {
         let plan = two_changes();
-        let mut sim = SimEffects::from_plan(&plan);
+        let mut sim = SimEffects::from_changes(&plan.changes);
         // The first write lands, the second is refused, and the first then
         // cannot be written back.
         sim.faults.insert(
             plan.changes[1].target.clone(),
             SimFault::Refuse(libc_einval()),
         );
-        let mut flaky = FailSecondWriteOf {
-            inner: &mut sim,
-            target: plan.changes[0].target.clone(),
-            seen: 0,
-        };
-        let report = apply(&plan, &mut flaky, None, &ApplyOptions::default()).unwrap();
+        // Write 1 lands, write 2 is refused, write 3 (the revert) too.
+        sim.plan.refuse_at = Some(3);
+        let report = apply(&plan, Run::DryRun(&mut sim), &ApplyOptions::default()).unwrap();
         let res = finish(ModuleResult::default(), report, &args(false), "in effect");
         assert!(res.failed && res.changed, "{res:?}");
         assert!(
@@ -687,31 +713,5 @@ mod tests {
 
     fn libc_einval() -> i32 {
         22
-    }
-
-    /// Fails the second write of one target (its revert).
-    struct FailSecondWriteOf<'a> {
-        inner: &'a mut SimEffects,
-        target: Target,
-        seen: usize,
-    }
-
-    impl Effects for FailSecondWriteOf<'_> {
-        fn read(&mut self, t: &Target) -> Result<Value, SystemError> {
-            self.inner.read(t)
-        }
-        fn write(&mut self, t: &Target, v: &Value) -> Result<(), SystemError> {
-            if *t == self.target {
-                self.seen += 1;
-                if self.seen == 2 {
-                    return Err(SystemError::SysctlWrite {
-                        key: t.key(),
-                        value: v.display(),
-                        source: std::io::Error::from_raw_os_error(13),
-                    });
-                }
-            }
-            self.inner.write(t, v)
-        }
     }
 }

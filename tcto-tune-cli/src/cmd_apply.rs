@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions};
+use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions, Run};
 use tcto_tune::journal::Journal;
-use tcto_tune::system::{read_state, Backends, LinuxEffects, SimEffects};
+use tcto_tune::snapshot::read_state;
+use tcto_tune::system::{Backends, LinuxEffects, SimEffects};
 
 use crate::common::{
     apply_error, compute_full, finish, persisted_profile, with_user_flags, ProfileArgs,
@@ -130,17 +131,21 @@ fn run_apply(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
                 }
             }
         }
-        let mut sim = SimEffects::from_plan_and_state(&plan, &state);
-        let report = apply(&plan, &mut sim, None, &opts).map_err(apply_error)?;
+        let mut sim = SimEffects::from_changes_and_state(&plan.changes, &state);
+        let report = apply(&plan, Run::DryRun(&mut sim), &opts).map_err(apply_error)?;
         print_plan_notes(p, &plan);
         return finish(g, p, &report);
     }
     require_privileges("apply")?;
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let _lock =
+    let locked =
         crate::common::lock_journal(p, &journal, &args.wait).map_err(|e| apply_error(e.into()))?;
-    let report =
-        apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
+    let report = apply(
+        &plan,
+        Run::Journaled(&mut LinuxEffects::default(), &locked),
+        &opts,
+    )
+    .map_err(apply_error)?;
     print_plan_notes(p, &plan);
     finish(g, p, &report)
 }

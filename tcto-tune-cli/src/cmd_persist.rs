@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde::Serialize;
-use tcto_tune::apply::{apply, ApplyError, ApplyOptions, TxReport};
+use tcto_tune::apply::{apply, ApplyError, ApplyOptions, Run, TxReport};
 use tcto_tune::journal::Journal;
 use tcto_tune::persist::{self, PersistOptions};
 use tcto_tune::system::{read_persist_facts, LinuxEffects};
@@ -186,14 +186,18 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let _lock =
+    let locked =
         crate::common::lock_journal(p, &journal, &args.wait).map_err(|e| apply_error(e.into()))?;
     let opts = ApplyOptions {
         command: "persist".into(),
         force_after_crash: false,
     };
-    let report =
-        apply(&plan, &mut LinuxEffects::default(), Some(&journal), &opts).map_err(apply_error)?;
+    let report = apply(
+        &plan,
+        Run::Journaled(&mut LinuxEffects::default(), &locked),
+        &opts,
+    )
+    .map_err(apply_error)?;
     if p.json() {
         p.json_value(&PersistDoc {
             plan: &plan,

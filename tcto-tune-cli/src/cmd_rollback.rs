@@ -1,7 +1,7 @@
 //! `tcto-tune rollback`: undo the last transaction, or every one back to an id.
 
 use clap::Args;
-use tcto_tune::apply::{select_from_scan, undo};
+use tcto_tune::apply::{select_from_scan, undo, Run};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{LinuxEffects, SimEffects};
 
@@ -43,7 +43,7 @@ fn run_rollback(g: &Global, p: &Printer, args: RollbackArgs) -> anyhow::Result<E
         None => return Err(no_journal(g, "does not exist")),
     };
     // A dry run reads the journal and the live values only: no lock.
-    let _lock = if args.dry_run {
+    let locked = if args.dry_run {
         None
     } else {
         Some(
@@ -73,10 +73,16 @@ fn run_rollback(g: &Global, p: &Printer, args: RollbackArgs) -> anyhow::Result<E
                         Exit::Error,
                     )
                 })?;
-            undo(&mut record, &mut sim, None, args.force).map_err(|e| apply_error(e.into()))?
-        } else {
-            undo(&mut record, &mut effects, Some(&journal), args.force)
+            undo(&mut record, Run::DryRun(&mut sim), args.force)
                 .map_err(|e| apply_error(e.into()))?
+        } else {
+            let locked = locked.as_ref().expect("locked unless a dry run");
+            undo(
+                &mut record,
+                Run::Journaled(&mut effects, locked),
+                args.force,
+            )
+            .map_err(|e| apply_error(e.into()))?
         };
         reports.push(report);
     }

@@ -211,9 +211,7 @@ fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<
             let Ok(name) = tcto_tune::names::SysctlName::new(&s.key) else {
                 continue;
             };
-            let target = Target::Sysctl {
-                key: name.to_string(),
-            };
+            let target = Target::Sysctl { key: name.clone() };
             let now = live.read(&target);
             let wanted = Value::Text(s.value.clone());
             let (state, why) = match &now {

@@ -12,7 +12,8 @@ use clap::Args;
 use tcto_tune::apply::{error_chain, ApplyError, TxReport};
 use tcto_tune::names::parse_port;
 use tcto_tune::persist;
-use tcto_tune::system::{read_persist_facts, read_state, Backends};
+use tcto_tune::snapshot::read_state;
+use tcto_tune::system::{read_persist_facts, Backends};
 use tcto_tune::{Plan, PlanOptions, Profile, SystemState};
 
 use crate::output::{CliError, Exit, Printer};
@@ -148,11 +149,11 @@ pub struct WaitArg {
 /// Take the journal's lock, waiting up to `wait` while another process
 /// holds it, with the holder's pid in a progress line on stderr (once, then
 /// every 10 s). Without `--wait` a held lock fails at once, as before.
-pub fn lock_journal(
+pub fn lock_journal<'j>(
     p: &Printer,
-    journal: &tcto_tune::journal::Journal,
+    journal: &'j tcto_tune::journal::Journal,
     wait: &WaitArg,
-) -> Result<tcto_tune::journal::StateLock, tcto_tune::journal::JournalError> {
+) -> Result<tcto_tune::journal::Locked<'j>, tcto_tune::journal::JournalError> {
     use tcto_tune::journal::JournalError;
     let start = std::time::Instant::now();
     let mut said: Option<std::time::Instant> = None;

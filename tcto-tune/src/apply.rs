@@ -13,19 +13,17 @@
 //! and which were never reached. `undo` (the `rollback` command) keeps the
 //! same kind of record of its own progress.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Target, Value};
 use crate::check::Finding;
 use crate::journal::{
-    now_rfc3339, Journal, JournalError, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT,
+    now_rfc3339, Journal, JournalError, Locked, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT,
 };
 use crate::plan::{Plan, Skipped};
-use crate::system::{Effects, Located};
-
-use fault::{crash_point, injected_readback, injected_refusal};
+use crate::system::{Checkpoint, Effects, Located, SimEffects};
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,17 +101,7 @@ fn fail_text(target: &Target, e: &dyn fmt::Display) -> String {
     format!("{target}: {e}")
 }
 
-/// An error and its causes on one line (`cannot write ...: Permission
-/// denied`), the form reports and the CLI print.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let _ = write!(s, ": {c}");
-        src = c.source();
-    }
-    s
-}
+pub use crate::error_chain::error_chain;
 
 /// The error a new transaction gets when `record` left the system
 /// half-changed: interrupted (the process died) or a failed transaction
@@ -168,29 +156,49 @@ fn satisfies_intent(c: &crate::change::Change, now: &Value) -> bool {
 }
 
 /// Write `value` to `target` and read it back.
-fn write_checked(effects: &mut dyn Effects, target: &Target, value: &Value) -> Result<(), String> {
-    let back = effects
-        .write_read_back(target, value)
-        .map_err(|e| error_chain(&e))?;
+fn write_checked(
+    effects: &mut dyn Effects,
+    target: &Target,
+    value: &Value,
+) -> Result<(), StepError> {
+    let back = effects.write_read_back(target, value)?;
     if back.matches(value) {
         Ok(())
     } else {
-        Err(format!(
-            "the kernel kept `{}` instead of `{}` (clamped or refused silently)",
-            back.display(),
-            value.display()
-        ))
+        Err(StepError::Kept {
+            kept: back.display(),
+            wanted: value.display(),
+        })
     }
 }
 
-/// Apply `plan` through `effects`. With a journal the transaction is real
-/// (the caller holds the journal's lock); without one it is a dry-run.
-pub fn apply(
-    plan: &Plan,
-    effects: &mut dyn Effects,
-    journal: Option<&Journal>,
-    opts: &ApplyOptions,
-) -> Result<TxReport, ApplyError> {
+/// Where a transaction runs. A dry run is the simulated host and nothing
+/// else; anything else is journaled, with the state-dir lock held (the
+/// [`Locked`] guard is only had from [`Journal::lock`]).
+pub enum Run<'a> {
+    /// Against a simulated host, journaling nothing: what would be done
+    /// (`apply --dry-run`, `rollback --dry-run`).
+    DryRun(&'a mut SimEffects),
+    /// For real through `effects` (the live host: [`LinuxEffects`], or any
+    /// other backend), every step journaled first.
+    ///
+    /// [`LinuxEffects`]: crate::system::LinuxEffects
+    Journaled(&'a mut dyn Effects, &'a Locked<'a>),
+}
+
+impl<'a> Run<'a> {
+    /// The effects, and the journal when the run is real.
+    fn split(self) -> (&'a mut dyn Effects, Option<&'a Journal>) {
+        match self {
+            Run::DryRun(sim) => (sim, None),
+            Run::Journaled(effects, locked) => (effects, Some(locked.journal())),
+        }
+    }
+}
+
+/// Apply `plan`: for real with [`Run::Journaled`], or a dry run against a
+/// simulated host with [`Run::DryRun`].
+pub fn apply(plan: &Plan, run: Run<'_>, opts: &ApplyOptions) -> Result<TxReport, ApplyError> {
     let refusals: Vec<String> = plan.refusals().iter().map(|f| f.code.to_string()).collect();
     if !refusals.is_empty() {
         return Err(ApplyError::Refused { codes: refusals });
@@ -200,43 +208,122 @@ pub fn apply(
     } else {
         opts.command.clone()
     };
-    let mut next_id = None;
-    let mut notes = Vec::new();
-    if let Some(j) = journal {
-        // Only the newest record can block (see `journal`'s module docs).
-        let newest = j.newest()?;
-        let id = crate::journal::next_id_after(newest.as_slice());
-        if let Some(mut rec) = newest {
-            let boot = j.boot_id();
-            if passed_after_reboot(&rec, boot) {
-                notes.push(format!(
-                    "went ahead after transaction {}, interrupted before the reboot (the reboot reset its runtime changes)",
-                    rec.id
-                ));
-                rec.state = TxState::BeforeReboot;
-                rec.notes.push(format!(
-                    "interrupted before a reboot, which reset its runtime changes; the next {command} went ahead at {}",
-                    now_rfc3339()
-                ));
-                rec.updated = now_rfc3339();
-                j.replace(&rec)?;
-            } else if let Some(e) = blocked_by(&rec, boot) {
-                if !opts.force_after_crash {
-                    return Err(e);
-                }
-                notes.push(format!(
-                    "went ahead after interrupted transaction {} (--force-after-crash)",
-                    rec.id
-                ));
-                rec.state = TxState::Abandoned;
-                rec.updated = now_rfc3339();
-                j.replace(&rec)?;
-            }
+    let (effects, journal) = run.split();
+    let (next_id, notes) = match journal {
+        Some(j) => {
+            let (id, notes) = clear_the_way(j, &command, opts)?;
+            (Some(id), notes)
         }
-        next_id = Some(id);
+        None => (None, vec![]),
+    };
+    let mut report = TxReport {
+        id: None,
+        command: command.clone(),
+        profile: plan.profile.clone(),
+        outcome: Outcome::Noop,
+        steps: read_before_write(plan, effects)?,
+        failure: None,
+        findings: plan.findings.clone(),
+        skipped: plan.skipped.clone(),
+        notes: notes.clone(),
+        dry_run: journal.is_none(),
+    };
+    if report
+        .steps
+        .iter()
+        .all(|s| s.status == StepStatus::Unchanged)
+    {
+        return Ok(report);
     }
-    // Read before write: the prior value comes from the system now, not
-    // from the plan, and targets already right are left alone.
+    let mut record = match (journal, next_id) {
+        (Some(j), Some(id)) => {
+            let rec = TxRecord {
+                format: JOURNAL_FORMAT,
+                id,
+                command,
+                profile: plan.profile.clone(),
+                started: now_rfc3339(),
+                updated: String::new(),
+                state: TxState::Open,
+                // Lent to the record for each write, not cloned: a NOTRACK
+                // table is a large JSON value.
+                steps: vec![],
+                boot_id: j.boot_id().map(str::to_owned),
+                notes,
+            };
+            let sink = write_ahead(j, rec, &mut report.steps)?;
+            report.id = Some(sink.rec.id.clone());
+            Some(sink)
+        }
+        _ => None,
+    };
+    let failed = write_all(effects, &mut report.steps, record.as_mut())?;
+    report.outcome = match failed {
+        None if journal.is_some() => Outcome::Applied,
+        None => Outcome::WouldApply,
+        Some((failed_at, text)) => {
+            report.failure = Some(text);
+            revert_after_failure(effects, &mut report.steps[..=failed_at])
+        }
+    };
+    if let Some(sink) = record.as_mut() {
+        sink.rec.state = match report.outcome {
+            Outcome::Applied => TxState::Applied,
+            Outcome::RolledBack => TxState::RolledBack,
+            _ => TxState::RollbackIncomplete,
+        };
+        sink.save(&mut report.steps, false)?;
+    }
+    Ok(report)
+}
+
+/// Before a journaled transaction: the id it gets, and what the newest
+/// record says. Only the newest record can block (see `journal`'s module
+/// docs); one half-done before a reboot that blocks nothing any more, or
+/// one passed with `force_after_crash`, is marked so, and the new record's
+/// notes say so.
+fn clear_the_way(
+    j: &Journal,
+    command: &str,
+    opts: &ApplyOptions,
+) -> Result<(String, Vec<String>), ApplyError> {
+    let newest = j.newest()?;
+    let id = crate::journal::next_id_after(newest.as_slice());
+    let mut notes = Vec::new();
+    let Some(mut rec) = newest else {
+        return Ok((id, notes));
+    };
+    let boot = j.boot_id();
+    if passed_after_reboot(&rec, boot) {
+        notes.push(format!(
+            "went ahead after transaction {}, interrupted before the reboot (the reboot reset its runtime changes)",
+            rec.id
+        ));
+        rec.state = TxState::BeforeReboot;
+        rec.notes.push(format!(
+            "interrupted before a reboot, which reset its runtime changes; the next {command} went ahead at {}",
+            now_rfc3339()
+        ));
+        rec.updated = now_rfc3339();
+        j.replace(&rec)?;
+    } else if let Some(e) = blocked_by(&rec, boot) {
+        if !opts.force_after_crash {
+            return Err(e);
+        }
+        notes.push(format!(
+            "went ahead after interrupted transaction {} (--force-after-crash)",
+            rec.id
+        ));
+        rec.state = TxState::Abandoned;
+        rec.updated = now_rfc3339();
+        j.replace(&rec)?;
+    }
+    Ok((id, notes))
+}
+
+/// Read before write: each step's prior value comes from the system now,
+/// not from the plan, and targets already right are left alone.
+fn read_before_write(plan: &Plan, effects: &mut dyn Effects) -> Result<Vec<Step>, ApplyError> {
     let mut steps = Vec::with_capacity(plan.changes.len());
     for c in &plan.changes {
         let before = effects.read(&c.target).map_err(|source| ApplyError::Read {
@@ -259,120 +346,65 @@ pub fn apply(
             note: None,
         });
     }
-    let mut report = TxReport {
-        id: None,
-        command: command.clone(),
-        profile: plan.profile.clone(),
-        outcome: Outcome::Noop,
-        steps,
-        failure: None,
-        findings: plan.findings.clone(),
-        skipped: plan.skipped.clone(),
-        notes: notes.clone(),
-        dry_run: journal.is_none(),
-    };
-    if report
-        .steps
-        .iter()
-        .all(|s| s.status == StepStatus::Unchanged)
-    {
-        return Ok(report);
+    Ok(steps)
+}
+
+/// Write-ahead: every prior value on disk before the first change, with
+/// the first step to be written marked in flight.
+fn write_ahead<'j>(
+    j: &'j Journal,
+    mut rec: TxRecord,
+    steps: &mut Vec<Step>,
+) -> Result<Sink<'j>, JournalError> {
+    if let Some(first) = steps.iter_mut().find(|s| s.status == StepStatus::Pending) {
+        first.status = StepStatus::Writing;
     }
-    // Write-ahead: every prior value on disk before the first change, with
-    // the first step to be written marked in flight.
-    if journal.is_some() {
-        if let Some(first) = report
-            .steps
-            .iter_mut()
-            .find(|s| s.status == StepStatus::Pending)
-        {
-            first.status = StepStatus::Writing;
-        }
-    }
-    let mut record = match journal {
-        Some(j) => {
-            let now = now_rfc3339();
-            let rec = TxRecord {
-                format: JOURNAL_FORMAT,
-                id: next_id.clone().unwrap_or_else(|| "000001".into()),
-                command,
-                profile: plan.profile.clone(),
-                started: now.clone(),
-                updated: now,
-                state: TxState::Open,
-                // Lent to the record for each write, not cloned: a NOTRACK
-                // table is a large JSON value.
-                steps: vec![],
-                boot_id: j.boot_id().map(str::to_owned),
-                notes,
-            };
-            let mut sink = Sink { j, rec };
-            sink.save(&mut report.steps, true)?;
-            report.id = Some(sink.rec.id.clone());
-            Some(sink)
-        }
-        None => None,
-    };
+    rec.updated.clone_from(&rec.started);
+    let mut sink = Sink { j, rec };
+    sink.save(steps, true)?;
+    Ok(sink)
+}
+
+/// Write each pending step and read it back, in order, stopping at the
+/// first failure: its index and the report's failure line. With a record,
+/// each result is journaled together with the next step in flight.
+fn write_all(
+    effects: &mut dyn Effects,
+    steps: &mut Vec<Step>,
+    mut record: Option<&mut Sink<'_>>,
+) -> Result<Option<(usize, String)>, JournalError> {
     let mut done = 0;
-    let mut failed = None;
-    for i in 0..report.steps.len() {
+    for i in 0..steps.len() {
         // With a journal the step to write is already marked `writing` on
         // disk (by the write-ahead record, or by the previous step's save).
-        if !matches!(
-            report.steps[i].status,
-            StepStatus::Writing | StepStatus::Pending
-        ) {
+        if !matches!(steps[i].status, StepStatus::Writing | StepStatus::Pending) {
             continue;
         }
-        let step = &mut report.steps[i];
-        match injected_refusal(done + 1)
-            .map_or_else(|| write_checked(effects, &step.target, &step.after), Err)
-            .and_then(|()| injected_readback(done + 1).map_or(Ok(()), Err))
-        {
-            Ok(()) => {
-                done += 1;
-                match record.as_mut() {
-                    Some(sink) => {
-                        // This step's result and the next one in flight, in
-                        // one durable rewrite.
-                        step.status = StepStatus::Applied;
-                        if let Some(next) = report.steps[i + 1..]
-                            .iter_mut()
-                            .find(|s| s.status == StepStatus::Pending)
-                        {
-                            next.status = StepStatus::Writing;
-                        }
-                        sink.save(&mut report.steps, false)?;
-                    }
-                    None => step.status = StepStatus::WouldApply,
+        let step = &mut steps[i];
+        if let Err(e) = write_checked(effects, &step.target, &step.after) {
+            step.status = StepStatus::Failed;
+            step.error = Some(e.to_string());
+            return Ok(Some((i, fail_text(&step.target, &e))));
+        }
+        done += 1;
+        match record.as_deref_mut() {
+            Some(sink) => {
+                // This step's result and the next one in flight, in one
+                // durable rewrite.
+                step.status = StepStatus::Applied;
+                if let Some(next) = steps[i + 1..]
+                    .iter_mut()
+                    .find(|s| s.status == StepStatus::Pending)
+                {
+                    next.status = StepStatus::Writing;
                 }
-                crash_point(done);
+                sink.save(steps, false)?;
             }
-            Err(e) => {
-                step.status = StepStatus::Failed;
-                step.error = Some(e.clone());
-                failed = Some((i, fail_text(&step.target, &e)));
-                break;
-            }
+            None => step.status = StepStatus::WouldApply,
         }
+        effects.checkpoint(Checkpoint::Applied(done));
     }
-    report.outcome = match failed {
-        None if journal.is_some() => Outcome::Applied,
-        None => Outcome::WouldApply,
-        Some((failed_at, text)) => {
-            report.failure = Some(text);
-            revert_after_failure(effects, &mut report.steps[..=failed_at])
-        }
-    };
-    if let Some(sink) = record.as_mut() {
-        sink.rec.state = match report.outcome {
-            Outcome::Applied => TxState::Applied,
-            Outcome::RolledBack => TxState::RolledBack,
-            _ => TxState::RollbackIncomplete,
-        };
-        sink.save(&mut report.steps, false)?;
-    }
-    Ok(report)
+    Ok(None)
 }
 
 /// Revert, newest first, the steps of a failed transaction. A failed step
@@ -425,7 +457,7 @@ fn revert_after_failure(effects: &mut dyn Effects, steps: &mut [Step]) -> Outcom
         {
             continue;
         }
-        match write_checked(effects, &step.target, &step.before) {
+        match write_checked(effects, &step.target, &step.before).map_err(|e| e.to_string()) {
             Ok(()) if was_failed => {}
             Ok(()) => step.status = StepStatus::Reverted,
             Err(e) => {
@@ -468,11 +500,10 @@ impl Sink<'_> {
 }
 
 mod error;
-mod fault;
 mod report;
 mod undo;
 
-pub use error::ApplyError;
+pub use error::{ApplyError, StepError};
 
 pub use undo::{select_for_rollback, select_from_scan, undo};
 

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::fix::{normalize, Intent};
+use crate::names::SysctlName;
 
 /// One piece of state a change touches.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -20,7 +21,7 @@ pub enum Target {
     /// A sysctl under `/proc/sys`.
     Sysctl {
         /// Dotted key.
-        key: String,
+        key: SysctlName,
     },
     /// An nftables table (tcto-tune only ever owns `inet tcto_tune`).
     NftTable {
@@ -69,7 +70,7 @@ impl Target {
     /// A short key for display: the sysctl name, `inet tcto_tune`, `eth0 tso`, the path.
     pub fn key(&self) -> String {
         match self {
-            Target::Sysctl { key } => key.clone(),
+            Target::Sysctl { key } => key.to_string(),
             Target::NftTable { family, name } => format!("{family} {name}"),
             Target::Offload { iface, feature, .. } => format!("{iface} {feature}"),
             Target::File { path } => path.clone(),
@@ -232,7 +233,7 @@ pub struct Change {
 impl Change {
     /// A sysctl change.
     pub fn sysctl(
-        key: &str,
+        key: &SysctlName,
         current: Option<&str>,
         desired: &str,
         intent: Intent,
@@ -240,14 +241,12 @@ impl Change {
     ) -> Self {
         Change {
             kind: ChangeKind::Sysctl,
-            key: key.to_owned(),
+            key: key.to_string(),
             current: current.map(normalize),
             desired: normalize(desired),
             intent,
             reason,
-            target: Target::Sysctl {
-                key: key.to_owned(),
-            },
+            target: Target::Sysctl { key: key.clone() },
             before: current.map_or(Value::Absent, |c| Value::Text(normalize(c))),
             after: Value::Text(normalize(desired)),
         }

@@ -148,7 +148,7 @@ pub fn old_somaxconn_from_journal(records: &[TxRecord]) -> Option<u32> {
         .flat_map(|r| r.steps.iter())
         .find(|s| {
             s.status == StepStatus::Applied
-                && matches!(&s.target, Target::Sysctl { key } if key == "net.core.somaxconn")
+                && matches!(&s.target, Target::Sysctl { key } if key.as_str() == "net.core.somaxconn")
         })
         .and_then(|s| match &s.before {
             Value::Text(t) => t.trim().parse().ok(),
@@ -522,7 +522,7 @@ mod tests {
                 kind: ChangeKind::Sysctl,
                 key: "net.core.somaxconn".into(),
                 target: Target::Sysctl {
-                    key: "net.core.somaxconn".into(),
+                    key: "net.core.somaxconn".parse().unwrap(),
                 },
                 before: Value::Text(before.into()),
                 after: Value::Text("8192".into()),

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 mod common;
 
 use proptest::prelude::*;
-use tcto_tune::apply::{apply, select_for_rollback, undo, ApplyError, ApplyOptions, Outcome};
+use tcto_tune::apply::{apply, select_for_rollback, undo, ApplyError, ApplyOptions, Outcome, Run};
 use tcto_tune::change::{Target, Value};
 use tcto_tune::journal::{Journal, TxState};
 use tcto_tune::system::{Effects, SimEffects, SystemError};
@@ -72,7 +72,7 @@ impl Effects for Faulty {
 fn target(kind: u8, i: usize) -> Target {
     match kind % 4 {
         0 => Target::Sysctl {
-            key: format!("net.test.key{i}"),
+            key: format!("net.test.key{i}").parse().unwrap(),
         },
         1 => Target::Offload {
             iface: format!("veth{i}"),
@@ -156,14 +156,18 @@ fn undo_crash_case(plan: &Plan, apply_crash: Option<usize>, at: usize) -> bool {
     let dir = state_dir("undo");
     let journal = Journal::open_or_create(&dir).unwrap();
     let mut fx = Faulty {
-        sim: SimEffects::from_plan(plan),
+        sim: SimEffects::from_changes(&plan.changes),
         at: apply_crash.unwrap_or(usize::MAX),
         fault: Fault::Crash,
         writes: 0,
     };
     let start = fx.sim.values.clone();
     let applied = catch_unwind(AssertUnwindSafe(|| {
-        apply(plan, &mut fx, Some(&journal), &opts())
+        apply(
+            plan,
+            Run::Journaled(&mut fx, &journal.lock().unwrap()),
+            &opts(),
+        )
     }));
     assert_eq!(applied.is_err(), apply_crash.is_some());
     let mut undoer = Faulty {
@@ -174,7 +178,11 @@ fn undo_crash_case(plan: &Plan, apply_crash: Option<usize>, at: usize) -> bool {
     };
     let mut chosen = select_for_rollback(&journal.list().unwrap(), None).unwrap();
     let first = catch_unwind(AssertUnwindSafe(|| {
-        undo(&mut chosen[0], &mut undoer, Some(&journal), false)
+        undo(
+            &mut chosen[0],
+            Run::Journaled(&mut undoer, &journal.lock().unwrap()),
+            false,
+        )
     }));
     let crashed = first.is_err();
     let mut sim = undoer.sim;
@@ -183,7 +191,12 @@ fn undo_crash_case(plan: &Plan, apply_crash: Option<usize>, at: usize) -> bool {
         assert_eq!(records[0].state, TxState::Undoing, "undo crash at {at}");
         let mut chosen = select_for_rollback(&records, None).unwrap();
         assert_eq!(chosen.len(), 1, "the interrupted rollback is picked again");
-        let report = undo(&mut chosen[0], &mut sim, Some(&journal), false).unwrap();
+        let report = undo(
+            &mut chosen[0],
+            Run::Journaled(&mut sim, &journal.lock().unwrap()),
+            false,
+        )
+        .unwrap();
         assert_eq!(report.outcome, Outcome::Undone, "{report}");
     }
     assert_eq!(
@@ -202,14 +215,18 @@ fn reboot_case(plan: &Plan, at: usize) {
         .unwrap()
         .with_boot_id(Some(BOOT_A.into()));
     let mut fx = Faulty {
-        sim: SimEffects::from_plan(plan),
+        sim: SimEffects::from_changes(&plan.changes),
         at,
         fault: Fault::Crash,
         writes: 0,
     };
     let start = fx.sim.values.clone();
     let crashed = catch_unwind(AssertUnwindSafe(|| {
-        apply(plan, &mut fx, Some(&journal), &opts())
+        apply(
+            plan,
+            Run::Journaled(&mut fx, &journal.lock().unwrap()),
+            &opts(),
+        )
     }));
     assert!(crashed.is_err());
     let mut sim = fx.sim;
@@ -222,15 +239,30 @@ fn reboot_case(plan: &Plan, at: usize) {
         .iter()
         .any(|(t, v)| matches!(t, Target::File { .. }) && sim.values[t] != *v);
     let journal = journal.with_boot_id(Some(BOOT_B.into()));
-    match apply(plan, &mut sim.clone(), Some(&journal), &opts()) {
+    let applied = apply(
+        plan,
+        Run::Journaled(&mut sim.clone(), &journal.lock().unwrap()),
+        &opts(),
+    );
+    match applied {
         Err(ApplyError::InterruptedFiles { .. }) => {
             REBOOT_BLOCKED.fetch_add(1, Ordering::Relaxed);
             // rollback restores the files, touches nothing else.
             let mut chosen = select_for_rollback(&journal.list().unwrap(), None).unwrap();
-            let report = undo(&mut chosen[0], &mut sim, Some(&journal), false).unwrap();
+            let report = undo(
+                &mut chosen[0],
+                Run::Journaled(&mut sim, &journal.lock().unwrap()),
+                false,
+            )
+            .unwrap();
             assert_eq!(report.outcome, Outcome::Undone, "{report}");
             assert_eq!(sim.values, start, "reboot after write {at}: files restored");
-            apply(plan, &mut sim, Some(&journal), &opts()).unwrap();
+            apply(
+                plan,
+                Run::Journaled(&mut sim, &journal.lock().unwrap()),
+                &opts(),
+            )
+            .unwrap();
         }
         Ok(report) => {
             assert!(
@@ -251,14 +283,18 @@ fn run_case(plan: &Plan, at: usize, fault: Fault) {
     let dir = state_dir("apply");
     let journal = Journal::open_or_create(&dir).unwrap();
     let mut fx = Faulty {
-        sim: SimEffects::from_plan(plan),
+        sim: SimEffects::from_changes(&plan.changes),
         at,
         fault,
         writes: 0,
     };
     let start: BTreeMap<Target, Value> = fx.sim.values.clone();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        apply(plan, &mut fx, Some(&journal), &opts())
+        apply(
+            plan,
+            Run::Journaled(&mut fx, &journal.lock().unwrap()),
+            &opts(),
+        )
     }));
     match (fault, result) {
         (Fault::Crash, Err(_)) => {
@@ -267,7 +303,12 @@ fn run_case(plan: &Plan, at: usize, fault: Fault) {
             let records = journal.list().unwrap();
             let mut chosen = select_for_rollback(&records, None).unwrap();
             assert_eq!(chosen.len(), 1, "the crashed transaction is undoable");
-            let report = undo(&mut chosen[0], &mut fx2, Some(&journal), false).unwrap();
+            let report = undo(
+                &mut chosen[0],
+                Run::Journaled(&mut fx2, &journal.lock().unwrap()),
+                false,
+            )
+            .unwrap();
             assert_eq!(report.outcome, Outcome::Undone, "{report}");
             assert_eq!(
                 fx2.values, start,

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 mod common;
 
 use proptest::prelude::*;
-use tcto_tune::apply::{apply, blocked_by, select_for_rollback, undo, ApplyOptions};
+use tcto_tune::apply::{apply, blocked_by, select_for_rollback, undo, ApplyOptions, Run};
 use tcto_tune::change::{Target, Value};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{Effects, SimEffects, SystemError};
@@ -102,7 +102,7 @@ impl Effects for System {
 
 fn key(i: usize) -> Target {
     Target::Sysctl {
-        key: format!("net.test.key{i}"),
+        key: format!("net.test.key{i}").parse().unwrap(),
     }
 }
 
@@ -165,7 +165,11 @@ fn run(ops: &[Op], case: usize) {
                 force_after_crash: force,
             };
             let result = catch_unwind(AssertUnwindSafe(|| {
-                apply(&plan, &mut system, Some(&journal), &opts)
+                apply(
+                    &plan,
+                    Run::Journaled(&mut system, &journal.lock().unwrap()),
+                    &opts,
+                )
             }));
             if let Ok(Err(e)) = &result {
                 // Refused for a blocker: the whole journal must agree.
@@ -194,7 +198,12 @@ fn run(ops: &[Op], case: usize) {
             };
             for mut record in select_for_rollback(&before, to.as_deref()).unwrap() {
                 let done = catch_unwind(AssertUnwindSafe(|| {
-                    undo(&mut record, &mut system, Some(&journal), true).unwrap()
+                    undo(
+                        &mut record,
+                        Run::Journaled(&mut system, &journal.lock().unwrap()),
+                        true,
+                    )
+                    .unwrap()
                 }));
                 if done.is_err() {
                     break; // the crashed rollback's process is gone

@@ -83,3 +83,40 @@ impl ApplyError {
         }
     }
 }
+
+/// Why one step of a transaction failed (its write, or its read-back).
+#[derive(Debug)]
+pub enum StepError {
+    /// The backend failed.
+    System(SystemError),
+    /// The write went through but the target holds something else (the
+    /// kernel clamped the value or ignored it).
+    Kept {
+        /// What the target holds, as shown.
+        kept: String,
+        /// What was written, as shown.
+        wanted: String,
+    },
+}
+
+impl From<SystemError> for StepError {
+    fn from(e: SystemError) -> Self {
+        StepError::System(e)
+    }
+}
+
+impl std::fmt::Display for StepError {
+    /// One line, causes included: the form steps record and reports print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::System(e) => f.write_str(&super::error_chain(e)),
+            StepError::Kept { kept, wanted } => write!(
+                f,
+                "the kernel kept `{kept}` instead of `{wanted}` (clamped or refused silently)"
+            ),
+        }
+    }
+}
+
+// No `source`: the one-line form already carries the causes.
+impl std::error::Error for StepError {}

@@ -14,7 +14,7 @@ fn plan_of(changes: &[(&str, &str, &str)]) -> Plan {
         initial_netns: true,
         changes: changes
             .iter()
-            .map(|(k, a, b)| Change::sysctl(k, Some(a), b, Intent::Exact, None))
+            .map(|(k, a, b)| Change::sysctl(&k.parse().unwrap(), Some(a), b, Intent::Exact, None))
             .collect(),
         unchanged: vec![],
         skipped: vec![],
@@ -53,15 +53,15 @@ fn journal(tag: &str) -> (Dir, Journal) {
 #[test]
 fn applies_in_order_and_journals() {
     let plan = three();
-    let mut sim = SimEffects::from_plan(&plan);
+    let mut sim = SimEffects::from_changes(&plan.changes);
     let (_d, j) = journal("ok");
-    let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let r = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::Applied);
     assert_eq!(sim.writes.len(), 3);
     assert_eq!(
         sim.writes[0].0,
         Target::Sysctl {
-            key: "net.core.somaxconn".into()
+            key: "net.core.somaxconn".parse().unwrap()
         }
     );
     let rec = j.load("000001").unwrap();
@@ -72,18 +72,18 @@ fn applies_in_order_and_journals() {
 #[test]
 fn only_what_differs_is_written() {
     let plan = three();
-    let mut sim = SimEffects::from_plan(&plan);
+    let mut sim = SimEffects::from_changes(&plan.changes);
     sim.values.insert(
         Target::Sysctl {
-            key: "net.ipv4.tcp_max_syn_backlog".into(),
+            key: "net.ipv4.tcp_max_syn_backlog".parse().unwrap(),
         },
         Value::Text("8192".into()),
     );
-    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let r = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::WouldApply);
     assert_eq!(r.steps[1].status, StepStatus::Unchanged);
     assert_eq!(sim.writes.len(), 2);
-    let again = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let again = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(again.outcome, Outcome::Noop);
 }
 
@@ -96,12 +96,12 @@ fn every_fault_point_restores_the_start() {
             SimFault::Store(Value::Text("7".into())),
         ] {
             let plan = three();
-            let mut sim = SimEffects::from_plan(&plan);
+            let mut sim = SimEffects::from_changes(&plan.changes);
             let start = sim.values.clone();
             sim.faults
                 .insert(plan.changes[faulty].target.clone(), fault.clone());
             let (_d, j) = journal(&format!("f{faulty}"));
-            let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+            let r = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
             // A store-fault target also refuses its revert writes: count on
             // the others being restored and that one being named.
             if let SimFault::Store(_) = fault {
@@ -136,12 +136,12 @@ fn a_silent_clamp_is_a_failure() {
         ("net.core.somaxconn", "1024", "4096"),
         ("net.ipv4.tcp_tw_reuse", "2", "1"),
     ]);
-    let mut sim = SimEffects::from_plan(&plan);
+    let mut sim = SimEffects::from_changes(&plan.changes);
     sim.faults.insert(
         plan.changes[1].target.clone(),
         SimFault::Store(Value::Text("2".into())),
     );
-    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let r = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::RolledBack);
     assert!(r.steps[1]
         .error
@@ -162,9 +162,9 @@ fn refusals_stop_before_any_write() {
         crate::check::Severity::Refuse,
         "m",
     ));
-    let mut sim = SimEffects::from_plan(&plan);
+    let mut sim = SimEffects::from_changes(&plan.changes);
     assert!(matches!(
-        apply(&plan, &mut sim, None, &opts()),
+        apply(&plan, Run::DryRun(&mut sim), &opts()),
         Err(ApplyError::Refused { .. })
     ));
     assert!(sim.writes.is_empty());
@@ -173,7 +173,7 @@ fn refusals_stop_before_any_write() {
 #[test]
 fn an_open_record_blocks_until_forced_or_undone() {
     let plan = three();
-    let mut sim = SimEffects::from_plan(&plan);
+    let mut sim = SimEffects::from_changes(&plan.changes);
     let start = sim.values.clone();
     let (_d, j) = journal("open");
     // Simulate a crash: prior values journaled, two changes made, no end.
@@ -185,9 +185,13 @@ fn an_open_record_blocks_until_forced_or_undone() {
         started: now_rfc3339(),
         updated: now_rfc3339(),
         state: TxState::Open,
-        steps: apply(&plan, &mut SimEffects::from_plan(&plan), None, &opts())
-            .unwrap()
-            .steps,
+        steps: apply(
+            &plan,
+            Run::DryRun(&mut SimEffects::from_changes(&plan.changes)),
+            &opts(),
+        )
+        .unwrap()
+        .steps,
         boot_id: j.boot_id().map(str::to_owned),
         notes: vec![],
     };
@@ -199,28 +203,38 @@ fn an_open_record_blocks_until_forced_or_undone() {
         sim.values.insert(c.target.clone(), c.after.clone());
     }
     assert!(matches!(
-        apply(&plan, &mut sim, Some(&j), &opts()),
+        apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()),
         Err(ApplyError::Interrupted { .. })
     ));
     let mut chosen = select_for_rollback(&j.list().unwrap(), None).unwrap();
     assert_eq!(chosen.len(), 1);
-    let r = undo(&mut chosen[0], &mut sim, Some(&j), false).unwrap();
+    let r = undo(
+        &mut chosen[0],
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(r.outcome, Outcome::Undone);
     assert_eq!(sim.values, start);
     assert_eq!(j.load("000001").unwrap().state, TxState::Undone);
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
 }
 
 #[test]
 fn undo_leaves_drifted_values_alone_unless_forced() {
     let plan = three();
-    let mut sim = SimEffects::from_plan(&plan);
+    let mut sim = SimEffects::from_changes(&plan.changes);
     let (_d, j) = journal("drift");
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     sim.values
         .insert(plan.changes[0].target.clone(), Value::Text("9999".into()));
     let mut rec = j.load("000001").unwrap();
-    let r = undo(&mut rec, &mut sim, Some(&j), false).unwrap();
+    let r = undo(
+        &mut rec,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(r.outcome, Outcome::UndoIncomplete);
     assert_eq!(r.steps[0].status, StepStatus::Drifted);
     assert_eq!(
@@ -233,7 +247,7 @@ fn undo_leaves_drifted_values_alone_unless_forced() {
     );
     let mut rec = j.load("000001").unwrap();
     assert_eq!(rec.state, TxState::UndoIncomplete);
-    let r = undo(&mut rec, &mut sim, Some(&j), true).unwrap();
+    let r = undo(&mut rec, Run::Journaled(&mut sim, &j.lock().unwrap()), true).unwrap();
     assert_eq!(r.outcome, Outcome::Undone);
     assert_eq!(
         sim.values[&plan.changes[0].target],
@@ -250,7 +264,7 @@ fn rollback_to_undoes_newest_first() {
         let plan = plan_of(&[("net.core.somaxconn", prev, v)]);
         sim.values
             .insert(plan.changes[0].target.clone(), Value::Text(prev.into()));
-        apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+        apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     }
     let chosen = select_for_rollback(&j.list().unwrap(), Some("000002")).unwrap();
     assert_eq!(
@@ -258,11 +272,11 @@ fn rollback_to_undoes_newest_first() {
         vec!["000003", "000002"]
     );
     for mut r in chosen {
-        undo(&mut r, &mut sim, Some(&j), false).unwrap();
+        undo(&mut r, Run::Journaled(&mut sim, &j.lock().unwrap()), false).unwrap();
     }
     assert_eq!(
         sim.values[&Target::Sysctl {
-            key: "net.core.somaxconn".into()
+            key: "net.core.somaxconn".parse().unwrap()
         }],
         Value::Text("2000".into())
     );
@@ -275,7 +289,7 @@ fn rollback_to_undoes_newest_first() {
 #[test]
 fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
     let plan = three();
-    let mut sim = SimEffects::from_plan(&plan);
+    let mut sim = SimEffects::from_changes(&plan.changes);
     let start = sim.values.clone();
     let (_d, j) = journal("incomplete");
     // Step 2 fails; reverting step 0 fails too (a sticky fault on it).
@@ -287,7 +301,7 @@ fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
         plan.changes[0].target.clone(),
         SimFault::Store(Value::Text("4096".into())),
     );
-    let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let r = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::RollbackIncomplete, "{r}");
     assert!(
         r.to_string()
@@ -296,7 +310,7 @@ fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
     );
     // The next apply is blocked, naming the transaction.
     sim.faults.clear();
-    let e = apply(&plan, &mut sim, Some(&j), &opts()).unwrap_err();
+    let e = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap_err();
     assert!(
         matches!(e, ApplyError::Incomplete { ref id } if id == "000001"),
         "{e}"
@@ -305,20 +319,25 @@ fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
     // Once the cause is gone, rollback restores everything.
     let mut chosen = select_for_rollback(&j.list().unwrap(), None).unwrap();
     assert_eq!(chosen[0].id, "000001");
-    let u = undo(&mut chosen[0], &mut sim, Some(&j), false).unwrap();
+    let u = undo(
+        &mut chosen[0],
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(u.outcome, Outcome::Undone, "{u}");
     assert_eq!(sim.values, start);
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
 }
 
 #[test]
 fn a_value_raised_since_the_plan_is_not_lowered() {
     let mut plan = plan_of(&[("net.core.somaxconn", "1024", "4096")]);
     plan.changes[0].intent = Intent::AtLeast;
-    let mut sim = SimEffects::from_plan(&plan);
+    let mut sim = SimEffects::from_changes(&plan.changes);
     sim.values
         .insert(plan.changes[0].target.clone(), Value::Text("8192".into()));
-    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let r = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::Noop);
     assert_eq!(
         sim.values[&plan.changes[0].target],
@@ -327,7 +346,9 @@ fn a_value_raised_since_the_plan_is_not_lowered() {
     // An exact intent still sets it.
     plan.changes[0].intent = Intent::Exact;
     assert_eq!(
-        apply(&plan, &mut sim, None, &opts()).unwrap().outcome,
+        apply(&plan, Run::DryRun(&mut sim), &opts())
+            .unwrap()
+            .outcome,
         Outcome::WouldApply
     );
 }
@@ -336,8 +357,8 @@ fn a_value_raised_since_the_plan_is_not_lowered() {
 fn rollback_to_accepts_unpadded_ids() {
     let (_d, j) = journal("unpadded");
     let plan = three();
-    let mut sim = SimEffects::from_plan(&plan);
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let mut sim = SimEffects::from_changes(&plan.changes);
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     let chosen = select_for_rollback(&j.list().unwrap(), Some("1")).unwrap();
     assert_eq!(chosen[0].id, "000001");
 }
@@ -357,8 +378,8 @@ fn dry_run_refuses_what_the_kernel_would() {
         "net.netfilter.nf_conntrack_max".into(),
         SysctlReading::ro("65536"),
     );
-    let mut sim = SimEffects::from_plan_and_state(&plan, &state);
-    let r = apply(&plan, &mut sim, None, &opts()).unwrap();
+    let mut sim = SimEffects::from_changes_and_state(&plan.changes, &state);
+    let r = apply(&plan, Run::DryRun(&mut sim), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::RolledBack, "{r}");
     assert!(r.failure.unwrap().contains("Permission denied"));
 }

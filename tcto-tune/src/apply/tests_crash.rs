@@ -19,7 +19,7 @@ fn plan_with_file() -> Plan {
         ("net.ipv4.tcp_max_syn_backlog", "512", "8192"),
     ]
     .iter()
-    .map(|(k, a, b)| Change::sysctl(k, Some(a), b, Intent::Exact, None))
+    .map(|(k, a, b)| Change::sysctl(&k.parse().unwrap(), Some(a), b, Intent::Exact, None))
     .collect();
     let file = Target::File {
         path: "/etc/sysctl.d/99-tcto-tune.conf".into(),
@@ -109,11 +109,11 @@ fn a_crashed_apply_records_which_steps_were_written() {
     let plan = plan_with_file();
     let (_d, j) = journal("steps", BOOT_A);
     let mut fx = Crashy {
-        sim: SimEffects::from_plan(&plan),
+        sim: SimEffects::from_changes(&plan.changes),
         at: 2,
         writes: 0,
     };
-    assert!(quiet(|| apply(&plan, &mut fx, Some(&j), &opts())).is_err());
+    assert!(quiet(|| apply(&plan, Run::Journaled(&mut fx, &j.lock().unwrap()), &opts())).is_err());
     let rec = j.load("000001").unwrap();
     assert_eq!(rec.state, TxState::Open);
     assert_eq!(rec.boot_id.as_deref(), Some(BOOT_A));
@@ -136,15 +136,19 @@ fn a_reboot_unblocks_runtime_changes_but_not_files() {
     let plan = sysctls_only();
     let (_d, j) = journal("reboot", BOOT_A);
     let mut fx = Crashy {
-        sim: SimEffects::from_plan(&plan),
+        sim: SimEffects::from_changes(&plan.changes),
         at: 1,
         writes: 0,
     };
-    assert!(quiet(|| apply(&plan, &mut fx, Some(&j), &opts())).is_err());
+    assert!(quiet(|| apply(&plan, Run::Journaled(&mut fx, &j.lock().unwrap()), &opts())).is_err());
     let rec = j.load("000001").unwrap();
     // Same boot: it blocks.
     assert!(matches!(
-        apply(&plan, &mut fx.sim.clone(), Some(&j), &opts()),
+        apply(
+            &plan,
+            Run::Journaled(&mut fx.sim.clone(), &j.lock().unwrap()),
+            &opts()
+        ),
         Err(ApplyError::Interrupted { .. })
     ));
     assert_eq!(rec.label(Some(BOOT_A)), "interrupted");
@@ -152,8 +156,8 @@ fn a_reboot_unblocks_runtime_changes_but_not_files() {
     // After a reboot (boot B, values back to the boot's own): it goes ahead
     // and both records say so.
     let j = j.with_boot_id(Some(BOOT_B.into()));
-    let mut sim = SimEffects::from_plan(&plan);
-    let r = apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let mut sim = SimEffects::from_changes(&plan.changes);
+    let r = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::Applied, "{r}");
     assert!(
         r.to_string().contains("interrupted before the reboot"),
@@ -169,7 +173,12 @@ fn a_reboot_unblocks_runtime_changes_but_not_files() {
     // Rolling the old one back later touches none of its runtime targets.
     let mut old = j.load("000001").unwrap();
     let before = sim.values.clone();
-    let u = undo(&mut old, &mut sim, Some(&j), false).unwrap();
+    let u = undo(
+        &mut old,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(u.outcome, Outcome::Undone, "{u}");
     assert_eq!(sim.values, before);
     assert!(u.to_string().contains("reset by reboot"), "{u}");
@@ -181,18 +190,23 @@ fn a_file_written_before_a_reboot_still_blocks() {
     let (_d, j) = journal("rebootfile", BOOT_A);
     // Crash right after the file (the third write) landed.
     let mut fx = Crashy {
-        sim: SimEffects::from_plan(&plan),
+        sim: SimEffects::from_changes(&plan.changes),
         at: 3,
         writes: 0,
     };
-    assert!(quiet(|| apply(&plan, &mut fx, Some(&j), &opts())).is_err());
+    assert!(quiet(|| apply(&plan, Run::Journaled(&mut fx, &j.lock().unwrap()), &opts())).is_err());
     let j = j.with_boot_id(Some(BOOT_B.into()));
     // The reboot reset the sysctls; the file is still there.
     let mut sim = fx.sim.clone();
     for c in &plan.changes[..2] {
         sim.values.insert(c.target.clone(), c.before.clone());
     }
-    let e = apply(&plan, &mut sim.clone(), Some(&j), &opts()).unwrap_err();
+    let e = apply(
+        &plan,
+        Run::Journaled(&mut sim.clone(), &j.lock().unwrap()),
+        &opts(),
+    )
+    .unwrap_err();
     assert!(
         matches!(&e, ApplyError::InterruptedFiles { files, .. } if files == &["/etc/sysctl.d/99-tcto-tune.conf"]),
         "{e}"
@@ -200,7 +214,12 @@ fn a_file_written_before_a_reboot_still_blocks() {
     assert!(e.hint().unwrap().contains("tcto-tune rollback"));
     // rollback restores the file and leaves the runtime values alone.
     let mut rec = j.load("000001").unwrap();
-    let u = undo(&mut rec, &mut sim, Some(&j), false).unwrap();
+    let u = undo(
+        &mut rec,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(u.outcome, Outcome::Undone, "{u}");
     assert_eq!(sim.values[&plan.changes[2].target], Value::Absent);
     assert_eq!(
@@ -211,7 +230,7 @@ fn a_file_written_before_a_reboot_still_blocks() {
             StepStatus::Reverted
         ]
     );
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
 }
 
 #[test]
@@ -220,15 +239,19 @@ fn a_record_without_a_boot_id_blocks_as_before() {
     let (_d, j) = journal("noboot", BOOT_A);
     let j = j.with_boot_id(None);
     let mut fx = Crashy {
-        sim: SimEffects::from_plan(&plan),
+        sim: SimEffects::from_changes(&plan.changes),
         at: 1,
         writes: 0,
     };
-    assert!(quiet(|| apply(&plan, &mut fx, Some(&j), &opts())).is_err());
+    assert!(quiet(|| apply(&plan, Run::Journaled(&mut fx, &j.lock().unwrap()), &opts())).is_err());
     assert_eq!(j.load("000001").unwrap().boot_id, None);
     let j = j.with_boot_id(Some(BOOT_B.into()));
     assert!(matches!(
-        apply(&plan, &mut fx.sim, Some(&j), &opts()),
+        apply(
+            &plan,
+            Run::Journaled(&mut fx.sim, &j.lock().unwrap()),
+            &opts()
+        ),
         Err(ApplyError::Interrupted { .. })
     ));
 }
@@ -238,12 +261,14 @@ fn a_rollback_killed_at_every_step_is_completed_by_the_next() {
     let plan = plan_with_file();
     for at in 1..=plan.changes.len() {
         let (_d, j) = journal(&format!("undo{at}"), BOOT_A);
-        let mut sim = SimEffects::from_plan(&plan);
+        let mut sim = SimEffects::from_changes(&plan.changes);
         let start = sim.values.clone();
-        apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+        apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
         let mut fx = Crashy { sim, at, writes: 0 };
         let mut rec = j.load("000001").unwrap();
-        assert!(quiet(|| undo(&mut rec, &mut fx, Some(&j), false)).is_err());
+        assert!(
+            quiet(|| undo(&mut rec, Run::Journaled(&mut fx, &j.lock().unwrap()), false)).is_err()
+        );
         let rec = j.load("000001").unwrap();
         assert_eq!(rec.state, TxState::Undoing, "crash at revert {at}");
         assert_eq!(rec.label(Some(BOOT_A)), "rollback interrupted");
@@ -254,7 +279,12 @@ fn a_rollback_killed_at_every_step_is_completed_by_the_next() {
         // the first did not restore.
         let mut chosen = select_for_rollback(&j.list().unwrap(), None).unwrap();
         let mut sim = fx.sim;
-        let u = undo(&mut chosen[0], &mut sim, Some(&j), false).unwrap();
+        let u = undo(
+            &mut chosen[0],
+            Run::Journaled(&mut sim, &j.lock().unwrap()),
+            false,
+        )
+        .unwrap();
         assert_eq!(u.outcome, Outcome::Undone, "{u}");
         assert_eq!(sim.values, start, "crash at revert {at}");
         let text = u.to_string();
@@ -268,13 +298,18 @@ fn a_rollback_killed_at_every_step_is_completed_by_the_next() {
 fn a_repeated_rollback_says_already_at_and_writes_nothing() {
     let plan = sysctls_only();
     let (_d, j) = journal("again", BOOT_A);
-    let mut sim = SimEffects::from_plan(&plan);
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let mut sim = SimEffects::from_changes(&plan.changes);
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     // Someone changes the first key: the rollback is incomplete.
     sim.values
         .insert(plan.changes[0].target.clone(), Value::Text("9".into()));
     let mut rec = j.load("000001").unwrap();
-    let u = undo(&mut rec, &mut sim, Some(&j), false).unwrap();
+    let u = undo(
+        &mut rec,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(u.outcome, Outcome::UndoIncomplete);
     assert!(u.to_string().contains("reverted"), "{u}");
     // They put it back; the second rollback writes nothing at all.
@@ -282,7 +317,12 @@ fn a_repeated_rollback_says_already_at_and_writes_nothing() {
         .insert(plan.changes[0].target.clone(), Value::Text("1024".into()));
     let writes = sim.writes.len();
     let mut rec = j.load("000001").unwrap();
-    let u = undo(&mut rec, &mut sim, Some(&j), false).unwrap();
+    let u = undo(
+        &mut rec,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(u.outcome, Outcome::Undone, "{u}");
     assert_eq!(sim.writes.len(), writes);
     let text = u.to_string();
@@ -299,13 +339,18 @@ fn rollback_of_steps_that_never_ran_says_already_at() {
     let plan = plan_with_file();
     let (_d, j) = journal("neverran", BOOT_A);
     let mut fx = Crashy {
-        sim: SimEffects::from_plan(&plan),
+        sim: SimEffects::from_changes(&plan.changes),
         at: 1,
         writes: 0,
     };
-    assert!(quiet(|| apply(&plan, &mut fx, Some(&j), &opts())).is_err());
+    assert!(quiet(|| apply(&plan, Run::Journaled(&mut fx, &j.lock().unwrap()), &opts())).is_err());
     let mut rec = j.load("000001").unwrap();
-    let u = undo(&mut rec, &mut fx.sim, Some(&j), false).unwrap();
+    let u = undo(
+        &mut rec,
+        Run::Journaled(&mut fx.sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
     assert_eq!(u.outcome, Outcome::Undone, "{u}");
     let verbs: Vec<_> = u.steps.iter().map(|s| s.status).collect();
     assert_eq!(
@@ -322,13 +367,18 @@ fn rollback_of_steps_that_never_ran_says_already_at() {
 fn an_unreadable_newer_file_stops_rollback_and_an_older_one_does_not() {
     let plan = sysctls_only();
     let (d, j) = journal("scan", BOOT_A);
-    let mut sim = SimEffects::from_plan(&plan);
-    apply(&plan, &mut sim, Some(&j), &opts()).unwrap();
+    let mut sim = SimEffects::from_changes(&plan.changes);
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
     let mut again = plan.clone();
     for c in &mut again.changes {
         c.after = Value::Text("5000".into());
     }
-    apply(&again, &mut sim, Some(&j), &opts()).unwrap();
+    apply(
+        &again,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        &opts(),
+    )
+    .unwrap();
     // An empty newest file: it could be the one to undo first.
     std::fs::write(d.0.join("tx/000003.json"), b"").unwrap();
     let scan = j.scan().unwrap();
@@ -340,7 +390,12 @@ fn an_unreadable_newer_file_stops_rollback_and_an_older_one_does_not() {
     let e = select_from_scan(&scan, Some("1")).unwrap_err();
     assert!(e.to_string().contains("000003.json"), "{e}");
     // apply reads the newest, which it cannot: refused, naming it.
-    let e = apply(&plan, &mut sim.clone(), Some(&j), &opts()).unwrap_err();
+    let e = apply(
+        &plan,
+        Run::Journaled(&mut sim.clone(), &j.lock().unwrap()),
+        &opts(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("000003.json"), "{e}");
     // An unreadable older file does not stop either.
     std::fs::rename(d.0.join("tx/000003.json"), d.0.join("tx/000001.json")).unwrap();

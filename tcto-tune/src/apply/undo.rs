@@ -9,11 +9,12 @@
 //! alone as drifted unless forced. A runtime step of a transaction from an
 //! earlier boot is not touched at all: the reboot reset it.
 
-use super::{error_chain, fail_text, fault::undo_crash_point, write_checked, Outcome, TxReport};
+use super::{error_chain, fail_text, write_checked, Outcome, Run, TxReport};
 use crate::change::Target;
 use crate::journal::{
     id_order, now_rfc3339, Journal, JournalError, Scan, StepStatus, TxRecord, TxState,
 };
+use crate::system::Checkpoint;
 
 fn save(journal: Option<&Journal>, record: &mut TxRecord) -> Result<(), JournalError> {
     record.updated = now_rfc3339();
@@ -26,12 +27,8 @@ fn save(journal: Option<&Journal>, record: &mut TxRecord) -> Result<(), JournalE
 /// Undo one journaled transaction. Steps someone changed since (the value
 /// is neither the prior nor the applied one) are left alone and reported
 /// as drifted unless `force`.
-pub fn undo(
-    record: &mut TxRecord,
-    effects: &mut dyn super::Effects,
-    journal: Option<&Journal>,
-    force: bool,
-) -> Result<TxReport, JournalError> {
+pub fn undo(record: &mut TxRecord, run: Run<'_>, force: bool) -> Result<TxReport, JournalError> {
+    let (effects, journal) = run.split();
     let earlier_boot = record.from_earlier_boot(journal.and_then(Journal::boot_id));
     // Intent first: a crash from here on leaves `undoing`, never `applied`
     // over values already restored.
@@ -116,12 +113,12 @@ pub fn undo(
                 step.error = forced;
                 wrote[i] = true;
                 restored += 1;
-                undo_crash_point(restored);
+                effects.checkpoint(Checkpoint::Restored(restored));
             }
             Err(e) => {
                 step.status = StepStatus::RevertFailed;
                 failure.get_or_insert_with(|| fail_text(&step.target, &e));
-                step.error = Some(e);
+                step.error = Some(e.to_string());
             }
         }
     }

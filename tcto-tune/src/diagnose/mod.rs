@@ -28,10 +28,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::profile::Profile;
+use crate::snapshot::read_state;
 use crate::state::{ListenSocket, SystemState};
-use crate::system::{
-    read_state, Backends, CounterSample, KernelLog, Process, SynRecv, SystemError,
-};
+use crate::system::{Backends, CounterSample, KernelLog, Process, SynRecv, SystemError};
 
 pub use crate::observed::{
     aggregate_trace, kfree_skb_filter, parse_reason_names, parse_trace_line, TraceDrop, TraceEvent,

@@ -6,7 +6,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Read as _;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt};
 use std::path::Path;
 
@@ -34,11 +33,11 @@ impl StateLock {
                 path: path.to_owned(),
                 source,
             })?;
-        // SAFETY: the fd is valid for the life of `file`.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        // rustix's safe flock(2) (std's `File::try_lock` is the same call
+        // but needs Rust 1.89; the workspace's MSRV is 1.85).
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
@@ -52,15 +51,49 @@ impl StateLock {
                     holder,
                 });
             }
-            return Err(JournalError::Io {
-                action: "lock",
-                path: path.to_owned(),
-                source: err,
-            });
+            Err(e) => {
+                let source = std::io::Error::from(e);
+                return Err(JournalError::Io {
+                    action: "lock",
+                    path: path.to_owned(),
+                    source,
+                })
+            }
         }
         // Overwrite in place at a fixed width: truncating first would make
         // ext4 (auto_da_alloc) flush the file on close, on every apply.
         let _ = file.write_all_at(format!("{:<20}\n", std::process::id()).as_bytes(), 0);
         Ok(StateLock { _file: file })
+    }
+}
+
+/// A journal whose state-dir lock this process holds, from
+/// [`Journal::lock`](super::Journal::lock). A real transaction
+/// ([`crate::apply::apply`], [`crate::apply::undo`]) takes one, so it cannot
+/// run without the lock; the lock is released when this is dropped.
+#[derive(Debug)]
+pub struct Locked<'j> {
+    journal: &'j super::Journal,
+    _lock: StateLock,
+}
+
+impl<'j> Locked<'j> {
+    pub(super) fn new(journal: &'j super::Journal, lock: StateLock) -> Self {
+        Locked {
+            journal,
+            _lock: lock,
+        }
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &'j super::Journal {
+        self.journal
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = super::Journal;
+    fn deref(&self) -> &super::Journal {
+        self.journal
     }
 }

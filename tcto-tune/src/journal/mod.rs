@@ -36,8 +36,6 @@
 
 mod boot;
 mod error;
-// The lock is flock(2) through libc until it moves to std's File::try_lock.
-#[allow(unsafe_code)]
 mod lock;
 mod record;
 
@@ -49,7 +47,7 @@ use crate::atomic_file::{self, Step as WriteStep};
 
 pub use boot::{boot_id_path, current_boot_id, read_boot_id, BOOT_ID_PATH};
 pub use error::JournalError;
-pub use lock::StateLock;
+pub use lock::{Locked, StateLock};
 
 pub use record::{
     now_rfc3339, rfc3339, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT, READABLE_FORMATS,
@@ -200,8 +198,10 @@ impl Journal {
     }
 
     /// Take the state-dir lock, failing at once if another process has it.
-    pub fn lock(&self) -> Result<StateLock, JournalError> {
-        StateLock::acquire(&self.dir.join("lock"))
+    /// The guard is what [`crate::apply::apply`] and [`crate::apply::undo`]
+    /// take to run for real.
+    pub fn lock(&self) -> Result<Locked<'_>, JournalError> {
+        StateLock::acquire(&self.dir.join("lock")).map(|l| Locked::new(self, l))
     }
 
     fn tx_dir(&self) -> PathBuf {
@@ -239,7 +239,7 @@ impl Journal {
                         JournalError::Io { action, source, .. } => {
                             format!("cannot {action} it: {source}")
                         }
-                        other => crate::apply::error_chain(&other),
+                        other => crate::error_chain::error_chain(&other),
                     },
                 }),
             }

@@ -32,7 +32,7 @@ fn record(id: &str) -> TxRecord {
             kind: ChangeKind::Sysctl,
             key: "net.core.somaxconn".into(),
             target: Target::Sysctl {
-                key: "net.core.somaxconn".into(),
+                key: "net.core.somaxconn".parse().unwrap(),
             },
             before: Value::Text("1024".into()),
             after: Value::Text("4096".into()),

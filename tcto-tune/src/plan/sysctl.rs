@@ -152,7 +152,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
             return skip(p, FindingCode::KeyMissing, why, None);
         }
         p.changes.push(Change::sysctl(
-            key,
+            &t.key,
             None,
             &desired,
             t.desired.intent,
@@ -191,7 +191,7 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
         return skip(p, FindingCode::NotWritableHere, why, Some(normalize(&cur)));
     }
     p.changes.push(Change::sysctl(
-        key,
+        &t.key,
         Some(&cur),
         &wanted,
         t.desired.intent,

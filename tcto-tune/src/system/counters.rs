@@ -144,7 +144,7 @@ impl Counters for LinuxCounters {
         match super::ctnetlink::dump_conntrack(|e| agg.add(e)) {
             Ok(()) => agg.finish(),
             Err(e) => ConntrackGroups {
-                error: Some(crate::apply::error_chain(&e)),
+                error: Some(crate::error_chain::error_chain(&e)),
                 ..Default::default()
             },
         }

@@ -1,22 +1,20 @@
 //! [`Effects`]: the transaction's uniform view of the system.
 //!
 //! The apply transaction, rollback and the journal deal only in
-//! [`Target`]s and [`Value`]s. [`LinuxEffects`] routes each target to the
-//! backend that owns it; [`SimEffects`] is an in-memory map seeded from a
+//! [`Target`]s and [`Value`]s. [`Router`] routes each target to the
+//! backend that owns it (over the live [`Backends`]: [`LinuxEffects`]);
+//! [`SimEffects`] is an in-memory map seeded from a
 //! plan's observed values, which is what dry-run and the fault-injection
 //! tests run the very same transaction code against.
 
 use std::collections::BTreeMap;
-use std::io;
 
+use super::faults::Injector;
 use super::{
-    locate, read_group, write_group, LinuxOffloads, LinuxSysctls, Located, Nft, Sysctls,
-    SystemError,
+    locate, read_group, refused, write_group, Backends, Checkpoint, FaultPlan, Located, SystemError,
 };
-use crate::change::{Target, Value};
-use crate::names::SysctlName;
+use crate::change::{Change, Target, Value};
 use crate::notrack::{self, NotrackTable};
-use crate::plan::Plan;
 
 /// Read and write any [`Target`].
 pub trait Effects {
@@ -37,21 +35,66 @@ pub trait Effects {
     fn locate(&mut self, _target: &Target) -> Result<Located, SystemError> {
         Ok(Located::Here)
     }
+    /// The transaction reached `at` (a change written and journaled). Only
+    /// an injected crash acts on it (see [`FaultPlan`]).
+    fn checkpoint(&mut self, _at: Checkpoint) {}
 }
 
-fn sysctl_name(key: &str) -> Result<SysctlName, SystemError> {
-    SysctlName::new(key).map_err(|e| SystemError::SysctlRead {
-        key: key.to_owned(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-    })
+/// The one router: each [`Target`] goes to the backend of its concern in
+/// a set of [`Backends`] (a sysctl to `sysctls`, the NOTRACK table to
+/// `firewall`, an offload to `offloads`, a file to `files`), through the
+/// same traits `read_state` reads with. Writes pass through a
+/// [`FaultPlan`] first (empty outside tests).
+pub struct Router {
+    backends: Backends,
+    faults: Injector,
 }
 
-/// The live system.
-#[derive(Debug, Default)]
-pub struct LinuxEffects {
-    sysctls: LinuxSysctls,
-    offloads: LinuxOffloads,
-    nft: Nft,
+/// The live system: the router over [`Backends::linux`].
+pub type LinuxEffects = Router;
+
+impl Default for Router {
+    /// The live system, with the faults a test build's environment asks
+    /// for (none in a release build: see [`FaultPlan::from_env`]).
+    fn default() -> Self {
+        Router::new(Backends::linux(), FaultPlan::from_env())
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// Route over `backends`, injecting `faults`.
+    pub fn new(backends: Backends, faults: FaultPlan) -> Self {
+        Router {
+            backends,
+            faults: Injector::new(faults),
+        }
+    }
+
+    fn write_read_back_now(
+        &mut self,
+        target: &Target,
+        value: &Value,
+    ) -> Result<Value, SystemError> {
+        match (target, value) {
+            (Target::Sysctl { key }, Value::Text(v)) => Ok(self
+                .backends
+                .sysctls
+                .write_read_back(key, v)?
+                .map_or(Value::Absent, Value::Text)),
+            _ => {
+                self.write(target, value)?;
+                self.read(target)
+            }
+        }
+    }
 }
 
 fn is_ours(target: &Target) -> bool {
@@ -66,16 +109,14 @@ fn table_of(target: &Target, v: &serde_json::Value) -> Result<NotrackTable, Syst
     })
 }
 
-impl Effects for LinuxEffects {
+impl Effects for Router {
     fn read(&mut self, target: &Target) -> Result<Value, SystemError> {
+        let b = &mut self.backends;
         match target {
-            Target::Sysctl { key } => Ok(self
-                .sysctls
-                .read(&sysctl_name(key)?)?
-                .map_or(Value::Absent, Value::Text)),
-            Target::Offload { .. } => read_group(&self.offloads, target),
-            Target::File { path } => super::files::read_target(std::path::Path::new(path)),
-            t if is_ours(t) => Ok(notrack::value_of(self.nft.read_table()?.as_ref())),
+            Target::Sysctl { key } => Ok(b.sysctls.read(key)?.map_or(Value::Absent, Value::Text)),
+            Target::Offload { .. } => read_group(b.offloads.as_ref(), target),
+            Target::File { path } => b.files.read(std::path::Path::new(path)),
+            t if is_ours(t) => Ok(notrack::value_of(b.firewall.notrack_table()?.as_ref())),
             other => Err(SystemError::Unsupported {
                 what: format!("reading {other}"),
             }),
@@ -83,13 +124,14 @@ impl Effects for LinuxEffects {
     }
 
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
+        let b = &mut self.backends;
         match (target, value) {
-            (Target::Sysctl { key }, Value::Text(v)) => self.sysctls.write(&sysctl_name(key)?, v),
-            (Target::Offload { .. }, v) => write_group(&mut self.offloads, target, v),
-            (Target::File { path }, v) => super::files::write_file(std::path::Path::new(path), v),
+            (Target::Sysctl { key }, Value::Text(v)) => b.sysctls.write(key, v),
+            (Target::Offload { .. }, v) => write_group(b.offloads.as_mut(), target, v),
+            (Target::File { path }, v) => b.files.write(std::path::Path::new(path), v),
             // The transaction reads the table back and compares.
-            (t, Value::Json(v)) if is_ours(t) => self.nft.send_table(Some(&table_of(t, v)?)),
-            (t, Value::Absent) if is_ours(t) => self.nft.send_table(None),
+            (t, Value::Json(v)) if is_ours(t) => b.firewall.write_table(Some(&table_of(t, v)?)),
+            (t, Value::Absent) if is_ours(t) => b.firewall.write_table(None),
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
             }),
@@ -98,23 +140,29 @@ impl Effects for LinuxEffects {
 
     fn locate(&mut self, target: &Target) -> Result<Located, SystemError> {
         match target {
-            Target::Offload { .. } => locate(&self.offloads, target),
+            Target::Offload { .. } => locate(self.backends.offloads.as_ref(), target),
             _ => Ok(Located::Here),
         }
     }
 
     fn write_read_back(&mut self, target: &Target, value: &Value) -> Result<Value, SystemError> {
-        match (target, value) {
-            (Target::Sysctl { key }, Value::Text(v)) => Ok(self
-                .sysctls
-                .write_read_back(&sysctl_name(key)?, v)?
-                .map_or(Value::Absent, Value::Text)),
-            _ => {
-                self.write(target, value)?;
-                self.read(target)
-            }
+        let mut faults = std::mem::take(&mut self.faults);
+        let back = faults.write(|| self.write_read_back_now(target, value));
+        self.faults = faults;
+        back
+    }
+
+    fn checkpoint(&mut self, at: Checkpoint) {
+        if self.faults.plan.crashes_at(at) {
+            crash();
         }
     }
+}
+
+/// Die as a crash would: SIGKILL cannot be caught, so this is exactly the
+/// crash the journal must survive.
+fn crash() {
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
 }
 
 /// A fault to inject into [`SimEffects`].
@@ -124,6 +172,9 @@ pub enum SimFault {
     Refuse(i32),
     /// The write "succeeds" but the target then holds this value (a clamp).
     Store(Value),
+    /// The write lands as asked, but reading it back right after gives
+    /// this value.
+    ReadBack(Value),
 }
 
 /// An in-memory system: every target holds a value.
@@ -135,6 +186,10 @@ pub struct SimEffects {
     pub faults: BTreeMap<Target, SimFault>,
     /// Every successful write, in order.
     pub writes: Vec<(Target, Value)>,
+    /// Faults by step: the Nth write refused or reading back different, a
+    /// crash (a panic that skips the hook) at a checkpoint.
+    pub plan: FaultPlan,
+    injector: Injector,
 }
 
 impl SimEffects {
@@ -154,10 +209,11 @@ impl SimEffects {
         Ok(s)
     }
 
-    /// Seed with the values the plan observed for each change it makes.
-    pub fn from_plan(plan: &Plan) -> Self {
+    /// Seed with the values a plan observed for each change it makes
+    /// (`&plan.changes`).
+    pub fn from_changes(changes: &[Change]) -> Self {
         let mut s = Self::default();
-        for c in &plan.changes {
+        for c in changes {
             s.values.insert(c.target.clone(), c.before.clone());
         }
         s
@@ -165,14 +221,14 @@ impl SimEffects {
 }
 
 impl SimEffects {
-    /// Seed from a plan and make the simulation refuse what the kernel
+    /// Seed from a plan's changes and make the simulation refuse what the kernel
     /// would: sysctls the state shows read-only here (EACCES) or missing
     /// (ENOENT), planned only because the user allowed them.
-    pub fn from_plan_and_state(plan: &Plan, state: &crate::state::SystemState) -> Self {
-        let mut s = Self::from_plan(plan);
-        for c in &plan.changes {
+    pub fn from_changes_and_state(changes: &[Change], state: &crate::state::SystemState) -> Self {
+        let mut s = Self::from_changes(changes);
+        for c in changes {
             if let Target::Sysctl { key } = &c.target {
-                match state.sysctls.get(key) {
+                match state.sysctls.get(key.as_str()) {
                     Some(r) if r.value.is_none() => {
                         s.faults
                             .insert(c.target.clone(), SimFault::Refuse(libc::ENOENT));
@@ -202,18 +258,35 @@ impl Effects for SimEffects {
             }
         }
         let stored = match self.faults.get(target) {
-            Some(SimFault::Refuse(errno)) => {
-                return Err(SystemError::SysctlWrite {
-                    key: target.key(),
-                    value: value.display(),
-                    source: io::Error::from_raw_os_error(*errno),
-                })
-            }
+            Some(SimFault::Refuse(errno)) => return Err(refused(target, value, *errno)),
             Some(SimFault::Store(v)) => v.clone(),
-            None => value.clone(),
+            Some(SimFault::ReadBack(_)) | None => value.clone(),
         };
         self.values.insert(target.clone(), stored);
         self.writes.push((target.clone(), value.clone()));
         Ok(())
+    }
+
+    fn write_read_back(&mut self, target: &Target, value: &Value) -> Result<Value, SystemError> {
+        if self.injector.plan != self.plan {
+            self.injector = Injector::new(self.plan);
+        }
+        let mut injector = std::mem::take(&mut self.injector);
+        let back = injector.write(|| {
+            self.write(target, value)?;
+            match self.faults.get(target) {
+                Some(SimFault::ReadBack(v)) => Ok(v.clone()),
+                _ => self.read(target),
+            }
+        });
+        self.injector = injector;
+        back
+    }
+
+    fn checkpoint(&mut self, at: Checkpoint) {
+        if self.plan.crashes_at(at) {
+            // An unwind that skips the panic hook: nothing printed.
+            std::panic::resume_unwind(Box::new("simulated crash"));
+        }
     }
 }

@@ -12,6 +12,7 @@ mod counters;
 mod ctnetlink;
 mod effects;
 mod ethtool;
+mod faults;
 mod files;
 mod linux;
 mod nft;
@@ -21,25 +22,24 @@ mod sim;
 mod sockdiag;
 mod tracefs;
 
-use std::collections::BTreeSet;
-
 pub use connect::{classify, resolve, Attempt, Connector, Outcome, TcpConnector};
 pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, SimCounters};
 pub use ctnetlink::{dump_conntrack, local_subnets};
-pub use effects::{Effects, LinuxEffects, SimEffects, SimFault};
+pub use effects::{Effects, LinuxEffects, Router, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
+pub use faults::{refused, Checkpoint, FaultPlan};
 pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
 pub use offloads::{locate, read_group, write_group, Located, Offloads, SetReport, SimOffloads};
-pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
+pub use sim::{SimFiles, SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::{SockDiag, SynRecv};
 pub use tracefs::{TraceError, TraceSession, INSTANCE_PREFIX};
 
+use crate::change::Value;
 use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
-use crate::profile::Profile;
-use crate::state::{ListenSocket, SysctlReading, SystemState};
+use crate::state::{ListenSocket, SystemState};
 
 /// Why a backend call failed. Each variant names what it was working on.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +171,12 @@ pub enum SystemError {
         /// What was read back.
         got: String,
     },
+    /// A fault a [`FaultPlan`] injected (tests only).
+    #[error("injected fault: {what}")]
+    Injected {
+        /// What the fault was.
+        what: &'static str,
+    },
     /// This kind of change has no backend on this build.
     #[error("{what} is not supported by this backend")]
     Unsupported {
@@ -193,6 +199,7 @@ impl SystemError {
             SystemError::FileIsSymlink { .. } => Some(libc::ELOOP),
             SystemError::InterfaceGone { .. } => Some(libc::ENODEV),
             SystemError::Unsupported { .. }
+            | SystemError::Injected { .. }
             | SystemError::OffloadNotTaken { .. }
             | SystemError::OtherNamespace { .. }
             | SystemError::NftContent { .. }
@@ -226,6 +233,35 @@ pub trait Firewall {
     /// not nftables rules.
     fn legacy_tables(&self) -> Vec<String> {
         vec![]
+    }
+    /// Make the `inet tcto_tune` table hold `table` (`None`: delete it), in
+    /// one atomic batch. A backend that cannot write refuses.
+    fn write_table(&mut self, _table: Option<&NotrackTable>) -> Result<(), SystemError> {
+        Err(SystemError::Unsupported {
+            what: "writing the table inet tcto_tune".into(),
+        })
+    }
+}
+
+/// Read and write the files tcto-tune owns (persist).
+pub trait Files {
+    /// What `path` holds (`Value::Absent` when nothing), for a transaction
+    /// about to change it.
+    fn read(&mut self, path: &std::path::Path) -> Result<Value, SystemError>;
+    /// Make `path` hold `value`: bytes, a symbolic link, or nothing.
+    fn write(&mut self, path: &std::path::Path, value: &Value) -> Result<(), SystemError>;
+}
+
+/// The files of this host.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxFiles;
+
+impl Files for LinuxFiles {
+    fn read(&mut self, path: &std::path::Path) -> Result<Value, SystemError> {
+        files::read_target(path)
+    }
+    fn write(&mut self, path: &std::path::Path, value: &Value) -> Result<(), SystemError> {
+        files::write_file(path, value)
     }
 }
 
@@ -282,6 +318,8 @@ pub struct Backends {
     pub firewall: Box<dyn Firewall>,
     /// Counters for `diagnose` and `verify`.
     pub counters: Box<dyn Counters>,
+    /// Persisted files.
+    pub files: Box<dyn Files>,
 }
 
 impl Backends {
@@ -294,6 +332,7 @@ impl Backends {
             offloads: Box::new(LinuxOffloads),
             firewall: Box::new(Nft),
             counters: Box::new(LinuxCounters),
+            files: Box::new(LinuxFiles),
         }
     }
 
@@ -312,66 +351,7 @@ impl Backends {
                 chains: state.filter_chains.clone(),
             }),
             counters: Box::new(SimCounters::default()),
+            files: Box::new(SimFiles::default()),
         }
     }
-}
-
-/// Sysctls read for the checks even when the profile does not set them.
-pub const CONTEXT_KEYS: &[&str] = &[
-    "net.core.somaxconn",
-    "net.netfilter.nf_conntrack_count",
-    "net.netfilter.nf_conntrack_max",
-    "net.netfilter.nf_conntrack_buckets",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.conf.all.rp_filter",
-];
-
-/// Read everything the planner needs to plan `profile` on this host.
-pub fn read_state(profile: &Profile, b: &Backends) -> Result<SystemState, SystemError> {
-    let mut keys: BTreeSet<SysctlName> = profile
-        .sysctl_targets()
-        .into_iter()
-        .map(|t| t.key)
-        .collect();
-    keys.extend(
-        CONTEXT_KEYS
-            .iter()
-            .map(|k| SysctlName::new(k).expect("valid")),
-    );
-    let mut state = SystemState {
-        in_initial_netns: b.host.in_initial_netns()?,
-        mem_total_bytes: b.host.mem_total_bytes()?,
-        listeners: b.sockets.listeners()?,
-        ..Default::default()
-    };
-    // nftables is read only for NOTRACK plans: it needs CAP_NET_ADMIN and
-    // nf_tables, which a sysctl-only plan must not depend on.
-    if !profile.notrack.is_empty() {
-        state.notrack_table = b.firewall.notrack_table()?;
-        state.filter_chains = b.firewall.filter_chains()?;
-    }
-    for key in keys {
-        let reading = match b.sysctls.read(&key)? {
-            Some(v) => SysctlReading {
-                writable: b.sysctls.writable(&key),
-                value: Some(v),
-            },
-            None => SysctlReading::missing(),
-        };
-        state.sysctls.insert(key.as_str().to_owned(), reading);
-    }
-    if !profile.offloads.is_empty() {
-        state.interfaces = b.offloads.interfaces()?;
-        for o in &profile.offloads {
-            if let Some(f) = b.offloads.features(&o.iface)? {
-                state
-                    .offloads
-                    .insert(o.iface.to_string(), crate::offload::relevant(&f));
-                if let Some(id) = b.offloads.device(&o.iface)? {
-                    state.nics.insert(o.iface.to_string(), id);
-                }
-            }
-        }
-    }
-    Ok(state)
 }

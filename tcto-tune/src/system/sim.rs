@@ -4,20 +4,17 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{Firewall, Host, Sockets, Sysctls, SystemError};
+use super::{Files, Firewall, Host, Sockets, Sysctls, SystemError};
 use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
 use crate::state::{ListenSocket, SysctlReading, SystemState};
 
-/// In-memory sysctls with optional injected faults.
+/// In-memory sysctls (what `read_state` reads of a simulated host; the
+/// faults a transaction meets are [`super::SimEffects`]').
 #[derive(Debug, Clone, Default)]
 pub struct SimSysctls {
     /// Current readings.
     pub values: BTreeMap<String, SysctlReading>,
-    /// Keys whose writes fail with this errno.
-    pub fail_writes: BTreeMap<String, i32>,
-    /// Keys whose writes "succeed" but store this value instead (a kernel clamp).
-    pub clamp_writes: BTreeMap<String, String>,
 }
 
 impl SimSysctls {
@@ -25,7 +22,6 @@ impl SimSysctls {
     pub fn from_state(state: &SystemState) -> Self {
         Self {
             values: state.sysctls.clone(),
-            ..Default::default()
         }
     }
 }
@@ -45,14 +41,7 @@ impl Sysctls for SimSysctls {
             value: value.to_owned(),
             source: io::Error::from_raw_os_error(errno),
         };
-        if let Some(errno) = self.fail_writes.get(key.as_str()) {
-            return Err(err(*errno));
-        }
-        let stored = self
-            .clamp_writes
-            .get(key.as_str())
-            .cloned()
-            .unwrap_or_else(|| value.to_owned());
+        let stored = value.to_owned();
         match self.values.get_mut(key.as_str()) {
             None | Some(SysctlReading { value: None, .. }) => Err(err(libc::ENOENT)),
             Some(r) if !r.writable => Err(err(libc::EACCES)),
@@ -107,5 +96,40 @@ impl Firewall for SimFirewall {
     }
     fn filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
         Ok(self.chains.clone())
+    }
+
+    fn write_table(&mut self, table: Option<&NotrackTable>) -> Result<(), SystemError> {
+        // What the kernel refuses of a NOTRACK table, the simulation refuses.
+        if let Some(e) = table.and_then(super::nft::kernel_refusal) {
+            return Err(e);
+        }
+        self.table = table.cloned();
+        Ok(())
+    }
+}
+
+/// In-memory files, by absolute path.
+#[derive(Debug, Clone, Default)]
+pub struct SimFiles(pub BTreeMap<std::path::PathBuf, crate::change::Value>);
+
+impl Files for SimFiles {
+    fn read(&mut self, path: &std::path::Path) -> Result<crate::change::Value, SystemError> {
+        Ok(self
+            .0
+            .get(path)
+            .cloned()
+            .unwrap_or(crate::change::Value::Absent))
+    }
+
+    fn write(
+        &mut self,
+        path: &std::path::Path,
+        value: &crate::change::Value,
+    ) -> Result<(), SystemError> {
+        match value {
+            crate::change::Value::Absent => self.0.remove(path),
+            v => self.0.insert(path.to_owned(), v.clone()),
+        };
+        Ok(())
     }
 }

@@ -91,4 +91,8 @@ impl Firewall for Nft {
     fn legacy_tables(&self) -> Vec<String> {
         scan::legacy_tables()
     }
+
+    fn write_table(&mut self, table: Option<&NotrackTable>) -> Result<(), SystemError> {
+        self.send_table(table)
+    }
 }

@@ -3,7 +3,7 @@
 //! replaced under its name, or removed.
 
 use super::*;
-use crate::apply::{apply, undo, ApplyOptions, Outcome};
+use crate::apply::{apply, undo, ApplyOptions, Outcome, Run};
 use crate::journal::{Journal, StepStatus, TxState};
 use crate::plan::Plan;
 use crate::state::FeatureState;
@@ -286,7 +286,7 @@ fn offload_plan(state: &SystemState, iface: &str) -> Plan {
     p.changes.insert(
         0,
         crate::change::Change::sysctl(
-            "net.core.somaxconn",
+            &"net.core.somaxconn".parse().unwrap(),
             Some("1024"),
             "4096",
             crate::fix::Intent::Exact,
@@ -317,7 +317,7 @@ fn setup(tag: &str) -> (std::path::PathBuf, Journal, Nics, Plan) {
         nics,
         sysctls: BTreeMap::from([(
             Target::Sysctl {
-                key: "net.core.somaxconn".into(),
+                key: "net.core.somaxconn".parse().unwrap(),
             },
             Value::Text("1024".into()),
         )]),
@@ -340,7 +340,7 @@ fn the_journal_records_the_ifindex_and_old_records_still_load() {
         target("a", "tso", Some(2)),
         "the plan names the device"
     );
-    apply(&plan, &mut fx, Some(&j), &opts()).unwrap();
+    apply(&plan, Run::Journaled(&mut fx, &j.lock().unwrap()), &opts()).unwrap();
     let raw = std::fs::read_to_string(dir.join("tx/000001.json")).unwrap();
     assert!(
         raw.contains("\"ifindex\": 2") || raw.contains("\"ifindex\":2"),
@@ -356,12 +356,12 @@ fn the_journal_records_the_ifindex_and_old_records_still_load() {
 #[test]
 fn rollback_follows_a_renamed_nic_and_leaves_the_new_holder_of_its_name_alone() {
     let (dir, j, mut fx, plan) = setup("rename");
-    let r = apply(&plan, &mut fx, Some(&j), &opts()).unwrap();
+    let r = apply(&plan, Run::Journaled(&mut fx, &j.lock().unwrap()), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::Applied, "{r}");
     fx.nics.rename("a", "aold");
     fx.nics.rename("b", "a");
     let mut rec = j.newest().unwrap().unwrap();
-    let r = undo(&mut rec, &mut fx, Some(&j), false).unwrap();
+    let r = undo(&mut rec, Run::Journaled(&mut fx, &j.lock().unwrap()), false).unwrap();
     assert_eq!(r.outcome, Outcome::Undone, "{r}");
     assert_eq!(
         fx.nics.features["aold"],
@@ -384,10 +384,10 @@ fn rollback_follows_a_renamed_nic_and_leaves_the_new_holder_of_its_name_alone() 
 fn rollback_closes_the_steps_of_a_removed_nic_as_gone_and_completes_the_rest() {
     for force in [false, true] {
         let (dir, j, mut fx, plan) = setup(&format!("gone-{force}"));
-        apply(&plan, &mut fx, Some(&j), &opts()).unwrap();
+        apply(&plan, Run::Journaled(&mut fx, &j.lock().unwrap()), &opts()).unwrap();
         fx.nics.remove("a");
         let mut rec = j.newest().unwrap().unwrap();
-        let r = undo(&mut rec, &mut fx, Some(&j), force).unwrap();
+        let r = undo(&mut rec, Run::Journaled(&mut fx, &j.lock().unwrap()), force).unwrap();
         assert_eq!(r.outcome, Outcome::Undone, "{r}");
         let statuses: Vec<_> = r.steps.iter().map(|s| s.status).collect();
         assert_eq!(
@@ -430,7 +430,7 @@ fn a_nic_removed_mid_transaction_fails_it_and_the_rest_rolls_back() {
         }
     }
     let mut v = Vanish(fx);
-    let r = apply(&plan, &mut v, Some(&j), &opts()).unwrap();
+    let r = apply(&plan, Run::Journaled(&mut v, &j.lock().unwrap()), &opts()).unwrap();
     assert_eq!(r.outcome, Outcome::RolledBack, "{r}");
     let statuses: Vec<_> = r.steps.iter().map(|s| s.status).collect();
     assert_eq!(
