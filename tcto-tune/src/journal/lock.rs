@@ -57,7 +57,7 @@ impl StateLock {
                     action: "lock",
                     path: path.to_owned(),
                     source,
-                })
+                });
             }
         }
         // Overwrite in place at a fixed width: truncating first would make
