@@ -7,8 +7,6 @@
 //! README); a refusing finding stops `apply` unless the user passes
 //! `--allow CODE`.
 
-
-
 use crate::change::{Change, ChangeKind};
 use crate::fix::{key_info, REMOVED_KEYS};
 use crate::profile::Profile;

@@ -40,7 +40,10 @@ pub use ctgroups::{
     parse_ct_entry, source_subnet, ConntrackGroups, CtAggregator, CtEntry, CtGroup, IDLE_S,
 };
 pub use firewall::{find_drops, FirewallDrop, FirewallReport, FwChain, FwLimit, FwRule};
-pub use netpath::{RpFilterIface, RpFilterReport, SoftnetReport, SynRecvReport};
+pub use netpath::{
+    client_line, ClientSeen, RpCheck, RpClient, RpFilterIface, RpFilterReport, RpVerdict,
+    SoftnetReport, SynRecvReport, MAX_RP_CLIENTS,
+};
 pub use text::TEXT_LISTENER_ROWS;
 pub use trace::{
     aggregate as aggregate_trace, kfree_skb_filter, parse_reason_names, parse_trace_line,
@@ -102,6 +105,9 @@ pub struct DiagnoseOptions {
     /// Dump and group the conntrack table even below
     /// [`CONNTRACK_TOP_PCT`] (`--conntrack-top`).
     pub conntrack_top: bool,
+    /// Clients to check the route back to (`--client`), besides those
+    /// seen in sockets and conntrack.
+    pub clients: Vec<IpAddr>,
 }
 
 /// The table is grouped by who fills it from this use, percent.
@@ -117,6 +123,7 @@ impl Default for DiagnoseOptions {
             ports: vec![],
             owners_limit: None,
             conntrack_top: false,
+            clients: vec![],
         }
     }
 }
@@ -168,6 +175,9 @@ pub struct Observation {
     /// Local addresses with prefix, `10.0.2.1/24`.
     #[serde(default)]
     pub local_subnets: Vec<String>,
+    /// Clients and the kernel's answers about the route back to them.
+    #[serde(default)]
+    pub rp_clients: Vec<RpClient>,
 }
 
 /// The offload toggles of one interface, as `ethtool -k` shows them.
@@ -274,6 +284,7 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         legacy_tables: b.firewall.legacy_tables(),
         conntrack_groups: None,
         local_subnets: vec![],
+        rp_clients: vec![],
         before,
         after,
         listeners_before,
@@ -310,6 +321,7 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         .map(|i| i.iface.clone())
         .collect();
     obs.offloads = read_offloads(b, &ifaces);
+    obs.rp_clients = netpath::observe_clients(b, &obs, opts);
     // The same order the report uses: fullest first.
     let somaxconn = obs.state.sysctl_int("net.core.somaxconn");
     let inodes: BTreeSet<u32> = listener_reports(&obs, &opts.ports, somaxconn)
@@ -653,7 +665,9 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         kernel_log,
         checked: vec![],
     };
+    d.rp_filter.clients = netpath::judge_clients(&obs.rp_clients);
     d.checked = checked(&d, obs.state.listeners.len());
+    d.checked.extend(netpath::clients_checked(&d.rp_filter));
     d.causes = rank_causes(&d, somaxconn);
     d
 }

@@ -17,6 +17,7 @@ mod linux;
 mod nft;
 mod offloads;
 mod owners;
+mod route;
 mod sim;
 mod sockdiag;
 mod tracefs;
@@ -32,6 +33,9 @@ pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
 pub use offloads::{locate, read_group, write_group, Located, Offloads, SetReport, SimOffloads};
+pub use route::{
+    decode_diag, decode_reply, encode_query, RouteQuery, RouteReply, Routes, Rtnetlink, SimRoutes,
+};
 pub use sim::{SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::{SockDiag, SynRecv};
 pub use tracefs::{TraceError, TraceSession, INSTANCE_PREFIX};
@@ -282,6 +286,8 @@ pub struct Backends {
     pub firewall: Box<dyn Firewall>,
     /// Counters for `diagnose` and `verify`.
     pub counters: Box<dyn Counters>,
+    /// Route lookups for `diagnose`'s reverse-path evidence.
+    pub routes: Box<dyn Routes>,
 }
 
 impl Backends {
@@ -294,6 +300,7 @@ impl Backends {
             offloads: Box::new(LinuxOffloads),
             firewall: Box::new(Nft),
             counters: Box::new(LinuxCounters),
+            routes: Box::new(Rtnetlink),
         }
     }
 
@@ -312,6 +319,7 @@ impl Backends {
                 chains: state.filter_chains.clone(),
             }),
             counters: Box::new(SimCounters::default()),
+            routes: Box::new(SimRoutes::default()),
         }
     }
 }
