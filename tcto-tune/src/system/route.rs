@@ -35,7 +35,11 @@ const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PREFSRC: u16 = 7;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The original inet_diag request (`struct inet_diag_req`): the kernel
+/// answers it for both families in one walk of the socket hash.
+const TCPDIAG_GETSOCK: u16 = 18;
 const TCP_ESTABLISHED: u32 = 1;
+const TCP_SYN_RECV: u32 = 3;
 
 /// A route lookup to ask the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,21 +300,14 @@ impl Routes for Rtnetlink {
         if ports.is_empty() || limit == 0 {
             return Ok(out);
         }
-        for fam in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-            let r = established_dump(fam, &mut |local, peer| {
+        tcp_dump(1 << TCP_ESTABLISHED, &mut |p| {
+            if let Some((local, peer)) = decode_diag(p) {
                 if ports.contains(&local.port()) && seen.insert(peer.ip()) {
                     out.push((peer.ip(), local.ip()));
                 }
-                out.len() < limit
-            });
-            // A host without IPv6 refuses the v6 dump: not fatal.
-            if fam == libc::AF_INET as u8 {
-                r?;
             }
-            if out.len() >= limit {
-                break;
-            }
-        }
+            out.len() < limit
+        })?;
         Ok(out)
     }
 }
@@ -341,29 +338,79 @@ pub fn decode_diag(payload: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
     ))
 }
 
-/// Dump established TCP sockets of one family, calling `each(local,
-/// peer)` until it returns false (then the socket is closed, which ends
-/// the dump in the kernel).
-fn established_dump(
-    fam: u8,
-    each: &mut dyn FnMut(SocketAddr, SocketAddr) -> bool,
+/// Half-open (SYN-RECV) request sockets, IPv4 and IPv6, as (local,
+/// remote, SYN-ACK retransmits).
+///
+/// The kernel finds them by walking its whole established-socket hash
+/// (every bucket, full or empty; a child namespace shares the host's), which
+/// costs the same whether there are none or thousands: the larger part of a
+/// plain `diagnose` on a big host. One walk answers both families here,
+/// not one per family.
+pub(super) fn syn_recv_sockets() -> Result<Vec<(SocketAddr, SocketAddr, u8)>, SystemError> {
+    let mut out = Vec::new();
+    tcp_dump(1 << TCP_SYN_RECV, &mut |p| {
+        if let Some((local, remote)) = decode_diag(p) {
+            // idiag_timer 1 (retransmit) with idiag_retrans: what the
+            // sock_diag crate reads as `Timer::Retransmit`.
+            let retrans = if p.get(2) == Some(&1) { p[3] } else { 0 };
+            out.push((local, remote, retrans));
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+/// Dump TCP sockets in `states` (a bit per TCP state) of both families in
+/// one walk, calling `each` with each `inet_diag_msg` until it returns
+/// false (then the socket is closed, which ends the dump in the kernel).
+/// The original `TCPDIAG_GETSOCK` request asks for both families at once
+/// (the kernel treats it as `AF_UNSPEC`); where it is refused, one
+/// `SOCK_DIAG_BY_FAMILY` dump per family does the same in two walks.
+fn tcp_dump(states: u32, each: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), SystemError> {
+    // struct inet_diag_req: family, src_len, dst_len, ext, a zeroed
+    // inet_diag_sockid (48 bytes), states, dbs.
+    let mut req = Vec::with_capacity(16 + 60);
+    req.extend([0u8, 0, 0, 0]);
+    req.extend([0u8; 48]);
+    req.extend(states.to_ne_bytes());
+    req.extend(0u32.to_ne_bytes());
+    match dump_one(TCPDIAG_GETSOCK, &req, each) {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            for fam in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+                // inet_diag_req_v2: family, protocol, ext, pad, states,
+                // then a zeroed inet_diag_sockid.
+                let mut req = vec![fam, libc::IPPROTO_TCP as u8, 0, 0];
+                req.extend(states.to_ne_bytes());
+                req.extend([0u8; 48]);
+                let r = dump_one(SOCK_DIAG_BY_FAMILY, &req, each);
+                // A host without IPv6 refuses the v6 dump: not fatal.
+                if fam == libc::AF_INET as u8 {
+                    r?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn dump_one(
+    kind: u16,
+    body: &[u8],
+    each: &mut dyn FnMut(&[u8]) -> bool,
 ) -> Result<(), SystemError> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(nl("sock_diag open"))?;
     socket.bind_auto().map_err(nl("sock_diag bind"))?;
     socket
         .connect(&NlAddr::new(0, 0))
         .map_err(nl("sock_diag connect"))?;
-    // nlmsghdr + inet_diag_req_v2: family, protocol, ext, pad, states,
-    // then a zeroed inet_diag_sockid (48 bytes).
-    let mut req = Vec::with_capacity(72);
-    req.extend(72u32.to_ne_bytes());
-    req.extend(SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    let mut req = Vec::with_capacity(16 + body.len());
+    req.extend(((16 + body.len()) as u32).to_ne_bytes());
+    req.extend(kind.to_ne_bytes());
     req.extend((libc::NLM_F_REQUEST as u16 | libc::NLM_F_DUMP as u16).to_ne_bytes());
     req.extend(1u32.to_ne_bytes());
     req.extend(0u32.to_ne_bytes());
-    req.extend([fam, libc::IPPROTO_TCP as u8, 0, 0]);
-    req.extend((1u32 << TCP_ESTABLISHED).to_ne_bytes());
-    req.extend([0u8; 48]);
+    req.extend(body);
     socket.send(&req, 0).map_err(nl("sock_diag send"))?;
     let mut rx = vec![0u8; 1 << 16];
     loop {
@@ -377,11 +424,11 @@ fn established_dump(
         while off + 16 <= size {
             let h = &rx[off..size];
             let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
-            let kind = u16::from_ne_bytes([h[4], h[5]]);
+            let t = u16::from_ne_bytes([h[4], h[5]]);
             if len < 16 || len > h.len() {
                 break;
             }
-            match kind {
+            match t {
                 NLMSG_DONE => return Ok(()),
                 NLMSG_ERROR => {
                     let code = h
@@ -395,10 +442,8 @@ fn established_dump(
                     }
                 }
                 _ => {
-                    if let Some((local, peer)) = decode_diag(&h[16..len]) {
-                        if !each(local, peer) {
-                            return Ok(());
-                        }
+                    if !each(&h[16..len]) {
+                        return Ok(());
                     }
                 }
             }
@@ -487,6 +532,26 @@ mod tests {
         assert_eq!(l, "10.0.1.1:8080".parse().unwrap());
         assert_eq!(r, "10.0.1.2:40000".parse().unwrap());
         assert_eq!(decode_diag(&p[..30]), None);
+    }
+
+    /// One walk for both families finds a half-open connection to our own
+    /// listener (a SYN that no one ACKs is not needed: a full accept queue
+    /// is not either; an established pair is enough to see the dump work).
+    #[test]
+    fn the_one_walk_dump_sees_established_peers_of_both_families() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let peers = Rtnetlink
+            .established_peers(&BTreeSet::from([port]), 16)
+            .unwrap();
+        assert!(
+            peers
+                .iter()
+                .any(|(p, _)| *p == IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            "{peers:?}"
+        );
+        assert!(syn_recv_sockets().is_ok());
     }
 
     /// Loopback in this process's namespace: the route to 127.0.0.1 is local.
