@@ -615,7 +615,20 @@ fn candidate_clients(
             }
         }
     }
-    let left = MAX_RP_CLIENTS.saturating_sub(out.len());
+    // The established dump walks the kernel's whole socket hash: only
+    // where reverse-path filtering has dropped something in this
+    // namespace (the counter is above 0), so a host that is strict but
+    // never dropped pays nothing for it.
+    let last = obs.after.as_ref().unwrap_or(&obs.before);
+    let dropped_ever = last
+        .tcp_ext
+        .get("IPReversePathFilter")
+        .is_some_and(|v| *v > 0);
+    let left = if dropped_ever {
+        MAX_RP_CLIENTS.saturating_sub(out.len())
+    } else {
+        0
+    };
     let ports: std::collections::BTreeSet<u16> = if opts.ports.is_empty() {
         obs.state.listeners.iter().map(|l| l.port).collect()
     } else {
