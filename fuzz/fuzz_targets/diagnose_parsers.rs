@@ -1,7 +1,8 @@
 //! diagnose's own decoders on arbitrary input: ctnetlink entries (bytes
 //! from the kernel, decoded by hand), trace lines and the `format` file's
-//! reason names. A value or nothing, never a panic, and the aggregation
-//! keeps its invariants.
+//! reason names, and the rtnetlink route answers and inet_diag messages
+//! of the reverse-path evidence. A value or nothing, never a panic, and
+//! the aggregation keeps its invariants.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,6 +12,8 @@ use tcto_tune::diagnose::{
 };
 
 fuzz_target!(|data: &[u8]| {
+    let _ = tcto_tune::system::decode_reply(data);
+    let _ = tcto_tune::system::decode_diag(data);
     let mut agg = CtAggregator::new(Some(432_000));
     if let Some(e) = parse_ct_entry(data) {
         agg.add(&e);

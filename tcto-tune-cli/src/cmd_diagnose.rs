@@ -37,6 +37,24 @@ pub struct DiagnoseArgs {
     /// Group the conntrack table by who fills it even when it is below 50 %.
     #[arg(long)]
     conntrack_top: bool,
+
+    /// Also check the route back to this client address, IPv4 or IPv6
+    /// (repeatable): clients dropped by reverse-path filtering leave no
+    /// socket to be seen in.
+    #[arg(long = "client", value_name = "ADDR", value_parser = parse_client_arg)]
+    clients: Vec<std::net::IpAddr>,
+}
+
+/// A client address: a unicast IPv4 or IPv6 address.
+fn parse_client_arg(s: &str) -> Result<std::net::IpAddr, String> {
+    let a: std::net::IpAddr = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not an IPv4 or IPv6 address (no prefix, no port)"))?;
+    if a.is_unspecified() || a.is_multicast() || a == std::net::IpAddr::from([255, 255, 255, 255]) {
+        return Err(format!("`{s}` is not a unicast address"));
+    }
+    Ok(a)
 }
 
 /// Longest sampling interval.
@@ -92,6 +110,7 @@ pub fn run(p: &Printer, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         ports: args.ports,
         owners_limit,
         conntrack_top: args.conntrack_top,
+        clients: args.clients,
     };
     // The trace starts first, so it covers the sampling interval; its
     // instance is removed when the session drops, whatever happens.

@@ -604,7 +604,9 @@ fn syn_flood_lab() {
 /// Asymmetric routing: the client 10.0.1.2 reaches the server over `vsrv`,
 /// the server's route back to it leaves over `vsrv2`. Strict rp_filter on
 /// `vsrv` drops the SYNs. Static neighbour entries stand in for routers
-/// (strict rp_filter would otherwise drop the ARP request first).
+/// (strict rp_filter would otherwise drop the ARP request first). The
+/// dropped client leaves no socket: `--client` names it, and the kernel's
+/// own route lookups say why it is dropped.
 #[test]
 fn reverse_path_filter_lab() {
     if !require_root("reverse_path_filter_lab") {
@@ -633,7 +635,11 @@ fn reverse_path_filter_lab() {
     assert_eq!(r.code, 0, "{r}");
 
     let trace = TRACE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let r = diagnose_during_connects(&srv, &cli, "--port 8080 --interval 2s --trace 2s --json");
+    let r = diagnose_during_connects(
+        &srv,
+        &cli,
+        "--port 8080 --interval 2s --trace 2s --client 10.0.1.2 --json",
+    );
     drop(trace);
     assert_eq!(r.code, 0, "{r}");
     let d = json(&r);
@@ -652,6 +658,47 @@ fn reverse_path_filter_lab() {
     assert!(ev.contains("IPReversePathFilter +"), "{ev}");
     assert!(ev.contains("vsrv: rp_filter 1 (effective strict"), "{ev}");
     assert!(ev.contains("vsrv2: rp_filter 0 (effective off"), "{ev}");
+    let line = "client 10.0.1.2: route back via vsrv2 (next hop 10.0.2.2); a packet from it on vsrv (strict) is dropped by reverse-path filtering";
+    assert!(ev.contains(line), "{ev}");
+    let c = &d["rp_filter"]["clients"][0];
+    assert_eq!(c["addr"], "10.0.1.2", "{r}");
+    assert_eq!(c["seen"], "option", "{r}");
+    assert_eq!(c["route_back"], "vsrv2", "{r}");
+    assert_eq!(c["checks"][0]["iface"], "vsrv", "{r}");
+    assert_eq!(c["checks"][0]["verdict"], "dropped", "{r}");
+    // The kernel refuses the input lookup just as `ip route get` sees it,
+    // and routes the same packet arriving on the route back's interface.
+    let ip = srv.sh("ip route get 10.0.1.1 from 10.0.1.2 iif vsrv; echo rc=$?; ip route get 10.0.1.1 from 10.0.1.2 iif vsrv2");
+    assert!(ip.stdout.contains("rc=2"), "{ip}");
+    assert!(ip.stdout.contains("local 10.0.1.1 from 10.0.1.2"), "{ip}");
+    assert_eq!(
+        c["checks"][0]["errno"],
+        libc_einval(),
+        "6.x answers EINVAL: {r}"
+    );
+    // Quiet (one sample, no connects, the counter cannot grow): the check
+    // alone names the cause, as a risk, with the same fix.
+    let q = srv.sh("tcto-tune diagnose --port 8080 --interval 0s --client 10.0.1.2 --client 10.0.2.2 --client 2001:db8::2");
+    assert_eq!(q.code, 0, "{q}");
+    assert!(q.stdout.contains(&format!("   - {line}\n")), "{q}");
+    assert!(q.stdout.contains("[rp-filter, risk]"), "{q}");
+    assert!(
+        q.stdout.contains(
+            "client 10.0.2.2: route back via vsrv2; a packet from it on vsrv (strict) is dropped"
+        ),
+        "{q}"
+    );
+    assert!(
+        q.stdout.contains("client 2001:db8::2: no route back (Network is unreachable (os error 101)); reverse-path filtering (net.ipv4.conf.*.rp_filter) applies to IPv4 only"),
+        "{q}"
+    );
+    assert!(
+        q.stdout
+            .contains("fix: tcto-tune plan --profile rp-filter-loose --set iface=vsrv"),
+        "{q}"
+    );
+    let bad = srv.sh("tcto-tune diagnose --client 10.0.1.0/24; echo rc=$?");
+    assert!(bad.stdout.contains("rc=2"), "{bad}");
     // The printed plan runs as printed; applied, the connects complete.
     let r = srv.sh(&format!(
         "export TCTO_TUNE_STATE_DIR={}/state\n{plan} >&2 || exit 10\n{} >&2 || exit 11\nsysctl -n net.ipv4.conf.vsrv.rp_filter",
@@ -663,6 +710,27 @@ fn reverse_path_filter_lab() {
     let r = cli.sh("tcto-tune probe 10.0.1.1:8080 --count 10 --concurrency 5 --timeout 2s --json");
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(json(&r)["outcomes"]["established"], 10, "{r}");
+    // Loose now: no strict interface to check against, no cause; the
+    // route back is still named.
+    let r = srv.sh("tcto-tune diagnose --port 8080 --interval 0s --client 10.0.1.2 --json");
+    assert_eq!(r.code, 0, "{r}");
+    let d = json(&r);
+    assert!(
+        d["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["code"] != "rp-filter"),
+        "{r}"
+    );
+    let c = &d["rp_filter"]["clients"][0];
+    assert_eq!(c["route_back"], "vsrv2", "{r}");
+    assert_eq!(c["checks"], serde_json::json!([]), "{r}");
+}
+
+/// errno EINVAL (22 on Linux).
+fn libc_einval() -> i64 {
+    22
 }
 
 /// Runbook step 5: a server-side rule lets 2 new connections a second to

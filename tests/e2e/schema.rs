@@ -87,6 +87,11 @@ fn every_json_output_matches_its_schema() {
             "tcto-tune diagnose --json --interval 100ms".into(),
         ),
         (
+            // rp_filter.clients: a local client, an unreachable one, IPv6.
+            "diagnose-clients",
+            "tcto-tune diagnose --json --interval 0s --client 127.0.0.1 --client 192.0.2.1 --client ::1".into(),
+        ),
+        (
             "verify",
             "tcto-tune verify --json --for 200ms --port 8080".into(),
         ),
@@ -131,6 +136,7 @@ fn every_json_output_matches_its_schema() {
             "profiles-list" | "profiles-show" => "profiles",
             "rollback-dry" | "rollback-nothing" => "rollback",
             "persist-list" => "persist",
+            "diagnose-clients" => "diagnose",
             l if l.starts_with("error") => "error",
             l => l,
         };

@@ -41,7 +41,10 @@ pub use crate::observed::{
 };
 pub use causes::{rank_causes, Cause, CauseCode, CAUSE_CODES};
 pub use firewall::{find_drops, FirewallDrop, FirewallReport, FwChain, FwLimit, FwRule};
-pub use netpath::{RpFilterIface, RpFilterReport, SoftnetReport, SynRecvReport};
+pub use netpath::{
+    client_line, ClientSeen, RpCheck, RpClient, RpFilterIface, RpFilterReport, RpVerdict,
+    SoftnetReport, SynRecvReport, MAX_RP_CLIENTS,
+};
 pub use text::TEXT_LISTENER_ROWS;
 
 /// Version of the JSON diagnosis.
@@ -99,6 +102,9 @@ pub struct DiagnoseOptions {
     /// Dump and group the conntrack table even below
     /// [`CONNTRACK_TOP_PCT`] (`--conntrack-top`).
     pub conntrack_top: bool,
+    /// Clients to check the route back to (`--client`), besides those
+    /// seen in sockets and conntrack.
+    pub clients: Vec<IpAddr>,
 }
 
 /// The table is grouped by who fills it from this use, percent.
@@ -114,6 +120,7 @@ impl Default for DiagnoseOptions {
             ports: vec![],
             owners_limit: None,
             conntrack_top: false,
+            clients: vec![],
         }
     }
 }
@@ -165,6 +172,9 @@ pub struct Observation {
     /// Local addresses with prefix, `10.0.2.1/24`.
     #[serde(default)]
     pub local_subnets: Vec<String>,
+    /// Clients and the kernel's answers about the route back to them.
+    #[serde(default)]
+    pub rp_clients: Vec<RpClient>,
 }
 
 /// The offload toggles of one interface, as `ethtool -k` shows them.
@@ -271,6 +281,7 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         legacy_tables: b.firewall.legacy_tables(),
         conntrack_groups: None,
         local_subnets: vec![],
+        rp_clients: vec![],
         before,
         after,
         listeners_before,
@@ -289,6 +300,7 @@ pub fn observe(b: &Backends, opts: &DiagnoseOptions) -> Result<Observation, Diag
         .map(|i| i.iface.clone())
         .collect();
     obs.offloads = read_offloads(b, &ifaces);
+    obs.rp_clients = netpath::observe_clients(b, &obs, opts);
     obs.owners = listener_owners(b, &obs, opts);
     Ok(obs)
 }
@@ -671,7 +683,9 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
         kernel_log,
         checked: vec![],
     };
+    d.rp_filter.clients = netpath::judge_clients(&obs.rp_clients);
     d.checked = checked(&d, obs.state.listeners.len());
+    d.checked.extend(netpath::clients_checked(&d.rp_filter));
     d.causes = rank_causes(&d, somaxconn);
     d
 }

@@ -178,6 +178,10 @@ pub struct RpFilterReport {
     pub all: Option<u8>,
     /// Each interface.
     pub interfaces: Vec<RpFilterIface>,
+    /// The clients seen (and given with `--client`), the route back to
+    /// each and, on each strict interface, the kernel's reverse-path check.
+    #[serde(default)]
+    pub clients: Vec<RpClient>,
 }
 
 /// The word for an rp_filter mode.
@@ -216,7 +220,11 @@ pub(super) fn rp_filter_report(
             }
         })
         .collect();
-    RpFilterReport { all, interfaces }
+    RpFilterReport {
+        all,
+        interfaces,
+        clients: vec![],
+    }
 }
 
 fn tcp<'a>(d: &'a Diagnosis, name: &str) -> Option<&'a CounterDelta> {
@@ -384,20 +392,31 @@ pub(super) fn synack_lost(d: &Diagnosis) -> Vec<Cause> {
     out
 }
 
-/// `rp-filter`: reverse-path filtering drops packets.
+/// `rp-filter`: reverse-path filtering drops packets (the counter grows),
+/// or would drop a client's (the kernel's own check refuses a packet from
+/// it on a strict interface while the route back leaves elsewhere).
 pub(super) fn rp_filter(d: &Diagnosis) -> Option<Cause> {
-    let t = tcp(d, "IPReversePathFilter")?;
-    if !t.grew() {
-        return None;
-    }
-    let mut c = cause(
-        CauseCode::RpFilter,
-        "reverse-path filtering drops incoming packets".into(),
-        90,
-        true,
-    );
-    c.evidence.push(moved(t, d.interval_ms));
+    let t = tcp(d, "IPReversePathFilter").filter(|t| t.grew());
     let rp = &d.rp_filter;
+    let dropping = dropping_ifaces(&rp.clients);
+    let mut c = match (t, dropping.first()) {
+        (Some(_), _) => cause(
+            CauseCode::RpFilter,
+            "reverse-path filtering drops incoming packets".into(),
+            90,
+            true,
+        ),
+        (None, Some(_)) => cause(
+            CauseCode::RpFilter,
+            "strict reverse-path filtering would drop packets from clients whose route back leaves through another interface".into(),
+            50,
+            false,
+        ),
+        (None, None) => return None,
+    };
+    if let Some(t) = t {
+        c.evidence.push(moved(t, d.interval_ms));
+    }
     c.evidence.push(format!(
         "net.ipv4.conf.all.rp_filter = {}",
         rp.all
@@ -422,11 +441,18 @@ pub(super) fn rp_filter(d: &Diagnosis) -> Option<Cause> {
             ))
         ));
     }
-    // The strict interface that received the most is the one the dropped
-    // packets came in on.
-    let target = strict
-        .iter()
-        .max_by_key(|i| (i.rx_delta.unwrap_or(0), std::cmp::Reverse(i.iface.clone())));
+    c.evidence.extend(rp.clients.iter().map(client_line));
+    // The strict interface the kernel's own check refuses clients on;
+    // else the one that received the most (the dropped packets came in
+    // there).
+    let target = dropping
+        .first()
+        .and_then(|(name, _)| strict.iter().find(|i| &i.iface == name))
+        .or_else(|| {
+            strict
+                .iter()
+                .max_by_key(|i| (i.rx_delta.unwrap_or(0), std::cmp::Reverse(i.iface.clone())))
+        });
     match target {
         Some(i) => {
             c.plan = Some(format!(
@@ -448,5 +474,365 @@ pub(super) fn rp_filter(d: &Diagnosis) -> Option<Cause> {
         ),
     }
     c.notes.push("strict mode drops a packet when the route back to its source leaves through another interface (asymmetric routing); loose mode only asks that some route back exists".into());
+    if rp.clients.is_empty() {
+        c.notes.push("a client dropped here leaves no socket and no conntrack entry: name one with --client ADDR to have the kernel check the route back to it".into());
+    }
     Some(c)
+}
+
+/// Most clients whose route back is looked up (`--client` ones first).
+pub const MAX_RP_CLIENTS: usize = 16;
+/// Most strict interfaces each client is checked against (those that
+/// received the most first).
+pub const MAX_RP_IFACES: usize = 4;
+
+/// Where a client address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSeen {
+    /// Given with `--client`.
+    Option,
+    /// A half-open (SYN-RECV) connection to a watched port.
+    HalfOpen,
+    /// An established connection to a watched port.
+    Established,
+    /// The first source of a conntrack group to a watched port.
+    Conntrack,
+}
+
+/// What the kernel's reverse-path check does with a client's packet on
+/// one strict interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RpVerdict {
+    /// Routed: the check passes.
+    Passes,
+    /// Refused, and the route back leaves elsewhere (or there is none):
+    /// reverse-path filtering drops it.
+    Dropped,
+    /// Refused although the route back uses this interface: another
+    /// reason (a martian source, say).
+    Refused,
+}
+
+/// One input route lookup: a packet from the client arriving on `iface`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpCheck {
+    /// The strict interface.
+    pub iface: String,
+    /// The errno the kernel refused the lookup with (`None`: routed).
+    pub errno: Option<i32>,
+    /// The judgement (set by the analysis).
+    #[serde(default)]
+    pub verdict: Option<RpVerdict>,
+}
+
+/// A client and the route back to it, as the kernel answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpClient {
+    /// The client.
+    pub addr: IpAddr,
+    /// Where it was seen.
+    pub seen: ClientSeen,
+    /// The local address its packets go to (the input lookups' destination).
+    pub local: Option<IpAddr>,
+    /// The interface the route back to it leaves through.
+    pub route_back: Option<String>,
+    /// The route back's next hop.
+    pub via: Option<IpAddr>,
+    /// Why there is no route back (the kernel's error), or why it was not
+    /// looked up.
+    pub route_error: Option<String>,
+    /// The address is local to this host.
+    #[serde(default)]
+    pub is_local: bool,
+    /// A packet from it on each strict interface (IPv4 only: rp_filter
+    /// does not apply to IPv6).
+    pub checks: Vec<RpCheck>,
+}
+
+fn errno_text(e: i32) -> String {
+    std::io::Error::from_raw_os_error(e).to_string()
+}
+
+/// The strict interfaces to check, busiest first (at most [`MAX_RP_IFACES`]).
+fn strict_ifaces(rp: &RpFilterReport) -> Vec<&RpFilterIface> {
+    let mut v: Vec<&RpFilterIface> = rp
+        .interfaces
+        .iter()
+        .filter(|i| i.iface != "lo" && i.effective == Some(1))
+        .collect();
+    v.sort_by(|a, b| {
+        b.rx_delta
+            .unwrap_or(0)
+            .cmp(&a.rx_delta.unwrap_or(0))
+            .then(a.iface.cmp(&b.iface))
+    });
+    v.truncate(MAX_RP_IFACES);
+    v
+}
+
+/// The clients seen (and given), at most [`MAX_RP_CLIENTS`], each once.
+fn candidate_clients(
+    b: &Backends,
+    obs: &Observation,
+    opts: &super::DiagnoseOptions,
+    with_sockets: bool,
+) -> Vec<(IpAddr, ClientSeen, Option<IpAddr>)> {
+    type Client = (IpAddr, ClientSeen, Option<IpAddr>);
+    fn push(out: &mut Vec<Client>, a: IpAddr, seen: ClientSeen, local: Option<IpAddr>) {
+        if out.len() < MAX_RP_CLIENTS && !out.iter().any(|c| c.0 == a) {
+            out.push((a, seen, local.filter(|l| !l.is_unspecified())));
+        }
+    }
+    let mut out: Vec<Client> = Vec::new();
+    for a in &opts.clients {
+        push(&mut out, *a, ClientSeen::Option, None);
+    }
+    if !with_sockets {
+        return out;
+    }
+    for s in obs
+        .syn_recv
+        .iter()
+        .filter(|s| wanted(&opts.ports, s.local.port()))
+    {
+        push(
+            &mut out,
+            s.remote.ip(),
+            ClientSeen::HalfOpen,
+            Some(s.local.ip()),
+        );
+    }
+    if let Some(g) = &obs.conntrack_groups {
+        for g in g
+            .groups
+            .iter()
+            .filter(|g| g.protocol == "tcp" && wanted(&opts.ports, g.port))
+        {
+            if let Some(e) = g.example {
+                push(&mut out, e, ClientSeen::Conntrack, Some(g.destination));
+            }
+        }
+    }
+    // The established dump walks the kernel's whole socket hash: only
+    // where reverse-path filtering has dropped something in this
+    // namespace (the counter is above 0), so a host that is strict but
+    // never dropped pays nothing for it.
+    let last = obs.after.as_ref().unwrap_or(&obs.before);
+    let dropped_ever = last
+        .tcp_ext
+        .get("IPReversePathFilter")
+        .is_some_and(|v| *v > 0);
+    let left = if dropped_ever {
+        MAX_RP_CLIENTS.saturating_sub(out.len())
+    } else {
+        0
+    };
+    let ports: std::collections::BTreeSet<u16> = if opts.ports.is_empty() {
+        obs.state.listeners.iter().map(|l| l.port).collect()
+    } else {
+        opts.ports.iter().copied().collect()
+    };
+    if left > 0 {
+        // Best effort: a failed dump leaves the other sources.
+        for (peer, local) in b.routes.established_peers(&ports, left).unwrap_or_default() {
+            push(&mut out, peer, ClientSeen::Established, Some(local));
+        }
+    }
+    out
+}
+
+/// Look up, for the clients seen and given, the route back and (IPv4)
+/// whether a packet from each would pass the reverse-path check on each
+/// strict interface. Nothing is looked up when no interface is strict and
+/// no client was given, so a plain `diagnose` pays nothing for it.
+pub(super) fn observe_clients(
+    b: &Backends,
+    obs: &Observation,
+    opts: &super::DiagnoseOptions,
+) -> Vec<RpClient> {
+    use crate::system::RouteQuery;
+    let rp = rp_filter_report(&obs.net_sysctls, &obs.before, obs.after.as_ref());
+    let strict: Vec<(String, u32)> = strict_ifaces(&rp)
+        .into_iter()
+        .filter_map(|i| {
+            let name = crate::names::IfName::new(&i.iface).ok()?;
+            let id = b.offloads.device(&name).ok()??;
+            Some((i.iface.clone(), id.ifindex))
+        })
+        .collect();
+    if strict.is_empty() && opts.clients.is_empty() {
+        return vec![];
+    }
+    let clients = candidate_clients(b, obs, opts, !strict.is_empty());
+    let back: Vec<RouteQuery> = clients.iter().map(|c| RouteQuery::To(c.0)).collect();
+    let answers = match b.routes.lookup(&back) {
+        Ok(a) => a,
+        Err(e) => {
+            let why = crate::apply::error_chain(&e);
+            return clients
+                .into_iter()
+                .map(|(addr, seen, local)| RpClient {
+                    addr,
+                    seen,
+                    local,
+                    route_back: None,
+                    via: None,
+                    route_error: Some(why.clone()),
+                    is_local: false,
+                    checks: vec![],
+                })
+                .collect();
+        }
+    };
+    let mut names: BTreeMap<u32, Option<String>> = BTreeMap::new();
+    let mut out: Vec<RpClient> = clients
+        .into_iter()
+        .zip(answers)
+        .map(|((addr, seen, local), a)| {
+            let mut c = RpClient {
+                addr,
+                seen,
+                local,
+                route_back: None,
+                via: None,
+                route_error: None,
+                is_local: false,
+                checks: vec![],
+            };
+            match a {
+                Ok(r) => {
+                    c.is_local = r.kind == 2; // RTN_LOCAL
+                    c.via = r.gateway;
+                    c.local = c.local.or(r.prefsrc);
+                    c.route_back = r.oif.and_then(|i| {
+                        names
+                            .entry(i)
+                            .or_insert_with(|| b.offloads.name_of(i).ok().flatten())
+                            .clone()
+                    });
+                }
+                Err(e) => c.route_error = Some(errno_text(e)),
+            }
+            c
+        })
+        .collect();
+    // The input lookups need a local destination: the socket's local
+    // address, else the source the kernel would answer from; lacking both,
+    // any local IPv4 address of a strict interface's family will do, so
+    // take a client's that has one.
+    let fallback = out.iter().find_map(|c| c.local.filter(|l| l.is_ipv4()));
+    let mut input = Vec::new();
+    let mut slots = Vec::new();
+    for (ci, c) in out.iter().enumerate() {
+        let Some(local) = c.local.filter(|l| l.is_ipv4()).or(fallback) else {
+            continue;
+        };
+        if !c.addr.is_ipv4() || c.is_local {
+            continue;
+        }
+        for (iface, idx) in &strict {
+            input.push(RouteQuery::Input {
+                src: c.addr,
+                dst: local,
+                iif: *idx,
+            });
+            slots.push((ci, iface.clone()));
+        }
+    }
+    if let Ok(answers) = b.routes.lookup(&input) {
+        for ((ci, iface), a) in slots.into_iter().zip(answers) {
+            out[ci].checks.push(RpCheck {
+                iface,
+                errno: a.err(),
+                verdict: None,
+            });
+        }
+    }
+    out
+}
+
+/// The clients with each check judged (pure): a refused input lookup is
+/// reverse-path filtering when the route back leaves through another
+/// interface, or there is none.
+pub(super) fn judge_clients(clients: &[RpClient]) -> Vec<RpClient> {
+    clients
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let back = c.route_back.clone();
+            for k in &mut c.checks {
+                k.verdict = Some(match k.errno {
+                    None => RpVerdict::Passes,
+                    Some(_) if back.as_deref() == Some(k.iface.as_str()) => RpVerdict::Refused,
+                    Some(_) => RpVerdict::Dropped,
+                });
+            }
+            c
+        })
+        .collect()
+}
+
+/// One evidence line per client:
+/// `client 10.0.1.5: route back via eth1; a packet from it on eth0 (strict) is dropped by reverse-path filtering`.
+pub fn client_line(c: &RpClient) -> String {
+    let mut parts = vec![match (&c.route_back, &c.route_error) {
+        _ if c.is_local => "a local address".to_owned(),
+        (Some(i), _) => format!(
+            "route back via {i}{}",
+            c.via.map_or(String::new(), |v| format!(" (next hop {v})"))
+        ),
+        (None, Some(e)) => format!("no route back ({e})"),
+        (None, None) => "route back unknown".to_owned(),
+    }];
+    for k in &c.checks {
+        parts.push(match (k.verdict, k.errno) {
+            (Some(RpVerdict::Passes), _) | (None, None) => format!(
+                "a packet from it on {} (strict) passes the reverse-path check",
+                k.iface
+            ),
+            (Some(RpVerdict::Dropped), _) => format!(
+                "a packet from it on {} (strict) is dropped by reverse-path filtering",
+                k.iface
+            ),
+            (_, e) => format!(
+                "a packet from it on {} (strict) is refused by the kernel ({}), not by reverse-path filtering: the route back uses {}",
+                k.iface,
+                e.map_or("?".into(), errno_text),
+                k.iface
+            ),
+        });
+    }
+    if c.addr.is_ipv6() {
+        parts
+            .push("reverse-path filtering (net.ipv4.conf.*.rp_filter) applies to IPv4 only".into());
+    }
+    format!("client {}: {}", c.addr, parts.join("; "))
+}
+
+/// Strict interfaces that drop packets from at least one client, with how
+/// many clients each, most first.
+fn dropping_ifaces(clients: &[RpClient]) -> Vec<(String, usize)> {
+    let mut n: BTreeMap<String, usize> = BTreeMap::new();
+    for k in clients.iter().flat_map(|c| &c.checks) {
+        if k.verdict == Some(RpVerdict::Dropped) {
+            *n.entry(k.iface.clone()).or_default() += 1;
+        }
+    }
+    let mut v: Vec<(String, usize)> = n.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+/// What `checked` says about the route lookups.
+pub(super) fn clients_checked(rp: &RpFilterReport) -> Option<String> {
+    if rp.clients.is_empty() {
+        return None;
+    }
+    let checks: usize = rp.clients.iter().map(|c| c.checks.len()).sum();
+    Some(format!(
+        "the route back to {} client(s) and {checks} reverse-path check(s) on strict interfaces, asked of the kernel (RTM_GETROUTE)",
+        rp.clients.len()
+    ))
 }

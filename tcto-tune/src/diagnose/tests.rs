@@ -75,6 +75,7 @@ fn opts(ports: &[u16]) -> DiagnoseOptions {
         ports: ports.to_vec(),
         owners_limit: None,
         conntrack_top: false,
+        clients: vec![],
     }
 }
 
@@ -382,6 +383,7 @@ fn observe_reads_through_the_backends() {
         ports: vec![8080],
         owners_limit: None,
         conntrack_top: false,
+        clients: vec![],
     };
     let d = diagnose(&b, &o).unwrap();
     assert_eq!(d.interval_ms, 25);
@@ -422,6 +424,7 @@ fn owners_are_looked_up_for_the_fullest_listeners_only_when_limited() {
         ports: vec![],
         owners_limit: Some(2),
         conntrack_top: false,
+        clients: vec![],
     };
     let d = diagnose(&b, &o).unwrap();
     let owned: Vec<(u16, bool)> = d

@@ -47,6 +47,7 @@ fn opts(ports: &[u16]) -> DiagnoseOptions {
         ports: ports.to_vec(),
         owners_limit: None,
         conntrack_top: false,
+        clients: vec![],
     }
 }
 
@@ -313,4 +314,140 @@ fn rp_filter_loose_refuses_a_missing_interface_and_warns_on_strict_all() {
         e.contains("contains `/`") && e.contains("--set iface="),
         "{e}"
     );
+}
+
+fn strict_lab() -> Observation {
+    let mut a = sample(1_000, &[]);
+    a.interfaces[1].rx_packets = 40;
+    let mut o = obs(sample(0, &[]), a);
+    for (k, v) in [
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.lo.rp_filter", "0"),
+        ("net.ipv4.conf.veth0.rp_filter", "1"),
+        ("net.ipv4.conf.veth1.rp_filter", "0"),
+    ] {
+        o.net_sysctls.insert(k.into(), v.into());
+    }
+    o
+}
+
+/// The kernel's own answers, through simulated routes: the clients given
+/// and seen, the route back to each, and the input check on the strict
+/// interface with the right local address.
+#[test]
+fn the_route_back_to_each_client_is_asked_of_the_kernel() {
+    use crate::system::{RouteQuery, RouteReply, SimOffloads, SimRoutes};
+    let mut o = strict_lab();
+    // Dropped before, not during the interval: the established peers are
+    // read (the counter is above 0), the cause stays a risk.
+    for s in [&mut o.before, o.after.as_mut().unwrap()] {
+        s.tcp_ext.insert("IPReversePathFilter".into(), 3);
+    }
+    o.syn_recv = vec![syn("10.0.1.1:8080", "10.0.1.7:40000", 0)];
+    let mut b = Backends::simulated(&o.state);
+    b.offloads = Box::new(SimOffloads {
+        interfaces: vec!["lo".into(), "veth0".into(), "veth1".into()],
+        ..Default::default()
+    });
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let via = |oif: u32, gw: Option<&str>| {
+        Ok(RouteReply {
+            kind: 1,
+            oif: Some(oif),
+            gateway: gw.map(ip),
+            prefsrc: Some(ip("10.0.2.1")),
+        })
+    };
+    let input = |src: &str, dst: &str| RouteQuery::Input {
+        src: ip(src),
+        dst: ip(dst),
+        iif: 2,
+    };
+    b.routes = Box::new(SimRoutes {
+        answers: vec![
+            (RouteQuery::To(ip("10.0.1.5")), via(3, Some("10.0.2.2"))),
+            (RouteQuery::To(ip("10.0.1.7")), via(2, None)),
+            (RouteQuery::To(ip("10.0.1.9")), via(2, None)),
+            (input("10.0.1.5", "10.0.2.1"), Err(libc::EINVAL)),
+            (input("10.0.1.7", "10.0.1.1"), via(1, None)),
+            (input("10.0.1.9", "10.0.1.1"), via(1, None)),
+        ],
+        peers: vec![
+            (ip("10.0.1.9"), ip("10.0.1.1"), 8080),
+            (ip("10.0.1.8"), ip("10.0.1.1"), 22),
+        ],
+    });
+    let opts = DiagnoseOptions {
+        clients: vec![ip("10.0.1.5"), ip("2001:db8::5")],
+        ..opts(&[8080])
+    };
+    o.rp_clients = netpath::observe_clients(&b, &o, &opts);
+    let seen: Vec<(String, ClientSeen)> = o
+        .rp_clients
+        .iter()
+        .map(|c| (c.addr.to_string(), c.seen))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("10.0.1.5".into(), ClientSeen::Option),
+            ("2001:db8::5".into(), ClientSeen::Option),
+            ("10.0.1.7".into(), ClientSeen::HalfOpen),
+            ("10.0.1.9".into(), ClientSeen::Established),
+        ],
+        "port 22's peer is not a client of the watched port"
+    );
+    let d = analyze(&o, &opts);
+    // (Nothing listens on 8080 in this fixture: that is a cause too.)
+    let c = d
+        .causes
+        .iter()
+        .find(|c| c.code == "rp-filter")
+        .expect("rp-filter");
+    assert_eq!(c.status, "risk", "the counter did not move: {d}");
+    let ev = c.evidence.join("\n");
+    assert!(ev.contains("client 10.0.1.5: route back via veth1 (next hop 10.0.2.2); a packet from it on veth0 (strict) is dropped by reverse-path filtering"), "{ev}");
+    assert!(ev.contains("client 10.0.1.7: route back via veth0; a packet from it on veth0 (strict) passes the reverse-path check"), "{ev}");
+    assert!(ev.contains("client 2001:db8::5: no route back (Network is unreachable (os error 101)); reverse-path filtering (net.ipv4.conf.*.rp_filter) applies to IPv4 only"), "{ev}");
+    assert_eq!(
+        c.plan.as_deref(),
+        Some("tcto-tune plan --profile rp-filter-loose --set iface=veth0")
+    );
+    let j = serde_json::to_value(&d.rp_filter.clients[0]).unwrap();
+    assert_eq!(j["checks"][0]["verdict"], "dropped");
+    assert_eq!(j["checks"][0]["errno"], libc::EINVAL);
+    assert_eq!(j["route_back"], "veth1");
+}
+
+#[test]
+fn a_refused_check_on_the_route_back_interface_is_not_reverse_path_filtering() {
+    let mut o = strict_lab();
+    o.rp_clients = vec![RpClient {
+        addr: "10.0.1.5".parse().unwrap(),
+        seen: ClientSeen::Option,
+        local: None,
+        route_back: Some("veth0".into()),
+        via: None,
+        route_error: None,
+        is_local: false,
+        checks: vec![RpCheck {
+            iface: "veth0".into(),
+            errno: Some(libc::EINVAL),
+            verdict: None,
+        }],
+    }];
+    let d = analyze(&o, &opts(&[]));
+    assert!(d.causes.is_empty(), "{d}");
+    assert_eq!(
+        d.rp_filter.clients[0].checks[0].verdict,
+        Some(RpVerdict::Refused)
+    );
+    assert!(client_line(&d.rp_filter.clients[0]).contains("refused by the kernel"));
+    // No clients, no strict interface asked about: nothing is looked up.
+    let b = Backends::simulated(&o.state);
+    let mut quiet = strict_lab();
+    quiet
+        .net_sysctls
+        .insert("net.ipv4.conf.veth0.rp_filter".into(), "0".into());
+    assert!(netpath::observe_clients(&b, &quiet, &opts(&[])).is_empty());
 }

@@ -158,7 +158,7 @@ struct Key {
 /// Groups entries as they stream in.
 #[derive(Debug, Default)]
 pub struct CtAggregator {
-    groups: HashMap<Key, (u64, u64)>,
+    groups: HashMap<Key, (u64, u64, IpAddr)>,
     total: u64,
     other: u64,
     idle_below: Option<u32>,
@@ -194,7 +194,7 @@ impl CtAggregator {
             }
             None if full => self.other += 1,
             None => {
-                self.groups.insert(key, (1, u64::from(idle)));
+                self.groups.insert(key, (1, u64::from(idle), e.src));
             }
         }
     }
@@ -202,7 +202,7 @@ impl CtAggregator {
     /// The top groups, largest first.
     pub fn finish(self) -> ConntrackGroups {
         let total = self.total;
-        let mut v: Vec<(Key, (u64, u64))> = self.groups.into_iter().collect();
+        let mut v: Vec<(Key, (u64, u64, IpAddr))> = self.groups.into_iter().collect();
         v.sort_by(|a, b| {
             b.1 .0.cmp(&a.1 .0).then_with(|| {
                 (&a.0.source, a.0.dst, a.0.dport).cmp(&(&b.0.source, b.0.dst, b.0.dport))
@@ -212,7 +212,7 @@ impl CtAggregator {
         let groups = v
             .into_iter()
             .take(TOP_GROUPS)
-            .map(|(k, (count, idle))| CtGroup {
+            .map(|(k, (count, idle, example))| CtGroup {
                 source: k.source,
                 destination: k.dst,
                 port: k.dport,
@@ -225,6 +225,7 @@ impl CtAggregator {
                     (count as f64 * 1000.0 / total as f64).round() / 10.0
                 },
                 idle_established: idle,
+                example: Some(example),
             })
             .collect();
         ConntrackGroups {
@@ -257,6 +258,10 @@ pub struct CtGroup {
     pub share_pct: f64,
     /// Established entries idle for [`IDLE_S`] or more.
     pub idle_established: u64,
+    /// The first source address seen in the group (a client to look the
+    /// route back up for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<IpAddr>,
 }
 
 /// The table grouped.

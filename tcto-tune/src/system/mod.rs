@@ -18,6 +18,7 @@ mod linux;
 mod nft;
 mod offloads;
 mod owners;
+mod route;
 mod sim;
 mod sockdiag;
 mod tracefs;
@@ -32,6 +33,9 @@ pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
 pub use offloads::{locate, read_group, write_group, Located, Offloads, SetReport, SimOffloads};
+pub use route::{
+    decode_diag, decode_reply, encode_query, RouteQuery, RouteReply, Routes, Rtnetlink, SimRoutes,
+};
 pub use sim::{SimFiles, SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::{SockDiag, SynRecv};
 pub use tracefs::{TraceError, TraceSession, INSTANCE_PREFIX};
@@ -320,6 +324,8 @@ pub struct Backends {
     pub counters: Box<dyn Counters>,
     /// Persisted files.
     pub files: Box<dyn Files>,
+    /// Route lookups for `diagnose`'s reverse-path evidence.
+    pub routes: Box<dyn Routes>,
 }
 
 impl Backends {
@@ -333,6 +339,7 @@ impl Backends {
             firewall: Box::new(Nft),
             counters: Box::new(LinuxCounters),
             files: Box::new(LinuxFiles),
+            routes: Box::new(Rtnetlink),
         }
     }
 
@@ -352,6 +359,7 @@ impl Backends {
             }),
             counters: Box::new(SimCounters::default()),
             files: Box::new(SimFiles::default()),
+            routes: Box::new(SimRoutes::default()),
         }
     }
 }

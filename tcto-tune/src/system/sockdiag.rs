@@ -9,7 +9,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
 use netlink_packet_sock_diag::inet::{
-    ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, Timer,
+    ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
 };
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
@@ -37,18 +37,6 @@ fn listener(r: &InetResponse) -> ListenSocket {
         queue: r.header.recv_queue,
         backlog: r.header.send_queue,
         inode: r.header.inode,
-    }
-}
-
-fn syn_recv(r: &InetResponse) -> SynRecv {
-    let id = &r.header.socket_id;
-    SynRecv {
-        local: std::net::SocketAddr::new(id.source_address, id.source_port),
-        remote: std::net::SocketAddr::new(id.destination_address, id.destination_port),
-        retrans: match r.header.timer {
-            Some(Timer::Retransmit(_, n)) => n,
-            _ => 0,
-        },
     }
 }
 
@@ -141,12 +129,16 @@ impl Sockets for SockDiag {
     }
 
     fn syn_recv(&self) -> Result<Vec<SynRecv>, SystemError> {
-        let mut out = Vec::new();
-        dump(AF_INET, StateFlags::SYN_RECV, |r| out.push(syn_recv(r)))?;
-        let mut v6 = Vec::new();
-        if dump(AF_INET6, StateFlags::SYN_RECV, |r| v6.push(syn_recv(r))).is_ok() {
-            out.extend(v6);
-        }
+        // Both families in one walk of the kernel's socket hash (see
+        // `route::syn_recv_sockets`): half the cost of one dump per family.
+        let mut out: Vec<SynRecv> = super::route::syn_recv_sockets()?
+            .into_iter()
+            .map(|(local, remote, retrans)| SynRecv {
+                local,
+                remote,
+                retrans,
+            })
+            .collect();
         out.sort();
         Ok(out)
     }
