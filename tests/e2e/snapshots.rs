@@ -222,6 +222,7 @@ fn filters() -> Vec<(String, String)> {
 /// of two spaces or more between words made two spaces: its padding
 /// follows the width of the host's value. Other tables stay as printed.
 fn collapse_host_tables(name: &str, text: &str) -> String {
+    let text = &redact_races(name, text);
     if !HOST_WIDE_TABLES.contains(&name) {
         return text.to_owned();
     }
@@ -274,6 +275,23 @@ const HOST_WIDE_TABLES: &[&str] = &[
 ];
 
 /// Every redaction of the output named `name`.
+/// The stuck server's accept queue holds backlog + 1 connections, but a
+/// connect whose SYN-ACK left before the queue filled counts as
+/// established on the client even when its ACK is then dropped: with ten
+/// connects in flight, 9 or 10 (seen both) succeed. The counts are
+/// redacted there; the lines and their advice are still compared.
+fn redact_races(name: &str, text: &str) -> String {
+    if name != "probe_incident" {
+        return text.to_owned();
+    }
+    let counts = regex::Regex::new(r"established \d+  refused 0  timed out \d+").unwrap();
+    let text = counts.replace_all(text, "established [N]  refused 0  timed out [N]");
+    let advice = regex::Regex::new(r"- \d+ of 50 connects timed out").unwrap();
+    advice
+        .replace_all(&text, "- [N] of 50 connects timed out")
+        .into_owned()
+}
+
 fn redact_output(name: &str, text: &str) -> String {
     collapse_host_tables(name, &redact(text, &filters()))
 }
@@ -425,7 +443,8 @@ fn snapshots_of_a_probe_against_a_stuck_server() {
         return;
     }
     // The README's lab: a server on 10.0.2.5:8080 with backlog 8 that
-    // never accepts; 9 connects fit its accept queue, the others time out.
+    // never accepts; 9 (sometimes 10) connects fit its accept queue, the
+    // others time out (see redact_races).
     let steps = vec![step(
         "probe_incident",
         "probe 10.0.2.5:8080 --count 50 --concurrency 10 --timeout 1s",
