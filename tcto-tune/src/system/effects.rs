@@ -14,7 +14,6 @@ use super::{
     locate, read_group, refused, write_group, Backends, Checkpoint, FaultPlan, Located, SystemError,
 };
 use crate::change::{Change, Target, Value};
-use crate::notrack::{self, NotrackTable};
 
 /// Read and write any [`Target`].
 pub trait Effects {
@@ -98,15 +97,7 @@ impl Router {
 }
 
 fn is_ours(target: &Target) -> bool {
-    *target == notrack::target()
-}
-
-fn table_of(target: &Target, v: &serde_json::Value) -> Result<NotrackTable, SystemError> {
-    // From the borrowed document: cloning it first copied every element
-    // of a 1,000-flow table only to drop the copy.
-    <NotrackTable as serde::Deserialize>::deserialize(v).map_err(|e| SystemError::NftContent {
-        what: format!("the value to write to {target} is not a NOTRACK table: {e}"),
-    })
+    *target == Target::notrack_table()
 }
 
 impl Effects for Router {
@@ -116,7 +107,7 @@ impl Effects for Router {
             Target::Sysctl { key } => Ok(b.sysctls.read(key)?.map_or(Value::Absent, Value::Text)),
             Target::Offload { .. } => read_group(b.offloads.as_ref(), target),
             Target::File { path } => b.files.read(std::path::Path::new(path)),
-            t if is_ours(t) => Ok(notrack::value_of(b.firewall.notrack_table()?.as_ref())),
+            t if is_ours(t) => Ok(Value::notrack_table(b.firewall.notrack_table()?.as_ref())),
             other => Err(SystemError::Unsupported {
                 what: format!("reading {other}"),
             }),
@@ -130,7 +121,7 @@ impl Effects for Router {
             (Target::Offload { .. }, v) => write_group(b.offloads.as_mut(), target, v),
             (Target::File { path }, v) => b.files.write(std::path::Path::new(path), v),
             // The transaction reads the table back and compares.
-            (t, Value::Json(v)) if is_ours(t) => b.firewall.write_table(Some(&table_of(t, v)?)),
+            (t, Value::Table(table)) if is_ours(t) => b.firewall.write_table(Some(table)),
             (t, Value::Absent) if is_ours(t) => b.firewall.write_table(None),
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
@@ -252,8 +243,8 @@ impl Effects for SimEffects {
 
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
         // What the kernel refuses of a NOTRACK table, the simulation refuses.
-        if let (true, Value::Json(v)) = (is_ours(target), value) {
-            if let Some(e) = super::nft::kernel_refusal(&table_of(target, v)?) {
+        if let (true, Value::Table(table)) = (is_ours(target), value) {
+            if let Some(e) = super::nft::kernel_refusal(table) {
                 return Err(e);
             }
         }
