@@ -163,9 +163,9 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
     let diffs: Vec<FileDiff> = plan
         .changes
         .iter()
-        .filter(|c| c.kind == ChangeKind::File)
+        .filter(|c| c.kind() == ChangeKind::File)
         .map(|c| FileDiff {
-            path: c.key.clone(),
+            path: c.key(),
             diff: persist::diff(c),
         })
         .collect();

@@ -232,13 +232,12 @@ mod bytes_serde {
     }
 }
 
-/// One planned change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One planned change. Its kind and display key are its target's
+/// ([`Change::kind`], [`Change::key`]); the JSON plan document still
+/// carries them, first, as `kind` and `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "ChangeDoc<String, Target, Value>")]
 pub struct Change {
-    /// The kind (sysctl, notrack, offload, file).
-    pub kind: ChangeKind,
-    /// Display key (see [`Target::key`]).
-    pub key: String,
     /// The current value as shown to the user (`None`: absent or unknown).
     pub current: Option<String>,
     /// The desired value as shown to the user.
@@ -255,7 +254,64 @@ pub struct Change {
     pub after: Value,
 }
 
+/// A change as the plan document has it: `kind` and `key` first, then the
+/// fields of [`Change`]. Read back, the two are the target's anyway.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Change")]
+struct ChangeDoc<K, T, V> {
+    kind: ChangeKind,
+    key: K,
+    current: Option<String>,
+    desired: String,
+    intent: Intent,
+    reason: Option<String>,
+    target: T,
+    before: V,
+    after: V,
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ChangeDoc {
+            kind: self.kind(),
+            key: self.key(),
+            current: self.current.clone(),
+            desired: self.desired.clone(),
+            intent: self.intent,
+            reason: self.reason.clone(),
+            target: &self.target,
+            before: &self.before,
+            after: &self.after,
+        }
+        .serialize(s)
+    }
+}
+
+impl From<ChangeDoc<String, Target, Value>> for Change {
+    fn from(d: ChangeDoc<String, Target, Value>) -> Self {
+        Change {
+            current: d.current,
+            desired: d.desired,
+            intent: d.intent,
+            reason: d.reason,
+            target: d.target,
+            before: d.before,
+            after: d.after,
+        }
+    }
+}
+
 impl Change {
+    /// The kind of change: its target's ([`Target::kind`]).
+    pub fn kind(&self) -> ChangeKind {
+        self.target.kind()
+    }
+
+    /// The display key: its target's ([`Target::key`]).
+    pub fn key(&self) -> String {
+        self.target.key()
+    }
+
     /// A sysctl change.
     pub fn sysctl(
         key: &SysctlName,
@@ -265,8 +321,6 @@ impl Change {
         reason: Option<String>,
     ) -> Self {
         Change {
-            kind: ChangeKind::Sysctl,
-            key: key.to_string(),
             current: current.map(normalize),
             desired: normalize(desired),
             intent,
@@ -326,5 +380,24 @@ mod tests {
             serde_json::from_str::<Value>(&json).unwrap(),
             Value::Table(built)
         );
+    }
+
+    #[test]
+    fn a_change_serializes_kind_and_key_first_from_its_target_and_reads_back() {
+        let c = Change::sysctl(
+            &"net.core.somaxconn".parse().unwrap(),
+            Some("1024"),
+            "4096",
+            Intent::AtLeast,
+            Some("why".into()),
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"sysctl","key":"net.core.somaxconn","current":"1024","desired":"4096","intent":"at_least","reason":"why","target":{"kind":"sysctl","key":"net.core.somaxconn"},"before":{"type":"text","value":"1024"},"after":{"type":"text","value":"4096"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), c);
+        assert_eq!(c.kind(), ChangeKind::Sysctl);
+        assert_eq!(c.key(), "net.core.somaxconn");
     }
 }

@@ -49,7 +49,7 @@ fn plans_one_table_change_with_the_rules_as_nft_prints_them() {
     let p = plan_with(&trusted(), &SystemState::default(), &PlanOptions::default());
     assert_eq!(p.changes.len(), 1, "{p}");
     let c = &p.changes[0];
-    assert_eq!(c.kind, ChangeKind::Notrack);
+    assert_eq!(c.kind(), ChangeKind::Notrack);
     assert_eq!(c.target, crate::Target::notrack_table());
     assert_eq!(c.before, Value::Absent);
     assert!(c

@@ -88,8 +88,6 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replac
         return;
     }
     p.changes.push(Change {
-        kind: ChangeKind::Notrack,
-        key: key(),
         current: current.map(NotrackTable::to_nft),
         desired: want.to_nft(),
         intent: Intent::Exact,
