@@ -3,9 +3,12 @@
 //! The apply transaction, rollback and the journal deal only in
 //! [`Target`]s and [`Value`]s. [`Router`] routes each target to the
 //! backend that owns it (over the live [`Backends`]: [`LinuxEffects`]);
-//! [`SimEffects`] is an in-memory map seeded from a
-//! plan's observed values, which is what dry-run and the fault-injection
-//! tests run the very same transaction code against.
+//! [`SimEffects`] is the simulated host: one store of targets and their
+//! values (seeded from a read state, a plan's observed values, or the
+//! live values of a record's targets) with the host's other facts, which
+//! dry-run and the fault-injection tests run the very same transaction
+//! code against, and whose [`SimEffects::backends`] are what a state is
+//! read from on it.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +17,7 @@ use super::{
     locate, read_group, refused, write_group, Backends, Checkpoint, FaultPlan, Located, SystemError,
 };
 use crate::change::{Change, Target, Value};
+use crate::state::{SysctlReading, SystemState};
 
 /// Read and write any [`Target`].
 pub trait Effects {
@@ -168,11 +172,19 @@ pub enum SimFault {
     ReadBack(Value),
 }
 
-/// An in-memory system: every target holds a value.
+/// The simulated host: every target holds a value, and the facts that
+/// are not targets (listeners, memory, NICs, other tables' chains) are a
+/// [`SystemState`]. Transactions read and write `values`; reading a state
+/// goes through [`SimEffects::backends`], which sees `values` too.
 #[derive(Debug, Clone, Default)]
 pub struct SimEffects {
     /// Current values.
     pub values: BTreeMap<Target, Value>,
+    /// What is not a target: the host facts [`SimEffects::backends`]
+    /// reads besides `values` (its sysctls and table are only the
+    /// fallback for targets `values` does not hold; its offloads are
+    /// read from here, not from `values`).
+    pub facts: SystemState,
     /// Faults by target, applied to every write of that target.
     pub faults: BTreeMap<Target, SimFault>,
     /// Every successful write, in order.
@@ -212,27 +224,85 @@ impl SimEffects {
 }
 
 impl SimEffects {
-    /// Seed from a plan's changes and make the simulation refuse what the kernel
-    /// would: sysctls the state shows read-only here (EACCES) or missing
-    /// (ENOENT), planned only because the user allowed them.
-    pub fn from_changes_and_state(changes: &[Change], state: &crate::state::SystemState) -> Self {
-        let mut s = Self::from_changes(changes);
-        for c in changes {
-            if let Target::Sysctl { key } = &c.target {
-                match state.sysctls.get(key.as_str()) {
-                    Some(r) if r.value.is_none() => {
-                        s.faults
-                            .insert(c.target.clone(), SimFault::Refuse(libc::ENOENT));
-                    }
-                    Some(r) if !r.writable => {
-                        s.faults
-                            .insert(c.target.clone(), SimFault::Refuse(libc::EACCES));
-                    }
-                    _ => {}
-                }
+    /// A simulated host holding `state`: each sysctl it read and the
+    /// NOTRACK table are targets in `values`, and a sysctl the state shows
+    /// missing (ENOENT) or read-only here (EACCES) refuses writes as the
+    /// kernel would; everything is also kept as `facts`.
+    pub fn from_state(state: &SystemState) -> Self {
+        let mut s = Self {
+            facts: state.clone(),
+            ..Self::default()
+        };
+        for (key, r) in &state.sysctls {
+            let Ok(key) = key.parse() else { continue };
+            let target = Target::Sysctl { key };
+            let value = r.value.clone().map_or(Value::Absent, Value::Text);
+            if r.value.is_none() {
+                s.faults
+                    .insert(target.clone(), SimFault::Refuse(libc::ENOENT));
+            } else if !r.writable {
+                s.faults
+                    .insert(target.clone(), SimFault::Refuse(libc::EACCES));
             }
+            s.values.insert(target, value);
+        }
+        s.values.insert(
+            Target::notrack_table(),
+            Value::notrack_table(state.notrack_table.as_ref()),
+        );
+        s
+    }
+
+    /// The host `state` was read from, holding the values a plan observed
+    /// for each change it makes (what dry-run runs `apply` against): a
+    /// sysctl planned only because the user allowed a read-only or missing
+    /// one is refused, as the kernel would.
+    pub fn from_changes_and_state(changes: &[Change], state: &SystemState) -> Self {
+        let mut s = Self::from_state(state);
+        for c in changes {
+            s.values.insert(c.target.clone(), c.before.clone());
         }
         s
+    }
+
+    /// The read side of this host, for `read_state` and the probes: its
+    /// sysctls, NOTRACK table and files are what `values` holds now, the
+    /// rest is
+    /// `facts`. A snapshot: read it again after a transaction.
+    pub fn backends(&self) -> Backends {
+        let mut state = self.facts.clone();
+        let mut files = super::SimFiles::default();
+        for (target, value) in &self.values {
+            match target {
+                Target::Sysctl { key } => {
+                    let refused = matches!(self.faults.get(target), Some(SimFault::Refuse(_)));
+                    let value = match value {
+                        Value::Text(v) => Some(v.clone()),
+                        _ => None,
+                    };
+                    // Writable as the state read said; a key it did not
+                    // read, unless a fault refuses it.
+                    let writable = match self.facts.sysctls.get(key.as_str()) {
+                        Some(r) => r.writable,
+                        None => value.is_some() && !refused,
+                    };
+                    state
+                        .sysctls
+                        .insert(key.to_string(), SysctlReading { value, writable });
+                }
+                t if is_ours(t) => {
+                    state.notrack_table = match value {
+                        Value::Table(table) => Some(table.clone()),
+                        _ => None,
+                    }
+                }
+                Target::File { path } if *value != Value::Absent => {
+                    files.0.insert(path.into(), value.clone());
+                }
+                _ => {}
+            }
+        }
+        Backends::of_state(&state, files)
     }
 }
 
@@ -279,5 +349,55 @@ impl Effects for SimEffects {
             // An unwind that skips the panic hook: nothing printed.
             std::panic::resume_unwind(Box::new("simulated crash"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{apply, ApplyOptions, Outcome, Run};
+    use crate::fix::Desired;
+    use crate::snapshot::read_state;
+    use crate::state::SysctlReading;
+    use crate::Profile;
+
+    #[test]
+    fn one_simulated_host_is_planned_on_written_and_read_again() {
+        let mut state = SystemState::default();
+        state
+            .sysctls
+            .insert("net.core.somaxconn".into(), SysctlReading::rw("1024"));
+        let profile = Profile::builder("t")
+            .somaxconn(Desired::at_least(4096))
+            .build();
+        let mut host = SimEffects::from_state(&state);
+        let read = read_state(&profile, &host.backends()).unwrap();
+        assert_eq!(read.sysctl("net.core.somaxconn"), Some("1024"));
+        let plan = crate::plan(&profile, &read);
+        assert_eq!(plan.changes.len(), 1);
+        let r = apply(&plan, Run::DryRun(&mut host), &ApplyOptions::default()).unwrap();
+        assert_eq!(r.outcome, Outcome::WouldApply, "{r}");
+        // The same host, read again, holds what the transaction wrote.
+        let after = read_state(&profile, &host.backends()).unwrap();
+        assert_eq!(after.sysctl("net.core.somaxconn"), Some("4096"));
+        assert!(crate::plan(&profile, &after).changes.is_empty());
+    }
+
+    #[test]
+    fn a_read_only_sysctl_of_the_state_refuses_its_write() {
+        let mut state = SystemState::default();
+        state
+            .sysctls
+            .insert("net.core.somaxconn".into(), SysctlReading::ro("1024"));
+        let mut host = SimEffects::from_state(&state);
+        let t = Target::Sysctl {
+            key: "net.core.somaxconn".parse().unwrap(),
+        };
+        let e = host.write(&t, &Value::Text("4096".into())).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EACCES));
+        assert!(!host
+            .backends()
+            .sysctls
+            .writable(&"net.core.somaxconn".parse().unwrap()));
     }
 }
