@@ -266,8 +266,8 @@ impl SimEffects {
     }
 
     /// The read side of this host, for `read_state` and the probes: its
-    /// sysctls, NOTRACK table and files are what `values` holds now, the
-    /// rest is
+    /// sysctls, NOTRACK table, files and the offloads it holds are what
+    /// `values` holds now, the rest is
     /// `facts`. A snapshot: read it again after a transaction.
     pub fn backends(&self) -> Backends {
         let mut state = self.facts.clone();
@@ -302,7 +302,19 @@ impl SimEffects {
                 _ => {}
             }
         }
-        Backends::of_state(&state, files)
+        let mut b = Backends::of_state(&state, files);
+        // An offload a transaction changed, set on the simulated NICs the
+        // way the kernel would take it (a fixed feature stays as it is).
+        let mut nics = super::SimOffloads::from_state(&state);
+        for (target, value) in &self.values {
+            if let Target::Offload { .. } = target {
+                if read_group(&nics, target).ok().as_ref() != Some(value) {
+                    let _ = write_group(&mut nics, target, value);
+                }
+            }
+        }
+        b.offloads = Box::new(nics);
+        b
     }
 }
 
@@ -380,6 +392,38 @@ mod tests {
         // The same host, read again, holds what the transaction wrote.
         let after = read_state(&profile, &host.backends()).unwrap();
         assert_eq!(after.sysctl("net.core.somaxconn"), Some("4096"));
+        assert!(crate::plan(&profile, &after).changes.is_empty());
+    }
+
+    #[test]
+    fn an_offload_written_on_the_simulated_host_reads_back_from_its_nics() {
+        let mut features = crate::state::Features::new();
+        features.insert(
+            "rx-gro".into(),
+            crate::state::FeatureState::changeable(false),
+        );
+        let mut state = SystemState {
+            interfaces: vec!["lo".into(), "a".into()],
+            ..Default::default()
+        };
+        state.offloads.insert("a".into(), features);
+        let profile = Profile::builder("t")
+            .offload(crate::fix::OffloadFix {
+                iface: crate::names::IfName::new("a").unwrap(),
+                tso: None,
+                gso: None,
+                gro: Some(true),
+                lro: None,
+                reason: None,
+            })
+            .build();
+        let plan = crate::plan(&profile, &state);
+        assert_eq!(plan.changes.len(), 1);
+        let mut host = SimEffects::from_changes_and_state(&plan.changes, &state);
+        let r = apply(&plan, Run::DryRun(&mut host), &ApplyOptions::default()).unwrap();
+        assert_eq!(r.outcome, Outcome::WouldApply, "{r}");
+        let after = read_state(&profile, &host.backends()).unwrap();
+        assert!(after.offloads["a"]["rx-gro"].on);
         assert!(crate::plan(&profile, &after).changes.is_empty());
     }
 
