@@ -10,7 +10,6 @@
 use serde::Serialize;
 use tcto_tune::apply::TxReport;
 use tcto_tune::journal::StepStatus;
-use tcto_tune::notrack::NotrackTable;
 use tcto_tune::{Target, Value};
 
 /// One entry of Ansible's `diff` list.
@@ -36,13 +35,7 @@ pub fn render(target: &Target, v: &Value) -> String {
         (Target::Offload { iface, feature, .. }, v) => {
             format!("{iface} {feature}: {}\n", v.display())
         }
-        (Target::NftTable { .. }, Value::Json(doc)) => {
-            match <NotrackTable as serde::Deserialize>::deserialize(doc) {
-                Ok(t) => t.to_nft(),
-                // Not a table this version understands: the JSON itself.
-                Err(_) => format!("{doc:#}\n"),
-            }
-        }
+        (Target::NftTable { .. }, Value::Table(t)) => t.to_nft(),
         (_, Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
         (_, Value::Symlink(to)) => format!("symbolic link to {to}\n"),
         (_, v) => format!("{}\n", v.display()),
@@ -112,11 +105,11 @@ mod tests {
             to: "10.0.2.0/24".parse().unwrap(),
             port: 8080,
         }];
-        let table = NotrackTable::for_flows(&flows);
-        let v = tcto_tune::notrack::value_of(Some(&table));
-        let text = render(&tcto_tune::notrack::target(), &v);
+        let table = tcto_tune::notrack::NotrackTable::for_flows(&flows);
+        let v = Value::notrack_table(Some(&table));
+        let text = render(&Target::notrack_table(), &v);
         assert!(text.starts_with("table inet tcto_tune {"), "{text}");
         assert!(text.contains("notrack"), "{text}");
-        assert_eq!(render(&tcto_tune::notrack::target(), &Value::Absent), "");
+        assert_eq!(render(&Target::notrack_table(), &Value::Absent), "");
     }
 }

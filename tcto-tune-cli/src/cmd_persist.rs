@@ -13,11 +13,12 @@ use serde::Serialize;
 use tcto_tune::apply::{apply, ApplyError, ApplyOptions, Run, TxReport};
 use tcto_tune::journal::Journal;
 use tcto_tune::persist::{self, PersistOptions};
-use tcto_tune::system::{read_persist_facts, LinuxEffects};
+use tcto_tune::system::{read_persist_facts, LinuxEffects, SimEffects};
 use tcto_tune::{ChangeKind, Plan};
 
 use crate::common::{
-    apply_error, compute_with_profile, escape_error, finish, flag_hint, root_error, ProfileArgs,
+    apply_error, compute_with_profile, escape_error, finish, flag_hint, root_error, user_flags,
+    ProfileArgs,
 };
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
@@ -162,14 +163,14 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
     let diffs: Vec<FileDiff> = plan
         .changes
         .iter()
-        .filter(|c| c.kind == ChangeKind::File)
+        .filter(|c| c.kind() == ChangeKind::File)
         .map(|c| FileDiff {
-            path: c.key.clone(),
+            path: c.key(),
             diff: persist::diff(c),
         })
         .collect();
     let refused = !plan.refusals().is_empty();
-    if args.dry_run || refused {
+    if refused {
         if p.json() {
             p.json_value(&PersistDoc {
                 plan: &plan,
@@ -180,18 +181,38 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
         } else {
             print_text(p, &plan, if args.dry_run { &diffs } else { &[] });
         }
-        if refused {
-            return Err(refusal(&plan));
-        }
-        return Ok(Exit::Ok);
+        return Err(refusal(&plan));
     }
-    let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let locked =
-        crate::common::lock_journal(p, &journal, &args.wait).map_err(|e| apply_error(e.into()))?;
     let opts = ApplyOptions {
         command: "persist".into(),
         force_after_crash: false,
     };
+    if args.dry_run {
+        // The same transaction as the real run, against a simulated host
+        // holding what the plan observed: it decides what would be
+        // written, and a simulated refusal shows.
+        let mut sim = SimEffects::from_changes(&plan.changes);
+        let report = apply(&plan, Run::DryRun(&mut sim), &opts).map_err(apply_error)?;
+        let ok = report.succeeded();
+        if p.json() {
+            p.json_value(&PersistDoc {
+                plan: &plan,
+                dry_run: true,
+                diffs,
+                report: Some(report),
+            })?;
+        } else {
+            print_text(p, &plan, &diffs);
+            if !ok {
+                // Only a failed dry run says more than the plan and diffs.
+                p.line(user_flags(g, &report.to_string()));
+            }
+        }
+        return Ok(if ok { Exit::Ok } else { Exit::Error });
+    }
+    let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
+    let locked =
+        crate::common::lock_journal(p, &journal, &args.wait).map_err(|e| apply_error(e.into()))?;
     let report = apply(
         &plan,
         Run::Journaled(&mut LinuxEffects::default(), &locked),

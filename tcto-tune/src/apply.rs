@@ -336,8 +336,8 @@ fn read_before_write(plan: &Plan, effects: &mut dyn Effects) -> Result<Vec<Step>
             StepStatus::Pending
         };
         steps.push(Step {
-            kind: c.kind,
-            key: c.key.clone(),
+            kind: c.kind(),
+            key: c.key(),
             target: c.target.clone(),
             before,
             after: c.after.clone(),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fix::{normalize, Intent};
 use crate::names::SysctlName;
+use crate::notrack::{NotrackTable, TABLE_FAMILY, TABLE_NAME};
 
 /// One piece of state a change touches.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -57,6 +58,14 @@ pub enum Target {
 }
 
 impl Target {
+    /// The target every NOTRACK change writes: the `inet tcto_tune` table.
+    pub fn notrack_table() -> Target {
+        Target::NftTable {
+            family: TABLE_FAMILY.into(),
+            name: TABLE_NAME.into(),
+        }
+    }
+
     /// The kind of change, as shown in plans and JSON.
     pub fn kind(&self) -> ChangeKind {
         match self {
@@ -123,14 +132,23 @@ pub enum Value {
     /// UTF-8 (readable plans and journal records), else as an array of bytes;
     /// both forms deserialize.
     Bytes(#[serde(with = "bytes_serde")] Vec<u8>),
-    /// A structured document (an nftables table description).
-    Json(serde_json::Value),
+    /// The `inet tcto_tune` table. Serialized as it always was, as the
+    /// document `{"type": "json", "value": {...}}` (the table's JSON form:
+    /// see [`NotrackTable::to_json`]), so journal records read either way.
+    #[serde(rename = "json")]
+    Table(#[serde(with = "table_serde")] NotrackTable),
     /// A symbolic link holding this target path (persist: the unit's
     /// `.wants/` link, which systemd only honours as a symlink).
     Symlink(String),
 }
 
 impl Value {
+    /// The value a NOTRACK table is journaled and compared as
+    /// (`None`: no table, [`Value::Absent`]).
+    pub fn notrack_table(table: Option<&NotrackTable>) -> Value {
+        table.map_or(Value::Absent, |t| Value::Table(t.clone()))
+    }
+
     /// Whether `self` (read back from the system) is what `wanted` asked
     /// for. Text compares with whitespace runs folded, since the kernel
     /// prints multi-value sysctls with tabs.
@@ -149,37 +167,44 @@ impl Value {
             Value::Bool(true) => "on".into(),
             Value::Bool(false) => "off".into(),
             Value::Bytes(b) => format!("({} bytes)", b.len()),
-            // A NOTRACK table document: say how many rules it holds.
-            Value::Json(v) => match v.get("chains").and_then(|c| c.as_array()) {
-                Some(chains) => {
-                    let count = |c: &serde_json::Value, k: &str| {
-                        c.get(k).and_then(|r| r.as_array()).map_or(0, Vec::len)
-                    };
-                    let n: usize = chains
-                        .iter()
-                        .map(|c| count(c, "rules") + count(c, "set_rules"))
-                        .sum();
-                    let plural = if n == 1 { "" } else { "s" };
-                    // Content tcto-tune did not write, named (rollback shows it).
-                    let foreign: Vec<&str> = v
-                        .get("foreign")
-                        .and_then(|f| f.as_array())
-                        .map_or(vec![], |f| {
-                            f.iter().filter_map(|x| x.get("what")?.as_str()).collect()
-                        });
-                    if foreign.is_empty() {
-                        format!("(table, {n} rule{plural})")
-                    } else {
-                        format!(
-                            "(table, {n} rule{plural}; not ours: {})",
-                            foreign.join(", ")
-                        )
-                    }
+            // A NOTRACK table: say how many rules it holds.
+            Value::Table(t) => {
+                let n: usize = t
+                    .chains
+                    .iter()
+                    .map(|c| c.rules.len() + c.set_rules.len())
+                    .sum();
+                let plural = if n == 1 { "" } else { "s" };
+                // Content tcto-tune did not write, named (rollback shows it).
+                let foreign: Vec<&str> = t.foreign.iter().map(|f| f.what.as_str()).collect();
+                if foreign.is_empty() {
+                    format!("(table, {n} rule{plural})")
+                } else {
+                    format!(
+                        "(table, {n} rule{plural}; not ours: {})",
+                        foreign.join(", ")
+                    )
                 }
-                None => "(table)".into(),
-            },
+            }
             Value::Symlink(t) => format!("(link to {t})"),
         }
+    }
+}
+
+/// A table as the JSON document it has always been journaled as: through
+/// [`NotrackTable::to_json`], whose objects list their keys sorted (the
+/// field order of the struct would be another byte string).
+mod table_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::notrack::NotrackTable;
+
+    pub fn serialize<S: Serializer>(t: &NotrackTable, s: S) -> Result<S::Ok, S::Error> {
+        t.to_json().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NotrackTable, D::Error> {
+        NotrackTable::deserialize(d)
     }
 }
 
@@ -207,13 +232,12 @@ mod bytes_serde {
     }
 }
 
-/// One planned change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One planned change. Its kind and display key are its target's
+/// ([`Change::kind`], [`Change::key`]); the JSON plan document still
+/// carries them, first, as `kind` and `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "ChangeDoc<String, Target, Value>")]
 pub struct Change {
-    /// The kind (sysctl, notrack, offload, file).
-    pub kind: ChangeKind,
-    /// Display key (see [`Target::key`]).
-    pub key: String,
     /// The current value as shown to the user (`None`: absent or unknown).
     pub current: Option<String>,
     /// The desired value as shown to the user.
@@ -230,7 +254,64 @@ pub struct Change {
     pub after: Value,
 }
 
+/// A change as the plan document has it: `kind` and `key` first, then the
+/// fields of [`Change`]. Read back, the two are the target's anyway.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Change")]
+struct ChangeDoc<K, T, V> {
+    kind: ChangeKind,
+    key: K,
+    current: Option<String>,
+    desired: String,
+    intent: Intent,
+    reason: Option<String>,
+    target: T,
+    before: V,
+    after: V,
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ChangeDoc {
+            kind: self.kind(),
+            key: self.key(),
+            current: self.current.clone(),
+            desired: self.desired.clone(),
+            intent: self.intent,
+            reason: self.reason.clone(),
+            target: &self.target,
+            before: &self.before,
+            after: &self.after,
+        }
+        .serialize(s)
+    }
+}
+
+impl From<ChangeDoc<String, Target, Value>> for Change {
+    fn from(d: ChangeDoc<String, Target, Value>) -> Self {
+        Change {
+            current: d.current,
+            desired: d.desired,
+            intent: d.intent,
+            reason: d.reason,
+            target: d.target,
+            before: d.before,
+            after: d.after,
+        }
+    }
+}
+
 impl Change {
+    /// The kind of change: its target's ([`Target::kind`]).
+    pub fn kind(&self) -> ChangeKind {
+        self.target.kind()
+    }
+
+    /// The display key: its target's ([`Target::key`]).
+    pub fn key(&self) -> String {
+        self.target.key()
+    }
+
     /// A sysctl change.
     pub fn sysctl(
         key: &SysctlName,
@@ -240,8 +321,6 @@ impl Change {
         reason: Option<String>,
     ) -> Self {
         Change {
-            kind: ChangeKind::Sysctl,
-            key: key.to_string(),
             current: current.map(normalize),
             desired: normalize(desired),
             intent,
@@ -270,5 +349,55 @@ mod tests {
         let link = Value::Symlink("/x".into());
         let json = serde_json::to_string(&link).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), link);
+    }
+
+    #[test]
+    fn a_table_serializes_as_the_json_document_it_always_was() {
+        // A NOTRACK value as journals hold it today (keys sorted, as the
+        // old `Value::Json` of the table's `to_json()` wrote them).
+        let old = r#"{"type":"json","value":{"chains":[{"name":"prerouting","priority":-300,"rules":[{"daddr":"10.0.2.0/24","dport":8080,"saddr":"10.0.1.0/24","sport":null}]},{"name":"output","priority":-300,"rules":[{"daddr":"10.0.1.0/24","dport":null,"saddr":"10.0.2.0/24","sport":8080}]}],"foreign":[{"remove":"nft delete rule inet tcto_tune output handle 9","what":"rule `accept` in chain output (handle 9)"}]}}"#;
+        let v: Value = serde_json::from_str(old).unwrap();
+        let Value::Table(t) = &v else {
+            panic!("not a table: {v:?}")
+        };
+        assert_eq!(t.chains.len(), 2);
+        assert_eq!(serde_json::to_string(&v).unwrap(), old);
+        assert_eq!(
+            v.display(),
+            "(table, 2 rules; not ours: rule `accept` in chain output (handle 9))"
+        );
+        // Built, not read: the same bytes as the old document of it.
+        let flows = [crate::notrack::ScopedFlow {
+            from: "10.0.1.0/24".parse().unwrap(),
+            to: "10.0.2.0/24".parse().unwrap(),
+            port: 8080,
+        }];
+        let built = NotrackTable::for_flows(&flows);
+        let json = serde_json::to_string(&Value::notrack_table(Some(&built))).unwrap();
+        let doc = serde_json::to_string(&built.to_json()).unwrap();
+        assert_eq!(json, format!(r#"{{"type":"json","value":{doc}}}"#));
+        assert_eq!(
+            serde_json::from_str::<Value>(&json).unwrap(),
+            Value::Table(built)
+        );
+    }
+
+    #[test]
+    fn a_change_serializes_kind_and_key_first_from_its_target_and_reads_back() {
+        let c = Change::sysctl(
+            &"net.core.somaxconn".parse().unwrap(),
+            Some("1024"),
+            "4096",
+            Intent::AtLeast,
+            Some("why".into()),
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"sysctl","key":"net.core.somaxconn","current":"1024","desired":"4096","intent":"at_least","reason":"why","target":{"kind":"sysctl","key":"net.core.somaxconn"},"before":{"type":"text","value":"1024"},"after":{"type":"text","value":"4096"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), c);
+        assert_eq!(c.kind(), ChangeKind::Sysctl);
+        assert_eq!(c.key(), "net.core.somaxconn");
     }
 }

@@ -26,7 +26,7 @@ impl CheckInput<'_> {
     fn change(&self, key: &str) -> Option<&Change> {
         self.changes
             .iter()
-            .find(|c| c.kind == ChangeKind::Sysctl && c.key == key)
+            .find(|c| c.kind() == ChangeKind::Sysctl && c.key() == key)
     }
     fn planned_int(&self, key: &str) -> Option<i64> {
         match self.change(key) {

@@ -60,7 +60,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
     }
     // Apply order is kind order (sysctls, then NOTRACK, then offloads),
     // whatever the order of the registry; stable, so each kind keeps its own.
-    p.changes.sort_by_key(|c| c.kind);
+    p.changes.sort_by_key(|c| c.kind());
     p.unchanged.sort_by_key(|u| u.kind);
     p.skipped.sort_by_key(|s| s.kind);
     let input = CheckInput {

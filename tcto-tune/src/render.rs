@@ -107,7 +107,7 @@ fn skip_value(s: &Skipped) -> String {
 }
 
 fn change_row(c: &Change) -> [String; 5] {
-    let value = if c.kind == ChangeKind::Notrack {
+    let value = if c.kind() == ChangeKind::Notrack {
         format!(
             "{} -> {}",
             c.current.as_deref().map_or("(absent)".into(), rules_word),
@@ -122,7 +122,7 @@ fn change_row(c: &Change) -> [String; 5] {
     };
     row(
         "change",
-        &c.key,
+        &c.key(),
         &value,
         c.reason.as_deref().unwrap_or_default(),
         "31",
@@ -178,7 +178,12 @@ fn table(rows: &[[String; 5]], style: TextStyle, out: &mut String) {
 /// A NOTRACK change in full: the table as planned, and a coloured diff
 /// against what is in place.
 fn notrack_diff(c: &Change, style: TextStyle, out: &mut String) {
-    let _ = writeln!(out, "\n{} {} as planned:", c.kind, escape_control(&c.key));
+    let _ = writeln!(
+        out,
+        "\n{} {} as planned:",
+        c.kind(),
+        escape_control(&c.key())
+    );
     out.push_str(&indent(&c.desired));
     let old = c.current.clone().unwrap_or_default();
     let diff = similar::TextDiff::from_lines(&old, &c.desired);
@@ -261,7 +266,7 @@ impl Plan {
         for c in self
             .changes
             .iter()
-            .filter(|c| c.kind == ChangeKind::Notrack)
+            .filter(|c| c.kind() == ChangeKind::Notrack)
         {
             notrack_diff(c, style, &mut out);
         }

@@ -24,6 +24,8 @@ use proptest::prelude::*;
 use tcto_tune::apply::{apply, select_for_rollback, undo, ApplyError, ApplyOptions, Outcome, Run};
 use tcto_tune::change::{Target, Value};
 use tcto_tune::journal::{Journal, TxState};
+use tcto_tune::notrack::table::Foreign;
+use tcto_tune::notrack::NotrackTable;
 use tcto_tune::system::{Effects, SimEffects, SystemError};
 use tcto_tune::Plan;
 
@@ -98,7 +100,15 @@ fn value(kind: u8, seed: u16) -> Value {
         2 if seed % 5 == 0 => Value::Absent,
         2 => Value::Bytes(seed.to_le_bytes().to_vec()),
         _ if seed % 3 == 0 => Value::Absent,
-        _ => Value::Json(serde_json::json!({ "rules": seed })),
+        // A table told apart by its one foreign entry.
+        _ => Value::Table(NotrackTable {
+            sets: vec![],
+            chains: vec![],
+            foreign: vec![Foreign {
+                what: seed.to_string(),
+                remove: String::new(),
+            }],
+        }),
     }
 }
 

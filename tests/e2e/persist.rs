@@ -373,6 +373,11 @@ fn json_dry_run_has_diffs_readable_contents_and_warns_about_kube_proxy() {
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
     assert_eq!(doc["dry_run"], true);
     assert_eq!(doc["profile"], "high-conn");
+    // The transaction ran against the simulated host: its dry-run report.
+    assert_eq!(doc["report"]["dry_run"], true, "{}", r.stdout);
+    assert_eq!(doc["report"]["outcome"], "would_apply");
+    assert_eq!(doc["report"]["command"], "persist");
+    assert!(doc["report"]["id"].is_null());
     let file = format!("{}{SYSCTL_D}", d.path());
     let change = doc["changes"]
         .as_array()

@@ -106,7 +106,7 @@ fn every_fault_point_restores_the_start() {
             // the others being restored and that one being named.
             if let SimFault::Store(_) = fault {
                 assert_eq!(r.outcome, Outcome::RollbackIncomplete, "{faulty}");
-                assert!(r.to_string().contains(&plan.changes[faulty].key));
+                assert!(r.to_string().contains(&plan.changes[faulty].key()));
                 for (t, v) in &start {
                     if *t != plan.changes[faulty].target {
                         assert_eq!(sim.values[t], *v);
@@ -124,7 +124,7 @@ fn every_fault_point_restores_the_start() {
                 .failure
                 .as_ref()
                 .unwrap()
-                .contains(&plan.changes[faulty].key));
+                .contains(&plan.changes[faulty].key()));
             assert_eq!(j.load("000001").unwrap().state, TxState::RolledBack);
         }
     }

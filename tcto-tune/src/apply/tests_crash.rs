@@ -25,8 +25,6 @@ fn plan_with_file() -> Plan {
         path: "/etc/sysctl.d/99-tcto-tune.conf".into(),
     };
     changes.push(Change {
-        kind: file.kind(),
-        key: file.key(),
         current: None,
         desired: "x".into(),
         intent: Intent::Exact,

@@ -229,7 +229,7 @@ pub(super) fn sysctl_advice(state: &SystemState) -> Vec<SysctlAdvice> {
     let mut out = Vec::new();
     for c in &p.changes {
         out.push(SysctlAdvice {
-            key: c.key.clone(),
+            key: c.key(),
             value: c.current.clone(),
             recommended: format!("{}{}", word(c.intent), c.desired),
             ok: Some(false),

@@ -276,7 +276,7 @@ fn rp_filter_loose_refuses_a_missing_interface_and_warns_on_strict_all() {
     }
     let p = crate::plan::plan(&load("veth0"), &st);
     assert_eq!(p.changes.len(), 1);
-    assert_eq!(p.changes[0].key, "net.ipv4.conf.veth0.rp_filter");
+    assert_eq!(p.changes[0].key(), "net.ipv4.conf.veth0.rp_filter");
     assert_eq!(p.changes[0].desired, "2");
     let warn = p
         .findings

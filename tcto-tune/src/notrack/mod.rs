@@ -31,20 +31,12 @@ pub use table::{
     MAX_RULE_FLOWS, TABLE_FAMILY, TABLE_NAME,
 };
 
-use crate::change::{Target, Value};
 use crate::profile::Profile;
 
-/// The target every NOTRACK change writes.
-pub fn target() -> Target {
-    Target::NftTable {
-        family: TABLE_FAMILY.into(),
-        name: TABLE_NAME.into(),
-    }
-}
-
-/// The display key, `inet tcto_tune`: the [`target`]'s key.
+/// The display key, `inet tcto_tune`: the key of
+/// [`Target::notrack_table`](crate::Target::notrack_table).
 pub fn key() -> String {
-    target().key()
+    format!("{TABLE_FAMILY} {TABLE_NAME}")
 }
 
 /// The profile's flows that name all three fields, each once.
@@ -68,11 +60,6 @@ pub fn scoped_flows(profile: &Profile) -> Vec<ScopedFlow> {
 /// has no usable flow.
 pub fn desired_table(profile: &Profile) -> Option<NotrackTable> {
     compose::compose(None, &profile.name, &usable_flows(profile), false).table
-}
-
-/// The value a table is journaled and compared as.
-pub fn value_of(table: Option<&NotrackTable>) -> Value {
-    table.map_or(Value::Absent, |t| Value::Json(t.to_json()))
 }
 
 #[cfg(test)]

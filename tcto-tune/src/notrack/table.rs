@@ -2,7 +2,7 @@
 //! trusted flows, rendered as `nft list ruleset` prints it, encoded into
 //! kernel expressions and decoded back.
 //!
-//! This document is the [`Value::Json`](crate::Value) the transaction
+//! This table is the [`Value::Table`](crate::Value) the transaction
 //! journals and compares: the planner builds the wanted one, the backend
 //! decodes the one in the kernel, and equality of the two is what "already
 //! in place" means. It is canonical (one encoding per meaning), so a read
@@ -404,7 +404,7 @@ impl NotrackTable {
         s
     }
 
-    /// As a JSON value for [`crate::Value::Json`].
+    /// As a JSON value (how [`crate::Value::Table`] is serialized).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a table serializes")
     }

@@ -3,7 +3,7 @@
 use super::expr::{decode, CT_ESTABLISHED, CT_RELATED};
 use super::fixtures::{ct_accept, inet_filter_input};
 use super::*;
-use crate::change::ChangeKind;
+use crate::change::{ChangeKind, Value};
 use crate::fix::NotrackFlow;
 use crate::kind::Plan;
 use crate::plan::{plan_with, PlanOptions};
@@ -49,8 +49,8 @@ fn plans_one_table_change_with_the_rules_as_nft_prints_them() {
     let p = plan_with(&trusted(), &SystemState::default(), &PlanOptions::default());
     assert_eq!(p.changes.len(), 1, "{p}");
     let c = &p.changes[0];
-    assert_eq!(c.kind, ChangeKind::Notrack);
-    assert_eq!(c.target, target());
+    assert_eq!(c.kind(), ChangeKind::Notrack);
+    assert_eq!(c.target, crate::Target::notrack_table());
     assert_eq!(c.before, Value::Absent);
     assert!(c
         .desired
@@ -92,7 +92,7 @@ fn flows_in_place_are_kept_and_the_profile_added_with_the_old_table_as_before() 
         ..Default::default()
     };
     let p = plan_with(&trusted(), &state, &PlanOptions::default());
-    assert_eq!(p.changes[0].before, Value::Json(old.to_json()));
+    assert_eq!(p.changes[0].before, Value::Table(old.clone()));
     let text = p.to_string();
     assert!(!text.contains("-\t\tip saddr 10.0.9.0/24"), "{text}");
     assert!(text.contains("+\t\tip saddr 10.0.1.0/24"), "{text}");
@@ -282,7 +282,7 @@ fn a_table_holding_foreign_content_is_not_planned_over() {
         .unwrap()
         .contains("`nft delete rule inet tcto_tune prerouting handle 4`"));
     // The rollback line names it too.
-    let v = value_of(state.notrack_table.as_ref());
+    let v = Value::notrack_table(state.notrack_table.as_ref());
     assert!(
         v.display()
             .ends_with("not ours: rule `tcp dport 22 accept` in chain prerouting (handle 4))"),

@@ -223,17 +223,19 @@ fn plans_changes_and_unchanged_entries_with_ethtool_values() {
     o.gso = Some(true);
     o.lro = Some(false);
     let p = plan_one(o, veth());
+    let keys: Vec<String> = p.changes.iter().map(|c| c.key()).collect();
     let changes: Vec<_> = p
         .changes
         .iter()
-        .map(|c| (c.key.as_str(), c.current.as_deref(), c.desired.as_str()))
+        .zip(&keys)
+        .map(|(c, k)| (k.as_str(), c.current.as_deref(), c.desired.as_str()))
         .collect();
     assert_eq!(
         changes,
         vec![("a tso", Some("on"), "off"), ("a gro", Some("off"), "on")]
     );
     let c = &p.changes[0];
-    assert_eq!(c.kind, ChangeKind::Offload);
+    assert_eq!(c.kind(), ChangeKind::Offload);
     assert_eq!(
         c.target,
         Target::Offload {
@@ -409,7 +411,7 @@ fn a_planned_target_names_the_device_it_was_planned_on() {
         }
     );
     // The display key stays the name.
-    assert_eq!(p.changes[0].key, "a tso");
+    assert_eq!(p.changes[0].key(), "a tso");
 }
 
 /// The kernel with `sg` off: IPv4/IPv6 TSO stay off, accecn stays on.
@@ -553,7 +555,7 @@ fn sysctls_and_offloads_plan_together() {
             .build(),
         &s,
     );
-    let kinds: Vec<_> = p.changes.iter().map(|c| c.kind).collect();
+    let kinds: Vec<_> = p.changes.iter().map(|c| c.kind()).collect();
     assert_eq!(kinds, vec![ChangeKind::Sysctl, ChangeKind::Offload]);
 }
 

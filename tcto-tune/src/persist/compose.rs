@@ -428,8 +428,6 @@ impl Compose<'_> {
             );
         }
         out.changes.push(Change {
-            kind: ChangeKind::File,
-            key: host.clone(),
             current: (before != Value::Absent).then(|| describe(&before)),
             desired: describe(&w.after),
             intent: Intent::Exact,

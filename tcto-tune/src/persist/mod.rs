@@ -204,7 +204,7 @@ fn as_text(v: &Value) -> Option<String> {
 /// The unified diff of one file change (prior content to planned content).
 pub fn diff(change: &Change) -> String {
     sysctl_d::unified_diff(
-        &change.key,
+        &change.key(),
         as_text(&change.before).as_deref(),
         as_text(&change.after).as_deref(),
     )

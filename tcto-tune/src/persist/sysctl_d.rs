@@ -56,7 +56,11 @@ pub fn entries(profile: &Profile, plan: &Plan) -> Vec<Entry> {
         let reason = t.desired.reason.clone();
         let sysctl = |k: ChangeKind| k == ChangeKind::Sysctl;
         let value =
-            if let Some(c) = plan.changes.iter().find(|c| sysctl(c.kind) && c.key == key) {
+            if let Some(c) = plan
+                .changes
+                .iter()
+                .find(|c| sysctl(c.kind()) && c.key() == key)
+            {
                 Some(c.desired.clone())
             } else if let Some(u) = plan
                 .unchanged

@@ -113,7 +113,7 @@ fn content(p: &Plan, path: &str) -> String {
     let c = p
         .changes
         .iter()
-        .find(|c| c.key == host(path))
+        .find(|c| c.key() == host(path))
         .unwrap_or_else(|| panic!("no change for {path}: {p:#?}"));
     match &c.after {
         Value::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
@@ -124,7 +124,11 @@ fn content(p: &Plan, path: &str) -> String {
 fn change_paths(p: &Plan) -> Vec<&str> {
     p.changes
         .iter()
-        .map(|c| c.key.strip_prefix(ROOT).unwrap())
+        .map(|c| match &c.target {
+            // A file change's key is its path.
+            crate::Target::File { path } => path.strip_prefix(ROOT).unwrap(),
+            other => panic!("not a file: {other}"),
+        })
         .collect()
 }
 
@@ -274,7 +278,7 @@ fn notrack_writes_the_plan_the_unit_and_its_link() {
     let link = p
         .changes
         .iter()
-        .find(|c| c.key == host(WANTS_PATH))
+        .find(|c| c.key() == host(WANTS_PATH))
         .unwrap();
     assert_eq!(link.after, Value::Symlink(UNIT_PATH.into()));
     // The saved plan loads back as the same NOTRACK flows.
@@ -314,14 +318,14 @@ fn offloads_make_the_unit_wait_for_their_interfaces() {
 fn after(f: &PersistFacts, plan: &Plan) -> PersistFacts {
     let mut f = f.clone();
     for c in &plan.changes {
-        if c.key.starts_with(&host(PERSISTED_PATH)) {
+        if c.key().starts_with(&host(PERSISTED_PATH)) {
             if c.after == Value::Absent {
-                f.entry_files.remove(&c.key);
+                f.entry_files.remove(&c.key());
             } else {
-                f.entry_files.insert(c.key.clone(), c.after.clone());
+                f.entry_files.insert(c.key().clone(), c.after.clone());
             }
         } else {
-            f.existing.insert(c.key.clone(), c.after.clone());
+            f.existing.insert(c.key().clone(), c.after.clone());
         }
     }
     f
@@ -438,7 +442,7 @@ fn notrack_and_offloads_compose_with_sysctls_and_remove_takes_one_out() {
     let gone = r
         .changes
         .iter()
-        .find(|c| c.key.ends_with("trusted-notrack.toml"))
+        .find(|c| c.key().ends_with("trusted-notrack.toml"))
         .unwrap();
     assert_eq!(gone.after, Value::Absent);
     let f = after(&f, &r);
@@ -446,7 +450,7 @@ fn notrack_and_offloads_compose_with_sysctls_and_remove_takes_one_out() {
     assert!(r
         .changes
         .iter()
-        .any(|c| c.key == host(WANTS_PATH) && c.after == Value::Absent));
+        .any(|c| c.key() == host(WANTS_PATH) && c.after == Value::Absent));
     assert!(matches!(
         plan_remove("nope", &f, &opts(), true),
         Err(PersistError::NotPersisted { .. })
@@ -522,7 +526,7 @@ fn legacy_files_are_migrated_into_entries() {
     let legacy = p
         .changes
         .iter()
-        .find(|c| c.key == host(LEGACY_PERSISTED_PATH))
+        .find(|c| c.key() == host(LEGACY_PERSISTED_PATH))
         .unwrap();
     assert_eq!(legacy.after, Value::Absent);
 }
@@ -638,7 +642,7 @@ fn diff_of_a_replaced_file() {
     let c = p
         .changes
         .iter()
-        .find(|c| c.key == host(MODULES_LOAD_PATH))
+        .find(|c| c.key() == host(MODULES_LOAD_PATH))
         .unwrap();
     insta::assert_snapshot!("diff_modules_load", diff(c));
 }
@@ -670,7 +674,7 @@ fn the_packaged_binary_enables_the_packaged_unit_and_drops_a_stale_copy() {
     let entry = format!("{PERSISTED_PATH}/{}.toml", profile.name);
     assert_eq!(change_paths(&p), [entry.as_str(), UNIT_PATH, WANTS_PATH]);
     let after = |path: &str| {
-        let c = p.changes.iter().find(|c| c.key == host(path)).unwrap();
+        let c = p.changes.iter().find(|c| c.key() == host(path)).unwrap();
         c.after.clone()
     };
     assert_eq!(after(UNIT_PATH), Value::Absent);
@@ -707,7 +711,7 @@ fn a_name_that_is_no_file_name_refuses_and_plans_no_entry() {
         "{p}"
     );
     assert!(
-        p.changes.iter().all(|c| !c.key.contains("..")),
+        p.changes.iter().all(|c| !c.key().contains("..")),
         "{:?}",
         change_paths(&p)
     );

@@ -2,13 +2,12 @@
 //! writes the whole `inet tcto_tune` table, and the NOTRACK checks. The
 //! rule model and its analyses are [`crate::notrack`].
 
-use crate::change::{Change, ChangeKind};
+use crate::change::{Change, ChangeKind, Target, Value};
 use crate::finding::{Finding, FindingCode, Severity};
 use crate::fix::Intent;
 use crate::kind::{CheckInput, FixKind, Plan, PlanOptions, Skipped, Unchanged};
 use crate::notrack::{
-    compose, key, scope, scoped_flows, stateful, target, usable_flows, value_of, NotrackTable,
-    ScopedFlow,
+    compose, key, scope, scoped_flows, stateful, usable_flows, NotrackTable, ScopedFlow,
 };
 use crate::profile::Profile;
 use crate::state::SystemState;
@@ -89,15 +88,13 @@ pub fn plan_notrack(p: &mut Plan, profile: &Profile, state: &SystemState, replac
         return;
     }
     p.changes.push(Change {
-        kind: ChangeKind::Notrack,
-        key: key(),
         current: current.map(NotrackTable::to_nft),
         desired: want.to_nft(),
         intent: Intent::Exact,
         reason,
-        target: target(),
-        before: value_of(current),
-        after: value_of(Some(&want)),
+        target: Target::notrack_table(),
+        before: Value::notrack_table(current),
+        after: Value::notrack_table(Some(&want)),
     });
 }
 

@@ -75,8 +75,6 @@ pub fn plan_offloads(p: &mut Plan, profile: &Profile, state: &SystemState) {
         }
         let nic = state.nics.get(&iface);
         p.changes.push(Change {
-            kind: ChangeKind::Offload,
-            key,
             current: Some(now.display()),
             desired: on_off(want).into(),
             intent: Intent::Exact,

@@ -77,10 +77,12 @@ fn intents_raise_lower_or_set() {
         .conntrack_timeout_established(Desired::at_most(600))
         .build();
     let plan = plan(&p, &host());
+    let names: Vec<String> = plan.changes.iter().map(|c| c.key()).collect();
     let keys: Vec<_> = plan
         .changes
         .iter()
-        .map(|c| (c.key.as_str(), c.current.as_deref(), c.desired.as_str()))
+        .zip(&names)
+        .map(|(c, k)| (k.as_str(), c.current.as_deref(), c.desired.as_str()))
         .collect();
     assert_eq!(
         keys,
@@ -144,7 +146,7 @@ fn global_keys_in_a_child_namespace_are_skipped_unless_allowed() {
     assert!(!plain
         .changes
         .iter()
-        .any(|c| c.key == "net.netfilter.nf_conntrack_max"));
+        .any(|c| c.key() == "net.netfilter.nf_conntrack_max"));
     let allow = |codes: &[&str]| PlanOptions {
         allow: codes.iter().map(|c| (*c).to_owned()).collect(),
         ..Default::default()
@@ -162,7 +164,7 @@ fn global_keys_in_a_child_namespace_are_skipped_unless_allowed() {
     assert!(forced
         .changes
         .iter()
-        .any(|c| c.key == "net.netfilter.nf_conntrack_max"));
+        .any(|c| c.key() == "net.netfilter.nf_conntrack_max"));
 }
 
 fn raw(key: &str, value: SysctlValue) -> RawSysctl {
@@ -215,7 +217,7 @@ fn a_host_wide_key_is_skipped_from_a_child_namespace_even_when_writable() {
         .contains("absent in this child network namespace"));
     // The per-namespace key is planned; nothing refuses.
     assert_eq!(plain.changes.len(), 1);
-    assert_eq!(plain.changes[0].key, "net.ipv4.tcp_fin_timeout");
+    assert_eq!(plain.changes[0].key(), "net.ipv4.tcp_fin_timeout");
     assert!(plain.refusals().is_empty(), "{:?}", plain.findings);
     // Without the allowance, the key outside `net.` also refuses.
     let strict = plan(&p, &container());
@@ -233,7 +235,7 @@ fn a_host_wide_key_is_skipped_from_a_child_namespace_even_when_writable() {
         &container(),
         &opts(&["key-outside-scope", "key-host-wide"]),
     );
-    assert!(both.changes.iter().any(|c| c.key == "vm.swappiness"));
+    assert!(both.changes.iter().any(|c| c.key() == "vm.swappiness"));
     // The absent key then counts as unknown here, and says where.
     assert_eq!(
         both.refusals()

@@ -3,9 +3,12 @@
 //! The apply transaction, rollback and the journal deal only in
 //! [`Target`]s and [`Value`]s. [`Router`] routes each target to the
 //! backend that owns it (over the live [`Backends`]: [`LinuxEffects`]);
-//! [`SimEffects`] is an in-memory map seeded from a
-//! plan's observed values, which is what dry-run and the fault-injection
-//! tests run the very same transaction code against.
+//! [`SimEffects`] is the simulated host: one store of targets and their
+//! values (seeded from a read state, a plan's observed values, or the
+//! live values of a record's targets) with the host's other facts, which
+//! dry-run and the fault-injection tests run the very same transaction
+//! code against, and whose [`SimEffects::backends`] are what a state is
+//! read from on it.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +17,7 @@ use super::{
     locate, read_group, refused, write_group, Backends, Checkpoint, FaultPlan, Located, SystemError,
 };
 use crate::change::{Change, Target, Value};
-use crate::notrack::{self, NotrackTable};
+use crate::state::{SysctlReading, SystemState};
 
 /// Read and write any [`Target`].
 pub trait Effects {
@@ -98,15 +101,7 @@ impl Router {
 }
 
 fn is_ours(target: &Target) -> bool {
-    *target == notrack::target()
-}
-
-fn table_of(target: &Target, v: &serde_json::Value) -> Result<NotrackTable, SystemError> {
-    // From the borrowed document: cloning it first copied every element
-    // of a 1,000-flow table only to drop the copy.
-    <NotrackTable as serde::Deserialize>::deserialize(v).map_err(|e| SystemError::NftContent {
-        what: format!("the value to write to {target} is not a NOTRACK table: {e}"),
-    })
+    *target == Target::notrack_table()
 }
 
 impl Effects for Router {
@@ -116,7 +111,7 @@ impl Effects for Router {
             Target::Sysctl { key } => Ok(b.sysctls.read(key)?.map_or(Value::Absent, Value::Text)),
             Target::Offload { .. } => read_group(b.offloads.as_ref(), target),
             Target::File { path } => b.files.read(std::path::Path::new(path)),
-            t if is_ours(t) => Ok(notrack::value_of(b.firewall.notrack_table()?.as_ref())),
+            t if is_ours(t) => Ok(Value::notrack_table(b.firewall.notrack_table()?.as_ref())),
             other => Err(SystemError::Unsupported {
                 what: format!("reading {other}"),
             }),
@@ -130,7 +125,7 @@ impl Effects for Router {
             (Target::Offload { .. }, v) => write_group(b.offloads.as_mut(), target, v),
             (Target::File { path }, v) => b.files.write(std::path::Path::new(path), v),
             // The transaction reads the table back and compares.
-            (t, Value::Json(v)) if is_ours(t) => b.firewall.write_table(Some(&table_of(t, v)?)),
+            (t, Value::Table(table)) if is_ours(t) => b.firewall.write_table(Some(table)),
             (t, Value::Absent) if is_ours(t) => b.firewall.write_table(None),
             (other, v) => Err(SystemError::Unsupported {
                 what: format!("writing {} to {other}", v.display()),
@@ -177,11 +172,19 @@ pub enum SimFault {
     ReadBack(Value),
 }
 
-/// An in-memory system: every target holds a value.
+/// The simulated host: every target holds a value, and the facts that
+/// are not targets (listeners, memory, NICs, other tables' chains) are a
+/// [`SystemState`]. Transactions read and write `values`; reading a state
+/// goes through [`SimEffects::backends`], which sees `values` too.
 #[derive(Debug, Clone, Default)]
 pub struct SimEffects {
     /// Current values.
     pub values: BTreeMap<Target, Value>,
+    /// What is not a target: the host facts [`SimEffects::backends`]
+    /// reads besides `values` (its sysctls and table are only the
+    /// fallback for targets `values` does not hold; its offloads are
+    /// read from here, not from `values`).
+    pub facts: SystemState,
     /// Faults by target, applied to every write of that target.
     pub faults: BTreeMap<Target, SimFault>,
     /// Every successful write, in order.
@@ -221,27 +224,97 @@ impl SimEffects {
 }
 
 impl SimEffects {
-    /// Seed from a plan's changes and make the simulation refuse what the kernel
-    /// would: sysctls the state shows read-only here (EACCES) or missing
-    /// (ENOENT), planned only because the user allowed them.
-    pub fn from_changes_and_state(changes: &[Change], state: &crate::state::SystemState) -> Self {
-        let mut s = Self::from_changes(changes);
+    /// A simulated host holding `state`: each sysctl it read and the
+    /// NOTRACK table are targets in `values`, and a sysctl the state shows
+    /// missing (ENOENT) or read-only here (EACCES) refuses writes as the
+    /// kernel would; everything is also kept as `facts`.
+    pub fn from_state(state: &SystemState) -> Self {
+        let mut s = Self {
+            facts: state.clone(),
+            ..Self::default()
+        };
+        for (key, r) in &state.sysctls {
+            let Ok(key) = key.parse() else { continue };
+            let target = Target::Sysctl { key };
+            let value = r.value.clone().map_or(Value::Absent, Value::Text);
+            if r.value.is_none() {
+                s.faults
+                    .insert(target.clone(), SimFault::Refuse(libc::ENOENT));
+            } else if !r.writable {
+                s.faults
+                    .insert(target.clone(), SimFault::Refuse(libc::EACCES));
+            }
+            s.values.insert(target, value);
+        }
+        s.values.insert(
+            Target::notrack_table(),
+            Value::notrack_table(state.notrack_table.as_ref()),
+        );
+        s
+    }
+
+    /// The host `state` was read from, holding the values a plan observed
+    /// for each change it makes (what dry-run runs `apply` against): a
+    /// sysctl planned only because the user allowed a read-only or missing
+    /// one is refused, as the kernel would.
+    pub fn from_changes_and_state(changes: &[Change], state: &SystemState) -> Self {
+        let mut s = Self::from_state(state);
         for c in changes {
-            if let Target::Sysctl { key } = &c.target {
-                match state.sysctls.get(key.as_str()) {
-                    Some(r) if r.value.is_none() => {
-                        s.faults
-                            .insert(c.target.clone(), SimFault::Refuse(libc::ENOENT));
+            s.values.insert(c.target.clone(), c.before.clone());
+        }
+        s
+    }
+
+    /// The read side of this host, for `read_state` and the probes: its
+    /// sysctls, NOTRACK table, files and the offloads it holds are what
+    /// `values` holds now, the rest is
+    /// `facts`. A snapshot: read it again after a transaction.
+    pub fn backends(&self) -> Backends {
+        let mut state = self.facts.clone();
+        let mut files = super::SimFiles::default();
+        for (target, value) in &self.values {
+            match target {
+                Target::Sysctl { key } => {
+                    let refused = matches!(self.faults.get(target), Some(SimFault::Refuse(_)));
+                    let value = match value {
+                        Value::Text(v) => Some(v.clone()),
+                        _ => None,
+                    };
+                    // Writable as the state read said; a key it did not
+                    // read, unless a fault refuses it.
+                    let writable = match self.facts.sysctls.get(key.as_str()) {
+                        Some(r) => r.writable,
+                        None => value.is_some() && !refused,
+                    };
+                    state
+                        .sysctls
+                        .insert(key.to_string(), SysctlReading { value, writable });
+                }
+                t if is_ours(t) => {
+                    state.notrack_table = match value {
+                        Value::Table(table) => Some(table.clone()),
+                        _ => None,
                     }
-                    Some(r) if !r.writable => {
-                        s.faults
-                            .insert(c.target.clone(), SimFault::Refuse(libc::EACCES));
-                    }
-                    _ => {}
+                }
+                Target::File { path } if *value != Value::Absent => {
+                    files.0.insert(path.into(), value.clone());
+                }
+                _ => {}
+            }
+        }
+        let mut b = Backends::of_state(&state, files);
+        // An offload a transaction changed, set on the simulated NICs the
+        // way the kernel would take it (a fixed feature stays as it is).
+        let mut nics = super::SimOffloads::from_state(&state);
+        for (target, value) in &self.values {
+            if let Target::Offload { .. } = target {
+                if read_group(&nics, target).ok().as_ref() != Some(value) {
+                    let _ = write_group(&mut nics, target, value);
                 }
             }
         }
-        s
+        b.offloads = Box::new(nics);
+        b
     }
 }
 
@@ -252,8 +325,8 @@ impl Effects for SimEffects {
 
     fn write(&mut self, target: &Target, value: &Value) -> Result<(), SystemError> {
         // What the kernel refuses of a NOTRACK table, the simulation refuses.
-        if let (true, Value::Json(v)) = (is_ours(target), value) {
-            if let Some(e) = super::nft::kernel_refusal(&table_of(target, v)?) {
+        if let (true, Value::Table(table)) = (is_ours(target), value) {
+            if let Some(e) = super::nft::kernel_refusal(table) {
                 return Err(e);
             }
         }
@@ -288,5 +361,87 @@ impl Effects for SimEffects {
             // An unwind that skips the panic hook: nothing printed.
             std::panic::resume_unwind(Box::new("simulated crash"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{apply, ApplyOptions, Outcome, Run};
+    use crate::fix::Desired;
+    use crate::snapshot::read_state;
+    use crate::state::SysctlReading;
+    use crate::Profile;
+
+    #[test]
+    fn one_simulated_host_is_planned_on_written_and_read_again() {
+        let mut state = SystemState::default();
+        state
+            .sysctls
+            .insert("net.core.somaxconn".into(), SysctlReading::rw("1024"));
+        let profile = Profile::builder("t")
+            .somaxconn(Desired::at_least(4096))
+            .build();
+        let mut host = SimEffects::from_state(&state);
+        let read = read_state(&profile, &host.backends()).unwrap();
+        assert_eq!(read.sysctl("net.core.somaxconn"), Some("1024"));
+        let plan = crate::plan(&profile, &read);
+        assert_eq!(plan.changes.len(), 1);
+        let r = apply(&plan, Run::DryRun(&mut host), &ApplyOptions::default()).unwrap();
+        assert_eq!(r.outcome, Outcome::WouldApply, "{r}");
+        // The same host, read again, holds what the transaction wrote.
+        let after = read_state(&profile, &host.backends()).unwrap();
+        assert_eq!(after.sysctl("net.core.somaxconn"), Some("4096"));
+        assert!(crate::plan(&profile, &after).changes.is_empty());
+    }
+
+    #[test]
+    fn an_offload_written_on_the_simulated_host_reads_back_from_its_nics() {
+        let mut features = crate::state::Features::new();
+        features.insert(
+            "rx-gro".into(),
+            crate::state::FeatureState::changeable(false),
+        );
+        let mut state = SystemState {
+            interfaces: vec!["lo".into(), "a".into()],
+            ..Default::default()
+        };
+        state.offloads.insert("a".into(), features);
+        let profile = Profile::builder("t")
+            .offload(crate::fix::OffloadFix {
+                iface: crate::names::IfName::new("a").unwrap(),
+                tso: None,
+                gso: None,
+                gro: Some(true),
+                lro: None,
+                reason: None,
+            })
+            .build();
+        let plan = crate::plan(&profile, &state);
+        assert_eq!(plan.changes.len(), 1);
+        let mut host = SimEffects::from_changes_and_state(&plan.changes, &state);
+        let r = apply(&plan, Run::DryRun(&mut host), &ApplyOptions::default()).unwrap();
+        assert_eq!(r.outcome, Outcome::WouldApply, "{r}");
+        let after = read_state(&profile, &host.backends()).unwrap();
+        assert!(after.offloads["a"]["rx-gro"].on);
+        assert!(crate::plan(&profile, &after).changes.is_empty());
+    }
+
+    #[test]
+    fn a_read_only_sysctl_of_the_state_refuses_its_write() {
+        let mut state = SystemState::default();
+        state
+            .sysctls
+            .insert("net.core.somaxconn".into(), SysctlReading::ro("1024"));
+        let mut host = SimEffects::from_state(&state);
+        let t = Target::Sysctl {
+            key: "net.core.somaxconn".parse().unwrap(),
+        };
+        let e = host.write(&t, &Value::Text("4096".into())).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EACCES));
+        assert!(!host
+            .backends()
+            .sysctls
+            .writable(&"net.core.somaxconn".parse().unwrap()));
     }
 }

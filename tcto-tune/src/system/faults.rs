@@ -260,7 +260,7 @@ mod tests {
                 "cannot write `/etc/x.conf`",
             ),
             (
-                crate::notrack::target(),
+                Target::notrack_table(),
                 "nftables: cannot replace table inet tcto_tune",
             ),
         ];

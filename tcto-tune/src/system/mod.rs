@@ -343,8 +343,14 @@ impl Backends {
         }
     }
 
-    /// Simulated backends holding `state`: what dry-run and tests run against.
+    /// Simulated backends holding `state`: the read side of the one
+    /// simulated host, [`SimEffects::from_state`]`(state).`[`backends`](SimEffects::backends)`()`.
     pub fn simulated(state: &SystemState) -> Self {
+        SimEffects::from_state(state).backends()
+    }
+
+    /// The per-concern simulated backends over `state` (and `files`).
+    fn of_state(state: &SystemState, files: SimFiles) -> Self {
         Backends {
             sysctls: Box::new(SimSysctls::from_state(state)),
             sockets: Box::new(SimSockets(state.listeners.clone())),
@@ -358,7 +364,7 @@ impl Backends {
                 chains: state.filter_chains.clone(),
             }),
             counters: Box::new(SimCounters::default()),
-            files: Box::new(SimFiles::default()),
+            files: Box::new(files),
             routes: Box::new(SimRoutes::default()),
         }
     }

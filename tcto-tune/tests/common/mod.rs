@@ -32,8 +32,6 @@ pub fn plan_of(changes: Vec<Change>) -> Plan {
 /// An exact change of any target from `before` to `after`.
 pub fn exact_change(target: Target, before: Value, after: Value) -> Change {
     Change {
-        kind: target.kind(),
-        key: target.key(),
         current: Some(before.display()),
         desired: after.display(),
         intent: Intent::Exact,

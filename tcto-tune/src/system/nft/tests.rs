@@ -315,12 +315,12 @@ fn crossing_set_flows() -> Vec<ScopedFlow> {
 
 #[test]
 fn the_simulated_host_refuses_overlapping_set_elements_as_the_kernel_does() {
-    use crate::change::Value;
+    use crate::change::{Target, Value};
     use crate::system::{Effects, SimEffects};
     let t = NotrackTable::for_flows(&crossing_set_flows());
-    let target = crate::notrack::target();
+    let target = Target::notrack_table();
     let e = SimEffects::default()
-        .write(&target, &Value::Json(t.to_json()))
+        .write(&target, &Value::Table(t.clone()))
         .unwrap_err();
     assert_eq!(e.errno(), Some(libc::EEXIST), "{e}");
     assert!(
@@ -350,14 +350,14 @@ fn the_simulated_host_refuses_overlapping_set_elements_as_the_kernel_does() {
     }
     let raw = NotrackTable::for_flows(&flows);
     assert!(SimEffects::default()
-        .write(&target, &Value::Json(raw.to_json()))
+        .write(&target, &Value::Table(raw.clone()))
         .is_err());
     let settled = crate::notrack::overlap::settle(&flows).flows;
     assert_eq!(settled.len(), 34);
     let t = NotrackTable::for_flows(&settled);
     assert!(!t.sets.is_empty());
     SimEffects::default()
-        .write(&target, &Value::Json(t.to_json()))
+        .write(&target, &Value::Table(t.clone()))
         .unwrap();
     in_own_netns(move || {
         let e = Nft.write_table(Some(&raw)).unwrap_err();
