@@ -21,12 +21,13 @@ use tcto_tune::apply::{
     Run, TxReport,
 };
 use tcto_tune::journal::{Journal, JournalError, StepStatus, TxRecord};
+use tcto_tune::persist::sysctl_d;
 use tcto_tune::persist::{self, PersistOptions, SYSCTL_D_PATH};
-use tcto_tune::snapshot::read_state;
+use tcto_tune::read_state;
 use tcto_tune::system::{
     has_net_admin, read_persist_facts, Backends, Effects, LinuxEffects, SimEffects, SystemError,
 };
-use tcto_tune::{sysctl_d, Plan, PlanOptions, Profile, Severity, SystemState, Target, Value};
+use tcto_tune::{Plan, PlanOptions, Profile, Severity, SystemState, Target, Value};
 
 use crate::args::{Args, State};
 use crate::diff::{self, DiffEntry};
@@ -643,19 +644,19 @@ mod tests {
         let mut plan = two_changes();
         plan.findings = vec![
             tcto_tune::Finding::new(
-                tcto_tune::finding::FindingCode::ListenerNeedsRestart,
+                tcto_tune::FindingCode::ListenerNeedsRestart,
                 Severity::Warn,
                 "restart it",
             )
             .hint("systemctl restart app"),
             tcto_tune::Finding::new(
-                tcto_tune::finding::FindingCode::SomaxconnAboveAppBacklog,
+                tcto_tune::FindingCode::SomaxconnAboveAppBacklog,
                 Severity::Refuse,
                 "too high",
             )
             .hint("raise the app's backlog"),
             tcto_tune::Finding::new(
-                tcto_tune::finding::FindingCode::ListenerNotFound,
+                tcto_tune::FindingCode::ListenerNotFound,
                 Severity::Info,
                 "no listener",
             ),

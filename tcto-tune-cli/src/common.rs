@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 use tcto_tune::apply::{error_chain, ApplyError, TxReport};
-use tcto_tune::names::parse_port;
+use tcto_tune::parse_port;
 use tcto_tune::persist;
-use tcto_tune::snapshot::read_state;
+use tcto_tune::read_state;
 use tcto_tune::system::{read_persist_facts, Backends};
 use tcto_tune::{Plan, PlanOptions, Profile, SystemState};
 
@@ -119,12 +119,12 @@ fn parse_app_backlog(s: &str) -> Result<(u16, u32), String> {
 }
 
 fn parse_code(s: &str) -> Result<String, String> {
-    if !tcto_tune::check::allowable(s) {
+    if !tcto_tune::allowable(s) {
         return Err(format!(
             "`{s}` can never be allowed: the key makes the kernel run a program or load code as root; remove it from the profile"
         ));
     }
-    match s.parse::<tcto_tune::finding::FindingCode>() {
+    match s.parse::<tcto_tune::FindingCode>() {
         Ok(code) => Ok(code.to_string()),
         // clap names the value already.
         Err(e) => Err(format!("unknown code; known codes: {}", e.known.join(", "))),
@@ -133,7 +133,7 @@ fn parse_code(s: &str) -> Result<String, String> {
 
 /// clap parser for a duration (`500ms`, `3s`, `1m`).
 pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
-    tcto_tune::duration::parse_duration(s).map_err(|e| e.to_string())
+    tcto_tune::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// `--wait DURATION` of the commands that take the state-dir lock.
@@ -165,8 +165,8 @@ pub fn lock_journal<'j>(
                 if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
                     p.message(format_args!(
                         "waiting for the state-dir lock held by another tcto-tune{holder} ({} of {} waited)",
-                        tcto_tune::duration::format_duration(std::time::Duration::from_secs(start.elapsed().as_secs())),
-                        tcto_tune::duration::format_duration(wait.wait.unwrap_or_default())
+                        tcto_tune::format_duration(std::time::Duration::from_secs(start.elapsed().as_secs())),
+                        tcto_tune::format_duration(wait.wait.unwrap_or_default())
                     ));
                     said = Some(std::time::Instant::now());
                 }

@@ -4,7 +4,7 @@ use crate::journal::JournalError;
 use crate::system::SystemError;
 
 /// Why a transaction did not start (failures after the start are reported
-/// in [`TxReport`], with the system restored).
+/// in [`TxReport`](crate::apply::TxReport), with the system restored).
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Refusing findings were not allowed.
