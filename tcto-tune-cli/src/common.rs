@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 use tcto_tune::apply::{error_chain, ApplyError, TxReport};
+use tcto_tune::journal::JournalError;
 use tcto_tune::parse_port;
 use tcto_tune::persist;
 use tcto_tune::read_state;
@@ -201,7 +202,62 @@ pub fn apply_error(e: ApplyError) -> anyhow::Error {
     } else {
         Exit::Error
     };
-    CliError::new(error_chain(&e), e.hint(), exit).into()
+    CliError::new(error_chain(&e), apply_hint(&e), exit).into()
+}
+
+/// The hint for a transaction error, in the CLI's words: the library
+/// states the fact (the codes, the transaction id), the CLI names the
+/// command and the flag that deal with it.
+pub fn apply_hint(e: &ApplyError) -> Option<String> {
+    match e {
+        ApplyError::Refused { codes } => {
+            let (lift, never): (Vec<&String>, Vec<&String>) =
+                codes.iter().partition(|c| tcto_tune::allowable(c));
+            if !never.is_empty() {
+                return e.hint();
+            }
+            Some(format!(
+                "the findings say why and what to do; to proceed anyway pass {}",
+                lift.iter()
+                    .map(|c| format!("`--allow {c}`"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))
+        }
+        ApplyError::Interrupted { id } => Some(format!(
+            "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
+        )),
+        ApplyError::InterruptedFiles { id, .. } => Some(format!(
+            "run `tcto-tune rollback` to restore the files journaled by {id}, or `apply --force-after-crash` to keep them"
+        )),
+        ApplyError::Incomplete { id } => Some(format!(
+            "`tcto-tune history -v` shows what {id} could not restore; fix the cause, then `tcto-tune rollback` (or `apply --force-after-crash` to keep things as they are)"
+        )),
+        ApplyError::Journal(j) => journal_hint(j),
+        _ => e.hint(),
+    }
+}
+
+/// The hint for a journal error, in the CLI's words (`--state-dir`,
+/// `--wait`, `tcto-tune history`).
+pub fn journal_hint(e: &JournalError) -> Option<String> {
+    match e {
+        JournalError::MissingParent { parent, .. } => Some(format!(
+            "check `--state-dir` for a typo, or create the parent first (`mkdir -p {}`)",
+            parent.display()
+        )),
+        JournalError::Locked { .. } => Some("wait for it to finish, or run the command again with `--wait DURATION`; tcto-tune never interleaves transactions".into()),
+        JournalError::Unsafe { .. } => {
+            Some("use a root-owned directory with mode 0700 (`--state-dir`)".into())
+        }
+        JournalError::UnknownTx { .. } => Some("`tcto-tune history` lists the transactions".into()),
+        JournalError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Some("run as root, or pass `--state-dir` to a directory you own".into())
+        }
+        _ => e.hint(),
+    }
 }
 
 /// `text` with every `` `tcto-tune ...` `` command it names given the
