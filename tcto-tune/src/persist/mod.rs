@@ -26,11 +26,11 @@
 //! The result is an ordinary [`Plan`](crate::Plan) of `Target::File` changes, so the
 //! apply transaction journals every file's prior content, restores them on
 //! a failure, and `rollback` restores them later. The conflict scan
-//! ([`conflicts`]) adds findings when another sysctl.d file would override
+//! (`conflicts`) adds findings when another sysctl.d file would override
 //! ours at boot.
 
 mod compose;
-pub mod conflicts;
+mod conflicts;
 pub mod entries;
 pub mod restore;
 pub mod sysctl_d;
