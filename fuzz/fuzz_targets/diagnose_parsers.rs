@@ -6,14 +6,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tcto_tune::diagnose::{
+use tcto_tune::fuzzing::{
     aggregate_trace, kfree_skb_filter, parse_ct_entry, parse_reason_names, parse_trace_line,
     CtAggregator,
 };
 
 fuzz_target!(|data: &[u8]| {
-    let _ = tcto_tune::system::decode_reply(data);
-    let _ = tcto_tune::system::decode_diag(data);
+    let _ = tcto_tune::fuzzing::decode_reply(data);
+    let _ = tcto_tune::fuzzing::decode_diag(data);
     let mut agg = CtAggregator::new(Some(432_000));
     if let Some(e) = parse_ct_entry(data) {
         agg.add(&e);

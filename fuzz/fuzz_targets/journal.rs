@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tcto_tune::journal::parse_record;
+use tcto_tune::fuzzing::parse_record;
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_record(std::path::Path::new("/fuzz/tx/000001.json"), data);

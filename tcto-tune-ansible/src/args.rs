@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value as Json};
-use tcto_tune::names::parse_port;
+use tcto_tune::parse_port;
 
 /// The options the module accepts, in the order `ansible-doc` lists them.
 pub const OPTIONS: &[&str] = &[
@@ -151,7 +151,7 @@ fn backlog(port: u16, v: &Json) -> Result<u32, ArgError> {
 fn code(v: &Json) -> Result<String, ArgError> {
     match scalar(v)
         .unwrap_or_default()
-        .parse::<tcto_tune::finding::FindingCode>()
+        .parse::<tcto_tune::FindingCode>()
     {
         Ok(c) => Ok(c.to_string()),
         Err(e) => err(format!(

@@ -21,12 +21,13 @@ use tcto_tune::apply::{
     Run, TxReport,
 };
 use tcto_tune::journal::{Journal, JournalError, StepStatus, TxRecord};
+use tcto_tune::persist::sysctl_d;
 use tcto_tune::persist::{self, PersistOptions, SYSCTL_D_PATH};
-use tcto_tune::snapshot::read_state;
+use tcto_tune::read_state;
 use tcto_tune::system::{
     has_net_admin, read_persist_facts, Backends, Effects, LinuxEffects, SimEffects, SystemError,
 };
-use tcto_tune::{sysctl_d, Plan, PlanOptions, Profile, Severity, SystemState, Target, Value};
+use tcto_tune::{Plan, PlanOptions, Profile, Severity, SystemState, Target, Value};
 
 use crate::args::{Args, State};
 use crate::diff::{self, DiffEntry};
@@ -107,6 +108,11 @@ fn journal_msg(e: &JournalError, state_dir: &std::path::Path) -> String {
             "`tcto-tune history --state-dir {}` lists the transactions",
             state_dir.display()
         )),
+        JournalError::MissingParent { parent, .. } => Some(format!(
+            "check `--state-dir` for a typo, or create the parent first (`mkdir -p {}`)",
+            parent.display()
+        )),
+        JournalError::Locked { .. } => Some("wait for it to finish, or run the command again with `--wait DURATION`; tcto-tune never interleaves transactions".into()),
         other => other.hint(),
     };
     with_hint(error_chain(e), hint)
@@ -117,6 +123,19 @@ fn apply_msg(e: &ApplyError, state_dir: &std::path::Path) -> String {
         ApplyError::Interrupted { id } | ApplyError::Incomplete { id } => Some(format!(
             "run the task with `state: rolled_back` to restore the values journaled by {id} (what `tcto-tune rollback` does)"
         )),
+        ApplyError::InterruptedFiles { id, .. } => Some(format!(
+            "run `tcto-tune rollback` to restore the files journaled by {id}, or `apply --force-after-crash` to keep them"
+        )),
+        ApplyError::Refused { codes } if codes.iter().all(|c| tcto_tune::allowable(c)) => {
+            Some(format!(
+                "the findings say why and what to do; to proceed anyway pass {}",
+                codes
+                    .iter()
+                    .map(|c| format!("`--allow {c}`"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))
+        }
         ApplyError::Journal(j) => return journal_msg(j, state_dir),
         other => other.hint(),
     };
@@ -643,19 +662,19 @@ mod tests {
         let mut plan = two_changes();
         plan.findings = vec![
             tcto_tune::Finding::new(
-                tcto_tune::finding::FindingCode::ListenerNeedsRestart,
+                tcto_tune::FindingCode::ListenerNeedsRestart,
                 Severity::Warn,
                 "restart it",
             )
             .hint("systemctl restart app"),
             tcto_tune::Finding::new(
-                tcto_tune::finding::FindingCode::SomaxconnAboveAppBacklog,
+                tcto_tune::FindingCode::SomaxconnAboveAppBacklog,
                 Severity::Refuse,
                 "too high",
             )
             .hint("raise the app's backlog"),
             tcto_tune::Finding::new(
-                tcto_tune::finding::FindingCode::ListenerNotFound,
+                tcto_tune::FindingCode::ListenerNotFound,
                 Severity::Info,
                 "no listener",
             ),

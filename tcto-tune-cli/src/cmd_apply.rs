@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Args;
 use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions, Run};
 use tcto_tune::journal::Journal;
-use tcto_tune::snapshot::read_state;
+use tcto_tune::read_state;
 use tcto_tune::system::{Backends, LinuxEffects, SimEffects};
 
 use crate::common::{
@@ -92,7 +92,7 @@ fn run_apply(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
             p.out(plan.render(p.style()));
         }
         let codes: Vec<String> = plan.refusals().iter().map(|f| f.code.to_string()).collect();
-        if args.persisted && codes.iter().all(|c| tcto_tune::check::allowable(c)) {
+        if args.persisted && codes.iter().all(|c| tcto_tune::allowable(c)) {
             // `--allow` does not go with `--persisted`: the boot-time apply
             // honours the `allow` list recorded in the file.
             let dir = tcto_tune::persist::host_path(

@@ -74,7 +74,7 @@ pub fn run(p: &Printer, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         return Err(CliError::new(
             format!(
                 "`--interval` is at most 5m, got `{}`",
-                tcto_tune::duration::format_duration(args.interval)
+                tcto_tune::format_duration(args.interval)
             ),
             Some("a few seconds is enough to see rates".into()),
             Exit::Usage,
@@ -86,7 +86,7 @@ pub fn run(p: &Printer, args: DiagnoseArgs) -> anyhow::Result<Exit> {
             return Err(CliError::new(
                 format!(
                     "`--trace` must be longer than 0s and at most 5m, got `{}`",
-                    tcto_tune::duration::format_duration(t)
+                    tcto_tune::format_duration(t)
                 ),
                 Some("a few seconds during the incident is enough".into()),
                 Exit::Usage,

@@ -5,8 +5,8 @@
 
 use clap::Args;
 use serde::Serialize;
-use tcto_tune::escape::{escape_control, escape_lines};
 use tcto_tune::journal::{id_order, Journal, Scan, StepStatus, TxRecord, Unreadable};
+use tcto_tune::{escape_control, escape_lines};
 
 use crate::common::apply_error;
 use crate::output::{Exit, Printer};

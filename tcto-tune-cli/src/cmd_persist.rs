@@ -383,7 +383,7 @@ fn print_text(p: &Printer, plan: &Plan, diffs: &[FileDiff]) {
         // characters are shown escaped.
         p.line(format_args!(
             "\n{}",
-            tcto_tune::escape::escape_lines(d.diff.trim_end())
+            tcto_tune::escape_lines(d.diff.trim_end())
         ));
     }
 }

@@ -2,8 +2,9 @@
 
 use clap::Args;
 use serde::Serialize;
+use tcto_tune::persist::sysctl_d;
 use tcto_tune::persist::SYSCTL_D_PATH;
-use tcto_tune::{sysctl_d, Plan, Profile};
+use tcto_tune::{Plan, Profile};
 
 use crate::common::{compute_with_profile, ProfileArgs};
 use crate::output::{Exit, Printer};
@@ -79,7 +80,7 @@ pub fn run(p: &Printer, args: PlanArgs) -> anyhow::Result<Exit> {
                 // are shown escaped.
                 p.line(format_args!(
                     "\n{path} as `persist` would write it:\n{}",
-                    tcto_tune::escape::escape_lines(&diff)
+                    tcto_tune::escape_lines(&diff)
                 ));
             }
         }

@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Serialize;
-use tcto_tune::change::{Target, Value};
-use tcto_tune::escape::escape_control as esc;
+use tcto_tune::escape_control as esc;
 use tcto_tune::journal::{Journal, StepStatus, TxState};
 use tcto_tune::persist;
 use tcto_tune::system::{read_persist_facts, Effects, LinuxEffects};
+use tcto_tune::{Target, Value};
 
 use crate::common::apply_error;
 use crate::output::{CliError, Exit, Printer};
@@ -208,7 +208,7 @@ fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<
     let mut rows = Vec::new();
     for p in &entries {
         for s in &p.sysctls {
-            let Ok(name) = tcto_tune::names::SysctlName::new(&s.key) else {
+            let Ok(name) = tcto_tune::SysctlName::new(&s.key) else {
                 continue;
             };
             let target = Target::Sysctl { key: name.clone() };

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 use tcto_tune::apply::{error_chain, ApplyError, TxReport};
-use tcto_tune::names::parse_port;
+use tcto_tune::journal::JournalError;
+use tcto_tune::parse_port;
 use tcto_tune::persist;
-use tcto_tune::snapshot::read_state;
+use tcto_tune::read_state;
 use tcto_tune::system::{read_persist_facts, Backends};
 use tcto_tune::{Plan, PlanOptions, Profile, SystemState};
 
@@ -119,12 +120,12 @@ fn parse_app_backlog(s: &str) -> Result<(u16, u32), String> {
 }
 
 fn parse_code(s: &str) -> Result<String, String> {
-    if !tcto_tune::check::allowable(s) {
+    if !tcto_tune::allowable(s) {
         return Err(format!(
             "`{s}` can never be allowed: the key makes the kernel run a program or load code as root; remove it from the profile"
         ));
     }
-    match s.parse::<tcto_tune::finding::FindingCode>() {
+    match s.parse::<tcto_tune::FindingCode>() {
         Ok(code) => Ok(code.to_string()),
         // clap names the value already.
         Err(e) => Err(format!("unknown code; known codes: {}", e.known.join(", "))),
@@ -133,7 +134,7 @@ fn parse_code(s: &str) -> Result<String, String> {
 
 /// clap parser for a duration (`500ms`, `3s`, `1m`).
 pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
-    tcto_tune::duration::parse_duration(s).map_err(|e| e.to_string())
+    tcto_tune::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// `--wait DURATION` of the commands that take the state-dir lock.
@@ -165,8 +166,8 @@ pub fn lock_journal<'j>(
                 if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
                     p.message(format_args!(
                         "waiting for the state-dir lock held by another tcto-tune{holder} ({} of {} waited)",
-                        tcto_tune::duration::format_duration(std::time::Duration::from_secs(start.elapsed().as_secs())),
-                        tcto_tune::duration::format_duration(wait.wait.unwrap_or_default())
+                        tcto_tune::format_duration(std::time::Duration::from_secs(start.elapsed().as_secs())),
+                        tcto_tune::format_duration(wait.wait.unwrap_or_default())
                     ));
                     said = Some(std::time::Instant::now());
                 }
@@ -201,7 +202,62 @@ pub fn apply_error(e: ApplyError) -> anyhow::Error {
     } else {
         Exit::Error
     };
-    CliError::new(error_chain(&e), e.hint(), exit).into()
+    CliError::new(error_chain(&e), apply_hint(&e), exit).into()
+}
+
+/// The hint for a transaction error, in the CLI's words: the library
+/// states the fact (the codes, the transaction id), the CLI names the
+/// command and the flag that deal with it.
+pub fn apply_hint(e: &ApplyError) -> Option<String> {
+    match e {
+        ApplyError::Refused { codes } => {
+            let (lift, never): (Vec<&String>, Vec<&String>) =
+                codes.iter().partition(|c| tcto_tune::allowable(c));
+            if !never.is_empty() {
+                return e.hint();
+            }
+            Some(format!(
+                "the findings say why and what to do; to proceed anyway pass {}",
+                lift.iter()
+                    .map(|c| format!("`--allow {c}`"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))
+        }
+        ApplyError::Interrupted { id } => Some(format!(
+            "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
+        )),
+        ApplyError::InterruptedFiles { id, .. } => Some(format!(
+            "run `tcto-tune rollback` to restore the files journaled by {id}, or `apply --force-after-crash` to keep them"
+        )),
+        ApplyError::Incomplete { id } => Some(format!(
+            "`tcto-tune history -v` shows what {id} could not restore; fix the cause, then `tcto-tune rollback` (or `apply --force-after-crash` to keep things as they are)"
+        )),
+        ApplyError::Journal(j) => journal_hint(j),
+        _ => e.hint(),
+    }
+}
+
+/// The hint for a journal error, in the CLI's words (`--state-dir`,
+/// `--wait`, `tcto-tune history`).
+pub fn journal_hint(e: &JournalError) -> Option<String> {
+    match e {
+        JournalError::MissingParent { parent, .. } => Some(format!(
+            "check `--state-dir` for a typo, or create the parent first (`mkdir -p {}`)",
+            parent.display()
+        )),
+        JournalError::Locked { .. } => Some("wait for it to finish, or run the command again with `--wait DURATION`; tcto-tune never interleaves transactions".into()),
+        JournalError::Unsafe { .. } => {
+            Some("use a root-owned directory with mode 0700 (`--state-dir`)".into())
+        }
+        JournalError::UnknownTx { .. } => Some("`tcto-tune history` lists the transactions".into()),
+        JournalError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Some("run as root, or pass `--state-dir` to a directory you own".into())
+        }
+        _ => e.hint(),
+    }
 }
 
 /// `text` with every `` `tcto-tune ...` `` command it names given the

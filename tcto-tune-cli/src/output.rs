@@ -5,7 +5,7 @@
 
 use std::io::IsTerminal;
 
-use tcto_tune::escape::{escape_control, escape_lines};
+use tcto_tune::{escape_control, escape_lines};
 use tcto_tune::{ProfileError, TextStyle};
 
 /// Process exit codes (documented in the README).

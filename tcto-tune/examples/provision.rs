@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use tcto_tune::apply::{apply, error_chain, undo, ApplyOptions, Outcome, Run, TxReport};
 use tcto_tune::journal::Journal;
-use tcto_tune::snapshot::read_state;
+use tcto_tune::read_state;
 use tcto_tune::system::{Backends, LinuxEffects, SimEffects};
 use tcto_tune::{plan, Desired, Plan, Profile};
 

@@ -15,6 +15,10 @@
 //! it) and the CLI's Prometheus textfile. Each keeps its own error type: a
 //! [`WriteError`] says which [`Step`] failed on which path, and the caller
 //! words it.
+//!
+//! Public for embedders: whoever writes [`crate::diagnose`]'s Prometheus
+//! text for node_exporter's textfile collector needs the same guarantee
+//! ([`write()`], [`dir_of`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -104,7 +108,7 @@ pub fn dir_of(path: &Path) -> &Path {
 
 /// `fsync` a directory, so that the names created, renamed or removed in it
 /// survive a power loss.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all())
 }
 
@@ -119,7 +123,7 @@ pub fn write(target: &Path, temp: &Path, bytes: &[u8], options: Options) -> Resu
 /// A temporary file (or link) on its way to its target: removed when
 /// dropped unless [`TempFile::commit`] renamed it.
 #[derive(Debug)]
-pub struct TempFile {
+pub(crate) struct TempFile {
     path: PathBuf,
     /// Kept open (and locked, with [`Options::lock`]) until after the rename.
     file: Option<File>,
@@ -169,11 +173,6 @@ impl TempFile {
             sync_dir,
             committed: false,
         })
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Write all of `bytes` and `fsync` them.

@@ -13,7 +13,7 @@
 use crate::change::{Change, ChangeKind};
 use crate::fix::{key_info, REMOVED_KEYS};
 
-pub use crate::finding::{allowable, Finding, FindingCode, Severity, UnknownCode};
+pub use crate::finding::{allowable, Finding, FindingCode, Severity};
 pub use crate::kind::CheckInput;
 
 /// Bytes of kernel memory per conntrack entry (struct nf_conn and its

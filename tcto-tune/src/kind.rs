@@ -25,8 +25,6 @@ use crate::state::SystemState;
 /// (and apply runs) changes in [`ChangeKind`] order, each kind's in the
 /// order it pushed them.
 pub trait FixKind: Sync {
-    /// A short name for the kind (`sysctl`, `notrack`, `offload`).
-    fn name(&self) -> &'static str;
     /// Add this kind's changes, unchanged settings, skips and planning
     /// findings for `profile` on `state` to `p`. A kind that only checks
     /// (its settings are planned by another kind) plans nothing.

@@ -239,6 +239,7 @@ impl GroupState {
 
     /// The kernel writes that make the group `want`: every changeable
     /// member not already there.
+    #[cfg(test)]
     pub fn writes(&self, want: bool) -> Vec<(String, bool)> {
         self.writes_for(&if want { Reading::On } else { Reading::Off })
     }

@@ -22,12 +22,12 @@ mod common;
 
 use proptest::prelude::*;
 use tcto_tune::apply::{apply, select_for_rollback, undo, ApplyError, ApplyOptions, Outcome, Run};
-use tcto_tune::change::{Target, Value};
 use tcto_tune::journal::{Journal, TxState};
 use tcto_tune::notrack::table::Foreign;
 use tcto_tune::notrack::NotrackTable;
 use tcto_tune::system::{Effects, SimEffects, SystemError};
 use tcto_tune::Plan;
+use tcto_tune::{Target, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {

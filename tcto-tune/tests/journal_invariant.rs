@@ -16,10 +16,10 @@ mod common;
 
 use proptest::prelude::*;
 use tcto_tune::apply::{apply, blocked_by, select_for_rollback, undo, ApplyOptions, Run};
-use tcto_tune::change::{Target, Value};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{Effects, SimEffects, SystemError};
 use tcto_tune::Plan;
+use tcto_tune::{Target, Value};
 
 const KEYS: usize = 3;
 

@@ -4,7 +4,7 @@ use crate::journal::JournalError;
 use crate::system::SystemError;
 
 /// Why a transaction did not start (failures after the start are reported
-/// in [`TxReport`], with the system restored).
+/// in [`TxReport`](crate::apply::TxReport), with the system restored).
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Refusing findings were not allowed.
@@ -51,7 +51,9 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    /// A one-line suggestion.
+    /// A one-line suggestion, in words that fit any caller: it names no
+    /// command or flag (a command-line tool words its own from the
+    /// variant's fields: the codes, the transaction id).
     pub fn hint(&self) -> Option<String> {
         match self {
             ApplyError::Refused { codes } => {
@@ -59,8 +61,8 @@ impl ApplyError {
                     codes.iter().partition(|c| crate::check::allowable(c));
                 Some(if never.is_empty() {
                     format!(
-                        "the findings say why and what to do; to proceed anyway pass {}",
-                        lift.iter().map(|c| format!("`--allow {c}`")).collect::<Vec<_>>().join(" ")
+                        "the findings say why and what to do; to proceed anyway allow {}",
+                        lift.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" ")
                     )
                 } else {
                     format!(

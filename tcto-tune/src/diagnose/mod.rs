@@ -32,13 +32,8 @@ use crate::snapshot::read_state;
 use crate::state::{ListenSocket, SystemState};
 use crate::system::{Backends, CounterSample, KernelLog, Process, SynRecv, SystemError};
 
-pub use crate::observed::{
-    aggregate_trace, kfree_skb_filter, parse_reason_names, parse_trace_line, TraceDrop, TraceEvent,
-    TraceReport,
-};
-pub use crate::observed::{
-    parse_ct_entry, source_subnet, ConntrackGroups, CtAggregator, CtEntry, CtGroup, IDLE_S,
-};
+pub use crate::observed::{aggregate_trace, TraceDrop, TraceEvent, TraceReport};
+pub use crate::observed::{source_subnet, ConntrackGroups, CtAggregator, CtEntry, CtGroup, IDLE_S};
 pub use causes::{rank_causes, Cause, CauseCode, CAUSE_CODES};
 pub use firewall::{find_drops, FirewallDrop, FirewallReport, FwChain, FwLimit, FwRule};
 pub use netpath::{
@@ -150,7 +145,7 @@ pub struct Observation {
     /// Half-open request sockets at the second sample (or the only one).
     #[serde(default)]
     pub syn_recv: Vec<SynRecv>,
-    /// The sysctls the path causes read ([`netpath::PATH_SYSCTLS`] and
+    /// The sysctls the path causes read (`PATH_SYSCTLS` and
     /// each interface's `rp_filter`), where present.
     #[serde(default)]
     pub net_sysctls: BTreeMap<String, String>,

@@ -75,7 +75,9 @@ pub enum JournalError {
 }
 
 impl JournalError {
-    /// A one-line suggestion for the user.
+    /// A one-line suggestion, in words that fit any caller: it names no
+    /// command or flag (a command-line tool words its own from the
+    /// variant's fields).
     pub fn hint(&self) -> Option<String> {
         match self {
             JournalError::Corrupt { path, .. } | JournalError::UnreadableNewer { path, .. } => {
@@ -85,14 +87,14 @@ impl JournalError {
                 ))
             }
             JournalError::MissingParent { parent, .. } => Some(format!(
-                "check `--state-dir` for a typo, or create the parent first (`mkdir -p {}`)",
+                "create the parent first (`mkdir -p {}`)",
                 parent.display()
             )),
-            JournalError::Locked { .. } => Some("wait for it to finish, or run the command again with `--wait DURATION`; tcto-tune never interleaves transactions".into()),
-            JournalError::Unsafe { .. } => Some("use a root-owned directory with mode 0700 (`--state-dir`)".into()),
-            JournalError::UnknownTx { .. } => Some("`tcto-tune history` lists the transactions".into()),
+            JournalError::Locked { .. } => Some("wait for it to finish; tcto-tune never interleaves transactions".into()),
+            JournalError::Unsafe { .. } => Some("use a root-owned directory with mode 0700".into()),
+            JournalError::UnknownTx { .. } => None,
             JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
-                Some("run as root, or pass `--state-dir` to a directory you own".into())
+                Some("run as root, or use a state dir you own".into())
             }
             JournalError::Io { .. } => None,
         }

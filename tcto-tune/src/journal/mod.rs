@@ -22,7 +22,7 @@
 //! `undo_incomplete`) or marked `abandoned`, none of which blocks.
 //! `history` and `rollback` still read every record and name a corrupt one.
 //!
-//! A record also says which boot it was written in (see [`boot`]): an
+//! A record also says which boot it was written in (see `boot.rs`): an
 //! interrupted transaction from an earlier boot no longer blocks for its
 //! runtime targets, which the reboot reset, only for the files it may have
 //! written. `rollback` is journaled like `apply`: it marks the record
@@ -45,13 +45,11 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic_file::{self, Step as WriteStep};
 
-pub use boot::{boot_id_path, current_boot_id, read_boot_id, BOOT_ID_PATH};
 pub use error::JournalError;
 pub use lock::{Locked, StateLock};
+pub use record::{Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT, READABLE_FORMATS};
 
-pub use record::{
-    now_rfc3339, rfc3339, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT, READABLE_FORMATS,
-};
+pub(crate) use record::now_rfc3339;
 
 fn io<'a>(
     action: &'static str,
@@ -295,8 +293,10 @@ impl Journal {
         parse_record(&path, &text)
     }
 
-    /// The id the next transaction gets.
-    pub fn next_id(&self) -> Result<String, JournalError> {
+    /// The id the next transaction gets (tests only: a transaction takes
+    /// its id from the records it scanned).
+    #[cfg(test)]
+    pub(crate) fn next_id(&self) -> Result<String, JournalError> {
         let last = self
             .ids()?
             .last()
@@ -347,7 +347,7 @@ impl Journal {
 }
 
 /// The id after the newest of `records` (sorted oldest first).
-pub fn next_id_after(records: &[TxRecord]) -> String {
+pub(crate) fn next_id_after(records: &[TxRecord]) -> String {
     let last = records
         .last()
         .and_then(|r| r.id.parse::<u64>().ok())
@@ -355,7 +355,9 @@ pub fn next_id_after(records: &[TxRecord]) -> String {
     format!("{:06}", last + 1)
 }
 
-/// Parse a journal file; errors carry its path, line and column.
+/// Parse a journal file; errors carry its path, line and column. Not
+/// API: public for the fuzz target only (`tcto_tune::fuzzing`).
+#[doc(hidden)]
 pub fn parse_record(path: &Path, bytes: &[u8]) -> Result<TxRecord, JournalError> {
     let record: TxRecord = serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt {
         path: path.to_owned(),

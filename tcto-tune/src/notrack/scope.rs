@@ -39,6 +39,7 @@ pub fn overlaps(a: &Cidr, b: &Cidr) -> bool {
 }
 
 /// Whether `a` holds all of `b`.
+#[cfg(test)]
 pub fn holds(a: &Cidr, b: &Cidr) -> bool {
     a.is_ipv4() == b.is_ipv4() && a.prefix() <= b.prefix() && a.contains(b.addr())
 }

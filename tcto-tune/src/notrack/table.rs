@@ -37,7 +37,7 @@ pub const MAX_RULE_FLOWS: usize = 32;
 /// A NOTRACK table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotrackTable {
-    /// Flow sets (`flows4`, `flows6`), only past [`MAX_RULE_FLOWS`] flows.
+    /// Flow sets (`flows4`, `flows6`), only past `MAX_RULE_FLOWS` flows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sets: Vec<FlowSet>,
     /// Chains, in order (prerouting, output).
@@ -229,7 +229,7 @@ impl NotrackTable {
     /// The table for these parts: per flow, the request direction in
     /// prerouting and the reply direction in output (a loopback flow also
     /// gets its request direction in output, where loopback packets are
-    /// first seen by conntrack); a part of more than [`MAX_RULE_FLOWS`]
+    /// first seen by conntrack); a part of more than `MAX_RULE_FLOWS`
     /// flows gets its own sets instead, looked up by two rules per family.
     /// Per-flow rules come first, part by part, then the set rules.
     pub fn for_parts(parts: &[Part]) -> Self {

@@ -275,9 +275,9 @@ pub struct ConntrackGroups {
     pub entries: u64,
     /// Distinct groups.
     pub groups_total: usize,
-    /// Entries not grouped (beyond [`MAX_GROUPS`] groups).
+    /// Entries not grouped (beyond `MAX_GROUPS` groups).
     pub other: u64,
-    /// The largest [`TOP_GROUPS`] groups.
+    /// The largest `TOP_GROUPS` groups.
     pub groups: Vec<CtGroup>,
 }
 

@@ -16,21 +16,21 @@
 //! | `.../multi-user.target.wants/tcto-tune-restore.service` | same | the symlink `systemctl enable` would make |
 //!
 //! With the Debian package's unit installed and the packaged binary
-//! persisting, the unit in /etc is not written (see [`unit`]).
+//! persisting, the unit in /etc is not written (see [`mod@unit`]).
 //!
 //! Persisted profiles compose: each has its own entry, and every other file
 //! is rendered from the union of the entries, so persisting X never drops
 //! what Y persisted (see [`entries`]). A file no longer needed is planned
 //! as `Absent`, but only if it is ours (it has our header).
 //!
-//! The result is an ordinary [`Plan`] of `Target::File` changes, so the
+//! The result is an ordinary [`Plan`](crate::Plan) of `Target::File` changes, so the
 //! apply transaction journals every file's prior content, restores them on
 //! a failure, and `rollback` restores them later. The conflict scan
-//! ([`conflicts`]) adds findings when another sysctl.d file would override
+//! (`conflicts`) adds findings when another sysctl.d file would override
 //! ours at boot.
 
 mod compose;
-pub mod conflicts;
+mod conflicts;
 pub mod entries;
 pub mod restore;
 pub mod sysctl_d;

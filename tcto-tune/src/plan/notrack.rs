@@ -16,9 +16,6 @@ use crate::state::SystemState;
 pub struct Notrack;
 
 impl FixKind for Notrack {
-    fn name(&self) -> &'static str {
-        "notrack"
-    }
     fn plan(&self, p: &mut Plan, profile: &Profile, state: &SystemState, opts: &PlanOptions) {
         plan_notrack(p, profile, state, opts.notrack_replace);
     }

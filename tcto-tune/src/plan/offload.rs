@@ -16,9 +16,6 @@ use crate::state::SystemState;
 pub struct Offloads;
 
 impl FixKind for Offloads {
-    fn name(&self) -> &'static str {
-        "offload"
-    }
     fn plan(&self, p: &mut Plan, profile: &Profile, state: &SystemState, _opts: &PlanOptions) {
         plan_offloads(p, profile, state);
     }

@@ -14,9 +14,6 @@ use crate::state::SystemState;
 pub struct Sysctl;
 
 impl FixKind for Sysctl {
-    fn name(&self) -> &'static str {
-        "sysctl"
-    }
     fn plan(&self, p: &mut Plan, profile: &Profile, state: &SystemState, opts: &PlanOptions) {
         for target in profile.sysctl_targets() {
             plan_sysctl(p, &target, state, opts);
@@ -40,9 +37,6 @@ impl FixKind for Sysctl {
 pub struct RpFilter;
 
 impl FixKind for RpFilter {
-    fn name(&self) -> &'static str {
-        "rp_filter"
-    }
     fn check(&self, input: &CheckInput) -> Vec<Finding> {
         check::rp_filter_checks(input)
     }

@@ -73,7 +73,7 @@ pub struct KernelLog {
     /// The last few of ours.
     pub last_table_full: Vec<KmsgRecord>,
     /// When each of ours was logged (microseconds since boot, oldest
-    /// first; the newest [`KMSG_KEEP_TIMES`] only), so a diagnosis can
+    /// first; the newest `KMSG_KEEP_TIMES` only), so a diagnosis can
     /// tell lines of the sampling window from history.
     #[serde(default)]
     pub table_full_usec: Vec<u64>,

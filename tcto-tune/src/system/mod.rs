@@ -18,27 +18,29 @@ mod linux;
 mod nft;
 mod offloads;
 mod owners;
-mod route;
+pub(crate) mod route;
 mod sim;
 mod sockdiag;
 mod tracefs;
 
-pub use connect::{classify, resolve, Attempt, Connector, Outcome, TcpConnector};
+pub use connect::{Attempt, Connector, Outcome, TcpConnector};
 pub use counters::{CounterSample, Counters, KernelLog, LinuxCounters, Process, SimCounters};
-pub use ctnetlink::{dump_conntrack, local_subnets};
 pub use effects::{Effects, LinuxEffects, Router, SimEffects, SimFault};
 pub use ethtool::LinuxOffloads;
-pub use faults::{refused, Checkpoint, FaultPlan};
-pub use files::{check_root, read_file, read_persist_facts, write_file, FILE_MODE};
+pub use faults::{Checkpoint, FaultPlan};
+pub use files::read_persist_facts;
 pub use linux::{has_net_admin, LinuxHost, LinuxSysctls};
 pub use nft::Nft;
-pub use offloads::{locate, read_group, write_group, Located, Offloads, SetReport, SimOffloads};
-pub use route::{
-    decode_diag, decode_reply, encode_query, RouteQuery, RouteReply, Routes, Rtnetlink, SimRoutes,
-};
+pub use offloads::{Located, Offloads, SetReport, SimOffloads};
+pub use route::{RouteQuery, RouteReply, Routes, Rtnetlink, SimRoutes};
 pub use sim::{SimFiles, SimFirewall, SimHost, SimSockets, SimSysctls};
 pub use sockdiag::{SockDiag, SynRecv};
-pub use tracefs::{TraceError, TraceSession, INSTANCE_PREFIX};
+pub use tracefs::{TraceError, TraceSession};
+
+// Internal helpers, shared with the rest of the crate only.
+pub(crate) use connect::resolve;
+pub(crate) use faults::refused;
+pub(crate) use offloads::{locate, read_group, write_group};
 
 use crate::change::Value;
 use crate::names::SysctlName;
@@ -308,7 +310,7 @@ pub trait Host {
     fn in_initial_netns(&self) -> Result<bool, SystemError>;
 }
 
-/// The backends a caller hands to [`read_state`] and to the transaction.
+/// The backends a caller hands to [`read_state`](crate::read_state) and to the transaction.
 pub struct Backends {
     /// Sysctls.
     pub sysctls: Box<dyn Sysctls>,

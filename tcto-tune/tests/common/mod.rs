@@ -2,10 +2,10 @@
 //! the simulated system: a hand-made plan, a refused write, quiet
 //! simulated crashes and a scratch dir.
 
-use tcto_tune::change::{Change, Target, Value};
-use tcto_tune::fix::Intent;
 use tcto_tune::system::SystemError;
+use tcto_tune::Intent;
 use tcto_tune::Plan;
+use tcto_tune::{Change, Target, Value};
 
 /// The panic message a simulated crash (the process dying mid-apply) uses.
 pub const SIMULATED_CRASH: &str = "simulated crash";
