@@ -23,7 +23,7 @@ mod common;
 use proptest::prelude::*;
 use tcto_tune::apply::{apply, select_for_rollback, undo, ApplyError, ApplyOptions, Outcome, Run};
 use tcto_tune::journal::{Journal, TxState};
-use tcto_tune::notrack::table::Foreign;
+use tcto_tune::notrack::Foreign;
 use tcto_tune::notrack::NotrackTable;
 use tcto_tune::system::{Effects, SimEffects, SystemError};
 use tcto_tune::Plan;

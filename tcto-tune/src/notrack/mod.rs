@@ -28,7 +28,9 @@ pub(crate) mod walk;
 pub use filter::FilterChain;
 #[cfg(test)]
 use table::{FlowElement, MAX_RULE_FLOWS};
-pub use table::{NotrackChain, NotrackRule, NotrackTable, ScopedFlow, TABLE_FAMILY, TABLE_NAME};
+pub use table::{
+    Foreign, NotrackChain, NotrackRule, NotrackTable, ScopedFlow, TABLE_FAMILY, TABLE_NAME,
+};
 
 use crate::profile::Profile;
 
