@@ -878,12 +878,17 @@ fn conntrack_filled_by_idle_keepalives_lab() {
     assert_eq!(first["port"], 8080, "{r}");
     assert_eq!(first["state"], "ESTABLISHED", "{r}");
     assert!(first["count"].as_u64().unwrap() >= 390, "{r}");
-    // The dump agrees with the kernel's count.
+    // The dump agrees with the kernel's count, read right after it. The
+    // table churns meanwhile (the lab's clients keep trying to connect to
+    // a full table, and their unreplied entries come and go: 400 dumped
+    // against 390 counted was seen under load), so within 5 % of the
+    // limit; a dump that missed or invented groups of entries is far off.
     let oracle = srv.sh("conntrack -C");
-    assert_eq!(
-        g["entries"].as_u64().unwrap().to_string(),
-        oracle.stdout.trim(),
-        "{oracle}"
+    let counted: u64 = oracle.stdout.trim().parse().expect("conntrack -C");
+    let dumped = g["entries"].as_u64().unwrap();
+    assert!(
+        dumped.abs_diff(counted) <= 20,
+        "dumped {dumped}, conntrack -C {counted}: {oracle}"
     );
 
     // The command as printed, then applied with the same arguments.
