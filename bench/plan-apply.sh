@@ -52,6 +52,16 @@ hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$OUT/apply.json" \
   -n "tcto-tune apply --dry-run" "env TCTO_TUNE_STATE_DIR=$ST/h $BIN apply --dry-run --profile high-conn" \
   -n "sysctl -w" "$WRITE" \
   -n "save+sync+sysctl -w" "sh $ST/saved.sh"
+# The rows above start tcto-tune through `env` (each row has its own state
+# dir), a second exec that `sysctl -w` does not pay. The tmpfs row again,
+# with the variable set for the whole hyperfine run instead, next to its
+# peer and to the wrapper alone:
+TCTO_TUNE_STATE_DIR=$SHM/h hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$OUT/apply-tmpfs.json" \
+  --prepare "sh -c '$SEED'" \
+  -n "tcto-tune apply (tmpfs)" "$BIN apply --profile high-conn" \
+  -n "tcto-tune apply (tmpfs, via env)" "env TCTO_TUNE_STATE_DIR=$SHM/h $BIN apply --profile high-conn" \
+  -n "env true (the wrapper alone)" "env TCTO_TUNE_STATE_DIR=$SHM/h true" \
+  -n "sysctl -w" "$WRITE"
 $SEED
 strace -f -c -w -e trace=fsync,fdatasync -o "$ST/fsync.txt" env TCTO_TUNE_STATE_DIR=$ST/h "$BIN" apply --profile high-conn >/dev/null
 awk '$NF ~ /fsync/ {printf "fsync calls in one apply: %d, %.2f ms (strace -w)\n", $4, $2*1000}' "$ST/fsync.txt" | tee "$OUT/apply-fsync.txt"
@@ -72,4 +82,11 @@ print("|---|---:|---:|---:|")
 for name, r in apply.items():
     m = r["median"]
     print(f"| {name} | {m*1e3:.2f} | {m/base:.2f} | {m/saved:.2f} |")
+tmpfs = json.load(open(f"{out}/apply-tmpfs.json"))["results"]
+base = next(r["median"] for r in tmpfs if r["command"] == "sysctl -w")
+print("without the env wrapper, state dir on tmpfs (one hyperfine run):")
+print("| command | median ms | min ms | max ms | ratio to sysctl -w |")
+print("|---|---:|---:|---:|---:|")
+for r in tmpfs:
+    print(f"| {r['command']} | {r['median']*1e3:.2f} | {r['min']*1e3:.2f} | {r['max']*1e3:.2f} | {r['median']/base:.2f} |")
 PY

@@ -58,8 +58,8 @@ fn shown(s: &str) -> String {
 /// `[a-z0-9_-]`, no empty segment, no `/`, at most 255 bytes.
 ///
 /// Interface names inside keys (`net.ipv4.conf.eth0.rp_filter`) are allowed
-/// as segments; ones that contain dots cannot be expressed (the sysctl crate
-/// maps `.` to `/`), and are rejected by the segment rule.
+/// as segments; ones that contain dots cannot be expressed (every `.` becomes
+/// `/` in the /proc/sys path), and are rejected by the segment rule.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct SysctlName(String);

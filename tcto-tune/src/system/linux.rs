@@ -1,8 +1,7 @@
-//! Linux sysctls (through the `sysctl` crate) and host facts from /proc.
+//! Linux sysctls (read and written under /proc/sys, as the `sysctl` crate
+//! did, in fewer system calls) and host facts from /proc.
 
-use std::io;
-
-use sysctl::{Ctl, CtlValue, Sysctl as _, SysctlError};
+use std::io::{self, Read as _, Write as _};
 
 use super::{Host, Sysctls, SystemError};
 use crate::names::SysctlName;
@@ -11,23 +10,17 @@ use crate::names::SysctlName;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LinuxSysctls;
 
-fn io_of(e: SysctlError) -> io::Error {
-    match e {
-        SysctlError::IoError(e) => e,
-        SysctlError::NotFound(_) => io::Error::from_raw_os_error(libc::ENOENT),
-        other => io::Error::other(other.to_string()),
-    }
-}
-
 impl Sysctls for LinuxSysctls {
     fn read(&self, key: &SysctlName) -> Result<Option<String>, SystemError> {
-        let read = Ctl::new(key.as_str()).and_then(|ctl| ctl.value_string());
+        let read = std::fs::File::open(key.proc_path())
+            // As the crate did: any failure to open is "not found".
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))
+            .and_then(|f| read_value(&f));
         match read {
             Ok(v) => Ok(Some(v)),
-            // The crate reports any failure to open as NotFound, and a
-            // directory opens but does not read: tell a missing key (or a
-            // subtree) from an unreadable one ourselves, on this slow path
-            // only.
+            // Any failure to open reads as not found, and a directory opens
+            // but does not read: tell a missing key (or a subtree) from an
+            // unreadable one ourselves, on this slow path only.
             Err(e) => match std::fs::metadata(key.proc_path()) {
                 Err(m) if m.kind() == io::ErrorKind::NotFound => Ok(None),
                 Ok(m) if m.is_dir() => Ok(None),
@@ -37,7 +30,7 @@ impl Sysctls for LinuxSysctls {
                 }),
                 Ok(_) => Err(SystemError::SysctlRead {
                     key: key.to_string(),
-                    source: io_of(e),
+                    source: e,
                 }),
             },
         }
@@ -72,15 +65,52 @@ impl Sysctls for LinuxSysctls {
         if let Some(why) = crate::scope::runs_program(key.as_str(), value) {
             return Err(err(io::Error::new(io::ErrorKind::PermissionDenied, why)));
         }
-        let ctl = Ctl::new(key.as_str()).map_err(|e| err(io_of(e)))?;
-        // `set_value` writes, then reads the key back from /proc itself
-        // (`set_value_string` would read it a second time).
-        match ctl.set_value(CtlValue::String(value.to_owned())) {
-            Ok(CtlValue::String(back)) => Ok(Some(back)),
-            Ok(other) => Ok(Some(other.to_string())),
-            Err(e) => Err(err(io_of(e))),
+        // The key must open for reading (as the `sysctl` crate required
+        // before it wrote: a key that does not is "not found" and is not
+        // written); that descriptor then reads the value back, since a
+        // /proc/sys read asks the kernel for the value at that moment.
+        let path = key.proc_path();
+        let reader = std::fs::File::open(&path)
+            .map_err(|_| err(io::Error::from_raw_os_error(libc::ENOENT)))?;
+        let mut writer = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| err(not_found_as_enoent(e)))?;
+        writer.write_all(value.as_bytes()).map_err(err)?;
+        drop(writer);
+        read_value(&reader).map(Some).map_err(err)
+    }
+}
+
+fn not_found_as_enoent(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        io::Error::from_raw_os_error(libc::ENOENT)
+    } else {
+        e
+    }
+}
+
+/// The value of an open /proc/sys file, trimmed (what the `sysctl` crate
+/// returned), in as few `read`s as the value needs: no `statx` or `lseek`
+/// for a size hint, which a /proc file does not have.
+fn read_value(mut f: &std::fs::File) -> io::Result<String> {
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    let text = String::from_utf8(text).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })?;
+    Ok(text.trim().to_owned())
 }
 
 /// Whether this process may change network settings: effective uid 0 or

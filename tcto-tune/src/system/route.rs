@@ -40,6 +40,7 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const TCPDIAG_GETSOCK: u16 = 18;
 const TCP_ESTABLISHED: u32 = 1;
 const TCP_SYN_RECV: u32 = 3;
+const TCP_LISTEN: u32 = 10;
 
 /// A route lookup to ask the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,6 +337,37 @@ pub fn decode_diag(payload: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
         SocketAddr::new(ip(src)?, sport),
         SocketAddr::new(ip(dst)?, dport),
     ))
+}
+
+/// Listening TCP sockets, IPv4 and IPv6, in the kernel's order.
+///
+/// The kernel lists them by walking its whole listening hash (every
+/// bucket; a child namespace shares the host's): one walk answers both
+/// families here, where one dump per family walked it twice.
+pub(super) fn listen_sockets() -> Result<Vec<crate::state::ListenSocket>, SystemError> {
+    let mut out = Vec::new();
+    tcp_dump(1 << TCP_LISTEN, &mut |p| {
+        // After inet_diag_sockid (bytes 4..52): expires, rqueue, wqueue,
+        // uid, inode (native endian).
+        let word = |at: usize| {
+            p.get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_ne_bytes)
+        };
+        if let (Some((local, _)), Some(queue), Some(backlog), Some(inode)) =
+            (decode_diag(p), word(56), word(60), word(68))
+        {
+            out.push(crate::state::ListenSocket {
+                addr: local.ip(),
+                port: local.port(),
+                queue,
+                backlog,
+                inode,
+            });
+        }
+        true
+    })?;
+    Ok(out)
 }
 
 /// Half-open (SYN-RECV) request sockets, IPv4 and IPv6, as (local,
