@@ -798,23 +798,57 @@ fn rate_limiting_firewall_lab() {
 
 /// Sets the global `net.netfilter.nf_conntrack_max` (init namespace only)
 /// and puts the old value back when dropped, also when the test panics.
-struct GlobalConntrackMax(String);
+struct GlobalConntrackMax {
+    old: String,
+    lock: std::fs::File,
+}
+
+/// Where a lowered limit is recorded while it is lowered: a lock (two test
+/// suites on one host, e.g. two clones, take turns instead of one saving
+/// the other's 400 as "the original"), and the original value, so that a
+/// suite killed before its restore is undone by the next one.
+const CONNTRACK_MAX_LOCK: &str = "/run/tcto-tune-e2e-conntrack-max";
 
 impl GlobalConntrackMax {
     fn set(max: u32) -> Self {
-        let old = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+        use std::io::{Read as _, Seek as _};
+        let mut lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(CONNTRACK_MAX_LOCK)
+            .expect("open the conntrack-max lock");
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .expect("lock the conntrack-max lock");
+        let mut saved = String::new();
+        lock.read_to_string(&mut saved).expect("read the lock");
+        let path = "/proc/sys/net/netfilter/nf_conntrack_max";
+        if !saved.trim().is_empty() {
+            // A suite died with the limit lowered: put the original back.
+            std::fs::write(path, saved.trim()).expect("restore nf_conntrack_max");
+        }
+        let old = std::fs::read_to_string(path)
             .expect("nf_conntrack is loaded")
             .trim()
             .to_owned();
-        std::fs::write("/proc/sys/net/netfilter/nf_conntrack_max", max.to_string())
-            .expect("set nf_conntrack_max");
-        GlobalConntrackMax(old)
+        lock.set_len(0).expect("truncate the lock");
+        lock.rewind().expect("rewind the lock");
+        std::io::Write::write_all(&mut lock, old.as_bytes()).expect("record the original");
+        lock.sync_all().expect("sync the lock");
+        std::fs::write(path, max.to_string()).expect("set nf_conntrack_max");
+        GlobalConntrackMax { old, lock }
     }
 }
 
 impl Drop for GlobalConntrackMax {
     fn drop(&mut self) {
-        let _ = std::fs::write("/proc/sys/net/netfilter/nf_conntrack_max", &self.0);
+        let restored =
+            std::fs::write("/proc/sys/net/netfilter/nf_conntrack_max", &self.old).is_ok();
+        if restored {
+            let _ = self.lock.set_len(0);
+        }
+        // Closing the file releases the lock.
     }
 }
 
