@@ -17,7 +17,7 @@ use tcto_tune::system::{read_persist_facts, LinuxEffects, SimEffects};
 use tcto_tune::{ChangeKind, Plan};
 
 use crate::common::{
-    apply_error, compute_with_profile, escape_error, finish, flag_hint, root_error, user_flags,
+    apply_error, compute_with_profile, escape_error, finish, flag_hint, report_text, root_error,
     ProfileArgs,
 };
 use crate::output::{CliError, Exit, Printer};
@@ -205,7 +205,7 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
             print_text(p, &plan, &diffs);
             if !ok {
                 // Only a failed dry run says more than the plan and diffs.
-                p.line(user_flags(g, &report.to_string()));
+                p.line(report_text(g, &report));
             }
         }
         return Ok(if ok { Exit::Ok } else { Exit::Error });

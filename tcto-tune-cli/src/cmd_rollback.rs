@@ -5,7 +5,7 @@ use tcto_tune::apply::{select_from_scan, undo, Run};
 use tcto_tune::journal::Journal;
 use tcto_tune::system::{LinuxEffects, SimEffects};
 
-use crate::common::{apply_error, user_flags, with_user_flags};
+use crate::common::{apply_error, report_text, with_user_flags};
 use crate::output::{require_privileges, CliError, Exit, Printer};
 use crate::Global;
 
@@ -91,7 +91,7 @@ fn run_rollback(g: &Global, p: &Printer, args: RollbackArgs) -> anyhow::Result<E
         p.json_doc(&serde_json::json!({ "dry_run": args.dry_run, "reports": reports }))?;
     } else {
         for r in &reports {
-            p.line(user_flags(g, &r.to_string()));
+            p.line(report_text(g, r));
         }
     }
     Ok(if ok { Exit::Ok } else { Exit::Error })

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::apply::{error_chain, ApplyError, TxReport};
+use tcto_tune::apply::{error_chain, ApplyError, OutcomeWords, TxReport};
 use tcto_tune::journal::JournalError;
 use tcto_tune::parse_port;
 use tcto_tune::persist;
@@ -288,12 +288,22 @@ pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Resu
     })
 }
 
+/// A transaction's report as text, its outcome line naming the CLI's
+/// commands, given the user's `--state-dir` ([`user_flags`]).
+pub fn report_text(g: &Global, report: &TxReport) -> String {
+    let words = OutcomeWords {
+        undo: Some("`tcto-tune rollback`"),
+        history: Some("`tcto-tune history`"),
+    };
+    user_flags(g, &report.worded(words).to_string())
+}
+
 /// Print a transaction's report and return its exit code.
 pub fn finish(g: &Global, p: &Printer, report: &TxReport) -> anyhow::Result<Exit> {
     if p.json() {
         p.json_doc(report)?;
     } else {
-        p.line(user_flags(g, &report.to_string()));
+        p.line(report_text(g, report));
     }
     Ok(if report.succeeded() {
         Exit::Ok
@@ -431,4 +441,29 @@ pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
         return text.into_bytes();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The library's hints of an interrupted or incomplete transaction state
+    /// the facts; the CLI names the commands that act on them.
+    #[test]
+    fn apply_hint_names_the_cli_commands() {
+        let id = || "000001".to_owned();
+        let interrupted = apply_hint(&ApplyError::Interrupted { id: id() }).unwrap();
+        let files = apply_hint(&ApplyError::InterruptedFiles {
+            id: id(),
+            files: vec!["/etc/sysctl.d/99-tcto-tune.conf".into()],
+        })
+        .unwrap();
+        let incomplete = apply_hint(&ApplyError::Incomplete { id: id() }).unwrap();
+        for h in [&interrupted, &files, &incomplete] {
+            assert!(h.contains("tcto-tune rollback"), "{h}");
+            assert!(h.contains("000001"), "{h}");
+            assert!(h.contains("apply --force-after-crash"), "{h}");
+        }
+        assert!(incomplete.contains("tcto-tune history -v"), "{incomplete}");
+    }
 }

@@ -501,6 +501,7 @@ impl Sink<'_> {
 
 mod error;
 mod report;
+pub use report::{OutcomeWords, Worded};
 mod undo;
 
 pub use error::{ApplyError, StepError};

@@ -72,13 +72,13 @@ impl ApplyError {
                 })
             }
             ApplyError::Interrupted { id } => Some(format!(
-                "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
+                "rolling back {id} restores the values it journaled; going ahead after the crash keeps them"
             )),
             ApplyError::InterruptedFiles { id, .. } => Some(format!(
-                "run `tcto-tune rollback` to restore the files journaled by {id}, or `apply --force-after-crash` to keep them"
+                "rolling back {id} restores the files it journaled; going ahead after the crash keeps them"
             )),
             ApplyError::Incomplete { id } => Some(format!(
-                "`tcto-tune history -v` shows what {id} could not restore; fix the cause, then `tcto-tune rollback` (or `apply --force-after-crash` to keep things as they are)"
+                "the journal of {id} says what could not be restored; fix the cause, then roll it back (or go ahead after the crash to keep things as they are)"
             )),
             ApplyError::Journal(j) => j.hint(),
             ApplyError::Read { .. } => None,

@@ -24,8 +24,46 @@ fn verb(status: StepStatus) -> &'static str {
     }
 }
 
+/// The commands a user interface names in a report's outcome line: how
+/// to undo an applied transaction, where to read what could not be
+/// restored. [`TxReport`]'s own `Display` names none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutcomeWords<'a> {
+    /// Appended to an applied transaction's line as ", undo with {undo}".
+    pub undo: Option<&'a str>,
+    /// Appended after the transaction id of an incomplete rollback as
+    /// "; see {history}".
+    pub history: Option<&'a str>,
+}
+
+/// A [`TxReport`] displayed with a user interface's [`OutcomeWords`].
+pub struct Worded<'a> {
+    report: &'a TxReport,
+    words: OutcomeWords<'a>,
+}
+
+impl fmt::Display for Worded<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.report.render(f, self.words)
+    }
+}
+
 impl fmt::Display for TxReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.render(f, OutcomeWords::default())
+    }
+}
+
+impl TxReport {
+    /// The report as text, its outcome line naming `words`' commands.
+    pub fn worded<'a>(&'a self, words: OutcomeWords<'a>) -> Worded<'a> {
+        Worded {
+            report: self,
+            words,
+        }
+    }
+
+    fn render(&self, f: &mut fmt::Formatter<'_>, words: OutcomeWords<'_>) -> fmt::Result {
         // Values read from the system, errors quoting paths and nft names:
         // control characters are shown escaped, never sent to the terminal.
         use crate::escape::escape_lines as esc;
@@ -118,11 +156,21 @@ impl fmt::Display for TxReport {
             Outcome::Noop if !skipped.is_empty() => write!(f, "nothing applied: every key of profile `{profile}` that could be set here is already in effect"),
             Outcome::Noop => write!(f, "nothing to do: profile `{profile}` is already in effect"),
             Outcome::WouldApply => write!(f, "would apply {changed} change(s) for profile `{profile}`"),
-            Outcome::Applied => write!(f, "applied {changed} change(s) for profile `{profile}`; transaction {id}, undo with `tcto-tune rollback`"),
+            Outcome::Applied => {
+                write!(f, "applied {changed} change(s) for profile `{profile}`; transaction {id}")?;
+                match words.undo {
+                    Some(undo) => write!(f, ", undo with {undo}"),
+                    None => Ok(()),
+                }
+            }
             Outcome::RolledBack => write!(f, "failed: {failure}\nevery change was reverted: the system is as it was before (transaction {id})"),
             Outcome::RollbackIncomplete => {
                 let keys: Vec<_> = self.steps.iter().filter(|s| s.status == StepStatus::RevertFailed).map(|s| s.key.as_str()).collect();
-                write!(f, "failed: {failure}\nCOULD NOT RESTORE: {} (transaction {id}; see `tcto-tune history`)", esc(&keys.join(", ")))
+                write!(f, "failed: {failure}\nCOULD NOT RESTORE: {} (transaction {id}", esc(&keys.join(", ")))?;
+                match words.history {
+                    Some(history) => write!(f, "; see {history})"),
+                    None => write!(f, ")"),
+                }
             }
             Outcome::Undone => write!(f, "rolled back transaction {id} (profile `{profile}`)"),
             Outcome::UndoIncomplete => write!(f, "rollback of transaction {id} incomplete: {failure}"),

@@ -315,7 +315,7 @@ fn a_failed_revert_can_be_rolled_back_later_and_blocks_apply() {
         matches!(e, ApplyError::Incomplete { ref id } if id == "000001"),
         "{e}"
     );
-    assert!(e.hint().unwrap().contains("tcto-tune rollback"));
+    assert!(e.hint().unwrap().contains("000001"), "{e}");
     // Once the cause is gone, rollback restores everything.
     let mut chosen = select_for_rollback(&j.list().unwrap(), None).unwrap();
     assert_eq!(chosen[0].id, "000001");
