@@ -466,4 +466,36 @@ mod tests {
         }
         assert!(incomplete.contains("tcto-tune history -v"), "{incomplete}");
     }
+
+    /// The outcome line names `tcto-tune rollback` / `tcto-tune history`,
+    /// with the user's `--state-dir`; the library's own Display names none.
+    #[test]
+    fn report_text_names_the_cli_commands() {
+        let report = |outcome: &str| -> TxReport {
+            serde_json::from_value(serde_json::json!({
+                "id": "000001", "command": "apply", "profile": "p",
+                "outcome": outcome, "steps": [], "failure": "boom"
+            }))
+            .unwrap()
+        };
+        let g = Global {
+            state_dir: "/tmp/st".into(),
+        };
+        let applied = report("applied");
+        assert_eq!(
+            report_text(&g, &applied),
+            "applied 0 change(s) for profile `p`; transaction 000001, undo with `tcto-tune --state-dir /tmp/st rollback`"
+        );
+        assert!(!applied.to_string().contains("tcto-tune"), "{applied}");
+        let incomplete = report("rollback_incomplete");
+        let text = report_text(&g, &incomplete);
+        assert!(
+            text.ends_with("(transaction 000001; see `tcto-tune --state-dir /tmp/st history`)"),
+            "{text}"
+        );
+        assert!(
+            incomplete.to_string().ends_with("(transaction 000001)"),
+            "{incomplete}"
+        );
+    }
 }
