@@ -8,80 +8,43 @@
 // FFI: getifaddrs and its sockaddr list (docs/architecture.md).
 #![allow(unsafe_code)]
 
-use std::io;
 use std::net::IpAddr;
 
-use netlink_sys::{Socket, SocketAddr};
-
+use super::nldump::{dump, Steps};
 use super::SystemError;
 use crate::observed::{parse_ct_entry, CtEntry};
 
 const NETLINK_NETFILTER: isize = 12;
 /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET`.
 const CT_GET: u16 = (1 << 8) | 1;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-
-fn nl(step: &'static str) -> impl Fn(io::Error) -> SystemError {
-    move |source| SystemError::Netlink { step, source }
-}
 
 /// Dump every conntrack entry of this network namespace (IPv4 and IPv6),
 /// calling `each` on each.
 pub fn dump_conntrack(mut each: impl FnMut(&CtEntry)) -> Result<(), SystemError> {
-    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(nl("ctnetlink open"))?;
-    socket.bind_auto().map_err(nl("ctnetlink bind"))?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(nl("ctnetlink connect"))?;
-    // nlmsghdr (len, type, flags, seq, pid) + nfgenmsg (AF_UNSPEC: every
-    // family, version 0, res_id 0).
-    let mut req = Vec::with_capacity(20);
-    req.extend(20u32.to_ne_bytes());
-    req.extend(CT_GET.to_ne_bytes());
-    req.extend((libc::NLM_F_REQUEST as u16 | libc::NLM_F_DUMP as u16).to_ne_bytes());
-    req.extend(1u32.to_ne_bytes());
-    req.extend(0u32.to_ne_bytes());
-    req.extend([0u8, 0, 0, 0]);
-    socket.send(&req, 0).map_err(nl("ctnetlink send"))?;
-    let mut rx = vec![0u8; 1 << 17];
-    loop {
-        let size = socket
-            .recv(&mut &mut rx[..], 0)
-            .map_err(nl("ctnetlink receive"))?;
-        let mut off = 0;
-        while off + 16 <= size {
-            let h = &rx[off..size];
-            let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
-            let kind = u16::from_ne_bytes([h[4], h[5]]);
-            if len < 16 || len > h.len() {
-                break;
-            }
-            match kind {
-                NLMSG_DONE => return Ok(()),
-                NLMSG_ERROR => {
-                    let code = h
-                        .get(16..20)
-                        .map_or(0, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
-                    if code != 0 {
-                        return Err(SystemError::Netlink {
-                            step: "ctnetlink dump",
-                            source: io::Error::from_raw_os_error(-code),
-                        });
-                    }
-                }
-                _ => {
-                    if let Some(e) = parse_ct_entry(&h[16..len]) {
-                        each(&e);
-                    }
-                }
-            }
-            off += (len + 3) & !3;
+    let steps = Steps {
+        open: "ctnetlink open",
+        bind: "ctnetlink bind",
+        connect: "ctnetlink connect",
+        send: "ctnetlink send",
+        receive: "ctnetlink receive",
+        dump: "ctnetlink dump",
+    };
+    // After the header: nfgenmsg (AF_UNSPEC: every family, version 0,
+    // res_id 0).
+    let mut on_entry = |payload: &[u8]| {
+        if let Some(e) = parse_ct_entry(payload) {
+            each(&e);
         }
-        if size == 0 {
-            return Ok(());
-        }
-    }
+        true
+    };
+    dump(
+        NETLINK_NETFILTER,
+        &steps,
+        CT_GET,
+        &[0u8; 4],
+        1 << 17,
+        &mut on_entry,
+    )
 }
 
 /// This namespace's interface addresses with their prefix length

@@ -16,6 +16,7 @@ mod faults;
 mod files;
 mod linux;
 mod nft;
+mod nldump;
 mod offloads;
 mod owners;
 pub(crate) mod route;

@@ -22,12 +22,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use netlink_sys::protocols::{NETLINK_ROUTE, NETLINK_SOCK_DIAG};
 use netlink_sys::{Socket, SocketAddr as NlAddr};
 
+use super::nldump::{dump, Steps};
 use super::SystemError;
 
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const RTA_DST: u16 = 1;
 const RTA_SRC: u16 = 2;
 const RTA_IIF: u16 = 3;
@@ -431,57 +431,15 @@ fn dump_one(
     body: &[u8],
     each: &mut dyn FnMut(&[u8]) -> bool,
 ) -> Result<(), SystemError> {
-    let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(nl("sock_diag open"))?;
-    socket.bind_auto().map_err(nl("sock_diag bind"))?;
-    socket
-        .connect(&NlAddr::new(0, 0))
-        .map_err(nl("sock_diag connect"))?;
-    let mut req = Vec::with_capacity(16 + body.len());
-    req.extend(((16 + body.len()) as u32).to_ne_bytes());
-    req.extend(kind.to_ne_bytes());
-    req.extend((libc::NLM_F_REQUEST as u16 | libc::NLM_F_DUMP as u16).to_ne_bytes());
-    req.extend(1u32.to_ne_bytes());
-    req.extend(0u32.to_ne_bytes());
-    req.extend(body);
-    socket.send(&req, 0).map_err(nl("sock_diag send"))?;
-    let mut rx = vec![0u8; 1 << 16];
-    loop {
-        let size = socket
-            .recv(&mut &mut rx[..], 0)
-            .map_err(nl("sock_diag receive"))?;
-        if size == 0 {
-            return Ok(());
-        }
-        let mut off = 0;
-        while off + 16 <= size {
-            let h = &rx[off..size];
-            let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
-            let t = u16::from_ne_bytes([h[4], h[5]]);
-            if len < 16 || len > h.len() {
-                break;
-            }
-            match t {
-                NLMSG_DONE => return Ok(()),
-                NLMSG_ERROR => {
-                    let code = h
-                        .get(16..20)
-                        .map_or(0, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
-                    if code != 0 {
-                        return Err(SystemError::Netlink {
-                            step: "sock_diag dump",
-                            source: io::Error::from_raw_os_error(-code),
-                        });
-                    }
-                }
-                _ => {
-                    if !each(&h[16..len]) {
-                        return Ok(());
-                    }
-                }
-            }
-            off += (len + 3) & !3;
-        }
-    }
+    let steps = Steps {
+        open: "sock_diag open",
+        bind: "sock_diag bind",
+        connect: "sock_diag connect",
+        send: "sock_diag send",
+        receive: "sock_diag receive",
+        dump: "sock_diag dump",
+    };
+    dump(NETLINK_SOCK_DIAG, &steps, kind, body, 1 << 16, each)
 }
 
 #[cfg(test)]
