@@ -7,7 +7,7 @@ use clap::Args;
 use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions, Run};
 use tcto_tune::journal::Journal;
 use tcto_tune::read_state;
-use tcto_tune::system::{Backends, LinuxEffects, SimEffects};
+use tcto_tune::system::{Backends, SimEffects};
 
 use crate::common::{
     apply_error, compute_full, finish, persisted_profile, with_user_flags, ProfileArgs,
@@ -137,15 +137,7 @@ fn run_apply(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
         return finish(g, p, &report);
     }
     require_privileges("apply")?;
-    let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let locked =
-        crate::common::lock_journal(p, &journal, &args.wait).map_err(|e| apply_error(e.into()))?;
-    let report = apply(
-        &plan,
-        Run::Journaled(&mut LinuxEffects::default(), &locked),
-        &opts,
-    )
-    .map_err(apply_error)?;
+    let report = crate::common::apply_journaled(g, p, &plan, &args.wait, &opts)?;
     print_plan_notes(p, &plan);
     finish(g, p, &report)
 }

@@ -11,9 +11,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 use tcto_tune::apply::{apply, ApplyError, ApplyOptions, Run, TxReport};
-use tcto_tune::journal::Journal;
 use tcto_tune::persist::{self, PersistOptions};
-use tcto_tune::system::{read_persist_facts, LinuxEffects, SimEffects};
+use tcto_tune::system::{read_persist_facts, SimEffects};
 use tcto_tune::{ChangeKind, Plan};
 
 use crate::common::{
@@ -210,15 +209,7 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
         }
         return Ok(if ok { Exit::Ok } else { Exit::Error });
     }
-    let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let locked =
-        crate::common::lock_journal(p, &journal, &args.wait).map_err(|e| apply_error(e.into()))?;
-    let report = apply(
-        &plan,
-        Run::Journaled(&mut LinuxEffects::default(), &locked),
-        &opts,
-    )
-    .map_err(apply_error)?;
+    let report = crate::common::apply_journaled(g, p, &plan, &args.wait, &opts)?;
     if p.json() {
         p.json_value(&PersistDoc {
             plan: &plan,

@@ -147,6 +147,29 @@ pub struct WaitArg {
     pub wait: Option<std::time::Duration>,
 }
 
+/// The real transaction of `apply` and `persist`: open (or create) the
+/// journal under the user's state dir, take its lock (waiting as `--wait`
+/// says), and apply `plan` to the live host.
+pub fn apply_journaled(
+    g: &Global,
+    p: &Printer,
+    plan: &Plan,
+    wait: &WaitArg,
+    opts: &tcto_tune::apply::ApplyOptions,
+) -> anyhow::Result<TxReport> {
+    use tcto_tune::apply::{apply, Run};
+    use tcto_tune::journal::Journal;
+    use tcto_tune::system::LinuxEffects;
+    let journal = Journal::open_or_create(&g.state_dir).map_err(|e| apply_error(e.into()))?;
+    let locked = lock_journal(p, &journal, wait).map_err(|e| apply_error(e.into()))?;
+    apply(
+        plan,
+        Run::Journaled(&mut LinuxEffects::default(), &locked),
+        opts,
+    )
+    .map_err(apply_error)
+}
+
 /// Take the journal's lock, waiting up to `wait` while another process
 /// holds it, with the holder's pid in a progress line on stderr (once, then
 /// every 10 s). Without `--wait` a held lock fails at once, as before.
