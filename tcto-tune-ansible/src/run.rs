@@ -91,6 +91,27 @@ fn with_hint(msg: String, hint: Option<String>) -> String {
     }
 }
 
+/// The real transaction: open (or create) the journal, take its lock and
+/// apply `plan` to the live host. A journal that cannot be opened or locked
+/// fails the task with `res`; the transaction's own outcome is returned.
+fn apply_journaled(
+    args: &Args,
+    res: &ModuleResult,
+    plan: &Plan,
+    aopts: &ApplyOptions,
+) -> Result<Result<TxReport, ApplyError>, Failed> {
+    let journal = Journal::open_or_create(&args.state_dir)
+        .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
+    let locked = journal
+        .lock()
+        .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
+    Ok(apply(
+        plan,
+        Run::Journaled(&mut LinuxEffects::default(), &locked),
+        aopts,
+    ))
+}
+
 fn journal_msg(e: &JournalError, state_dir: &std::path::Path) -> String {
     let hint = match e {
         JournalError::Unsafe { .. } => {
@@ -315,16 +336,7 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
         apply(&plan, Run::DryRun(&mut sim), &aopts)
     } else {
         need_privileges(args, &res, "applied")?;
-        let journal = Journal::open_or_create(&args.state_dir)
-            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
-        let locked = journal
-            .lock()
-            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
-        apply(
-            &plan,
-            Run::Journaled(&mut LinuxEffects::default(), &locked),
-            &aopts,
-        )
+        apply_journaled(args, &res, &plan, &aopts)?
     };
     match report {
         Ok(r) => Ok(finish(res, r, args, "in effect")),
@@ -373,16 +385,7 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
             &aopts,
         )
     } else {
-        let journal = Journal::open_or_create(&args.state_dir)
-            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
-        let locked = journal
-            .lock()
-            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
-        apply(
-            &plan,
-            Run::Journaled(&mut LinuxEffects::default(), &locked),
-            &aopts,
-        )
+        apply_journaled(args, &res, &plan, &aopts)?
     };
     match report {
         Ok(r) => Ok(finish(res, r, args, "persisted")),
