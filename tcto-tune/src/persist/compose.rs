@@ -1,35 +1,29 @@
 //! The planner: which files persisting (or removing) a profile changes.
 //!
-//! Every generated file is rendered from the union of the persisted
-//! entries ([`super::entries`]), with the entry of the profile being
-//! persisted replaced (or, for `--remove`, dropped). Then each wanted file
-//! is compared with what is on disk: unchanged, a change, or not ours to
-//! touch (a foreign file refuses, a link at a target refuses, a path
-//! leading out of `--root` refuses), and the conflict scan and the runtime
-//! findings are added.
+//! It composes the list of persisted entries ([`super::entries`]), with
+//! the entry of the profile being persisted replaced (or, for `--remove`,
+//! dropped), and their union. It knows no file by itself: each kind of
+//! boot-time file in [`super::BOOT_KINDS`] renders the files it wants from
+//! that list ([`super::boot_kind`]). Then each wanted file is compared with
+//! what is on disk: unchanged, a change, or not ours to touch (a foreign
+//! file refuses, a link at a target refuses, a path leading out of
+//! `--root` refuses), and the kinds' findings and the runtime findings are
+//! added.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
+use super::boot_kind::{host_of, BootInput, Wanted};
 use super::entries::{self, Persisted};
 use super::sysctl_d::{self, Entry};
 use super::{
-    codes, conflicts, describe, foreign_file, host_path, root_escape, unit, written_by, Manager,
-    ModuleState, PersistError, PersistFacts, PersistOptions, LEGACY_PERSISTED_PATH, MODPROBE_PATH,
-    MODULES_LOAD_PATH, PERSISTED_PATH, SYSCTL_D_PATH, WANTS_PATH,
+    codes, describe, foreign_file, root_escape, written_by, PersistError, PersistFacts,
+    PersistOptions, BOOT_KINDS, LEGACY_PERSISTED_PATH, PERSISTED_PATH, SYSCTL_D_PATH,
 };
 use crate::change::{Change, ChangeKind, Target, Value};
 use crate::check::{Finding, Severity};
 use crate::fix::Intent;
 use crate::plan::{Plan, Skipped, Unchanged, PLAN_SCHEMA};
 use crate::profile::Profile;
-
-struct Wanted {
-    /// In-image path.
-    path: String,
-    after: Value,
-    reason: String,
-}
 
 /// Codes of warnings about a diagnostic step (not a fix): persisting one
 /// makes the experiment permanent, so it needs `--allow CODE`.
@@ -158,15 +152,6 @@ pub fn persisted(facts: &PersistFacts) -> (Vec<Persisted>, Vec<Finding>) {
     )
 }
 
-/// Host path of an in-image path: as resolved by the backend, or joined.
-fn host_of(facts: &PersistFacts, path: &str) -> String {
-    facts
-        .resolved
-        .get(path)
-        .cloned()
-        .unwrap_or_else(|| host_path(&facts.root, path))
-}
-
 fn host_entry_path(facts: &PersistFacts, name: &str) -> String {
     format!("{}/{name}.toml", host_of(facts, PERSISTED_PATH))
 }
@@ -179,6 +164,11 @@ struct Compose<'a> {
 }
 
 impl Compose<'_> {
+    /// The plan of the composed `list`. Within one severity, findings are
+    /// listed as they are found: the runtime's, the entries' own
+    /// (unreadable, conflicting), every kind's, those of the files compared
+    /// with disk (kind by kind, in registry order), the root escapes, then
+    /// what the kinds find on the host.
     fn plan(
         &self,
         list: Vec<Persisted>,
@@ -189,17 +179,15 @@ impl Compose<'_> {
         findings.extend(bad.iter().cloned());
         findings.extend(entries::conflicts(&list));
         let union = union_of(&list);
-        let conntrack = union.iter().any(|e| e.is_conntrack());
-        let built_in = matches!(self.facts.module, ModuleState::BuiltIn { .. });
-        findings.extend(self.built_in_finding(&union));
-        let mut wanted = self.sysctl_files(&list, &union);
-        wanted.extend(self.entry_files(&list, &bad));
-        wanted.extend(self.unit_files(&list));
-        let restore = list.iter().any(Persisted::restores);
-        if restore && !unit::use_packaged(&self.opts.exec, self.facts.packaged_unit) {
-            findings.extend(unit::own_path_finding(&self.opts.exec));
-        }
-
+        let input = BootInput {
+            list: &list,
+            union: &union,
+            unreadable: &bad,
+            facts: self.facts,
+            opts: self.opts,
+            allow: self.allow,
+        };
+        findings.extend(BOOT_KINDS.iter().flat_map(|k| k.findings(&input)));
         let mut out = Plan {
             schema: PLAN_SCHEMA,
             profile: self.name.to_owned(),
@@ -209,169 +197,17 @@ impl Compose<'_> {
             skipped: vec![],
             findings,
         };
-        for w in wanted {
-            self.add(&mut out, w, conntrack && built_in);
+        for w in BOOT_KINDS.iter().flat_map(|k| k.files(&input)) {
+            self.add(&mut out, w);
         }
-        self.host_findings(&mut out.findings, &union);
+        // Paths leading out of `--root` (their files were left out above).
+        out.findings
+            .extend(self.facts.escapes.iter().map(root_escape));
+        out.findings
+            .extend(BOOT_KINDS.iter().flat_map(|k| k.host_findings(&input)));
         self.mark_allowed(&mut out.findings);
         out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         out
-    }
-
-    /// With conntrack keys persisted on a kernel that has nf_conntrack
-    /// built in: no module files are written, and the buckets need the
-    /// kernel command line.
-    fn built_in_finding(&self, union: &[Entry]) -> Option<Finding> {
-        let conntrack = union.iter().any(|e| e.is_conntrack());
-        let (true, ModuleState::BuiltIn { evidence }) = (conntrack, &self.facts.module) else {
-            return None;
-        };
-        let mut f = Finding::new(
-            codes::BUILT_IN,
-            Severity::Info,
-            format!("nf_conntrack is built into this kernel ({evidence}): its sysctls exist at boot, no modules-load.d or modprobe.d file is written"),
-        );
-        if let Some(b) = buckets(union) {
-            f = f.hint(format!(
-                "sysctl.d sets the buckets after boot; to size the hash from the start add `nf_conntrack.hashsize={}` to the kernel command line",
-                b.value
-            ));
-        }
-        Some(f)
-    }
-
-    /// The sysctl.d file, and the modules-load.d and modprobe.d files that
-    /// make nf_conntrack's keys exist when systemd-sysctl runs.
-    fn sysctl_files(&self, list: &[Persisted], union: &[Entry]) -> Vec<Wanted> {
-        let conntrack = union.iter().any(|e| e.is_conntrack());
-        let built_in = matches!(self.facts.module, ModuleState::BuiltIn { .. });
-        let head = header(list);
-        vec![
-            Wanted {
-                path: SYSCTL_D_PATH.into(),
-                after: if union.is_empty() {
-                    Value::Absent
-                } else {
-                    bytes(sysctl_d::render_composed(&names(list), list))
-                },
-                reason: "sysctls, applied at boot by systemd-sysctl".into(),
-            },
-            Wanted {
-                path: MODULES_LOAD_PATH.into(),
-                after: if conntrack && !built_in {
-                    bytes(format!("{head}nf_conntrack\n"))
-                } else {
-                    Value::Absent
-                },
-                reason: "load nf_conntrack before systemd-sysctl sets its keys".into(),
-            },
-            Wanted {
-                path: MODPROBE_PATH.into(),
-                after: match buckets(union) {
-                    Some(b) if !built_in => bytes(format!(
-                        "{head}{}options nf_conntrack hashsize={}\n",
-                        b.reason
-                            .as_ref()
-                            .map(|r| format!("# {r}\n"))
-                            .unwrap_or_default(),
-                        b.value
-                    )),
-                    _ => Value::Absent,
-                },
-                reason: "conntrack hash buckets as the module parameter".into(),
-            },
-        ]
-    }
-
-    /// An entry file per persisted profile, the removal of entries no longer
-    /// persisted (an unreadable one stays), and of the legacy file.
-    fn entry_files(&self, list: &[Persisted], bad: &[Finding]) -> Vec<Wanted> {
-        let facts = self.facts;
-        let mut wanted: Vec<Wanted> = list
-            .iter()
-            .map(|p| Wanted {
-                path: entries::entry_path(&p.name),
-                after: bytes(entries::render(p)),
-                reason: format!("what is persisted from profile `{}`", p.name),
-            })
-            .collect();
-        let dir = host_of(facts, PERSISTED_PATH);
-        for host in facts.entry_files.keys() {
-            let stem = Path::new(host)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let unreadable = bad.iter().any(|f| f.message.contains(host.as_str()));
-            let kept = list.iter().any(|p| p.name == stem) || unreadable;
-            if !kept && host.starts_with(&dir) {
-                wanted.push(Wanted {
-                    path: entries::entry_path(&stem),
-                    after: Value::Absent,
-                    reason: format!("profile `{stem}` is no longer persisted"),
-                });
-            }
-        }
-        wanted.push(Wanted {
-            path: LEGACY_PERSISTED_PATH.into(),
-            after: Value::Absent,
-            reason: format!("migrated to {PERSISTED_PATH}"),
-        });
-        wanted
-    }
-
-    /// The unit (or, with the package's unit installed, the drop-in and the
-    /// link to it) that restores NOTRACK and offloads at boot: wanted only
-    /// when some entry restores something; its header names every
-    /// persisted profile.
-    fn unit_files(&self, list: &[Persisted]) -> Vec<Wanted> {
-        let restore = list.iter().any(Persisted::restores);
-        let when = |v: Value| if restore { v } else { Value::Absent };
-        let mut ifaces: Vec<String> = list
-            .iter()
-            .flat_map(|p| p.offload.iter().map(|o| o.iface.clone()))
-            .collect();
-        ifaces.sort();
-        ifaces.dedup();
-        let head = header(list);
-        let rehead = |v: Value| match v {
-            Value::Bytes(b) => {
-                let text = String::from_utf8_lossy(&b);
-                let body: String = text.lines().skip(2).map(|l| format!("{l}\n")).collect();
-                bytes(format!("{head}{body}"))
-            }
-            other => other,
-        };
-        unit::files(
-            "persisted",
-            &self.opts.exec,
-            &ifaces,
-            self.facts.packaged_unit,
-        )
-        .into_iter()
-        .map(|f| {
-            let after = if f.path == WANTS_PATH || f.after == Value::Absent {
-                f.after
-            } else {
-                rehead(f.after)
-            };
-            Wanted {
-                path: f.path.into(),
-                after: when(after),
-                reason: f.reason,
-            }
-        })
-        .collect()
-    }
-
-    /// What the host adds: paths leading out of `--root`, other sources of
-    /// the same keys, and runtime managers that rewrite them.
-    fn host_findings(&self, findings: &mut Vec<Finding>, union: &[Entry]) {
-        let facts = self.facts;
-        findings.extend(facts.escapes.iter().map(root_escape));
-        findings.extend(conflicts::scan(union, &facts.sysctl_sources, self.allow));
-        if !union.is_empty() {
-            findings.extend(facts.managers.iter().map(manager));
-        }
     }
 
     /// `--allow` (and the profile's `allow`) marks its findings allowed; a
@@ -394,7 +230,7 @@ impl Compose<'_> {
 
     /// Compare one wanted file with what is on disk: unchanged (or skipped),
     /// a change, or nothing when it is not ours to touch.
-    fn add(&self, out: &mut Plan, w: Wanted, module_skipped: bool) {
+    fn add(&self, out: &mut Plan, w: Wanted) {
         if self.escaped(&w.path) {
             return;
         }
@@ -402,16 +238,14 @@ impl Compose<'_> {
         let host = self.host_path(&w.path);
         let before = self.before(&host);
         if before.matches(&w.after) {
-            keep(out, w, host, &before, module_skipped);
+            keep(out, w, host, &before);
             return;
         }
         // persisted.d is tcto-tune's own directory: its files are entries
         // (an unreadable one refuses on its own), never foreign.
         let foreign = !in_dir && matches!(before, Value::Bytes(_)) && written_by(&before).is_none();
         // A file we no longer need is removed only if it is ours.
-        if w.after == Value::Absent
-            && (foreign || matches!(before, Value::Symlink(_)) && w.path != WANTS_PATH)
-        {
+        if w.after == Value::Absent && (foreign || matches!(before, Value::Symlink(_)) && !w.link) {
             return;
         }
         if foreign {
@@ -470,9 +304,10 @@ impl Compose<'_> {
     }
 }
 
-/// A wanted file already as wanted: unchanged, or (a module file not
-/// needed on a kernel with nf_conntrack built in) skipped.
-fn keep(out: &mut Plan, w: Wanted, host: String, before: &Value, module_skipped: bool) {
+/// A wanted file already as wanted: unchanged, or (a file not needed, for
+/// a reason the kind gave: a module file on a kernel with nf_conntrack
+/// built in) skipped.
+fn keep(out: &mut Plan, w: Wanted, host: String, before: &Value) {
     if w.after != Value::Absent {
         out.unchanged.push(Unchanged {
             kind: ChangeKind::File,
@@ -482,12 +317,12 @@ fn keep(out: &mut Plan, w: Wanted, host: String, before: &Value, module_skipped:
             intent: Intent::Exact,
             reason: Some(w.reason),
         });
-    } else if (w.path == MODULES_LOAD_PATH || w.path == MODPROBE_PATH) && module_skipped {
+    } else if let Some((code, why)) = w.skip {
         out.skipped.push(Skipped {
             kind: ChangeKind::File,
             key: host,
-            code: codes::BUILT_IN,
-            why: "nf_conntrack is built into the kernel".into(),
+            code,
+            why,
             current: None,
             desired: String::new(),
             intent: Default::default(),
@@ -512,25 +347,6 @@ fn union_of(list: &[Persisted]) -> Vec<Entry> {
     union
 }
 
-fn buckets(union: &[Entry]) -> Option<&Entry> {
-    union
-        .iter()
-        .find(|e| e.key == "net.netfilter.nf_conntrack_buckets")
-}
-
-fn names(list: &[Persisted]) -> Vec<&str> {
-    list.iter().map(|p| p.name.as_str()).collect()
-}
-
-/// The header of a generated file, naming every persisted profile.
-fn header(list: &[Persisted]) -> String {
-    sysctl_d::composed_header("#", &names(list))
-}
-
-fn bytes(s: String) -> Value {
-    Value::Bytes(s.into_bytes())
-}
-
 /// Codes `--allow` cannot turn off.
 pub const NEVER_ALLOWED: &[&str] = &[
     codes::ROOT_ESCAPE.as_str(),
@@ -538,15 +354,3 @@ pub const NEVER_ALLOWED: &[&str] = &[
     entries::UNREADABLE.as_str(),
     codes::BAD_NAME.as_str(),
 ];
-
-fn manager(m: &Manager) -> Finding {
-    Finding::new(
-        codes::RUNTIME_MANAGER,
-        Severity::Warn,
-        format!("{} is present ({}): it rewrites conntrack and backlog sysctls when it starts, after systemd-sysctl, so the persisted values may not last", m.name, m.evidence),
-    )
-    .hint(match m.name.as_str() {
-        "kube-proxy" => "set the same values in kube-proxy's configuration (`conntrack.maxPerCore`, `conntrack.min`, `conntrack.tcpEstablishedTimeout`)",
-        _ => "put the values in the active TuneD profile's [sysctl] section, or a custom profile that includes it",
-    })
-}

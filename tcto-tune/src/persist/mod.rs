@@ -18,6 +18,11 @@
 //! With the Debian package's unit installed and the packaged binary
 //! persisting, the unit in /etc is not written (see [`mod@unit`]).
 //!
+//! Each group of files is a boot-time kind (`kinds/`: sysctl.d, the
+//! conntrack module files, the entries, the boot unit) implementing
+//! `boot_kind::BootKind`; the planner (`compose`) loops over `BOOT_KINDS`
+//! and compares what each wants with what is on disk.
+//!
 //! Persisted profiles compose: each has its own entry, and every other file
 //! is rendered from the union of the entries, so persisting X never drops
 //! what Y persisted (see [`entries`]). A file no longer needed is planned
@@ -29,9 +34,11 @@
 //! (`conflicts`) adds findings when another sysctl.d file would override
 //! ours at boot.
 
+mod boot_kind;
 mod compose;
 mod conflicts;
 pub mod entries;
+mod kinds;
 pub mod restore;
 pub mod sysctl_d;
 pub mod unit;
@@ -48,6 +55,7 @@ pub use compose::{
     persisted, plan_persist, plan_remove, sysctl_d_preview, DIAGNOSTIC_ONLY, NEVER_ALLOWED,
 };
 pub use entries::Persisted;
+pub(crate) use kinds::BOOT_KINDS;
 
 pub use crate::persist_facts::{
     Manager, ModuleState, PersistFacts, RootEscape, SysctlSource, LEGACY_PERSISTED_PATH,
