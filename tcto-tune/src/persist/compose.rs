@@ -279,16 +279,13 @@ impl Compose<'_> {
         escaped(path) || (in_persisted_dir(path) && escaped(PERSISTED_PATH))
     }
 
-    /// Host path of an in-image path; an entry's as the backend listed it.
+    /// Host path of an in-image path; an entry's in persisted.d as the
+    /// backend resolved it (its file name whole: the entry of a profile
+    /// named `web.toml` is `web.toml.toml`, not `web`'s).
     fn host_path(&self, path: &str) -> String {
-        if in_persisted_dir(path) {
-            host_entry_path(
-                self.facts,
-                path.trim_start_matches(&format!("{PERSISTED_PATH}/"))
-                    .trim_end_matches(".toml"),
-            )
-        } else {
-            host_of(self.facts, path)
+        match path.strip_prefix(&format!("{PERSISTED_PATH}/")) {
+            Some(file) => format!("{}/{file}", host_of(self.facts, PERSISTED_PATH)),
+            None => host_of(self.facts, path),
         }
     }
 

@@ -726,3 +726,46 @@ fn a_name_that_is_no_file_name_refuses_and_plans_no_entry() {
     );
     assert!(allowed.refusals().iter().any(|r| r.code == codes::BAD_NAME));
 }
+
+#[test]
+fn a_profile_named_like_a_file_has_its_own_entry_next_to_the_other() {
+    let st = state(true);
+    let named = |name: &str| {
+        let mut p = load("backlog-overflow", &BTreeMap::new()).unwrap();
+        p.name = name.into();
+        p
+    };
+    let f = after(
+        &facts(loadable()),
+        &persist(&named("web"), &st, &facts(loadable())),
+    );
+    // `web.toml` is a valid name: its entry is `web.toml.toml`, and `web`'s
+    // entry is neither replaced nor removed.
+    let p = persist(&named("web.toml"), &st, &f);
+    assert!(p.refusals().is_empty(), "{p}");
+    let paths = change_paths(&p);
+    assert!(
+        paths.contains(&"/etc/tcto-tune/persisted.d/web.toml.toml"),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.contains(&"/etc/tcto-tune/persisted.d/web.toml"),
+        "{paths:?}"
+    );
+    let f = after(&f, &p);
+    let names: Vec<String> = persisted(&f).0.into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["web", "web.toml"]);
+    assert!(persisted(&f).1.is_empty());
+    // Removing one removes its own file only.
+    let r = plan_remove("web.toml", &f, &opts(), true).unwrap();
+    assert!(r.refusals().is_empty(), "{r}");
+    let paths = change_paths(&r);
+    assert!(
+        paths.contains(&"/etc/tcto-tune/persisted.d/web.toml.toml"),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.contains(&"/etc/tcto-tune/persisted.d/web.toml"),
+        "{paths:?}"
+    );
+}
