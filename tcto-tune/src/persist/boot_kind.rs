@@ -119,6 +119,11 @@ pub struct Wanted {
     /// the file is no longer needed (a link at any other path is not ours
     /// and stays).
     pub link: bool,
+    /// The file is in this directory of tcto-tune's own (persisted.d): its
+    /// host path is the directory's as the backend resolved it, it leads
+    /// out of `--root` when the directory does, and it is never foreign
+    /// (a file there is an entry; an unreadable one refuses on its own).
+    pub dir: Option<&'static str>,
 }
 
 impl Wanted {
@@ -130,6 +135,7 @@ impl Wanted {
             reason: reason.into(),
             skip: None,
             link: false,
+            dir: None,
         }
     }
 
@@ -142,6 +148,12 @@ impl Wanted {
     /// Mark the path as ours as a symbolic link.
     pub fn link(mut self) -> Self {
         self.link = true;
+        self
+    }
+
+    /// Mark the file as one in `dir`, a directory of tcto-tune's own.
+    pub fn in_own_dir(mut self, dir: &'static str) -> Self {
+        self.dir = Some(dir);
         self
     }
 }

@@ -231,19 +231,18 @@ impl Compose<'_> {
     /// Compare one wanted file with what is on disk: unchanged (or skipped),
     /// a change, or nothing when it is not ours to touch.
     fn add(&self, out: &mut Plan, w: Wanted) {
-        if self.escaped(&w.path) {
+        if self.escaped(&w) {
             return;
         }
-        let in_dir = in_persisted_dir(&w.path);
-        let host = self.host_path(&w.path);
+        let host = self.host_path(&w);
         let before = self.before(&host);
         if before.matches(&w.after) {
             keep(out, w, host, &before);
             return;
         }
-        // persisted.d is tcto-tune's own directory: its files are entries
-        // (an unreadable one refuses on its own), never foreign.
-        let foreign = !in_dir && matches!(before, Value::Bytes(_)) && written_by(&before).is_none();
+        // A file in a directory of our own (persisted.d) is never foreign.
+        let foreign =
+            w.dir.is_none() && matches!(before, Value::Bytes(_)) && written_by(&before).is_none();
         // A file we no longer need is removed only if it is ours.
         if w.after == Value::Absent && (foreign || matches!(before, Value::Symlink(_)) && !w.link) {
             return;
@@ -272,20 +271,23 @@ impl Compose<'_> {
         });
     }
 
-    /// Whether an in-image path leads out of `--root` (an entry does when
-    /// persisted.d does).
-    fn escaped(&self, path: &str) -> bool {
+    /// Whether a wanted file leads out of `--root` (a file in a directory
+    /// of our own does when the directory does).
+    fn escaped(&self, w: &Wanted) -> bool {
         let escaped = |p: &str| self.facts.escapes.iter().any(|e| e.path == p);
-        escaped(path) || (in_persisted_dir(path) && escaped(PERSISTED_PATH))
+        escaped(&w.path) || w.dir.is_some_and(escaped)
     }
 
-    /// Host path of an in-image path; an entry's in persisted.d as the
-    /// backend resolved it (its file name whole: the entry of a profile
-    /// named `web.toml` is `web.toml.toml`, not `web`'s).
-    fn host_path(&self, path: &str) -> String {
-        match path.strip_prefix(&format!("{PERSISTED_PATH}/")) {
-            Some(file) => format!("{}/{file}", host_of(self.facts, PERSISTED_PATH)),
-            None => host_of(self.facts, path),
+    /// Host path of a wanted file; one in a directory of our own is in the
+    /// directory as the backend resolved it (its file name whole: the entry
+    /// of a profile named `web.toml` is `web.toml.toml`, not `web`'s).
+    fn host_path(&self, w: &Wanted) -> String {
+        let file = w
+            .dir
+            .and_then(|dir| Some((dir, w.path.strip_prefix(dir)?.strip_prefix('/')?)));
+        match file {
+            Some((dir, file)) => format!("{}/{file}", host_of(self.facts, dir)),
+            None => host_of(self.facts, &w.path),
         }
     }
 
@@ -325,10 +327,6 @@ fn keep(out: &mut Plan, w: Wanted, host: String, before: &Value) {
             intent: Default::default(),
         });
     }
-}
-
-fn in_persisted_dir(path: &str) -> bool {
-    path.starts_with(&format!("{PERSISTED_PATH}/"))
 }
 
 /// Every persisted sysctl once, the first entry's where two set one key.

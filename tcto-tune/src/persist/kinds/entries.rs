@@ -25,6 +25,7 @@ impl BootKind for Entries {
                     bytes(entries::render(p)),
                     format!("what is persisted from profile `{}`", p.name),
                 )
+                .in_own_dir(PERSISTED_PATH)
             })
             .collect();
         let dir = input.host_of(PERSISTED_PATH);
@@ -39,11 +40,14 @@ impl BootKind for Entries {
                 .any(|f| f.message.contains(host.as_str()));
             let kept = list.iter().any(|p| p.name == stem) || unreadable;
             if !kept && host.starts_with(&dir) {
-                wanted.push(Wanted::new(
-                    entries::entry_path(&stem),
-                    Value::Absent,
-                    format!("profile `{stem}` is no longer persisted"),
-                ));
+                wanted.push(
+                    Wanted::new(
+                        entries::entry_path(&stem),
+                        Value::Absent,
+                        format!("profile `{stem}` is no longer persisted"),
+                    )
+                    .in_own_dir(PERSISTED_PATH),
+                );
             }
         }
         wanted.push(Wanted::new(

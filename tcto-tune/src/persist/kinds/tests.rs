@@ -7,7 +7,7 @@ use super::super::entries::{entry_path, Persisted};
 use super::super::restore::{Notrack, Offload};
 use super::super::sysctl_d::Entry;
 use super::super::{
-    host_path, ModuleState, PersistFacts, PersistOptions, MANAGED_FILES, PERSISTED_PATH,
+    host_path, ModuleState, PersistFacts, PersistOptions, MANAGED_FILES, PERSISTED_PATH, WANTS_PATH,
 };
 use super::BOOT_KINDS;
 use crate::change::Value;
@@ -69,6 +69,11 @@ fn paths(list: &[Persisted], facts: &PersistFacts, exec: &str) -> BTreeMap<Strin
     let mut order = vec![];
     for kind in BOOT_KINDS {
         for w in kind.files(&input) {
+            // What makes a file ours when no header can: persisted.d is our
+            // directory, and the wants link is ours as a link.
+            let in_dir = w.path.starts_with(&format!("{PERSISTED_PATH}/"));
+            assert_eq!(w.dir, in_dir.then_some(PERSISTED_PATH), "{}", w.path);
+            assert_eq!(w.link, w.path == WANTS_PATH, "{}", w.path);
             *seen.entry(w.path.clone()).or_insert(0) += 1;
             if MANAGED_FILES.contains(&w.path.as_str()) {
                 order.push(w.path);
