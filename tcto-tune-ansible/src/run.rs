@@ -192,6 +192,7 @@ fn load(args: &Args) -> Result<(Profile, PlanOptions), Failed> {
     // applied; replacing an earlier apply's flows is the CLI's `--replace`.
     let opts = PlanOptions {
         allow: args.allow.iter().cloned().collect(),
+        words: crate::words::module_words(),
         ..Default::default()
     };
     Ok((profile, opts))

@@ -74,6 +74,7 @@ impl ProfileArgs {
         let opts = PlanOptions {
             allow: self.allow.iter().cloned().collect(),
             notrack_replace: self.replace,
+            words: crate::words::cli_words(),
         };
         Ok((profile, opts))
     }

@@ -49,10 +49,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     // Not moved yet (issue 15 item 5): finding and skip hints, rendered in
     // plan output and journaled notes; the CLI must take them over word for
     // word first.
-    ("check.rs", "--app-backlog", "finding hint, not moved yet"),
-    ("plan/sysctl.rs", "--allow", "finding hint, not moved yet"),
-    ("plan/offload.rs", "tcto-tune rollback", "finding hint, not moved yet"),
-    ("notrack/stateful.rs", "--allow", "finding hint, not moved yet"),
     ("persist/compose.rs", "--allow", "finding hint, not moved yet"),
     ("persist/conflicts.rs", "--allow", "finding hint, not moved yet"),
     ("persist/mod.rs", "--allow", "finding hint, not moved yet"),
