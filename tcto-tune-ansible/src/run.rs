@@ -365,6 +365,7 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
     let popts = PersistOptions {
         allow: opts.allow.clone(),
         exec: args.exec.clone(),
+        words: crate::words::module_words(),
     };
     let plan = persist::plan_persist(&profile, &runtime, &facts, &popts);
     let res = ModuleResult {

@@ -398,11 +398,11 @@ pub fn persisted_profile(g: &Global, root: Option<&Path>) -> anyhow::Result<tcto
         return Err(e);
     }
     let dir = persist::host_path(&facts.root, persist::PERSISTED_PATH);
-    let (entries, bad) = persist::persisted(&facts);
+    let (entries, bad) = persist::persisted(&facts, &crate::words::CLI);
     if let Some(f) = bad.first() {
         return Err(fail(f));
     }
-    if let Some(f) = persist::entries::conflicts(&entries).first() {
+    if let Some(f) = persist::entries::conflicts(&entries, &crate::words::CLI).first() {
         return Err(fail(f));
     }
     if !entries.iter().any(persist::Persisted::restores) {

@@ -416,7 +416,7 @@ fn notrack_and_offloads_compose_with_sysctls_and_remove_takes_one_out() {
         "{unit}"
     );
     let f = after(&f, &p);
-    let (list, bad) = persisted(&f);
+    let (list, bad) = persisted(&f, &crate::words::NEUTRAL);
     assert!(bad.is_empty());
     let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["high-conn", "offload-off", "trusted-notrack"]);
@@ -505,7 +505,7 @@ fn legacy_files_are_migrated_into_entries() {
         host(LEGACY_PERSISTED_PATH),
         Value::Bytes(restore::render(&notrack_profile(), &BTreeSet::new()).into_bytes()),
     );
-    let (list, bad) = persisted(&f);
+    let (list, bad) = persisted(&f, &crate::words::NEUTRAL);
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].sysctls, sysctls);
