@@ -52,13 +52,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("apply/undo.rs", "--force", "a rollback step note, journaled: journal files stay byte-identical"),
     ("system/mod.rs", "tcto-tune rollback", "SystemError text, not moved yet"),
     ("apply.rs", "--force", "a note journaled with the transaction: journal files stay byte-identical"),
-    ("diagnose/causes.rs", "tcto-tune plan", "a cause's next step (diagnose output), not moved yet"),
-    ("diagnose/causes.rs", "--profile", "a cause's next step (diagnose output), not moved yet"),
-    ("diagnose/causes.rs", "--app-backlog", "a cause's next step (diagnose output), not moved yet"),
-    ("diagnose/netpath.rs", "tcto-tune plan", "a cause's next step (diagnose output), not moved yet"),
-    ("diagnose/netpath.rs", "--profile", "a cause's next step (diagnose output), not moved yet"),
-    ("diagnose/report.rs", "tcto-tune plan", "a cause's next step (diagnose output), not moved yet"),
-    ("diagnose/report.rs", "--profile", "a cause's next step (diagnose output), not moved yet"),
 ];
 
 /// The string literals of `src` (comments skipped), each with its line.
