@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::finding::FindingCode;
 
 /// Something the user can do that a hint or note points at.
@@ -160,7 +162,7 @@ impl Words for Neutral {
             }
             Action::Rollback => "roll the transaction back".into(),
             Action::Force => "force the restore".into(),
-            Action::ForceAfterCrash => "go ahead after the crash".into(),
+            Action::ForceAfterCrash => "go ahead past the crash".into(),
             Action::PersistRemove { name } => format!("remove the persisted profile `{name}`"),
             Action::Plan(_) => format!("plan {}", self.name(action)),
         }
@@ -174,7 +176,7 @@ impl Words for Neutral {
             }
             Action::Rollback => "a rollback".into(),
             Action::Force => "force".into(),
-            Action::ForceAfterCrash => "going ahead after the crash".into(),
+            Action::ForceAfterCrash => "forced past the crash".into(),
             Action::PersistRemove { name } => {
                 format!("a removal of the persisted profile `{name}`")
             }
@@ -190,6 +192,25 @@ impl Words for Neutral {
             }
         }
     }
+}
+
+/// What the user can do about a journaled step's error. The record keeps
+/// it typed beside the error's facts, so a record names no front end's
+/// command; a report or history shows it in the reader's words
+/// ([`crate::apply::TxReport::with_words`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Remedy {
+    /// The value was changed by someone else since: a forced rollback
+    /// restores the journaled one ([`Action::Force`]).
+    ForceRestores,
+    /// A forced rollback replaced someone else's value; the error says
+    /// what it replaced.
+    Forced,
+    /// The step was written in another network namespace: a rollback
+    /// there can restore it ([`Action::Rollback`]).
+    RollbackInItsNamespace,
 }
 
 /// One of each action, for tests of a [`Words`] implementation.
