@@ -150,12 +150,12 @@ fn apply_msg(e: &ApplyError, state_dir: &std::path::Path) -> String {
         )),
         ApplyError::Refused { codes } if codes.iter().all(|c| tcto_tune::allowable(c)) => {
             Some(format!(
-                "the findings say why and what to do; to proceed anyway pass {}",
+                "the findings say why and what to do; to proceed anyway add {} to the task's `allow` list",
                 codes
                     .iter()
-                    .map(|c| format!("`--allow {c}`"))
+                    .map(|c| format!("`{c}`"))
                     .collect::<Vec<_>>()
-                    .join(" ")
+                    .join(", ")
             ))
         }
         ApplyError::Journal(j) => return journal_msg(j, state_dir),
