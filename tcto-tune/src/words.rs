@@ -211,6 +211,10 @@ pub enum Remedy {
     /// The step was written in another network namespace: a rollback
     /// there can restore it ([`Action::Rollback`]).
     RollbackInItsNamespace,
+    /// A remedy this version does not know (written by a newer one): the
+    /// error is shown as it is, and the record stays readable.
+    #[serde(other)]
+    Unknown,
 }
 
 /// One of each action, for tests of a [`Words`] implementation.

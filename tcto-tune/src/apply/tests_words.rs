@@ -263,6 +263,16 @@ fn a_record_of_the_old_format_reads_and_shows_as_it_always_did() {
     std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     let rec = j.load("000001").unwrap();
     assert_eq!(rec.steps[0].remedy, None);
+    // A remedy a newer version wrote: the record stays readable, the error
+    // is shown as it is.
+    v["steps"][0]["remedy"] = "ask-the-oracle".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let newer = j.load("000001").unwrap();
+    assert_eq!(newer.steps[0].remedy, Some(Remedy::Unknown));
+    assert_eq!(
+        newer.with_words(&Marked).steps[0].error.as_deref(),
+        Some(old_error)
+    );
     for shown in [
         rec.with_words(&Marked),
         rec.with_words(&crate::words::NEUTRAL),

@@ -40,7 +40,7 @@ fn worded_note(note: &str, words: &dyn Words) -> String {
 fn worded_error(step: &Step, words: &dyn Words) -> Option<String> {
     let e = step.error.as_deref()?;
     Some(match step.remedy {
-        None => e.to_owned(),
+        None | Some(Remedy::Unknown) => e.to_owned(),
         Some(Remedy::ForceRestores) => format!(
             "{e} (use {} to restore `{}`)",
             words.name(&Action::Force),
