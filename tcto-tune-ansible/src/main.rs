@@ -15,6 +15,7 @@
 mod args;
 mod diff;
 mod run;
+mod words;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -31,6 +31,7 @@ use tcto_tune::{Plan, PlanOptions, Profile, Severity, SystemState, Target, Value
 
 use crate::args::{Args, State};
 use crate::diff::{self, DiffEntry};
+use crate::words::MODULE;
 
 /// Journal command of an apply made by the module.
 pub const TX_APPLY: &str = "ansible";
@@ -149,12 +150,12 @@ fn apply_msg(e: &ApplyError, state_dir: &std::path::Path) -> String {
         )),
         ApplyError::Refused { codes } if codes.iter().all(|c| tcto_tune::allowable(c)) => {
             Some(format!(
-                "the findings say why and what to do; to proceed anyway pass {}",
+                "the findings say why and what to do; to proceed anyway add {} to the task's `allow` list",
                 codes
                     .iter()
-                    .map(|c| format!("`--allow {c}`"))
+                    .map(|c| format!("`{c}`"))
                     .collect::<Vec<_>>()
-                    .join(" ")
+                    .join(", ")
             ))
         }
         ApplyError::Journal(j) => return journal_msg(j, state_dir),
@@ -192,6 +193,7 @@ fn load(args: &Args) -> Result<(Profile, PlanOptions), Failed> {
     // applied; replacing an earlier apply's flows is the CLI's `--replace`.
     let opts = PlanOptions {
         allow: args.allow.iter().cloned().collect(),
+        words: crate::words::module_words(),
         ..Default::default()
     };
     Ok((profile, opts))
@@ -339,7 +341,7 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
         apply_journaled(args, &res, &plan, &aopts)?
     };
     match report {
-        Ok(r) => Ok(finish(res, r, args, "in effect")),
+        Ok(r) => Ok(finish(res, r.with_words(&MODULE), args, "in effect")),
         Err(e) => Err(fail(res, apply_msg(&e, &args.state_dir))),
     }
 }
@@ -364,6 +366,7 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
     let popts = PersistOptions {
         allow: opts.allow.clone(),
         exec: args.exec.clone(),
+        words: crate::words::module_words(),
     };
     let plan = persist::plan_persist(&profile, &runtime, &facts, &popts);
     let res = ModuleResult {
@@ -388,7 +391,7 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
         apply_journaled(args, &res, &plan, &aopts)?
     };
     match report {
-        Ok(r) => Ok(finish(res, r, args, "persisted")),
+        Ok(r) => Ok(finish(res, r.with_words(&MODULE), args, "persisted")),
         Err(e) => Err(fail(res, apply_msg(&e, &args.state_dir))),
     }
 }
@@ -530,7 +533,10 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
             let r = undo(&mut record, Run::Journaled(&mut rec, locked), false);
             (r, rec.writes)
         };
-        let report = report.map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?;
+        // Its remedies (a drifted step's) in the module's words.
+        let report = report
+            .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?
+            .with_words(&MODULE);
         for (target, prior, value) in writes {
             // Undoing several transactions may touch a target twice: the
             // diff goes from the first value seen to the last written.

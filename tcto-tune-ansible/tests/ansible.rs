@@ -274,6 +274,12 @@ fn refusing_plan_fails_with_its_code_and_changes_nothing() {
     let msg = r["msg"].as_str().unwrap();
     assert!(msg.contains("somaxconn-above-app-backlog"), "{msg}");
     assert!(msg.contains("hint:"), "{msg}");
+    // The hint names the module's option, not the CLI's flag.
+    assert!(
+        msg.contains("then run the task with `app_backlog: {8080: "),
+        "{msg}"
+    );
+    assert!(!msg.contains("--app-backlog"), "{msg}");
     // Declaring the application's raised backlog lets it through, with the
     // restart warning Ansible shows as a warning.
     let (status, r) = lab.result("declared");

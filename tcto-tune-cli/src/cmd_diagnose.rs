@@ -111,6 +111,7 @@ pub fn run(p: &Printer, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         owners_limit,
         conntrack_top: args.conntrack_top,
         clients: args.clients,
+        words: crate::words::cli_words(),
     };
     // The trace starts first, so it covers the sampling interval; its
     // instance is removed when the session drops, whatever happens.

@@ -65,10 +65,14 @@ fn entries<'a>(scan: &'a Scan, boot: Option<&str>) -> Vec<Entry<'a>> {
 /// Run `history`.
 pub fn run(g: &Global, p: &Printer, args: HistoryArgs) -> anyhow::Result<Exit> {
     let journal = Journal::open_existing(&g.state_dir).map_err(|e| apply_error(e.into()))?;
-    let scan = match &journal {
+    let mut scan = match &journal {
         Some(j) => j.scan().map_err(|e| apply_error(e.into()))?,
         None => Scan::default(),
     };
+    // What the records keep typed (a step's remedy), in the CLI's words.
+    for r in &mut scan.records {
+        *r = r.with_words(&crate::words::CLI);
+    }
     let entries = entries(&scan, journal.as_ref().and_then(Journal::boot_id));
     if p.json() {
         p.json_doc(&serde_json::json!({ "transactions": entries }))?;

@@ -118,6 +118,7 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
             let opts = PersistOptions {
                 allow: pa.allow.iter().cloned().collect(),
                 exec: exec_path(args.exec.clone())?,
+                words: crate::words::cli_words(),
             };
             persist::plan_persist(&profile, &runtime, &facts, &opts)
         }
@@ -129,6 +130,7 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
                     .into_iter()
                     .collect(),
                 exec: exec_path(args.exec.clone())?,
+                words: crate::words::cli_words(),
             };
             let initial = tcto_tune::system::Backends::linux()
                 .host
@@ -301,7 +303,7 @@ fn list(
     if let Some(e) = escape_error(facts) {
         return Err(e);
     }
-    let (entries, mut bad) = persist::persisted(facts);
+    let (entries, mut bad) = persist::persisted(facts, &crate::words::CLI);
     let prefix = with_flags(g, args, "persist");
     for f in &mut bad {
         flag_hint(f, &prefix);

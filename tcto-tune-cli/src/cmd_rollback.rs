@@ -88,6 +88,10 @@ fn run_rollback(g: &Global, p: &Printer, args: RollbackArgs) -> anyhow::Result<E
     }
     let ok = reports.iter().all(|r| r.succeeded());
     if p.json() {
+        let reports: Vec<_> = reports
+            .iter()
+            .map(|r| r.with_words(&crate::words::CLI))
+            .collect();
         p.json_doc(&serde_json::json!({ "dry_run": args.dry_run, "reports": reports }))?;
     } else {
         for r in &reports {

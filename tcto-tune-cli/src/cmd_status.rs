@@ -204,7 +204,7 @@ fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<
             Exit::Error,
         )
     })?;
-    let (entries, _unreadable) = persist::persisted(&facts);
+    let (entries, _unreadable) = persist::persisted(&facts, &crate::words::CLI);
     let mut rows = Vec::new();
     for p in &entries {
         for s in &p.sysctls {

@@ -74,6 +74,7 @@ impl ProfileArgs {
         let opts = PlanOptions {
             allow: self.allow.iter().cloned().collect(),
             notrack_replace: self.replace,
+            words: crate::words::cli_words(),
         };
         Ok((profile, opts))
     }
@@ -311,20 +312,21 @@ pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Resu
     })
 }
 
-/// A transaction's report as text, its outcome line naming the CLI's
-/// commands, given the user's `--state-dir` ([`user_flags`]).
+/// A transaction's report as text, its remedies, notes and outcome line
+/// naming the CLI's commands, given the user's `--state-dir` ([`user_flags`]).
 pub fn report_text(g: &Global, report: &TxReport) -> String {
     let words = OutcomeWords {
         undo: Some("`tcto-tune rollback`"),
         history: Some("`tcto-tune history`"),
     };
+    let report = report.with_words(&crate::words::CLI);
     user_flags(g, &report.worded(words).to_string())
 }
 
 /// Print a transaction's report and return its exit code.
 pub fn finish(g: &Global, p: &Printer, report: &TxReport) -> anyhow::Result<Exit> {
     if p.json() {
-        p.json_doc(report)?;
+        p.json_doc(&report.with_words(&crate::words::CLI))?;
     } else {
         p.line(report_text(g, report));
     }
@@ -397,11 +399,11 @@ pub fn persisted_profile(g: &Global, root: Option<&Path>) -> anyhow::Result<tcto
         return Err(e);
     }
     let dir = persist::host_path(&facts.root, persist::PERSISTED_PATH);
-    let (entries, bad) = persist::persisted(&facts);
+    let (entries, bad) = persist::persisted(&facts, &crate::words::CLI);
     if let Some(f) = bad.first() {
         return Err(fail(f));
     }
-    if let Some(f) = persist::entries::conflicts(&entries).first() {
+    if let Some(f) = persist::entries::conflicts(&entries, &crate::words::CLI).first() {
         return Err(fail(f));
     }
     if !entries.iter().any(persist::Persisted::restores) {
@@ -520,5 +522,50 @@ mod tests {
             incomplete.to_string().ends_with("(transaction 000001)"),
             "{incomplete}"
         );
+    }
+    /// What the journal keeps typed (a drifted, forced or other-namespace
+    /// step's remedy, the note of going ahead after a crash) prints with
+    /// the CLI's words, in the text and the JSON, as it always did.
+    #[test]
+    fn journaled_remedies_and_notes_print_the_cli_words() {
+        let step = |status: &str, error: &str, remedy: &str| {
+            serde_json::json!({
+                "kind": "sysctl", "key": "net.core.somaxconn",
+                "target": {"kind": "sysctl", "key": "net.core.somaxconn"},
+                "before": {"type": "text", "value": "1024"},
+                "after": {"type": "text", "value": "4096"},
+                "status": status, "error": error, "remedy": remedy
+            })
+        };
+        let drift = "now `9999`, set by someone else since; left alone";
+        let netns = "cannot find it: `a` was changed in network namespace net:[1] and this is net:[2]: its ifindex means nothing here (`ip netns identify` names the current one)";
+        let report: TxReport = serde_json::from_value(serde_json::json!({
+            "id": "000002", "command": "rollback", "profile": "p",
+            "outcome": "undo_incomplete",
+            "steps": [
+                step("drifted", drift, "force-restores"),
+                step("reverted", "replaced `9999`, set by someone else", "forced"),
+                step("revert_failed", netns, "rollback-in-its-namespace"),
+            ],
+            "failure": format!("net.core.somaxconn: {drift}"),
+            "notes": ["went ahead after interrupted transaction 000001 (forced past the crash)"]
+        }))
+        .unwrap();
+        let g = Global {
+            state_dir: DEFAULT_STATE_DIR.into(),
+        };
+        let text = report_text(&g, &report);
+        for want in [
+            "note: went ahead after interrupted transaction 000001 (--force-after-crash)",
+            "now `9999`, set by someone else since; left alone (use --force to restore `1024`)",
+            "--force: replaced `9999`, set by someone else",
+            "its ifindex means nothing here; run `tcto-tune rollback` inside that namespace (`ip netns identify` names the current one)",
+            "incomplete: net.core.somaxconn: now `9999`, set by someone else since; left alone (use --force to restore `1024`)",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        let json = serde_json::to_string(&report.with_words(&crate::words::CLI)).unwrap();
+        assert!(!json.contains("remedy"), "{json}");
+        assert!(json.contains("(use --force to restore `1024`)"), "{json}");
     }
 }

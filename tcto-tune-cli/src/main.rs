@@ -20,6 +20,7 @@ mod cmd_status;
 mod cmd_verify;
 mod common;
 mod output;
+mod words;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -23,7 +23,8 @@ use crate::journal::{
     now_rfc3339, Journal, JournalError, Locked, Step, StepStatus, TxRecord, TxState, JOURNAL_FORMAT,
 };
 use crate::plan::{Plan, Skipped};
-use crate::system::{Checkpoint, Effects, Located, SimEffects};
+use crate::system::{Checkpoint, Effects, Located, SimEffects, SystemError};
+use crate::words::Remedy;
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +100,18 @@ pub struct ApplyOptions {
 
 fn fail_text(target: &Target, e: &dyn fmt::Display) -> String {
     format!("{target}: {e}")
+}
+
+/// What the user can do about a step that failed with `e`.
+fn remedy_of(e: &StepError) -> Option<Remedy> {
+    match e {
+        StepError::System(e) => remedy_of_system(e),
+        StepError::Kept { .. } => None,
+    }
+}
+
+fn remedy_of_system(e: &SystemError) -> Option<Remedy> {
+    matches!(e, SystemError::OtherNamespace { .. }).then_some(Remedy::RollbackInItsNamespace)
 }
 
 pub use crate::error_chain::error_chain;
@@ -310,10 +323,7 @@ fn clear_the_way(
         if !opts.force_after_crash {
             return Err(e);
         }
-        notes.push(format!(
-            "went ahead after interrupted transaction {} (--force-after-crash)",
-            rec.id
-        ));
+        notes.push(worded::forced_note(&rec.id));
         rec.state = TxState::Abandoned;
         rec.updated = now_rfc3339();
         j.replace(&rec)?;
@@ -343,6 +353,7 @@ fn read_before_write(plan: &Plan, effects: &mut dyn Effects) -> Result<Vec<Step>
             after: c.after.clone(),
             status,
             error: None,
+            remedy: None,
             note: None,
         });
     }
@@ -384,6 +395,7 @@ fn write_all(
         if let Err(e) = write_checked(effects, &step.target, &step.after) {
             step.status = StepStatus::Failed;
             step.error = Some(e.to_string());
+            step.remedy = remedy_of(&e);
             return Ok(Some((i, fail_text(&step.target, &e))));
         }
         done += 1;
@@ -414,7 +426,11 @@ fn write_all(
 /// renamed since is reverted under its new name, and the step says so).
 /// `Ok(false)`: what it changed is gone; the step is closed as `gone`.
 pub(crate) fn follow(effects: &mut dyn Effects, step: &mut Step) -> Result<bool, String> {
-    match effects.locate(&step.target).map_err(|e| error_chain(&e))? {
+    let located = effects.locate(&step.target).map_err(|e| {
+        step.remedy = remedy_of_system(&e);
+        error_chain(&e)
+    })?;
+    match located {
         Located::Here => Ok(true),
         Located::Moved { to, note } => {
             step.key = to.key();
@@ -457,12 +473,15 @@ fn revert_after_failure(effects: &mut dyn Effects, steps: &mut [Step]) -> Outcom
         {
             continue;
         }
-        match write_checked(effects, &step.target, &step.before).map_err(|e| e.to_string()) {
+        let written = write_checked(effects, &step.target, &step.before);
+        let remedy = written.as_ref().err().and_then(remedy_of);
+        match written.map_err(|e| e.to_string()) {
             Ok(()) if was_failed => {}
             Ok(()) => step.status = StepStatus::Reverted,
             Err(e) => {
                 all_ok = false;
                 step.status = StepStatus::RevertFailed;
+                step.remedy = step.remedy.or(remedy);
                 step.error = Some(match &step.error {
                     Some(first) => format!("{first}; revert failed: {e}"),
                     None => format!("revert failed: {e}"),
@@ -503,6 +522,7 @@ mod error;
 mod report;
 pub use report::{OutcomeWords, Worded};
 mod undo;
+mod worded;
 
 pub use error::{ApplyError, StepError};
 
@@ -512,3 +532,5 @@ pub use undo::{select_for_rollback, select_from_scan, undo};
 mod tests;
 #[cfg(test)]
 mod tests_crash;
+#[cfg(test)]
+mod tests_words;

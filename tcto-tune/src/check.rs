@@ -12,6 +12,7 @@
 
 use crate::change::{Change, ChangeKind};
 use crate::fix::{key_info, REMOVED_KEYS};
+use crate::words::{Action, Words};
 
 pub use crate::finding::{allowable, Finding, FindingCode, Severity};
 pub use crate::kind::CheckInput;
@@ -90,11 +91,15 @@ pub fn rp_filter_checks(input: &CheckInput) -> Vec<Finding> {
     out
 }
 
-/// The hint of `somaxconn-above-app-backlog`: the flag it ends with is
-/// complete (the port and the planned somaxconn), so it runs as printed once
-/// the application asks for that backlog.
-fn app_backlog_hint(port: u16, new: i64) -> String {
-    format!("raise the application's own backlog to {new} (nginx `listen ... backlog={new}`, gunicorn `--backlog {new}`, HAProxy `backlog {new}`, Java `ServerSocket(port, {new})`) and restart it, then pass `--app-backlog {port}={new}`")
+/// The hint of `somaxconn-above-app-backlog`: the declaration it ends with
+/// is complete (the port and the planned somaxconn), so it runs as printed
+/// once the application asks for that backlog.
+fn app_backlog_hint(words: &dyn Words, port: u16, new: i64) -> String {
+    let declare = words.instruct(&Action::AppBacklog {
+        port,
+        backlog: Some(new),
+    });
+    format!("raise the application's own backlog to {new} (nginx `listen ... backlog={new}`, gunicorn `--backlog {new}`, HAProxy `backlog {new}`, Java `ServerSocket(port, {new})`) and restart it, then {declare}")
 }
 
 /// `somaxconn-above-app-backlog`, `app-backlog-unknown`, `listener-not-found`,
@@ -118,8 +123,11 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                 ),
             )
             .hint(format!(
-                "declare the application's backlog with `--app-backlog {}=N`",
-                l.port
+                "declare the application's backlog with {}",
+                input.words.name(&Action::AppBacklog {
+                    port: l.port,
+                    backlog: None
+                })
             ))
         })
         .collect();
@@ -163,7 +171,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                         out.push(
                             Finding::new(FindingCode::AppBacklogUnknown, Severity::Warn, format!(
                                 "the listener on port {} has backlog {wq}, equal to somaxconn: the kernel clamped it, so the application's own backlog is unknown (at least {wq})", l.port))
-                                .hint(format!("find the backlog the application asks for and pass `--app-backlog {}=N`", l.port)),
+                                .hint(format!("find the backlog the application asks for and {}", input.words.instruct(&Action::AppBacklog { port: l.port, backlog: None }))),
                         );
                         None
                     }
@@ -175,7 +183,7 @@ pub fn backlog_checks(input: &CheckInput) -> Vec<Finding> {
                 out.push(
                     Finding::new(FindingCode::SomaxconnAboveAppBacklog, Severity::Refuse, format!(
                         "the plan raises net.core.somaxconn to {new}, but the application on port {} asks for a backlog of {app}; its effective backlog stays min({app}, {new}) = {app}", l.port))
-                        .hint(app_backlog_hint(l.port, new)),
+                        .hint(app_backlog_hint(input.words.get(), l.port, new)),
                 );
             }
         }

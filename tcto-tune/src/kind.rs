@@ -16,6 +16,7 @@ use crate::finding::{Finding, FindingCode};
 use crate::fix::Intent;
 use crate::profile::Profile;
 use crate::state::SystemState;
+use crate::words::WordsRef;
 
 /// One kind of fix: how it plans and what it checks.
 ///
@@ -43,6 +44,8 @@ pub struct CheckInput<'a> {
     pub state: &'a SystemState,
     /// The changes the planner drafted.
     pub changes: &'a [Change],
+    /// How the caller names the actions a hint points at.
+    pub words: WordsRef,
 }
 
 /// Version of the JSON plan document.
@@ -125,4 +128,7 @@ pub struct PlanOptions {
     /// NOTRACK: replace the flows this profile applied earlier instead of
     /// adding to them (`--replace`); other profiles' flows stay either way.
     pub notrack_replace: bool,
+    /// How the caller names the actions hints point at (`--allow CODE`
+    /// for the CLI); [`crate::words::Neutral`] by default.
+    pub words: WordsRef,
 }

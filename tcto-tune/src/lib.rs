@@ -41,7 +41,8 @@
 //! - [`diagnose`], [`probe`], [`verify`]: find the cause of timeouts,
 //!   measure connects, compare counters before and after a fix;
 //! - [`notrack`]: the `inet tcto_tune` NOTRACK table;
-//! - [`atomic_file`]: the atomic writer (for a Prometheus textfile).
+//! - [`atomic_file`]: the atomic writer (for a Prometheus textfile);
+//! - [`words`]: how a front end names the actions hints point at.
 //!
 //! Errors and hints state facts (a transaction id, a finding code, a
 //! path); the words of a user interface (command lines, flags) are the
@@ -63,6 +64,7 @@ pub mod probe;
 pub mod profile;
 pub mod system;
 pub mod verify;
+pub mod words;
 
 #[doc(hidden)]
 pub mod fuzzing;

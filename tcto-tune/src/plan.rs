@@ -43,6 +43,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
         merged = PlanOptions {
             allow: opts.allow.union(&profile.allow).cloned().collect(),
             notrack_replace: opts.notrack_replace,
+            words: opts.words,
         };
         &merged
     };
@@ -67,6 +68,7 @@ pub fn plan_with(profile: &Profile, state: &SystemState, opts: &PlanOptions) -> 
         profile,
         state,
         changes: &p.changes,
+        words: opts.words,
     };
     let findings: Vec<_> = KINDS.iter().flat_map(|k| k.check(&input)).collect();
     p.findings.extend(findings);

@@ -528,6 +528,7 @@ mod tests {
                 after: Value::Text("8192".into()),
                 status,
                 error: None,
+                remedy: None,
                 note: None,
             }],
             boot_id: None,

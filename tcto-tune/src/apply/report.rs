@@ -64,6 +64,11 @@ impl TxReport {
     }
 
     fn render(&self, f: &mut fmt::Formatter<'_>, words: OutcomeWords<'_>) -> fmt::Result {
+        // A report not yet worded by its reader: its remedies in the
+        // neutral words.
+        if self.has_remedies() {
+            return self.with_words(&crate::words::NEUTRAL).render(f, words);
+        }
         // Values read from the system, errors quoting paths and nft names:
         // control characters are shown escaped, never sent to the terminal.
         use crate::escape::escape_lines as esc;

@@ -15,6 +15,7 @@ use crate::journal::{
     id_order, now_rfc3339, Journal, JournalError, Scan, StepStatus, TxRecord, TxState,
 };
 use crate::system::Checkpoint;
+use crate::words::Remedy;
 
 fn save(journal: Option<&Journal>, record: &mut TxRecord) -> Result<(), JournalError> {
     record.updated = now_rfc3339();
@@ -54,6 +55,8 @@ pub fn undo(record: &mut TxRecord, run: Run<'_>, force: bool) -> Result<TxReport
             step.error = None;
             continue;
         }
+        // What the user could do about an earlier attempt is said anew.
+        step.remedy = None;
         // Follow a renamed NIC; a removed one closes the step as `gone`.
         match super::follow(effects, step) {
             Ok(true) => {}
@@ -90,26 +93,23 @@ pub fn undo(record: &mut TxRecord, run: Run<'_>, force: bool) -> Result<TxReport
         if !ours && !force {
             step.status = StepStatus::Drifted;
             step.error = Some(format!(
-                "now `{}`, set by someone else since; left alone (use --force to restore `{}`)",
-                current.display(),
-                step.before.display()
+                "now `{}`, set by someone else since; left alone",
+                current.display()
             ));
+            step.remedy = Some(Remedy::ForceRestores);
             failure.get_or_insert_with(|| fail_text(&step.target, step.error.as_ref().unwrap()));
             continue;
         }
-        // What --force overwrites is said (for a table: what was not ours).
-        let forced = (!ours).then(|| {
-            format!(
-                "--force: replaced `{}`, set by someone else",
-                current.display()
-            )
-        });
+        // What force overwrites is said (for a table: what was not ours).
+        let forced =
+            (!ours).then(|| format!("replaced `{}`, set by someone else", current.display()));
         step.status = StepStatus::Reverting;
         save(journal, record)?;
         let step = &mut record.steps[i];
         match write_checked(effects, &step.target, &step.before) {
             Ok(()) => {
                 step.status = StepStatus::Reverted;
+                step.remedy = forced.is_some().then_some(Remedy::Forced);
                 step.error = forced;
                 wrote[i] = true;
                 restored += 1;
@@ -118,6 +118,7 @@ pub fn undo(record: &mut TxRecord, run: Run<'_>, force: bool) -> Result<TxReport
             Err(e) => {
                 step.status = StepStatus::RevertFailed;
                 failure.get_or_insert_with(|| fail_text(&step.target, &e));
+                step.remedy = super::remedy_of(&e);
                 step.error = Some(e.to_string());
             }
         }

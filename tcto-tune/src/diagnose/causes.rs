@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{CounterDelta, Diagnosis, LimitedBy, CONNTRACK_DROP_COLUMNS};
+use crate::words::{Action, PlanCommand, Words};
 
 /// A likely root cause.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,27 +86,29 @@ pub(super) fn moved(c: &CounterDelta, interval_ms: u64) -> String {
     }
 }
 
-fn port_flags(ports: &[u16]) -> String {
-    ports.iter().map(|p| format!(" --port {p}")).collect()
+/// The next step that plans `c`, in the caller's words.
+pub(super) fn plan(w: &dyn Words, c: PlanCommand) -> String {
+    w.instruct(&Action::Plan(c))
 }
 
-/// Rank the likely causes in a diagnosis (its `causes` field is ignored).
-pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
+/// Rank the likely causes in a diagnosis (its `causes` field is ignored),
+/// their next steps in the caller's words.
+pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>, w: &dyn Words) -> Vec<Cause> {
     let mut out = Vec::new();
-    out.extend(conntrack_full(d));
-    out.extend(accept_queue(d, somaxconn));
+    out.extend(conntrack_full(d, w));
+    out.extend(accept_queue(d, somaxconn, w));
     // A full SYN queue without cookies (or with them answering) is the
     // syn-flood cause; syn-queue-full covers the rest.
-    match super::netpath::syn_flood(d) {
+    match super::netpath::syn_flood(d, w) {
         Some(c) => out.push(c),
-        None => out.extend(syn_queue(d)),
+        None => out.extend(syn_queue(d, w)),
     }
     out.extend(super::netpath::synack_lost(d));
-    out.extend(super::netpath::rp_filter(d));
-    out.extend(super::netpath::softnet_drops(d));
+    out.extend(super::netpath::rp_filter(d, w));
+    out.extend(super::netpath::softnet_drops(d, w));
     out.extend(super::firewall::firewall_drop(d));
     out.extend(no_listener(d));
-    out.extend(nic(d));
+    out.extend(nic(d, w));
     out.sort_by(|a, b| b.score.cmp(&a.score).then(a.code.cmp(&b.code)));
     for (i, c) in out.iter_mut().enumerate() {
         c.rank = i + 1;
@@ -127,7 +130,7 @@ pub(super) fn cause(code: CauseCode, title: String, score: u32, active: bool) ->
     }
 }
 
-fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
+fn conntrack_full(d: &Diagnosis, w: &dyn Words) -> Option<Cause> {
     let ct = &d.conntrack;
     if !ct.loaded {
         return None;
@@ -187,9 +190,9 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
         active,
     );
     c.evidence = evidence;
-    let notrack = notrack_command(d);
+    let notrack = notrack_command(d, w);
     if d.in_initial_netns {
-        c.plan = Some(CONNTRACK_PLAN.into());
+        c.plan = Some(plan(w, PlanCommand::new(CONNTRACK_PROFILE)));
         c.notes.push(format!(
             "if the tracked flows are trusted subnet-to-subnet traffic, exempt them instead (the lasting fix): {notrack}"
         ));
@@ -198,7 +201,7 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
         // the sizing plan skips it, and the drops go on: the fix that works
         // here is NOTRACK, the sizing is the host's to do.
         c.plan = Some(notrack);
-        c.host_plan = Some(CONNTRACK_PLAN.into());
+        c.host_plan = Some(plan(w, PlanCommand::new(CONNTRACK_PROFILE)));
         c.notes.push(
             "this is a child network namespace (a container): net.netfilter.nf_conntrack_max is global and can only be raised from the host; run the host fix there, in its initial network namespace. Here, exempt trusted flows from tracking (the fix above)".into(),
         );
@@ -207,21 +210,25 @@ fn conntrack_full(d: &Diagnosis) -> Option<Cause> {
 }
 
 /// The immediate fix of a full table (sizing and faster ageing).
-const CONNTRACK_PLAN: &str = "tcto-tune plan --profile conntrack-exhaustion";
+const CONNTRACK_PROFILE: &str = "conntrack-exhaustion";
 
 /// The lasting fix: NOTRACK for the flows that fill the table (with the
 /// subnets filled in when the table was grouped).
-fn notrack_command(d: &Diagnosis) -> String {
+fn notrack_command(d: &Diagnosis, w: &dyn Words) -> String {
     if let Some(c) = &d.conntrack.notrack_command {
         return c.clone();
     }
-    format!(
-        "tcto-tune plan --profile trusted-notrack --set frontend=CIDR --set backend=CIDR --set port={}",
-        d.ports.first().map_or("PORT".into(), |p| p.to_string())
+    let port = d.ports.first().map_or("PORT".into(), |p| p.to_string());
+    plan(
+        w,
+        PlanCommand::new("trusted-notrack")
+            .set("frontend", "CIDR")
+            .set("backend", "CIDR")
+            .set("port", port),
     )
 }
 
-fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
+fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>, w: &dyn Words) -> Vec<Cause> {
     let overflow: Vec<&CounterDelta> = d
         .tcp_ext
         .iter()
@@ -276,8 +283,9 @@ fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
                 )),
                 _ => {
                     c.notes.push(format!(
-                        "the application asked for backlog {}: raise it in the application (nginx `listen ... backlog=N`, gunicorn `--backlog N`, Java `ServerSocket(port, N)`) and pass `--app-backlog {port}=N` to plan",
-                        l.backlog
+                        "the application asked for backlog {}: raise it in the application (nginx `listen ... backlog=N`, gunicorn `--backlog N`, Java `ServerSocket(port, N)`) and {} to plan",
+                        l.backlog,
+                        w.instruct(&Action::AppBacklog { port: *port, backlog: None })
                     ));
                     if let Some(s) = somaxconn.filter(|s| *s < 4096) {
                         c.notes.push(format!(
@@ -293,8 +301,9 @@ fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
             "a queue that stays full means the application is not calling accept() fast enough: a bigger backlog buys time, the application must keep up".into(),
         );
         c.notes.dedup();
-        c.plan = Some(format!(
-            "tcto-tune plan --profile backlog-overflow --port {port}"
+        c.plan = Some(plan(
+            w,
+            PlanCommand::new("backlog-overflow").ports(&[*port]),
         ));
         out.push(c);
     }
@@ -307,9 +316,9 @@ fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>) -> Vec<Cause> {
         );
         c.evidence = overflow.iter().map(|t| moved(t, d.interval_ms)).collect();
         c.notes.push("bursts fill accept queues between samples; run `tcto-tune diagnose --interval 5s` during the burst, or `verify --for 60s` to watch the queues".into());
-        c.plan = Some(format!(
-            "tcto-tune plan --profile backlog-overflow{}",
-            port_flags(&d.ports)
+        c.plan = Some(plan(
+            w,
+            PlanCommand::new("backlog-overflow").ports(&d.ports),
         ));
         out.push(c);
     }
@@ -320,7 +329,7 @@ fn sock(addr: std::net::IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(addr, port).to_string()
 }
 
-fn syn_queue(d: &Diagnosis) -> Option<Cause> {
+fn syn_queue(d: &Diagnosis, w: &dyn Words) -> Option<Cause> {
     let get = |n: &str| d.tcp_ext.iter().find(|t| t.name == n);
     let drop = get("TCPReqQFullDrop");
     let cookies = get("SyncookiesSent");
@@ -345,9 +354,9 @@ fn syn_queue(d: &Diagnosis) -> Option<Cause> {
     );
     c.evidence = evidence;
     c.notes.push("net.ipv4.tcp_max_syn_backlog bounds the SYN queue; a SYN flood shows the same counters (check the sources with `ss -tn state syn-recv`)".into());
-    c.plan = Some(format!(
-        "tcto-tune plan --profile backlog-overflow{}",
-        port_flags(&d.ports)
+    c.plan = Some(plan(
+        w,
+        PlanCommand::new("backlog-overflow").ports(&d.ports),
     ));
     Some(c)
 }
@@ -370,7 +379,7 @@ fn no_listener(d: &Diagnosis) -> Vec<Cause> {
         .collect()
 }
 
-fn nic(d: &Diagnosis) -> Vec<Cause> {
+fn nic(d: &Diagnosis, w: &dyn Words) -> Vec<Cause> {
     let mut out = Vec::new();
     for i in &d.interfaces {
         let grew = |names: &[&str]| -> Vec<&CounterDelta> {
@@ -389,7 +398,7 @@ fn nic(d: &Diagnosis) -> Vec<Cause> {
             );
             c.evidence = drops.iter().map(|t| moved(t, d.interval_ms)).collect();
             c.notes.push("rx_dropped also counts frames of protocols nobody handles; it matters when it moves with TCP retransmits and timeouts. high-conn raises net.core.netdev_max_backlog (among others)".into());
-            c.plan = Some("tcto-tune plan --profile high-conn".into());
+            c.plan = Some(plan(w, PlanCommand::new("high-conn")));
             out.push(c);
         }
         let errors = grew(&["rx_errors", "rx_frame"]);
@@ -421,9 +430,9 @@ fn nic(d: &Diagnosis) -> Vec<Cause> {
                     "rule out an offload bug by turning TSO/GRO off for a while, then roll back"
                         .into(),
                 );
-                c.plan = Some(format!(
-                    "tcto-tune plan --profile offload-off --set iface={}",
-                    i.iface
+                c.plan = Some(plan(
+                    w,
+                    PlanCommand::new("offload-off").set("iface", &i.iface),
                 ));
             }
             out.push(c);

@@ -100,6 +100,9 @@ pub struct DiagnoseOptions {
     /// Clients to check the route back to (`--client`), besides those
     /// seen in sockets and conntrack.
     pub clients: Vec<IpAddr>,
+    /// How the caller names a cause's next step (`tcto-tune plan ...` for
+    /// the CLI).
+    pub words: crate::words::WordsRef,
 }
 
 /// The table is grouped by who fills it from this use, percent.
@@ -116,6 +119,7 @@ impl Default for DiagnoseOptions {
             owners_limit: None,
             conntrack_top: false,
             clients: vec![],
+            words: Default::default(),
         }
     }
 }
@@ -641,7 +645,7 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
 
     let mut conntrack = conntrack_report(before, after, ms);
     conntrack.groups = obs.conntrack_groups.clone();
-    conntrack.notrack_command = notrack_command(obs);
+    conntrack.notrack_command = notrack_command(obs, opts.words.get());
     let somaxconn = obs.state.sysctl_int("net.core.somaxconn");
     let listeners = listener_reports(obs, &opts.ports, somaxconn);
     let missing_ports: Vec<u16> = opts
@@ -681,7 +685,7 @@ pub fn analyze(obs: &Observation, opts: &DiagnoseOptions) -> Diagnosis {
     d.rp_filter.clients = netpath::judge_clients(&obs.rp_clients);
     d.checked = checked(&d, obs.state.listeners.len());
     d.checked.extend(netpath::clients_checked(&d.rp_filter));
-    d.causes = rank_causes(&d, somaxconn);
+    d.causes = rank_causes(&d, somaxconn, opts.words.get());
     d
 }
 

@@ -21,6 +21,7 @@ use super::causes::{cause, moved, CauseCode};
 use super::{wanted, Cause, CounterDelta, Diagnosis, Observation};
 use crate::names::SysctlName;
 use crate::system::{Backends, CounterSample};
+use crate::words::{PlanCommand, Words};
 
 /// Sysctls the path causes read besides each interface's `rp_filter`.
 pub const PATH_SYSCTLS: &[&str] = &["net.ipv4.tcp_syncookies", "net.ipv4.conf.all.rp_filter"];
@@ -232,7 +233,7 @@ fn tcp<'a>(d: &'a Diagnosis, name: &str) -> Option<&'a CounterDelta> {
 }
 
 /// `softnet-drops`: a CPU's input queue overflowed.
-pub(super) fn softnet_drops(d: &Diagnosis) -> Option<Cause> {
+pub(super) fn softnet_drops(d: &Diagnosis, w: &dyn Words) -> Option<Cause> {
     // softnet_stat is host-wide: drops since boot say nothing about this
     // namespace's clients, only drops during the interval make a cause.
     let grew: Vec<&SoftnetReport> = d.softnet.iter().filter(|c| c.dropped.grew()).collect();
@@ -254,7 +255,7 @@ pub(super) fn softnet_drops(d: &Diagnosis) -> Option<Cause> {
         ));
     }
     c.notes.push("the per-CPU input queue is net.core.netdev_max_backlog (global); time_squeeze growing too means the softirq lacks CPU time (net.core.netdev_budget), RPS/RSS can spread the load".into());
-    let plan = "tcto-tune plan --profile high-conn".to_owned();
+    let plan = super::causes::plan(w, PlanCommand::new("high-conn"));
     if d.in_initial_netns {
         c.plan = Some(plan);
     } else {
@@ -266,7 +267,7 @@ pub(super) fn softnet_drops(d: &Diagnosis) -> Option<Cause> {
 
 /// `syn-flood`: the SYN queue is full and SYNs are dropped (cookies off) or
 /// answered with cookies.
-pub(super) fn syn_flood(d: &Diagnosis) -> Option<Cause> {
+pub(super) fn syn_flood(d: &Diagnosis, w: &dyn Words) -> Option<Cause> {
     let drop = tcp(d, "TCPReqQFullDrop").filter(|t| t.grew());
     let cookies = tcp(d, "TCPReqQFullDoCookies").filter(|t| t.grew());
     let off = d.syncookies == Some(0);
@@ -315,13 +316,14 @@ pub(super) fn syn_flood(d: &Diagnosis) -> Option<Cause> {
     }
     full_ports.sort_unstable();
     full_ports.dedup();
-    c.plan = Some(format!("tcto-tune plan --profile {SYN_FLOOD_PROFILE}"));
+    c.plan = Some(super::causes::plan(w, PlanCommand::new(SYN_FLOOD_PROFILE)));
     if off {
         c.notes.push("SYN cookies let the kernel answer when the SYN queue is full instead of dropping: the plan sets net.ipv4.tcp_syncookies = 1 and raises net.ipv4.tcp_max_syn_backlog".into());
     }
     for p in &full_ports {
         c.notes.push(format!(
-            "the SYN queue of a listener is bounded by its listen() backlog: for port {p} raise it too, tcto-tune plan --profile backlog-overflow --port {p}"
+            "the SYN queue of a listener is bounded by its listen() backlog: for port {p} raise it too, {}",
+            super::causes::plan(w, PlanCommand::new("backlog-overflow").ports(&[*p]))
         ));
     }
     c.notes
@@ -395,7 +397,7 @@ pub(super) fn synack_lost(d: &Diagnosis) -> Vec<Cause> {
 /// `rp-filter`: reverse-path filtering drops packets (the counter grows),
 /// or would drop a client's (the kernel's own check refuses a packet from
 /// it on a strict interface while the route back leaves elsewhere).
-pub(super) fn rp_filter(d: &Diagnosis) -> Option<Cause> {
+pub(super) fn rp_filter(d: &Diagnosis, w: &dyn Words) -> Option<Cause> {
     let t = tcp(d, "IPReversePathFilter").filter(|t| t.grew());
     let rp = &d.rp_filter;
     let dropping = dropping_ifaces(&rp.clients);
@@ -455,17 +457,18 @@ pub(super) fn rp_filter(d: &Diagnosis) -> Option<Cause> {
         });
     match target {
         Some(i) => {
-            c.plan = Some(format!(
-                "tcto-tune plan --profile {RP_LOOSE_PROFILE} --set iface={}",
-                i.iface
+            c.plan = Some(super::causes::plan(
+                w,
+                PlanCommand::new(RP_LOOSE_PROFILE).set("iface", &i.iface),
             ));
             if rp.all == Some(1) {
                 c.notes.push("net.ipv4.conf.all.rp_filter is 1: loose mode on the interface still works (the kernel applies the larger value, 2)".into());
             }
             for o in strict.iter().filter(|o| o.iface != i.iface) {
                 c.notes.push(format!(
-                    "{} is strict too: tcto-tune plan --profile {RP_LOOSE_PROFILE} --set iface={}",
-                    o.iface, o.iface
+                    "{} is strict too: {}",
+                    o.iface,
+                    super::causes::plan(w, PlanCommand::new(RP_LOOSE_PROFILE).set("iface", &o.iface))
                 ));
             }
         }

@@ -11,6 +11,7 @@ use super::*;
 use crate::plan::plan;
 use crate::procfs::NetDevStats;
 use crate::state::SystemState;
+use crate::words::{PlanCommand, Words};
 
 pub(super) fn kernel_log_report(log: &KernelLog, ct: &ConntrackReport, ms: u64) -> KernelLogReport {
     let recent_bound_s = KMSG_RECENT_S + ms.div_ceil(1000);
@@ -50,10 +51,10 @@ pub(super) fn kernel_log_report(log: &KernelLog, ct: &ConntrackReport, ms: u64) 
     }
 }
 
-/// `tcto-tune plan --profile trusted-notrack ...` for the largest group of
+/// The plan of `trusted-notrack` (in the caller's words) for the largest group of
 /// TCP flows to a local listening port, with the backend subnet taken from
 /// the local address's own interface (its connected subnet).
-pub(super) fn notrack_command(obs: &Observation) -> Option<String> {
+pub(super) fn notrack_command(obs: &Observation, w: &dyn Words) -> Option<String> {
     let g = obs.conntrack_groups.as_ref()?;
     let top =
         g.groups.iter().find(|g| {
@@ -68,9 +69,12 @@ pub(super) fn notrack_command(obs: &Observation) -> Option<String> {
         (a.parse::<IpAddr>().ok()? == top.destination)
             .then(|| network(top.destination, p.parse().ok()?))
     })??;
-    Some(format!(
-        "tcto-tune plan --profile trusted-notrack --set frontend={} --set backend={backend} --set port={}",
-        top.source, top.port
+    Some(super::causes::plan(
+        w,
+        PlanCommand::new("trusted-notrack")
+            .set("frontend", &top.source)
+            .set("backend", backend)
+            .set("port", top.port),
     ))
 }
 

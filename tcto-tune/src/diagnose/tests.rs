@@ -76,6 +76,7 @@ fn opts(ports: &[u16]) -> DiagnoseOptions {
         owners_limit: None,
         conntrack_top: false,
         clients: vec![],
+        words: Default::default(),
     }
 }
 
@@ -112,7 +113,7 @@ fn full_accept_queue_with_overflows_ranks_first_with_its_plan() {
     assert_eq!(top.status, "active");
     assert_eq!(
         top.plan.as_deref(),
-        Some("tcto-tune plan --profile backlog-overflow --port 8080")
+        Some("plan profile `backlog-overflow` with port 8080")
     );
     let ev = top.evidence.join("\n");
     assert!(
@@ -125,7 +126,10 @@ fn full_accept_queue_with_overflows_ranks_first_with_its_plan() {
         ev.contains("ListenOverflows +12 in 1.0 s (720/min), 52 in total"),
         "{ev}"
     );
-    assert!(top.notes.iter().any(|n| n.contains("--app-backlog 8080=N")));
+    assert!(top
+        .notes
+        .iter()
+        .any(|n| n.contains("declare backlog N for port 8080")));
     assert!(!top.notes.iter().any(|n| n.contains("somaxconn is only")));
     // Under a low somaxconn, raising the app's backlog alone is not enough.
     let mut low = backlog_incident();
@@ -187,7 +191,7 @@ fn conntrack_drops_rank_above_a_risk() {
     );
     assert_eq!(
         top.plan.as_deref(),
-        Some("tcto-tune plan --profile conntrack-exhaustion")
+        Some("plan profile `conntrack-exhaustion`")
     );
     assert!(top.notes[0].contains("trusted-notrack"));
     assert_eq!(d.conntrack.count, Some(65530));
@@ -281,7 +285,7 @@ fn nic_errors_suggest_the_offload_experiment() {
     assert_eq!(codes, vec!["nic-drops", "nic-errors"]);
     assert_eq!(
         d.causes[1].plan.as_deref(),
-        Some("tcto-tune plan --profile offload-off --set iface=eth0")
+        Some("plan profile `offload-off` with iface=eth0")
     );
     assert!(d.causes[1]
         .evidence
@@ -384,6 +388,7 @@ fn observe_reads_through_the_backends() {
         owners_limit: None,
         conntrack_top: false,
         clients: vec![],
+        words: Default::default(),
     };
     let d = diagnose(&b, &o).unwrap();
     assert_eq!(d.interval_ms, 25);
@@ -425,6 +430,7 @@ fn owners_are_looked_up_for_the_fullest_listeners_only_when_limited() {
         owners_limit: Some(2),
         conntrack_top: false,
         clients: vec![],
+        words: Default::default(),
     };
     let d = diagnose(&b, &o).unwrap();
     let owned: Vec<(u16, bool)> = d
@@ -590,20 +596,18 @@ fn a_full_table_seen_from_a_child_namespace_puts_notrack_first() {
         c.plan
             .as_deref()
             .unwrap()
-            .starts_with("tcto-tune plan --profile trusted-notrack"),
+            .starts_with("plan profile `trusted-notrack`"),
         "{d}"
     );
     assert_eq!(
         c.host_plan.as_deref(),
-        Some("tcto-tune plan --profile conntrack-exhaustion")
+        Some("plan profile `conntrack-exhaustion`")
     );
     assert!(c.notes[0].contains("nf_conntrack_max is global and can only be raised from the host"));
     let text = d.to_string();
-    let fix = text
-        .find("   fix: tcto-tune plan --profile trusted-notrack")
-        .unwrap();
+    let fix = text.find("   fix: plan profile `trusted-notrack`").unwrap();
     let host = text
-        .find("   fix on the host (not from this namespace): tcto-tune plan --profile conntrack-exhaustion")
+        .find("   fix on the host (not from this namespace): plan profile `conntrack-exhaustion`")
         .unwrap();
     assert!(fix < host, "{text}");
     // In the initial namespace the sizing plan is the fix, NOTRACK a note.
@@ -611,7 +615,7 @@ fn a_full_table_seen_from_a_child_namespace_puts_notrack_first() {
     let d = analyze(&obs, &opts(&[8080]));
     assert_eq!(
         d.causes[0].plan.as_deref(),
-        Some("tcto-tune plan --profile conntrack-exhaustion")
+        Some("plan profile `conntrack-exhaustion`")
     );
     assert_eq!(d.causes[0].host_plan, None);
 }
@@ -646,7 +650,8 @@ fn the_group_that_fills_the_table_gets_the_notrack_command() {
         local_subnets: vec!["127.0.0.1/8".into(), "10.0.2.1/24".into()],
         ..Default::default()
     };
-    let want = "tcto-tune plan --profile trusted-notrack --set frontend=10.0.1.0/24 --set backend=10.0.2.0/24 --set port=8080";
+    let want =
+        "plan profile `trusted-notrack` with frontend=10.0.1.0/24, backend=10.0.2.0/24, port=8080";
     let d = analyze(&obs, &opts(&[]));
     assert_eq!(d.conntrack.notrack_command.as_deref(), Some(want));
     let c = &d.causes[0];

@@ -115,7 +115,7 @@ fn the_cause_ranks_a_growing_counter_first_and_names_the_rule() {
         },
         checked: vec![],
     };
-    d.causes = rank_causes(&d, None);
+    d.causes = rank_causes(&d, None, &crate::words::NEUTRAL);
     let c = &d.causes[0];
     assert_eq!(
         (c.code.as_str(), c.status.as_str()),

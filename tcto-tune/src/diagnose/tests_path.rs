@@ -48,6 +48,7 @@ fn opts(ports: &[u16]) -> DiagnoseOptions {
         owners_limit: None,
         conntrack_top: false,
         clients: vec![],
+        words: Default::default(),
     }
 }
 
@@ -79,17 +80,14 @@ fn softnet_drops_name_the_cpu_and_the_backlog_profile() {
         c.evidence,
         vec!["cpu 1: dropped +5 in 1.0 s (300/min), 15 in total; time_squeeze +2 in 1.0 s (120/min), 4 in total"]
     );
-    assert_eq!(
-        c.plan.as_deref(),
-        Some("tcto-tune plan --profile high-conn")
-    );
+    assert_eq!(c.plan.as_deref(), Some("plan profile `high-conn`"));
     // Global: from a container, the host raises netdev_max_backlog.
     o.state.in_initial_netns = false;
     let d = analyze(&o, &opts(&[]));
     assert_eq!(d.causes[0].plan, None);
     assert_eq!(
         d.causes[0].host_plan.as_deref(),
-        Some("tcto-tune plan --profile high-conn")
+        Some("plan profile `high-conn`")
     );
     // Drops since boot only (the file is host-wide): no cause.
     let mut b = sample(0, &[]);
@@ -128,10 +126,7 @@ fn a_full_syn_queue_without_cookies_is_a_syn_flood() {
     let c = &d.causes[0];
     assert_eq!(c.code, "syn-flood", "{d}");
     assert!(c.title.contains("SYN cookies are off"));
-    assert_eq!(
-        c.plan.as_deref(),
-        Some("tcto-tune plan --profile syn-flood")
-    );
+    assert_eq!(c.plan.as_deref(), Some("plan profile `syn-flood`"));
     let ev = c.evidence.join("\n");
     assert!(ev.contains("TCPReqQFullDrop +30 in 1.0 s"), "{ev}");
     assert!(ev.contains("net.ipv4.tcp_syncookies = 0"), "{ev}");
@@ -142,7 +137,7 @@ fn a_full_syn_queue_without_cookies_is_a_syn_flood() {
     assert!(c
         .notes
         .iter()
-        .any(|n| n.contains("tcto-tune plan --profile backlog-overflow --port 8080")));
+        .any(|n| n.contains("plan profile `backlog-overflow` with port 8080")));
     assert!(!d.causes.iter().any(|c| c.code == "syn-queue-full"));
     // Cookies on and answering: still a syn-flood, lower.
     let mut on = o.clone();
@@ -231,7 +226,7 @@ fn rp_filter_drops_name_the_strict_interface_that_received() {
     assert_eq!(c.code, "rp-filter", "{d}");
     assert_eq!(
         c.plan.as_deref(),
-        Some("tcto-tune plan --profile rp-filter-loose --set iface=veth0")
+        Some("plan profile `rp-filter-loose` with iface=veth0")
     );
     let ev = c.evidence.join("\n");
     assert!(ev.contains("IPReversePathFilter +12 in 1.0 s"), "{ev}");
@@ -411,7 +406,7 @@ fn the_route_back_to_each_client_is_asked_of_the_kernel() {
     assert!(ev.contains("client 2001:db8::5: no route back (Network is unreachable (os error 101)); reverse-path filtering (net.ipv4.conf.*.rp_filter) applies to IPv4 only"), "{ev}");
     assert_eq!(
         c.plan.as_deref(),
-        Some("tcto-tune plan --profile rp-filter-loose --set iface=veth0")
+        Some("plan profile `rp-filter-loose` with iface=veth0")
     );
     let j = serde_json::to_value(&d.rp_filter.clients[0]).unwrap();
     assert_eq!(j["checks"][0]["verdict"], "dropped");

@@ -171,6 +171,10 @@ pub struct Step {
     pub status: StepStatus,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// What the user can do about `error`, worded by the reader (absent in
+    /// records written before it, whose `error` says it in the CLI's words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<crate::words::Remedy>,
     /// What else the reader should know (a NIC followed to its new name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,

@@ -38,6 +38,7 @@ fn record(id: &str) -> TxRecord {
             after: Value::Text("4096".into()),
             status: StepStatus::Pending,
             error: None,
+            remedy: None,
             note: None,
         }],
         boot_id: None,

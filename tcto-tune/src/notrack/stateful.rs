@@ -14,6 +14,7 @@ use super::filter::{Direction, FilterChain, Packet};
 use super::table::ScopedFlow;
 use super::walk::{index, judge, undecided_why, walk, Judgement};
 use crate::finding::{Finding, FindingCode, Severity};
+use crate::words::{Action, Words};
 
 /// One chain's judgement of some flows, in one direction, put into words
 /// when first seen (with the table and packet it was judged on).
@@ -22,8 +23,19 @@ struct Group {
     flows: Vec<String>,
 }
 
-/// The findings for `flows` against the chains read from the system.
+/// The findings for `flows` against the chains read from the system, their
+/// hints in the neutral words.
+#[cfg(test)]
 pub fn findings(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Finding> {
+    worded_findings(chains, flows, &crate::words::NEUTRAL)
+}
+
+/// [`findings`], their hints naming actions in `words`.
+pub fn worded_findings(
+    chains: &[FilterChain],
+    flows: &[ScopedFlow],
+    words: &dyn Words,
+) -> Vec<Finding> {
     // The chains of each table, in the order read (jumps stay in a table).
     let mut tables: BTreeMap<(&str, &str), Vec<FilterChain>> = BTreeMap::new();
     for c in chains {
@@ -60,7 +72,7 @@ pub fn findings(chains: &[FilterChain], flows: &[ScopedFlow]) -> Vec<Finding> {
                         .entry((base.label(), dir, breaks))
                         .or_insert_with(|| {
                             order += 1;
-                            let finding = finding(table, base, dir, &j, &pkt);
+                            let finding = finding(table, base, dir, &j, &pkt, words);
                             (
                                 order,
                                 Group {
@@ -110,6 +122,7 @@ fn finding(
     dir: Direction,
     j: &Judgement,
     pkt: &Packet,
+    words: &dyn Words,
 ) -> Option<Finding> {
     let chain = base.label();
     let fix = format!("nft insert rule {chain} ct state untracked accept");
@@ -156,7 +169,8 @@ fn finding(
             ),
         )
         .hint(format!(
-            "make it certain with `{fix}`, or read the chain (`nft list chain {chain}`) and, if untracked packets get through, pass `--allow notrack-filter-undecided`"
+            "make it certain with `{fix}`, or read the chain (`nft list chain {chain}`) and, if untracked packets get through, {}",
+            words.instruct(&Action::Allow(FindingCode::NotrackFilterUndecided))
         )),
         Judgement::Fine => return None,
     })

@@ -24,6 +24,7 @@ use crate::check::{Finding, Severity};
 use crate::fix::Intent;
 use crate::plan::{Plan, Skipped, Unchanged, PLAN_SCHEMA};
 use crate::profile::Profile;
+use crate::words::{Action, Words};
 
 /// Codes of warnings about a diagnostic step (not a fix): persisting one
 /// makes the experiment permanent, so it needs `--allow CODE`.
@@ -43,12 +44,12 @@ pub fn plan_persist(
     // A profile's `allow = [...]` counts as if given with `--allow`, here
     // as in the runtime planner.
     let allow: BTreeSet<String> = opts.allow.union(&profile.allow).cloned().collect();
-    let mut findings = boot_findings(runtime, &allow);
+    let mut findings = boot_findings(runtime, &allow, opts.words.get());
     let name = profile.name.clone();
     if !entries::valid_name(&name) {
         findings.push(bad_name(&name));
     }
-    let (mut list, bad) = persisted(facts);
+    let (mut list, bad) = persisted(facts, opts.words.get());
     list.retain(|p| p.name != name);
     // A name that cannot be a file name refuses (above) and plans no entry.
     if entries::valid_name(&name) {
@@ -66,7 +67,7 @@ pub fn plan_persist(
 
 /// The runtime plan's findings as they stand for boot: a diagnostic step
 /// not allowed refuses, since persisting it makes it permanent.
-fn boot_findings(runtime: &Plan, allow: &BTreeSet<String>) -> Vec<Finding> {
+fn boot_findings(runtime: &Plan, allow: &BTreeSet<String>, words: &dyn Words) -> Vec<Finding> {
     let mut findings = runtime.findings.clone();
     for f in &mut findings {
         if DIAGNOSTIC_ONLY.contains(&f.code.as_str()) && !allow.contains(f.code.as_str()) {
@@ -74,8 +75,8 @@ fn boot_findings(runtime: &Plan, allow: &BTreeSet<String>) -> Vec<Finding> {
             f.message
                 .push_str(" (a diagnostic step: persisting it makes it permanent)");
             f.hint = Some(format!(
-                "persist the fix instead of the experiment, or pass `--allow {}` to persist it anyway",
-                f.code
+                "persist the fix instead of the experiment, or {} to persist it anyway",
+                words.instruct(&Action::Allow(f.code))
             ));
         }
     }
@@ -97,7 +98,7 @@ pub fn plan_remove(
     opts: &PersistOptions,
     initial_netns: bool,
 ) -> Result<Plan, PersistError> {
-    let (mut list, bad) = persisted(facts);
+    let (mut list, bad) = persisted(facts, opts.words.get());
     let before = list.len();
     list.retain(|p| p.name != name);
     let unreadable_file = host_entry_path(facts, name);
@@ -105,7 +106,11 @@ pub fn plan_remove(
     if list.len() == before && !was_bad {
         return Err(PersistError::NotPersisted {
             name: name.to_owned(),
-            persisted: persisted(facts).0.into_iter().map(|p| p.name).collect(),
+            persisted: persisted(facts, opts.words.get())
+                .0
+                .into_iter()
+                .map(|p| p.name)
+                .collect(),
         });
     }
     // The entry being removed may be the unreadable one.
@@ -126,7 +131,7 @@ pub fn plan_remove(
 /// persisted already (`plan --diff` shows it): its entry replaces its own,
 /// the others stay.
 pub fn sysctl_d_preview(profile: &Profile, runtime: &Plan, facts: &PersistFacts) -> String {
-    let (mut list, _) = persisted(facts);
+    let (mut list, _) = persisted(facts, &crate::words::NEUTRAL);
     list.retain(|p| p.name != profile.name);
     list.push(Persisted::from_profile(profile, runtime, &BTreeSet::new()));
     list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -135,8 +140,8 @@ pub fn sysctl_d_preview(profile: &Profile, runtime: &Plan, facts: &PersistFacts)
 }
 
 /// Every persisted entry (persisted.d, then the legacy files), and a
-/// refusing finding per unreadable one.
-pub fn persisted(facts: &PersistFacts) -> (Vec<Persisted>, Vec<Finding>) {
+/// refusing finding per unreadable one, its hint naming actions in `words`.
+pub fn persisted(facts: &PersistFacts, words: &dyn Words) -> (Vec<Persisted>, Vec<Finding>) {
     let legacy_host = host_of(facts, LEGACY_PERSISTED_PATH);
     let sysctl_host = host_of(facts, SYSCTL_D_PATH);
     entries::load_all(
@@ -149,6 +154,7 @@ pub fn persisted(facts: &PersistFacts) -> (Vec<Persisted>, Vec<Finding>) {
             .existing
             .get(&sysctl_host)
             .map(|v| (sysctl_host.as_str(), v)),
+        words,
     )
 }
 
@@ -177,7 +183,7 @@ impl Compose<'_> {
         initial_netns: bool,
     ) -> Plan {
         findings.extend(bad.iter().cloned());
-        findings.extend(entries::conflicts(&list));
+        findings.extend(entries::conflicts(&list, self.opts.words.get()));
         let union = union_of(&list);
         let input = BootInput {
             list: &list,
@@ -248,7 +254,8 @@ impl Compose<'_> {
             return;
         }
         if foreign {
-            out.findings.push(foreign_file(&host, &w.after));
+            out.findings
+                .push(foreign_file(&host, &w.after, self.opts.words.get()));
         }
         if let (Value::Symlink(link), Value::Bytes(_)) = (&before, &w.after) {
             out.findings.push(

@@ -32,6 +32,7 @@ use super::sysctl_d::{Entry, SYSCTL_D_NAME};
 use super::SysctlSource;
 use crate::check::{Finding, Severity};
 use crate::fix::normalize;
+use crate::words::{Action, Words};
 
 /// One line of a sysctl file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +212,12 @@ fn explicit_map(lines: &[(Side, Setting)]) -> Vec<&(Side, Setting)> {
 }
 
 /// Findings for every persisted key whose value at boot would not be ours.
-pub fn scan(entries: &[Entry], sources: &[SysctlSource], allow: &BTreeSet<String>) -> Vec<Finding> {
+pub fn scan(
+    entries: &[Entry],
+    sources: &[SysctlSource],
+    allow: &BTreeSet<String>,
+    words: &dyn Words,
+) -> Vec<Finding> {
     let lines = boot_lines(entries, sources);
     let map = explicit_map(&lines);
     let mut out = Vec::new();
@@ -222,7 +228,7 @@ pub fn scan(entries: &[Entry], sources: &[SysctlSource], allow: &BTreeSet<String
             .expect("our own line is in the map");
         let wins = winner.1.value.as_deref() == Some(normalize(&e.value).as_str());
         if !wins {
-            out.push(overridden(e, &winner.1, allow));
+            out.push(overridden(e, &winner.1, allow, words));
         }
         let also = also_set(&lines, &winner.1, &e.key);
         if !also.is_empty() && wins {
@@ -290,7 +296,7 @@ fn also_set(lines: &[(Side, Setting)], winner: &Setting, key: &str) -> Vec<Strin
         .collect()
 }
 
-fn overridden(e: &Entry, w: &Setting, allow: &BTreeSet<String>) -> Finding {
+fn overridden(e: &Entry, w: &Setting, allow: &BTreeSet<String>, words: &dyn Words) -> Finding {
     let allowed = allow.contains(OVERRIDDEN.as_str());
     let message = match &w.value {
         Some(v) => format!(
@@ -315,8 +321,10 @@ fn overridden(e: &Entry, w: &Setting, allow: &BTreeSet<String>) -> Finding {
         )
     }
     .hint(format!(
-        "remove or change line {} of {}, or pass `--allow {OVERRIDDEN}` to persist anyway",
-        w.line, w.path
+        "remove or change line {} of {}, or {} to persist anyway",
+        w.line,
+        w.path,
+        words.instruct(&Action::Allow(OVERRIDDEN))
     ))
 }
 
@@ -378,7 +386,12 @@ mod tests {
             "99-zzz.conf",
             "# local\nnet.core.somaxconn = 1024\n",
         )];
-        let f = scan(&somaxconn(), &sources, &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].code, OVERRIDDEN);
         assert_eq!(f[0].severity, Severity::Refuse);
@@ -398,7 +411,7 @@ mod tests {
             "net.core.somaxconn = 1024\n",
         )];
         let allow = [OVERRIDDEN.to_string()].into_iter().collect();
-        let f = scan(&somaxconn(), &sources, &allow);
+        let f = scan(&somaxconn(), &sources, &allow, &crate::words::NEUTRAL);
         assert_eq!(
             (f[0].severity, f[0].allowed, f[0].blocks()),
             (Severity::Warn, true, false)
@@ -415,7 +428,12 @@ mod tests {
             ),
             src("/etc/sysctl.d", "10-mine.conf", "net.core.*=512\n"),
         ];
-        let f = scan(&somaxconn(), &sources, &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].code, f[0].severity), (ALSO_SET, Severity::Info));
         assert!(f[0].message.contains("/etc/sysctl.d/10-mine.conf:1"));
@@ -429,7 +447,13 @@ mod tests {
             "99-zzz.conf",
             "net.core.rmem_max = 1\n",
         )];
-        assert!(scan(&somaxconn(), &sources, &BTreeSet::new()).is_empty());
+        assert!(scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL
+        )
+        .is_empty());
     }
 
     #[test]
@@ -443,7 +467,13 @@ mod tests {
                 "net.core.somaxconn = 1024\n",
             ),
         ];
-        assert!(scan(&somaxconn(), &sources, &BTreeSet::new()).is_empty());
+        assert!(scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL
+        )
+        .is_empty());
     }
 
     #[test]
@@ -452,7 +482,12 @@ mod tests {
             is_sysctl_conf: true,
             ..src("/etc", "sysctl.conf", "net.core.somaxconn=1024\n")
         };
-        let f = scan(&somaxconn(), std::slice::from_ref(&conf), &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            std::slice::from_ref(&conf),
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(f[0].code, OVERRIDDEN, "{f:?}");
         // Debian: 99-sysctl.conf -> ../sysctl.conf sorts before us.
         let link = SysctlSource {
@@ -463,7 +498,12 @@ mod tests {
                 "net.core.somaxconn=1024\n",
             )
         };
-        let f = scan(&somaxconn(), &[link, conf], &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &[link, conf],
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].code, ALSO_SET);
     }
@@ -485,7 +525,12 @@ mod tests {
             )
         };
         let upper = src("/etc/sysctl.d", "99-sysctl.conf", "# emptied\n");
-        let f = scan(&somaxconn(), &[upper, lower, conf], &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &[upper, lower, conf],
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].code, OVERRIDDEN);
         assert!(
@@ -502,7 +547,12 @@ mod tests {
             "99-zzz.conf",
             "net.core.somaxconn = 4096\n",
         )];
-        let f = scan(&somaxconn(), &sources, &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!((f.len(), f[0].code), (1, ALSO_SET), "{f:?}");
     }
 
@@ -513,7 +563,12 @@ mod tests {
     #[test]
     fn a_later_negative_line_cancels_ours_and_refuses() {
         let sources = vec![src("/etc/sysctl.d", "99-zzz.conf", "-net.core.somaxconn\n")];
-        let f = scan(&somaxconn(), &sources, &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(codes(&f), vec![(OVERRIDDEN, Severity::Refuse)], "{f:?}");
         assert!(
             f[0].message
@@ -526,7 +581,12 @@ mod tests {
     #[test]
     fn an_earlier_negative_line_is_replaced_by_ours() {
         let sources = vec![src("/etc/sysctl.d", "10-a.conf", "-net/core/somaxconn\n")];
-        let f = scan(&somaxconn(), &sources, &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(codes(&f), vec![(ALSO_SET, Severity::Info)], "{f:?}");
     }
 
@@ -537,7 +597,12 @@ mod tests {
             "99-zzz.conf",
             "-net.core.somaxconn = 1024\n",
         )];
-        let f = scan(&somaxconn(), &sources, &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert!(
             f[0].message.contains("sets net.core.somaxconn = 1024"),
             "{f:?}"
@@ -551,7 +616,12 @@ mod tests {
             "99-zzz.conf",
             "net.core.somax* = 128\n",
         )];
-        let f = scan(&somaxconn(), &sources, &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(codes(&f), vec![(ALSO_SET, Severity::Info)], "{f:?}");
         assert!(f[0].message.contains("a glob"), "{}", f[0].message);
     }
@@ -566,7 +636,12 @@ mod tests {
                 "net.core.somaxconn = 4096\n",
             ),
         ];
-        let f = scan(&somaxconn(), &sources, &BTreeSet::new());
+        let f = scan(
+            &somaxconn(),
+            &sources,
+            &BTreeSet::new(),
+            &crate::words::NEUTRAL,
+        );
         assert_eq!(codes(&f), vec![(ALSO_SET, Severity::Info)], "{f:?}");
     }
 

@@ -31,6 +31,7 @@ use crate::finding::FindingCode;
 use crate::fix::normalize;
 use crate::plan::Plan;
 use crate::profile::Profile;
+use crate::words::{Action, Words};
 
 /// A persisted entry could not be read (`persist-entry-unreadable`).
 pub const UNREADABLE: FindingCode = FindingCode::PersistEntryUnreadable;
@@ -237,6 +238,7 @@ pub fn load_all(
     files: &BTreeMap<String, Value>,
     legacy_toml: Option<(&str, &Value)>,
     sysctl_d: Option<(&str, &Value)>,
+    words: &dyn Words,
 ) -> (Vec<Persisted>, Vec<Finding>) {
     let mut out: BTreeMap<String, Persisted> = BTreeMap::new();
     let mut bad = Vec::new();
@@ -249,10 +251,10 @@ pub fn load_all(
             Ok(p) => {
                 out.insert(p.name.clone(), p);
             }
-            Err(why) => bad.push(unreadable(path, &stem, &why)),
+            Err(why) => bad.push(unreadable(path, &stem, &why, words)),
         }
     }
-    for (name, p) in load_legacy(legacy_toml, sysctl_d, &mut bad) {
+    for (name, p) in load_legacy(legacy_toml, sysctl_d, &mut bad, words) {
         out.entry(name).or_insert(p);
     }
     (out.into_values().collect(), bad)
@@ -287,6 +289,7 @@ fn load_legacy(
     legacy_toml: Option<(&str, &Value)>,
     sysctl_d: Option<(&str, &Value)>,
     bad: &mut Vec<Finding>,
+    words: &dyn Words,
 ) -> BTreeMap<String, Persisted> {
     let mut legacy: BTreeMap<String, Persisted> = BTreeMap::new();
     if let Some((path, Value::Bytes(b))) = sysctl_d {
@@ -320,17 +323,20 @@ fn load_legacy(
                 e.allow.extend(p.allow);
                 e.file = path.to_owned();
             }
-            Err(why) => bad.push(unreadable(path, "", &why)),
+            Err(why) => bad.push(unreadable(path, "", &why, words)),
         }
     }
     legacy
 }
 
-fn unreadable(path: &str, name: &str, why: &str) -> Finding {
+fn unreadable(path: &str, name: &str, why: &str, words: &dyn Words) -> Finding {
     let hint = if name.is_empty() {
-        format!("fix or remove {path} (it was written by an earlier tcto-tune; `tcto-tune rollback` of that persist restores the files before it)")
+        format!("fix or remove {path} (it was written by an earlier tcto-tune; {} of that persist restores the files before it)", words.name(&Action::Rollback))
     } else {
-        format!("fix the file, or drop it with `tcto-tune persist --remove {name}`")
+        format!(
+            "fix the file, or drop it with {}",
+            words.name(&Action::PersistRemove { name: name.into() })
+        )
     };
     Finding::new(
         UNREADABLE,
@@ -342,7 +348,7 @@ fn unreadable(path: &str, name: &str, why: &str) -> Finding {
 
 /// Refusals for two entries that want the same sysctl, or the same offload
 /// feature of the same interface, with different values.
-pub fn conflicts(list: &[Persisted]) -> Vec<Finding> {
+pub fn conflicts(list: &[Persisted], words: &dyn Words) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut clash = |what: String, name: &str, value: String, out: &mut Vec<Finding>| {
@@ -353,7 +359,11 @@ pub fn conflicts(list: &[Persisted]) -> Vec<Finding> {
                     Severity::Refuse,
                     format!("persisted profiles `{other}` and `{name}` both set {what}: `{other}` to {v}, `{name}` to {value}; at boot only one value can hold"),
                 )
-                .hint(format!("keep one: `tcto-tune persist --remove {other}` or `tcto-tune persist --remove {name}` (a profile that `extends` one and sets the value you want can replace both)")),
+                .hint(format!(
+                    "keep one: {} or {} (a profile that `extends` one and sets the value you want can replace both)",
+                    words.name(&Action::PersistRemove { name: other.clone() }),
+                    words.name(&Action::PersistRemove { name: name.into() })
+                )),
             ),
             Some(_) => {}
             None => {

@@ -51,6 +51,7 @@ use std::path::Path;
 
 use crate::change::{Change, Value};
 use crate::check::{Finding, Severity};
+use crate::words::Action;
 pub use compose::{
     persisted, plan_persist, plan_remove, sysctl_d_preview, DIAGNOSTIC_ONLY, NEVER_ALLOWED,
 };
@@ -70,6 +71,8 @@ pub struct PersistOptions {
     pub allow: BTreeSet<String>,
     /// Absolute path of the `tcto-tune` binary for the unit's `ExecStart`.
     pub exec: String,
+    /// How the caller names the actions hints point at.
+    pub words: crate::words::WordsRef,
 }
 
 /// Why persist options are unusable.
@@ -146,7 +149,7 @@ pub mod codes {
 /// not write (no header) would be replaced or removed. Refuses unless
 /// allowed; either way the apply journals its content, so `rollback`
 /// brings it back byte for byte.
-fn foreign_file(host: &str, after: &Value) -> Finding {
+fn foreign_file(host: &str, after: &Value, words: &dyn crate::words::Words) -> Finding {
     let what = if *after == Value::Absent {
         "removes"
     } else {
@@ -157,7 +160,11 @@ fn foreign_file(host: &str, after: &Value) -> Finding {
         Severity::Refuse,
         format!("{host} exists and was not written by tcto-tune (no `Written by tcto-tune` header); persisting {what} it"),
     )
-    .hint(format!("look at it (`cat {host}`) and move its lines to a file of your own, or pass `--allow {}` to replace it (its content is journaled; `tcto-tune rollback` restores it)", codes::FOREIGN_FILE))
+    .hint(format!(
+        "look at it (`cat {host}`) and move its lines to a file of your own, or {} to replace it (its content is journaled; {} restores it)",
+        words.instruct(&Action::Allow(codes::FOREIGN_FILE)),
+        words.name(&Action::Rollback)
+    ))
 }
 
 /// `persist-root-escape`: never allowed, the file would be read or written

@@ -416,7 +416,7 @@ fn notrack_and_offloads_compose_with_sysctls_and_remove_takes_one_out() {
         "{unit}"
     );
     let f = after(&f, &p);
-    let (list, bad) = persisted(&f);
+    let (list, bad) = persisted(&f, &crate::words::NEUTRAL);
     assert!(bad.is_empty());
     let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["high-conn", "offload-off", "trusted-notrack"]);
@@ -505,7 +505,7 @@ fn legacy_files_are_migrated_into_entries() {
         host(LEGACY_PERSISTED_PATH),
         Value::Bytes(restore::render(&notrack_profile(), &BTreeSet::new()).into_bytes()),
     );
-    let (list, bad) = persisted(&f);
+    let (list, bad) = persisted(&f, &crate::words::NEUTRAL);
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].sysctls, sysctls);
@@ -753,9 +753,13 @@ fn a_profile_named_like_a_file_has_its_own_entry_next_to_the_other() {
         "{paths:?}"
     );
     let f = after(&f, &p);
-    let names: Vec<String> = persisted(&f).0.into_iter().map(|p| p.name).collect();
+    let names: Vec<String> = persisted(&f, &crate::words::NEUTRAL)
+        .0
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, ["web", "web.toml"]);
-    assert!(persisted(&f).1.is_empty());
+    assert!(persisted(&f, &crate::words::NEUTRAL).1.is_empty());
     // Removing one removes its own file only.
     let r = plan_remove("web.toml", &f, &opts(), true).unwrap();
     assert!(r.refusals().is_empty(), "{r}");

@@ -125,7 +125,11 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
         return out;
     }
     out.extend(scope::union_findings(&flows));
-    out.extend(stateful::findings(&input.state.filter_chains, &flows));
+    out.extend(stateful::worded_findings(
+        &input.state.filter_chains,
+        &flows,
+        input.words.get(),
+    ));
     for f in flows.iter().filter(|f| f.touches_loopback()) {
         out.push(
             Finding::new(

@@ -11,6 +11,7 @@ use crate::kind::{CheckInput, FixKind, Plan, PlanOptions, Skipped, Unchanged};
 use crate::offload::{dependencies_off, group, key, on_off, Group, GroupState};
 use crate::profile::Profile;
 use crate::state::SystemState;
+use crate::words::Action;
 
 /// NIC offload toggles (`Profile.offloads`).
 pub struct Offloads;
@@ -208,7 +209,7 @@ pub fn cpu_cost(input: &CheckInput) -> Vec<Finding> {
             keys.join(", ")
         ),
     )
-    .hint("this is a diagnostic step, not a permanent fix: watch whether the timeouts stop, then `tcto-tune rollback`; if they did stop, update the NIC driver or firmware")]
+    .hint(format!("this is a diagnostic step, not a permanent fix: watch whether the timeouts stop, then {}; if they did stop, update the NIC driver or firmware", input.words.instruct(&Action::Rollback)))]
 }
 
 /// `offload-on-loopback`: `lo` has no hardware, so its offloads cannot be

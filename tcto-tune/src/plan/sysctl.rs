@@ -9,6 +9,7 @@ use crate::kind::{CheckInput, FixKind, Plan, PlanOptions, Skipped, Unchanged};
 use crate::profile::Profile;
 use crate::scope::{in_net_tree, key_scope, runs_program, KeyScope};
 use crate::state::SystemState;
+use crate::words::Action;
 
 /// Sysctls: `Profile::sysctl_targets()`, one change per key that differs.
 pub struct Sysctl;
@@ -70,7 +71,10 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
     // Before anything else, and before "already as wanted": a key that
     // runs a program is never planned, kept or persisted.
     if let Some(message) = program_refusal(key, &desired, current.as_deref()) {
-        let hint = "remove it from the profile; no `--allow` lifts this refusal, because nothing about TCP connect timeouts needs it";
+        let hint = format!(
+            "remove it from the profile; no {} lifts this refusal, because nothing about TCP connect timeouts needs it",
+            opts.words.name(&Action::AllowAny)
+        );
         p.findings
             .push(Finding::new(FindingCode::KeyRunsProgram, Severity::Refuse, message).hint(hint));
         return skip(
@@ -87,7 +91,10 @@ fn plan_sysctl(p: &mut Plan, t: &SysctlTarget, state: &SystemState, opts: &PlanO
                 Severity::Refuse,
                 format!("`{key}` is outside `net.`: not a TCP connect-timeout setting, and one value for the whole host"),
             )
-            .hint("if this change is deliberate, pass `--allow key-outside-scope`"),
+            .hint(format!(
+                "if this change is deliberate, {}",
+                opts.words.instruct(&Action::Allow(FindingCode::KeyOutsideScope))
+            )),
         );
     }
     // From a child namespace (a container), a host-wide key would change

@@ -262,7 +262,7 @@ fn a_key_outside_net_refuses_on_the_host_too_unless_allowed() {
     assert!(refused.findings[0].blocks());
     assert_eq!(
         refused.findings[0].hint.as_deref(),
-        Some("if this change is deliberate, pass `--allow key-outside-scope`")
+        Some("if this change is deliberate, allow `key-outside-scope`")
     );
     // On the host it is planned (and shown) all the same: only apply stops.
     assert_eq!(refused.changes.len(), 1);
@@ -431,7 +431,7 @@ fn a_clamped_listener_warns_app_backlog_unknown_and_needs_restart() {
         .hint
         .as_ref()
         .unwrap()
-        .contains("--app-backlog 8080=N"));
+        .contains("declare backlog N for port 8080"));
     assert!(plan.findings[1].message.contains("0.0.0.0:8080"));
     assert!(plan.refusals().is_empty());
 }

@@ -48,6 +48,10 @@ use crate::names::SysctlName;
 use crate::notrack::{FilterChain, NotrackTable};
 use crate::state::{ListenSocket, SystemState};
 
+/// The end of [`SystemError::OtherNamespace`]'s text: how to name the
+/// namespace one is in. A front end's rollback words go before it.
+pub(crate) const NETNS_IDENTIFY: &str = " (`ip netns identify` names the current one)";
+
 /// Why a backend call failed. Each variant names what it was working on.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
@@ -125,7 +129,10 @@ pub enum SystemError {
     },
     /// An offload step was journaled in another network namespace: its
     /// ifindex names nothing (or something else) here.
-    #[error("`{iface}` was changed in network namespace net:[{was}] and this is net:[{now}]: its ifindex means nothing here; run `tcto-tune rollback` inside that namespace (`ip netns identify` names the current one)")]
+    ///
+    /// The text states the facts; a front end adds how to roll back there
+    /// (a step's [`crate::words::Remedy::RollbackInItsNamespace`]).
+    #[error("`{iface}` was changed in network namespace net:[{was}] and this is net:[{now}]: its ifindex means nothing here{NETNS_IDENTIFY}")]
     OtherNamespace {
         /// The interface name the target was planned with.
         iface: String,

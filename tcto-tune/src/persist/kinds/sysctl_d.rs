@@ -27,7 +27,12 @@ impl BootKind for SysctlD {
     /// them (only when some sysctl is persisted).
     fn host_findings(&self, input: &BootInput) -> Vec<Finding> {
         let facts = input.facts;
-        let mut findings = conflicts::scan(input.union, &facts.sysctl_sources, input.allow);
+        let mut findings = conflicts::scan(
+            input.union,
+            &facts.sysctl_sources,
+            input.allow,
+            input.opts.words.get(),
+        );
         if !input.union.is_empty() {
             findings.extend(facts.managers.iter().map(manager));
         }

@@ -1,0 +1,141 @@
+//! The CLI's words for the library's actions: the flags and commands a
+//! user types. The library's hints and notes name an action
+//! ([`tcto_tune::words::Action`]); these are the words they print here,
+//! so that every hint that names a command runs as printed (with the
+//! user's `--state-dir` added by `common::user_flags`).
+
+use tcto_tune::words::{Action, Neutral, Words, WordsRef};
+
+/// The command line's words.
+#[derive(Debug, Clone, Copy)]
+pub struct Cli;
+
+/// The command line's words, as the library's options carry them.
+pub static CLI: Cli = Cli;
+
+/// [`CLI`] for the library's options.
+pub fn cli_words() -> WordsRef {
+    WordsRef(&CLI)
+}
+
+fn backlog(b: Option<i64>) -> String {
+    b.map_or("N".to_owned(), |b| b.to_string())
+}
+
+impl Words for Cli {
+    fn instruct(&self, action: &Action) -> String {
+        match action {
+            Action::Allow(_) | Action::AllowAny | Action::AppBacklog { .. } => {
+                format!("pass {}", self.name(action))
+            }
+            Action::Force => "use --force".into(),
+            Action::ForceAfterCrash => "`apply --force-after-crash`".into(),
+            _ => self.name(action),
+        }
+    }
+    fn name(&self, action: &Action) -> String {
+        match action {
+            Action::Allow(code) => format!("`--allow {code}`"),
+            Action::AllowAny => "`--allow`".into(),
+            Action::AppBacklog { port, backlog: b } => {
+                format!("`--app-backlog {port}={}`", backlog(*b))
+            }
+            Action::Rollback => "`tcto-tune rollback`".into(),
+            Action::Force => "--force".into(),
+            Action::ForceAfterCrash => "--force-after-crash".into(),
+            Action::PersistRemove { name } => format!("`tcto-tune persist --remove {name}`"),
+            // Bare, as diagnose prints its next steps: a line to copy.
+            Action::Plan(c) => {
+                let mut s = format!("tcto-tune plan --profile {}", c.profile);
+                for (k, v) in &c.sets {
+                    s.push_str(&format!(" --set {k}={v}"));
+                }
+                for p in &c.ports {
+                    s.push_str(&format!(" --port {p}"));
+                }
+                s
+            }
+            // An action added to the library after these words: its neutral name.
+            other => Neutral.name(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tcto_tune::words::PlanCommand;
+    use tcto_tune::{
+        plan_with, Desired, FindingCode, PlanOptions, Profile, SysctlReading, SystemState,
+    };
+
+    /// The library's finding hints, planned with the CLI's words, name the
+    /// flags as the CLI always printed them.
+    #[test]
+    fn plan_hints_name_the_cli_flags() {
+        let mut s = SystemState::default();
+        s.sysctls
+            .insert("net.core.somaxconn".into(), SysctlReading::rw("1024"));
+        let p = Profile::builder("t")
+            .somaxconn(Desired::at_least(4096))
+            .listener(8080, None)
+            .listener(8081, Some(128))
+            .build();
+        let opts = PlanOptions {
+            words: cli_words(),
+            ..Default::default()
+        };
+        let hints: Vec<String> = plan_with(&p, &s, &opts)
+            .findings
+            .iter()
+            .filter_map(|f| f.hint.clone())
+            .collect();
+        assert!(
+            hints
+                .iter()
+                .any(|h| h == "declare the application's backlog with `--app-backlog 8080=N`"),
+            "{hints:#?}"
+        );
+        assert!(
+            hints
+                .iter()
+                .any(|h| h.ends_with("and restart it, then pass `--app-backlog 8081=4096`")),
+            "{hints:#?}"
+        );
+    }
+
+    #[test]
+    fn cli_words_are_the_flags_and_commands() {
+        let w = &CLI;
+        let allow = Action::Allow(FindingCode::KeyOutsideScope);
+        assert_eq!(w.instruct(&allow), "pass `--allow key-outside-scope`");
+        assert_eq!(w.name(&Action::AllowAny), "`--allow`");
+        assert_eq!(
+            w.instruct(&Action::AppBacklog {
+                port: 8080,
+                backlog: None
+            }),
+            "pass `--app-backlog 8080=N`"
+        );
+        assert_eq!(w.instruct(&Action::Rollback), "`tcto-tune rollback`");
+        assert_eq!(w.name(&Action::Force), "--force");
+        assert_eq!(w.name(&Action::ForceAfterCrash), "--force-after-crash");
+        assert_eq!(
+            w.name(&Action::PersistRemove { name: "web".into() }),
+            "`tcto-tune persist --remove web`"
+        );
+        let plan = PlanCommand::new("trusted-notrack")
+            .set("frontend", "CIDR")
+            .set("port", 8080);
+        assert_eq!(
+            w.instruct(&Action::Plan(plan)),
+            "tcto-tune plan --profile trusted-notrack --set frontend=CIDR --set port=8080"
+        );
+        assert_eq!(
+            w.instruct(&Action::Plan(
+                PlanCommand::new("backlog-overflow").ports(&[80, 443])
+            )),
+            "tcto-tune plan --profile backlog-overflow --port 80 --port 443"
+        );
+    }
+}
