@@ -37,6 +37,7 @@
 mod boot;
 mod error;
 mod lock;
+mod names;
 mod record;
 
 use std::fs;
@@ -248,7 +249,21 @@ impl Journal {
     /// The newest transaction, the only one that can block a new one (see
     /// the module docs); reads one file however long the history is.
     pub fn newest(&self) -> Result<Option<TxRecord>, JournalError> {
-        self.ids()?.last().map(|id| self.load(id)).transpose()
+        self.newest_id()?.map(|id| self.load(&id)).transpose()
+    }
+
+    /// The newest id, in one pass over the names (no list, no sort).
+    fn newest_id(&self) -> Result<Option<String>, JournalError> {
+        let dir = self.tx_dir();
+        let mut newest = String::new();
+        names::each_id(&dir, |id| {
+            if newest.is_empty() || id_order(id, &newest).is_gt() {
+                newest.clear();
+                newest.push_str(id);
+            }
+        })
+        .map_err(io("list", &dir))?;
+        Ok(Some(newest).filter(|id| !id.is_empty()))
     }
 
     /// The ids of every transaction, oldest first, from the file names
@@ -256,21 +271,7 @@ impl Journal {
     fn ids(&self) -> Result<Vec<String>, JournalError> {
         let dir = self.tx_dir();
         let mut ids = Vec::new();
-        match fs::read_dir(&dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(io("list", &dir)(e)),
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry.map_err(io("list", &dir))?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if let Some(id) = name.strip_suffix(".json") {
-                        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
-                            ids.push(id.to_owned());
-                        }
-                    }
-                }
-            }
-        }
+        names::each_id(&dir, |id| ids.push(id.to_owned())).map_err(io("list", &dir))?;
         ids.sort_by(|a, b| id_order(a, b));
         Ok(ids)
     }
@@ -298,8 +299,7 @@ impl Journal {
     #[cfg(test)]
     pub(crate) fn next_id(&self) -> Result<String, JournalError> {
         let last = self
-            .ids()?
-            .last()
+            .newest_id()?
             .and_then(|id| id.parse::<u64>().ok())
             .unwrap_or(0);
         Ok(format!("{:06}", last + 1))
