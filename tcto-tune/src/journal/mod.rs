@@ -38,6 +38,7 @@ mod boot;
 mod error;
 mod lock;
 mod names;
+mod pretty;
 mod record;
 
 use std::fs;
@@ -255,15 +256,16 @@ impl Journal {
     /// The newest id, in one pass over the names (no list, no sort).
     fn newest_id(&self) -> Result<Option<String>, JournalError> {
         let dir = self.tx_dir();
-        let mut newest = String::new();
+        let mut newest: Vec<u8> = Vec::new();
         names::each_id(&dir, |id| {
-            if newest.is_empty() || id_order(id, &newest).is_gt() {
+            // `id_order` on bytes: ids are ASCII digits.
+            if newest.is_empty() || (id.len(), id) > (newest.len(), &newest[..]) {
                 newest.clear();
-                newest.push_str(id);
+                newest.extend_from_slice(id);
             }
         })
         .map_err(io("list", &dir))?;
-        Ok(Some(newest).filter(|id| !id.is_empty()))
+        Ok((!newest.is_empty()).then(|| names::id_string(&newest)))
     }
 
     /// The ids of every transaction, oldest first, from the file names
@@ -271,7 +273,7 @@ impl Journal {
     fn ids(&self) -> Result<Vec<String>, JournalError> {
         let dir = self.tx_dir();
         let mut ids = Vec::new();
-        names::each_id(&dir, |id| ids.push(id.to_owned())).map_err(io("list", &dir))?;
+        names::each_id(&dir, |id| ids.push(names::id_string(id))).map_err(io("list", &dir))?;
         ids.sort_by(|a, b| id_order(a, b));
         Ok(ids)
     }
@@ -325,7 +327,7 @@ impl Journal {
     fn put(&self, record: &TxRecord, sync_dir: bool) -> Result<(), JournalError> {
         let path = self.path_of(&record.id);
         let tmp = self.tx_dir().join(format!(".{}.json.tmp", record.id));
-        let body = serde_json::to_vec_pretty(record).expect("records serialize");
+        let body = pretty::to_vec(record).expect("records serialize");
         let options = atomic_file::Options {
             mode: 0o600,
             reuse_temp: true,

@@ -11,9 +11,9 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, RawDir};
 
-/// Call `f` with the id of every `NNN.json` name in `dir` (digits only, at
-/// least one), in directory order. A missing `dir` has no ids.
-pub(super) fn each_id(dir: &Path, mut f: impl FnMut(&str)) -> std::io::Result<()> {
+/// Call `f` with the id of every `NNN.json` name in `dir` (ASCII digits
+/// only, at least one), in directory order. A missing `dir` has no ids.
+pub(super) fn each_id(dir: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
     let fd = match rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -37,13 +37,14 @@ pub(super) fn each_id(dir: &Path, mut f: impl FnMut(&str)) -> std::io::Result<()
 
 /// The id of a journal file's name: `NNN.json` with only ASCII digits
 /// before the suffix.
-fn id_of(name: &[u8]) -> Option<&str> {
+fn id_of(name: &[u8]) -> Option<&[u8]> {
     let id = name.strip_suffix(b".json")?;
-    if id.is_empty() || !id.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    // All ASCII digits: valid UTF-8.
-    std::str::from_utf8(id).ok()
+    (!id.is_empty() && id.iter().all(u8::is_ascii_digit)).then_some(id)
+}
+
+/// An id from [`each_id`] as a string (ASCII digits, so no check needed).
+pub(super) fn id_string(id: &[u8]) -> String {
+    id.iter().map(|&b| char::from(b)).collect()
 }
 
 #[cfg(test)]
@@ -52,8 +53,8 @@ mod tests {
 
     #[test]
     fn only_digit_names_with_the_suffix_are_ids() {
-        assert_eq!(id_of(b"000001.json"), Some("000001"));
-        assert_eq!(id_of(b"1234567.json"), Some("1234567"));
+        assert_eq!(id_of(b"000001.json"), Some(&b"000001"[..]));
+        assert_eq!(id_of(b"1234567.json"), Some(&b"1234567"[..]));
         for name in [
             &b".json"[..],
             b"00001.json.tmp",

@@ -218,6 +218,18 @@ fn newest_is_the_greatest_id_whatever_the_directory_order_or_width() {
 }
 
 #[test]
+fn records_are_written_in_serde_jsons_pretty_layout() {
+    let mut rec = record("000001");
+    rec.steps.push(rec.steps[0].clone());
+    rec.steps[1].error = Some("refused: \"x\"\n".into());
+    rec.notes.push("a note".into());
+    assert_eq!(
+        pretty::to_vec(&rec).unwrap(),
+        serde_json::to_vec_pretty(&rec).unwrap()
+    );
+}
+
+#[test]
 fn a_step_reads_in_the_direction_its_value_last_moved() {
     let mut step = record("000001").steps.remove(0);
     step.status = StepStatus::Applied;
