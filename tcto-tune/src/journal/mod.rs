@@ -37,6 +37,8 @@
 mod boot;
 mod error;
 mod lock;
+mod names;
+mod pretty;
 mod record;
 
 use std::fs;
@@ -248,7 +250,22 @@ impl Journal {
     /// The newest transaction, the only one that can block a new one (see
     /// the module docs); reads one file however long the history is.
     pub fn newest(&self) -> Result<Option<TxRecord>, JournalError> {
-        self.ids()?.last().map(|id| self.load(id)).transpose()
+        self.newest_id()?.map(|id| self.load(&id)).transpose()
+    }
+
+    /// The newest id, in one pass over the names (no list, no sort).
+    fn newest_id(&self) -> Result<Option<String>, JournalError> {
+        let dir = self.tx_dir();
+        let mut newest: Vec<u8> = Vec::new();
+        names::each_id(&dir, |id| {
+            // `id_order` on bytes: ids are ASCII digits.
+            if newest.is_empty() || (id.len(), id) > (newest.len(), &newest[..]) {
+                newest.clear();
+                newest.extend_from_slice(id);
+            }
+        })
+        .map_err(io("list", &dir))?;
+        Ok((!newest.is_empty()).then(|| names::id_string(&newest)))
     }
 
     /// The ids of every transaction, oldest first, from the file names
@@ -256,21 +273,7 @@ impl Journal {
     fn ids(&self) -> Result<Vec<String>, JournalError> {
         let dir = self.tx_dir();
         let mut ids = Vec::new();
-        match fs::read_dir(&dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(io("list", &dir)(e)),
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry.map_err(io("list", &dir))?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if let Some(id) = name.strip_suffix(".json") {
-                        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
-                            ids.push(id.to_owned());
-                        }
-                    }
-                }
-            }
-        }
+        names::each_id(&dir, |id| ids.push(names::id_string(id))).map_err(io("list", &dir))?;
         ids.sort_by(|a, b| id_order(a, b));
         Ok(ids)
     }
@@ -298,8 +301,7 @@ impl Journal {
     #[cfg(test)]
     pub(crate) fn next_id(&self) -> Result<String, JournalError> {
         let last = self
-            .ids()?
-            .last()
+            .newest_id()?
             .and_then(|id| id.parse::<u64>().ok())
             .unwrap_or(0);
         Ok(format!("{:06}", last + 1))
@@ -325,7 +327,7 @@ impl Journal {
     fn put(&self, record: &TxRecord, sync_dir: bool) -> Result<(), JournalError> {
         let path = self.path_of(&record.id);
         let tmp = self.tx_dir().join(format!(".{}.json.tmp", record.id));
-        let body = serde_json::to_vec_pretty(record).expect("records serialize");
+        let body = pretty::to_vec(record).expect("records serialize");
         let options = atomic_file::Options {
             mode: 0o600,
             reuse_temp: true,

@@ -195,6 +195,42 @@ fn replace_rewrites_a_record_whole_and_newest_reads_only_the_last() {
 }
 
 #[test]
+fn newest_is_the_greatest_id_whatever_the_directory_order_or_width() {
+    let d = Dir::new("newest");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    // More names than one getdents buffer holds, written out of order, a
+    // wider id past 999999, and names that are not records.
+    let mut ids: Vec<String> = (1..=1500).map(|n| format!("{n:06}")).collect();
+    ids.push("999999".into());
+    ids.push("1000000".into());
+    ids.swap(3, 700);
+    for id in &ids {
+        fs::write(d.0.join(format!("tx/{id}.json")), b"{").unwrap();
+    }
+    for other in [".1000001.json.tmp", "2000000.json.bak", "9999999", "x.json"] {
+        fs::write(d.0.join("tx").join(other), b"").unwrap();
+    }
+    j.write(&record("1000000")).unwrap();
+    assert_eq!(j.newest().unwrap().unwrap().id, "1000000");
+    assert_eq!(j.next_id().unwrap(), "1000001");
+    let mut want = ids.clone();
+    want.sort_by(|a, b| id_order(a, b));
+    assert_eq!(j.ids().unwrap(), want);
+}
+
+#[test]
+fn records_are_written_in_serde_jsons_pretty_layout() {
+    let mut rec = record("000001");
+    rec.steps.push(rec.steps[0].clone());
+    rec.steps[1].error = Some("refused: \"x\"\n".into());
+    rec.notes.push("a note".into());
+    assert_eq!(
+        pretty::to_vec(&rec).unwrap(),
+        serde_json::to_vec_pretty(&rec).unwrap()
+    );
+}
+
+#[test]
 fn a_step_reads_in_the_direction_its_value_last_moved() {
     let mut step = record("000001").steps.remove(0);
     step.status = StepStatus::Applied;
