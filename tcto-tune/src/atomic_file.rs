@@ -120,6 +120,21 @@ pub fn write(target: &Path, temp: &Path, bytes: &[u8], options: Options) -> Resu
     tmp.commit(target)
 }
 
+/// Write `bytes` to a new file `target` through `temp`, as [`write()`]
+/// does, except that a file already at `target` is never replaced: the
+/// [`Step::Rename`] error then has kind `AlreadyExists`, and `temp` is
+/// removed.
+pub fn write_new(
+    target: &Path,
+    temp: &Path,
+    bytes: &[u8],
+    options: Options,
+) -> Result<(), WriteError> {
+    let mut tmp = TempFile::create(temp, options)?;
+    tmp.write(bytes)?;
+    tmp.commit_new(target)
+}
+
 /// A temporary file (or link) on its way to its target: removed when
 /// dropped unless [`TempFile::commit`] renamed it.
 #[derive(Debug)]
@@ -192,6 +207,31 @@ impl TempFile {
     pub fn commit(mut self, target: &Path) -> Result<(), WriteError> {
         fs::rename(&self.path, target).map_err(fail(Step::Rename, target))?;
         self.committed = true;
+        self.after_rename(target)
+    }
+
+    /// Rename it to `target` only if nothing is there
+    /// (`renameat2(RENAME_NOREPLACE)`; `link` then `unlink` of the
+    /// temporary name where the filesystem lacks it), then as [`commit`].
+    ///
+    /// [`commit`]: TempFile::commit
+    pub fn commit_new(mut self, target: &Path) -> Result<(), WriteError> {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, &self.path, CWD, target, RenameFlags::NOREPLACE) {
+            Ok(()) => self.committed = true,
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                fs::hard_link(&self.path, target).map_err(fail(Step::Rename, target))?;
+                // From here the target is the new file; the temporary
+                // name is only a second link to it.
+                self.committed = true;
+                let _ = fs::remove_file(&self.path);
+            }
+            Err(e) => return Err(fail(Step::Rename, target)(e.into())),
+        }
+        self.after_rename(target)
+    }
+
+    fn after_rename(&self, target: &Path) -> Result<(), WriteError> {
         if self.sync_dir {
             let dir = dir_of(target);
             sync_dir(dir).map_err(fail(Step::SyncDir, dir))?;
