@@ -154,6 +154,16 @@ impl TempFile {
             .mode(options.mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
         if options.reuse_temp {
+            // A leftover that is a second link to a file (a write_new on a
+            // filesystem without RENAME_NOREPLACE, killed between its link
+            // and unlink) is unlinked, never truncated: truncating it would
+            // empty the file it links to.
+            if let Ok(meta) = fs::symlink_metadata(temp) {
+                use std::os::unix::fs::MetadataExt as _;
+                if meta.is_file() && meta.nlink() > 1 {
+                    fs::remove_file(temp).map_err(fail(Step::Create, temp))?;
+                }
+            }
             open.create(true).truncate(true);
         } else {
             open.create_new(true);
@@ -315,6 +325,32 @@ mod tests {
         assert_eq!(e.step, Step::Create);
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
         assert_eq!(fs::read(&target).unwrap(), b"x");
+    }
+
+    #[test]
+    fn write_new_never_replaces_and_a_linked_leftover_is_not_truncated() {
+        let d = Dir::new("new");
+        let (target, temp) = (d.0.join("t"), d.0.join(".t.tmp"));
+        write_new(&target, &temp, b"first", Options::default()).unwrap();
+        let e = write_new(&target, &temp, b"second", Options::default()).unwrap_err();
+        assert_eq!((e.step, e.path.as_path()), (Step::Rename, target.as_path()));
+        assert_eq!(e.source.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&target).unwrap(), b"first");
+        assert!(!temp.exists(), "removed after the refused rename");
+        // What the link + unlink fallback leaves when killed in between: the
+        // temporary name is a second link to the target. Reusing it must
+        // not empty the target through the link.
+        fs::hard_link(&target, &temp).unwrap();
+        let reuse = Options {
+            reuse_temp: true,
+            ..Options::default()
+        };
+        let mut tmp = TempFile::create(&temp, reuse).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"first");
+        tmp.write(b"again").unwrap();
+        tmp.commit(&target).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"again");
+        assert!(!temp.exists());
     }
 
     #[test]
