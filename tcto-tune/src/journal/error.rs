@@ -120,6 +120,15 @@ impl JournalError {
             JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 Some("run as root, or use a state dir you own".into())
             }
+            // A record name that leads nowhere (a dangling symbolic link).
+            JournalError::Io { action: "read", path, source }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Some(format!(
+                    "nothing was changed; inspect `{p}` (`ls -l {p}`), then move it aside (`mv {p} {p}.broken`)",
+                    p = path.display()
+                ))
+            }
             JournalError::Io { .. } => None,
         }
     }

@@ -294,7 +294,13 @@ impl Journal {
         }
         let path = self.path_of(id);
         let text = match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A name that is there but leads nowhere (a dangling symbolic
+            // link) is a file that cannot be read, named as such; only a
+            // name that is gone is no transaction.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && fs::symlink_metadata(&path).is_err() =>
+            {
                 return Err(JournalError::UnknownTx { id: id.to_owned() })
             }
             Err(e) => return Err(io("read", &path)(e)),

@@ -490,3 +490,23 @@ fn a_remedy_this_build_does_not_know_keeps_the_record_readable() {
     // Still strict about the rest of the record.
     assert!(parse_record(Path::new("x"), with("7,").as_bytes()).is_err());
 }
+
+#[test]
+fn a_dangling_link_at_a_record_name_is_named_not_called_missing() {
+    let (d, j) = three("dangling");
+    let path = d.0.join("tx/000004.json");
+    std::os::unix::fs::symlink(d.0.join("nowhere"), &path).unwrap();
+    let e = j.newest().unwrap_err();
+    assert!(
+        matches!(&e, JournalError::Io { path: p, .. } if *p == path),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains(".broken"), "{e:?}");
+    let scan = j.scan().unwrap();
+    assert_eq!(scan.unreadable[0].id, "000004");
+    assert_eq!(j.next_id().unwrap(), "000005");
+    assert!(matches!(
+        j.load("000009"),
+        Err(JournalError::UnknownTx { .. })
+    ));
+}
