@@ -301,7 +301,9 @@ fn clear_the_way(
     opts: &ApplyOptions,
 ) -> Result<(String, Vec<String>), ApplyError> {
     let newest = j.newest()?;
-    let id = crate::journal::next_id_after(newest.as_slice());
+    // From the newest file's name (a record's `id` is its name's, or it
+    // did not load); past the last id this refuses before any write.
+    let id = j.next_id_after(newest.as_ref().map(|r| r.id.as_str()))?;
     let mut notes = Vec::new();
     let Some(mut rec) = newest else {
         return Ok((id, notes));

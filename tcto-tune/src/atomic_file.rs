@@ -120,6 +120,21 @@ pub fn write(target: &Path, temp: &Path, bytes: &[u8], options: Options) -> Resu
     tmp.commit(target)
 }
 
+/// Write `bytes` to a new file `target` through `temp`, as [`write()`]
+/// does, except that a file already at `target` is never replaced: the
+/// [`Step::Rename`] error then has kind `AlreadyExists`, and `temp` is
+/// removed.
+pub fn write_new(
+    target: &Path,
+    temp: &Path,
+    bytes: &[u8],
+    options: Options,
+) -> Result<(), WriteError> {
+    let mut tmp = TempFile::create(temp, options)?;
+    tmp.write(bytes)?;
+    tmp.commit_new(target)
+}
+
 /// A temporary file (or link) on its way to its target: removed when
 /// dropped unless [`TempFile::commit`] renamed it.
 #[derive(Debug)]
@@ -139,6 +154,16 @@ impl TempFile {
             .mode(options.mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
         if options.reuse_temp {
+            // A leftover that is a second link to a file (a write_new on a
+            // filesystem without RENAME_NOREPLACE, killed between its link
+            // and unlink) is unlinked, never truncated: truncating it would
+            // empty the file it links to.
+            if let Ok(meta) = fs::symlink_metadata(temp) {
+                use std::os::unix::fs::MetadataExt as _;
+                if meta.is_file() && meta.nlink() > 1 {
+                    fs::remove_file(temp).map_err(fail(Step::Create, temp))?;
+                }
+            }
             open.create(true).truncate(true);
         } else {
             open.create_new(true);
@@ -192,6 +217,31 @@ impl TempFile {
     pub fn commit(mut self, target: &Path) -> Result<(), WriteError> {
         fs::rename(&self.path, target).map_err(fail(Step::Rename, target))?;
         self.committed = true;
+        self.after_rename(target)
+    }
+
+    /// Rename it to `target` only if nothing is there
+    /// (`renameat2(RENAME_NOREPLACE)`; `link` then `unlink` of the
+    /// temporary name where the filesystem lacks it), then as [`commit`].
+    ///
+    /// [`commit`]: TempFile::commit
+    pub fn commit_new(mut self, target: &Path) -> Result<(), WriteError> {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, &self.path, CWD, target, RenameFlags::NOREPLACE) {
+            Ok(()) => self.committed = true,
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                fs::hard_link(&self.path, target).map_err(fail(Step::Rename, target))?;
+                // From here the target is the new file; the temporary
+                // name is only a second link to it.
+                self.committed = true;
+                let _ = fs::remove_file(&self.path);
+            }
+            Err(e) => return Err(fail(Step::Rename, target)(e.into())),
+        }
+        self.after_rename(target)
+    }
+
+    fn after_rename(&self, target: &Path) -> Result<(), WriteError> {
         if self.sync_dir {
             let dir = dir_of(target);
             sync_dir(dir).map_err(fail(Step::SyncDir, dir))?;
@@ -275,6 +325,32 @@ mod tests {
         assert_eq!(e.step, Step::Create);
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
         assert_eq!(fs::read(&target).unwrap(), b"x");
+    }
+
+    #[test]
+    fn write_new_never_replaces_and_a_linked_leftover_is_not_truncated() {
+        let d = Dir::new("new");
+        let (target, temp) = (d.0.join("t"), d.0.join(".t.tmp"));
+        write_new(&target, &temp, b"first", Options::default()).unwrap();
+        let e = write_new(&target, &temp, b"second", Options::default()).unwrap_err();
+        assert_eq!((e.step, e.path.as_path()), (Step::Rename, target.as_path()));
+        assert_eq!(e.source.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&target).unwrap(), b"first");
+        assert!(!temp.exists(), "removed after the refused rename");
+        // What the link + unlink fallback leaves when killed in between: the
+        // temporary name is a second link to the target. Reusing it must
+        // not empty the target through the link.
+        fs::hard_link(&target, &temp).unwrap();
+        let reuse = Options {
+            reuse_temp: true,
+            ..Options::default()
+        };
+        let mut tmp = TempFile::create(&temp, reuse).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"first");
+        tmp.write(b"again").unwrap();
+        tmp.commit(&target).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"again");
+        assert!(!temp.exists());
     }
 
     #[test]

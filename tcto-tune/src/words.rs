@@ -198,7 +198,7 @@ impl Words for Neutral {
 /// it typed beside the error's facts, so a record names no front end's
 /// command; a report or history shows it in the reader's words
 /// ([`crate::apply::TxReport::with_words`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Remedy {
@@ -211,10 +211,33 @@ pub enum Remedy {
     /// The step was written in another network namespace: a rollback
     /// there can restore it ([`Action::Rollback`]).
     RollbackInItsNamespace,
-    /// A remedy this version does not know (written by a newer one): the
-    /// error is shown as it is, and the record stays readable.
-    #[serde(other)]
+    /// A remedy this version does not know (written by a newer one, or
+    /// any JSON value that is not one of the names above): the error is
+    /// shown as it is, and the record stays readable.
     Unknown,
+}
+
+/// Lenient: any value that is not a known name (another string, a number,
+/// an object a newer version might write) reads as [`Remedy::Unknown`], so
+/// one step's remedy never makes a whole journal record unreadable.
+impl<'de> Deserialize<'de> for Remedy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            Name(String),
+            Other(serde::de::IgnoredAny),
+        }
+        Ok(match Any::deserialize(d)? {
+            Any::Name(n) => match n.as_str() {
+                "force-restores" => Remedy::ForceRestores,
+                "forced" => Remedy::Forced,
+                "rollback-in-its-namespace" => Remedy::RollbackInItsNamespace,
+                _ => Remedy::Unknown,
+            },
+            Any::Other(_) => Remedy::Unknown,
+        })
+    }
 }
 
 /// One of each action, for tests of a [`Words`] implementation.

@@ -418,3 +418,42 @@ fn a_refused_persisted_file_says_where_its_allowances_live() {
     );
     assert!(!r.stderr.contains("apply --persisted --allow"), "{r}");
 }
+
+#[test]
+fn a_stray_copy_of_a_record_never_makes_apply_overwrite_another() {
+    if !require_root("a_stray_copy_of_a_record_never_makes_apply_overwrite_another") {
+        return;
+    }
+    let dir = TempDir::new("stray");
+    let d = dir.path();
+    let k = "net.ipv4.tcp_max_syn_backlog";
+    // Three transactions, each from a different prior value; then a copy
+    // of the first under a zero-padded name, which used to sort as the
+    // newest and make the fourth apply take id 000002 and rename over it.
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={d}/s\n\
+         for i in 1 2 3; do sysctl -qw {k}=$((1000+i)); tcto-tune apply --profile backlog-overflow >/dev/null || echo apply$i=failed; done\n\
+         cp {d}/s/tx/000001.json {d}/s/tx/0000001.json\n\
+         md5sum {d}/s/tx/00000[123].json > {d}/before\n\
+         sysctl -qw {k}=1500\n\
+         tcto-tune apply --profile backlog-overflow >/dev/null; echo apply4=$?\n\
+         md5sum -c --quiet {d}/before && echo earlier=identical\n\
+         ls {d}/s/tx | tr '\\n' ' '; echo\n\
+         tcto-tune rollback >/dev/null; echo undo4=$(sysctl -n {k})\n\
+         for i in 3 2 1; do tcto-tune rollback --force >/dev/null; echo undo$i=$(sysctl -n {k}); done"
+    ));
+    assert!(!r.stdout.contains("failed"), "{r}");
+    assert!(r.stdout.contains("apply4=0"), "{r}");
+    assert!(r.stdout.contains("earlier=identical"), "{r}");
+    assert!(
+        r.stdout
+            .contains("0000001.json 000001.json 000002.json 000003.json 000004.json"),
+        "the new record is 000004, the copy left alone: {r}"
+    );
+    for (undo, prior) in [("4", "1500"), ("3", "1003"), ("2", "1002"), ("1", "1001")] {
+        assert!(
+            r.stdout.contains(&format!("undo{undo}={prior}\n")),
+            "rollback of {undo} restores {prior}: {r}"
+        );
+    }
+}

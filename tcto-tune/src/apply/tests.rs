@@ -354,6 +354,27 @@ fn a_value_raised_since_the_plan_is_not_lowered() {
 }
 
 #[test]
+fn past_the_last_id_apply_refuses_before_any_write() {
+    let (d, j) = journal("lastid");
+    let plan = three();
+    let mut sim = SimEffects::from_changes(&plan.changes);
+    apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap();
+    let mut last = j.load("000001").unwrap();
+    last.id = "999999999999".into();
+    j.write(&last).unwrap();
+    let mut sim = SimEffects::from_changes(&plan.changes);
+    let files = || std::fs::read_dir(d.0.join("tx")).unwrap().count();
+    let n = files();
+    let e = apply(&plan, Run::Journaled(&mut sim, &j.lock().unwrap()), &opts()).unwrap_err();
+    assert!(
+        matches!(e, ApplyError::Journal(JournalError::IdsExhausted { .. })),
+        "{e}"
+    );
+    assert!(sim.writes.is_empty(), "nothing written to the system");
+    assert_eq!(files(), n, "nothing written to the journal");
+}
+
+#[test]
 fn rollback_to_accepts_unpadded_ids() {
     let (_d, j) = journal("unpadded");
     let plan = three();

@@ -61,6 +61,19 @@ pub enum JournalError {
         /// `does not exist` or `is not a directory`.
         why: &'static str,
     },
+    /// A new transaction's file already exists: it is never overwritten
+    /// (it may be an earlier transaction's prior values).
+    #[error("journal file `{}` already exists; the new transaction was not started", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The newest id is the last one (12 digits): no transaction can start.
+    #[error("the journal's newest transaction `{}` has the last id (ids have at most 12 digits); no transaction can start", path.display())]
+    IdsExhausted {
+        /// The newest record's file.
+        path: PathBuf,
+    },
     /// A journal file that cannot be read may be a transaction that must be
     /// dealt with before the one asked for.
     #[error("journal file `{}` cannot be read ({why}); {risk}", path.display())]
@@ -86,6 +99,17 @@ impl JournalError {
                     p = path.display()
                 ))
             }
+            JournalError::Exists { path } => Some(format!(
+                "nothing was changed; inspect `{p}`: if it is not a transaction of this journal, move it aside (`mv {p} {p}.broken`) and try again",
+                p = path.display()
+            )),
+            JournalError::IdsExhausted { path } => {
+                let dir = crate::atomic_file::dir_of(path);
+                Some(format!(
+                    "nothing was changed; keep the history elsewhere and start a new one (`mv {d} {d}.old`), or rename a stray file with that id aside",
+                    d = dir.display()
+                ))
+            }
             JournalError::MissingParent { parent, .. } => Some(format!(
                 "create the parent first (`mkdir -p {}`)",
                 parent.display()
@@ -95,6 +119,15 @@ impl JournalError {
             JournalError::UnknownTx { .. } => None,
             JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 Some("run as root, or use a state dir you own".into())
+            }
+            // A record name that leads nowhere (a dangling symbolic link).
+            JournalError::Io { action: "read", path, source }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Some(format!(
+                    "nothing was changed; inspect `{p}` (`ls -l {p}`), then move it aside (`mv {p} {p}.broken`)",
+                    p = path.display()
+                ))
             }
             JournalError::Io { .. } => None,
         }

@@ -10,7 +10,13 @@
 //! loss can only bring back the earlier complete version.
 //!
 //! Layout: `STATE_DIR/` (0700) holds `lock` and `tx/NNNNNN.json` (0600),
-//! one file per transaction, ids sorting in order.
+//! one file per transaction. An id is a number of at most 12 digits, named
+//! `{:06}` (see `names.rs`): ids order as numbers, the next one is one past
+//! the greatest file name, and any other name in `tx/` is foreign and
+//! ignored. A record is created with no-replace semantics: a new
+//! transaction can never overwrite an existing file, whatever stray file
+//! led it to that id. A record whose `id` is not its file name is
+//! unreadable, like a torn one.
 //!
 //! Only the newest record can block a new transaction, so `apply` reads
 //! that one record and its cost does not grow with the history. A record
@@ -108,9 +114,15 @@ impl Scan {
     }
 }
 
-/// Same-width ids compare as numbers; a wider one (past 999999) is newer.
+/// Ids compare as numbers (a canonical id past 999999 is wider, and
+/// newer); anything that is not a canonical id sorts before every id, by
+/// width then bytes.
 pub fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+    let num = |s: &str| names::parse_id(s.as_bytes());
+    num(a)
+        .cmp(&num(b))
+        .then_with(|| a.len().cmp(&b.len()))
+        .then_with(|| a.cmp(b))
 }
 
 impl Journal {
@@ -256,16 +268,9 @@ impl Journal {
     /// The newest id, in one pass over the names (no list, no sort).
     fn newest_id(&self) -> Result<Option<String>, JournalError> {
         let dir = self.tx_dir();
-        let mut newest: Vec<u8> = Vec::new();
-        names::each_id(&dir, |id| {
-            // `id_order` on bytes: ids are ASCII digits.
-            if newest.is_empty() || (id.len(), id) > (newest.len(), &newest[..]) {
-                newest.clear();
-                newest.extend_from_slice(id);
-            }
-        })
-        .map_err(io("list", &dir))?;
-        Ok((!newest.is_empty()).then(|| names::id_string(&newest)))
+        let mut newest: Option<u64> = None;
+        names::each_id(&dir, |id| newest = newest.max(Some(id))).map_err(io("list", &dir))?;
+        Ok(newest.map(names::id_string))
     }
 
     /// The ids of every transaction, oldest first, from the file names
@@ -273,43 +278,79 @@ impl Journal {
     fn ids(&self) -> Result<Vec<String>, JournalError> {
         let dir = self.tx_dir();
         let mut ids = Vec::new();
-        names::each_id(&dir, |id| ids.push(names::id_string(id))).map_err(io("list", &dir))?;
-        ids.sort_by(|a, b| id_order(a, b));
-        Ok(ids)
+        names::each_id(&dir, |id| ids.push(id)).map_err(io("list", &dir))?;
+        ids.sort_unstable();
+        Ok(ids.into_iter().map(names::id_string).collect())
     }
 
-    /// Load one transaction.
+    /// Load one transaction. A record whose `id` is not its file name's is
+    /// corrupt: an edited or copied file, which must not pass for another
+    /// transaction.
     pub fn load(&self, id: &str) -> Result<TxRecord, JournalError> {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id.len() > 12 {
+        if names::parse_id(id.as_bytes()).is_none() {
             return Err(JournalError::UnknownTx {
                 id: id.escape_debug().to_string(),
             });
         }
         let path = self.path_of(id);
         let text = match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A name that is there but leads nowhere (a dangling symbolic
+            // link) is a file that cannot be read, named as such; only a
+            // name that is gone is no transaction.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && fs::symlink_metadata(&path).is_err() =>
+            {
                 return Err(JournalError::UnknownTx { id: id.to_owned() })
             }
             Err(e) => return Err(io("read", &path)(e)),
             Ok(t) => t,
         };
-        parse_record(&path, &text)
+        let record = parse_record(&path, &text)?;
+        if record.id != id {
+            return Err(JournalError::Corrupt {
+                path,
+                line: 1,
+                column: 1,
+                message: format!(
+                    "its id `{}` is not its file name's `{id}`",
+                    record.id.escape_debug()
+                ),
+            });
+        }
+        Ok(record)
     }
 
-    /// The id the next transaction gets (tests only: a transaction takes
-    /// its id from the records it scanned).
+    /// The id the next transaction gets (tests only: `apply` takes it from
+    /// the newest record it read, [`next_id_after`]).
     #[cfg(test)]
     pub(crate) fn next_id(&self) -> Result<String, JournalError> {
-        let last = self
-            .newest_id()?
-            .and_then(|id| id.parse::<u64>().ok())
-            .unwrap_or(0);
-        Ok(format!("{:06}", last + 1))
+        let newest = self.newest_id()?;
+        self.next_id_after(newest.as_deref())
     }
 
-    /// Durably write a new `record`: temp file (0600), fsync, rename, fsync
-    /// the directory (the new name must survive a power loss too). This is
-    /// the write-ahead record: it is on disk before the first change.
+    /// The id after `newest` (the greatest file id, `None` in an empty
+    /// journal); an error, before anything is written, past the last id.
+    pub(crate) fn next_id_after(&self, newest: Option<&str>) -> Result<String, JournalError> {
+        let last = match newest {
+            None => 0,
+            Some(id) => names::parse_id(id.as_bytes()).ok_or_else(|| JournalError::UnknownTx {
+                id: id.escape_debug().to_string(),
+            })?,
+        };
+        if last >= names::MAX_ID {
+            return Err(JournalError::IdsExhausted {
+                path: self.path_of(&names::id_string(last)),
+            });
+        }
+        Ok(names::id_string(last + 1))
+    }
+
+    /// Durably write a new `record`: temp file (0600), fsync, rename
+    /// without replacing (`RENAME_NOREPLACE`), fsync the directory (the new
+    /// name must survive a power loss too). This is the write-ahead record:
+    /// it is on disk before the first change. A file already at its name is
+    /// never overwritten: [`JournalError::Exists`] names it.
     pub fn write(&self, record: &TxRecord) -> Result<(), JournalError> {
         self.put(record, true)
     }
@@ -324,17 +365,33 @@ impl Journal {
         self.put(record, false)
     }
 
-    fn put(&self, record: &TxRecord, sync_dir: bool) -> Result<(), JournalError> {
+    fn put(&self, record: &TxRecord, new: bool) -> Result<(), JournalError> {
+        if names::parse_id(record.id.as_bytes()).is_none() {
+            return Err(JournalError::UnknownTx {
+                id: record.id.escape_debug().to_string(),
+            });
+        }
         let path = self.path_of(&record.id);
         let tmp = self.tx_dir().join(format!(".{}.json.tmp", record.id));
         let body = pretty::to_vec(record).expect("records serialize");
         let options = atomic_file::Options {
             mode: 0o600,
             reuse_temp: true,
-            sync_dir,
+            sync_dir: new,
             ..atomic_file::Options::default()
         };
-        atomic_file::write(&path, &tmp, &body, options).map_err(|e| {
+        let written = if new {
+            atomic_file::write_new(&path, &tmp, &body, options)
+        } else {
+            atomic_file::write(&path, &tmp, &body, options)
+        };
+        written.map_err(|e| {
+            if new
+                && e.step == WriteStep::Rename
+                && e.source.kind() == std::io::ErrorKind::AlreadyExists
+            {
+                return JournalError::Exists { path: path.clone() };
+            }
             let action = match e.step {
                 WriteStep::Create | WriteStep::CreateLink | WriteStep::Lock | WriteStep::Chmod => {
                     "create"
@@ -346,15 +403,6 @@ impl Journal {
             io(action, &e.path)(e.source)
         })
     }
-}
-
-/// The id after the newest of `records` (sorted oldest first).
-pub(crate) fn next_id_after(records: &[TxRecord]) -> String {
-    let last = records
-        .last()
-        .and_then(|r| r.id.parse::<u64>().ok())
-        .unwrap_or(0);
-    format!("{:06}", last + 1)
 }
 
 /// Parse a journal file; errors carry its path, line and column. Not

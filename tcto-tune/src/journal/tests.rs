@@ -210,7 +210,7 @@ fn newest_is_the_greatest_id_whatever_the_directory_order_or_width() {
     for other in [".1000001.json.tmp", "2000000.json.bak", "9999999", "x.json"] {
         fs::write(d.0.join("tx").join(other), b"").unwrap();
     }
-    j.write(&record("1000000")).unwrap();
+    j.replace(&record("1000000")).unwrap();
     assert_eq!(j.newest().unwrap().unwrap().id, "1000000");
     assert_eq!(j.next_id().unwrap(), "1000001");
     let mut want = ids.clone();
@@ -329,4 +329,184 @@ fn only_the_last_component_of_a_state_dir_is_created() {
         0o700
     );
     assert!(last.join("tx").is_dir());
+}
+
+/// Three records, written as `apply` writes them.
+fn three(tag: &str) -> (Dir, Journal) {
+    let d = Dir::new(tag);
+    let j = Journal::open_or_create(&d.0).unwrap();
+    for id in ["000001", "000002", "000003"] {
+        j.write(&record(id)).unwrap();
+    }
+    (d, j)
+}
+
+#[test]
+fn a_copy_with_leading_zeros_is_foreign_and_never_shadows_a_record() {
+    let (d, j) = three("zeros");
+    fs::copy(d.0.join("tx/000001.json"), d.0.join("tx/0000001.json")).unwrap();
+    fs::copy(d.0.join("tx/000003.json"), d.0.join("tx/00000000003.json")).unwrap();
+    // Ordered as numbers, the copies not listed: the next id is one past
+    // the greatest record's, not the copy's.
+    assert_eq!(j.ids().unwrap(), ["000001", "000002", "000003"]);
+    assert_eq!(j.newest().unwrap().unwrap().id, "000003");
+    assert_eq!(j.next_id().unwrap(), "000004");
+    let scan = j.scan().unwrap();
+    assert_eq!((scan.records.len(), scan.unreadable.len()), (3, 0));
+    assert!(matches!(
+        j.load("0000001"),
+        Err(JournalError::UnknownTx { .. })
+    ));
+    assert!(d.0.join("tx/0000001.json").exists(), "never removed");
+}
+
+#[test]
+fn a_record_whose_id_is_not_its_file_name_is_unreadable() {
+    let (d, j) = three("mismatch");
+    let path = d.0.join("tx/000003.json");
+    let edited = fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"000003\"", "\"abc\"");
+    fs::write(&path, &edited).unwrap();
+    let e = j.load("000003").unwrap_err();
+    assert!(
+        matches!(&e, JournalError::Corrupt { path: p, message, .. }
+            if *p == path && message.contains("`abc`") && message.contains("`000003`")),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains(".broken"), "{e:?}");
+    // The newest blocks (it could be an open transaction), and the next
+    // id still comes from the file name, never from the edited field.
+    assert!(matches!(j.newest(), Err(JournalError::Corrupt { .. })));
+    assert_eq!(j.next_id().unwrap(), "000004");
+    let scan = j.scan().unwrap();
+    assert_eq!(scan.records.len(), 2);
+    assert_eq!(scan.unreadable[0].id, "000003");
+    assert!(scan.unreadable[0].error.contains("is not its file name"));
+    // A copy of another record under a new name is the same.
+    fs::copy(d.0.join("tx/000001.json"), d.0.join("tx/000005.json")).unwrap();
+    assert!(matches!(
+        j.load("000005"),
+        Err(JournalError::Corrupt { .. })
+    ));
+    assert_eq!(j.next_id().unwrap(), "000006");
+}
+
+#[test]
+fn a_new_record_never_replaces_an_existing_file() {
+    let (d, j) = three("noreplace");
+    let path = d.0.join("tx/000002.json");
+    let before = fs::read(&path).unwrap();
+    let mut other = record("000002");
+    other.profile = "other".into();
+    let e = j.write(&other).unwrap_err();
+    assert!(
+        matches!(&e, JournalError::Exists { path: p } if *p == path),
+        "{e}"
+    );
+    assert!(e.to_string().contains("000002.json"), "{e}");
+    assert!(e.hint().unwrap().contains("mv "), "{e:?}");
+    assert_eq!(fs::read(&path).unwrap(), before, "left as it was");
+    assert!(!d.0.join("tx/.000002.json.tmp").exists(), "no temp left");
+    // A foreign file at the id is not replaced either.
+    fs::write(d.0.join("tx/000004.json"), b"not ours").unwrap();
+    assert!(matches!(
+        j.write(&record("000004")),
+        Err(JournalError::Exists { .. })
+    ));
+    assert_eq!(fs::read(d.0.join("tx/000004.json")).unwrap(), b"not ours");
+    // Rewriting a record keeps the atomic replace.
+    j.replace(&other).unwrap();
+    assert_eq!(j.load("000002").unwrap().profile, "other");
+    // And a record is never written under a name that is not an id.
+    for id in ["0000005", "abc", "1000000000000", "../x"] {
+        assert!(j.write(&record(id)).is_err(), "{id}");
+    }
+    assert!(!d.0.join("tx/0000005.json").exists());
+}
+
+#[test]
+fn ids_stop_at_twelve_digits_and_longer_names_are_foreign() {
+    let d = Dir::new("twelve");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    j.write(&record("999999999998")).unwrap();
+    assert_eq!(j.next_id().unwrap(), "999999999999");
+    j.write(&record("999999999999")).unwrap();
+    assert_eq!(j.load("999999999999").unwrap().id, "999999999999");
+    let e = j.next_id().unwrap_err();
+    assert!(
+        matches!(&e, JournalError::IdsExhausted { path } if path.ends_with("tx/999999999999.json")),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("mv "), "{e:?}");
+    // Names past 12 digits, or zero-padded past 6, are not records: they
+    // neither list nor block nor move the next id.
+    let d2 = Dir::new("thirteen");
+    let j2 = Journal::open_or_create(&d2.0).unwrap();
+    j2.write(&record("000001")).unwrap();
+    fs::write(d2.0.join("tx/1000000000000.json"), b"{").unwrap();
+    fs::write(d2.0.join("tx/0000000000010.json"), b"{").unwrap();
+    assert_eq!(j2.ids().unwrap(), ["000001"]);
+    assert_eq!(j2.newest().unwrap().unwrap().id, "000001");
+    assert_eq!(j2.next_id().unwrap(), "000002");
+    let scan = j2.scan().unwrap();
+    assert_eq!((scan.records.len(), scan.unreadable.len()), (1, 0));
+    assert!(matches!(
+        j2.load("1000000000000"),
+        Err(JournalError::UnknownTx { .. })
+    ));
+}
+
+#[test]
+fn a_remedy_this_build_does_not_know_keeps_the_record_readable() {
+    use crate::words::Remedy;
+    let text = String::from_utf8(pretty::to_vec(&record("000001")).unwrap()).unwrap();
+    let with = |remedy: &str| {
+        text.replace(
+            "\"error\": null",
+            &format!("\"error\": \"x\",\n      \"remedy\": {remedy}"),
+        )
+    };
+    for (json, want) in [
+        ("\"force-restores\"", Some(Remedy::ForceRestores)),
+        ("\"forced\"", Some(Remedy::Forced)),
+        (
+            "\"rollback-in-its-namespace\"",
+            Some(Remedy::RollbackInItsNamespace),
+        ),
+        ("\"ask-a-newer-version\"", Some(Remedy::Unknown)),
+        ("{\"rollback-in\": {\"netns\": 5}}", Some(Remedy::Unknown)),
+        ("7", Some(Remedy::Unknown)),
+        ("[1, \"forced\"]", Some(Remedy::Unknown)),
+        ("true", Some(Remedy::Unknown)),
+        ("null", None),
+    ] {
+        let body = with(json);
+        assert!(body.contains("remedy"), "{body}");
+        let r = parse_record(Path::new("000001.json"), body.as_bytes())
+            .unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(r.steps[0].remedy, want, "{json}");
+    }
+    // Still strict about the rest of the record.
+    assert!(parse_record(Path::new("x"), with("7,").as_bytes()).is_err());
+}
+
+#[test]
+fn a_dangling_link_at_a_record_name_is_named_not_called_missing() {
+    let (d, j) = three("dangling");
+    let path = d.0.join("tx/000004.json");
+    std::os::unix::fs::symlink(d.0.join("nowhere"), &path).unwrap();
+    let e = j.newest().unwrap_err();
+    assert!(
+        matches!(&e, JournalError::Io { path: p, .. } if *p == path),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains(".broken"), "{e:?}");
+    let scan = j.scan().unwrap();
+    assert_eq!(scan.unreadable[0].id, "000004");
+    assert_eq!(j.next_id().unwrap(), "000005");
+    assert!(matches!(
+        j.load("000009"),
+        Err(JournalError::UnknownTx { .. })
+    ));
 }
