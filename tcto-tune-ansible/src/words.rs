@@ -97,9 +97,12 @@ impl Words for Module {
                 "run the task in check mode (`check_mode: true`) with {}",
                 plan_options(action)
             ),
-            Action::Force | Action::ForceAfterCrash | Action::PersistRemove { .. } => {
-                format!("run {}", self.name(action))
-            }
+            Action::Force
+            | Action::ForceAfterCrash
+            | Action::PersistRemove { .. }
+            | Action::Diagnose { .. }
+            | Action::Verify { .. }
+            | Action::Probe { .. } => format!("run {}", self.name(action)),
             other => Neutral.instruct(other),
         }
     }
@@ -120,6 +123,17 @@ impl Words for Module {
                 "`{}`",
                 self.command(&format!("persist --remove {}", shell_word(name)), true)
             ),
+            // Not the module's: run on the host (or a client) by hand.
+            Action::Diagnose { interval: None } => "`tcto-tune diagnose`".into(),
+            Action::Diagnose { interval: Some(i) } => {
+                format!("`tcto-tune diagnose --interval {}`", shell_word(i))
+            }
+            Action::Verify { duration } => {
+                format!("`tcto-tune verify --for {}`", shell_word(duration))
+            }
+            Action::Probe { target, count } => {
+                format!("`tcto-tune probe {} --count {count}`", shell_word(target))
+            }
             Action::Plan(_) => format!(
                 "a check-mode run (`check_mode: true`) with {}",
                 plan_options(action)
@@ -196,7 +210,10 @@ mod tests {
                     assert!(!quoted.is_empty(), "{a:?}: {text}");
                     for q in quoted {
                         if q.starts_with("tcto-tune ") {
-                            if words != MODULE {
+                            let journaled = ["rollback", "apply", "persist", "history"]
+                                .iter()
+                                .any(|c| q.contains(&format!(" {c}")));
+                            if words != MODULE && journaled {
                                 assert!(
                                     q.starts_with("tcto-tune --state-dir '/srv/my state' "),
                                     "{q}"
