@@ -32,6 +32,7 @@ use tcto_tune::{Plan, PlanOptions, Profile, Severity, SystemState, Target, Value
 use crate::args::{Args, State};
 use crate::diff::{self, DiffEntry};
 use crate::words::{shell_word, Module};
+use tcto_tune::words::Words as _;
 
 /// Journal command of an apply made by the module.
 pub const TX_APPLY: &str = "ansible";
@@ -135,23 +136,24 @@ fn journal_msg(e: &JournalError, state_dir: &std::path::Path) -> String {
             shell_word(&parent.display().to_string())
         )),
         // The module has no option to wait for the lock: Ansible retries.
-        JournalError::Locked { .. } => Some("wait for the other run to finish and run the task again, or let Ansible retry it (`retries:` with `until: result is not failed`, the result `register:`ed); tcto-tune never interleaves transactions".into()),
+        JournalError::Locked { .. } => Some("wait for the other run to finish and run the task again, or let Ansible retry it (`register: r`, `until: r is not failed`, `retries: 5`, `delay: 10`); tcto-tune never interleaves transactions".into()),
         other => other.hint(),
     };
     with_hint(error_chain(e), hint)
 }
 
-fn apply_msg(e: &ApplyError, state_dir: &std::path::Path) -> String {
+fn apply_msg(e: &ApplyError, args: &Args) -> String {
+    let state_dir = &args.state_dir;
     let hint = match e {
         ApplyError::Interrupted { id } | ApplyError::Incomplete { id } => Some(format!(
             "run the task with `state: rolled_back` to restore the values journaled by {id} (what `tcto-tune rollback` does)"
         )),
         ApplyError::InterruptedFiles { id, .. } => {
-            let words = Module::for_paths(state_dir, None);
+            let words = Module::of_task(args);
             Some(format!(
-                "run `{}` to restore the files journaled by {id}, or `{}` to keep them",
+                "run `{}` to restore the files journaled by {id}, or {} to keep them",
                 words.command("rollback", false),
-                words.command("apply --force-after-crash", false)
+                words.name(&tcto_tune::words::Action::ForceAfterCrash)
             ))
         }
         ApplyError::Refused { codes } if codes.iter().all(|c| tcto_tune::allowable(c)) => {
@@ -358,7 +360,7 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
                 .flatten()
                 .and_then(|r| blocked_by(&r, j.boot_id()))
             {
-                return Err(fail(res, apply_msg(&e, &args.state_dir)));
+                return Err(fail(res, apply_msg(&e, args)));
             }
         }
         let mut sim = SimEffects::from_changes_and_state(&plan.changes, &state);
@@ -374,7 +376,7 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
             args,
             "in effect",
         )),
-        Err(e) => Err(fail(res, apply_msg(&e, &args.state_dir))),
+        Err(e) => Err(fail(res, apply_msg(&e, args))),
     }
 }
 
@@ -429,7 +431,7 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
             args,
             "persisted",
         )),
-        Err(e) => Err(fail(res, apply_msg(&e, &args.state_dir))),
+        Err(e) => Err(fail(res, apply_msg(&e, args))),
     }
 }
 
@@ -673,7 +675,10 @@ mod tests {
         };
         let m = journal_msg(&locked, std::path::Path::new("/s"));
         assert!(!m.contains("--wait"), "{m}");
-        assert!(m.contains("`retries:`") && m.contains("`until:"), "{m}");
+        assert!(
+            m.contains("`retries: 5`") && m.contains("`until: r is not failed`"),
+            "{m}"
+        );
         let missing = JournalError::MissingParent {
             path: "/no such/s".into(),
             parent: "/no such".into(),
@@ -691,13 +696,20 @@ mod tests {
             id: "000002".into(),
             files: vec![],
         };
-        let m = apply_msg(&e, std::path::Path::new("/tmp/my state"));
+        let obj = serde_json::json!({
+            "profile": "trusted-notrack",
+            "set": {"frontend": "10.0.1.0/24"},
+            "ports": [443],
+            "state_dir": "/tmp/my state",
+        });
+        let a = crate::args::parse(obj.as_object().unwrap()).unwrap();
+        let m = apply_msg(&e, &a);
         assert!(
             m.contains("run `tcto-tune --state-dir '/tmp/my state' rollback` to restore"),
             "{m}"
         );
         assert!(
-            m.contains("`tcto-tune --state-dir '/tmp/my state' apply --force-after-crash`"),
+            m.contains("`tcto-tune --state-dir '/tmp/my state' apply --profile trusted-notrack --set frontend=10.0.1.0/24 --port 443 --force-after-crash` to keep them"),
             "{m}"
         );
     }

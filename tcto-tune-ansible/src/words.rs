@@ -18,12 +18,16 @@ pub struct Module {
     state_dir: Option<String>,
     /// `--root DIR` when the task set `root`.
     root: Option<String>,
+    /// The task's `--profile`, `--set`, `--port`, `--app-backlog` and
+    /// `--allow`, for an `apply` command (empty when not known).
+    apply_args: String,
 }
 
 /// The words of a task with the default `state_dir` and no `root`.
 pub static MODULE: Module = Module {
     state_dir: None,
     root: None,
+    apply_args: String::new(),
 };
 
 /// `s` as one shell word: bare when it needs no quoting, else in single quotes.
@@ -45,14 +49,39 @@ impl Module {
             state_dir: (state_dir != Path::new(DEFAULT_STATE_DIR))
                 .then(|| shell_word(&state_dir.display().to_string())),
             root: root.map(|r| shell_word(&r.display().to_string())),
+            apply_args: String::new(),
         }
+    }
+
+    /// The words of `args`' task (its paths and, for `apply`, its profile
+    /// and options).
+    pub fn of_task(args: &Args) -> Module {
+        let mut m = Module::for_paths(&args.state_dir, args.root.as_deref());
+        let mut a = String::new();
+        if let Some(p) = &args.profile {
+            a.push_str(&format!(" --profile {}", shell_word(p)));
+        }
+        for (k, v) in &args.set {
+            a.push_str(&format!(" --set {}", shell_word(&format!("{k}={v}"))));
+        }
+        for p in &args.ports {
+            a.push_str(&format!(" --port {p}"));
+        }
+        for (p, b) in &args.app_backlog {
+            a.push_str(&format!(" --app-backlog {p}={b}"));
+        }
+        for c in &args.allow {
+            a.push_str(&format!(" --allow {}", shell_word(c)));
+        }
+        m.apply_args = a;
+        m
     }
 
     /// The words of `args`' task, as a static value the library's options
     /// can point at. One small value is leaked per call: the module runs
     /// one task per process.
     pub fn for_task(args: &Args) -> &'static Module {
-        let m = Module::for_paths(&args.state_dir, args.root.as_deref());
+        let m = Module::of_task(args);
         if m == MODULE {
             return &MODULE;
         }
@@ -117,7 +146,8 @@ impl Words for Module {
             // No option of the module does these: the command line does.
             Action::Force => format!("`{}`", self.command("rollback --force", false)),
             Action::ForceAfterCrash => {
-                format!("`{}`", self.command("apply --force-after-crash", false))
+                let apply = format!("apply{} --force-after-crash", self.apply_args);
+                format!("`{}`", self.command(&apply, false))
             }
             Action::PersistRemove { name } => format!(
                 "`{}`",
