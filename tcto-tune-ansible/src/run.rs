@@ -31,7 +31,8 @@ use tcto_tune::{Plan, PlanOptions, Profile, Severity, SystemState, Target, Value
 
 use crate::args::{Args, State};
 use crate::diff::{self, DiffEntry};
-use crate::words::MODULE;
+use crate::words::{shell_word, Module};
+use tcto_tune::words::Words as _;
 
 /// Journal command of an apply made by the module.
 pub const TX_APPLY: &str = "ansible";
@@ -128,26 +129,33 @@ fn journal_msg(e: &JournalError, state_dir: &std::path::Path) -> String {
         }
         JournalError::UnknownTx { .. } => Some(format!(
             "`tcto-tune history --state-dir {}` lists the transactions",
-            state_dir.display()
+            shell_word(&state_dir.display().to_string())
         )),
         JournalError::MissingParent { parent, .. } => Some(format!(
-            "check `--state-dir` for a typo, or create the parent first (`mkdir -p {}`)",
-            parent.display()
+            "check the task's `state_dir` for a typo, or create the parent first (`mkdir -p {}`)",
+            shell_word(&parent.display().to_string())
         )),
-        JournalError::Locked { .. } => Some("wait for it to finish, or run the command again with `--wait DURATION`; tcto-tune never interleaves transactions".into()),
+        // The module has no option to wait for the lock: Ansible retries.
+        JournalError::Locked { .. } => Some("wait for the other run to finish and run the task again, or let Ansible retry it (`register: r`, `until: r is not failed`, `retries: 5`, `delay: 10`); tcto-tune never interleaves transactions".into()),
         other => other.hint(),
     };
     with_hint(error_chain(e), hint)
 }
 
-fn apply_msg(e: &ApplyError, state_dir: &std::path::Path) -> String {
+fn apply_msg(e: &ApplyError, args: &Args) -> String {
+    let state_dir = &args.state_dir;
     let hint = match e {
         ApplyError::Interrupted { id } | ApplyError::Incomplete { id } => Some(format!(
             "run the task with `state: rolled_back` to restore the values journaled by {id} (what `tcto-tune rollback` does)"
         )),
-        ApplyError::InterruptedFiles { id, .. } => Some(format!(
-            "run `tcto-tune rollback` to restore the files journaled by {id}, or `apply --force-after-crash` to keep them"
-        )),
+        ApplyError::InterruptedFiles { id, .. } => {
+            let words = Module::of_task(args);
+            Some(format!(
+                "run `{}` to restore the files journaled by {id}, or {} to keep them",
+                words.command("rollback", false),
+                words.name(&tcto_tune::words::Action::ForceAfterCrash)
+            ))
+        }
         ApplyError::Refused { codes } if codes.iter().all(|c| tcto_tune::allowable(c)) => {
             Some(format!(
                 "the findings say why and what to do; to proceed anyway add {} to the task's `allow` list",
@@ -193,7 +201,7 @@ fn load(args: &Args) -> Result<(Profile, PlanOptions), Failed> {
     // applied; replacing an earlier apply's flows is the CLI's `--replace`.
     let opts = PlanOptions {
         allow: args.allow.iter().cloned().collect(),
-        words: crate::words::module_words(),
+        words: crate::words::module_words(args),
         ..Default::default()
     };
     Ok((profile, opts))
@@ -241,11 +249,32 @@ pub fn refusal_msg(plan: &Plan) -> String {
         .iter()
         .map(|f| with_hint(format!("[{}] {}", f.code, f.message), f.hint.clone()))
         .collect();
-    let codes: Vec<&str> = refusals.iter().map(|f| f.code.as_str()).collect();
+    // Only codes an allowance lifts are offered: adding another to
+    // `allow` would fail the task again.
+    let liftable = |f: &&&tcto_tune::Finding| {
+        f.code.allowable() && !persist::NEVER_ALLOWED.contains(&f.code.as_str())
+    };
+    let codes: Vec<&str> = refusals
+        .iter()
+        .filter(liftable)
+        .map(|f| f.code.as_str())
+        .collect();
+    let next = if codes.len() == refusals.len() {
+        format!("to proceed anyway, add {} to `allow`", codes.join(", "))
+    } else {
+        let never: Vec<String> = refusals
+            .iter()
+            .filter(|f| !liftable(f))
+            .map(|f| format!("`{}`", f.code))
+            .collect();
+        format!(
+            "{} cannot be allowed: fix what the finding says",
+            never.join(", ")
+        )
+    };
     format!(
-        "refused by safety check(s): {}; nothing was changed (to proceed anyway, add {} to `allow`)",
-        each.join(" | "),
-        codes.join(", ")
+        "refused by safety check(s): {}; nothing was changed ({next})",
+        each.join(" | ")
     )
 }
 
@@ -331,7 +360,7 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
                 .flatten()
                 .and_then(|r| blocked_by(&r, j.boot_id()))
             {
-                return Err(fail(res, apply_msg(&e, &args.state_dir)));
+                return Err(fail(res, apply_msg(&e, args)));
             }
         }
         let mut sim = SimEffects::from_changes_and_state(&plan.changes, &state);
@@ -341,8 +370,13 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
         apply_journaled(args, &res, &plan, &aopts)?
     };
     match report {
-        Ok(r) => Ok(finish(res, r.with_words(&MODULE), args, "in effect")),
-        Err(e) => Err(fail(res, apply_msg(&e, &args.state_dir))),
+        Ok(r) => Ok(finish(
+            res,
+            r.with_words(Module::for_task(args)),
+            args,
+            "in effect",
+        )),
+        Err(e) => Err(fail(res, apply_msg(&e, args))),
     }
 }
 
@@ -366,7 +400,7 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
     let popts = PersistOptions {
         allow: opts.allow.clone(),
         exec: args.exec.clone(),
-        words: crate::words::module_words(),
+        words: crate::words::module_words(args),
     };
     let plan = persist::plan_persist(&profile, &runtime, &facts, &popts);
     let res = ModuleResult {
@@ -391,8 +425,13 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
         apply_journaled(args, &res, &plan, &aopts)?
     };
     match report {
-        Ok(r) => Ok(finish(res, r.with_words(&MODULE), args, "persisted")),
-        Err(e) => Err(fail(res, apply_msg(&e, &args.state_dir))),
+        Ok(r) => Ok(finish(
+            res,
+            r.with_words(Module::for_task(args)),
+            args,
+            "persisted",
+        )),
+        Err(e) => Err(fail(res, apply_msg(&e, args))),
     }
 }
 
@@ -536,7 +575,7 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
         // Its remedies (a drifted step's) in the module's words.
         let report = report
             .map_err(|e| fail(res.clone(), journal_msg(&e, &args.state_dir)))?
-            .with_words(&MODULE);
+            .with_words(Module::for_task(args));
         for (target, prior, value) in writes {
             // Undoing several transactions may touch a target twice: the
             // diff goes from the first value seen to the last written.
@@ -576,7 +615,7 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
             format!(
                 "rollback incomplete: {}; hint: `tcto-tune history -v --state-dir {dir}` shows each step; `tcto-tune rollback --force --state-dir {dir}` also restores values changed since",
                 failures.join(" | "),
-                dir = args.state_dir.display()
+                dir = shell_word(&args.state_dir.display().to_string())
             ),
         ));
     }
@@ -592,7 +631,88 @@ fn rolled_back(args: &Args, to: Option<&str>) -> Result<ModuleResult, Failed> {
 mod tests {
     use super::*;
     use tcto_tune::system::SimFault;
-    use tcto_tune::{Change, Intent};
+    use tcto_tune::{Change, Finding, FindingCode, Intent};
+
+    fn refusing(codes: &[FindingCode]) -> Plan {
+        let mut plan = tcto_tune::plan(
+            &Profile::builder("p").build(),
+            &tcto_tune::SystemState::default(),
+        );
+        plan.findings = codes
+            .iter()
+            .map(|c| Finding::new(*c, Severity::Refuse, "bad"))
+            .collect();
+        plan
+    }
+
+    #[test]
+    fn refusal_offers_allow_only_for_codes_an_allowance_lifts() {
+        let m = refusal_msg(&refusing(&[FindingCode::PersistForeignFile]));
+        assert!(
+            m.ends_with("(to proceed anyway, add persist-foreign-file to `allow`)"),
+            "{m}"
+        );
+        for never in [
+            FindingCode::PersistEntryUnreadable,
+            FindingCode::KeyRunsProgram,
+        ] {
+            let m = refusal_msg(&refusing(&[FindingCode::PersistForeignFile, never]));
+            assert!(!m.contains("to `allow`"), "{m}");
+            assert!(
+                m.ends_with(&format!(
+                    "(`{never}` cannot be allowed: fix what the finding says)"
+                )),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn journal_hints_name_the_module_s_options() {
+        let locked = JournalError::Locked {
+            path: "/s/lock".into(),
+            holder: String::new(),
+        };
+        let m = journal_msg(&locked, std::path::Path::new("/s"));
+        assert!(!m.contains("--wait"), "{m}");
+        assert!(
+            m.contains("`retries: 5`") && m.contains("`until: r is not failed`"),
+            "{m}"
+        );
+        let missing = JournalError::MissingParent {
+            path: "/no such/s".into(),
+            parent: "/no such".into(),
+            why: "does not exist",
+        };
+        let m = journal_msg(&missing, std::path::Path::new("/no such/s"));
+        assert!(!m.contains("--state-dir"), "{m}");
+        assert!(m.contains("the task's `state_dir`"), "{m}");
+        assert!(m.contains("`mkdir -p '/no such'`"), "{m}");
+    }
+
+    #[test]
+    fn interrupted_files_hint_names_the_task_s_state_dir() {
+        let e = ApplyError::InterruptedFiles {
+            id: "000002".into(),
+            files: vec![],
+        };
+        let obj = serde_json::json!({
+            "profile": "trusted-notrack",
+            "set": {"frontend": "10.0.1.0/24"},
+            "ports": [443],
+            "state_dir": "/tmp/my state",
+        });
+        let a = crate::args::parse(obj.as_object().unwrap()).unwrap();
+        let m = apply_msg(&e, &a);
+        assert!(
+            m.contains("run `tcto-tune --state-dir '/tmp/my state' rollback` to restore"),
+            "{m}"
+        );
+        assert!(
+            m.contains("`tcto-tune --state-dir '/tmp/my state' apply --profile trusted-notrack --set frontend=10.0.1.0/24 --port 443 --force-after-crash` to keep them"),
+            "{m}"
+        );
+    }
 
     fn args(diff: bool) -> Args {
         let obj = serde_json::json!({"profile": "p", "_ansible_diff": diff});

@@ -55,6 +55,14 @@ impl Words for Cli {
                 }
                 s
             }
+            Action::Diagnose { interval: None } => "`tcto-tune diagnose`".into(),
+            Action::Diagnose { interval: Some(i) } => {
+                format!("`tcto-tune diagnose --interval {i}`")
+            }
+            // As the accept-queue note always printed it.
+            Action::Verify { duration } => format!("`verify --for {duration}`"),
+            // Bare, as a line to copy to a client.
+            Action::Probe { target, count } => format!("tcto-tune probe {target} --count {count}"),
             // An action added to the library after these words: its neutral name.
             other => Neutral.name(other),
         }
@@ -101,6 +109,37 @@ mod tests {
                 .iter()
                 .any(|h| h.ends_with("and restart it, then pass `--app-backlog 8081=4096`")),
             "{hints:#?}"
+        );
+    }
+
+    /// The diagnose notes that name diagnose, verify and probe print
+    /// what they printed when the library wrote the command itself.
+    #[test]
+    fn diagnose_notes_name_the_commands_as_before() {
+        let w = &CLI;
+        let note = format!(
+            "bursts fill accept queues between samples; run {} during the burst, or {} to watch the queues",
+            w.name(&Action::Diagnose {
+                interval: Some("5s".into())
+            }),
+            w.name(&Action::Verify {
+                duration: "60s".into()
+            })
+        );
+        assert_eq!(note, "bursts fill accept queues between samples; run `tcto-tune diagnose --interval 5s` during the burst, or `verify --for 60s` to watch the queues");
+        assert_eq!(
+            format!(
+                "then run there: {}",
+                w.name(&Action::Probe {
+                    target: "10.0.1.1:8080".into(),
+                    count: 20
+                })
+            ),
+            "then run there: tcto-tune probe 10.0.1.1:8080 --count 20"
+        );
+        assert_eq!(
+            w.name(&Action::Diagnose { interval: None }),
+            "`tcto-tune diagnose`"
         );
     }
 

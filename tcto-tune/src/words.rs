@@ -53,6 +53,23 @@ pub enum Action {
     },
     /// Plan a profile with variables and ports.
     Plan(PlanCommand),
+    /// Diagnose the host, sampling over `interval` (e.g. `5s`) when given.
+    Diagnose {
+        /// The sampling interval, as the user would type it.
+        interval: Option<String>,
+    },
+    /// Watch the host's drop counters for `duration` (e.g. `60s`).
+    Verify {
+        /// How long to watch, as the user would type it.
+        duration: String,
+    },
+    /// Time `count` TCP connects to `target` (run on a client).
+    Probe {
+        /// `ADDRESS:PORT`.
+        target: String,
+        /// How many connects.
+        count: u32,
+    },
 }
 
 /// A profile to plan, as a next step names it.
@@ -165,6 +182,9 @@ impl Words for Neutral {
             Action::ForceAfterCrash => "go ahead past the crash".into(),
             Action::PersistRemove { name } => format!("remove the persisted profile `{name}`"),
             Action::Plan(_) => format!("plan {}", self.name(action)),
+            Action::Diagnose { .. } | Action::Verify { .. } | Action::Probe { .. } => {
+                format!("run {}", self.name(action))
+            }
         }
     }
     fn name(&self, action: &Action) -> String {
@@ -190,6 +210,10 @@ impl Words for Neutral {
                 }
                 s
             }
+            Action::Diagnose { interval: None } => "a diagnosis".into(),
+            Action::Diagnose { interval: Some(i) } => format!("a diagnosis sampled over {i}"),
+            Action::Verify { duration } => format!("a verification over {duration}"),
+            Action::Probe { target, count } => format!("a probe of {count} connects to {target}"),
         }
     }
 }
@@ -262,6 +286,17 @@ pub fn every_action() -> Vec<Action> {
                 .set("frontend", "CIDR")
                 .ports(&[80, 443]),
         ),
+        Action::Diagnose { interval: None },
+        Action::Diagnose {
+            interval: Some("5s".into()),
+        },
+        Action::Verify {
+            duration: "60s".into(),
+        },
+        Action::Probe {
+            target: "10.0.0.1:443".into(),
+            count: 20,
+        },
     ]
 }
 
@@ -283,6 +318,9 @@ mod tests {
         "--profile",
         "--set",
         "--port",
+        "--interval",
+        "--for",
+        "--count",
     ];
 
     #[test]

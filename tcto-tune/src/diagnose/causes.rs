@@ -103,7 +103,7 @@ pub fn rank_causes(d: &Diagnosis, somaxconn: Option<i64>, w: &dyn Words) -> Vec<
         Some(c) => out.push(c),
         None => out.extend(syn_queue(d, w)),
     }
-    out.extend(super::netpath::synack_lost(d));
+    out.extend(super::netpath::synack_lost(d, w));
     out.extend(super::netpath::rp_filter(d, w));
     out.extend(super::netpath::softnet_drops(d, w));
     out.extend(super::firewall::firewall_drop(d));
@@ -315,7 +315,15 @@ fn accept_queue(d: &Diagnosis, somaxconn: Option<i64>, w: &dyn Words) -> Vec<Cau
             growing,
         );
         c.evidence = overflow.iter().map(|t| moved(t, d.interval_ms)).collect();
-        c.notes.push("bursts fill accept queues between samples; run `tcto-tune diagnose --interval 5s` during the burst, or `verify --for 60s` to watch the queues".into());
+        c.notes.push(format!(
+            "bursts fill accept queues between samples; run {} during the burst, or {} to watch the queues",
+            w.name(&Action::Diagnose {
+                interval: Some("5s".into())
+            }),
+            w.name(&Action::Verify {
+                duration: "60s".into()
+            })
+        ));
         c.plan = Some(plan(
             w,
             PlanCommand::new("backlog-overflow").ports(&d.ports),

@@ -21,7 +21,7 @@ use super::causes::{cause, moved, CauseCode};
 use super::{wanted, Cause, CounterDelta, Diagnosis, Observation};
 use crate::names::SysctlName;
 use crate::system::{Backends, CounterSample};
-use crate::words::{PlanCommand, Words};
+use crate::words::{Action, PlanCommand, Words};
 
 /// Sysctls the path causes read besides each interface's `rp_filter`.
 pub const PATH_SYSCTLS: &[&str] = &["net.ipv4.tcp_syncookies", "net.ipv4.conf.all.rp_filter"];
@@ -341,7 +341,7 @@ fn clients(r: &SynRecvReport) -> String {
 
 /// `synack-lost`: half-open connections persist while SYN-ACKs are
 /// retransmitted: this host answers, the answer does not arrive.
-pub(super) fn synack_lost(d: &Diagnosis) -> Vec<Cause> {
+pub(super) fn synack_lost(d: &Diagnosis, w: &dyn Words) -> Vec<Cause> {
     let retrans = tcp(d, "TCPSynRetrans");
     let growing = retrans.is_some_and(CounterDelta::grew);
     let mut out = Vec::new();
@@ -386,8 +386,11 @@ pub(super) fn synack_lost(d: &Diagnosis) -> Vec<Cause> {
             r.listener.port()
         ));
         c.notes.push(format!(
-            "then run there: tcto-tune probe {} --count 20",
-            r.listener
+            "then run there: {}",
+            w.name(&Action::Probe {
+                target: r.listener.to_string(),
+                count: 20
+            })
         ));
         out.push(c);
     }

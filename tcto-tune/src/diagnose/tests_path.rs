@@ -192,7 +192,7 @@ fn persisting_half_open_connections_with_retransmits_are_lost_syn_acks() {
     assert!(c
         .notes
         .iter()
-        .any(|n| n.ends_with("tcto-tune probe 10.0.1.1:8080 --count 20")));
+        .any(|n| n.ends_with("run there: a probe of 20 connects to 10.0.1.1:8080")));
     assert!(!c.notes.iter().any(|n| n.contains("backlog")));
     // New requests each sample (a busy, healthy listener): nothing.
     let mut busy = o.clone();
