@@ -12,8 +12,9 @@
 //!   boot, reset by the reboot and not persisted;
 //! - `persisted, not yet active`: a persisted value the host does not
 //!   hold now (it takes effect at the next boot, or `apply --persisted`);
-//! - `UNREADABLE`: a journal file that cannot be read, so what it applied
-//!   is not checked (never vouched for).
+//! - `UNREADABLE`: a journal file or a persisted entry that cannot be
+//!   read, so what it applied or persists is not checked (never vouched
+//!   for; `apply --persisted` at boot fails on such an entry).
 //!
 //! Only reads: no lock, no root needed for sysctls (the NOTRACK table and
 //! the journal may need it). `--exit-code` exits 4 when anything is not in
@@ -54,7 +55,8 @@ enum State {
     Drifted,
     Lost,
     PersistedNotActive,
-    /// A journal file that cannot be read: what it applied is not checked.
+    /// A journal file or persisted entry that cannot be read: what it
+    /// applied or persists is not checked.
     Unreadable,
 }
 
@@ -204,8 +206,39 @@ fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<
             Exit::Error,
         )
     })?;
-    let (entries, _unreadable) = persist::persisted(&facts, &crate::words::CLI);
+    let (entries, unreadable) = persist::persisted(&facts, &crate::words::CLI);
     let mut rows = Vec::new();
+    // An entry that cannot be read fails `apply --persisted` at boot: its
+    // values are not checked, and never vouched for.
+    for f in &unreadable {
+        let rest = f
+            .message
+            .strip_prefix("cannot read the persisted entry ")
+            .unwrap_or(&f.message);
+        let key = facts
+            .entry_files
+            .keys()
+            .find(|k| rest.starts_with(&format!("{k}: ")))
+            .cloned()
+            .unwrap_or_else(|| "persisted entry".to_owned());
+        // The parser's first line says what is wrong; the rest is a
+        // drawing of the line, left to `apply --persisted`.
+        let why = match (rest.lines().next(), &f.hint) {
+            (Some(l), Some(h)) if key != "persisted entry" => {
+                format!("{}; {h}", &l[key.len() + 2..])
+            }
+            (_, Some(h)) => format!("{}; {h}", f.message),
+            (_, None) => f.message.clone(),
+        };
+        rows.push(Row {
+            source: "persisted".to_owned(),
+            key,
+            state: State::Unreadable,
+            wanted: String::new(),
+            live: None,
+            why: Some(why),
+        });
+    }
     for p in &entries {
         for s in &p.sysctls {
             let Ok(name) = tcto_tune::SysctlName::new(&s.key) else {
