@@ -291,16 +291,45 @@ pub fn user_flags(g: &Global, text: &str) -> String {
     if g.state_dir == Path::new(DEFAULT_STATE_DIR) || text.contains("--state-dir") {
         return text.to_owned();
     }
-    let dir = g.state_dir.display().to_string();
-    let safe = dir
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
-    let dir = if safe {
-        dir
-    } else {
-        format!("'{}'", dir.replace('\'', r"'\''"))
-    };
+    let dir = shell_quote(&g.state_dir.display().to_string());
     text.replace("`tcto-tune ", &format!("`tcto-tune --state-dir {dir} "))
+}
+
+/// `s` as one shell word: as it is when it is plain, else single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@=".contains(&b));
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The command the user ran, as one runnable line with `extra` added
+/// (and the state dir when it came from the environment), for a hint
+/// that says "run it again with ...".
+pub fn rerun_with(g: &Global, extra: &str) -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut s = "tcto-tune".to_owned();
+    if !args
+        .iter()
+        .any(|a| a == "--state-dir" || a.starts_with("--state-dir="))
+        && g.state_dir != Path::new(DEFAULT_STATE_DIR)
+    {
+        s.push_str(&format!(
+            " --state-dir {}",
+            shell_quote(&g.state_dir.display().to_string())
+        ));
+    }
+    for a in &args {
+        s.push(' ');
+        s.push_str(&shell_quote(a));
+    }
+    s.push(' ');
+    s.push_str(extra);
+    s
 }
 
 /// [`user_flags`] applied to the hint of the error a command failed with.
@@ -380,13 +409,13 @@ pub fn flag_hint(f: &mut tcto_tune::Finding, prefix: &str) {
 /// The profile `apply --persisted` plans: the NOTRACK rules and offloads
 /// of every persisted entry under `root`, as one profile.
 pub fn persisted_profile(g: &Global, root: Option<&Path>) -> anyhow::Result<tcto_tune::Profile> {
+    let dir = shell_quote(&g.state_dir.display().to_string());
     let prefix = match root {
         Some(r) => format!(
-            "tcto-tune --state-dir {} persist --root {}",
-            g.state_dir.display(),
-            r.display()
+            "tcto-tune --state-dir {dir} persist --root {}",
+            shell_quote(&r.display().to_string())
         ),
-        None => format!("tcto-tune --state-dir {} persist", g.state_dir.display()),
+        None => format!("tcto-tune --state-dir {dir} persist"),
     };
     let fail = |f: &tcto_tune::Finding| -> anyhow::Error {
         let mut f = f.clone();
@@ -547,7 +576,8 @@ mod tests {
                 step("reverted", "replaced `9999`, set by someone else", "forced"),
                 step("revert_failed", netns, "rollback-in-its-namespace"),
             ],
-            "failure": format!("net.core.somaxconn: {drift}"),
+            // As the library says it: the target, then the step's error.
+            "failure": format!("sysctl net.core.somaxconn: {drift}"),
             "notes": ["went ahead after interrupted transaction 000001 (forced past the crash)"]
         }))
         .unwrap();
@@ -560,7 +590,7 @@ mod tests {
             "now `9999`, set by someone else since; left alone (use --force to restore `1024`)",
             "--force: replaced `9999`, set by someone else",
             "its ifindex means nothing here; run `tcto-tune rollback` inside that namespace (`ip netns identify` names the current one)",
-            "incomplete: net.core.somaxconn: now `9999`, set by someone else since; left alone (use --force to restore `1024`)",
+            "incomplete: sysctl net.core.somaxconn: now `9999`, set by someone else since; left alone (use --force to restore `1024`)",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }

@@ -43,7 +43,16 @@ impl Words for Cli {
             Action::Rollback => "`tcto-tune rollback`".into(),
             Action::Force => "--force".into(),
             Action::ForceAfterCrash => "--force-after-crash".into(),
-            Action::PersistRemove { name } => format!("`tcto-tune persist --remove {name}`"),
+            // A plain name as always; one that reads as a flag is joined
+            // with `=`, one with spaces or quotes is shell-quoted.
+            Action::PersistRemove { name } => {
+                let q = crate::common::shell_quote(name);
+                if name.starts_with('-') {
+                    format!("`tcto-tune persist --remove={q}`")
+                } else {
+                    format!("`tcto-tune persist --remove {q}`")
+                }
+            }
             // Bare, as diagnose prints its next steps: a line to copy.
             Action::Plan(c) => {
                 let mut s = format!("tcto-tune plan --profile {}", c.profile);
@@ -123,6 +132,16 @@ mod tests {
         assert_eq!(
             w.name(&Action::PersistRemove { name: "web".into() }),
             "`tcto-tune persist --remove web`"
+        );
+        assert_eq!(
+            w.name(&Action::PersistRemove { name: "-x".into() }),
+            "`tcto-tune persist --remove=-x`"
+        );
+        assert_eq!(
+            w.name(&Action::PersistRemove {
+                name: "a b'c".into()
+            }),
+            r"`tcto-tune persist --remove 'a b'\''c'`"
         );
         let plan = PlanCommand::new("trusted-notrack")
             .set("frontend", "CIDR")
