@@ -571,3 +571,33 @@ fn a_failing_dry_run_says_would_fail_not_reverted() {
     );
     assert!(out.contains("rc=1\n0\n"), "no journal record: {r}");
 }
+
+#[test]
+fn the_interrupted_hint_is_a_whole_command_that_runs_as_printed() {
+    if !require_root("the_interrupted_hint_is_a_whole_command_that_runs_as_printed") {
+        return;
+    }
+    let dir = TempDir::new("crashhint");
+    let d = dir.path();
+    // A state dir with a space, given as a flag: the printed command must
+    // carry it, quoted, with the profile.
+    let r = in_netns(&format!(
+        "{SEED}TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune --state-dir '{d}/s d' apply --profile high-conn >/dev/null 2>&1\n\
+         tcto-tune --state-dir '{d}/s d' apply --profile high-conn 2>{d}/err; echo refused=$?\n\
+         cat {d}/err\n\
+         cmd=$(grep '^hint:' {d}/err | grep -o '`[^`]*--force-after-crash`' | tr -d '`')\n\
+         echo \"cmd=$cmd\"\n\
+         eval \"$cmd\" >/dev/null; echo forced=$?\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("refused=1"), "{r}");
+    assert!(
+        out.contains("cmd=tcto-tune --state-dir '"),
+        "a whole command with the state dir: {r}"
+    );
+    assert!(
+        out.contains("--profile high-conn --force-after-crash"),
+        "{r}"
+    );
+    assert!(out.contains("forced=0"), "{r}");
+}
