@@ -280,6 +280,24 @@ pub fn journal_hint(e: &JournalError) -> Option<String> {
         {
             Some("run as root, or pass `--state-dir` to a directory you own".into())
         }
+        // A transaction file that cannot be read (a directory in its
+        // place, a bad disk): the way out `rollback` gives, for `apply` too.
+        JournalError::Io {
+            action: "read",
+            path,
+            ..
+        } if path.extension().is_some_and(|x| x == "json")
+            && path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|d| d == "tx") =>
+        {
+            let p = shell_quote(&path.display().to_string());
+            let aside = shell_quote(&format!("{}.broken", path.display()));
+            Some(format!(
+                "nothing was changed; inspect {p}: if it is a transaction, undo by hand what it changed; then move it aside (`mv {p} {aside}`)"
+            ))
+        }
         _ => e.hint(),
     }
 }

@@ -601,3 +601,27 @@ fn the_interrupted_hint_is_a_whole_command_that_runs_as_printed() {
     );
     assert!(out.contains("forced=0"), "{r}");
 }
+
+#[test]
+fn apply_over_an_unreadable_transaction_file_hints_a_move_that_runs() {
+    if !require_root("apply_over_an_unreadable_transaction_file_hints_a_move_that_runs") {
+        return;
+    }
+    let dir = TempDir::new("txdir");
+    let d = dir.path();
+    let r = in_netns(&format!(
+        "{SEED}tcto-tune --state-dir '{d}/s d' apply --profile high-conn >/dev/null || exit 10\n\
+         mkdir '{d}/s d/tx/000002.json'\n\
+         tcto-tune --state-dir '{d}/s d' apply --profile backlog-overflow 2>{d}/err; echo refused=$?\n\
+         cat {d}/err\n\
+         cmd=$(grep '^hint:' {d}/err | grep -o '`mv [^`]*`' | tr -d '`')\n\
+         echo \"cmd=$cmd\"\n\
+         eval \"$cmd\"; echo moved=$?\n\
+         tcto-tune --state-dir '{d}/s d' apply --profile backlog-overflow >/dev/null; echo again=$?\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("refused=1"), "{r}");
+    assert!(out.contains("cmd=mv '"), "{r}");
+    assert!(out.contains("moved=0"), "{r}");
+    assert!(out.contains("again=0"), "{r}");
+}
