@@ -31,7 +31,7 @@ use tcto_tune::persist;
 use tcto_tune::system::{read_persist_facts, Effects, LinuxEffects};
 use tcto_tune::{Target, Value};
 
-use crate::common::apply_error;
+use crate::common::{apply_error, flag_hint, shell_quote, user_flags};
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
@@ -99,7 +99,11 @@ struct Doc<'a> {
 pub fn run(g: &Global, p: &Printer, args: StatusArgs) -> anyhow::Result<Exit> {
     let mut live = LinuxEffects::default();
     let mut rows = transactions(g, &mut live)?;
-    rows.extend(persisted(args.root.as_deref(), &mut live)?);
+    rows.extend(persisted(g, args.root.as_deref(), &mut live)?);
+    // The commands the reasons name run with the user's state dir.
+    for r in &mut rows {
+        r.why = r.why.take().map(|w| user_flags(g, &w));
+    }
     let all_in_effect = rows.iter().all(|r| r.state == State::InEffect);
     if p.json() {
         p.json_doc(&Doc {
@@ -194,7 +198,18 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
 /// Every persisted profile's sysctls against the live values. (Its NOTRACK
 /// flows and offloads are applied at boot by a journaled transaction, so
 /// they are covered by the transactions above.)
-fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> {
+fn persisted(g: &Global, root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> {
+    // `persist --remove NAME` is said with the user's state dir and root.
+    let mut prefix = format!(
+        "tcto-tune --state-dir {} persist",
+        shell_quote(&g.state_dir.display().to_string())
+    );
+    if let Some(r) = root {
+        prefix.push_str(&format!(
+            " --root {}",
+            shell_quote(&r.display().to_string())
+        ));
+    }
     let root = root.unwrap_or(Path::new("/"));
     let facts = read_persist_facts(root).map_err(|e| {
         CliError::new(
@@ -211,6 +226,8 @@ fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<
     // An entry that cannot be read fails `apply --persisted` at boot: its
     // values are not checked, and never vouched for.
     for f in &unreadable {
+        let mut f = f.clone();
+        flag_hint(&mut f, &prefix);
         let rest = f
             .message
             .strip_prefix("cannot read the persisted entry ")

@@ -306,11 +306,22 @@ pub fn journal_hint(e: &JournalError) -> Option<String> {
 /// user's `--state-dir`, so that a printed command runs as printed. Left
 /// alone for the default state dir, or when it already names one.
 pub fn user_flags(g: &Global, text: &str) -> String {
-    if g.state_dir == Path::new(DEFAULT_STATE_DIR) || text.contains("--state-dir") {
+    if g.state_dir == Path::new(DEFAULT_STATE_DIR) {
         return text.to_owned();
     }
     let dir = shell_quote(&g.state_dir.display().to_string());
-    text.replace("`tcto-tune ", &format!("`tcto-tune --state-dir {dir} "))
+    // Each command on its own: one that already names a state dir (the
+    // CLI's words give theirs) is left as it is.
+    let mut parts = text.split("`tcto-tune ");
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for rest in parts {
+        out.push_str("`tcto-tune ");
+        if !rest.starts_with("--state-dir") {
+            out.push_str(&format!("--state-dir {dir} "));
+        }
+        out.push_str(rest);
+    }
+    out
 }
 
 /// `s` as one shell word: as it is when it is plain, else single-quoted.
@@ -568,6 +579,21 @@ mod tests {
         assert!(
             incomplete.to_string().ends_with("(transaction 000001)"),
             "{incomplete}"
+        );
+    }
+    /// Each command a text names gets the state dir, even when another
+    /// already names one (as the CLI's words give it).
+    #[test]
+    fn user_flags_gives_each_command_the_state_dir_once() {
+        let g = Global {
+            state_dir: "/tmp/a b".into(),
+        };
+        assert_eq!(
+            user_flags(
+                &g,
+                "`tcto-tune --state-dir '/tmp/a b' rollback` or `tcto-tune history`"
+            ),
+            "`tcto-tune --state-dir '/tmp/a b' rollback` or `tcto-tune --state-dir '/tmp/a b' history`"
         );
     }
     /// What the journal keeps typed (a drifted, forced or other-namespace

@@ -104,3 +104,33 @@ fn status_never_vouches_for_persisted_profiles_it_cannot_read() {
         serde_json::from_str(&std::fs::read_to_string(format!("{d}/s.json")).unwrap()).unwrap();
     assert_eq!(doc["in_effect"], false, "{doc}");
 }
+
+#[test]
+fn commands_named_in_findings_and_rows_carry_the_state_dir() {
+    if !require_root("commands_named_in_findings_and_rows_carry_the_state_dir") {
+        return;
+    }
+    let dir = TempDir::new("status-flags");
+    let d = dir.path();
+    let r = in_netns(&format!(
+        "{SEED}ip link add v0 type veth peer name v1\n\
+         tcto-tune --state-dir '{d}/s d' apply --profile offload-off --set iface=v0 2>&1\n\
+         echo '{{torn' > '{d}/s d/tx/000009.json'\n\
+         tcto-tune --state-dir '{d}/s d' status\n\
+         cmd=$(tcto-tune --state-dir '{d}/s d' status | grep -o '`tcto-tune [^`]*history`' | tr -d '`')\n\
+         echo \"cmd=$cmd\"\n\
+         eval \"$cmd\" >/dev/null 2>&1; echo history=$?\n"
+    ));
+    let out = &r.stdout;
+    let sd = format!("`tcto-tune --state-dir '{d}/s d' rollback`");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("diagnostic step") && l.contains(&sd)),
+        "the offload-off finding names rollback with the state dir: {r}"
+    );
+    assert!(
+        out.contains(&format!("cmd=tcto-tune --state-dir '{d}/s d' history")),
+        "{r}"
+    );
+    assert!(out.contains("history=0"), "{r}");
+}
