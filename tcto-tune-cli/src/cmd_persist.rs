@@ -17,7 +17,7 @@ use tcto_tune::{ChangeKind, Plan};
 
 use crate::common::{
     apply_error, compute_with_profile, escape_error, finish, flag_hint, report_text, root_error,
-    ProfileArgs,
+    shell_quote, ProfileArgs,
 };
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
@@ -270,9 +270,15 @@ fn refusal(plan: &Plan) -> anyhow::Error {
 
 /// `tcto-tune CMD` with the user's `--state-dir` and `--root`, for hints.
 fn with_flags(g: &Global, args: &PersistArgs, cmd: &str) -> String {
-    let mut s = format!("tcto-tune --state-dir {} {cmd}", g.state_dir.display());
+    let mut s = format!(
+        "tcto-tune --state-dir {} {cmd}",
+        shell_quote(&g.state_dir.display().to_string())
+    );
     if let Some(r) = &args.root {
-        s.push_str(&format!(" --root {}", r.display()));
+        s.push_str(&format!(
+            " --root {}",
+            shell_quote(&r.display().to_string())
+        ));
     }
     s
 }

@@ -12,8 +12,9 @@
 //!   boot, reset by the reboot and not persisted;
 //! - `persisted, not yet active`: a persisted value the host does not
 //!   hold now (it takes effect at the next boot, or `apply --persisted`);
-//! - `UNREADABLE`: a journal file that cannot be read, so what it applied
-//!   is not checked (never vouched for).
+//! - `UNREADABLE`: a journal file or a persisted entry that cannot be
+//!   read, so what it applied or persists is not checked (never vouched
+//!   for; `apply --persisted` at boot fails on such an entry).
 //!
 //! Only reads: no lock, no root needed for sysctls (the NOTRACK table and
 //! the journal may need it). `--exit-code` exits 4 when anything is not in
@@ -30,7 +31,7 @@ use tcto_tune::persist;
 use tcto_tune::system::{read_persist_facts, Effects, LinuxEffects};
 use tcto_tune::{Target, Value};
 
-use crate::common::apply_error;
+use crate::common::{apply_error, flag_hint, shell_quote, user_flags};
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
@@ -54,7 +55,8 @@ enum State {
     Drifted,
     Lost,
     PersistedNotActive,
-    /// A journal file that cannot be read: what it applied is not checked.
+    /// A journal file or persisted entry that cannot be read: what it
+    /// applied or persists is not checked.
     Unreadable,
 }
 
@@ -97,7 +99,11 @@ struct Doc<'a> {
 pub fn run(g: &Global, p: &Printer, args: StatusArgs) -> anyhow::Result<Exit> {
     let mut live = LinuxEffects::default();
     let mut rows = transactions(g, &mut live)?;
-    rows.extend(persisted(args.root.as_deref(), &mut live)?);
+    rows.extend(persisted(g, args.root.as_deref(), &mut live)?);
+    // The commands the reasons name run with the user's state dir.
+    for r in &mut rows {
+        r.why = r.why.take().map(|w| user_flags(g, &w));
+    }
     let all_in_effect = rows.iter().all(|r| r.state == State::InEffect);
     if p.json() {
         p.json_doc(&Doc {
@@ -192,7 +198,18 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
 /// Every persisted profile's sysctls against the live values. (Its NOTRACK
 /// flows and offloads are applied at boot by a journaled transaction, so
 /// they are covered by the transactions above.)
-fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> {
+fn persisted(g: &Global, root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> {
+    // `persist --remove NAME` is said with the user's state dir and root.
+    let mut prefix = format!(
+        "tcto-tune --state-dir {} persist",
+        shell_quote(&g.state_dir.display().to_string())
+    );
+    if let Some(r) = root {
+        prefix.push_str(&format!(
+            " --root {}",
+            shell_quote(&r.display().to_string())
+        ));
+    }
     let root = root.unwrap_or(Path::new("/"));
     let facts = read_persist_facts(root).map_err(|e| {
         CliError::new(
@@ -204,8 +221,41 @@ fn persisted(root: Option<&Path>, live: &mut dyn Effects) -> anyhow::Result<Vec<
             Exit::Error,
         )
     })?;
-    let (entries, _unreadable) = persist::persisted(&facts, &crate::words::CLI);
+    let (entries, unreadable) = persist::persisted(&facts, &crate::words::CLI);
     let mut rows = Vec::new();
+    // An entry that cannot be read fails `apply --persisted` at boot: its
+    // values are not checked, and never vouched for.
+    for f in &unreadable {
+        let mut f = f.clone();
+        flag_hint(&mut f, &prefix);
+        let rest = f
+            .message
+            .strip_prefix("cannot read the persisted entry ")
+            .unwrap_or(&f.message);
+        let key = facts
+            .entry_files
+            .keys()
+            .find(|k| rest.starts_with(&format!("{k}: ")))
+            .cloned()
+            .unwrap_or_else(|| "persisted entry".to_owned());
+        // The parser's first line says what is wrong; the rest is a
+        // drawing of the line, left to `apply --persisted`.
+        let why = match (rest.lines().next(), &f.hint) {
+            (Some(l), Some(h)) if key != "persisted entry" => {
+                format!("{}; {h}", &l[key.len() + 2..])
+            }
+            (_, Some(h)) => format!("{}; {h}", f.message),
+            (_, None) => f.message.clone(),
+        };
+        rows.push(Row {
+            source: "persisted".to_owned(),
+            key,
+            state: State::Unreadable,
+            wanted: String::new(),
+            live: None,
+            why: Some(why),
+        });
+    }
     for p in &entries {
         for s in &p.sysctls {
             let Ok(name) = tcto_tune::SysctlName::new(&s.key) else {

@@ -280,6 +280,24 @@ pub fn journal_hint(e: &JournalError) -> Option<String> {
         {
             Some("run as root, or pass `--state-dir` to a directory you own".into())
         }
+        // A transaction file that cannot be read (a directory in its
+        // place, a bad disk): the way out `rollback` gives, for `apply` too.
+        JournalError::Io {
+            action: "read",
+            path,
+            ..
+        } if path.extension().is_some_and(|x| x == "json")
+            && path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|d| d == "tx") =>
+        {
+            let p = shell_quote(&path.display().to_string());
+            let aside = shell_quote(&format!("{}.broken", path.display()));
+            Some(format!(
+                "nothing was changed; inspect {p}: if it is a transaction, undo by hand what it changed; then move it aside (`mv {p} {aside}`)"
+            ))
+        }
         _ => e.hint(),
     }
 }
@@ -288,19 +306,59 @@ pub fn journal_hint(e: &JournalError) -> Option<String> {
 /// user's `--state-dir`, so that a printed command runs as printed. Left
 /// alone for the default state dir, or when it already names one.
 pub fn user_flags(g: &Global, text: &str) -> String {
-    if g.state_dir == Path::new(DEFAULT_STATE_DIR) || text.contains("--state-dir") {
+    if g.state_dir == Path::new(DEFAULT_STATE_DIR) {
         return text.to_owned();
     }
-    let dir = g.state_dir.display().to_string();
-    let safe = dir
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
-    let dir = if safe {
-        dir
+    let dir = shell_quote(&g.state_dir.display().to_string());
+    // Each command on its own: one that already names a state dir (the
+    // CLI's words give theirs) is left as it is.
+    let mut parts = text.split("`tcto-tune ");
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for rest in parts {
+        out.push_str("`tcto-tune ");
+        if !rest.starts_with("--state-dir") {
+            out.push_str(&format!("--state-dir {dir} "));
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+/// `s` as one shell word: as it is when it is plain, else single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@=".contains(&b));
+    if safe {
+        s.to_owned()
     } else {
-        format!("'{}'", dir.replace('\'', r"'\''"))
-    };
-    text.replace("`tcto-tune ", &format!("`tcto-tune --state-dir {dir} "))
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The command the user ran, as one runnable line with `extra` added
+/// (and the state dir when it came from the environment), for a hint
+/// that says "run it again with ...".
+pub fn rerun_with(g: &Global, extra: &str) -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut s = "tcto-tune".to_owned();
+    if !args
+        .iter()
+        .any(|a| a == "--state-dir" || a.starts_with("--state-dir="))
+        && g.state_dir != Path::new(DEFAULT_STATE_DIR)
+    {
+        s.push_str(&format!(
+            " --state-dir {}",
+            shell_quote(&g.state_dir.display().to_string())
+        ));
+    }
+    for a in &args {
+        s.push(' ');
+        s.push_str(&shell_quote(a));
+    }
+    s.push(' ');
+    s.push_str(extra);
+    s
 }
 
 /// [`user_flags`] applied to the hint of the error a command failed with.
@@ -380,13 +438,13 @@ pub fn flag_hint(f: &mut tcto_tune::Finding, prefix: &str) {
 /// The profile `apply --persisted` plans: the NOTRACK rules and offloads
 /// of every persisted entry under `root`, as one profile.
 pub fn persisted_profile(g: &Global, root: Option<&Path>) -> anyhow::Result<tcto_tune::Profile> {
+    let dir = shell_quote(&g.state_dir.display().to_string());
     let prefix = match root {
         Some(r) => format!(
-            "tcto-tune --state-dir {} persist --root {}",
-            g.state_dir.display(),
-            r.display()
+            "tcto-tune --state-dir {dir} persist --root {}",
+            shell_quote(&r.display().to_string())
         ),
-        None => format!("tcto-tune --state-dir {} persist", g.state_dir.display()),
+        None => format!("tcto-tune --state-dir {dir} persist"),
     };
     let fail = |f: &tcto_tune::Finding| -> anyhow::Error {
         let mut f = f.clone();
@@ -523,6 +581,21 @@ mod tests {
             "{incomplete}"
         );
     }
+    /// Each command a text names gets the state dir, even when another
+    /// already names one (as the CLI's words give it).
+    #[test]
+    fn user_flags_gives_each_command_the_state_dir_once() {
+        let g = Global {
+            state_dir: "/tmp/a b".into(),
+        };
+        assert_eq!(
+            user_flags(
+                &g,
+                "`tcto-tune --state-dir '/tmp/a b' rollback` or `tcto-tune history`"
+            ),
+            "`tcto-tune --state-dir '/tmp/a b' rollback` or `tcto-tune --state-dir '/tmp/a b' history`"
+        );
+    }
     /// What the journal keeps typed (a drifted, forced or other-namespace
     /// step's remedy, the note of going ahead after a crash) prints with
     /// the CLI's words, in the text and the JSON, as it always did.
@@ -547,7 +620,8 @@ mod tests {
                 step("reverted", "replaced `9999`, set by someone else", "forced"),
                 step("revert_failed", netns, "rollback-in-its-namespace"),
             ],
-            "failure": format!("net.core.somaxconn: {drift}"),
+            // As the library says it: the target, then the step's error.
+            "failure": format!("sysctl net.core.somaxconn: {drift}"),
             "notes": ["went ahead after interrupted transaction 000001 (forced past the crash)"]
         }))
         .unwrap();
@@ -560,7 +634,7 @@ mod tests {
             "now `9999`, set by someone else since; left alone (use --force to restore `1024`)",
             "--force: replaced `9999`, set by someone else",
             "its ifindex means nothing here; run `tcto-tune rollback` inside that namespace (`ip netns identify` names the current one)",
-            "incomplete: net.core.somaxconn: now `9999`, set by someone else since; left alone (use --force to restore `1024`)",
+            "incomplete: sysctl net.core.somaxconn: now `9999`, set by someone else since; left alone (use --force to restore `1024`)",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }

@@ -197,6 +197,7 @@ fn main() -> ExitCode {
         .or(cli.state_dir)
         .or_else(|| std::env::var_os("TCTO_TUNE_STATE_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    crate::words::set_state_dir(&state_dir);
     let global = Global { state_dir };
     let p = &Printer::new(cli.json);
     let g = &global;

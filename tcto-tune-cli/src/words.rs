@@ -2,7 +2,11 @@
 //! user types. The library's hints and notes name an action
 //! ([`tcto_tune::words::Action`]); these are the words they print here,
 //! so that every hint that names a command runs as printed (with the
-//! user's `--state-dir` added by `common::user_flags`).
+//! user's `--state-dir`: given by `set_state_dir` for the rollback these
+//! words name, and by `common::user_flags` to every other command).
+
+use std::path::Path;
+use std::sync::OnceLock;
 
 use tcto_tune::words::{Action, Neutral, Words, WordsRef};
 
@@ -16,6 +20,27 @@ pub static CLI: Cli = Cli;
 /// [`CLI`] for the library's options.
 pub fn cli_words() -> WordsRef {
     WordsRef(&CLI)
+}
+
+/// `--state-dir DIR ` when the user's state dir is not the default, set
+/// once by `main`: the commands these words name run with it.
+static STATE_DIR_FLAG: OnceLock<String> = OnceLock::new();
+
+/// Give the commands these words name the user's state dir (once, from
+/// `main`; the default needs no flag).
+pub fn set_state_dir(dir: &Path) {
+    if dir != Path::new(crate::common::DEFAULT_STATE_DIR) {
+        let q = crate::common::shell_quote(&dir.display().to_string());
+        let _ = STATE_DIR_FLAG.set(format!("--state-dir {q} "));
+    }
+}
+
+/// `tcto-tune ` with the user's state dir.
+fn tool() -> String {
+    format!(
+        "tcto-tune {}",
+        STATE_DIR_FLAG.get().map_or("", String::as_str)
+    )
 }
 
 fn backlog(b: Option<i64>) -> String {
@@ -40,10 +65,19 @@ impl Words for Cli {
             Action::AppBacklog { port, backlog: b } => {
                 format!("`--app-backlog {port}={}`", backlog(*b))
             }
-            Action::Rollback => "`tcto-tune rollback`".into(),
+            Action::Rollback => format!("`{}rollback`", tool()),
             Action::Force => "--force".into(),
             Action::ForceAfterCrash => "--force-after-crash".into(),
-            Action::PersistRemove { name } => format!("`tcto-tune persist --remove {name}`"),
+            // A plain name as always; one that reads as a flag is joined
+            // with `=`, one with spaces or quotes is shell-quoted.
+            Action::PersistRemove { name } => {
+                let q = crate::common::shell_quote(name);
+                if name.starts_with('-') {
+                    format!("`tcto-tune persist --remove={q}`")
+                } else {
+                    format!("`tcto-tune persist --remove {q}`")
+                }
+            }
             // Bare, as diagnose prints its next steps: a line to copy.
             Action::Plan(c) => {
                 let mut s = format!("tcto-tune plan --profile {}", c.profile);
@@ -162,6 +196,16 @@ mod tests {
         assert_eq!(
             w.name(&Action::PersistRemove { name: "web".into() }),
             "`tcto-tune persist --remove web`"
+        );
+        assert_eq!(
+            w.name(&Action::PersistRemove { name: "-x".into() }),
+            "`tcto-tune persist --remove=-x`"
+        );
+        assert_eq!(
+            w.name(&Action::PersistRemove {
+                name: "a b'c".into()
+            }),
+            r"`tcto-tune persist --remove 'a b'\''c'`"
         );
         let plan = PlanCommand::new("trusted-notrack")
             .set("frontend", "CIDR")

@@ -571,3 +571,57 @@ fn a_failing_dry_run_says_would_fail_not_reverted() {
     );
     assert!(out.contains("rc=1\n0\n"), "no journal record: {r}");
 }
+
+#[test]
+fn the_interrupted_hint_is_a_whole_command_that_runs_as_printed() {
+    if !require_root("the_interrupted_hint_is_a_whole_command_that_runs_as_printed") {
+        return;
+    }
+    let dir = TempDir::new("crashhint");
+    let d = dir.path();
+    // A state dir with a space, given as a flag: the printed command must
+    // carry it, quoted, with the profile.
+    let r = in_netns(&format!(
+        "{SEED}TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune --state-dir '{d}/s d' apply --profile high-conn >/dev/null 2>&1\n\
+         tcto-tune --state-dir '{d}/s d' apply --profile high-conn 2>{d}/err; echo refused=$?\n\
+         cat {d}/err\n\
+         cmd=$(grep '^hint:' {d}/err | grep -o '`[^`]*--force-after-crash`' | tr -d '`')\n\
+         echo \"cmd=$cmd\"\n\
+         eval \"$cmd\" >/dev/null; echo forced=$?\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("refused=1"), "{r}");
+    assert!(
+        out.contains("cmd=tcto-tune --state-dir '"),
+        "a whole command with the state dir: {r}"
+    );
+    assert!(
+        out.contains("--profile high-conn --force-after-crash"),
+        "{r}"
+    );
+    assert!(out.contains("forced=0"), "{r}");
+}
+
+#[test]
+fn apply_over_an_unreadable_transaction_file_hints_a_move_that_runs() {
+    if !require_root("apply_over_an_unreadable_transaction_file_hints_a_move_that_runs") {
+        return;
+    }
+    let dir = TempDir::new("txdir");
+    let d = dir.path();
+    let r = in_netns(&format!(
+        "{SEED}tcto-tune --state-dir '{d}/s d' apply --profile high-conn >/dev/null || exit 10\n\
+         mkdir '{d}/s d/tx/000002.json'\n\
+         tcto-tune --state-dir '{d}/s d' apply --profile backlog-overflow 2>{d}/err; echo refused=$?\n\
+         cat {d}/err\n\
+         cmd=$(grep '^hint:' {d}/err | grep -o '`mv [^`]*`' | tr -d '`')\n\
+         echo \"cmd=$cmd\"\n\
+         eval \"$cmd\"; echo moved=$?\n\
+         tcto-tune --state-dir '{d}/s d' apply --profile backlog-overflow >/dev/null; echo again=$?\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("refused=1"), "{r}");
+    assert!(out.contains("cmd=mv '"), "{r}");
+    assert!(out.contains("moved=0"), "{r}");
+    assert!(out.contains("again=0"), "{r}");
+}

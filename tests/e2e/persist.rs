@@ -815,3 +815,30 @@ fn a_persist_killed_midway_is_rolled_back_to_the_entries_before_it() {
     assert_eq!(r.code, 0, "{r}");
     assert!(r.stdout.ends_with("ok\n"), "{r}");
 }
+
+#[test]
+fn unreadable_entry_hints_run_as_printed_with_spaces_and_dashes() {
+    if !require_root("unreadable_entry_hints_run_as_printed_with_spaces_and_dashes") {
+        return;
+    }
+    let dir = TempDir::new("quoted");
+    let d = dir.path();
+    std::fs::create_dir_all(format!("{d}/r x/etc/tcto-tune/persisted.d")).unwrap();
+    // An unreadable entry named like a flag, then one with a space.
+    let r = in_netns(&format!(
+        "for n in -x 'a b'; do\n\
+         echo garbage > \"{d}/r x/etc/tcto-tune/persisted.d/$n.toml\"\n\
+         tcto-tune --state-dir '{d}/s d' persist --list --root '{d}/r x' > {d}/out 2>&1\n\
+         cmd=$(grep 'hint:' {d}/out | head -1 | grep -o '`tcto-tune [^`]*`' | tr -d '`')\n\
+         echo \"cmd=$cmd\"\n\
+         eval \"$cmd\" >/dev/null 2>&1; echo removed=$?\n\
+         done\n\
+         ls '{d}/r x/etc/tcto-tune/persisted.d' | wc -l\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("--remove=-x"), "{r}");
+    assert!(out.contains("--remove 'a b'"), "{r}");
+    assert!(out.contains("--root '"), "{r}");
+    assert_eq!(out.matches("removed=0").count(), 2, "{r}");
+    assert!(out.trim_end().ends_with('0'), "both files removed: {r}");
+}

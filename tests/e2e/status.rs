@@ -67,3 +67,70 @@ fn status_tells_in_effect_drifted_lost_and_persisted_not_active() {
     );
     assert!(out.contains("torn=4"), "{r}");
 }
+
+#[test]
+fn status_never_vouches_for_persisted_profiles_it_cannot_read() {
+    if !require_root("status_never_vouches_for_persisted_profiles_it_cannot_read") {
+        return;
+    }
+    let dir = TempDir::new("status-bad-entry");
+    let d = dir.path();
+    std::fs::create_dir_all(format!("{d}/img")).unwrap();
+    std::fs::write(
+        format!("{d}/web.toml"),
+        "name = \"web\"\ndescription = \"t\"\n[backlog]\n\
+         tcp_max_syn_backlog = { at_least = 8192, reason = \"r\" }\n",
+    )
+    .unwrap();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
+         tcto-tune persist --profile {d}/web.toml --root {d}/img >/dev/null || exit 10\n\
+         echo garbage > {d}/img/etc/tcto-tune/persisted.d/bad.toml\n\
+         sysctl -qw net.ipv4.tcp_max_syn_backlog=8192\n\
+         tcto-tune status --exit-code --root {d}/img; echo status=$?\n\
+         tcto-tune status --json --root {d}/img > {d}/s.json; echo json=$?\n\
+         tcto-tune apply --persisted --root {d}/img >/dev/null 2>&1; echo boot=$?\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("boot=1"), "the boot unit fails on it: {r}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("UNREADABLE") && l.contains("bad.toml")),
+        "{r}"
+    );
+    assert!(!out.contains("value(s) in effect\nstatus"), "{r}");
+    assert!(out.contains("status=4"), "{r}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{d}/s.json")).unwrap()).unwrap();
+    assert_eq!(doc["in_effect"], false, "{doc}");
+}
+
+#[test]
+fn commands_named_in_findings_and_rows_carry_the_state_dir() {
+    if !require_root("commands_named_in_findings_and_rows_carry_the_state_dir") {
+        return;
+    }
+    let dir = TempDir::new("status-flags");
+    let d = dir.path();
+    let r = in_netns(&format!(
+        "{SEED}ip link add v0 type veth peer name v1\n\
+         tcto-tune --state-dir '{d}/s d' apply --profile offload-off --set iface=v0 2>&1\n\
+         echo '{{torn' > '{d}/s d/tx/000009.json'\n\
+         tcto-tune --state-dir '{d}/s d' status\n\
+         cmd=$(tcto-tune --state-dir '{d}/s d' status | grep -o '`tcto-tune [^`]*history`' | tr -d '`')\n\
+         echo \"cmd=$cmd\"\n\
+         eval \"$cmd\" >/dev/null 2>&1; echo history=$?\n"
+    ));
+    let out = &r.stdout;
+    let sd = format!("`tcto-tune --state-dir '{d}/s d' rollback`");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("diagnostic step") && l.contains(&sd)),
+        "the offload-off finding names rollback with the state dir: {r}"
+    );
+    assert!(
+        out.contains(&format!("cmd=tcto-tune --state-dir '{d}/s d' history")),
+        "{r}"
+    );
+    assert!(out.contains("history=0"), "{r}");
+}

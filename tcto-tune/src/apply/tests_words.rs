@@ -281,3 +281,45 @@ fn a_record_of_the_old_format_reads_and_shows_as_it_always_did() {
         assert_eq!(shown.notes, [old_note]);
     }
 }
+
+#[test]
+fn the_failure_is_worded_with_the_failing_steps_prior_value_when_two_steps_read_alike() {
+    // Two steps drifted to the same value have the same error text; the
+    // failure quotes the last one undone (undo runs backwards), and must
+    // say that step's prior value, not the first step's.
+    let mut plan = plan();
+    plan.changes.push(Change::sysctl(
+        &"net.ipv4.tcp_max_syn_backlog".parse().unwrap(),
+        Some("2048"),
+        "8192",
+        crate::fix::Intent::Exact,
+        None,
+    ));
+    let mut sim = SimEffects::from_changes(&plan.changes);
+    let (_d, j) = journal("alike");
+    apply(
+        &plan,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        &opts(false),
+    )
+    .unwrap();
+    for c in &plan.changes {
+        sim.values
+            .insert(c.target.clone(), Value::Text("3000".into()));
+    }
+    let mut rec = j.load("000001").unwrap();
+    let r = undo(
+        &mut rec,
+        Run::Journaled(&mut sim, &j.lock().unwrap()),
+        false,
+    )
+    .unwrap();
+    let w = r.with_words(&Marked);
+    let f = w.failure.as_deref().unwrap();
+    assert!(f.contains("tcp_max_syn_backlog"), "{f}");
+    assert!(f.ends_with("(use <force> to restore `2048`)"), "{f}");
+    assert!(!f.contains("1024"), "{f}");
+    // The Display (neutral words) alike.
+    let shown = r.to_string();
+    assert!(shown.contains("restore `2048`)"), "{shown}");
+}

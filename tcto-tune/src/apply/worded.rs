@@ -68,8 +68,11 @@ fn word_steps(steps: &mut [Step], mut failure: Option<&mut String>, words: &dyn 
             s.remedy = None;
             continue;
         };
-        if let Some(f) = failure.as_deref_mut().filter(|f| f.contains(&raw)) {
-            *f = f.replacen(&raw, &worded, 1);
+        // The failure quotes the failing step with its target: two steps
+        // with the same error text (the same drifted value) are told apart.
+        let quoted = super::fail_text(&s.target, &raw);
+        if let Some(f) = failure.as_deref_mut().filter(|f| f.contains(&quoted)) {
+            *f = f.replacen(&quoted, &super::fail_text(&s.target, &worded), 1);
             failure = None;
         }
         s.error = Some(worded);
