@@ -164,6 +164,7 @@ impl Words for Module {
             Action::Probe { target, count } => {
                 format!("`tcto-tune probe {} --count {count}`", shell_word(target))
             }
+            Action::SetVariable { name, value } => format!("`set: {{{name}: {value}}}`"),
             Action::Plan(_) => format!(
                 "a check-mode run (`check_mode: true`) with {}",
                 plan_options(action)

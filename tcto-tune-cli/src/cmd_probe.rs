@@ -40,8 +40,9 @@ pub fn run(p: &Printer, args: ProbeArgs) -> anyhow::Result<Exit> {
         )
     };
     let target = parse_target(&args.target).map_err(usage)?;
-    let opts =
+    let mut opts =
         ProbeOptions::new(target, args.count, args.concurrency, args.timeout).map_err(usage)?;
+    opts.words = crate::words::cli_words();
     let report = probe(&TcpConnector, &opts);
     if p.json() {
         p.json_value(&report)?;

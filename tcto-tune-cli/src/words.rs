@@ -97,6 +97,7 @@ impl Words for Cli {
             Action::Verify { duration } => format!("`verify --for {duration}`"),
             // Bare, as a line to copy to a client.
             Action::Probe { target, count } => format!("tcto-tune probe {target} --count {count}"),
+            Action::SetVariable { name, value } => format!("`--set {name}={value}`"),
             // An action added to the library after these words: its neutral name.
             other => Neutral.name(other),
         }

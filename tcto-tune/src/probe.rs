@@ -69,6 +69,9 @@ pub struct ProbeOptions {
     pub concurrency: u32,
     /// Connect timeout, 1 ms..=[`MAX_TIMEOUT`].
     pub timeout: Duration,
+    /// How the advice names the next step (a diagnosis on the server):
+    /// the caller's words, [`crate::words::Neutral`] by default.
+    pub words: crate::words::WordsRef,
 }
 
 impl ProbeOptions {
@@ -112,6 +115,7 @@ impl ProbeOptions {
             count,
             concurrency: concurrency.min(count),
             timeout,
+            words: crate::words::WordsRef::default(),
         })
     }
 }
@@ -314,9 +318,10 @@ pub fn summarize(opts: &ProbeOptions, attempts: &[Attempt]) -> ProbeReport {
     }
     if c.timed_out > 0 {
         advice.push(format!(
-            "{} of {total} connects timed out after {} ms: the server side drops SYNs (full accept queue, full conntrack table, or a firewall); run `tcto-tune diagnose` there; a longer client timeout only hides it",
+            "{} of {total} connects timed out after {} ms: the server side drops SYNs (full accept queue, full conntrack table, or a firewall); run {} there; a longer client timeout only hides it",
             c.timed_out,
-            opts.timeout.as_millis()
+            opts.timeout.as_millis(),
+            opts.words.name(&crate::words::Action::Diagnose { interval: None })
         ));
     }
     if c.refused > 0 {

@@ -63,6 +63,14 @@ pub enum Action {
         /// How long to watch, as the user would type it.
         duration: String,
     },
+    /// Give a profile variable a value (`value` may be a placeholder such
+    /// as `NAME`).
+    SetVariable {
+        /// The variable.
+        name: String,
+        /// Its value or a placeholder.
+        value: String,
+    },
     /// Time `count` TCP connects to `target` (run on a client).
     Probe {
         /// `ADDRESS:PORT`.
@@ -185,6 +193,7 @@ impl Words for Neutral {
             Action::Diagnose { .. } | Action::Verify { .. } | Action::Probe { .. } => {
                 format!("run {}", self.name(action))
             }
+            Action::SetVariable { .. } => format!("set {}", self.name(action)),
         }
     }
     fn name(&self, action: &Action) -> String {
@@ -210,6 +219,7 @@ impl Words for Neutral {
                 }
                 s
             }
+            Action::SetVariable { name, value } => format!("the variable `{name}={value}`"),
             Action::Diagnose { interval: None } => "a diagnosis".into(),
             Action::Diagnose { interval: Some(i) } => format!("a diagnosis sampled over {i}"),
             Action::Verify { duration } => format!("a verification over {duration}"),

@@ -46,8 +46,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("profile/mod.rs", "--set", "not moved yet: ProfileError::hint, rendered by the CLI"),
     ("profile/mod.rs", "tcto-tune profiles", "not moved yet: ProfileError::hint, rendered by the CLI"),
     ("profile/resolve.rs", "--set", "not moved yet: a profile error's context"),
-    ("plan/offload.rs", "--set", "not moved yet: the offload finding's hint (`--set iface=NAME`)"),
-    ("probe.rs", "tcto-tune diagnose", "not moved yet: ProbeOptions carries no words"),
     ("probe.rs", "--count", "the probe's own option name in its validation error"),
     // Documented facts: the files tcto-tune writes name the command that
     // reads them back.

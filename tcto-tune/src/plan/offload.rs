@@ -142,7 +142,8 @@ pub fn unknown_interface(input: &CheckInput) -> Vec<Finding> {
                 format!("interface `{iface}` does not exist in this network namespace"),
             )
             .hint(format!(
-                "interfaces here: {existing}; pass the right one with `--set iface=NAME`"
+                "interfaces here: {existing}; pass the right one with {}",
+                input.words.name(&iface_variable())
             ))
         })
         .collect()
@@ -227,7 +228,15 @@ pub fn on_loopback(input: &CheckInput) -> Vec<Finding> {
         Severity::Refuse,
         "the plan changes offloads of `lo`: loopback has no NIC, its segments are never split or merged by hardware, so its offloads cannot cause connect timeouts; turning them off only costs CPU for local traffic",
     )
-    .hint("name the interface the timing-out traffic crosses (`ip route get ADDRESS` shows it) with `--set iface=NAME`")]
+    .hint(format!("name the interface the timing-out traffic crosses (`ip route get ADDRESS` shows it) with {}", input.words.name(&iface_variable())))]
+}
+
+/// The profile variable that names the interface, as a hint points at it.
+fn iface_variable() -> Action {
+    Action::SetVariable {
+        name: "iface".into(),
+        value: "NAME".into(),
+    }
 }
 
 /// `offload-dependency-off`: the plan turns a group on while a feature the
