@@ -30,17 +30,7 @@ pub static MODULE: Module = Module {
     apply_args: String::new(),
 };
 
-/// `s` as one shell word: bare when it needs no quoting, else in single quotes.
-pub fn shell_word(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@=".contains(&b));
-    if safe {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub use tcto_tune::words::shell_word;
 
 impl Module {
     /// The words of a task with this `state_dir` and `root`.

@@ -324,17 +324,7 @@ pub fn user_flags(g: &Global, text: &str) -> String {
     out
 }
 
-/// `s` as one shell word: as it is when it is plain, else single-quoted.
-pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@=".contains(&b));
-    if safe {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub use tcto_tune::words::shell_word as shell_quote;
 
 /// The command the user ran, as one runnable line with `extra` added
 /// (and the state dir when it came from the environment), for a hint

@@ -310,6 +310,21 @@ pub fn every_action() -> Vec<Action> {
     ]
 }
 
+/// `s` as one POSIX shell word: as it is when every byte is plain, else in
+/// single quotes (a `'` inside written `'\''`). Every front end that prints
+/// a command with a user's path or name in it quotes through this, so the
+/// command runs as printed.
+pub fn shell_word(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@=".contains(&b));
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
