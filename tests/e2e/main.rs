@@ -10,6 +10,7 @@ mod notrack;
 mod offload;
 mod offload_nic;
 mod persist;
+mod persist_hints;
 mod plan;
 mod prometheus;
 mod schema;

@@ -92,6 +92,14 @@ fn bad_name(name: &str) -> Finding {
 }
 
 /// Plan `persist --remove NAME`: drop its entry, re-render the rest.
+///
+/// While another entry cannot be read, the files rendered from every entry
+/// cannot be rendered right (rendered without it, they would drop what it
+/// persists): the removal then removes NAME's entry file only, leaves
+/// every other file as it is, and each unreadable entry warns instead of
+/// refusing. So two broken entries never block each other's removal, and
+/// the removal makes nothing worse; the next persist or removal once all
+/// can be read renders the files again.
 pub fn plan_remove(
     name: &str,
     facts: &PersistFacts,
@@ -102,7 +110,7 @@ pub fn plan_remove(
     let before = list.len();
     list.retain(|p| p.name != name);
     let unreadable_file = host_entry_path(facts, name);
-    let was_bad = bad.iter().any(|f| f.message.contains(&unreadable_file));
+    let was_bad = bad.iter().any(|f| entries::names_file(f, &unreadable_file));
     if list.len() == before && !was_bad {
         return Err(PersistError::NotPersisted {
             name: name.to_owned(),
@@ -116,7 +124,7 @@ pub fn plan_remove(
     // The entry being removed may be the unreadable one.
     let bad: Vec<Finding> = bad
         .into_iter()
-        .filter(|f| !f.message.contains(&unreadable_file))
+        .filter(|f| !entries::names_file(f, &unreadable_file))
         .collect();
     let ctx = Compose {
         name,
@@ -124,6 +132,9 @@ pub fn plan_remove(
         opts,
         allow: &opts.allow,
     };
+    if !bad.is_empty() && facts.entry_files.contains_key(&unreadable_file) {
+        return Ok(ctx.plan_entry_only(bad, initial_netns));
+    }
     Ok(ctx.plan(list, bad, vec![], initial_netns))
 }
 
@@ -183,7 +194,11 @@ impl Compose<'_> {
         initial_netns: bool,
     ) -> Plan {
         findings.extend(bad.iter().cloned());
-        findings.extend(entries::conflicts(&list, self.opts.words.get()));
+        findings.extend(entries::conflicts_persisting(
+            &list,
+            Some(self.name),
+            self.opts.words.get(),
+        ));
         let union = union_of(&list);
         let input = BootInput {
             list: &list,
@@ -211,6 +226,44 @@ impl Compose<'_> {
             .extend(self.facts.escapes.iter().map(root_escape));
         out.findings
             .extend(BOOT_KINDS.iter().flat_map(|k| k.host_findings(&input)));
+        self.mark_allowed(&mut out.findings);
+        out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        out
+    }
+
+    /// `persist --remove NAME` while other entries cannot be read: NAME's
+    /// entry file goes (a link there too, never its target), nothing else
+    /// is rendered, and each unreadable entry warns, saying so.
+    fn plan_entry_only(&self, bad: Vec<Finding>, initial_netns: bool) -> Plan {
+        let mut findings: Vec<Finding> = bad
+            .into_iter()
+            .map(|mut f| {
+                f.severity = Severity::Warn;
+                f.message.push_str(&format!(
+                    "; removing `{}` removes its entry only and leaves the files rendered from the entries (sysctl.d, the module files, the boot unit) as they are until this one is fixed or removed",
+                    self.name
+                ));
+                f
+            })
+            .collect();
+        findings.extend(self.facts.escapes.iter().map(root_escape));
+        let mut out = Plan {
+            schema: PLAN_SCHEMA,
+            profile: self.name.to_owned(),
+            initial_netns,
+            changes: vec![],
+            unchanged: vec![],
+            skipped: vec![],
+            findings,
+        };
+        let w = Wanted::new(
+            entries::entry_path(self.name),
+            Value::Absent,
+            format!("profile `{}` is no longer persisted", self.name),
+        )
+        .in_own_dir(PERSISTED_PATH)
+        .link();
+        self.add(&mut out, w);
         self.mark_allowed(&mut out.findings);
         out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         out

@@ -329,6 +329,18 @@ fn load_legacy(
     legacy
 }
 
+/// Whether an unreadable-entry finding is about the file `host` (exactly:
+/// `a.toml` is not `a.toml.toml`).
+pub(crate) fn names_file(f: &Finding, host: &str) -> bool {
+    f.code == UNREADABLE
+        && f.message
+            .strip_prefix(UNREADABLE_PREFIX)
+            .and_then(|rest| rest.strip_prefix(host))
+            .is_some_and(|rest| rest.starts_with(": "))
+}
+
+const UNREADABLE_PREFIX: &str = "cannot read the persisted entry ";
+
 fn unreadable(path: &str, name: &str, why: &str, words: &dyn Words) -> Finding {
     let hint = if name.is_empty() {
         format!("fix or remove {path} (it was written by an earlier tcto-tune; {} of that persist restores the files before it)", words.name(&Action::Rollback))
@@ -341,7 +353,7 @@ fn unreadable(path: &str, name: &str, why: &str, words: &dyn Words) -> Finding {
     Finding::new(
         UNREADABLE,
         Severity::Refuse,
-        format!("cannot read the persisted entry {path}: {why}; the persisted profiles cannot be combined without it"),
+        format!("{UNREADABLE_PREFIX}{path}: {why}; the persisted profiles cannot be combined without it"),
     )
     .hint(hint)
 }
@@ -349,6 +361,19 @@ fn unreadable(path: &str, name: &str, why: &str, words: &dyn Words) -> Finding {
 /// Refusals for two entries that want the same sysctl, or the same offload
 /// feature of the same interface, with different values.
 pub fn conflicts(list: &[Persisted], words: &dyn Words) -> Vec<Finding> {
+    conflicts_persisting(list, None, words)
+}
+
+/// [`conflicts`] while `persisting` (a profile being persisted now, in
+/// `list` in place of its entry on disk, if it has one) is persisted: its
+/// hint names only the removal of the entry it meets, which exists (a
+/// removal of the profile being persisted would remove nothing, or the
+/// entry the user is replacing), and says what to do with the profile.
+pub fn conflicts_persisting(
+    list: &[Persisted],
+    persisting: Option<&str>,
+    words: &dyn Words,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut clash = |what: String, name: &str, value: String, out: &mut Vec<Finding>| {
@@ -359,11 +384,7 @@ pub fn conflicts(list: &[Persisted], words: &dyn Words) -> Vec<Finding> {
                     Severity::Refuse,
                     format!("persisted profiles `{other}` and `{name}` both set {what}: `{other}` to {v}, `{name}` to {value}; at boot only one value can hold"),
                 )
-                .hint(format!(
-                    "keep one: {} or {} (a profile that `extends` one and sets the value you want can replace both)",
-                    words.name(&Action::PersistRemove { name: other.clone() }),
-                    words.name(&Action::PersistRemove { name: name.into() })
-                )),
+                .hint(conflict_hint(&what, (other, v), (name, &value), persisting, words)),
             ),
             Some(_) => {}
             None => {
@@ -383,6 +404,40 @@ pub fn conflicts(list: &[Persisted], words: &dyn Words) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// What to do about two entries that disagree on `what`: between two
+/// persisted entries, remove one; while persisting one of them, remove the
+/// other (the one that exists) or change the profile being persisted.
+fn conflict_hint(
+    what: &str,
+    a: (&str, &str),
+    b: (&str, &str),
+    persisting: Option<&str>,
+    words: &dyn Words,
+) -> String {
+    let remove = |name: &str| words.name(&Action::PersistRemove { name: name.into() });
+    let (new, old) = match persisting {
+        Some(p) if p == a.0 => (a, b),
+        Some(p) if p == b.0 => (b, a),
+        _ => {
+            return format!(
+                "keep one: {} or {} (a profile that `extends` one and sets the value you want can replace both)",
+                remove(a.0),
+                remove(b.0)
+            )
+        }
+    };
+    format!(
+        "`{new}` is being persisted and meets the persisted `{old}`: to keep {nv}: {}, then persist `{new}` again; to keep {ov}: set {what} to {ov} in `{new}` (or leave it out), then persist `{new}` again",
+        words.instruct(&Action::PersistRemove {
+            name: old.0.into()
+        }),
+        new = new.0,
+        old = old.0,
+        nv = new.1,
+        ov = old.1,
+    )
 }
 
 /// The profile text `apply --persisted` plans at boot: every entry's

@@ -773,3 +773,5 @@ fn a_profile_named_like_a_file_has_its_own_entry_next_to_the_other() {
         "{paths:?}"
     );
 }
+
+mod hints;

@@ -37,7 +37,7 @@ impl BootKind for Entries {
             let unreadable = input
                 .unreadable
                 .iter()
-                .any(|f| f.message.contains(host.as_str()));
+                .any(|f| entries::names_file(f, host));
             let kept = list.iter().any(|p| p.name == stem) || unreadable;
             if !kept && host.starts_with(&dir) {
                 wanted.push(
@@ -46,7 +46,11 @@ impl BootKind for Entries {
                         Value::Absent,
                         format!("profile `{stem}` is no longer persisted"),
                     )
-                    .in_own_dir(PERSISTED_PATH),
+                    .in_own_dir(PERSISTED_PATH)
+                    // A link in our own directory at the entry's name (an
+                    // entry never read) goes too: the link itself, never
+                    // what it points at.
+                    .link(),
                 );
             }
         }

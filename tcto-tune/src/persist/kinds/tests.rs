@@ -70,10 +70,12 @@ fn paths(list: &[Persisted], facts: &PersistFacts, exec: &str) -> BTreeMap<Strin
     for kind in BOOT_KINDS {
         for w in kind.files(&input) {
             // What makes a file ours when no header can: persisted.d is our
-            // directory, and the wants link is ours as a link.
+            // directory, and the wants link is ours as a link (and so is a
+            // link at a removed entry's name in our directory).
             let in_dir = w.path.starts_with(&format!("{PERSISTED_PATH}/"));
             assert_eq!(w.dir, in_dir.then_some(PERSISTED_PATH), "{}", w.path);
-            assert_eq!(w.link, w.path == WANTS_PATH, "{}", w.path);
+            let removed_entry = in_dir && w.after == Value::Absent;
+            assert_eq!(w.link, w.path == WANTS_PATH || removed_entry, "{}", w.path);
             *seen.entry(w.path.clone()).or_insert(0) += 1;
             if MANAGED_FILES.contains(&w.path.as_str()) {
                 order.push(w.path);

@@ -1,0 +1,182 @@
+//! Hints of the persist planner that name a removal: the removal they name
+//! exists and does what the hint says (the CLI runs them as printed, e2e).
+
+use super::*;
+use std::collections::BTreeSet;
+
+const A: &str = "/etc/tcto-tune/persisted.d/a.toml";
+const B: &str = "/etc/tcto-tune/persisted.d/b.toml";
+
+fn corrupt(f: &mut PersistFacts, path: &str) {
+    f.entry_files
+        .insert(host(path), Value::Bytes(b"garbage\n".to_vec()));
+}
+
+fn small() -> Profile {
+    load_text(
+        ProfileOrigin::File(PathBuf::from("/p/small.toml")),
+        "[backlog]\nsomaxconn = 2048\n",
+        &BTreeMap::new(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn two_unreadable_entries_never_block_each_others_removal() {
+    let st = state(true);
+    // high-conn persisted, then two entries broke.
+    let mut f = after(
+        &facts(loadable()),
+        &persist(&high_conn(), &st, &facts(loadable())),
+    );
+    corrupt(&mut f, A);
+    corrupt(&mut f, B);
+    let p = plan_remove("a", &f, &opts(), true).unwrap();
+    assert!(p.refusals().is_empty(), "{p}");
+    // a's entry goes; nothing rendered from the entries changes (rendered
+    // without b, sysctl.d would lose what b persists).
+    assert_eq!(change_paths(&p), [A], "{p}");
+    assert_eq!(p.changes[0].after, Value::Absent);
+    let warn: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|w| w.code == entries::UNREADABLE)
+        .collect();
+    assert_eq!(warn.len(), 1, "{p}");
+    assert_eq!(warn[0].severity, Severity::Warn);
+    assert!(warn[0].message.contains(&host(B)), "{}", warn[0]);
+    assert!(
+        warn[0].message.contains("removes its entry only"),
+        "{}",
+        warn[0]
+    );
+    assert!(warn[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("persisted profile `b`"));
+    // After it, b's removal is an ordinary one: every file rendered again
+    // from what is left (high-conn).
+    let mut f2 = f.clone();
+    f2.entry_files.remove(&host(A));
+    let p = plan_remove("b", &f2, &opts(), true).unwrap();
+    assert!(p.refusals().is_empty(), "{p}");
+    assert_eq!(change_paths(&p), [B], "the rest already as rendered: {p}");
+    // Persisting anything while one is unreadable still refuses.
+    let p = persist(&high_conn(), &st, &f);
+    assert!(
+        p.refusals().iter().any(|r| r.code == entries::UNREADABLE),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_readable_entry_is_removed_alone_while_another_is_unreadable() {
+    let st = state(true);
+    let f = after(
+        &facts(loadable()),
+        &persist(&high_conn(), &st, &facts(loadable())),
+    );
+    let mut f = f;
+    corrupt(&mut f, B);
+    let p = plan_remove("high-conn", &f, &opts(), true).unwrap();
+    assert!(p.refusals().is_empty(), "{p}");
+    assert_eq!(
+        change_paths(&p),
+        ["/etc/tcto-tune/persisted.d/high-conn.toml"],
+        "sysctl.d is left as it is: {p}"
+    );
+    // Without the broken one, the removal renders the files again.
+    f.entry_files.remove(&host(B));
+    let p = plan_remove("high-conn", &f, &opts(), true).unwrap();
+    assert!(change_paths(&p).contains(&SYSCTL_D_PATH), "{p}");
+}
+
+#[test]
+fn an_entry_named_like_anothers_file_is_not_taken_for_it() {
+    // `a.toml.toml` is profile `a.toml`'s entry, not `a`'s.
+    let mut f = facts(loadable());
+    corrupt(&mut f, "/etc/tcto-tune/persisted.d/a.toml.toml");
+    let e = plan_remove("a", &f, &opts(), true).unwrap_err();
+    assert!(matches!(e, PersistError::NotPersisted { .. }), "{e}");
+    corrupt(&mut f, A);
+    let p = plan_remove("a", &f, &opts(), true).unwrap();
+    assert_eq!(change_paths(&p), [A], "{p}");
+    let p = plan_remove("a.toml", &f, &opts(), true).unwrap();
+    assert_eq!(
+        change_paths(&p),
+        ["/etc/tcto-tune/persisted.d/a.toml.toml"],
+        "{p}"
+    );
+}
+
+#[test]
+fn remove_of_a_linked_entry_removes_the_link_itself() {
+    let mut f = facts(loadable());
+    f.entry_files
+        .insert(host(A), Value::Symlink("/etc/shadow".into()));
+    let p = persist(&high_conn(), &state(true), &f);
+    let r = p.refusals();
+    assert!(
+        r.iter().any(|r| r.code == entries::UNREADABLE
+            && r.hint.as_deref().unwrap().contains("persisted profile `a`")),
+        "{p}"
+    );
+    let p = plan_remove("a", &f, &opts(), true).unwrap();
+    assert!(p.refusals().is_empty(), "{p}");
+    assert_eq!(change_paths(&p), [A], "{p}");
+    let c = &p.changes[0];
+    // The link is journaled as a link (rollback puts it back) and removed.
+    assert_eq!(c.before, Value::Symlink("/etc/shadow".into()));
+    assert_eq!(c.after, Value::Absent);
+    // With another entry unreadable too.
+    corrupt(&mut f, B);
+    let p = plan_remove("a", &f, &opts(), true).unwrap();
+    assert_eq!(change_paths(&p), [A], "{p}");
+    assert_eq!(p.changes[0].before, Value::Symlink("/etc/shadow".into()));
+    // A link at another entry is never removed by a removal.
+    let p = plan_remove("b", &f, &opts(), true).unwrap();
+    assert_eq!(change_paths(&p), [B], "{p}");
+}
+
+#[test]
+fn a_conflict_while_persisting_names_only_the_removal_that_exists() {
+    let st = state(true);
+    let f = after(
+        &facts(loadable()),
+        &persist(&high_conn(), &st, &facts(loadable())),
+    );
+    let p = persist(&small(), &st, &f);
+    let c: Vec<_> = p
+        .refusals()
+        .into_iter()
+        .filter(|r| r.code == entries::CONFLICT)
+        .collect();
+    assert_eq!(c.len(), 1, "{p}");
+    let hint = c[0].hint.as_deref().unwrap();
+    assert!(
+        hint.contains(
+            "to keep 2048: remove the persisted profile `high-conn`, then persist `small` again"
+        ),
+        "{hint}"
+    );
+    assert!(!hint.contains("profile `small`"), "{hint}");
+    assert!(hint.contains("persist `small` again"), "{hint}");
+    assert!(
+        hint.contains("to keep 4096: set net.core.somaxconn to 4096 in `small`"),
+        "{hint}"
+    );
+    // Between two persisted entries (status, `apply --persisted`): either.
+    let both = persisted(&f, &crate::words::NEUTRAL).0;
+    let mut other =
+        Persisted::from_profile(&small(), &crate::plan(&small(), &st), &BTreeSet::new());
+    other.name = "small".into();
+    let mut list = both.clone();
+    list.push(other);
+    let c = entries::conflicts(&list, &crate::words::NEUTRAL);
+    let hint = c[0].hint.as_deref().unwrap();
+    assert!(
+        hint.contains("`high-conn`") && hint.contains("`small`"),
+        "{hint}"
+    );
+}
