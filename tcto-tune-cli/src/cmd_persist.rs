@@ -16,8 +16,8 @@ use tcto_tune::system::{read_persist_facts, SimEffects};
 use tcto_tune::{ChangeKind, Plan};
 
 use crate::common::{
-    apply_error, compute_with_profile, escape_error, finish, flag_hint, report_text, root_error,
-    shell_quote, ProfileArgs,
+    apply_error, compute_with_profile, escape_error, finish, flag_hint, report_text, rerun_with,
+    root_error, shell_quote, with_user_flags, ProfileArgs,
 };
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
@@ -35,7 +35,7 @@ pub struct PersistArgs {
     remove: Option<String>,
 
     /// List the persisted profiles and what each one persists.
-    #[arg(long, conflicts_with_all = ["ProfileArgs", "dry_run", "exec"])]
+    #[arg(long, conflicts_with_all = ["ProfileArgs", "dry_run", "exec", "force_after_crash"])]
     list: bool,
 
     /// Print the unified diff of every file it would write; write nothing.
@@ -49,6 +49,11 @@ pub struct PersistArgs {
     /// The tcto-tune binary the boot unit runs (default: this binary).
     #[arg(long, value_name = "PATH")]
     exec: Option<String>,
+
+    /// Proceed although an earlier transaction was interrupted (its record
+    /// is kept; `rollback --to ID` can still undo it).
+    #[arg(long)]
+    force_after_crash: bool,
 
     #[command(flatten)]
     wait: crate::common::WaitArg,
@@ -96,6 +101,20 @@ fn exec_path(given: Option<String>) -> anyhow::Result<String> {
 
 /// Run `persist`.
 pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
+    // Every `tcto-tune` command a hint names carries the user's state dir,
+    // and "go ahead after the crash" is this very command with
+    // `--force-after-crash`: a whole line to run, as after `apply`.
+    with_user_flags(g, run_persist(g, p, args)).map_err(|e| {
+        let mut e = CliError::from(e);
+        let again = format!("`{}`", rerun_with(g, "--force-after-crash"));
+        e.hint = e
+            .hint
+            .map(|h| h.replace("`apply --force-after-crash`", &again));
+        e.into()
+    })
+}
+
+fn run_persist(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let facts = read_persist_facts(&root).map_err(|e| root_error(&root, e))?;
     if args.list {
@@ -186,7 +205,7 @@ pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
     }
     let opts = ApplyOptions {
         command: "persist".into(),
-        force_after_crash: false,
+        force_after_crash: args.force_after_crash,
     };
     if args.dry_run {
         // The same transaction as the real run, against a simulated host

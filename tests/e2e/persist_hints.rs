@@ -171,3 +171,49 @@ fn a_linked_entry_hint_removes_the_link_never_its_target_and_rollback_restores_i
         "target untouched: {r}"
     );
 }
+
+#[test]
+fn after_an_interrupted_persist_both_hinted_commands_run_as_printed() {
+    if !require_root("after_an_interrupted_persist_both_hinted_commands_run_as_printed") {
+        return;
+    }
+    let dir = TempDir::new("persist-crash-hint");
+    let d = dir.path();
+    std::fs::create_dir_all(format!("{d}/r x")).unwrap();
+    let tt = format!("tcto-tune --state-dir '{d}/s d'");
+    let root = format!("--root '{d}/r x'");
+    // Each way out the hint names, taken from the hint and run: the
+    // rollback, then (after a second crash) going ahead.
+    let r = in_netns(&format!(
+        "snap() {{ (cd '{d}/r x' && find . -type f | sort | xargs -r md5sum); }}\n\
+         snap > {d}/before\n\
+         for way in rollback force; do\n\
+           TCTO_TUNE_FAULT_CRASH_AFTER=1 {tt} persist --profile high-conn {root} >/dev/null 2>&1\n\
+           {tt} persist --profile high-conn {root} > /dev/null 2>{d}/err; echo refused=$?\n\
+           cat {d}/err\n\
+           if [ $way = rollback ]; then pat='`tcto-tune [^`]* rollback`'; else pat='`[^`]*--force-after-crash`'; fi\n\
+           cmd=$(grep '^hint:' {d}/err | grep -o \"$pat\" | tr -d '`')\n\
+           echo \"$way=$cmd\"\n\
+           eval \"$cmd\" >/dev/null; echo \"ran=$?\"\n\
+           if [ $way = rollback ]; then snap | diff {d}/before - && echo restored; fi\n\
+         done\n\
+         {tt} history | sed -n 2,3p\n\
+         test -f '{d}/r x/etc/tcto-tune/persisted.d/high-conn.toml' && echo persisted\n"
+    ));
+    let out = &r.stdout;
+    assert_eq!(out.matches("refused=1").count(), 2, "{r}");
+    assert!(
+        out.contains(&format!("rollback={tt} rollback\n")),
+        "the rollback carries the state dir: {r}"
+    );
+    assert!(
+        out.contains(&format!(
+            "force={tt} persist --profile high-conn --root '{d}/r x' --force-after-crash\n"
+        )),
+        "{r}"
+    );
+    assert_eq!(out.matches("ran=0").count(), 2, "{r}");
+    assert!(out.contains("restored"), "{r}");
+    assert!(out.contains("interrupted (abandoned)"), "{r}");
+    assert!(out.contains("persisted"), "{r}");
+}
