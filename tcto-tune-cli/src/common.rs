@@ -268,7 +268,7 @@ pub fn journal_hint(e: &JournalError) -> Option<String> {
     match e {
         JournalError::MissingParent { parent, .. } => Some(format!(
             "check `--state-dir` for a typo, or create the parent first (`mkdir -p {}`)",
-            parent.display()
+            shell_quote(&parent.display().to_string())
         )),
         JournalError::Locked { .. } => Some("wait for it to finish, or run the command again with `--wait DURATION`; tcto-tune never interleaves transactions".into()),
         JournalError::Unsafe { .. } => {
@@ -390,8 +390,8 @@ pub fn finish(g: &Global, p: &Printer, report: &TxReport) -> anyhow::Result<Exit
 pub fn root_error(root: &Path, e: tcto_tune::system::SystemError) -> anyhow::Error {
     let hint = if !root.exists() {
         Some(format!(
-            "`--root` must be an existing directory; it is never created (mkdir -p {} if that is really the place)",
-            root.display()
+            "`--root` must be an existing directory; it is never created (`mkdir -p {}` if that is really the place)",
+            shell_quote(&root.display().to_string())
         ))
     } else if !root.is_dir() {
         Some(

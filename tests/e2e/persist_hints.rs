@@ -217,3 +217,49 @@ fn after_an_interrupted_persist_both_hinted_commands_run_as_printed() {
     assert!(out.contains("interrupted (abandoned)"), "{r}");
     assert!(out.contains("persisted"), "{r}");
 }
+
+#[test]
+fn hints_naming_a_path_with_a_space_run_as_printed() {
+    if !require_root("hints_naming_a_path_with_a_space_run_as_printed") {
+        return;
+    }
+    let dir = TempDir::new("spaced-paths");
+    let d = dir.path();
+    let img = format!("{d}/i m");
+    let tt = format!("tcto-tune --state-dir '{d}/s d'");
+    // Each hint's command in backticks is taken as printed and run.
+    let r = in_netns(&format!(
+        "run_hint() {{ cmd=$(grep 'hint:' \"$1\" | grep -o \"\\`$2[^\\`]*\\`\" | head -1 | tr -d '\\`'); echo \"cmd=$cmd\"; eval \"$cmd\" >/dev/null; echo \"ran=$?\"; }}\n\
+         {tt} persist --profile high-conn --root '{img}' --dry-run >/dev/null 2>{d}/err; echo missing-root=$?\n\
+         run_hint {d}/err 'mkdir -p '\n\
+         tcto-tune --state-dir '{d}/p q/s' persist --profile high-conn --root '{img}' >/dev/null 2>{d}/err; echo missing-parent=$?\n\
+         run_hint {d}/err 'mkdir -p '\n\
+         tcto-tune --state-dir '{d}/p q/s' persist --profile high-conn --root '{img}' >/dev/null; echo persisted=$?\n\
+         rm '{img}/etc/sysctl.d/99-tcto-tune.conf'; ln -s /etc/shadow '{img}/etc/sysctl.d/99-tcto-tune.conf'\n\
+         {tt} persist --profile high-conn --root '{img}' > {d}/out 2>&1; echo link=$?\n\
+         run_hint {d}/out 'rm '\n\
+         printf 'net.core.somaxconn = 1\\n' > '{img}/etc/sysctl.d/99-tcto-tune.conf'\n\
+         {tt} persist --profile high-conn --root '{img}' > {d}/out 2>&1; echo foreign=$?\n\
+         run_hint {d}/out 'cat '\n\
+         {tt} persist --profile high-conn --root '{img}' --allow persist-foreign-file >/dev/null; echo replaced=$?\n\
+         test -L /etc/shadow || echo shadow-not-a-link\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("missing-root=1"), "{r}");
+    assert!(out.contains(&format!("cmd=mkdir -p '{img}'\n")), "{r}");
+    assert!(out.contains("missing-parent=1"), "{r}");
+    assert!(out.contains(&format!("cmd=mkdir -p '{d}/p q'\n")), "{r}");
+    assert!(out.contains("persisted=0"), "{r}");
+    assert!(out.contains("link=3"), "{r}");
+    assert!(
+        out.contains(&format!("cmd=rm '{img}/etc/sysctl.d/99-tcto-tune.conf'\n")),
+        "{r}"
+    );
+    assert!(out.contains("foreign=3"), "{r}");
+    assert!(
+        out.contains(&format!("cmd=cat '{img}/etc/sysctl.d/99-tcto-tune.conf'\n")),
+        "{r}"
+    );
+    assert_eq!(out.matches("ran=0").count(), 4, "{r}");
+    assert!(out.contains("replaced=0"), "{r}");
+}

@@ -1,5 +1,6 @@
 //! Why the journal could not be used, with the path it concerns and a hint.
 
+use crate::words::shell_word;
 use std::path::PathBuf;
 
 /// Why the journal could not be used.
@@ -100,19 +101,21 @@ impl JournalError {
                 ))
             }
             JournalError::Exists { path } => Some(format!(
-                "nothing was changed; inspect `{p}`: if it is not a transaction of this journal, move it aside (`mv {p} {p}.broken`) and try again",
-                p = path.display()
+                "nothing was changed; inspect `{p}`: if it is not a transaction of this journal, move it aside (`mv {p} {b}`) and try again",
+                p = shell_word(&path.display().to_string()),
+                b = shell_word(&format!("{}.broken", path.display()))
             )),
             JournalError::IdsExhausted { path } => {
                 let dir = crate::atomic_file::dir_of(path);
                 Some(format!(
-                    "nothing was changed; keep the history elsewhere and start a new one (`mv {d} {d}.old`), or rename a stray file with that id aside",
-                    d = dir.display()
+                    "nothing was changed; keep the history elsewhere and start a new one (`mv {d} {o}`), or rename a stray file with that id aside",
+                    d = shell_word(&dir.display().to_string()),
+                    o = shell_word(&format!("{}.old", dir.display()))
                 ))
             }
             JournalError::MissingParent { parent, .. } => Some(format!(
                 "create the parent first (`mkdir -p {}`)",
-                parent.display()
+                shell_word(&parent.display().to_string())
             )),
             JournalError::Locked { .. } => Some("wait for it to finish; tcto-tune never interleaves transactions".into()),
             JournalError::Unsafe { .. } => Some("use a root-owned directory with mode 0700".into()),
@@ -125,11 +128,67 @@ impl JournalError {
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
                 Some(format!(
-                    "nothing was changed; inspect `{p}` (`ls -l {p}`), then move it aside (`mv {p} {p}.broken`)",
-                    p = path.display()
+                    "nothing was changed; inspect `{p}` (`ls -l {p}`), then move it aside (`mv {p} {b}`)",
+                    p = shell_word(&path.display().to_string()),
+                    b = shell_word(&format!("{}.broken", path.display()))
                 ))
             }
             JournalError::Io { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command a journal hint names with a path runs as printed when
+    /// the state dir has a space in it (each path one shell word).
+    #[test]
+    fn hints_quote_the_paths_they_name() {
+        let rec = PathBuf::from("/tmp/s d/tx/000002.json");
+        let exists = JournalError::Exists { path: rec.clone() }.hint().unwrap();
+        assert!(
+            exists.contains("`mv '/tmp/s d/tx/000002.json' '/tmp/s d/tx/000002.json.broken'`"),
+            "{exists}"
+        );
+        let ids = JournalError::IdsExhausted { path: rec.clone() }
+            .hint()
+            .unwrap();
+        assert!(
+            ids.contains("`mv '/tmp/s d/tx' '/tmp/s d/tx.old'`"),
+            "{ids}"
+        );
+        let parent = JournalError::MissingParent {
+            path: "/tmp/p q/s".into(),
+            parent: "/tmp/p q".into(),
+            why: "does not exist",
+        }
+        .hint()
+        .unwrap();
+        assert!(parent.contains("`mkdir -p '/tmp/p q'`"), "{parent}");
+        let dangling = JournalError::Io {
+            action: "read",
+            path: rec,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+        .hint()
+        .unwrap();
+        assert!(
+            dangling.contains("`ls -l '/tmp/s d/tx/000002.json'`"),
+            "{dangling}"
+        );
+        // A plain path prints as before.
+        let plain = JournalError::Exists {
+            path: "/var/lib/tcto-tune/tx/000002.json".into(),
+        }
+        .hint()
+        .unwrap();
+        assert!(
+            plain.contains(
+                "`mv /var/lib/tcto-tune/tx/000002.json /var/lib/tcto-tune/tx/000002.json.broken`"
+            ),
+            "{plain}"
+        );
     }
 }

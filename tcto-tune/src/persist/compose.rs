@@ -317,7 +317,7 @@ impl Compose<'_> {
                     Severity::Refuse,
                     format!("{host} is a symbolic link (to {link}); tcto-tune writes only regular files and never follows a link at its target"),
                 )
-                .hint(format!("look at where it points; remove the link (`rm {host}`) if it is not wanted, then persist again")),
+                .hint(format!("look at where it points; remove the link (`rm {}`) if it is not wanted, then persist again", crate::words::shell_word(&host))),
             );
         }
         out.changes.push(Change {

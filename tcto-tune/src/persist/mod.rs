@@ -161,7 +161,8 @@ fn foreign_file(host: &str, after: &Value, words: &dyn crate::words::Words) -> F
         format!("{host} exists and was not written by tcto-tune (no `Written by tcto-tune` header); persisting {what} it"),
     )
     .hint(format!(
-        "look at it (`cat {host}`) and move its lines to a file of your own, or {} to replace it (its content is journaled; {} restores it)",
+        "look at it (`cat {}`) and move its lines to a file of your own, or {} to replace it (its content is journaled; {} restores it)",
+        crate::words::shell_word(host),
         words.instruct(&Action::Allow(codes::FOREIGN_FILE)),
         words.name(&Action::Rollback)
     ))
@@ -180,7 +181,7 @@ pub fn root_escape(e: &RootEscape) -> Finding {
     )
     .hint(format!(
         "fix the link in the image (`ls -l {}`); an absolute link is taken inside the root, a relative one must not climb above it",
-        e.link
+        crate::words::shell_word(&e.link)
     ))
 }
 
