@@ -457,3 +457,63 @@ fn a_stray_copy_of_a_record_never_makes_apply_overwrite_another() {
         );
     }
 }
+
+#[test]
+fn a_tx_directory_that_is_a_link_or_not_ours_is_refused_and_the_hint_runs() {
+    if !require_root("a_tx_directory_that_is_a_link_or_not_ours_is_refused_and_the_hint_runs") {
+        return;
+    }
+    let dir = TempDir::new("unsafe-tx");
+    let d = dir.path();
+    let tt = format!("tcto-tune --state-dir '{d}/s d'");
+    // The journal's records moved elsewhere and `tx` made a link to them;
+    // then `tx` owned by someone else; then writable by others. Each time
+    // every command refuses before any change, and the hint's `mv` runs.
+    let r = in_netns(&format!(
+        "{SEED}{tt} apply --profile backlog-overflow >/dev/null || exit 90\n\
+         mv '{d}/s d/tx' {d}/else && ln -s {d}/else '{d}/s d/tx'\n\
+         for how in link owner mode; do\n\
+           if [ $how = owner ]; then mkdir -m 700 '{d}/s d/tx' && chown 4242 '{d}/s d/tx'; fi\n\
+           if [ $how = mode ]; then mkdir -m 700 '{d}/s d/tx' && chmod 777 '{d}/s d/tx'; fi\n\
+           {tt} apply --profile high-conn 2>{d}/err; echo \"$how apply=$?\"\n\
+           {tt} history >/dev/null 2>&1; echo \"$how history=$?\"\n\
+           {tt} rollback >/dev/null 2>&1; echo \"$how rollback=$?\"\n\
+           cat {d}/err\n\
+           cmd=$(grep '^hint:' {d}/err | grep -o '`mv [^`]*`' | tr -d '`')\n\
+           echo \"cmd=$cmd\"; eval \"$cmd\"; echo \"$how moved=$?\"\n\
+         done\n\
+         {tt} apply --profile high-conn >/dev/null; echo again=$?\n\
+         {tt} history | wc -l\n\
+         ls {d}/else | wc -l\n\
+         ls -d '{d}/s d'/tx.unsafe*\n"
+    ));
+    let out = &r.stdout;
+    for how in ["link", "owner", "mode"] {
+        for cmd in ["apply", "history", "rollback"] {
+            assert!(out.contains(&format!("{how} {cmd}=1")), "{how} {cmd}: {r}");
+        }
+        assert!(out.contains(&format!("{how} moved=0")), "{r}");
+    }
+    assert!(
+        out.contains(&format!(
+            "journal directory `{d}/s d/tx` is unsafe: it is a symbolic link (to `{d}/else`), never followed"
+        )),
+        "{r}"
+    );
+    assert!(out.contains("it is owned by uid 4242"), "{r}");
+    assert!(out.contains("writable by group or others"), "{r}");
+    // Each `mv` took a free name: never into the link moved aside before.
+    for suffix in ["", ".2", ".3"] {
+        assert!(
+            out.contains(&format!(
+                "cmd=mv '{d}/s d/tx' '{d}/s d/tx.unsafe{suffix}'\n"
+            )),
+            "{suffix}: {r}"
+        );
+    }
+    assert!(
+        out.contains("again=0\n2\n1\n"),
+        "a new journal of one record; nothing written through the link: {r}"
+    );
+    assert!(out.contains(&format!("{d}/s d/tx.unsafe.3\n")), "{r}");
+}

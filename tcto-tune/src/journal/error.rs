@@ -25,6 +25,15 @@ pub enum JournalError {
         /// Why.
         why: String,
     },
+    /// The state dir's `tx` directory, where the records are, is unsafe to
+    /// trust (a link, not a directory, writable by others, not ours).
+    #[error("journal directory `{}` is unsafe: {why}; its records cannot be trusted", path.display())]
+    UnsafeTx {
+        /// `STATE_DIR/tx`.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// A journal file does not parse: torn, truncated or edited.
     #[error("journal file `{}` is corrupt at line {line}, column {column}: {message}", path.display())]
     Corrupt {
@@ -103,14 +112,14 @@ impl JournalError {
             JournalError::Exists { path } => Some(format!(
                 "nothing was changed; inspect `{p}`: if it is not a transaction of this journal, move it aside (`mv {p} {b}`) and try again",
                 p = shell_word(&path.display().to_string()),
-                b = shell_word(&format!("{}.broken", path.display()))
+                b = shell_word(&aside(path, "broken"))
             )),
             JournalError::IdsExhausted { path } => {
                 let dir = crate::atomic_file::dir_of(path);
                 Some(format!(
                     "nothing was changed; keep the history elsewhere and start a new one (`mv {d} {o}`), or rename a stray file with that id aside",
                     d = shell_word(&dir.display().to_string()),
-                    o = shell_word(&format!("{}.old", dir.display()))
+                    o = shell_word(&aside(&dir, "old"))
                 ))
             }
             JournalError::MissingParent { parent, .. } => Some(format!(
@@ -119,6 +128,13 @@ impl JournalError {
             )),
             JournalError::Locked { .. } => Some("wait for it to finish; tcto-tune never interleaves transactions".into()),
             JournalError::Unsafe { .. } => Some("use a root-owned directory with mode 0700".into()),
+            // Records someone else could write may be planted (a rollback
+            // writes what a record says): set aside, never repaired in place.
+            JournalError::UnsafeTx { path, .. } => Some(format!(
+                "nothing was changed; look at it (`ls -la {p}`), then move it aside (`mv {p} {u}`): the next transaction starts a new journal; copy back only records you trust",
+                p = shell_word(&path.display().to_string()),
+                u = shell_word(&aside(path, "unsafe"))
+            )),
             JournalError::UnknownTx { .. } => None,
             JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 Some("run as root, or use a state dir you own".into())
@@ -130,12 +146,23 @@ impl JournalError {
                 Some(format!(
                     "nothing was changed; inspect `{p}` (`ls -l {p}`), then move it aside (`mv {p} {b}`)",
                     p = shell_word(&path.display().to_string()),
-                    b = shell_word(&format!("{}.broken", path.display()))
+                    b = shell_word(&aside(path, "broken"))
                 ))
             }
             JournalError::Io { .. } => None,
         }
     }
+}
+
+/// `PATH.SUFFIX`, or `PATH.SUFFIX.2`, `.3`, ... : the first name nothing
+/// is at, for a hint's `mv PATH NAME` (a `mv` onto an existing directory
+/// would move PATH into it, onto a file would replace that file).
+pub(crate) fn aside(path: &std::path::Path, suffix: &str) -> String {
+    let base = format!("{}.{suffix}", path.display());
+    std::iter::once(base.clone())
+        .chain((2..1000).map(|n| format!("{base}.{n}")))
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .unwrap_or(base)
 }
 
 #[cfg(test)]

@@ -134,6 +134,7 @@ impl Journal {
             Err(e) => Err(io("inspect", dir)(e)),
             Ok(_) => {
                 check_dir(dir)?;
+                check_tx(&dir.join("tx"))?;
                 Ok(Some(Journal {
                     dir: dir.to_owned(),
                     boot: boot::current_boot_id(),
@@ -177,7 +178,7 @@ impl Journal {
         }
         check_dir(dir)?;
         let tx = dir.join("tx");
-        if !tx.exists() {
+        if !check_tx(&tx)? {
             // Two first-ever transactions may race here: the loser sees
             // EEXIST, which is fine (the lock then decides who runs).
             match fs::DirBuilder::new().mode(0o700).create(&tx) {
@@ -433,29 +434,55 @@ pub fn parse_record(path: &Path, bytes: &[u8]) -> Result<TxRecord, JournalError>
 
 fn check_dir(dir: &Path) -> Result<(), JournalError> {
     let meta = fs::symlink_metadata(dir).map_err(io("inspect", dir))?;
-    let untrusted = |why: &str| {
-        Err(JournalError::Unsafe {
+    match untrusted(&meta) {
+        Some(why) => Err(JournalError::Unsafe {
             path: dir.to_owned(),
             why: why.to_owned(),
-        })
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `STATE_DIR/tx`, where the records are, must be trusted like the state
+/// dir itself: a record read from it tells `rollback` what to write where,
+/// and one written through a link would land outside the state dir. A link
+/// is never followed (not even to a safe directory: the records would live
+/// where the state dir's checks do not reach). `Ok(false)` when absent.
+fn check_tx(tx: &Path) -> Result<bool, JournalError> {
+    let meta = match fs::symlink_metadata(tx) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io("inspect", tx)(e)),
+        Ok(m) => m,
     };
+    let Some(why) = untrusted(&meta) else {
+        return Ok(true);
+    };
+    let why = match fs::read_link(tx) {
+        Ok(to) if meta.file_type().is_symlink() => {
+            format!("{why} (to `{}`), never followed", to.display())
+        }
+        _ => why,
+    };
+    Err(JournalError::UnsafeTx {
+        path: tx.to_owned(),
+        why,
+    })
+}
+
+/// Why a directory of the journal cannot be trusted, if it cannot: a link,
+/// not a directory, writable by others, or not ours.
+fn untrusted(meta: &fs::Metadata) -> Option<String> {
     if meta.file_type().is_symlink() {
-        return untrusted("it is a symbolic link");
+        return Some("it is a symbolic link".into());
     }
     if !meta.is_dir() {
-        return untrusted("it is not a directory");
+        return Some("it is not a directory".into());
     }
     if meta.mode() & 0o022 != 0 {
-        return untrusted("it is writable by group or others");
+        return Some("it is writable by group or others".into());
     }
     let uid = rustix::process::geteuid().as_raw();
-    if meta.uid() != uid {
-        return untrusted(&format!(
-            "it is owned by uid {}, not by us (uid {uid})",
-            meta.uid()
-        ));
-    }
-    Ok(())
+    (meta.uid() != uid).then(|| format!("it is owned by uid {}, not by us (uid {uid})", meta.uid()))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {

@@ -510,3 +510,55 @@ fn a_dangling_link_at_a_record_name_is_named_not_called_missing() {
         Err(JournalError::UnknownTx { .. })
     ));
 }
+
+#[test]
+fn an_unsafe_tx_directory_is_refused_by_every_open() {
+    let d = Dir::new("unsafe-tx");
+    let elsewhere = d.0.with_extension("elsewhere");
+    let _ = fs::remove_dir_all(&elsewhere);
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+    Journal::open_or_create(&d.0).unwrap();
+    let tx = d.0.join("tx");
+    fs::remove_dir(&tx).unwrap();
+    let refused = |what: &str| {
+        for e in [
+            Journal::open_or_create(&d.0).unwrap_err(),
+            Journal::open_existing(&d.0).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&e, JournalError::UnsafeTx { path, .. } if *path == tx),
+                "{e}"
+            );
+            assert!(e.to_string().contains(what), "{e}");
+            assert!(e.hint().unwrap().contains(&format!(
+                "`mv {} {}.unsafe`",
+                tx.display(),
+                tx.display()
+            )));
+        }
+    };
+    // A link, even to a safe directory of ours, and a dangling one.
+    std::os::unix::fs::symlink(&elsewhere, &tx).unwrap();
+    refused(&format!(
+        "it is a symbolic link (to `{}`), never followed",
+        elsewhere.display()
+    ));
+    fs::remove_file(&tx).unwrap();
+    std::os::unix::fs::symlink("/nonexistent", &tx).unwrap();
+    refused("symbolic link (to `/nonexistent`)");
+    fs::remove_file(&tx).unwrap();
+    // A file, and a directory others can write.
+    fs::write(&tx, "").unwrap();
+    refused("it is not a directory");
+    fs::remove_file(&tx).unwrap();
+    fs::create_dir(&tx).unwrap();
+    fs::set_permissions(&tx, fs::Permissions::from_mode(0o777)).unwrap();
+    refused("writable by group or others");
+    // Made safe again, it opens; nothing was written through the link.
+    fs::set_permissions(&tx, fs::Permissions::from_mode(0o700)).unwrap();
+    Journal::open_or_create(&d.0).unwrap();
+    Journal::open_existing(&d.0).unwrap().unwrap();
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    fs::remove_dir_all(&elsewhere).unwrap();
+}
