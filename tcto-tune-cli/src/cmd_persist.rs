@@ -156,14 +156,15 @@ fn run_persist(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exi
                 .in_initial_netns()
                 .unwrap_or(true);
             persist::plan_remove(name, &facts, &opts, initial).map_err(|e| {
-                CliError::new(
-                    e.to_string(),
-                    Some(format!(
+                let hint = match &e {
+                    // Only the user can move a directory out of the way.
+                    persist::PersistError::NotAFile { .. } => e.hint().unwrap_or_default(),
+                    _ => format!(
                         "`{}` lists what is persisted",
                         with_flags(g, &args, "persist --list")
-                    )),
-                    Exit::Error,
-                )
+                    ),
+                };
+                CliError::new(e.to_string(), Some(hint), Exit::Error)
             })?
         }
         _ => {

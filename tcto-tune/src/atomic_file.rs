@@ -106,6 +106,17 @@ pub fn dir_of(path: &Path) -> &Path {
     }
 }
 
+/// `PATH.SUFFIX`, or `PATH.SUFFIX.2`, `.3`, ... : the first name nothing
+/// is at, for a hint's `mv PATH NAME` (a `mv` onto an existing directory
+/// would move PATH into it, onto a file would replace that file).
+pub(crate) fn aside_name(path: &Path, suffix: &str) -> String {
+    let base = format!("{}.{suffix}", path.display());
+    std::iter::once(base.clone())
+        .chain((2..1000).map(|n| format!("{base}.{n}")))
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .unwrap_or(base)
+}
+
 /// `fsync` a directory, so that the names created, renamed or removed in it
 /// survive a power loss.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -128,7 +128,10 @@ pub struct PersistFacts {
     /// Paths that lead out of the root.
     #[serde(default)]
     pub escapes: Vec<RootEscape>,
-    /// The files in [`PERSISTED_PATH`] named `*.toml`, by host path.
+    /// The files in [`PERSISTED_PATH`] named `*.toml`, by host path:
+    /// `Bytes`, `Symlink` (never followed), or `Text` saying what else is
+    /// there under that name (`a directory`, `a FIFO`): never an entry,
+    /// and never removed by tcto-tune.
     #[serde(default)]
     pub entry_files: BTreeMap<String, Value>,
     /// sysctl.d files, directories in precedence order, names sorted.

@@ -263,3 +263,49 @@ fn hints_naming_a_path_with_a_space_run_as_printed() {
     assert_eq!(out.matches("ran=0").count(), 4, "{r}");
     assert!(out.contains("replaced=0"), "{r}");
 }
+
+#[test]
+fn a_directory_or_fifo_among_the_entries_is_reported_and_its_hint_runs() {
+    if !require_root("a_directory_or_fifo_among_the_entries_is_reported_and_its_hint_runs") {
+        return;
+    }
+    let dir = TempDir::new("dir-entry");
+    let d = dir.path();
+    let e = format!("{d}/r x/etc/tcto-tune/persisted.d");
+    std::fs::create_dir_all(format!("{e}/x.toml")).unwrap();
+    let tt = format!("tcto-tune --state-dir '{d}/s d'");
+    let root = format!("--root '{d}/r x'");
+    // Before: every persist command failed on them ("cannot read ...: not a
+    // regular file", no hint), and a FIFO could block the read.
+    let r = in_netns(&format!(
+        "mkfifo '{e}/f.toml'\n\
+         timeout 10 {tt} persist --list {root} > {d}/list 2>&1; echo list=$?\n\
+         cat {d}/list\n\
+         timeout 10 {tt} status {root} >/dev/null 2>&1; echo status=$?\n\
+         timeout 10 {tt} persist --remove x {root} 2>{d}/err; echo remove=$?\n\
+         grep '^hint:' {d}/err | grep -c '`mv '\n\
+         grep 'hint:' {d}/list | grep -o '`mv [^`]*`' | tr -d '`' > {d}/cmds\n\
+         while read -r c; do eval \"$c\"; echo moved=$?; done < {d}/cmds\n\
+         timeout 10 {tt} persist --list {root}; echo list=$?\n\
+         timeout 10 {tt} persist --profile high-conn {root} >/dev/null; echo persist=$?\n\
+         ls -A '{e}'\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("list=1"), "{r}");
+    assert!(
+        out.contains(&format!(
+            "cannot read the persisted entry {e}/x.toml: a directory, not a regular file"
+        )) && out.contains(&format!("{e}/f.toml: a FIFO, not a regular file")),
+        "{r}"
+    );
+    assert!(out.contains("status=0"), "{r}");
+    assert!(out.contains("remove=1\n1\n"), "{r}");
+    assert_eq!(out.matches("moved=0").count(), 2, "{r}");
+    assert!(out.contains("nothing persisted"), "{r}");
+    assert!(out.contains("list=0") && out.contains("persist=0"), "{r}");
+    assert!(
+        out.trim_end()
+            .ends_with("f.toml.aside\nhigh-conn.toml\nx.toml.aside"),
+        "{r}"
+    );
+}

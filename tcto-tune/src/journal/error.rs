@@ -1,5 +1,6 @@
 //! Why the journal could not be used, with the path it concerns and a hint.
 
+use crate::atomic_file::aside_name;
 use crate::words::shell_word;
 use std::path::PathBuf;
 
@@ -112,14 +113,14 @@ impl JournalError {
             JournalError::Exists { path } => Some(format!(
                 "nothing was changed; inspect `{p}`: if it is not a transaction of this journal, move it aside (`mv {p} {b}`) and try again",
                 p = shell_word(&path.display().to_string()),
-                b = shell_word(&aside(path, "broken"))
+                b = shell_word(&aside_name(path, "broken"))
             )),
             JournalError::IdsExhausted { path } => {
                 let dir = crate::atomic_file::dir_of(path);
                 Some(format!(
                     "nothing was changed; keep the history elsewhere and start a new one (`mv {d} {o}`), or rename a stray file with that id aside",
                     d = shell_word(&dir.display().to_string()),
-                    o = shell_word(&aside(&dir, "old"))
+                    o = shell_word(&aside_name(&dir, "old"))
                 ))
             }
             JournalError::MissingParent { parent, .. } => Some(format!(
@@ -133,7 +134,7 @@ impl JournalError {
             JournalError::UnsafeTx { path, .. } => Some(format!(
                 "nothing was changed; look at it (`ls -la {p}`), then move it aside (`mv {p} {u}`): the next transaction starts a new journal; copy back only records you trust",
                 p = shell_word(&path.display().to_string()),
-                u = shell_word(&aside(path, "unsafe"))
+                u = shell_word(&aside_name(path, "unsafe"))
             )),
             JournalError::UnknownTx { .. } => None,
             JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -146,23 +147,12 @@ impl JournalError {
                 Some(format!(
                     "nothing was changed; inspect `{p}` (`ls -l {p}`), then move it aside (`mv {p} {b}`)",
                     p = shell_word(&path.display().to_string()),
-                    b = shell_word(&aside(path, "broken"))
+                    b = shell_word(&aside_name(path, "broken"))
                 ))
             }
             JournalError::Io { .. } => None,
         }
     }
-}
-
-/// `PATH.SUFFIX`, or `PATH.SUFFIX.2`, `.3`, ... : the first name nothing
-/// is at, for a hint's `mv PATH NAME` (a `mv` onto an existing directory
-/// would move PATH into it, onto a file would replace that file).
-pub(crate) fn aside(path: &std::path::Path, suffix: &str) -> String {
-    let base = format!("{}.{suffix}", path.display());
-    std::iter::once(base.clone())
-        .chain((2..1000).map(|n| format!("{base}.{n}")))
-        .find(|p| std::fs::symlink_metadata(p).is_err())
-        .unwrap_or(base)
 }
 
 #[cfg(test)]

@@ -110,6 +110,12 @@ pub fn plan_remove(
     let before = list.len();
     list.retain(|p| p.name != name);
     let unreadable_file = host_entry_path(facts, name);
+    if let Some(Value::Text(what)) = facts.entry_files.get(&unreadable_file) {
+        return Err(PersistError::NotAFile {
+            path: unreadable_file,
+            what: what.clone(),
+        });
+    }
     let was_bad = bad.iter().any(|f| entries::names_file(f, &unreadable_file));
     if list.len() == before && !was_bad {
         return Err(PersistError::NotPersisted {

@@ -251,6 +251,7 @@ pub fn load_all(
             Ok(p) => {
                 out.insert(p.name.clone(), p);
             }
+            Err(why) if !removable(v) => bad.push(not_a_file(path, &why)),
             Err(why) => bad.push(unreadable(path, &stem, &why, words)),
         }
     }
@@ -268,6 +269,8 @@ fn load_entry(path: &str, stem: &str, v: &Value) -> Result<Persisted, String> {
             .map_err(|_| "not UTF-8 text".to_owned())
             .and_then(|t| parse(path, t)),
         Value::Symlink(t) => Err(format!("a symbolic link (to {t}), never followed")),
+        // What the backend found there instead of a file (`a directory`).
+        Value::Text(what) => Err(format!("{what}, not a regular file")),
         _ => Err("not a regular file".to_owned()),
     }
     .and_then(|p| {
@@ -327,6 +330,34 @@ fn load_legacy(
         }
     }
     legacy
+}
+
+/// Whether an entry file that cannot be read can be removed by `persist
+/// --remove` (a file or a link; a directory or a FIFO is left to the user).
+pub(crate) fn removable(v: &Value) -> bool {
+    matches!(v, Value::Bytes(_) | Value::Symlink(_))
+}
+
+/// An unreadable "entry" that is no file at all: only the user can move it
+/// out of the directory (tcto-tune removes files and links, nothing else).
+fn not_a_file(path: &str, why: &str) -> Finding {
+    Finding::new(
+        UNREADABLE,
+        Severity::Refuse,
+        format!("{UNREADABLE_PREFIX}{path}: {why}; the persisted profiles cannot be combined without it"),
+    )
+    .hint(move_out_hint(path))
+}
+
+/// The way out for a directory or special file among the entries: moved
+/// out of them by hand (a name not ending in `.toml`, where nothing is).
+pub(crate) fn move_out_hint(path: &str) -> String {
+    let p = crate::words::shell_word(path);
+    let aside = crate::words::shell_word(&crate::atomic_file::aside_name(
+        std::path::Path::new(path),
+        "aside",
+    ));
+    format!("no entry is a directory or a special file: look at it (`ls -la {p}`) and move it out of the entries (`mv {p} {aside}`)")
 }
 
 /// Whether an unreadable-entry finding is about the file `host` (exactly:

@@ -86,6 +86,15 @@ pub enum PersistError {
         /// Why.
         why: &'static str,
     },
+    /// `persist --remove NAME` whose entry's name holds no file: a
+    /// directory, a FIFO (tcto-tune removes files and links only).
+    #[error("`{path}` is {what}, not an entry file; tcto-tune removes files and links only")]
+    NotAFile {
+        /// Its host path.
+        path: String,
+        /// What it is (`a directory`).
+        what: String,
+    },
     /// `persist --remove NAME` of a profile that is not persisted.
     #[error("no persisted profile `{name}`{}", if persisted.is_empty() { " (nothing is persisted)".to_owned() } else { format!("; persisted: {}", persisted.join(", ")) })]
     NotPersisted {
@@ -94,6 +103,17 @@ pub enum PersistError {
         /// The names that are persisted.
         persisted: Vec<String>,
     },
+}
+
+impl PersistError {
+    /// What the user can do, when it is not to correct the input: for a
+    /// directory at an entry's name, the command that moves it out.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PersistError::NotAFile { path, .. } => Some(entries::move_out_hint(path)),
+            _ => None,
+        }
+    }
 }
 
 /// Validate the binary path the unit runs.

@@ -407,9 +407,33 @@ fn read_entries(dir: &Path) -> Result<std::collections::BTreeMap<String, Value>,
             continue;
         }
         let path = dir.join(&name);
-        out.insert(path.display().to_string(), read_file(&path)?);
+        // A directory, FIFO or device named `*.toml` is no entry: said as
+        // what it is (an unreadable entry naming it), never an error that
+        // stops every persist command, and never opened (a FIFO would block).
+        let value = match fs::symlink_metadata(&path) {
+            Ok(m) if !m.file_type().is_file() && !m.file_type().is_symlink() => {
+                Value::Text(file_kind(&m.file_type()).to_owned())
+            }
+            _ => read_file(&path)?,
+        };
+        out.insert(path.display().to_string(), value);
     }
     Ok(out)
+}
+
+fn file_kind(ft: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Host path of an in-image path for information-only reads (module

@@ -38,7 +38,10 @@ impl BootKind for Entries {
                 .unreadable
                 .iter()
                 .any(|f| entries::names_file(f, host));
-            let kept = list.iter().any(|p| p.name == stem) || unreadable;
+            // Only a file or a link is ever removed (a directory in its
+            // place is the user's to move: its finding says how).
+            let removable = entries::removable(&input.facts.entry_files[host]);
+            let kept = list.iter().any(|p| p.name == stem) || unreadable || !removable;
             if !kept && host.starts_with(&dir) {
                 wanted.push(
                     Wanted::new(

@@ -180,3 +180,40 @@ fn a_conflict_while_persisting_names_only_the_removal_that_exists() {
         "{hint}"
     );
 }
+
+#[test]
+fn a_directory_at_an_entrys_name_is_never_removed_and_its_hint_moves_it_out() {
+    let mut f = facts(loadable());
+    f.entry_files
+        .insert(host(A), Value::Text("a directory".into()));
+    let p = persist(&high_conn(), &state(true), &f);
+    let r: Vec<_> = p
+        .refusals()
+        .into_iter()
+        .filter(|r| r.code == entries::UNREADABLE)
+        .collect();
+    assert_eq!(r.len(), 1, "{p}");
+    assert!(
+        r[0].message.contains("a directory, not a regular file"),
+        "{}",
+        r[0]
+    );
+    let hint = r[0].hint.as_deref().unwrap();
+    assert!(
+        hint.contains(&format!("`mv {} {}.aside`", host(A), host(A))),
+        "{hint}"
+    );
+    assert!(
+        !hint.contains("persisted profile"),
+        "no removal named: {hint}"
+    );
+    // `--remove a` says what it is rather than planning a removal the
+    // file backend would refuse half-way.
+    let e = plan_remove("a", &f, &opts(), true).unwrap_err();
+    assert!(matches!(e, PersistError::NotAFile { .. }), "{e}");
+    assert!(e.hint().unwrap().contains("`mv "), "{e}");
+    // Removing another entry leaves it where it is.
+    corrupt(&mut f, B);
+    let p = plan_remove("b", &f, &opts(), true).unwrap();
+    assert_eq!(change_paths(&p), [B], "{p}");
+}
