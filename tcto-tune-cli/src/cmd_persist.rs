@@ -209,6 +209,7 @@ fn run_persist(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exi
         force_after_crash: args.force_after_crash,
     };
     if args.dry_run {
+        crate::common::dry_run_blocked(g, args.force_after_crash)?;
         // The same transaction as the real run, against a simulated host
         // holding what the plan observed: it decides what would be
         // written, and a simulated refusal shows.

@@ -171,6 +171,24 @@ pub fn apply_journaled(
     .map_err(apply_error)
 }
 
+/// For a dry run: what would block the real transaction blocks the dry run
+/// too (an interrupted transaction, a newest record that cannot be read),
+/// unless `force_after_crash`. An unreadable state dir is left to the real
+/// run: a dry run needs no root.
+pub fn dry_run_blocked(g: &Global, force_after_crash: bool) -> anyhow::Result<()> {
+    use tcto_tune::apply::blocked_by;
+    use tcto_tune::journal::Journal;
+    if let Ok(Some(journal)) = Journal::open_existing(&g.state_dir) {
+        let newest = journal.newest().map_err(|e| apply_error(e.into()))?;
+        if let Some(e) = newest.and_then(|r| blocked_by(&r, journal.boot_id())) {
+            if !force_after_crash {
+                return Err(apply_error(e));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Take the journal's lock, waiting up to `wait` while another process
 /// holds it, with the holder's pid in a progress line on stderr (once, then
 /// every 10 s). Without `--wait` a held lock fails at once, as before.
