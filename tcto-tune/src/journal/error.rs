@@ -120,7 +120,7 @@ impl JournalError {
                 Some(format!(
                     "nothing was changed; keep the history elsewhere and start a new one (`mv {d} {o}`), or rename a stray file with that id aside",
                     d = shell_word(&dir.display().to_string()),
-                    o = shell_word(&aside_name(&dir, "old"))
+                    o = shell_word(&aside_name(dir, "old"))
                 ))
             }
             JournalError::MissingParent { parent, .. } => Some(format!(
