@@ -186,9 +186,13 @@ fn need_privileges(args: &Args, res: &ModuleResult, what: &str) -> Result<(), Fa
 fn load(args: &Args) -> Result<(Profile, PlanOptions), Failed> {
     let name = args.profile.as_deref().unwrap_or_default();
     let mut profile = tcto_tune::profile::load(name, &args.set).map_err(|e| {
+        let hint = e.hint(crate::words::Module::for_task(args));
         fail(
             ModuleResult::default(),
-            format!("cannot load profile `{name}`: {}", error_chain(&e)),
+            with_hint(
+                format!("cannot load profile `{name}`: {}", error_chain(&e)),
+                hint,
+            ),
         )
     })?;
     for port in &args.ports {
@@ -712,6 +716,34 @@ mod tests {
             m.contains("`tcto-tune --state-dir '/tmp/my state' apply --profile trusted-notrack --set frontend=10.0.1.0/24 --port 443 --force-after-crash` to keep them"),
             "{m}"
         );
+    }
+
+    /// A profile error's hint names the module's `set` option, not `--set`.
+    #[test]
+    fn profile_error_hints_name_the_set_option() {
+        let msg = |obj: serde_json::Value| {
+            let a = crate::args::parse(obj.as_object().unwrap()).unwrap();
+            load(&a).expect_err("the profile must not load").msg.clone()
+        };
+        let m = msg(serde_json::json!({"profile": "trusted-notrack", "set": {"port": "80"}}));
+        assert!(
+            m.ends_with("; hint: run the task with `set: {backend: VALUE, frontend: VALUE}`"),
+            "{m}"
+        );
+        let m = msg(serde_json::json!({
+            "profile": "trusted-notrack",
+            "set": {"port": "80", "frontend": "10.0.1.5", "backend": "10.0.2.0/24"},
+        }));
+        assert!(
+            m.ends_with("(the value of variable `frontend`); hint: check `set: {frontend: ...}`"),
+            "{m}"
+        );
+        let m = msg(serde_json::json!({"profile": "high-conn", "set": {"x": "1"}}));
+        assert!(
+            m.ends_with("; hint: this profile declares no variables; drop the task's `set` option"),
+            "{m}"
+        );
+        assert!(!m.contains("--set"), "{m}");
     }
 
     fn args(diff: bool) -> Args {
