@@ -257,7 +257,7 @@ impl Words for Neutral {
 /// it typed beside the error's facts, so a record names no front end's
 /// command; a report or history shows it in the reader's words
 /// ([`crate::apply::TxReport::with_words`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Remedy {
@@ -272,29 +272,25 @@ pub enum Remedy {
     RollbackInItsNamespace,
     /// A remedy this version does not know (written by a newer one, or
     /// any JSON value that is not one of the names above): the error is
-    /// shown as it is, and the record stays readable.
-    Unknown,
+    /// shown as it is, the record stays readable, and the value is written
+    /// back as it was read when this version rewrites the record (a
+    /// rollback), so the newer version still finds it.
+    #[serde(untagged)]
+    Unknown(serde_json::Value),
 }
 
 /// Lenient: any value that is not a known name (another string, a number,
-/// an object a newer version might write) reads as [`Remedy::Unknown`], so
-/// one step's remedy never makes a whole journal record unreadable.
+/// an object a newer version might write) reads as [`Remedy::Unknown`] with
+/// the value kept, so one step's remedy never makes a whole journal record
+/// unreadable and a rewrite never loses it.
 impl<'de> Deserialize<'de> for Remedy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Any {
-            Name(String),
-            Other(serde::de::IgnoredAny),
-        }
-        Ok(match Any::deserialize(d)? {
-            Any::Name(n) => match n.as_str() {
-                "force-restores" => Remedy::ForceRestores,
-                "forced" => Remedy::Forced,
-                "rollback-in-its-namespace" => Remedy::RollbackInItsNamespace,
-                _ => Remedy::Unknown,
-            },
-            Any::Other(_) => Remedy::Unknown,
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(match value.as_str() {
+            Some("force-restores") => Remedy::ForceRestores,
+            Some("forced") => Remedy::Forced,
+            Some("rollback-in-its-namespace") => Remedy::RollbackInItsNamespace,
+            _ => Remedy::Unknown(value),
         })
     }
 }
