@@ -17,7 +17,9 @@
 //!   for; `apply --persisted` at boot fails on such an entry);
 //! - `interrupted`: a value an interrupted transaction (or an interrupted
 //!   rollback) may have left: it blocks the next apply until `rollback`
-//!   finishes it or `apply --force-after-crash` keeps it.
+//!   finishes it or `apply --force-after-crash` keeps it;
+//! - `in progress`: the same record while the process writing it still
+//!   runs (the state-dir lock is held, probed without taking it).
 //!
 //! A transaction the user went ahead past (`--force-after-crash`) kept
 //! what it set: its values are checked like an applied one's.
@@ -67,6 +69,9 @@ enum State {
     /// Left by a transaction or rollback that was interrupted (a crash, a
     /// kill): it may or may not hold the value, and blocks the next apply.
     Interrupted,
+    /// Being written by a transaction or rollback running now (the
+    /// state-dir lock is held): not vouched for until it ends.
+    InProgress,
 }
 
 impl State {
@@ -78,6 +83,7 @@ impl State {
             State::PersistedNotActive => "persisted, not yet active",
             State::Unreadable => "UNREADABLE",
             State::Interrupted => "interrupted",
+            State::InProgress => "in progress",
         }
     }
 }
@@ -144,6 +150,9 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
     let mut newest: BTreeMap<Target, Row> = BTreeMap::new();
     // Interrupted records that left no value: they still block the next apply.
     let mut blocked = Vec::new();
+    // An apply or rollback running now holds the lock (unknown: not running).
+    let busy = journal.lock_holder().ok().flatten();
+    let last = scan.records.last().map(|r| &r.id);
     for rec in &scan.records {
         match rec.state {
             TxState::Applied
@@ -151,7 +160,9 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
             | TxState::UndoIncomplete
             | TxState::Abandoned => {}
             TxState::Open | TxState::Undoing => {
-                blocked.extend(interrupted(rec, live, &mut newest));
+                // Only the newest record can be running now.
+                let running = busy.as_deref().filter(|_| Some(&rec.id) == last);
+                blocked.extend(interrupted(rec, running, live, &mut newest));
                 continue;
             }
             _ => continue,
@@ -221,13 +232,25 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
 
 /// The values an interrupted transaction (`Open`) or rollback (`Undoing`)
 /// may have left: every step that may hold what it wrote, or one row for
-/// the record when none does (it still blocks the next apply).
+/// the record when none does (it still blocks the next apply). `running`:
+/// the lock holder (" (pid N)") when the process writing it still runs.
 fn interrupted(
     rec: &TxRecord,
+    running: Option<&str>,
     live: &mut dyn Effects,
     rows: &mut BTreeMap<Target, Row>,
 ) -> Option<Row> {
-    let why = if rec.state == TxState::Undoing {
+    let state = if running.is_some() {
+        State::InProgress
+    } else {
+        State::Interrupted
+    };
+    let why = if let Some(pid) = running {
+        format!(
+            "{} is being written by another tcto-tune{pid}: run status again when it ends",
+            rec.id
+        )
+    } else if rec.state == TxState::Undoing {
         format!(
             "the rollback of {} was interrupted: `tcto-tune rollback` completes it",
             rec.id
@@ -251,7 +274,7 @@ fn interrupted(
             Row {
                 source: format!("transaction {}", rec.id),
                 key: step.key.clone(),
-                state: State::Interrupted,
+                state,
                 wanted: step.after.display(),
                 live: now.ok().map(|v| v.display()),
                 why: Some(why.clone()),
@@ -261,7 +284,7 @@ fn interrupted(
     (!any).then(|| Row {
         source: format!("transaction {}", rec.id),
         key: "(nothing written)".to_owned(),
-        state: State::Interrupted,
+        state,
         wanted: String::new(),
         live: None,
         why: Some(why),

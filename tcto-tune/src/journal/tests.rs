@@ -157,6 +157,25 @@ fn the_lock_is_exclusive_and_released_on_drop() {
     j.lock().unwrap();
 }
 
+/// `status` probes the lock without taking it: held is `Some(pid)`, free
+/// (or never created) is `None`, and the probe never blocks a lock.
+#[test]
+fn the_lock_holder_is_probed_without_taking_the_lock() {
+    let d = Dir::new("holder");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    let _ = std::fs::remove_file(d.0.join("lock"));
+    assert_eq!(j.lock_holder().unwrap(), None, "no lock file yet");
+    let held = j.lock().unwrap();
+    assert_eq!(
+        j.lock_holder().unwrap(),
+        Some(format!(" (pid {})", std::process::id()))
+    );
+    drop(held);
+    assert_eq!(j.lock_holder().unwrap(), None);
+    // A probe leaves nothing held.
+    j.lock().unwrap();
+}
+
 #[test]
 fn ids_are_validated_on_load() {
     let d = Dir::new("ids");
