@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Serialize;
 use tcto_tune::escape_control as esc;
-use tcto_tune::journal::{Journal, StepStatus, TxRecord, TxState};
+use tcto_tune::journal::{Journal, Step, StepStatus, TxRecord, TxState};
 use tcto_tune::persist;
 use tcto_tune::system::{read_persist_facts, Effects, LinuxEffects};
 use tcto_tune::{Target, Value};
@@ -197,17 +197,7 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
                     )),
                 ),
             };
-            newest.insert(
-                step.target.clone(),
-                Row {
-                    source: format!("transaction {}", rec.id),
-                    key: step.key.clone(),
-                    state,
-                    wanted: step.after.display(),
-                    live: now.ok().map(|v| v.display()),
-                    why,
-                },
-            );
+            newest.insert(step.target.clone(), step_row(rec, step, state, now, why));
         }
     }
     let mut rows: Vec<Row> = newest.into_values().collect();
@@ -228,6 +218,24 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
         });
     }
     Ok(rows)
+}
+
+/// A journaled step's row: what it wrote against what the host holds.
+fn step_row<E>(
+    rec: &TxRecord,
+    step: &Step,
+    state: State,
+    now: Result<Value, E>,
+    why: Option<String>,
+) -> Row {
+    Row {
+        source: format!("transaction {}", rec.id),
+        key: step.key.clone(),
+        state,
+        wanted: step.after.display(),
+        live: now.ok().map(|v| v.display()),
+        why,
+    }
 }
 
 /// The values an interrupted transaction (`Open`) or rollback (`Undoing`)
@@ -271,14 +279,7 @@ fn interrupted(
         let now = live.read(&step.target);
         rows.insert(
             step.target.clone(),
-            Row {
-                source: format!("transaction {}", rec.id),
-                key: step.key.clone(),
-                state,
-                wanted: step.after.display(),
-                live: now.ok().map(|v| v.display()),
-                why: Some(why.clone()),
-            },
+            step_row(rec, step, state, now, Some(why.clone())),
         );
     }
     (!any).then(|| Row {
