@@ -13,7 +13,7 @@
 //! transaction, not one an operator made by hand since.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tcto_tune::apply::{
@@ -22,7 +22,7 @@ use tcto_tune::apply::{
 };
 use tcto_tune::journal::{Journal, JournalError, StepStatus, TxRecord};
 use tcto_tune::persist::sysctl_d;
-use tcto_tune::persist::{self, PersistOptions, SYSCTL_D_PATH};
+use tcto_tune::persist::{self, PersistFacts, PersistOptions, SYSCTL_D_PATH};
 use tcto_tune::read_state;
 use tcto_tune::system::{
     has_net_admin, read_persist_facts, Backends, Effects, LinuxEffects, SimEffects, SystemError,
@@ -186,9 +186,13 @@ fn need_privileges(args: &Args, res: &ModuleResult, what: &str) -> Result<(), Fa
 fn load(args: &Args) -> Result<(Profile, PlanOptions), Failed> {
     let name = args.profile.as_deref().unwrap_or_default();
     let mut profile = tcto_tune::profile::load(name, &args.set).map_err(|e| {
+        let hint = e.hint(crate::words::Module::for_task(args));
         fail(
             ModuleResult::default(),
-            format!("cannot load profile `{name}`: {}", error_chain(&e)),
+            with_hint(
+                format!("cannot load profile `{name}`: {}", error_chain(&e)),
+                hint,
+            ),
         )
     })?;
     for port in &args.ports {
@@ -217,15 +221,30 @@ fn read_host(profile: &Profile) -> Result<SystemState, Failed> {
 }
 
 /// The document `tcto-tune plan --json` prints: the plan, and the diff of
-/// the sysctl.d file `persist` would write.
-pub fn plan_doc(profile: &Profile, plan: &Plan) -> serde_json::Value {
-    let entries = sysctl_d::entries(profile, plan);
-    let diff = if entries.is_empty() {
-        String::new()
-    } else {
-        let old = std::fs::read_to_string(SYSCTL_D_PATH).ok();
-        let new = sysctl_d::render(&profile.name, &entries);
-        sysctl_d::unified_diff(SYSCTL_D_PATH, old.as_deref(), Some(&new))
+/// the sysctl.d file `persist` would write under `facts`' root (the task's
+/// `root`, or the host's when persist's facts are not read: an apply).
+pub fn plan_doc(profile: &Profile, plan: &Plan, facts: Option<&PersistFacts>) -> serde_json::Value {
+    let host;
+    let facts = match facts {
+        Some(f) => Some(f),
+        None => {
+            host = read_persist_facts(Path::new("/")).ok();
+            host.as_ref()
+        }
+    };
+    let diff = match facts {
+        Some(f) => persist::sysctl_d_diff(profile, plan, f),
+        // Persist's facts unreadable (check mode as a user): the file
+        // as it reads, never through a symbolic link.
+        None if sysctl_d::entries(profile, plan).is_empty() => String::new(),
+        None => {
+            let old = std::fs::symlink_metadata(SYSCTL_D_PATH)
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|_| std::fs::read_to_string(SYSCTL_D_PATH).ok());
+            let new = sysctl_d::render(&profile.name, &sysctl_d::entries(profile, plan));
+            sysctl_d::unified_diff(SYSCTL_D_PATH, old.as_deref(), Some(&new))
+        }
     };
     let mut doc = serde_json::to_value(plan).expect("a plan serializes");
     doc["sysctl_d"] = serde_json::json!({ "path": SYSCTL_D_PATH, "diff": diff });
@@ -338,7 +357,7 @@ fn applied(args: &Args) -> Result<ModuleResult, Failed> {
     let state = read_host(&profile)?;
     let plan = tcto_tune::plan_with(&profile, &state, &opts);
     let res = ModuleResult {
-        plan: Some(plan_doc(&profile, &plan)),
+        plan: Some(plan_doc(&profile, &plan, None)),
         warnings: warnings(&plan),
         ..Default::default()
     };
@@ -404,7 +423,7 @@ fn persisted(args: &Args) -> Result<ModuleResult, Failed> {
     };
     let plan = persist::plan_persist(&profile, &runtime, &facts, &popts);
     let res = ModuleResult {
-        plan: Some(plan_doc(&profile, &runtime)),
+        plan: Some(plan_doc(&profile, &runtime, Some(&facts))),
         warnings: warnings(&plan),
         ..Default::default()
     };
@@ -712,6 +731,77 @@ mod tests {
             m.contains("`tcto-tune --state-dir '/tmp/my state' apply --profile trusted-notrack --set frontend=10.0.1.0/24 --port 443 --force-after-crash` to keep them"),
             "{m}"
         );
+    }
+
+    /// A profile error's hint names the module's `set` option, not `--set`.
+    #[test]
+    fn profile_error_hints_name_the_set_option() {
+        let msg = |obj: serde_json::Value| {
+            let a = crate::args::parse(obj.as_object().unwrap()).unwrap();
+            load(&a).expect_err("the profile must not load").msg.clone()
+        };
+        let m = msg(serde_json::json!({"profile": "trusted-notrack", "set": {"port": "80"}}));
+        assert!(
+            m.ends_with("; hint: run the task with `set: {backend: VALUE, frontend: VALUE}`"),
+            "{m}"
+        );
+        let m = msg(serde_json::json!({
+            "profile": "trusted-notrack",
+            "set": {"port": "80", "frontend": "10.0.1.5", "backend": "10.0.2.0/24"},
+        }));
+        assert!(
+            m.ends_with("(the value of variable `frontend`); hint: check `set: {frontend: ...}`"),
+            "{m}"
+        );
+        let m = msg(serde_json::json!({"profile": "high-conn", "set": {"x": "1"}}));
+        assert!(
+            m.ends_with("; hint: this profile declares no variables; drop the task's `set` option"),
+            "{m}"
+        );
+        assert!(!m.contains("--set"), "{m}");
+    }
+
+    /// The diff shown for `state: persisted` with `root` is the image's
+    /// file against what persist would write there; a symbolic link there
+    /// is shown as a link, and what it points at is never read.
+    #[test]
+    fn persist_diff_reads_the_image_s_file_and_never_follows_a_link() {
+        let root = std::env::temp_dir().join(format!("tcto-ansible-diff-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("etc/sysctl.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("99-tcto-tune.conf");
+        std::fs::write(&file, "net.core.somaxconn = 1234\n").unwrap();
+        let profile = Profile::builder("p")
+            .somaxconn(tcto_tune::Desired::at_least(4096))
+            .build();
+        let mut state = tcto_tune::SystemState::default();
+        state.sysctls.insert(
+            "net.core.somaxconn".into(),
+            tcto_tune::SysctlReading::rw("128"),
+        );
+        let plan = tcto_tune::plan(&profile, &state);
+        let diff = |root: &Path| {
+            let facts = read_persist_facts(root).unwrap();
+            plan_doc(&profile, &plan, Some(&facts))["sysctl_d"]["diff"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let d = diff(&root);
+        assert!(d.contains("-net.core.somaxconn = 1234"), "{d}");
+        assert!(d.contains("+net.core.somaxconn = 4096"), "{d}");
+        let secret = root.join("secret");
+        std::fs::write(&secret, "TOP SECRET\n").unwrap();
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&secret, &file).unwrap();
+        let d = diff(&root);
+        assert!(!d.contains("TOP SECRET"), "{d}");
+        assert!(
+            d.contains(&format!("-symbolic link to {}", secret.display())),
+            "{d}"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     fn args(diff: bool) -> Args {

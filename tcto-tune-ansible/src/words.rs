@@ -108,9 +108,13 @@ impl Words for Module {
         match action {
             Action::Allow(code) => format!("add `{code}` to the task's `allow` list"),
             Action::AllowAny => "add the code to the task's `allow` list".into(),
-            Action::AppBacklog { .. } | Action::Rollback => {
+            Action::AppBacklog { .. }
+            | Action::Rollback
+            | Action::SetVariable { .. }
+            | Action::SetVariables(_) => {
                 format!("run the task with {}", self.name(action))
             }
+            Action::DropVariables => format!("drop {}", self.name(action)),
             // A plan is a check-mode run: without it the task would apply.
             Action::Plan(_) => format!(
                 "run the task in check mode (`check_mode: true`) with {}",
@@ -121,7 +125,9 @@ impl Words for Module {
             | Action::PersistRemove { .. }
             | Action::Diagnose { .. }
             | Action::Verify { .. }
-            | Action::Probe { .. } => format!("run {}", self.name(action)),
+            | Action::Probe { .. }
+            | Action::ShowProfile { .. }
+            | Action::ShowEveryListener => format!("run {}", self.name(action)),
             other => Neutral.instruct(other),
         }
     }
@@ -155,6 +161,16 @@ impl Words for Module {
                 format!("`tcto-tune probe {} --count {count}`", shell_word(target))
             }
             Action::SetVariable { name, value } => format!("`set: {{{name}: {value}}}`"),
+            Action::SetVariables(names) => {
+                let sets: Vec<String> = names.iter().map(|n| format!("{n}: VALUE")).collect();
+                format!("`set: {{{}}}`", sets.join(", "))
+            }
+            Action::DropVariables => "the task's `set` option".into(),
+            Action::ShowEveryListener => "`tcto-tune diagnose --json`".into(),
+            // No option of the module shows a profile: run on the host.
+            Action::ShowProfile { name } => {
+                format!("`tcto-tune profiles show {}`", shell_word(name))
+            }
             Action::Plan(_) => format!(
                 "a check-mode run (`check_mode: true`) with {}",
                 plan_options(action)

@@ -144,7 +144,7 @@ pub fn run(p: &Printer, args: DiagnoseArgs) -> anyhow::Result<Exit> {
         let text = if args.prometheus.is_some() {
             d.to_prometheus()
         } else {
-            d.to_string()
+            d.text(&crate::words::CLI).to_string()
         };
         p.out_whole(text.as_bytes())?;
     }

@@ -40,20 +40,29 @@ struct SysctlD {
 /// The diff of the sysctl.d file on this host against what `persist`
 /// would write (read only when JSON or `--diff` shows it). Empty when
 /// nothing would change, including for a profile without sysctls, whose
-/// persist leaves the file alone.
+/// persist leaves the file alone. The file is read as persist reads it
+/// (a symbolic link is shown as a link, never followed); when persist's
+/// facts cannot be read (no permission), as a plain file only.
 fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
     let path = SYSCTL_D_PATH;
-    let entries = sysctl_d::entries(profile, plan);
-    let diff = if entries.is_empty() {
-        String::new()
-    } else {
-        let old = std::fs::read_to_string(path).ok();
-        // Composed with what is persisted already, as `persist` writes it.
-        let new = match tcto_tune::system::read_persist_facts(std::path::Path::new("/")) {
-            Ok(facts) => tcto_tune::persist::sysctl_d_preview(profile, plan, &facts),
-            Err(_) => sysctl_d::render(&profile.name, &entries),
-        };
-        sysctl_d::unified_diff(path, old.as_deref(), Some(&new))
+    let diff = match tcto_tune::system::read_persist_facts(std::path::Path::new("/")) {
+        Ok(facts) => tcto_tune::persist::sysctl_d_diff(profile, plan, &facts),
+        Err(_) => {
+            let entries = sysctl_d::entries(profile, plan);
+            if entries.is_empty() {
+                String::new()
+            } else {
+                let old = match std::fs::symlink_metadata(path) {
+                    Ok(m) if m.file_type().is_symlink() => std::fs::read_link(path)
+                        .ok()
+                        .map(|t| format!("symbolic link to {}\n", t.display())),
+                    Ok(_) => std::fs::read_to_string(path).ok(),
+                    Err(_) => None,
+                };
+                let new = sysctl_d::render(&profile.name, &entries);
+                sysctl_d::unified_diff(path, old.as_deref(), Some(&new))
+            }
+        }
     };
     SysctlD {
         path: path.to_owned(),

@@ -1,7 +1,7 @@
 //! `tcto-tune probe HOST:PORT`: N connects, classified and timed.
 
 use clap::Args;
-use tcto_tune::probe::{parse_target, probe, ProbeOptions};
+use tcto_tune::probe::{parse_target, probe, ProbeError, ProbeOptions};
 use tcto_tune::system::TcpConnector;
 
 use crate::common::parse_duration_arg;
@@ -30,8 +30,15 @@ pub struct ProbeArgs {
 /// Run `probe`. Exit 0 when every connect completed its handshake, 1 otherwise.
 pub fn run(p: &Printer, args: ProbeArgs) -> anyhow::Result<Exit> {
     let usage = |e: tcto_tune::probe::ProbeError| {
+        // The library names the setting; the CLI names its flag.
+        let message = match &e {
+            ProbeError::Range { what, range, got } => {
+                format!("--{} must be {range}, got {got}", what.name())
+            }
+            other => other.to_string(),
+        };
         CliError::new(
-            e.to_string(),
+            message,
             Some(
                 "e.g. `tcto-tune probe 10.0.2.5:8080 --count 200 --concurrency 20 --timeout 3s`"
                     .into(),

@@ -14,7 +14,15 @@
 //!   hold now (it takes effect at the next boot, or `apply --persisted`);
 //! - `UNREADABLE`: a journal file or a persisted entry that cannot be
 //!   read, so what it applied or persists is not checked (never vouched
-//!   for; `apply --persisted` at boot fails on such an entry).
+//!   for; `apply --persisted` at boot fails on such an entry);
+//! - `interrupted`: a value an interrupted transaction (or an interrupted
+//!   rollback) may have left: it blocks the next apply until `rollback`
+//!   finishes it or `apply --force-after-crash` keeps it;
+//! - `in progress`: the same record while the process writing it still
+//!   runs (the state-dir lock is held, probed without taking it).
+//!
+//! A transaction the user went ahead past (`--force-after-crash`) kept
+//! what it set: its values are checked like an applied one's.
 //!
 //! Only reads: no lock, no root needed for sysctls (the NOTRACK table and
 //! the journal may need it). `--exit-code` exits 4 when anything is not in
@@ -26,7 +34,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Serialize;
 use tcto_tune::escape_control as esc;
-use tcto_tune::journal::{Journal, StepStatus, TxState};
+use tcto_tune::journal::{Journal, Step, StepStatus, TxRecord, TxState};
 use tcto_tune::persist;
 use tcto_tune::system::{read_persist_facts, Effects, LinuxEffects};
 use tcto_tune::{Target, Value};
@@ -58,6 +66,12 @@ enum State {
     /// A journal file or persisted entry that cannot be read: what it
     /// applied or persists is not checked.
     Unreadable,
+    /// Left by a transaction or rollback that was interrupted (a crash, a
+    /// kill): it may or may not hold the value, and blocks the next apply.
+    Interrupted,
+    /// Being written by a transaction or rollback running now (the
+    /// state-dir lock is held): not vouched for until it ends.
+    InProgress,
 }
 
 impl State {
@@ -68,6 +82,8 @@ impl State {
             State::Lost => "lost",
             State::PersistedNotActive => "persisted, not yet active",
             State::Unreadable => "UNREADABLE",
+            State::Interrupted => "interrupted",
+            State::InProgress => "in progress",
         }
     }
 }
@@ -132,19 +148,37 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
     let boot = journal.boot_id();
     // Oldest first, so a later transaction's value for a target wins.
     let mut newest: BTreeMap<Target, Row> = BTreeMap::new();
+    // Interrupted records that left no value: they still block the next apply.
+    let mut blocked = Vec::new();
+    // An apply or rollback running now holds the lock (unknown: not running).
+    let busy = journal.lock_holder().ok().flatten();
+    let last = scan.records.last().map(|r| &r.id);
     for rec in &scan.records {
-        if !matches!(
-            rec.state,
-            TxState::Applied | TxState::RollbackIncomplete | TxState::UndoIncomplete
-        ) {
-            continue;
+        match rec.state {
+            TxState::Applied
+            | TxState::RollbackIncomplete
+            | TxState::UndoIncomplete
+            | TxState::Abandoned => {}
+            TxState::Open | TxState::Undoing => {
+                // Only the newest record can be running now.
+                let running = busy.as_deref().filter(|_| Some(&rec.id) == last);
+                blocked.extend(interrupted(rec, running, live, &mut newest));
+                continue;
+            }
+            _ => continue,
         }
         let earlier_boot = rec.from_earlier_boot(boot);
         for step in &rec.steps {
-            if !matches!(step.status, StepStatus::Applied | StepStatus::RevertFailed) {
-                continue;
-            }
             let now = live.read(&step.target);
+            match step.status {
+                StepStatus::Applied | StepStatus::RevertFailed => {}
+                // Gone past a crash, a step in flight was kept when it was
+                // written: the live value says which.
+                StepStatus::Writing
+                    if rec.state == TxState::Abandoned
+                        && now.as_ref().is_ok_and(|v| v.matches(&step.after)) => {}
+                _ => continue,
+            }
             let (state, why) = match &now {
                 Ok(v) if v.matches(&step.after) => (State::InEffect, None),
                 Ok(_) if earlier_boot && !matches!(step.target, Target::File { .. }) => (
@@ -163,20 +197,11 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
                     )),
                 ),
             };
-            newest.insert(
-                step.target.clone(),
-                Row {
-                    source: format!("transaction {}", rec.id),
-                    key: step.key.clone(),
-                    state,
-                    wanted: step.after.display(),
-                    live: now.ok().map(|v| v.display()),
-                    why,
-                },
-            );
+            newest.insert(step.target.clone(), step_row(rec, step, state, now, why));
         }
     }
     let mut rows: Vec<Row> = newest.into_values().collect();
+    rows.extend(blocked);
     // An unreadable record could be an applied transaction: say that its
     // values are not checked, rather than vouch for a partial journal.
     for u in &scan.unreadable {
@@ -193,6 +218,78 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
         });
     }
     Ok(rows)
+}
+
+/// A journaled step's row: what it wrote against what the host holds.
+fn step_row<E>(
+    rec: &TxRecord,
+    step: &Step,
+    state: State,
+    now: Result<Value, E>,
+    why: Option<String>,
+) -> Row {
+    Row {
+        source: format!("transaction {}", rec.id),
+        key: step.key.clone(),
+        state,
+        wanted: step.after.display(),
+        live: now.ok().map(|v| v.display()),
+        why,
+    }
+}
+
+/// The values an interrupted transaction (`Open`) or rollback (`Undoing`)
+/// may have left: every step that may hold what it wrote, or one row for
+/// the record when none does (it still blocks the next apply). `running`:
+/// the lock holder (" (pid N)") when the process writing it still runs.
+fn interrupted(
+    rec: &TxRecord,
+    running: Option<&str>,
+    live: &mut dyn Effects,
+    rows: &mut BTreeMap<Target, Row>,
+) -> Option<Row> {
+    let state = if running.is_some() {
+        State::InProgress
+    } else {
+        State::Interrupted
+    };
+    let why = if let Some(pid) = running {
+        format!(
+            "{} is being written by another tcto-tune{pid}: run status again when it ends",
+            rec.id
+        )
+    } else if rec.state == TxState::Undoing {
+        format!(
+            "the rollback of {} was interrupted: `tcto-tune rollback` completes it",
+            rec.id
+        )
+    } else {
+        format!(
+            "{} was interrupted: `tcto-tune rollback` restores what it journaled; the next apply with `--force-after-crash` keeps it",
+            rec.id
+        )
+    };
+    let mut any = false;
+    for step in rec.steps.iter().filter(|s| s.status.may_hold_new_value()) {
+        // Someone else's value since: not this transaction's to report.
+        if step.status == StepStatus::Drifted {
+            continue;
+        }
+        any = true;
+        let now = live.read(&step.target);
+        rows.insert(
+            step.target.clone(),
+            step_row(rec, step, state, now, Some(why.clone())),
+        );
+    }
+    (!any).then(|| Row {
+        source: format!("transaction {}", rec.id),
+        key: "(nothing written)".to_owned(),
+        state,
+        wanted: String::new(),
+        live: None,
+        why: Some(why),
+    })
 }
 
 /// Every persisted profile's sysctls against the live values. (Its NOTRACK

@@ -61,7 +61,7 @@ impl From<anyhow::Error> for CliError {
             Err(e) => e,
         };
         let profile_err = e.chain().find_map(|c| c.downcast_ref::<ProfileError>());
-        let hint = profile_err.and_then(|p| p.hint());
+        let hint = profile_err.and_then(|p| p.hint(&crate::words::CLI));
         // A wrong `--set` is a usage error, like a wrong `--port`.
         // An unknown profile name or a wrong `--set` is a usage error, like
         // a wrong `--port`; a broken profile file is not.

@@ -50,10 +50,14 @@ fn backlog(b: Option<i64>) -> String {
 impl Words for Cli {
     fn instruct(&self, action: &Action) -> String {
         match action {
-            Action::Allow(_) | Action::AllowAny | Action::AppBacklog { .. } => {
+            Action::Allow(_)
+            | Action::AllowAny
+            | Action::AppBacklog { .. }
+            | Action::SetVariables(_) => {
                 format!("pass {}", self.name(action))
             }
             Action::Force => "use --force".into(),
+            Action::DropVariables => format!("drop {}", self.name(action)),
             Action::ForceAfterCrash => "`apply --force-after-crash`".into(),
             _ => self.name(action),
         }
@@ -98,6 +102,14 @@ impl Words for Cli {
             // Bare, as a line to copy to a client.
             Action::Probe { target, count } => format!("tcto-tune probe {target} --count {count}"),
             Action::SetVariable { name, value } => format!("`--set {name}={value}`"),
+            Action::SetVariables(names) => {
+                let sets: Vec<String> = names.iter().map(|n| format!("--set {n}=VALUE")).collect();
+                format!("`{}`", sets.join(" "))
+            }
+            Action::DropVariables => "the `--set`".into(),
+            Action::ShowProfile { name } => format!("`tcto-tune profiles show {name}`"),
+            // As the listener table's last line always printed it.
+            Action::ShowEveryListener => "--port or --json".into(),
             // An action added to the library after these words: its neutral name.
             other => Neutral.name(other),
         }
@@ -193,6 +205,20 @@ mod tests {
         );
         assert_eq!(w.instruct(&Action::Rollback), "`tcto-tune rollback`");
         assert_eq!(w.name(&Action::Force), "--force");
+        // Profile errors' hints and the diagnosis's listener table, as the
+        // CLI always printed them.
+        assert_eq!(
+            w.instruct(&Action::SetVariables(vec!["a".into(), "b".into()])),
+            "pass `--set a=VALUE --set b=VALUE`"
+        );
+        assert_eq!(w.instruct(&Action::DropVariables), "drop the `--set`");
+        assert_eq!(
+            w.name(&Action::ShowProfile {
+                name: "offload-off".into()
+            }),
+            "`tcto-tune profiles show offload-off`"
+        );
+        assert_eq!(w.name(&Action::ShowEveryListener), "--port or --json");
         assert_eq!(w.name(&Action::ForceAfterCrash), "--force-after-crash");
         assert_eq!(
             w.name(&Action::PersistRemove { name: "web".into() }),

@@ -119,6 +119,24 @@ fn every_usage_mistake_exits_2() {
         err.contains("`10.0.1.5/32`"),
         "a bare address gets its /32: {err}"
     );
+    // The error names the variable; the hint names the flag that sets it.
+    assert!(
+        err.contains("(the value of variable `frontend`)\nhint: check `--set frontend=...`\n"),
+        "{err}"
+    );
+    // A variable that makes a key invalid is the caller's input too.
+    let (code, _, err) = tcto(&["plan", "-p", "rp-filter-loose", "--set", "iface=a/b"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("contains `/`") && err.contains("hint: check `--set iface=...`"),
+        "{err}"
+    );
+    let (code, _, err) = tcto(&["plan", "-p", "high-conn", "--set", "x=1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("hint: this profile declares no variables; drop the `--set`"),
+        "{err}"
+    );
     let (code, _, err) = notrack("10.0.1.0/24", "99999");
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = tcto(&["plan", "-p", "trusted-notrack"]);

@@ -483,7 +483,7 @@ fn revert_after_failure(effects: &mut dyn Effects, steps: &mut [Step]) -> Outcom
             Err(e) => {
                 all_ok = false;
                 step.status = StepStatus::RevertFailed;
-                step.remedy = step.remedy.or(remedy);
+                step.remedy = step.remedy.take().or(remedy);
                 step.error = Some(match &step.error {
                     Some(first) => format!("{first}; revert failed: {e}"),
                     None => format!("revert failed: {e}"),

@@ -35,6 +35,35 @@ pub const SYN_RTO_MS: u64 = 1000;
 /// 1 s + RTT turns every ordinary jitter into a failed connect.
 pub const SYN_RTO_MARGIN_MS: u64 = 500;
 
+/// A setting of [`ProbeOptions`] that has a range; a front end names it
+/// as its own option (the CLI's `--count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeSetting {
+    /// How many connects.
+    Count,
+    /// How many at once.
+    Concurrency,
+    /// The connect timeout.
+    Timeout,
+}
+
+impl ProbeSetting {
+    /// Its name in lower case: `count`, `concurrency`, `timeout`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeSetting::Count => "count",
+            ProbeSetting::Concurrency => "concurrency",
+            ProbeSetting::Timeout => "timeout",
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Why probe options were rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
@@ -47,10 +76,10 @@ pub enum ProbeError {
         why: String,
     },
     /// A count, concurrency or timeout out of range.
-    #[error("{what} must be {range}, got {got}")]
+    #[error("the {what} must be {range}, got {got}")]
     Range {
         /// Which option.
-        what: &'static str,
+        what: ProbeSetting,
         /// The allowed range.
         range: String,
         /// The value given.
@@ -85,21 +114,21 @@ impl ProbeOptions {
         let range = |what, range: String, got: String| ProbeError::Range { what, range, got };
         if !(1..=MAX_COUNT).contains(&count) {
             return Err(range(
-                "--count",
+                ProbeSetting::Count,
                 format!("from 1 to {MAX_COUNT}"),
                 count.to_string(),
             ));
         }
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
             return Err(range(
-                "--concurrency",
+                ProbeSetting::Concurrency,
                 format!("from 1 to {MAX_CONCURRENCY}"),
                 concurrency.to_string(),
             ));
         }
         if timeout < Duration::from_millis(1) || timeout > MAX_TIMEOUT {
             return Err(range(
-                "--timeout",
+                ProbeSetting::Timeout,
                 format!("from 1ms to {}", format_duration(MAX_TIMEOUT)),
                 format_duration(timeout),
             ));

@@ -78,6 +78,19 @@ pub enum Action {
         /// How many connects.
         count: u32,
     },
+    /// Give each of these profile variables a value (said with the
+    /// placeholder `VALUE`).
+    SetVariables(Vec<String>),
+    /// Give the profile no variables at all (it declares none).
+    DropVariables,
+    /// Show every listener of a diagnosis, not only the fullest (by
+    /// asking about their ports, or in the machine-readable report).
+    ShowEveryListener,
+    /// Show a built-in profile's text, e.g. to compare a key's spelling.
+    ShowProfile {
+        /// The built-in profile's name.
+        name: String,
+    },
 }
 
 /// A profile to plan, as a next step names it.
@@ -193,7 +206,12 @@ impl Words for Neutral {
             Action::Diagnose { .. } | Action::Verify { .. } | Action::Probe { .. } => {
                 format!("run {}", self.name(action))
             }
-            Action::SetVariable { .. } => format!("set {}", self.name(action)),
+            Action::SetVariable { .. } | Action::SetVariables(_) => {
+                format!("set {}", self.name(action))
+            }
+            Action::DropVariables => "drop the variables given".into(),
+            Action::ShowProfile { .. } => format!("read {}", self.name(action)),
+            Action::ShowEveryListener => format!("read {}", self.name(action)),
         }
     }
     fn name(&self, action: &Action) -> String {
@@ -224,6 +242,13 @@ impl Words for Neutral {
             Action::Diagnose { interval: Some(i) } => format!("a diagnosis sampled over {i}"),
             Action::Verify { duration } => format!("a verification over {duration}"),
             Action::Probe { target, count } => format!("a probe of {count} connects to {target}"),
+            Action::SetVariables(names) => {
+                let v: Vec<String> = names.iter().map(|n| format!("`{n}=VALUE`")).collect();
+                format!("the variables {}", v.join(", "))
+            }
+            Action::DropVariables => "no variable values".into(),
+            Action::ShowProfile { name } => format!("the built-in profile `{name}`"),
+            Action::ShowEveryListener => "a port list or the JSON report".into(),
         }
     }
 }
@@ -232,7 +257,7 @@ impl Words for Neutral {
 /// it typed beside the error's facts, so a record names no front end's
 /// command; a report or history shows it in the reader's words
 /// ([`crate::apply::TxReport::with_words`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Remedy {
@@ -247,29 +272,25 @@ pub enum Remedy {
     RollbackInItsNamespace,
     /// A remedy this version does not know (written by a newer one, or
     /// any JSON value that is not one of the names above): the error is
-    /// shown as it is, and the record stays readable.
-    Unknown,
+    /// shown as it is, the record stays readable, and the value is written
+    /// back as it was read when this version rewrites the record (a
+    /// rollback), so the newer version still finds it.
+    #[serde(untagged)]
+    Unknown(serde_json::Value),
 }
 
 /// Lenient: any value that is not a known name (another string, a number,
-/// an object a newer version might write) reads as [`Remedy::Unknown`], so
-/// one step's remedy never makes a whole journal record unreadable.
+/// an object a newer version might write) reads as [`Remedy::Unknown`] with
+/// the value kept, so one step's remedy never makes a whole journal record
+/// unreadable and a rewrite never loses it.
 impl<'de> Deserialize<'de> for Remedy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Any {
-            Name(String),
-            Other(serde::de::IgnoredAny),
-        }
-        Ok(match Any::deserialize(d)? {
-            Any::Name(n) => match n.as_str() {
-                "force-restores" => Remedy::ForceRestores,
-                "forced" => Remedy::Forced,
-                "rollback-in-its-namespace" => Remedy::RollbackInItsNamespace,
-                _ => Remedy::Unknown,
-            },
-            Any::Other(_) => Remedy::Unknown,
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(match value.as_str() {
+            Some("force-restores") => Remedy::ForceRestores,
+            Some("forced") => Remedy::Forced,
+            Some("rollback-in-its-namespace") => Remedy::RollbackInItsNamespace,
+            _ => Remedy::Unknown(value),
         })
     }
 }
@@ -307,6 +328,16 @@ pub fn every_action() -> Vec<Action> {
             target: "10.0.0.1:443".into(),
             count: 20,
         },
+        Action::SetVariable {
+            name: "iface".into(),
+            value: "NAME".into(),
+        },
+        Action::SetVariables(vec!["frontend".into(), "port".into()]),
+        Action::DropVariables,
+        Action::ShowEveryListener,
+        Action::ShowProfile {
+            name: "high-conn".into(),
+        },
     ]
 }
 
@@ -329,31 +360,20 @@ pub fn shell_word(s: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The words of the command line (tests/cli_words.rs holds the same
-    /// list for the library's sources).
-    const CLI_WORDS: &[&str] = &[
-        "tcto-tune",
-        "--state-dir",
-        "--allow",
-        "--force",
-        "--wait",
-        "--app-backlog",
-        "--persisted",
-        "--remove",
-        "--profile",
-        "--set",
-        "--port",
-        "--interval",
-        "--for",
-        "--count",
-    ];
+    // The words of the command line, one list with tests/cli_words.rs.
+    include!("../tests/support/cli_words.rs");
+
+    /// Beyond the command lines of that list: the program's own name.
+    /// (The library's sources may name it in paths and in the files it
+    /// writes; the neutral words never do.)
+    const PROGRAM: &str = "tcto-tune";
 
     #[test]
     fn neutral_words_name_no_cli_word() {
         for a in every_action() {
             for text in [Neutral.instruct(&a), Neutral.name(&a)] {
                 assert!(!text.is_empty(), "{a:?}");
-                for w in CLI_WORDS {
+                for w in CLI_WORDS.iter().chain([&PROGRAM]) {
                     assert!(!text.contains(w), "{a:?}: `{w}` in {text:?}");
                 }
             }

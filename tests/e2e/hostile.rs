@@ -517,3 +517,30 @@ fn a_tx_directory_that_is_a_link_or_not_ours_is_refused_and_the_hint_runs() {
     );
     assert!(out.contains(&format!("{d}/s d/tx.unsafe.3\n")), "{r}");
 }
+
+/// The plan's sysctl.d diff reads the file as persist does: a symbolic
+/// link there (here to a file holding a secret) is shown as the link, never
+/// followed, as root and as an unprivileged user, in text and JSON. (It
+/// used to print the target's content: `/etc/shadow` into a CI log.)
+#[test]
+fn the_plan_diff_never_follows_a_link_at_the_sysctl_d_file() {
+    if !require_root("the_plan_diff_never_follows_a_link_at_the_sysctl_d_file") {
+        return;
+    }
+    let st = TempDir::new("diff-link");
+    let secret = format!("{}/secret", st.path());
+    std::fs::write(&secret, "TOP-SECRET-LINE\n").unwrap();
+    let r = in_netns(&format!(
+        "unshare -m sh -c 'mount -t tmpfs none /etc/sysctl.d && ln -s {secret} /etc/sysctl.d/99-tcto-tune.conf && \
+         tcto-tune plan --profile high-conn --diff; tcto-tune plan --profile high-conn --json; \
+         setpriv --reuid=65534 --regid=65534 --clear-groups tcto-tune plan --profile high-conn --diff'"
+    ));
+    assert!(!r.stdout.contains("TOP-SECRET"), "{r}");
+    assert_eq!(
+        r.stdout
+            .matches(&format!("-symbolic link to {secret}"))
+            .count(),
+        3,
+        "{r}"
+    );
+}

@@ -129,6 +129,12 @@ fn every_json_output_matches_its_schema() {
             "error-runtime",
             "tcto-tune plan --json --profile /nonexistent/p.toml; test $? -eq 1".into(),
         ),
+        (
+            // Last: a transaction killed after its first write blocks
+            // whatever would come after it.
+            "status-interrupted",
+            "TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile backlog-overflow >/dev/null 2>&1; tcto-tune status --json > $TCTO_TUNE_STATE_DIR.st && grep -q '\"interrupted\"' $TCTO_TUNE_STATE_DIR.st && cat $TCTO_TUNE_STATE_DIR.st".into(),
+        ),
     ];
     let out = outputs(&cmds);
     for (label, doc) in &out {
@@ -136,6 +142,7 @@ fn every_json_output_matches_its_schema() {
             "profiles-list" | "profiles-show" => "profiles",
             "rollback-dry" | "rollback-nothing" => "rollback",
             "persist-list" => "persist",
+            "status-interrupted" => "status",
             "diagnose-clients" => "diagnose",
             l if l.starts_with("error") => "error",
             l => l,

@@ -134,3 +134,70 @@ fn commands_named_in_findings_and_rows_carry_the_state_dir() {
     );
     assert!(out.contains("history=0"), "{r}");
 }
+
+/// A transaction killed mid-way (and a rollback killed mid-way) leaves
+/// values status must not leave out: each is `interrupted` (exit 4) until
+/// `rollback` finishes it (`in progress` while a process holds the lock);
+/// gone past with `--force-after-crash`, what it kept is checked like an
+/// applied value.
+#[test]
+fn status_reports_interrupted_and_kept_transactions() {
+    if !require_root("status_reports_interrupted_and_kept_transactions") {
+        return;
+    }
+    let dir = TempDir::new("status-crash");
+    let d = dir.path();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
+         TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile backlog-overflow >/dev/null 2>&1\n\
+         tcto-tune status --exit-code; echo crashed=$?\n\
+         flock {d}/s/lock sh -c 'tcto-tune status --exit-code; echo running=$?'\n\
+         tcto-tune apply --profile backlog-overflow --force-after-crash >/dev/null || exit 10\n\
+         tcto-tune status --exit-code; echo kept=$?\n\
+         TCTO_TUNE_FAULT_CRASH_UNDO_AFTER=1 tcto-tune rollback >/dev/null 2>&1\n\
+         tcto-tune status --exit-code; echo undoing=$?\n\
+         cmd=$(tcto-tune status | grep -o '`tcto-tune [^`]*rollback`' | head -1 | tr -d '`')\n\
+         (unset TCTO_TUNE_STATE_DIR; eval \"$cmd\" >/dev/null); echo rolled=$?\n\
+         tcto-tune status --exit-code; echo after=$?\n\
+         sysctl -n net.core.somaxconn\n"
+    ));
+    let out = &r.stdout;
+    // The first value was written, then the process died.
+    assert!(
+        out.lines().any(|l| l.starts_with("interrupted")
+            && l.contains("transaction 000001")
+            && l.contains("net.core.somaxconn")),
+        "{r}"
+    );
+    // The command it names carries the state dir, and runs as printed.
+    assert!(
+        out.contains(&format!(
+            "000001 was interrupted: `tcto-tune --state-dir {d}/s rollback` restores"
+        )),
+        "{r}"
+    );
+    assert!(out.contains("crashed=4"), "{r}");
+    // The same record while a process holds the state-dir lock: running,
+    // not interrupted (and not vouched for).
+    assert!(
+        out.lines().any(|l| l.starts_with("in progress")
+            && l.contains("transaction 000001")
+            && l.contains("net.core.somaxconn")),
+        "{r}"
+    );
+    assert!(out.contains("running=4"), "{r}");
+    // Gone past: 000001 is abandoned (what it set is kept and checked),
+    // 000002 applied the rest.
+    assert!(out.contains("all 2 value(s) in effect\nkept=0"), "{r}");
+    // The rollback of 000002 killed after its first restore.
+    assert!(
+        out.contains("the rollback of 000002 was interrupted"),
+        "{r}"
+    );
+    assert!(out.contains("undoing=4"), "{r}");
+    assert!(out.contains("rolled=0"), "{r}");
+    assert!(
+        out.contains("all 1 value(s) in effect\nafter=0\n4096\n"),
+        "{r}"
+    );
+}

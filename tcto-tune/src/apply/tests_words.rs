@@ -268,7 +268,10 @@ fn a_record_of_the_old_format_reads_and_shows_as_it_always_did() {
     v["steps"][0]["remedy"] = "ask-the-oracle".into();
     std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     let newer = j.load("000001").unwrap();
-    assert_eq!(newer.steps[0].remedy, Some(Remedy::Unknown));
+    assert_eq!(
+        newer.steps[0].remedy,
+        Some(Remedy::Unknown("ask-the-oracle".into()))
+    );
     assert_eq!(
         newer.with_words(&Marked).steps[0].error.as_deref(),
         Some(old_error)

@@ -39,8 +39,8 @@ fn worded_note(note: &str, words: &dyn Words) -> String {
 /// The step's error with its remedy said in `words`.
 fn worded_error(step: &Step, words: &dyn Words) -> Option<String> {
     let e = step.error.as_deref()?;
-    Some(match step.remedy {
-        None | Some(Remedy::Unknown) => e.to_owned(),
+    Some(match &step.remedy {
+        None | Some(Remedy::Unknown(_)) => e.to_owned(),
         Some(Remedy::ForceRestores) => format!(
             "{e} (use {} to restore `{}`)",
             words.name(&Action::Force),

@@ -40,7 +40,7 @@ pub use netpath::{
     client_line, ClientSeen, RpCheck, RpClient, RpFilterIface, RpFilterReport, RpVerdict,
     SoftnetReport, SynRecvReport, MAX_RP_CLIENTS,
 };
-pub use text::TEXT_LISTENER_ROWS;
+pub use text::{DiagnosisText, TEXT_LISTENER_ROWS};
 
 /// Version of the JSON diagnosis.
 pub const DIAGNOSE_SCHEMA: u32 = 1;

@@ -52,7 +52,7 @@ impl Diagnosis {
             metric(
                 &mut out,
                 "tcto_port_without_listener",
-                "1 for a port given with --port that nothing listens on.",
+                "1 for a port asked about that nothing listens on.",
                 &samples,
             );
         }

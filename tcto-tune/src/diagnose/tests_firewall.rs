@@ -208,3 +208,57 @@ fn ct_count_and_quota_drops_are_named_as_partial_limits() {
         ]
     );
 }
+
+/// The listener table shows the fullest rows only; its last line says how
+/// to see them all in the caller's words (neutral by default).
+#[test]
+fn the_shortened_listener_table_names_the_way_to_all_rows_in_the_callers_words() {
+    let mut d: Diagnosis = serde_json::from_value(serde_json::json!({
+        "schema": DIAGNOSE_SCHEMA, "interval_ms": 0, "ports": [], "causes": [],
+        "conntrack": ConntrackReport::default(), "tcp_ext": [], "listeners": [],
+        "missing_ports": [], "sysctls": [], "interfaces": [], "offloads": [],
+        "kernel_log": {
+            "readable": true, "error": null, "table_full_lines": 0,
+            "table_full_elsewhere": 0, "last_age_s": null, "last": [],
+            "recent_bound_s": 61, "counters_agree": false, "recent_lines": 0,
+            "history_lines": 0,
+        },
+        "checked": [],
+    }))
+    .unwrap();
+    let row = |port: u16| ListenerReport {
+        addr: "127.0.0.1".parse().unwrap(),
+        port,
+        queue: 0,
+        peak_queue: 0,
+        backlog: 4096,
+        full_pct: 0.0,
+        limited_by: LimitedBy::Somaxconn,
+        process: None,
+        inode: u32::from(port),
+    };
+    d.listeners = (1..=TEXT_LISTENER_ROWS as u16 + 3).map(row).collect();
+    let neutral = d.to_string();
+    assert!(
+        neutral.contains("  ... 3 more (fullest shown; a port list or the JSON report for all)\n"),
+        "{neutral}"
+    );
+    #[derive(Debug)]
+    struct Flags;
+    impl crate::words::Words for Flags {
+        fn instruct(&self, a: &crate::words::Action) -> String {
+            self.name(a)
+        }
+        fn name(&self, _: &crate::words::Action) -> String {
+            "--port or --json".into()
+        }
+    }
+    let cli = d.text(&Flags).to_string();
+    assert!(
+        cli.contains("  ... 3 more (fullest shown; --port or --json for all)\n"),
+        "{cli}"
+    );
+    // Asked about ports: every row is shown, no such line.
+    d.ports = vec![1];
+    assert!(!d.to_string().contains("more (fullest shown"));
+}

@@ -296,18 +296,24 @@ fn rp_filter_loose_refuses_a_missing_interface_and_warns_on_strict_all() {
         .findings
         .iter()
         .all(|f| !f.code.as_str().starts_with("rp-filter")));
-    // A variable that smuggles a path is a profile error naming it.
-    let e = crate::profile::load(
+    // A variable that smuggles a path is a profile error naming it, the
+    // caller's input at fault, with a hint to give it another value.
+    let err = crate::profile::load(
         "rp-filter-loose",
         &[("iface".to_owned(), "a/b".to_owned())]
             .into_iter()
             .collect(),
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    let e = err.to_string();
     assert!(
-        e.contains("contains `/`") && e.contains("--set iface="),
+        e.contains("contains `/`") && e.contains("(the value of variable `iface`)"),
         "{e}"
+    );
+    assert!(err.is_usage(), "{e}");
+    assert_eq!(
+        err.hint(&crate::words::NEUTRAL).as_deref(),
+        Some("check the variable `iface=...`")
     );
 }
 

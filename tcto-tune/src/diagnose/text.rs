@@ -5,6 +5,7 @@ use std::fmt::{self, Write as _};
 
 use super::{CounterDelta, Diagnosis, LimitedBy, ListenerReport};
 use crate::escape::escape_control as esc;
+use crate::words::{Action, Words, NEUTRAL};
 
 /// Listeners shown in text when no port was named (JSON has them all);
 /// also how many owners the CLI looks up for text.
@@ -36,20 +37,45 @@ fn listener_row(l: &ListenerReport) -> [String; 6] {
     ]
 }
 
+/// The report as text, with the next steps it names in the caller's words
+/// ([`Diagnosis::text`]).
+pub struct DiagnosisText<'a> {
+    diagnosis: &'a Diagnosis,
+    words: &'a dyn Words,
+}
+
+impl Diagnosis {
+    /// The report as text, naming what to run next in `words` (the
+    /// `Display` of a diagnosis uses the neutral words).
+    pub fn text<'a>(&'a self, words: &'a dyn Words) -> DiagnosisText<'a> {
+        DiagnosisText {
+            diagnosis: self,
+            words,
+        }
+    }
+}
+
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_causes(f)?;
-        self.fmt_conntrack(f)?;
-        let tcp: Vec<String> = self.tcp_ext.iter().map(counter).collect();
+        self.text(&NEUTRAL).fmt(f)
+    }
+}
+
+impl fmt::Display for DiagnosisText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.diagnosis;
+        d.fmt_causes(f)?;
+        d.fmt_conntrack(f)?;
+        let tcp: Vec<String> = d.tcp_ext.iter().map(counter).collect();
         writeln!(f, "TcpExt: {}", tcp.join(", "))?;
-        self.fmt_path(f)?;
-        self.fmt_listeners(f)?;
-        self.fmt_sysctls(f)?;
-        self.fmt_interfaces(f)?;
-        self.fmt_kernel_log(f)?;
-        self.fmt_trace(f)?;
+        d.fmt_path(f)?;
+        d.fmt_listeners(f, self.words)?;
+        d.fmt_sysctls(f)?;
+        d.fmt_interfaces(f)?;
+        d.fmt_kernel_log(f)?;
+        d.fmt_trace(f)?;
         writeln!(f, "checked:")?;
-        for c in &self.checked {
+        for c in &d.checked {
             writeln!(f, "  - {}", esc(c))?;
         }
         Ok(())
@@ -146,7 +172,7 @@ impl Diagnosis {
     }
 
     /// The listeners' queues, fullest first, and the named ports no one listens on.
-    fn fmt_listeners(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn fmt_listeners(&self, f: &mut fmt::Formatter<'_>, words: &dyn Words) -> fmt::Result {
         writeln!(f, "listeners:")?;
         if self.listeners.is_empty() {
             writeln!(f, "  (none)")?;
@@ -178,8 +204,9 @@ impl Diagnosis {
             if self.listeners.len() > shown {
                 writeln!(
                     f,
-                    "  ... {} more (fullest shown; --port or --json for all)",
-                    self.listeners.len() - shown
+                    "  ... {} more (fullest shown; {} for all)",
+                    self.listeners.len() - shown,
+                    words.name(&Action::ShowEveryListener)
                 )?;
             }
         }

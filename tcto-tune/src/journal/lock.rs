@@ -67,6 +67,50 @@ impl StateLock {
     }
 }
 
+/// Whether another process holds the lock at `path` right now: `Some` with
+/// its pid (" (pid N)", or empty when unknown), `None` when it is free or
+/// there is no lock file. A probe with a shared lock, released at once; it
+/// writes nothing, so a reader (`status`) can tell a transaction in
+/// progress from one interrupted by a crash.
+pub fn holder(path: &Path) -> Result<Option<String>, JournalError> {
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(JournalError::Io {
+                action: "open",
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        // Free; closing the file drops the probe's own lock.
+        Ok(()) => Ok(None),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            Ok(Some(
+                if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                },
+            ))
+        }
+        Err(e) => Err(JournalError::Io {
+            action: "lock",
+            path: path.to_owned(),
+            source: e.into(),
+        }),
+    }
+}
+
 /// A journal whose state-dir lock this process holds, from
 /// [`Journal::lock`](super::Journal::lock). A real transaction
 /// ([`crate::apply::apply`], [`crate::apply::undo`]) takes one, so it cannot

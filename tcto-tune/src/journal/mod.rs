@@ -217,6 +217,13 @@ impl Journal {
         StateLock::acquire(&self.dir.join("lock")).map(|l| Locked::new(self, l))
     }
 
+    /// Whether another process holds the state-dir lock now (an `apply`,
+    /// `rollback` or `persist` running): `Some` with its pid as
+    /// " (pid N)" (empty when unknown). Takes nothing: a probe.
+    pub fn lock_holder(&self) -> Result<Option<String>, JournalError> {
+        lock::holder(&self.dir.join("lock"))
+    }
+
     fn tx_dir(&self) -> PathBuf {
         self.dir.join("tx")
     }

@@ -157,6 +157,25 @@ fn the_lock_is_exclusive_and_released_on_drop() {
     j.lock().unwrap();
 }
 
+/// `status` probes the lock without taking it: held is `Some(pid)`, free
+/// (or never created) is `None`, and the probe never blocks a lock.
+#[test]
+fn the_lock_holder_is_probed_without_taking_the_lock() {
+    let d = Dir::new("holder");
+    let j = Journal::open_or_create(&d.0).unwrap();
+    let _ = std::fs::remove_file(d.0.join("lock"));
+    assert_eq!(j.lock_holder().unwrap(), None, "no lock file yet");
+    let held = j.lock().unwrap();
+    assert_eq!(
+        j.lock_holder().unwrap(),
+        Some(format!(" (pid {})", std::process::id()))
+    );
+    drop(held);
+    assert_eq!(j.lock_holder().unwrap(), None);
+    // A probe leaves nothing held.
+    j.lock().unwrap();
+}
+
 #[test]
 fn ids_are_validated_on_load() {
     let d = Dir::new("ids");
@@ -460,6 +479,7 @@ fn ids_stop_at_twelve_digits_and_longer_names_are_foreign() {
 #[test]
 fn a_remedy_this_build_does_not_know_keeps_the_record_readable() {
     use crate::words::Remedy;
+    let unknown = |json: &str| Remedy::Unknown(serde_json::from_str(json).unwrap());
     let text = String::from_utf8(pretty::to_vec(&record("000001")).unwrap()).unwrap();
     let with = |remedy: &str| {
         text.replace(
@@ -474,11 +494,17 @@ fn a_remedy_this_build_does_not_know_keeps_the_record_readable() {
             "\"rollback-in-its-namespace\"",
             Some(Remedy::RollbackInItsNamespace),
         ),
-        ("\"ask-a-newer-version\"", Some(Remedy::Unknown)),
-        ("{\"rollback-in\": {\"netns\": 5}}", Some(Remedy::Unknown)),
-        ("7", Some(Remedy::Unknown)),
-        ("[1, \"forced\"]", Some(Remedy::Unknown)),
-        ("true", Some(Remedy::Unknown)),
+        (
+            "\"ask-a-newer-version\"",
+            Some(unknown("\"ask-a-newer-version\"")),
+        ),
+        (
+            "{\"rollback-in\": {\"netns\": 5}}",
+            Some(unknown("{\"rollback-in\": {\"netns\": 5}}")),
+        ),
+        ("7", Some(unknown("7"))),
+        ("[1, \"forced\"]", Some(unknown("[1, \"forced\"]"))),
+        ("true", Some(unknown("true"))),
         ("null", None),
     ] {
         let body = with(json);
@@ -486,6 +512,18 @@ fn a_remedy_this_build_does_not_know_keeps_the_record_readable() {
         let r = parse_record(Path::new("000001.json"), body.as_bytes())
             .unwrap_or_else(|e| panic!("{json}: {e}"));
         assert_eq!(r.steps[0].remedy, want, "{json}");
+        // Written back, the remedy is the value it was, not a stand-in: a
+        // rollback by this build never loses what a newer one wrote.
+        let again = pretty::to_vec(&r).unwrap();
+        let back = parse_record(Path::new("000001.json"), &again).unwrap();
+        assert_eq!(back.steps[0].remedy, want, "{json}");
+        let v: serde_json::Value = serde_json::from_slice(&again).unwrap();
+        let want_json: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            v["steps"][0].get("remedy").cloned().unwrap_or_default(),
+            want_json,
+            "{json}"
+        );
     }
     // Still strict about the rest of the record.
     assert!(parse_record(Path::new("x"), with("7,").as_bytes()).is_err());

@@ -39,6 +39,7 @@ mod compose;
 mod conflicts;
 pub mod entries;
 mod kinds;
+mod preview;
 pub mod restore;
 pub mod sysctl_d;
 pub mod unit;
@@ -57,6 +58,7 @@ pub use compose::{
 };
 pub use entries::Persisted;
 pub(crate) use kinds::BOOT_KINDS;
+pub use preview::sysctl_d_diff;
 
 pub use crate::persist_facts::{
     Manager, ModuleState, PersistFacts, RootEscape, SysctlSource, LEGACY_PERSISTED_PATH,

@@ -22,6 +22,7 @@ use crate::fix::{
     BacklogFix, ClientFix, ConntrackFix, Desired, Listener, NotrackFlow, OffloadFix, RawSysctl,
     SysctlTarget,
 };
+use crate::words::{Action, Words};
 
 /// A resolved profile: variables filled, `extends` merged, every value typed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -178,7 +179,7 @@ pub enum ProfileError {
         column: usize,
         /// The offending key, when there is one.
         key: Option<String>,
-        /// The `--set` variable whose value is wrong, when the value came
+        /// The variable whose value is wrong, when the value came
         /// from one (then it is the caller's input, not the file, at fault).
         variable: Option<String>,
         /// What is wrong.
@@ -225,7 +226,7 @@ pub enum ProfileError {
         /// The chain so far.
         chain: String,
     },
-    /// `--set` names a variable no profile in the chain declares.
+    /// A variable no profile in the chain declares was given a value.
     #[error("unknown variable `{name}` for profile `{profile}`")]
     UnknownVariable {
         /// The variable.
@@ -251,7 +252,7 @@ pub enum ProfileError {
         /// The other missing variables, if any.
         others: Vec<String>,
     },
-    /// A `--set` value that cannot be a value at all.
+    /// A variable's value that cannot be a value at all.
     #[error("invalid value for variable `{name}`: {why}")]
     BadVariable {
         /// The variable.
@@ -317,34 +318,44 @@ impl ProfileError {
         )
     }
 
-    /// A one-line suggestion for the user, where there is one.
-    pub fn hint(&self) -> Option<String> {
+    /// A one-line suggestion for the user, where there is one, naming
+    /// what to do in the caller's `words` (the CLI says `--set`, the
+    /// Ansible module its `set` option).
+    pub fn hint(&self, words: &dyn Words) -> Option<String> {
         match self {
             ProfileError::Unknown { .. } => Some(format!(
                 "built-in profiles: {}; or give a path to a .toml file",
                 builtin_names().join(", ")
             )),
-            ProfileError::UnknownVariable { declared, .. } if declared.is_empty() => {
-                Some("this profile declares no variables; drop the `--set`".into())
-            }
+            ProfileError::UnknownVariable { declared, .. } if declared.is_empty() => Some(format!(
+                "this profile declares no variables; {}",
+                words.instruct(&Action::DropVariables)
+            )),
             ProfileError::UnknownVariable { declared, .. } => {
                 Some(format!("declared variables: {}", declared.join(", ")))
             }
-            ProfileError::MissingVariable { name, others, .. } => Some(format!(
-                "pass `{}`",
-                std::iter::once(name)
-                    .chain(others)
-                    .map(|n| format!("--set {n}=VALUE"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+            ProfileError::MissingVariable { name, others, .. } => Some(words.instruct(
+                &Action::SetVariables(std::iter::once(name).chain(others).cloned().collect()),
             )),
             ProfileError::At {
                 key: Some(_),
                 message,
                 ..
             } if message.contains("unknown field") => Some(format!(
-                "check the spelling against `tcto-tune profiles show {}`",
-                builtin_with_fields(message)
+                "check the spelling against {}",
+                words.name(&Action::ShowProfile {
+                    name: builtin_with_fields(message).into()
+                })
+            )),
+            // A value that came from a variable: the variable is at fault.
+            ProfileError::At {
+                variable: Some(v), ..
+            } => Some(format!(
+                "check {}",
+                words.name(&Action::SetVariable {
+                    name: v.clone(),
+                    value: "...".into()
+                })
             )),
             _ => None,
         }

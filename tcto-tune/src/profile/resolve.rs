@@ -93,7 +93,7 @@ impl Layer {
     }
 
     /// A value that failed validation after variables were filled: the
-    /// error names the variable it came from, so the `--set` is blamed.
+    /// error names the variable it came from, so the variable is blamed.
     fn bad_value(
         &self,
         raw: &Spanned<Scalar>,
@@ -353,20 +353,16 @@ fn fill_variables(
     }
 }
 
-/// " (from variable `x`, set with --set or its default)" for a templated
-/// value, so an error in a `--set` value names the variable, not only the
-/// profile line that uses it.
+/// " (the value of variable `x`)" for a templated value, so an error in a
+/// variable's value names the variable, not only the profile line that
+/// uses it (the hint then says how to give it another value).
 fn var_note(raw: &Scalar) -> String {
     let names = var_names(raw);
     if names.is_empty() {
         return String::new();
     }
     let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    format!(
-        " (the value of variable {}: check `--set {}=...`)",
-        quoted.join(", "),
-        names[0]
-    )
+    format!(" (the value of variable {})", quoted.join(", "))
 }
 
 /// The `${name}`s a templated value refers to.
@@ -467,11 +463,16 @@ impl Converter<'_> {
         let filled_key = substitute(key.get_ref(), self.values)
             .map_err(|m| self.layer.at(key.span(), Some(key.get_ref()), m))?;
         let name = SysctlName::new(&filled_key).map_err(|e| {
-            self.layer.at(
+            let templated = Scalar::Str(key.get_ref().clone());
+            let mut err = self.layer.at(
                 key.span(),
                 Some(key.get_ref()),
-                format!("{e}{}", var_note(&Scalar::Str(key.get_ref().clone()))),
-            )
+                format!("{e}{}", var_note(&templated)),
+            );
+            if let ProfileError::At { variable, .. } = &mut err {
+                *variable = var_names(&templated).into_iter().next();
+            }
+            err
         })?;
         if let Some(info) = key_info(name.as_str()) {
             let section = typed_home(info.name);

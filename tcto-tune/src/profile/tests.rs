@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::fix::{Intent, SysctlValue};
+use crate::words::NEUTRAL;
 
 fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -141,7 +142,7 @@ fn variables_fill_templates_and_are_checked() {
         matches!(e, ProfileError::MissingVariable { ref name, .. } if name == "port"),
         "{e}"
     );
-    assert_eq!(e.hint().unwrap(), "pass `--set port=VALUE`");
+    assert_eq!(e.hint(&NEUTRAL).unwrap(), "set the variables `port=VALUE`");
     let e = load_text(origin(), text, &vars(&[("port", "1"), ("prot", "2")])).unwrap_err();
     assert!(e.to_string().contains("unknown variable `prot`"), "{e}");
     let e = load_text(origin(), text, &vars(&[("port", "80\n[backlog]")])).unwrap_err();
@@ -202,7 +203,7 @@ fn extends_merges_child_over_parent() {
 #[test]
 fn unknown_and_oversized_profiles() {
     let e = load("no-such-profile", &BTreeMap::new()).unwrap_err();
-    assert!(e.hint().unwrap().contains("high-conn"));
+    assert!(e.hint(&NEUTRAL).unwrap().contains("high-conn"));
     let path = std::env::temp_dir().join(format!("tcto-huge-{}.toml", std::process::id()));
     std::fs::write(&path, "#".repeat(2 << 20)).unwrap();
     let e = load(path.to_str().unwrap(), &BTreeMap::new()).unwrap_err();
@@ -302,10 +303,11 @@ fn an_integer_too_large_for_any_sysctl_says_so() {
 /// typo is in, not always `high-conn` (which has no `[[offload]]`).
 #[test]
 fn unknown_field_hint_names_a_builtin_with_that_section() {
-    let hint = |text: &str| from_text(text).unwrap_err().hint().unwrap();
-    assert!(hint("[[offload]]\niface = \"eth0\"\ntsoo = false\n").contains("show offload-off"));
-    assert!(hint("[[notrack]]\nfrom = \"10.0.0.0/8\"\nprot = 1\n").contains("show trusted-notrack"));
-    assert!(hint("[client]\ntw_reuse = 1\n").contains("show client"));
+    let hint = |text: &str| from_text(text).unwrap_err().hint(&NEUTRAL).unwrap();
+    assert!(hint("[[offload]]\niface = \"eth0\"\ntsoo = false\n").contains("profile `offload-off`"));
+    assert!(hint("[[notrack]]\nfrom = \"10.0.0.0/8\"\nprot = 1\n")
+        .contains("profile `trusted-notrack`"));
+    assert!(hint("[client]\ntw_reuse = 1\n").contains("profile `client`"));
 }
 
 /// Issue 17: a bad value that came from `--set` is the caller's input
@@ -322,7 +324,22 @@ fn a_bad_set_value_is_a_usage_error_and_a_bad_file_value_is_not() {
     )
     .unwrap_err();
     assert!(e.is_usage(), "{e}");
+    // The error names the variable; the hint says how to give it another
+    // value, in the caller's words.
+    assert!(
+        e.to_string().contains("(the value of variable `frontend`)"),
+        "{e}"
+    );
+    assert_eq!(
+        e.hint(&NEUTRAL).as_deref(),
+        Some("check the variable `frontend=...`")
+    );
     let e = from_text("[[notrack]]\nfrom = \"10.0.1.5\"\n").unwrap_err();
+    assert_eq!(
+        e.hint(&NEUTRAL),
+        None,
+        "the file is at fault, no variable to set"
+    );
     assert!(!e.is_usage(), "{e}");
     assert!(e.to_string().contains("`10.0.1.5/32`"), "{e}");
 }
