@@ -265,7 +265,7 @@ fn interrupted(
         )
     } else {
         format!(
-            "{} was interrupted: `tcto-tune rollback` restores what it journaled; the next apply with `--force-after-crash` keeps it",
+            "{} was interrupted: `tcto-tune rollback` restores what it journaled; its command run again with `--force-after-crash` keeps it",
             rec.id
         )
     };
