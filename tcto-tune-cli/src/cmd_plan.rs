@@ -42,7 +42,8 @@ struct SysctlD {
 /// nothing would change, including for a profile without sysctls, whose
 /// persist leaves the file alone. The file is read as persist reads it
 /// (a symbolic link is shown as a link, never followed); when persist's
-/// facts cannot be read (no permission), as a plain file only.
+/// facts cannot be read (no permission, a FIFO there), as a plain file
+/// only: anything else is never opened.
 fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
     let path = SYSCTL_D_PATH;
     let diff = match tcto_tune::system::read_persist_facts(std::path::Path::new("/")) {
@@ -56,7 +57,9 @@ fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
                     Ok(m) if m.file_type().is_symlink() => std::fs::read_link(path)
                         .ok()
                         .map(|t| format!("symbolic link to {}\n", t.display())),
-                    Ok(_) => std::fs::read_to_string(path).ok(),
+                    Ok(m) if m.is_file() => std::fs::read_to_string(path).ok(),
+                    // A FIFO would block the read forever: never opened.
+                    Ok(_) => Some("not a regular file\n".to_owned()),
                     Err(_) => None,
                 };
                 let new = sysctl_d::render(&profile.name, &entries);

@@ -544,3 +544,21 @@ fn the_plan_diff_never_follows_a_link_at_the_sysctl_d_file() {
         "{r}"
     );
 }
+
+/// A FIFO (or a directory) at the sysctl.d file makes persist's facts
+/// unreadable; the plan's diff then never opens it (a FIFO's read blocks
+/// for ever: `plan --diff` and `plan --json` used to hang there).
+#[test]
+fn the_plan_diff_never_opens_a_fifo_at_the_sysctl_d_file() {
+    if !require_root("the_plan_diff_never_opens_a_fifo_at_the_sysctl_d_file") {
+        return;
+    }
+    let r = in_netns(
+        "unshare -m sh -c 'mount -t tmpfs none /etc/sysctl.d && mkfifo /etc/sysctl.d/99-tcto-tune.conf && \
+         timeout 20 tcto-tune plan --profile high-conn --diff; echo diff=$?; \
+         timeout 20 tcto-tune plan --profile high-conn --json; echo json=$?'",
+    );
+    assert!(r.stdout.contains("diff=0"), "{r}");
+    assert!(r.stdout.contains("json=0"), "{r}");
+    assert_eq!(r.stdout.matches("-not a regular file").count(), 2, "{r}");
+}
