@@ -118,6 +118,19 @@ pub fn plan_remove(
     }
     let was_bad = bad.iter().any(|f| entries::names_file(f, &unreadable_file));
     if list.len() == before && !was_bad {
+        // Its entry is gone, but a removal made while another entry could
+        // not be read left the rendered files naming it: now that every
+        // entry reads, the removal finishes (renders them again) rather
+        // than leave a profile the user removed persisted by sysctl.d.
+        if bad.is_empty() && rendered_names(facts).contains(name) {
+            let ctx = Compose {
+                name,
+                facts,
+                opts,
+                allow: &opts.allow,
+            };
+            return Ok(ctx.plan(list, bad, vec![], initial_netns));
+        }
         return Err(PersistError::NotPersisted {
             name: name.to_owned(),
             persisted: persisted(facts, opts.words.get())
@@ -142,6 +155,28 @@ pub fn plan_remove(
         return Ok(ctx.plan_entry_only(bad, initial_netns));
     }
     Ok(ctx.plan(list, bad, vec![], initial_netns))
+}
+
+/// The profiles the headers of the files rendered from the entries name
+/// (`... from the persisted profiles `a`, `b` (...)`), as they are on disk.
+fn rendered_names(facts: &PersistFacts) -> BTreeSet<String> {
+    const LEAD: &str = " Written by tcto-tune from the persisted profiles ";
+    let mut out = BTreeSet::new();
+    for v in facts.existing.values() {
+        let Value::Bytes(b) = v else { continue };
+        let first = b.split(|&c| c == b'\n').next().unwrap_or_default();
+        let first = String::from_utf8_lossy(first);
+        let Some((_, rest)) = first.split_once(LEAD) else {
+            continue;
+        };
+        let list = rest.split(" (").next().unwrap_or_default();
+        out.extend(
+            list.split(", ")
+                .filter_map(|n| n.strip_prefix('`')?.strip_suffix('`'))
+                .map(str::to_owned),
+        );
+    }
+    out
 }
 
 /// The sysctl.d file persisting `profile` would write, given what is
@@ -249,6 +284,19 @@ impl Compose<'_> {
                     "; removing `{}` removes its entry only and leaves the files rendered from the entries (sysctl.d, the module files, the boot unit) as they are until this one is fixed or removed",
                     self.name
                 ));
+                // Fixed by hand or moved out, nothing renders the files
+                // again by itself: the same removal then does.
+                let again = format!(
+                    "once it is fixed or gone, {} again renders them without `{}`",
+                    self.opts.words.get().name(&Action::PersistRemove {
+                        name: self.name.to_owned()
+                    }),
+                    self.name
+                );
+                f.hint = Some(match f.hint.take() {
+                    Some(h) => format!("{h}; {again}"),
+                    None => again,
+                });
                 f
             })
             .collect();

@@ -217,3 +217,73 @@ fn a_directory_at_an_entrys_name_is_never_removed_and_its_hint_moves_it_out() {
     let p = plan_remove("b", &f, &opts(), true).unwrap();
     assert_eq!(change_paths(&p), [B], "{p}");
 }
+
+/// A removal made while another entry was unreadable left the rendered
+/// files as they were (they still persist the removed profile's sysctls).
+/// Once the unreadable one is gone by hand (a FIFO moved out, a file
+/// fixed), the warning's hint names the same removal again, and it
+/// renders the files without the profile instead of saying "no persisted
+/// profile" (which left sysctl.d persisting it with no way but a persist).
+#[test]
+fn a_removal_left_unrendered_by_an_unreadable_entry_is_finished_by_running_it_again() {
+    let mut st = state(true);
+    st.sysctls
+        .insert("net.ipv4.tcp_tw_reuse".into(), SysctlReading::rw("2"));
+    let f0 = facts(loadable());
+    let f1 = after(&f0, &persist(&high_conn(), &st, &f0));
+    let f2 = after(&f1, &persist(&small_other(), &st, &f1));
+    assert!(sysctl_d_text(&f2).contains("tcp_tw_reuse"));
+    let mut f3 = f2.clone();
+    corrupt(&mut f3, B);
+    let p = plan_remove("keep", &f3, &opts(), true).unwrap();
+    assert_eq!(
+        change_paths(&p),
+        ["/etc/tcto-tune/persisted.d/keep.toml"],
+        "{p}"
+    );
+    let hint = p.findings[0].hint.as_deref().unwrap();
+    assert!(
+        hint.ends_with(
+            "; once it is fixed or gone, a removal of the persisted profile `keep` again renders them without `keep`"
+        ),
+        "{hint}"
+    );
+    // b is moved out by hand: every entry reads again, but sysctl.d still
+    // persists keep's sysctl.
+    let mut f4 = after(&f3, &p);
+    f4.entry_files.remove(&host(B));
+    assert!(sysctl_d_text(&f4).contains("tcp_tw_reuse"));
+    let p = plan_remove("keep", &f4, &opts(), true).expect("the removal finishes");
+    assert!(p.refusals().is_empty(), "{p}");
+    assert!(change_paths(&p).contains(&SYSCTL_D_PATH), "{p}");
+    let f5 = after(&f4, &p);
+    assert!(!sysctl_d_text(&f5).contains("tcp_tw_reuse"));
+    assert!(sysctl_d_text(&f5).contains("somaxconn"));
+    // Then it is done: the same removal again, and a name no file names,
+    // are "not persisted" as before.
+    for name in ["keep", "nosuch"] {
+        assert!(
+            matches!(
+                plan_remove(name, &f5, &opts(), true),
+                Err(PersistError::NotPersisted { .. })
+            ),
+            "{name}"
+        );
+    }
+}
+
+fn small_other() -> Profile {
+    load_text(
+        ProfileOrigin::File(PathBuf::from("/p/keep.toml")),
+        "[client]\ntcp_tw_reuse = { exact = 1, reason = \"r\" }\n",
+        &BTreeMap::new(),
+    )
+    .unwrap()
+}
+
+fn sysctl_d_text(f: &PersistFacts) -> String {
+    match &f.existing[&host(SYSCTL_D_PATH)] {
+        Value::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
