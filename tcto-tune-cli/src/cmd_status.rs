@@ -16,8 +16,12 @@
 //!   read, so what it applied or persists is not checked (never vouched
 //!   for; `apply --persisted` at boot fails on such an entry);
 //! - `interrupted`: a value an interrupted transaction (or an interrupted
-//!   rollback) may have left: it blocks the next apply until `rollback`
-//!   finishes it or `apply --force-after-crash` keeps it;
+//!   rollback) may have left: the transaction blocks the next apply until
+//!   `rollback` finishes it or `apply --force-after-crash` keeps it (the
+//!   rollback blocks nothing; the next `rollback`, or `rollback --to ID`
+//!   past newer transactions, completes it). One interrupted before the
+//!   last reboot that touched only runtime state blocks nothing and is left
+//!   out, as once the next transaction passes it;
 //! - `in progress`: the same record while the process writing it still
 //!   runs (the state-dir lock is held, probed without taking it).
 //!
@@ -159,10 +163,23 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
             | TxState::RollbackIncomplete
             | TxState::UndoIncomplete
             | TxState::Abandoned => {}
+            // Interrupted before the last reboot, it touched only runtime
+            // state (the reboot reset it): it blocks nothing, the next
+            // transaction passes it (`before reboot`, then left out here).
+            TxState::Open if tcto_tune::apply::blocked_by(rec, boot).is_none() => continue,
             TxState::Open | TxState::Undoing => {
-                // Only the newest record can be running now.
-                let running = busy.as_deref().filter(|_| Some(&rec.id) == last);
-                blocked.extend(interrupted(rec, running, live, &mut newest));
+                // An apply runs only as the newest record; a `rollback
+                // --to` reverts older ones too.
+                let running = busy
+                    .as_deref()
+                    .filter(|_| rec.state == TxState::Undoing || Some(&rec.id) == last);
+                // A newer transaction still to undo: `rollback` alone
+                // would undo that one, not complete this.
+                let newer = scan
+                    .records
+                    .iter()
+                    .any(|r| r.id > rec.id && r.state.undoable());
+                blocked.extend(interrupted(rec, running, newer, live, &mut newest));
                 continue;
             }
             _ => continue,
@@ -241,10 +258,13 @@ fn step_row<E>(
 /// The values an interrupted transaction (`Open`) or rollback (`Undoing`)
 /// may have left: every step that may hold what it wrote, or one row for
 /// the record when none does (it still blocks the next apply). `running`:
-/// the lock holder (" (pid N)") when the process writing it still runs.
+/// the lock holder (" (pid N)") when the process writing it still runs;
+/// `newer`: a later transaction is still to undo (then `rollback --to`
+/// completes an interrupted rollback, `rollback` would undo that one).
 fn interrupted(
     rec: &TxRecord,
     running: Option<&str>,
+    newer: bool,
     live: &mut dyn Effects,
     rows: &mut BTreeMap<Target, Row>,
 ) -> Option<Row> {
@@ -257,6 +277,11 @@ fn interrupted(
         format!(
             "{} is being written by another tcto-tune{pid}: run status again when it ends",
             rec.id
+        )
+    } else if rec.state == TxState::Undoing && newer {
+        format!(
+            "the rollback of {id} was interrupted, and newer transactions were applied since: `tcto-tune rollback --to {id}` undoes them and completes it",
+            id = rec.id
         )
     } else if rec.state == TxState::Undoing {
         format!(

@@ -201,3 +201,62 @@ fn status_reports_interrupted_and_kept_transactions() {
         "{r}"
     );
 }
+
+/// What status says about an interrupted record matches what the commands
+/// do: a rollback killed mid-way blocks nothing, so once a newer
+/// transaction was applied the command that completes it is `rollback
+/// --to ID` (run as printed: `rollback` alone would undo the newer one); a
+/// `rollback --to` reverting an older record while status runs is `in
+/// progress`, not interrupted; a transaction interrupted before a reboot
+/// that touched only sysctls blocks nothing and is not reported.
+#[test]
+fn status_of_interrupted_records_matches_what_blocks_and_what_completes_them() {
+    if !require_root("status_of_interrupted_records_matches_what_blocks_and_what_completes_them") {
+        return;
+    }
+    let dir = TempDir::new("status-undoing");
+    let d = dir.path();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
+         tcto-tune apply --profile backlog-overflow >/dev/null || exit 10\n\
+         TCTO_TUNE_FAULT_CRASH_UNDO_AFTER=1 tcto-tune rollback >/dev/null 2>&1\n\
+         tcto-tune apply --profile client >/dev/null || exit 11\n\
+         tcto-tune status\n\
+         cmd=$(tcto-tune status | grep -o '`tcto-tune [^`]*rollback[^`]*`' | head -1 | tr -d '`')\n\
+         echo \"cmd: $cmd\"\n\
+         (unset TCTO_TUNE_STATE_DIR; eval \"$cmd\" >/dev/null); echo rolled=$?\n\
+         tcto-tune history | awk 'NR>1 {{print $1, $4}}'\n\
+         sysctl -n net.core.somaxconn\n\
+         ip link add tv0 type veth peer name tv1 && ip link set tv0 up && ip link set tv1 up || exit 12\n\
+         tcto-tune apply --profile offload-off --set iface=tv0 --allow offload-cpu-cost >/dev/null || exit 13\n\
+         tcto-tune apply --profile backlog-overflow >/dev/null || exit 14\n\
+         TCTO_TUNE_FAULT_PAUSE_BEFORE_OFFLOAD_WRITE=1:{d}/pause tcto-tune rollback --to 3 >/dev/null 2>&1 &\n\
+         i=0; while [ ! -e {d}/pause ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n\
+         tcto-tune status | grep 'transaction 000003' | sed 's/^/paused: /'\n\
+         rm -f {d}/pause; wait; echo waited=$?\n\
+         TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile backlog-overflow >/dev/null 2>&1\n\
+         echo 00000000-0000-4000-8000-000000000000 > {d}/boot_id\n\
+         unshare -m sh -c 'mount --bind {d}/boot_id /proc/sys/kernel/random/boot_id && \
+           sysctl -qw net.core.somaxconn=1024 && tcto-tune status --exit-code; echo rebooted=$?'\n"
+    ));
+    let out = &r.stdout;
+    // 000001's rollback was killed, then 000002 applied: the command that
+    // completes 000001 is `rollback --to`, and it runs as printed.
+    assert!(
+        out.contains(&format!(
+            "the rollback of 000001 was interrupted, and newer transactions were applied since: `tcto-tune --state-dir {d}/s rollback --to 000001` undoes them and completes it"
+        )),
+        "{r}"
+    );
+    assert!(out.contains("rolled=0"), "{r}");
+    assert!(out.contains("000002 undone\n000001 undone\n1024\n"), "{r}");
+    // A `rollback --to 3` paused in the undo of 000003 (after undoing
+    // 000004): the process runs, so 000003 is in progress.
+    assert!(out.contains("paused: in progress"), "{r}");
+    assert!(!out.contains("paused: interrupted"), "{r}");
+    assert!(out.contains("waited=0"), "{r}");
+    // Interrupted before the reboot, sysctls only: the next apply goes
+    // ahead without a flag, so status has nothing interrupted to report.
+    assert!(!out.contains("transaction 000005"), "{r}");
+    assert!(out.contains("rebooted=0"), "{r}");
+}
