@@ -126,6 +126,19 @@ pub fn load(reference: &str, vars: &BTreeMap<String, String>) -> Result<Profile,
     load_text(origin, &text, vars)
 }
 
+/// A bad value filled from a variable's default is the file's fault, not
+/// the caller's: only a variable the caller gave is blamed (a usage error,
+/// whose hint says how to give it another value). The message still names
+/// the variable the value came from.
+fn blame_only_given(mut e: ProfileError, given: &BTreeMap<String, String>) -> ProfileError {
+    if let ProfileError::At { variable, .. } = &mut e {
+        if variable.as_ref().is_some_and(|v| !given.contains_key(v)) {
+            *variable = None;
+        }
+    }
+    e
+}
+
 /// Load a profile from text already in memory.
 pub fn load_text(
     origin: ProfileOrigin,
@@ -160,7 +173,10 @@ pub fn load_text(
     let mut profile = Profile::default();
     // Base first, so each child overrides what it inherits.
     for layer in chain.iter().rev() {
-        merge(&mut profile, convert(layer, &values)?);
+        merge(
+            &mut profile,
+            convert(layer, &values).map_err(|e| blame_only_given(e, vars))?,
+        );
     }
     profile.name = chain[0].name();
     profile.description = chain

@@ -369,3 +369,30 @@ fn a_name_or_description_with_a_newline_is_refused() {
     assert!(e.contains("the default name is the file's name"), "{e}");
     assert!(from_text("name = \"fine name\"\ndescription = \"ünïcødé ok\"\n").is_ok());
 }
+
+/// A bad value that came from a variable's default (in the file) is the
+/// file's error (exit 1, no hint to `--set` it), key or value alike; the
+/// same value given by the caller is the caller's (a usage error).
+#[test]
+fn a_bad_default_is_the_files_fault_and_a_bad_given_value_the_callers() {
+    let origin = || ProfileOrigin::File("/p/d.toml".into());
+    let key = "[variables]\nk = { description = \"key\", default = \"net.core.so me\" }\n[sysctl]\n\"${k}\" = { exact = 1, reason = \"r\" }\n";
+    let value = "[variables]\nf = { description = \"subnet\", default = \"10.0.0.1\" }\n[[notrack]]\nfrom = \"${f}\"\nto = \"10.0.0.0/8\"\nport = 80\nreason = \"r\"\n";
+    for (text, var, bad) in [(key, "k", "net.core.so me"), (value, "f", "10.0.0.1")] {
+        let e = load_text(origin(), text, &BTreeMap::new()).unwrap_err();
+        assert!(!e.is_usage(), "{e}");
+        assert_eq!(e.hint(&NEUTRAL), None, "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("(the value of variable `{var}`)")),
+            "{e}"
+        );
+        let e = load_text(origin(), text, &vars(&[(var, bad)])).unwrap_err();
+        assert!(e.is_usage(), "{e}");
+        assert_eq!(
+            e.hint(&NEUTRAL),
+            Some(format!("check the variable `{var}=...`")),
+            "{e}"
+        );
+    }
+}
