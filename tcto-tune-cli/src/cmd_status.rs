@@ -154,8 +154,19 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
     let mut newest: BTreeMap<Target, Row> = BTreeMap::new();
     // Interrupted records that left no value: they still block the next apply.
     let mut blocked = Vec::new();
-    // An apply or rollback running now holds the lock (unknown: not running).
-    let busy = journal.lock_holder().ok().flatten();
+    // An apply or rollback running now holds the lock (unknown: not
+    // running). Probed only when a record may be being written: the probe
+    // holds a shared lock for an instant, which an `apply` starting at that
+    // instant would take for another tcto-tune running.
+    let busy = if scan
+        .records
+        .iter()
+        .any(|r| matches!(r.state, TxState::Open | TxState::Undoing))
+    {
+        journal.lock_holder().ok().flatten()
+    } else {
+        None
+    };
     let last = scan.records.last().map(|r| &r.id);
     for rec in &scan.records {
         match rec.state {

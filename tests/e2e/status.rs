@@ -260,3 +260,27 @@ fn status_of_interrupted_records_matches_what_blocks_and_what_completes_them() {
     assert!(!out.contains("transaction 000005"), "{r}");
     assert!(out.contains("rebooted=0"), "{r}");
 }
+
+/// A FIFO left at `STATE_DIR/lock` (a corrupt state dir) never hangs
+/// `status`, which a fleet runs from cron: the lock is probed without
+/// blocking, and only when a record may be being written. It used to wait
+/// for ever for a writer, with or without an interrupted record.
+#[test]
+fn a_fifo_at_the_lock_never_hangs_status() {
+    if !require_root("a_fifo_at_the_lock_never_hangs_status") {
+        return;
+    }
+    let dir = TempDir::new("status-fifo-lock");
+    let d = dir.path();
+    let r = in_netns(&format!(
+        "export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
+         tcto-tune apply --profile backlog-overflow >/dev/null || exit 10\n\
+         rm {d}/s/lock && mkfifo -m 600 {d}/s/lock || exit 11\n\
+         timeout 20 tcto-tune status --exit-code >/dev/null; echo applied=$?\n\
+         TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile client >/dev/null 2>&1\n\
+         timeout 20 tcto-tune status | grep -c '^interrupted'; echo crashed=$?\n"
+    ));
+    let out = &r.stdout;
+    assert!(out.contains("applied=0"), "{r}");
+    assert!(out.contains("1\ncrashed=0"), "{r}");
+}

@@ -73,9 +73,11 @@ impl StateLock {
 /// writes nothing, so a reader (`status`) can tell a transaction in
 /// progress from one interrupted by a crash.
 pub fn holder(path: &Path) -> Result<Option<String>, JournalError> {
+    // Non-blocking: opening a FIFO left at the lock's name for reading
+    // would wait for a writer for ever (a hung `status` in a cron job).
     let mut file = match OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
     {
         Ok(f) => f,
