@@ -311,7 +311,9 @@ pub fn journal_hint(e: &JournalError) -> Option<String> {
                 .is_some_and(|d| d == "tx") =>
         {
             let p = shell_quote(&path.display().to_string());
-            let aside = shell_quote(&format!("{}.broken", path.display()));
+            // A name nothing is at: `mv` onto an earlier `.broken` file
+            // would replace it, onto a directory move the record into it.
+            let aside = shell_quote(&tcto_tune::atomic_file::aside_name(path, "broken"));
             Some(format!(
                 "nothing was changed; inspect {p}: if it is a transaction, undo by hand what it changed; then move it aside (`mv {p} {aside}`)"
             ))

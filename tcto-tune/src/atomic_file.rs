@@ -18,7 +18,8 @@
 //!
 //! Public for embedders: whoever writes [`crate::diagnose`]'s Prometheus
 //! text for node_exporter's textfile collector needs the same guarantee
-//! ([`write()`], [`dir_of`]).
+//! ([`write()`], [`dir_of`]); a front end wording a hint that moves a
+//! file aside needs a name nothing is at ([`aside_name`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -109,7 +110,7 @@ pub fn dir_of(path: &Path) -> &Path {
 /// `PATH.SUFFIX`, or `PATH.SUFFIX.2`, `.3`, ... : the first name nothing
 /// is at, for a hint's `mv PATH NAME` (a `mv` onto an existing directory
 /// would move PATH into it, onto a file would replace that file).
-pub(crate) fn aside_name(path: &Path, suffix: &str) -> String {
+pub fn aside_name(path: &Path, suffix: &str) -> String {
     let base = format!("{}.{suffix}", path.display());
     std::iter::once(base.clone())
         .chain((2..1000).map(|n| format!("{base}.{n}")))

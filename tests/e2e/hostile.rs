@@ -562,3 +562,35 @@ fn the_plan_diff_never_opens_a_fifo_at_the_sysctl_d_file() {
     assert!(r.stdout.contains("json=0"), "{r}");
     assert_eq!(r.stdout.matches("-not a regular file").count(), 2, "{r}");
 }
+
+/// The `mv` a torn or unreadable record's hint prints runs as printed with
+/// a space in the state dir, and moves the record to a name nothing is at:
+/// an earlier `.broken` file is never replaced, never moved into. (The
+/// hints used to print the path unquoted, and always `NAME.broken`.)
+#[test]
+fn a_broken_records_mv_hint_runs_as_printed_and_keeps_an_earlier_one() {
+    if !require_root("a_broken_records_mv_hint_runs_as_printed_and_keeps_an_earlier_one") {
+        return;
+    }
+    let dir = TempDir::new("broken-mv");
+    let s = format!("{}/s d", dir.path());
+    let r = in_netns(&format!(
+        "S='{s}'; mkdir -m 700 \"$S\"\n\
+         run() {{ out=$(tcto-tune --state-dir \"$S\" \"$@\" 2>&1); echo \"$out\"; \
+           cmd=$(echo \"$out\" | grep -o '(`mv [^`]*`)' | sed 's/^(`//; s/`)$//'); \
+           [ -n \"$cmd\" ] && eval \"$cmd\"; echo mv=$?; }}\n\
+         tcto-tune --state-dir \"$S\" apply --profile client >/dev/null || exit 10\n\
+         echo earlier > \"$S/tx/000002.json.broken\"\n\
+         echo '{{torn' > \"$S/tx/000002.json\"\n\
+         run rollback\n\
+         mkdir \"$S/tx/000002.json\"\n\
+         run apply --profile high-conn\n\
+         tcto-tune --state-dir \"$S\" rollback >/dev/null; echo rolled=$?\n\
+         cat \"$S/tx/000002.json.broken\"; cat \"$S/tx/000002.json.broken.2\"; \
+         [ -d \"$S/tx/000002.json.broken.3\" ] && echo dir-aside\n"
+    ));
+    let out = &r.stdout;
+    assert_eq!(out.matches("mv=0").count(), 2, "{r}");
+    assert!(out.contains("rolled=0"), "{r}");
+    assert!(out.contains("earlier\n{torn\ndir-aside"), "{r}");
+}

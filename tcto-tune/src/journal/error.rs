@@ -106,8 +106,9 @@ impl JournalError {
         match self {
             JournalError::Corrupt { path, .. } | JournalError::UnreadableNewer { path, .. } => {
                 Some(format!(
-                    "nothing was rolled back or changed; inspect `{p}` and undo by hand what it changed, then move it aside (`mv {p} {p}.broken`)",
-                    p = path.display()
+                    "nothing was rolled back or changed; inspect `{p}` and undo by hand what it changed, then move it aside (`mv {p} {b}`)",
+                    p = shell_word(&path.display().to_string()),
+                    b = shell_word(&aside_name(path, "broken"))
                 ))
             }
             JournalError::Exists { path } => Some(format!(
@@ -164,6 +165,20 @@ mod tests {
     #[test]
     fn hints_quote_the_paths_they_name() {
         let rec = PathBuf::from("/tmp/s d/tx/000002.json");
+        // A torn record (the hint a power loss leads to) and one that
+        // could be newer than the one to undo.
+        let torn = JournalError::Corrupt {
+            path: rec.clone(),
+            line: 1,
+            column: 2,
+            message: "eof".into(),
+        }
+        .hint()
+        .unwrap();
+        assert!(
+            torn.contains("`mv '/tmp/s d/tx/000002.json' '/tmp/s d/tx/000002.json.broken'`"),
+            "{torn}"
+        );
         let exists = JournalError::Exists { path: rec.clone() }.hint().unwrap();
         assert!(
             exists.contains("`mv '/tmp/s d/tx/000002.json' '/tmp/s d/tx/000002.json.broken'`"),
