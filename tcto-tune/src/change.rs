@@ -186,7 +186,9 @@ impl Value {
                     )
                 }
             }
-            Value::Symlink(t) => format!("(link to {t})"),
+            // A link's target is any bytes but NUL: one line, always (a
+            // newline in it would start a fake line of a report).
+            Value::Symlink(t) => format!("(link to {})", crate::escape::escape_control(t)),
         }
     }
 }
@@ -347,6 +349,16 @@ mod tests {
         assert_eq!(json, r#"{"type":"bytes","value":[97,255]}"#);
         assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), raw);
         let link = Value::Symlink("/x".into());
+        let json = serde_json::to_string(&link).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), link);
+    }
+
+    /// A link target (read from a persisted.d entry, an image) is shown on
+    /// one line with its control characters visible; stored as it is.
+    #[test]
+    fn a_link_target_displays_on_one_line() {
+        let link = Value::Symlink("x\n\u{1b}[31mfake y".into());
+        assert_eq!(link.display(), "(link to x\\n\\x1b[31mfake y)");
         let json = serde_json::to_string(&link).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), link);
     }
