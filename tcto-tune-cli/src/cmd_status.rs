@@ -22,6 +22,8 @@
 //!   past newer transactions, completes it). One interrupted before the
 //!   last reboot that touched only runtime state blocks nothing and is left
 //!   out, as once the next transaction passes it;
+//!   beside a running one (the newest open or undoing record), an older
+//!   one is interrupted, not in progress;
 //! - `in progress`: the same record while the process writing it still
 //!   runs (the state-dir lock is held, probed without taking it).
 //!
@@ -167,7 +169,12 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
     } else {
         None
     };
-    let last = scan.records.last().map(|r| &r.id);
+    let writing = scan
+        .records
+        .iter()
+        .rev()
+        .find(|r| matches!(r.state, TxState::Open | TxState::Undoing))
+        .map(|r| &r.id);
     for rec in &scan.records {
         match rec.state {
             TxState::Applied
@@ -177,13 +184,16 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
             // Interrupted before the last reboot, it touched only runtime
             // state (the reboot reset it): it blocks nothing, the next
             // transaction passes it (`before reboot`, then left out here).
-            TxState::Open if tcto_tune::apply::blocked_by(rec, boot).is_none() => continue,
+            TxState::Open | TxState::Undoing
+                if rec.from_earlier_boot(boot) && rec.files_it_may_have_written().is_empty() =>
+            {
+                continue
+            }
             TxState::Open | TxState::Undoing => {
-                // An apply runs only as the newest record; a `rollback
-                // --to` reverts older ones too.
-                let running = busy
-                    .as_deref()
-                    .filter(|_| rec.state == TxState::Undoing || Some(&rec.id) == last);
+                // The one being written is the newest open or undoing
+                // record (a `rollback --to` reverts older ones too); an
+                // older one was interrupted.
+                let running = busy.as_deref().filter(|_| Some(&rec.id) == writing);
                 // A newer transaction still to undo: `rollback` alone
                 // would undo that one, not complete this.
                 let newer = scan

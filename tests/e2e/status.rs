@@ -207,8 +207,9 @@ fn status_reports_interrupted_and_kept_transactions() {
 /// transaction was applied the command that completes it is `rollback
 /// --to ID` (run as printed: `rollback` alone would undo the newer one); a
 /// `rollback --to` reverting an older record while status runs is `in
-/// progress`, not interrupted; a transaction interrupted before a reboot
-/// that touched only sysctls blocks nothing and is not reported.
+/// progress`, not interrupted, and an older interrupted rollback beside
+/// a running one is not; a transaction or rollback interrupted before a
+/// reboot that touched only sysctls blocks nothing and is not reported.
 #[test]
 fn status_of_interrupted_records_matches_what_blocks_and_what_completes_them() {
     if !require_root("status_of_interrupted_records_matches_what_blocks_and_what_completes_them") {
@@ -234,6 +235,13 @@ fn status_of_interrupted_records_matches_what_blocks_and_what_completes_them() {
          i=0; while [ ! -e {d}/pause ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n\
          tcto-tune status | grep 'transaction 000003' | sed 's/^/paused: /'\n\
          rm -f {d}/pause; wait; echo waited=$?\n\
+         tcto-tune apply --profile backlog-overflow >/dev/null || exit 15\n\
+         TCTO_TUNE_FAULT_CRASH_UNDO_AFTER=1 tcto-tune rollback >/dev/null 2>&1\n\
+         tcto-tune apply --profile offload-off --set iface=tv0 --allow offload-cpu-cost >/dev/null || exit 16\n\
+         TCTO_TUNE_FAULT_PAUSE_BEFORE_OFFLOAD_WRITE=1:{d}/pause tcto-tune rollback >/dev/null 2>&1 &\n\
+         i=0; while [ ! -e {d}/pause ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n\
+         tcto-tune status | grep 'transaction 00000[56]' | sed 's/^/paused2: /'\n\
+         rm -f {d}/pause; wait; echo waited2=$?\n\
          TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile backlog-overflow >/dev/null 2>&1\n\
          echo 00000000-0000-4000-8000-000000000000 > {d}/boot_id\n\
          unshare -m sh -c 'mount --bind {d}/boot_id /proc/sys/kernel/random/boot_id && \
@@ -255,9 +263,26 @@ fn status_of_interrupted_records_matches_what_blocks_and_what_completes_them() {
     assert!(out.contains("paused: in progress"), "{r}");
     assert!(!out.contains("paused: interrupted"), "{r}");
     assert!(out.contains("waited=0"), "{r}");
-    // Interrupted before the reboot, sysctls only: the next apply goes
-    // ahead without a flag, so status has nothing interrupted to report.
-    assert!(!out.contains("transaction 000005"), "{r}");
+    // A rollback of 000006 paused while 000005's rollback was killed
+    // earlier: 000006 is the one in progress, 000005 is interrupted.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("paused2: interrupted  transaction 000005")),
+        "{r}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("paused2: in progress  transaction 000006")),
+        "{r}"
+    );
+    assert!(
+        !out.contains("paused2: in progress  transaction 000005"),
+        "{r}"
+    );
+    assert!(out.contains("waited2=0"), "{r}");
+    // Interrupted before the reboot, sysctls only (a transaction, 000007,
+    // and a rollback, 000005's): the reboot reset what they wrote and they
+    // block nothing, so status has nothing interrupted to report.
     assert!(out.contains("rebooted=0"), "{r}");
 }
 
