@@ -157,9 +157,8 @@ fn transactions(g: &Global, live: &mut dyn Effects) -> anyhow::Result<Vec<Row>> 
     // Interrupted records that left no value: they still block the next apply.
     let mut blocked = Vec::new();
     // An apply or rollback running now holds the lock (unknown: not
-    // running). Probed only when a record may be being written: the probe
-    // holds a shared lock for an instant, which an `apply` starting at that
-    // instant would take for another tcto-tune running.
+    // running). Read from the kernel's lock table, never by taking the
+    // lock, and only when a record may be being written.
     let busy = if scan
         .records
         .iter()

@@ -67,50 +67,63 @@ impl StateLock {
     }
 }
 
-/// Whether another process holds the lock at `path` right now: `Some` with
-/// its pid (" (pid N)", or empty when unknown), `None` when it is free or
-/// there is no lock file. A probe with a shared lock, released at once; it
-/// writes nothing, so a reader (`status`) can tell a transaction in
-/// progress from one interrupted by a crash.
+/// Whether a process holds the lock at `path` right now: `Some` with its
+/// pid (" (pid N)", or empty when unknown), `None` when it is free, there
+/// is no lock file, or the kernel's lock table cannot be read. Read from
+/// `/proc/locks`, never by taking a lock: a probe that took even a shared
+/// lock for an instant could make an `apply` starting at that instant fail
+/// as if another tcto-tune were running. So a reader (`status`) can tell a
+/// transaction in progress from one interrupted by a crash without ever
+/// getting in its way. (The kernel lists only the locks of processes in
+/// the reader's PID namespace: a holder in another one reads as free.)
 pub fn holder(path: &Path) -> Result<Option<String>, JournalError> {
-    // Non-blocking: opening a FIFO left at the lock's name for reading
-    // would wait for a writer for ever (a hung `status` in a cron job).
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(JournalError::Io {
-                action: "open",
+                action: "inspect",
                 path: path.to_owned(),
                 source,
             })
         }
     };
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
-        // Free; closing the file drops the probe's own lock.
-        Ok(()) => Ok(None),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
-            Ok(Some(
-                if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-                    String::new()
-                } else {
-                    format!(" (pid {pid})")
-                },
-            ))
-        }
-        Err(e) => Err(JournalError::Io {
-            action: "lock",
-            path: path.to_owned(),
-            source: e.into(),
-        }),
+    // `apply` locks only a regular file (O_NOFOLLOW): nothing else can
+    // be held by one.
+    if !meta.file_type().is_file() {
+        return Ok(None);
     }
+    let Ok(table) = std::fs::read_to_string("/proc/locks") else {
+        return Ok(None);
+    };
+    Ok(flock_holder(&table, meta.dev(), meta.ino()))
+}
+
+/// The pid (" (pid N)") of the process holding an exclusive `flock` on
+/// the file `dev`/`ino`, in the text of `/proc/locks`, whose lines read
+/// `1: FLOCK  ADVISORY  WRITE 4242 00:2a:1234 0 EOF` (device major and
+/// minor in hex, inode in decimal; a waiter's line has `->` after the
+/// number and holds nothing).
+fn flock_holder(table: &str, dev: u64, ino: u64) -> Option<String> {
+    let want = format!(
+        "{:02x}:{:02x}:{ino}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    table.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            [_, "FLOCK", _, "WRITE", pid, file, ..] if *file == want => {
+                Some(if pid.bytes().all(|b| b.is_ascii_digit()) && *pid != "0" {
+                    format!(" (pid {pid})")
+                } else {
+                    String::new()
+                })
+            }
+            _ => None,
+        }
+    })
 }
 
 /// A journal whose state-dir lock this process holds, from
@@ -141,5 +154,30 @@ impl std::ops::Deref for Locked<'_> {
     type Target = super::Journal;
     fn deref(&self) -> &super::Journal {
         self.journal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flock_holder;
+
+    #[test]
+    fn the_lock_table_names_only_an_exclusive_flock_on_that_file() {
+        let dev = rustix::fs::makedev(0, 0x2a);
+        let table = "1: POSIX  ADVISORY  WRITE 11 00:2a:1234 0 EOF\n\
+                     2: FLOCK  ADVISORY  READ 12 00:2a:1234 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 13 00:2a:12345 0 EOF\n\
+                     4: -> FLOCK  ADVISORY  WRITE 14 00:2a:1234 0 EOF\n\
+                     5: FLOCK  ADVISORY  WRITE 15 00:2b:1234 0 EOF\n";
+        assert_eq!(flock_holder(table, dev, 1234), None);
+        let held = format!("{table}6: FLOCK  ADVISORY  WRITE 4242 00:2a:1234 0 EOF\n");
+        assert_eq!(
+            flock_holder(&held, dev, 1234).as_deref(),
+            Some(" (pid 4242)")
+        );
+        // Major and minor are hex, two digits at least.
+        let big = rustix::fs::makedev(259, 3);
+        let t = "1: FLOCK  ADVISORY  WRITE 7 103:03:99 0 EOF\n";
+        assert_eq!(flock_holder(t, big, 99).as_deref(), Some(" (pid 7)"));
     }
 }

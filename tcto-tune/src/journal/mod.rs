@@ -217,9 +217,10 @@ impl Journal {
         StateLock::acquire(&self.dir.join("lock")).map(|l| Locked::new(self, l))
     }
 
-    /// Whether another process holds the state-dir lock now (an `apply`,
+    /// Whether a process holds the state-dir lock now (an `apply`,
     /// `rollback` or `persist` running): `Some` with its pid as
-    /// " (pid N)" (empty when unknown). Takes nothing: a probe.
+    /// " (pid N)" (empty when unknown). Read from `/proc/locks`: it takes
+    /// nothing and opens nothing, so it never gets in a transaction's way.
     pub fn lock_holder(&self) -> Result<Option<String>, JournalError> {
         lock::holder(&self.dir.join("lock"))
     }
