@@ -6,6 +6,7 @@
 //! 4 changes pending (`plan --exit-code`).
 #![deny(unsafe_code)]
 
+mod cli;
 mod cmd_apply;
 mod cmd_assets;
 mod cmd_completions;
@@ -25,101 +26,9 @@ mod words;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
+use crate::cli::{parse_args, Command};
 use crate::common::DEFAULT_STATE_DIR;
 use crate::output::{CliError, Exit, Printer};
-
-/// Fix TCP connect timeouts at their root: conntrack, listen backlogs,
-/// NOTRACK rules and NIC offloads, as checked, reversible plans.
-#[derive(Debug, Parser)]
-#[command(name = "tcto-tune", version = env!("TCTO_TUNE_VERSION"), about, long_about = None)]
-struct Cli {
-    /// Print machine-readable JSON on stdout instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-
-    /// `--state-dir` before the subcommand, as earlier versions took it
-    /// (hidden: only the commands that use a journal offer it).
-    #[arg(long = "state-dir", value_name = "DIR", hide = true)]
-    state_dir: Option<PathBuf>,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// `--state-dir`, only on the commands that read or write the journal.
-#[derive(Debug, Clone, clap::Args)]
-struct StateDirArg {
-    /// Where the journal and lock live [env: TCTO_TUNE_STATE_DIR]
-    /// [default: /var/lib/tcto-tune].
-    #[arg(long = "state-dir", value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Show what a profile would change on this host; changes nothing.
-    Plan(cmd_plan::PlanArgs),
-    /// Apply a profile as one journaled transaction (or `--dry-run`).
-    Apply {
-        #[command(flatten)]
-        args: cmd_apply::ApplyArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// Undo the last transaction (or every one back to `--to ID`).
-    Rollback {
-        #[command(flatten)]
-        args: cmd_rollback::RollbackArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// Write the files that make a profile survive a reboot (sysctl.d,
-    /// modules-load.d, modprobe.d, a boot unit), as one journaled
-    /// transaction; `--dry-run` prints their diffs.
-    Persist {
-        #[command(flatten)]
-        args: cmd_persist::PersistArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// List past transactions, newest first.
-    History {
-        #[command(flatten)]
-        args: cmd_history::HistoryArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// List or show the built-in profiles.
-    #[command(subcommand)]
-    Profiles(cmd_profiles::ProfilesCommand),
-    /// Rank the likely causes of connect timeouts here, with the plan that fixes each.
-    Diagnose(cmd_diagnose::DiagnoseArgs),
-    /// Is what was applied and persisted still in effect? (`--exit-code`:
-    /// exit 4 on drift, for cron and fleets)
-    Status {
-        #[command(flatten)]
-        args: cmd_status::StatusArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// Watch drop counters and accept queues for a while; exit 1 if anything was dropped.
-    Verify {
-        #[command(flatten)]
-        args: cmd_verify::VerifyArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// Make N TCP connects to one address; count outcomes and time handshakes.
-    Probe(cmd_probe::ProbeArgs),
-    /// Print the shell completion script for SHELL on stdout, e.g.
-    /// `tcto-tune completions bash > /etc/bash_completion.d/tcto-tune`.
-    Completions(cmd_completions::CompletionsArgs),
-    /// Write the man pages, completions and unit the package installs.
-    #[command(hide = true)]
-    GenerateAssets(cmd_assets::AssetsArgs),
-}
 
 /// Settings every command shares (how to print is the [`Printer`]'s).
 pub struct Global {
@@ -136,19 +45,6 @@ fn default_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-/// `Cli::try_parse()`, without dropping the parser: clap's `Command` tree
-/// (every subcommand and argument) is freed just before the process exits
-/// anyway, and freeing it piece by piece cost `apply` 2 % of its
-/// instructions.
-fn parse_args() -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let mut command = std::mem::ManuallyDrop::new(Cli::command());
-    let mut matches = command.try_get_matches_from_mut(std::env::args_os())?;
-    let cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut Cli::command()));
-    std::mem::forget(matches);
-    cli
 }
 
 fn main() -> ExitCode {
