@@ -5,6 +5,8 @@
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a safety check,
 //! 4 changes pending (`plan --exit-code`).
 #![deny(unsafe_code)]
+// The process start is `start::run`: std's, without the stack-guard probe.
+#![cfg_attr(not(test), no_main)]
 
 mod cli;
 mod cmd_apply;
@@ -21,10 +23,10 @@ mod cmd_status;
 mod cmd_verify;
 mod common;
 mod output;
+mod start;
 mod words;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::cli::{parse_args, Command};
 use crate::common::DEFAULT_STATE_DIR;
@@ -36,25 +38,15 @@ pub struct Global {
     pub state_dir: PathBuf,
 }
 
-/// Die quietly on a closed pipe (`tcto-tune plan --json | head`), as Unix
-/// tools do, instead of panicking inside println!.
-#[allow(unsafe_code)]
-fn default_sigpipe() {
-    // SAFETY: setting a signal disposition to its default at startup, before
-    // any thread exists; no handler code is involved.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-fn main() -> ExitCode {
-    default_sigpipe();
+/// The whole command: parse, run, print; the process exit code. Called
+/// by [`start::run`].
+fn run() -> u8 {
     let cli = match parse_args() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version
             let _ = e.print();
-            return ExitCode::from(0);
+            return 0;
         }
         Err(e) => {
             // Under `--json` a usage error is JSON too; clap could not
@@ -73,7 +65,7 @@ fn main() -> ExitCode {
             } else {
                 let _ = e.print();
             }
-            return ExitCode::from(Exit::Usage as u8);
+            return Exit::Usage as u8;
         }
     };
     let state = match &cli.command {
@@ -112,11 +104,11 @@ fn main() -> ExitCode {
         Command::GenerateAssets(args) => cmd_assets::run(args),
     };
     match result {
-        Ok(exit) => ExitCode::from(exit as u8),
+        Ok(exit) => exit as u8,
         Err(e) => {
             let e = CliError::from(e);
             p.error(&e);
-            ExitCode::from(e.exit as u8)
+            e.exit as u8
         }
     }
 }
