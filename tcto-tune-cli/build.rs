@@ -20,6 +20,7 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    static_unwinder();
     let version = env!("CARGO_PKG_VERSION");
     // `TCTO_TUNE_GIT_COMMIT` overrides (a build from an exported tree that
     // knows its commit); otherwise ask git, quietly failing outside a checkout.
@@ -51,4 +52,19 @@ fn main() {
         None => version.to_owned(),
     };
     println!("cargo:rustc-env=TCTO_TUNE_VERSION={full}");
+}
+
+/// Link GCC's unwinder into the binary (`libgcc_eh.a`, what `gcc
+/// -static-libgcc` links) instead of loading `libgcc_s.so.1` at every start:
+/// one shared library fewer to map and relocate, and its constructor's CPU
+/// probe gone (issue 15). Listed before std's `-lgcc_s`, so the unwinder's
+/// symbols resolve here and `--as-needed` drops `libgcc_s` from the binary's
+/// `NEEDED` list. libgcc is under the GCC Runtime Library Exception, which
+/// allows linking it into any program.
+fn static_unwinder() {
+    let linux_gnu = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if linux_gnu {
+        println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
+    }
 }
