@@ -10,12 +10,18 @@ use crate::names::SysctlName;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LinuxSysctls;
 
-impl Sysctls for LinuxSysctls {
-    fn read(&self, key: &SysctlName) -> Result<Option<String>, SystemError> {
+impl LinuxSysctls {
+    /// A key's value, and `also` of its open file; `None` when the key
+    /// does not exist.
+    fn read_open<T>(
+        &self,
+        key: &SysctlName,
+        also: impl FnOnce(&std::fs::File) -> T,
+    ) -> Result<Option<(String, T)>, SystemError> {
         let read = std::fs::File::open(key.proc_path())
             // As the crate did: any failure to open is "not found".
             .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))
-            .and_then(|f| read_value(&f));
+            .and_then(|f| Ok((read_value(&f)?, also(&f))));
         match read {
             Ok(v) => Ok(Some(v)),
             // Any failure to open reads as not found, and a directory opens
@@ -34,6 +40,23 @@ impl Sysctls for LinuxSysctls {
                 }),
             },
         }
+    }
+}
+
+impl Sysctls for LinuxSysctls {
+    fn read(&self, key: &SysctlName) -> Result<Option<String>, SystemError> {
+        Ok(self.read_open(key, |_| ())?.map(|(v, ())| v))
+    }
+
+    /// The mode comes from the file `read` opened (`fstat`), not from a
+    /// second walk of its /proc/sys path as in [`Sysctls::writable`]: the
+    /// same inode, 10 path lookups fewer per `plan` (issue 15).
+    fn read_with_writable(&self, key: &SysctlName) -> Result<Option<(String, bool)>, SystemError> {
+        use std::os::unix::fs::PermissionsExt;
+        self.read_open(key, |f| {
+            f.metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o222 != 0)
+        })
     }
 
     fn writable(&self, key: &SysctlName) -> bool {
@@ -271,6 +294,29 @@ mod tests {
             None
         );
         assert_eq!(s.read(&SysctlName::new("net.core").unwrap()).unwrap(), None);
+    }
+
+    /// One open file answers both: the same value and mode as `read` and
+    /// `writable` ask separately (a writable key, a read-only one, a
+    /// missing one, a subtree).
+    #[test]
+    fn read_with_writable_is_read_and_writable() {
+        let s = LinuxSysctls;
+        let mut read_only = 0;
+        for k in [
+            "net.core.somaxconn",
+            "net.netfilter.nf_conntrack_count",
+            "kernel.random.boot_id",
+            "net.core.no_such_key",
+            "net.core",
+        ] {
+            let key = SysctlName::new(k).unwrap();
+            let both = s.read_with_writable(&key).unwrap();
+            let apart = s.read(&key).unwrap().map(|v| (v, s.writable(&key)));
+            assert_eq!(both, apart, "{k}");
+            read_only += usize::from(both.is_some_and(|(_, w)| !w));
+        }
+        assert!(read_only >= 1, "boot_id is read-only");
     }
 
     #[test]
