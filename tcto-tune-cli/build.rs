@@ -21,6 +21,7 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     static_unwinder();
+    panic_message_style();
     let version = env!("CARGO_PKG_VERSION");
     // `TCTO_TUNE_GIT_COMMIT` overrides (a build from an exported tree that
     // knows its commit); otherwise ask git, quietly failing outside a checkout.
@@ -66,5 +67,26 @@ fn static_unwinder() {
         && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
     if linux_gnu {
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
+    }
+}
+
+/// `cfg(panic_message_tid)` when std's panic message names the thread's OS
+/// id (`thread 'main' (1234) panicked at`, Rust 1.91 and later), so that
+/// `src/start.rs` prints a main-thread panic as the toolchain's std does.
+fn panic_message_style() {
+    println!("cargo:rustc-check-cfg=cfg(panic_message_tid)");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let minor = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| {
+            v.split(['.', ' '])
+                .nth(2)
+                .and_then(|m| m.parse::<u32>().ok())
+        });
+    if minor.is_some_and(|m| m >= 91) {
+        println!("cargo:rustc-cfg=panic_message_tid");
     }
 }

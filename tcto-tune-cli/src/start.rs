@@ -41,7 +41,9 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 // Test builds have libtest's `main` instead of the one above: the start
 // and the command are still used.
 #[cfg(test)]
-const _: (fn(fn() -> u8) -> i32, fn() -> u8) = (run, crate::run);
+const _: fn(fn() -> u8) -> i32 = run;
+#[cfg(test)]
+const _: fn() -> u8 = crate::run;
 
 /// Start the process around `body` (see the module docs) and return the
 /// exit status for `exit`.
@@ -140,18 +142,24 @@ fn gettid() -> u32 {
 /// Only the first panic gets the `RUST_BACKTRACE` note, as in std.
 static FIRST_PANIC: AtomicBool = AtomicBool::new(true);
 
-/// std's default panic message (Rust 1.95) for a thread named `name`.
+/// std's default panic message for a thread named `name` (with the OS
+/// thread id from Rust 1.91 on: `cfg(panic_message_tid)`, set by build.rs).
 fn print_panic(out: &mut dyn std::io::Write, info: &PanicHookInfo<'_>, name: &str) {
-    let tid = gettid();
-    let msg = info.payload_as_str().unwrap_or("Box<dyn Any>");
+    let payload = info.payload();
+    let msg = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("Box<dyn Any>");
     let location = info
         .location()
         .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
         .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "\nthread '{name}' ({tid}) panicked at {location}:\n{msg}"
-    );
+    #[cfg(panic_message_tid)]
+    let thread = format!("'{name}' ({})", gettid());
+    #[cfg(not(panic_message_tid))]
+    let thread = format!("'{name}'");
+    let _ = writeln!(out, "\nthread {thread} panicked at {location}:\n{msg}");
     let style = std::env::var_os("RUST_BACKTRACE");
     match style.as_ref().and_then(|s| s.to_str()) {
         None | Some("0") => {
@@ -203,12 +211,17 @@ mod tests {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        let start = err.find("\nthread 'main' (").expect(&err);
-        let after = &err[start + "\nthread 'main' (".len()..];
-        let close = after.find(')').unwrap();
-        assert!(after[..close].bytes().all(|b| b.is_ascii_digit()), "{err}");
-        let end = after.find("backtrace\n").expect(&err) + "backtrace\n".len();
-        format!("\nthread 'main' (TID{}", &after[close..end])
+        let start = err.find("\nthread 'main'").expect(&err);
+        let mut text = err[start..].to_owned();
+        let end = text.find("backtrace\n").expect(&err) + "backtrace\n".len();
+        text.truncate(end);
+        // The OS thread id, ` (1234)` after the name from Rust 1.91 on.
+        let rest = &text["\nthread 'main'".len()..];
+        if let Some(id) = rest.strip_prefix(" (").and_then(|r| r.split(')').next()) {
+            assert!(id.bytes().all(|b| b.is_ascii_digit()), "{err}");
+            text = text.replacen(&format!(" ({id})"), " (TID)", 1);
+        }
+        text
     }
 
     #[test]
