@@ -199,18 +199,7 @@ mod tests {
     /// thread, with std's hook (on a thread std names `main`) or with
     /// ours; its stderr with the thread id blanked.
     fn panic_in_child(which: &str) -> String {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "start::tests::panic_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("TCTO_START_PANIC_CHILD", which)
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let err = child_stderr(which);
         let start = err.find("\nthread 'main'").expect(&err);
         let mut text = err[start..].to_owned();
         let end = text.find("backtrace\n").expect(&err) + "backtrace\n".len();
@@ -224,6 +213,32 @@ mod tests {
         text
     }
 
+    fn child_stderr(which: &str) -> String {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "start::tests::panic_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TCTO_START_PANIC_CHILD", which)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// A panic on another thread (none today) keeps std's own message.
+    #[test]
+    fn a_panic_on_another_thread_is_std_s_message() {
+        let err = child_stderr("installed");
+        assert!(
+            err.contains("\nthread 'worker'") && err.contains("boom 42"),
+            "{err}"
+        );
+        assert!(!err.contains("thread 'main'"), "{err}");
+    }
+
     #[test]
     fn panic_child() {
         let Some(which) = std::env::var_os("TCTO_START_PANIC_CHILD") else {
@@ -234,7 +249,17 @@ mod tests {
                 print_panic(&mut std::io::stderr().lock(), info, "main")
             }));
         }
-        let name = if which == "std" { "main" } else { "other" };
+        if which == "installed" {
+            // The hook `run` installs, on a thread that is not the main one.
+            name_the_main_thread_in_panics();
+        }
+        let name = if which == "installed" {
+            "worker"
+        } else if which == "std" {
+            "main"
+        } else {
+            "other"
+        };
         let t = std::thread::Builder::new().name(name.into());
         let _ = t.spawn(boom).unwrap().join();
     }
