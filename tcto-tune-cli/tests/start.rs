@@ -59,14 +59,17 @@ fn closed_standard_descriptors_are_dev_null() {
 /// `tcto-tune plan | head -1` expects.
 #[test]
 fn a_closed_pipe_ends_the_process_quietly() {
-    let mut child = Command::new(BIN)
+    // A stream whose reading end is closed before the process starts (a
+    // socket pair: std has no pipe constructor in this crate's MSRV), so
+    // the first write fails whatever the timing.
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(reader);
+    let o = Command::new(BIN)
         .args(["completions", "bash"])
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(writer)))
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{:?}", o.status);
     assert_eq!(String::from_utf8_lossy(&o.stderr), "");
     // Through a shell pipeline: `head -1` gets its line and the pipeline succeeds.
