@@ -8,11 +8,14 @@
 #   plan               reads the host; what apply does before it writes
 # Rows of the breakdown, inclusive counts from callgrind_annotate:
 #   _dl_relocate_object  the dynamic loader's relocations (BIND_NOW: every
-#                        symbol of libc, libgcc_s, libnftnl and libmnl now)
-#   Cli ... ::command    clap building the whole Command tree (the derive
-#                        augments every subcommand, even for --version)
+#                        symbol of libc, libnftnl and libmnl now; libgcc_s
+#                        is no longer loaded, its unwinder is linked in)
+#   Cli ... ::command    clap building the Command tree (since issue 15's
+#                        second round only the top level: each subcommand's
+#                        arguments are deferred until it is parsed)
 #   pthread_getattr_np   std's main-thread stack guard (glibc parses
-#                        /proc/self/maps with sscanf)
+#                        /proc/self/maps with sscanf); "-" since the binary
+#                        starts itself (#![no_main], src/start.rs)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }

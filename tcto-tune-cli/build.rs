@@ -20,6 +20,8 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    static_unwinder();
+    panic_message_style();
     let version = env!("CARGO_PKG_VERSION");
     // `TCTO_TUNE_GIT_COMMIT` overrides (a build from an exported tree that
     // knows its commit); otherwise ask git, quietly failing outside a checkout.
@@ -51,4 +53,40 @@ fn main() {
         None => version.to_owned(),
     };
     println!("cargo:rustc-env=TCTO_TUNE_VERSION={full}");
+}
+
+/// Link GCC's unwinder into the binary (`libgcc_eh.a`, what `gcc
+/// -static-libgcc` links) instead of loading `libgcc_s.so.1` at every start:
+/// one shared library fewer to map and relocate, and its constructor's CPU
+/// probe gone (issue 15). Listed before std's `-lgcc_s`, so the unwinder's
+/// symbols resolve here and `--as-needed` drops `libgcc_s` from the binary's
+/// `NEEDED` list. libgcc is under the GCC Runtime Library Exception, which
+/// allows linking it into any program.
+fn static_unwinder() {
+    let linux_gnu = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if linux_gnu {
+        println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
+    }
+}
+
+/// `cfg(panic_message_tid)` when std's panic message names the thread's OS
+/// id (`thread 'main' (1234) panicked at`, Rust 1.91 and later), so that
+/// `src/start.rs` prints a main-thread panic as the toolchain's std does.
+fn panic_message_style() {
+    println!("cargo:rustc-check-cfg=cfg(panic_message_tid)");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let minor = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| {
+            v.split(['.', ' '])
+                .nth(2)
+                .and_then(|m| m.parse::<u32>().ok())
+        });
+    if minor.is_some_and(|m| m >= 91) {
+        println!("cargo:rustc-cfg=panic_message_tid");
+    }
 }

@@ -15,7 +15,7 @@ use crate::common::{
 use crate::output::{require_privileges, CliError, Exit, Printer};
 use crate::Global;
 
-/// Arguments of `apply`.
+// Arguments of `apply`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["profile", "persisted"])))]
 pub struct ApplyArgs {

@@ -24,11 +24,11 @@ use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 use tcto_tune::persist::unit;
 
+use crate::cli::FullCli;
 use crate::common::completion_script;
 use crate::output::Exit;
-use crate::Cli;
 
-/// Arguments of `generate-assets`.
+// Arguments of `generate-assets`.
 #[derive(Debug, Args)]
 pub struct AssetsArgs {
     /// Directory to write into (created if missing).
@@ -46,7 +46,7 @@ pub const COMPLETIONS: &[(Shell, &str)] = &[
 /// The man pages, by file name: the command and every visible subcommand.
 pub fn man_pages(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    clap_mangen::generate_to(Cli::command(), dir)
+    clap_mangen::generate_to(FullCli::command(), dir)
         .with_context(|| format!("cannot write man pages into `{}`", dir.display()))
 }
 
@@ -92,7 +92,7 @@ mod tests {
     }
 
     fn commands() -> Vec<(Vec<String>, clap::Command)> {
-        let mut cmd = Cli::command();
+        let mut cmd = FullCli::command();
         cmd.build();
         let mut out = vec![];
         walk(&cmd, vec![], &mut out);
@@ -195,7 +195,8 @@ mod tests {
             assert!(found, "{shell}: --profile does not offer {names:?}");
         }
         // The parser itself still takes a path.
-        let cli = Cli::try_parse_from(["tcto-tune", "plan", "--profile", "/tmp/mine.toml"]);
+        let cli =
+            crate::cli::Cli::try_parse_from(["tcto-tune", "plan", "--profile", "/tmp/mine.toml"]);
         assert!(cli.is_ok());
     }
 

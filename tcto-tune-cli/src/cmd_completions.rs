@@ -13,7 +13,7 @@ use clap_complete::Shell;
 use crate::common::completion_script;
 use crate::output::{Exit, Printer};
 
-/// Arguments of `completions`.
+// Arguments of `completions`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell: bash, zsh, fish, elvish or powershell.

@@ -12,7 +12,7 @@ use tcto_tune::system::{TraceError, TraceSession};
 use crate::common::{parse_duration_arg, parse_port_arg};
 use crate::output::{CliError, Exit, Printer};
 
-/// Arguments of `diagnose`.
+// Arguments of `diagnose`.
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
     /// Focus on the listener(s) on this port (repeatable).

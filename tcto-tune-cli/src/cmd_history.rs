@@ -12,7 +12,7 @@ use crate::common::apply_error;
 use crate::output::{Exit, Printer};
 use crate::Global;
 
-/// Arguments of `history`.
+// Arguments of `history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Show every step of each transaction.

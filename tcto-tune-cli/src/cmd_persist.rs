@@ -22,7 +22,7 @@ use crate::common::{
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
-/// Arguments of `persist`.
+// Arguments of `persist`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["profile", "remove", "list"])))]
 pub struct PersistArgs {

@@ -9,7 +9,7 @@ use tcto_tune::{Plan, Profile};
 use crate::common::{compute_with_profile, ProfileArgs};
 use crate::output::{Exit, Printer};
 
-/// Arguments of `plan`.
+// Arguments of `plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]

@@ -7,7 +7,7 @@ use tcto_tune::system::TcpConnector;
 use crate::common::parse_duration_arg;
 use crate::output::{CliError, Exit, Printer};
 
-/// Arguments of `probe`.
+// Arguments of `probe`.
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// The one address to connect to: `10.0.2.5:8080`, `[fd00::5]:8080`, `name:port`.

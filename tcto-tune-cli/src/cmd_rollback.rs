@@ -9,7 +9,7 @@ use crate::common::{apply_error, report_text, with_user_flags};
 use crate::output::{require_privileges, CliError, Exit, Printer};
 use crate::Global;
 
-/// Arguments of `rollback`.
+// Arguments of `rollback`.
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// Undo transaction ID and every later one, newest first.

@@ -49,7 +49,7 @@ use crate::common::{apply_error, flag_hint, shell_quote, user_flags};
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
-/// Arguments of `status`.
+// Arguments of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Exit 4 when anything applied or persisted is not in effect

@@ -11,7 +11,7 @@ use crate::common::{parse_duration_arg, parse_port_arg};
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
-/// Arguments of `verify`.
+// Arguments of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// How long to watch, e.g. `60s`, `5m`.

@@ -20,7 +20,7 @@ use tcto_tune::{Plan, PlanOptions, Profile, SystemState};
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
 
-/// `--profile`, `--set`, `--port`, `--app-backlog`, `--allow`.
+// `--profile`, `--set`, `--port`, `--app-backlog`, `--allow`.
 #[derive(Debug, Clone, Args)]
 pub struct ProfileArgs {
     /// Built-in profile name (see `tcto-tune profiles list`) or a path to a TOML file.
@@ -138,7 +138,7 @@ pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     tcto_tune::parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// `--wait DURATION` of the commands that take the state-dir lock.
+// `--wait DURATION` of the commands that take the state-dir lock.
 #[derive(Debug, Clone, Args)]
 pub struct WaitArg {
     /// Wait up to DURATION for the state-dir lock held by another tcto-tune
@@ -509,7 +509,7 @@ pub fn completion_command() -> clap::Command {
     }
     // Without the hidden subcommands: clap_complete's bash generator offers
     // them anyway, so they are left out of the command it sees.
-    let full = crate::Cli::command();
+    let full = crate::cli::FullCli::command();
     let visible = clap::Command::new("tcto-tune")
         .version(env!("TCTO_TUNE_VERSION"))
         .about(full.get_about().cloned().unwrap_or_default())

@@ -5,7 +5,10 @@
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a safety check,
 //! 4 changes pending (`plan --exit-code`).
 #![deny(unsafe_code)]
+// The process start is `start::run`: std's, without the stack-guard probe.
+#![cfg_attr(not(test), no_main)]
 
+mod cli;
 mod cmd_apply;
 mod cmd_assets;
 mod cmd_completions;
@@ -20,106 +23,14 @@ mod cmd_status;
 mod cmd_verify;
 mod common;
 mod output;
+mod start;
 mod words;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
+use crate::cli::{parse_args, Command};
 use crate::common::DEFAULT_STATE_DIR;
 use crate::output::{CliError, Exit, Printer};
-
-/// Fix TCP connect timeouts at their root: conntrack, listen backlogs,
-/// NOTRACK rules and NIC offloads, as checked, reversible plans.
-#[derive(Debug, Parser)]
-#[command(name = "tcto-tune", version = env!("TCTO_TUNE_VERSION"), about, long_about = None)]
-struct Cli {
-    /// Print machine-readable JSON on stdout instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-
-    /// `--state-dir` before the subcommand, as earlier versions took it
-    /// (hidden: only the commands that use a journal offer it).
-    #[arg(long = "state-dir", value_name = "DIR", hide = true)]
-    state_dir: Option<PathBuf>,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// `--state-dir`, only on the commands that read or write the journal.
-#[derive(Debug, Clone, clap::Args)]
-struct StateDirArg {
-    /// Where the journal and lock live [env: TCTO_TUNE_STATE_DIR]
-    /// [default: /var/lib/tcto-tune].
-    #[arg(long = "state-dir", value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Show what a profile would change on this host; changes nothing.
-    Plan(cmd_plan::PlanArgs),
-    /// Apply a profile as one journaled transaction (or `--dry-run`).
-    Apply {
-        #[command(flatten)]
-        args: cmd_apply::ApplyArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// Undo the last transaction (or every one back to `--to ID`).
-    Rollback {
-        #[command(flatten)]
-        args: cmd_rollback::RollbackArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// Write the files that make a profile survive a reboot (sysctl.d,
-    /// modules-load.d, modprobe.d, a boot unit), as one journaled
-    /// transaction; `--dry-run` prints their diffs.
-    Persist {
-        #[command(flatten)]
-        args: cmd_persist::PersistArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// List past transactions, newest first.
-    History {
-        #[command(flatten)]
-        args: cmd_history::HistoryArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// List or show the built-in profiles.
-    #[command(subcommand)]
-    Profiles(cmd_profiles::ProfilesCommand),
-    /// Rank the likely causes of connect timeouts here, with the plan that fixes each.
-    Diagnose(cmd_diagnose::DiagnoseArgs),
-    /// Is what was applied and persisted still in effect? (`--exit-code`:
-    /// exit 4 on drift, for cron and fleets)
-    Status {
-        #[command(flatten)]
-        args: cmd_status::StatusArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// Watch drop counters and accept queues for a while; exit 1 if anything was dropped.
-    Verify {
-        #[command(flatten)]
-        args: cmd_verify::VerifyArgs,
-        #[command(flatten)]
-        state: StateDirArg,
-    },
-    /// Make N TCP connects to one address; count outcomes and time handshakes.
-    Probe(cmd_probe::ProbeArgs),
-    /// Print the shell completion script for SHELL on stdout, e.g.
-    /// `tcto-tune completions bash > /etc/bash_completion.d/tcto-tune`.
-    Completions(cmd_completions::CompletionsArgs),
-    /// Write the man pages, completions and unit the package installs.
-    #[command(hide = true)]
-    GenerateAssets(cmd_assets::AssetsArgs),
-}
 
 /// Settings every command shares (how to print is the [`Printer`]'s).
 pub struct Global {
@@ -127,38 +38,15 @@ pub struct Global {
     pub state_dir: PathBuf,
 }
 
-/// Die quietly on a closed pipe (`tcto-tune plan --json | head`), as Unix
-/// tools do, instead of panicking inside println!.
-#[allow(unsafe_code)]
-fn default_sigpipe() {
-    // SAFETY: setting a signal disposition to its default at startup, before
-    // any thread exists; no handler code is involved.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-/// `Cli::try_parse()`, without dropping the parser: clap's `Command` tree
-/// (every subcommand and argument) is freed just before the process exits
-/// anyway, and freeing it piece by piece cost `apply` 2 % of its
-/// instructions.
-fn parse_args() -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let mut command = std::mem::ManuallyDrop::new(Cli::command());
-    let mut matches = command.try_get_matches_from_mut(std::env::args_os())?;
-    let cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut Cli::command()));
-    std::mem::forget(matches);
-    cli
-}
-
-fn main() -> ExitCode {
-    default_sigpipe();
+/// The whole command: parse, run, print; the process exit code. Called
+/// by [`start::run`].
+fn run() -> u8 {
     let cli = match parse_args() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version
             let _ = e.print();
-            return ExitCode::from(0);
+            return 0;
         }
         Err(e) => {
             // Under `--json` a usage error is JSON too; clap could not
@@ -177,7 +65,7 @@ fn main() -> ExitCode {
             } else {
                 let _ = e.print();
             }
-            return ExitCode::from(Exit::Usage as u8);
+            return Exit::Usage as u8;
         }
     };
     let state = match &cli.command {
@@ -216,11 +104,11 @@ fn main() -> ExitCode {
         Command::GenerateAssets(args) => cmd_assets::run(args),
     };
     match result {
-        Ok(exit) => ExitCode::from(exit as u8),
+        Ok(exit) => exit as u8,
         Err(e) => {
             let e = CliError::from(e);
             p.error(&e);
-            ExitCode::from(e.exit as u8)
+            e.exit as u8
         }
     }
 }

@@ -46,9 +46,9 @@ pub fn read_state(profile: &Profile, b: &Backends) -> Result<SystemState, System
         state.filter_chains = b.firewall.filter_chains()?;
     }
     for key in keys {
-        let reading = match b.sysctls.read(&key)? {
-            Some(v) => SysctlReading {
-                writable: b.sysctls.writable(&key),
+        let reading = match b.sysctls.read_with_writable(&key)? {
+            Some((v, writable)) => SysctlReading {
+                writable,
                 value: Some(v),
             },
             None => SysctlReading::missing(),

@@ -285,6 +285,12 @@ pub trait Sysctls {
     fn read(&self, key: &SysctlName) -> Result<Option<String>, SystemError>;
     /// Whether this process may write the key here.
     fn writable(&self, key: &SysctlName) -> bool;
+    /// The value and whether the key is writable here ([`Sysctls::read`]
+    /// and [`Sysctls::writable`] at once: a backend may answer both from
+    /// one open file), or `None` when the key does not exist.
+    fn read_with_writable(&self, key: &SysctlName) -> Result<Option<(String, bool)>, SystemError> {
+        Ok(self.read(key)?.map(|v| (v, self.writable(key))))
+    }
     /// Write the value (the caller reads it back).
     fn write(&mut self, key: &SysctlName, value: &str) -> Result<(), SystemError>;
     /// Write the value and return what the key holds afterwards, read from
