@@ -804,6 +804,29 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    /// A `state: persisted` task's way past a crash is its persist again
+    /// (same profile, variables, root and exec), not an apply.
+    #[test]
+    fn interrupted_files_hint_of_a_persist_task_names_persist() {
+        let e = ApplyError::InterruptedFiles {
+            id: "000002".into(),
+            files: vec![],
+        };
+        let obj = serde_json::json!({
+            "profile": "trusted-notrack",
+            "state": "persisted",
+            "set": {"frontend": "10.0.1.0/24"},
+            "root": "/tmp/an image",
+            "state_dir": "/tmp/my state",
+        });
+        let a = crate::args::parse(obj.as_object().unwrap()).unwrap();
+        let m = apply_msg(&e, &a);
+        assert!(
+            m.contains("`tcto-tune --state-dir '/tmp/my state' persist --profile trusted-notrack --set frontend=10.0.1.0/24 --exec /usr/local/bin/tcto-tune --force-after-crash --root '/tmp/an image'` to keep them"),
+            "{m}"
+        );
+    }
+
     fn args(diff: bool) -> Args {
         let obj = serde_json::json!({"profile": "p", "_ansible_diff": diff});
         crate::args::parse(obj.as_object().unwrap()).unwrap()

@@ -21,6 +21,9 @@ pub struct Module {
     /// The task's `--profile`, `--set`, `--port`, `--app-backlog` and
     /// `--allow`, for an `apply` command (empty when not known).
     apply_args: String,
+    /// The task is `state: persisted`: going ahead past a crash is its
+    /// `persist` again (with its `exec`, ` --exec PATH`), not an `apply`.
+    persist: Option<String>,
 }
 
 /// The words of a task with the default `state_dir` and no `root`.
@@ -28,6 +31,7 @@ pub static MODULE: Module = Module {
     state_dir: None,
     root: None,
     apply_args: String::new(),
+    persist: None,
 };
 
 pub use tcto_tune::words::shell_word;
@@ -40,6 +44,7 @@ impl Module {
                 .then(|| shell_word(&state_dir.display().to_string())),
             root: root.map(|r| shell_word(&r.display().to_string())),
             apply_args: String::new(),
+            persist: None,
         }
     }
 
@@ -64,6 +69,11 @@ impl Module {
             a.push_str(&format!(" --allow {}", shell_word(c)));
         }
         m.apply_args = a;
+        if args.state == crate::args::State::Persisted {
+            // Always the task's `exec`: the CLI's default is the binary
+            // that runs, which would write another boot unit.
+            m.persist = Some(format!(" --exec {}", shell_word(&args.exec)));
+        }
         m
     }
 
@@ -141,10 +151,16 @@ impl Words for Module {
             Action::Rollback => "`state: rolled_back`".into(),
             // No option of the module does these: the command line does.
             Action::Force => format!("`{}`", self.command("rollback --force", false)),
-            Action::ForceAfterCrash => {
-                let apply = format!("apply{} --force-after-crash", self.apply_args);
-                format!("`{}`", self.command(&apply, false))
-            }
+            Action::ForceAfterCrash => match &self.persist {
+                Some(exec) => {
+                    let persist = format!("persist{}{exec} --force-after-crash", self.apply_args);
+                    format!("`{}`", self.command(&persist, true))
+                }
+                None => {
+                    let apply = format!("apply{} --force-after-crash", self.apply_args);
+                    format!("`{}`", self.command(&apply, false))
+                }
+            },
             Action::PersistRemove { name } => format!(
                 "`{}`",
                 self.command(&format!("persist --remove {}", shell_word(name)), true)
