@@ -14,7 +14,7 @@ pub enum ApplyError {
         codes: Vec<String>,
     },
     /// An earlier transaction was interrupted.
-    #[error("transaction {id} was interrupted (the process died mid-apply); its changes may be half made")]
+    #[error("transaction {id} was interrupted (its process died before it finished); its changes may be half made")]
     Interrupted {
         /// Its id.
         id: String,
