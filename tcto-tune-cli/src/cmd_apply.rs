@@ -10,7 +10,7 @@ use tcto_tune::read_state;
 use tcto_tune::system::{Backends, SimEffects};
 
 use crate::common::{
-    apply_error, compute_full, finish, persisted_profile, rerun_with, with_user_flags, ProfileArgs,
+    apply_error, compute_full, finish, persisted_profile, with_rerun_hints, ProfileArgs,
 };
 use crate::output::{require_privileges, CliError, Exit, Printer};
 use crate::Global;
@@ -62,16 +62,9 @@ fn persisted_plan(
 
 /// Run `apply`.
 pub fn run(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
-    // "Go ahead after the crash" is this very command with
-    // `--force-after-crash`: a whole line to run, not a fragment.
-    with_user_flags(g, run_apply(g, p, args)).map_err(|e| {
-        let mut e = CliError::from(e);
-        let again = format!("`{}`", rerun_with(g, "--force-after-crash"));
-        e.hint = e
-            .hint
-            .map(|h| h.replace("`apply --force-after-crash`", &again));
-        e.into()
-    })
+    // Hints carry the user's state dir; "go ahead after the crash" is
+    // this very command with `--force-after-crash`.
+    with_rerun_hints(g, run_apply(g, p, args))
 }
 
 fn run_apply(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {

@@ -16,8 +16,8 @@ use tcto_tune::system::{read_persist_facts, SimEffects};
 use tcto_tune::{ChangeKind, Plan};
 
 use crate::common::{
-    apply_error, compute_with_profile, escape_error, finish, flag_hint, report_text, rerun_with,
-    root_error, shell_quote, with_user_flags, ProfileArgs,
+    apply_error, compute_with_profile, escape_error, finish, flag_hint, report_text, root_error,
+    shell_quote, with_rerun_hints, ProfileArgs,
 };
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
@@ -101,17 +101,9 @@ fn exec_path(given: Option<String>) -> anyhow::Result<String> {
 
 /// Run `persist`.
 pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
-    // Every `tcto-tune` command a hint names carries the user's state dir,
-    // and "go ahead after the crash" is this very command with
-    // `--force-after-crash`: a whole line to run, as after `apply`.
-    with_user_flags(g, run_persist(g, p, args)).map_err(|e| {
-        let mut e = CliError::from(e);
-        let again = format!("`{}`", rerun_with(g, "--force-after-crash"));
-        e.hint = e
-            .hint
-            .map(|h| h.replace("`apply --force-after-crash`", &again));
-        e.into()
-    })
+    // Hints carry the user's state dir; "go ahead after the crash" is
+    // this very command with `--force-after-crash`.
+    with_rerun_hints(g, run_persist(g, p, args))
 }
 
 fn run_persist(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {

@@ -380,6 +380,21 @@ pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Resu
     })
 }
 
+/// [`with_user_flags`] for a command that starts a transaction (`apply`,
+/// `persist`): "go ahead after the crash" (`` `apply --force-after-crash` ``
+/// in [`apply_hint`]) becomes this very command line with
+/// `--force-after-crash`, a whole line to run, not a fragment.
+pub fn with_rerun_hints(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Result<Exit> {
+    with_user_flags(g, result).map_err(|e| {
+        let mut e = CliError::from(e);
+        let again = format!("`{}`", rerun_with(g, "--force-after-crash"));
+        e.hint = e
+            .hint
+            .map(|h| h.replace("`apply --force-after-crash`", &again));
+        e.into()
+    })
+}
+
 /// A transaction's report as text, its remedies, notes and outcome line
 /// naming the CLI's commands, given the user's `--state-dir` ([`user_flags`]).
 pub fn report_text(g: &Global, report: &TxReport) -> String {

@@ -250,15 +250,7 @@ impl Compose<'_> {
             allow: self.allow,
         };
         findings.extend(BOOT_KINDS.iter().flat_map(|k| k.findings(&input)));
-        let mut out = Plan {
-            schema: PLAN_SCHEMA,
-            profile: self.name.to_owned(),
-            initial_netns,
-            changes: vec![],
-            unchanged: vec![],
-            skipped: vec![],
-            findings,
-        };
+        let mut out = self.empty_plan(initial_netns, findings);
         for w in BOOT_KINDS.iter().flat_map(|k| k.files(&input)) {
             self.add(&mut out, w);
         }
@@ -270,6 +262,19 @@ impl Compose<'_> {
         self.mark_allowed(&mut out.findings);
         out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         out
+    }
+
+    /// A plan of this profile with `findings` and no file yet.
+    fn empty_plan(&self, initial_netns: bool, findings: Vec<Finding>) -> Plan {
+        Plan {
+            schema: PLAN_SCHEMA,
+            profile: self.name.to_owned(),
+            initial_netns,
+            changes: vec![],
+            unchanged: vec![],
+            skipped: vec![],
+            findings,
+        }
     }
 
     /// `persist --remove NAME` while other entries cannot be read: NAME's
@@ -301,15 +306,7 @@ impl Compose<'_> {
             })
             .collect();
         findings.extend(self.facts.escapes.iter().map(root_escape));
-        let mut out = Plan {
-            schema: PLAN_SCHEMA,
-            profile: self.name.to_owned(),
-            initial_netns,
-            changes: vec![],
-            unchanged: vec![],
-            skipped: vec![],
-            findings,
-        };
+        let mut out = self.empty_plan(initial_netns, findings);
         let w = Wanted::new(
             entries::entry_path(self.name),
             Value::Absent,
