@@ -678,3 +678,72 @@ fn a_prerouting_chain_with_a_goto_to_a_drop_is_refused_and_right() {
     tcto_ok(&lab, &state, &format!("apply {PROFILE}"));
     assert_eq!(lab.connect(8080, 2, 2000), (2, 0));
 }
+
+/// libnftnl and libmnl load when nftables is first used, not at start
+/// (issue 15): a sysctl-only plan never maps them, a NOTRACK plan loads
+/// them with dlopen and works. The oracle is the dynamic loader's own
+/// trace (`LD_DEBUG=files`).
+#[test]
+fn libnftnl_loads_only_when_nftables_is_used() {
+    if !require_root("libnftnl_loads_only_when_nftables_is_used") {
+        return;
+    }
+    let r = tcto_tune_tests::in_netns(&format!(
+        "LD_DEBUG=files tcto-tune plan --profile high-conn 2>&1 >/dev/null | grep -E 'libnftnl|libmnl'\n\
+         echo sysctl-only-done\n\
+         LD_DEBUG=files tcto-tune plan {PROFILE} 2>&1 >/dev/null | grep -E 'file=(libnftnl|libmnl)' | sed 's/^ *[0-9]*:[[:space:]]*//'\n\
+         tcto-tune plan {PROFILE}"
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    let (sysctl_only, notrack) = r.stdout.split_once("sysctl-only-done\n").unwrap();
+    assert_eq!(
+        sysctl_only, "",
+        "a sysctl-only plan loaded nftables' libraries:\n{r}"
+    );
+    assert!(
+        notrack.contains("file=libnftnl.so.11 [0];  dynamically loaded by")
+            && notrack.contains("file=libmnl.so.0 [0];  needed by"),
+        "{r}"
+    );
+    assert!(
+        notrack.contains("notrack inet tcto_tune as planned:"),
+        "{r}"
+    );
+}
+
+/// On a host without libnftnl (here: a private mount namespace with
+/// /dev/null bound over the library), every sysctl command still runs and
+/// an nftables one fails with one line naming the library and its
+/// package. A binary linked to libnftnl did not start there at all.
+#[test]
+fn without_libnftnl_sysctl_commands_run_and_nftables_ones_name_the_library() {
+    if !require_root("without_libnftnl_sysctl_commands_run_and_nftables_ones_name_the_library") {
+        return;
+    }
+    let st = TempDir::new("no-nftnl");
+    let r = tcto_tune_tests::in_netns(&format!(
+        "lib=$(readlink -f \"$(ldconfig -p | awk '/libnftnl\\.so\\.11 /{{print $NF; exit}}')\")\n\
+         [ -f \"$lib\" ] || {{ echo no libnftnl found; exit 20; }}\n\
+         {state}\
+         unshare -m sh -c '\n\
+           mount --bind /dev/null \"$1\" || exit 21\n\
+           tcto-tune plan --profile high-conn >/dev/null; echo plan=$?\n\
+           tcto-tune apply --profile high-conn >/dev/null; echo apply=$?\n\
+           tcto-tune rollback >/dev/null; echo rollback=$?\n\
+           tcto-tune plan {PROFILE}; echo notrack=$?\n\
+         ' sh \"$lib\"",
+        state = state_dir_env(&st),
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    for line in ["plan=0", "apply=0", "rollback=0", "notrack=1"] {
+        assert!(r.stdout.lines().any(|l| l == line), "{line}: {r}");
+    }
+    assert!(
+        r.stderr.contains(
+            "error: cannot read the system state: nftables: cannot load libnftnl.so.11: "
+        ) && r
+            .stderr
+            .contains("(on Debian: apt-get install libnftnl11 libmnl0)"),
+        "{r}"
+    );
+}

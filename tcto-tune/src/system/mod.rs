@@ -171,6 +171,13 @@ pub enum SystemError {
         #[source]
         source: std::io::Error,
     },
+    /// libnftnl or libmnl could not be loaded (they load when nftables is
+    /// first used, not at start).
+    #[error("nftables: {why}")]
+    NftLibrary {
+        /// What dlopen or dlsym said, naming the library.
+        why: String,
+    },
     /// The `inet tcto_tune` table holds something tcto-tune did not write.
     #[error("table inet tcto_tune holds content tcto-tune did not write: {what}")]
     NftContent {
@@ -213,6 +220,7 @@ impl SystemError {
             SystemError::FileIsSymlink { .. } => Some(libc::ELOOP),
             SystemError::InterfaceGone { .. } => Some(libc::ENODEV),
             SystemError::Unsupported { .. }
+            | SystemError::NftLibrary { .. }
             | SystemError::Injected { .. }
             | SystemError::OffloadNotTaken { .. }
             | SystemError::OtherNamespace { .. }

@@ -33,6 +33,7 @@
 #![allow(unsafe_code)]
 
 mod dump;
+pub mod lazy;
 mod read;
 mod scan;
 mod sets;

@@ -45,6 +45,7 @@ pub(super) fn family_name(f: u8) -> Option<&'static str> {
 
 impl Nft {
     pub(super) fn table_exists(&self) -> Result<bool, SystemError> {
+        super::lazy::load()?;
         let exists = request(
             &format!("read table {TABLE_FAMILY} {TABLE_NAME}"),
             nft_type(libc::NFT_MSG_GETTABLE),
@@ -71,6 +72,7 @@ impl Nft {
 
     /// The `inet tcto_tune` table, decoded; `None` when absent.
     pub fn read_table(&self) -> Result<Option<NotrackTable>, SystemError> {
+        super::lazy::load()?;
         let step = format!("read table {TABLE_FAMILY} {TABLE_NAME}");
         if !self.table_exists()? {
             return Ok(None);
@@ -97,6 +99,7 @@ impl Nft {
     /// those base chains, and every regular chain of those tables, which
     /// the base chains may reach by `jump` or `goto`.
     pub fn read_filter_chains(&self) -> Result<Vec<FilterChain>, SystemError> {
+        super::lazy::load()?;
         let all: Vec<(RawChain, &str)> = dump_chains("list the chains of every table", 0)?
             .into_iter()
             .filter_map(|c| {

@@ -11,6 +11,7 @@ use crate::observed::{FwChain, FwLimit, FwRule};
 impl Nft {
     /// All chains with their rules, in the kernel's order.
     pub fn read_ruleset(&self) -> Result<Vec<FwChain>, SystemError> {
+        super::lazy::load()?;
         let chains = dump_chains("list the chains of every table", 0)?;
         let mut rules = dump_rules("list the rules of every table", 0, None)?;
         let mut out = Vec::new();

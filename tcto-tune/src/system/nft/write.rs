@@ -191,6 +191,7 @@ impl Nft {
     /// should it appear meanwhile, that batch fails as a whole with EEXIST
     /// and the replacing batch (add, delete, add) runs instead.
     pub fn send_table(&self, table: Option<&NotrackTable>) -> Result<(), SystemError> {
+        super::lazy::load()?;
         if let Some(f) = table.and_then(|t| t.foreign.first()) {
             return Err(SystemError::NftContent {
                 what: format!(
@@ -222,6 +223,7 @@ impl Nft {
         table: Option<&NotrackTable>,
         mode: Mode,
     ) -> Result<(), SystemError> {
+        super::lazy::load()?;
         let t = Table::new(TABLE_CNAME, ProtoFamily::Inet);
         // What each message does, formatted only if the kernel refuses it.
         let mut what: Vec<Msg> = Vec::new();
