@@ -93,6 +93,18 @@ impl Sysctls for LinuxSysctls {
         // written); that descriptor then reads the value back, since a
         // /proc/sys read asks the kernel for the value at that moment.
         let path = key.proc_path();
+        // One descriptor that both writes and reads back from offset 0: one
+        // /proc/sys path walk per write instead of two (issue 15). When it
+        // does not open (a write-only or read-only key, no permission), the
+        // two descriptors below tell those cases apart as before.
+        if let Ok(mut both) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        {
+            both.write_all(value.as_bytes()).map_err(err)?;
+            return read_value(&both).map(Some).map_err(err);
+        }
         let reader = std::fs::File::open(&path)
             .map_err(|_| err(io::Error::from_raw_os_error(libc::ENOENT)))?;
         let mut writer = std::fs::OpenOptions::new()
@@ -119,11 +131,15 @@ fn not_found_as_enoent(e: io::Error) -> io::Error {
 /// to see the end: a /proc/sys read returns the whole value when the
 /// buffer holds it, so a short read is the end (issue 15: 20 system calls
 /// of an `apply`). A value that fills the buffer is read on.
-fn read_value(mut f: &std::fs::File) -> io::Result<String> {
+///
+/// It reads from offset 0 whatever the descriptor's position (`pread`), so
+/// the descriptor that just wrote the value reads it back.
+fn read_value(f: &std::fs::File) -> io::Result<String> {
+    use std::os::unix::fs::FileExt as _;
     let mut text = Vec::new();
     let mut chunk = [0u8; 512];
     loop {
-        match f.read(&mut chunk) {
+        match f.read_at(&mut chunk, text.len() as u64) {
             Ok(0) => break,
             Ok(n) => {
                 text.extend_from_slice(&chunk[..n]);
