@@ -165,22 +165,26 @@ impl TempFile {
         open.write(true)
             .mode(options.mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-        if options.reuse_temp {
-            // A leftover that is a second link to a file (a write_new on a
-            // filesystem without RENAME_NOREPLACE, killed between its link
-            // and unlink) is unlinked, never truncated: truncating it would
-            // empty the file it links to.
-            if let Ok(meta) = fs::symlink_metadata(temp) {
-                use std::os::unix::fs::MetadataExt as _;
-                if meta.is_file() && meta.nlink() > 1 {
-                    fs::remove_file(temp).map_err(fail(Step::Create, temp))?;
+        // Exclusively first: the usual case, no leftover, costs no `stat`
+        // (a journal record is rewritten after every step, issue 15).
+        let created = open.clone().create_new(true).open(temp);
+        let file = match created {
+            Err(e) if options.reuse_temp && e.kind() == io::ErrorKind::AlreadyExists => {
+                // A leftover that is a second link to a file (a write_new
+                // on a filesystem without RENAME_NOREPLACE, killed between
+                // its link and unlink) is unlinked, never truncated:
+                // truncating it would empty the file it links to.
+                if let Ok(meta) = fs::symlink_metadata(temp) {
+                    use std::os::unix::fs::MetadataExt as _;
+                    if meta.is_file() && meta.nlink() > 1 {
+                        fs::remove_file(temp).map_err(fail(Step::Create, temp))?;
+                    }
                 }
+                open.create(true).truncate(true).open(temp)
             }
-            open.create(true).truncate(true);
-        } else {
-            open.create_new(true);
+            other => other,
         }
-        let file = open.open(temp).map_err(fail(Step::Create, temp))?;
+        .map_err(fail(Step::Create, temp))?;
         // From here on, a failure removes the file again.
         let tmp = TempFile {
             path: temp.to_owned(),
