@@ -17,6 +17,11 @@
 //! message (a bug in tcto-tune, caught by any test on that path), never a
 //! jump to nowhere.
 //!
+//! Only with the `lazy-nftnl` feature, which the CLI and the Ansible
+//! module enable: an embedder whose own code calls libnftnl too would
+//! reach these trampolines (the names are the library's), so the library
+//! alone links libnftnl as usual.
+//!
 //! The libraries' names are their sonames on the machine the binary was
 //! built for (Debian 12: libnftnl11, libmnl0); the package depends on them
 //! by name, since the binary no longer lists them itself.
@@ -39,9 +44,11 @@ pub const LIBMNL: &CStr = c"libmnl.so.0";
 /// Each function's address once loaded, in `NAMES` order; 0 before.
 static SLOTS: [AtomicUsize; COUNT] = [const { AtomicUsize::new(0) }; COUNT];
 
-/// Whether the trampolines are in this build (see `build.rs`); elsewhere
-/// the libraries are linked and loaded as usual and [`load`] does nothing.
+/// Whether the trampolines are in this build (see `build.rs`): the
+/// `lazy-nftnl` feature on x86-64 or AArch64 Linux. Otherwise the
+/// libraries are linked and loaded as usual and [`load`] does nothing.
 const TRAMPOLINES: bool = cfg!(all(
+    feature = "lazy-nftnl",
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ));
@@ -112,10 +119,7 @@ fn open(lib: &CStr) -> Result<*mut c_void, String> {
 /// Where a trampoline goes when its slot is still empty: a libnftnl call
 /// on a path that did not call [`load`] first. Stop with the name of the
 /// bug rather than jump to address 0.
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(dead_code)
-)]
+#[cfg_attr(not(feature = "lazy-nftnl"), allow(dead_code))]
 extern "C" fn unloaded() -> ! {
     let msg = b"tcto-tune: internal error: libnftnl was called before system::nft::lazy::load\n";
     // SAFETY: writing a static buffer to stderr; nothing else is assumed
