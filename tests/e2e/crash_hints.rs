@@ -3,12 +3,10 @@
 //! nothing), with every flag the user gave. Each command is taken from the
 //! hint as printed and run (`eval`), with a state dir path holding a space.
 
-use tcto_tune_tests::{in_netns, require_root, TempDir};
+use tcto_tune_tests::{in_netns, require_root, TempDir, CRASH_HINTS};
 
-/// The shell line that puts the `--force-after-crash` command of the
-/// `hint:` line in file `$1` into `$cmd`.
-const KEEP_CMD: &str =
-    "keep_cmd() { cmd=$(grep '^hint:' \"$1\" | grep -o '`[^`]*--force-after-crash`' | tr -d '`'); }\n";
+/// The `take` pattern of the command that goes ahead past the crash.
+const KEEP: &str = "'[^`]*--force-after-crash'";
 
 #[test]
 fn a_blocked_dry_run_hints_the_real_command_with_the_users_flags() {
@@ -21,21 +19,18 @@ fn a_blocked_dry_run_hints_the_real_command_with_the_users_flags() {
     // The state dir from the environment: the hint must give it as a flag.
     let flags = "--profile rp-filter-loose --set iface=lo --allow key-host-wide";
     let r = in_netns(&format!(
-        "{KEEP_CMD}export TCTO_TUNE_STATE_DIR='{d}/s d'\n\
-         TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply {flags} >/dev/null 2>&1\n\
+        "{CRASH_HINTS}export TCTO_TUNE_STATE_DIR='{d}/s d'\n\
+         crash 1 tcto-tune apply {flags}\n\
          tcto-tune apply {flags} --dry-run >/dev/null 2>{d}/err; echo dry=$?\n\
          cat {d}/err\n\
-         keep_cmd {d}/err; echo \"cmd=$cmd\"\n\
-         (unset TCTO_TUNE_STATE_DIR; eval \"$cmd --dry-run\" >/dev/null); echo preview=$?\n\
+         take cmd {KEEP} {d}/err; run_taken preview --dry-run\n\
          tcto-tune history | grep -c abandoned\n\
-         (unset TCTO_TUNE_STATE_DIR; eval \"$cmd\" >/dev/null); echo kept=$?\n\
+         run_taken kept\n\
          sysctl -n net.ipv4.conf.lo.rp_filter\n\
          tcto-tune apply {flags} >/dev/null; echo unblocked=$?\n\
-         TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune persist {flags} --root '{d}/r x' >/dev/null 2>&1\n\
+         crash 1 tcto-tune persist {flags} --root '{d}/r x'\n\
          tcto-tune persist {flags} --root '{d}/r x' --dry-run >/dev/null 2>{d}/err; echo pdry=$?\n\
-         keep_cmd {d}/err; echo \"pcmd=$cmd\"\n\
-         (unset TCTO_TUNE_STATE_DIR; eval \"$cmd --dry-run\" >/dev/null); echo ppreview=$?\n\
-         (unset TCTO_TUNE_STATE_DIR; eval \"$cmd\" >/dev/null); echo pkept=$?\n\
+         take pcmd {KEEP} {d}/err; run_taken ppreview --dry-run; run_taken pkept\n\
          echo abandoned=$(tcto-tune history | grep -c abandoned)\n\
          grep -l rp_filter '{d}/r x/etc/sysctl.d/'*\n"
     ));
