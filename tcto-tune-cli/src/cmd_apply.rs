@@ -4,13 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tcto_tune::apply::{apply, blocked_by, error_chain, ApplyError, ApplyOptions, Run};
-use tcto_tune::journal::Journal;
+use tcto_tune::apply::{apply, error_chain, ApplyError, ApplyOptions, Run};
 use tcto_tune::read_state;
 use tcto_tune::system::{Backends, SimEffects};
 
 use crate::common::{
-    apply_error, compute_full, finish, persisted_profile, with_rerun_hints, ProfileArgs,
+    apply_error, compute_full, finish, persisted_profile, with_user_flags, ProfileArgs,
 };
 use crate::output::{require_privileges, CliError, Exit, Printer};
 use crate::Global;
@@ -62,9 +61,9 @@ fn persisted_plan(
 
 /// Run `apply`.
 pub fn run(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
-    // Hints carry the user's state dir; "go ahead after the crash" is
-    // this very command with `--force-after-crash`.
-    with_rerun_hints(g, run_apply(g, p, args))
+    // Hints carry the user's state dir (the CLI's words say "go ahead
+    // after the crash" as this very command, whole).
+    with_user_flags(g, run_apply(g, p, args))
 }
 
 fn run_apply(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
@@ -121,18 +120,8 @@ fn run_apply(g: &Global, p: &Printer, args: ApplyArgs) -> anyhow::Result<Exit> {
         return Err(apply_error(ApplyError::Refused { codes }));
     }
     if args.dry_run {
-        // What would block the real apply blocks the dry-run too: an
-        // interrupted transaction, or a newest record that cannot be read.
-        // (An unreadable state dir is left to the real apply: a dry-run
-        // needs no root.)
-        if let Ok(Some(journal)) = Journal::open_existing(&g.state_dir) {
-            let newest = journal.newest().map_err(|e| apply_error(e.into()))?;
-            if let Some(e) = newest.and_then(|r| blocked_by(&r, journal.boot_id())) {
-                if !args.force_after_crash {
-                    return Err(apply_error(e));
-                }
-            }
-        }
+        // What would block the real apply blocks the dry run too.
+        crate::common::dry_run_blocked(g, args.force_after_crash)?;
         let mut sim = SimEffects::from_changes_and_state(&plan.changes, &state);
         let report = apply(&plan, Run::DryRun(&mut sim), &opts).map_err(apply_error)?;
         print_plan_notes(p, &plan);

@@ -17,7 +17,7 @@ use tcto_tune::{ChangeKind, Plan};
 
 use crate::common::{
     apply_error, compute_with_profile, escape_error, finish, flag_hint, report_text, root_error,
-    shell_quote, with_rerun_hints, ProfileArgs,
+    shell_quote, with_user_flags, ProfileArgs,
 };
 use crate::output::{CliError, Exit, Printer};
 use crate::Global;
@@ -101,9 +101,9 @@ fn exec_path(given: Option<String>) -> anyhow::Result<String> {
 
 /// Run `persist`.
 pub fn run(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {
-    // Hints carry the user's state dir; "go ahead after the crash" is
-    // this very command with `--force-after-crash`.
-    with_rerun_hints(g, run_persist(g, p, args))
+    // Hints carry the user's state dir (the CLI's words say "go ahead
+    // after the crash" as this very command, whole).
+    with_user_flags(g, run_persist(g, p, args))
 }
 
 fn run_persist(g: &Global, p: &Printer, args: PersistArgs) -> anyhow::Result<Exit> {

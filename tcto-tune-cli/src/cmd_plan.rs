@@ -35,6 +35,10 @@ struct PlanDoc<'a> {
 struct SysctlD {
     path: String,
     diff: String,
+    /// The persisted entries that cannot be read: persist refuses while
+    /// there is one, and the diff is empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unreadable: Vec<String>,
 }
 
 /// The diff of the sysctl.d file on this host against what `persist`
@@ -43,11 +47,16 @@ struct SysctlD {
 /// persist leaves the file alone. The file is read as persist reads it
 /// (a symbolic link is shown as a link, never followed); when persist's
 /// facts cannot be read (no permission, a FIFO there), as a plain file
-/// only: anything else is never opened.
+/// only: anything else is never opened. While a persisted entry cannot be
+/// read, persist refuses and writes nothing: no diff, and the entries.
 fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
     let path = SYSCTL_D_PATH;
+    let mut unreadable = Vec::new();
     let diff = match tcto_tune::system::read_persist_facts(std::path::Path::new("/")) {
-        Ok(facts) => tcto_tune::persist::sysctl_d_diff(profile, plan, &facts),
+        Ok(facts) => {
+            unreadable = tcto_tune::persist::unreadable_entries(&facts);
+            tcto_tune::persist::sysctl_d_diff(profile, plan, &facts)
+        }
         Err(_) => {
             let entries = sysctl_d::entries(profile, plan);
             if entries.is_empty() {
@@ -70,6 +79,7 @@ fn sysctl_d_diff(profile: &Profile, plan: &Plan) -> SysctlD {
     SysctlD {
         path: path.to_owned(),
         diff,
+        unreadable,
     }
 }
 
@@ -84,8 +94,19 @@ pub fn run(p: &Printer, args: PlanArgs) -> anyhow::Result<Exit> {
     } else {
         p.out(plan.render(p.style()));
         if args.diff {
-            let SysctlD { path, diff } = sysctl_d_diff(&profile, &plan);
-            if diff.is_empty() {
+            let SysctlD {
+                path,
+                diff,
+                unreadable,
+            } = sysctl_d_diff(&profile, &plan);
+            if !unreadable.is_empty() {
+                p.line(format_args!(
+                    "\n{path}: `persist` would refuse and leave it as it is: a persisted entry cannot be read"
+                ));
+                for why in &unreadable {
+                    p.line(format_args!("  {}", tcto_tune::escape_control(why)));
+                }
+            } else if diff.is_empty() {
                 p.line(format_args!("\n{path}: `persist` would leave it as it is"));
             } else {
                 // The old side is the file on disk: its control characters

@@ -15,9 +15,11 @@ use tcto_tune::parse_port;
 use tcto_tune::persist;
 use tcto_tune::read_state;
 use tcto_tune::system::{read_persist_facts, Backends};
+use tcto_tune::words::{Action, Words as _};
 use tcto_tune::{Plan, PlanOptions, Profile, SystemState};
 
 use crate::output::{CliError, Exit, Printer};
+use crate::words::CLI;
 use crate::Global;
 
 // `--profile`, `--set`, `--port`, `--app-backlog`, `--allow`.
@@ -266,17 +268,40 @@ pub fn apply_hint(e: &ApplyError) -> Option<String> {
                     .join(" ")
             ))
         }
+        // Both ways out as whole commands in the CLI's words: the
+        // rollback with the user's state dir, going ahead as the command
+        // that ran, again (for a dry run, the real one: a dry run keeps
+        // nothing).
         ApplyError::Interrupted { id } => Some(format!(
-            "run `tcto-tune rollback` to restore the values journaled by {id}, or `apply --force-after-crash` to keep them"
+            "run {} to restore the values journaled by {id}, or {} to keep them{}",
+            CLI.name(&Action::Rollback),
+            CLI.instruct(&Action::ForceAfterCrash),
+            preview_note()
         )),
         ApplyError::InterruptedFiles { id, .. } => Some(format!(
-            "run `tcto-tune rollback` to restore the files journaled by {id}, or `apply --force-after-crash` to keep them"
+            "run {} to restore the files journaled by {id}, or {} to keep them{}",
+            CLI.name(&Action::Rollback),
+            CLI.instruct(&Action::ForceAfterCrash),
+            preview_note()
         )),
         ApplyError::Incomplete { id } => Some(format!(
-            "`tcto-tune history -v` shows what {id} could not restore; fix the cause, then `tcto-tune rollback` (or `apply --force-after-crash` to keep things as they are)"
+            "`tcto-tune history -v` shows what {id} could not restore; fix the cause, then {} (or {} to keep things as they are){}",
+            CLI.name(&Action::Rollback),
+            CLI.instruct(&Action::ForceAfterCrash),
+            preview_note()
         )),
         ApplyError::Journal(j) => journal_hint(j),
         _ => e.hint(),
+    }
+}
+
+/// After a dry run's "go ahead" command: that it is the real run, and
+/// how to preview it.
+fn preview_note() -> &'static str {
+    if crate::words::is_dry_run() {
+        " (a dry run keeps nothing; add `--dry-run` to preview it)"
+    } else {
+        ""
     }
 }
 
@@ -324,7 +349,8 @@ pub fn journal_hint(e: &JournalError) -> Option<String> {
 
 /// `text` with every `` `tcto-tune ...` `` command it names given the
 /// user's `--state-dir`, so that a printed command runs as printed. Left
-/// alone for the default state dir, or when it already names one.
+/// alone for the default state dir, or when it already names one
+/// (anywhere in the command: after the subcommand too).
 pub fn user_flags(g: &Global, text: &str) -> String {
     if g.state_dir == Path::new(DEFAULT_STATE_DIR) {
         return text.to_owned();
@@ -336,7 +362,11 @@ pub fn user_flags(g: &Global, text: &str) -> String {
     let mut out = parts.next().unwrap_or_default().to_owned();
     for rest in parts {
         out.push_str("`tcto-tune ");
-        if !rest.starts_with("--state-dir") {
+        let command = rest.split('`').next().unwrap_or_default();
+        let names_one = command
+            .split_whitespace()
+            .any(|w| w == "--state-dir" || w.starts_with("--state-dir="));
+        if !names_one {
             out.push_str(&format!("--state-dir {dir} "));
         }
         out.push_str(rest);
@@ -346,51 +376,11 @@ pub fn user_flags(g: &Global, text: &str) -> String {
 
 pub use tcto_tune::words::shell_word as shell_quote;
 
-/// The command the user ran, as one runnable line with `extra` added
-/// (and the state dir when it came from the environment), for a hint
-/// that says "run it again with ...".
-pub fn rerun_with(g: &Global, extra: &str) -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut s = "tcto-tune".to_owned();
-    if !args
-        .iter()
-        .any(|a| a == "--state-dir" || a.starts_with("--state-dir="))
-        && g.state_dir != Path::new(DEFAULT_STATE_DIR)
-    {
-        s.push_str(&format!(
-            " --state-dir {}",
-            shell_quote(&g.state_dir.display().to_string())
-        ));
-    }
-    for a in &args {
-        s.push(' ');
-        s.push_str(&shell_quote(a));
-    }
-    s.push(' ');
-    s.push_str(extra);
-    s
-}
-
 /// [`user_flags`] applied to the hint of the error a command failed with.
 pub fn with_user_flags(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Result<Exit> {
     result.map_err(|e| {
         let mut e = CliError::from(e);
         e.hint = e.hint.map(|h| user_flags(g, &h));
-        e.into()
-    })
-}
-
-/// [`with_user_flags`] for a command that starts a transaction (`apply`,
-/// `persist`): "go ahead after the crash" (`` `apply --force-after-crash` ``
-/// in [`apply_hint`]) becomes this very command line with
-/// `--force-after-crash`, a whole line to run, not a fragment.
-pub fn with_rerun_hints(g: &Global, result: anyhow::Result<Exit>) -> anyhow::Result<Exit> {
-    with_user_flags(g, result).map_err(|e| {
-        let mut e = CliError::from(e);
-        let again = format!("`{}`", rerun_with(g, "--force-after-crash"));
-        e.hint = e
-            .hint
-            .map(|h| h.replace("`apply --force-after-crash`", &again));
         e.into()
     })
 }
@@ -568,9 +558,12 @@ mod tests {
         .unwrap();
         let incomplete = apply_hint(&ApplyError::Incomplete { id: id() }).unwrap();
         for h in [&interrupted, &files, &incomplete] {
-            assert!(h.contains("tcto-tune rollback"), "{h}");
+            assert!(h.contains("`tcto-tune rollback`"), "{h}");
             assert!(h.contains("000001"), "{h}");
-            assert!(h.contains("apply --force-after-crash"), "{h}");
+            // The command that ran, again, as the CLI's words say it (no
+            // command line in a unit test: just the program and the flag).
+            assert!(h.contains("`tcto-tune --force-after-crash`"), "{h}");
+            assert!(!h.contains("dry run"), "{h}");
         }
         assert!(incomplete.contains("tcto-tune history -v"), "{incomplete}");
     }
@@ -620,6 +613,17 @@ mod tests {
             ),
             "`tcto-tune --state-dir '/tmp/a b' rollback` or `tcto-tune --state-dir '/tmp/a b' history`"
         );
+    }
+    /// A command that names the state dir after its subcommand (as the
+    /// user typed it, given back whole by the CLI's words) is left as it
+    /// is: `--state-dir` twice would be noise.
+    #[test]
+    fn user_flags_leaves_a_command_naming_the_state_dir_anywhere() {
+        let g = Global {
+            state_dir: "/tmp/a b".into(),
+        };
+        let text = "`tcto-tune apply --state-dir '/tmp/a b' --profile p --force-after-crash` or `tcto-tune apply --state-dir=/x --profile p`";
+        assert_eq!(user_flags(&g, text), text);
     }
     /// What the journal keeps typed (a drifted, forced or other-namespace
     /// step's remedy, the note of going ahead after a crash) prints with

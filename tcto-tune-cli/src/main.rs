@@ -86,6 +86,14 @@ fn run() -> u8 {
         .or_else(|| std::env::var_os("TCTO_TUNE_STATE_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     crate::words::set_state_dir(&state_dir);
+    // Hints that say "run this again with ..." say the whole line. (A word
+    // that is not UTF-8 is shown as near as text can: no panic.)
+    crate::words::set_command_line(
+        std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    );
     let global = Global { state_dir };
     let p = &Printer::new(cli.json);
     let g = &global;

@@ -4,6 +4,12 @@
 //! so that every hint that names a command runs as printed (with the
 //! user's `--state-dir`: given by `set_state_dir` for the rollback these
 //! words name, and by `common::user_flags` to every other command).
+//!
+//! "Go ahead past the crash" ([`Action::ForceAfterCrash`]) is the command
+//! the user ran, again, with `--force-after-crash`: `main` gives these
+//! words that command line (`set_command_line`), so they say the whole
+//! line at once and no hint is rewritten afterwards. A dry run's line is
+//! said without `--dry-run`: a dry run keeps nothing.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -35,6 +41,48 @@ pub fn set_state_dir(dir: &Path) {
     }
 }
 
+/// The words the user typed after `tcto-tune`, set once by `main`.
+static COMMAND_LINE: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Give these words the command line that ran (its words after the
+/// program's name; once, from `main`).
+pub fn set_command_line(args: Vec<String>) {
+    let _ = COMMAND_LINE.set(args);
+}
+
+/// Whether the command that ran is a dry run (`--dry-run`).
+pub fn is_dry_run() -> bool {
+    COMMAND_LINE
+        .get()
+        .is_some_and(|args| args.iter().any(|a| a == DRY_RUN))
+}
+
+const DRY_RUN: &str = "--dry-run";
+
+/// `args` (the words after `tcto-tune`) as the one line that goes ahead
+/// past an interrupted transaction: without `--dry-run` (a dry run keeps
+/// nothing), with `--force-after-crash`, and with `state_dir_flag` (the
+/// user's `--state-dir DIR `, or empty) when `args` name no state dir (it
+/// came from the environment). Every word shell-quoted, so it runs as
+/// printed. (A flag's value is never the word `--dry-run`: clap reads
+/// that word as the flag.)
+fn after_crash(args: &[String], state_dir_flag: &str) -> String {
+    let names_state_dir = args
+        .iter()
+        .any(|a| a == "--state-dir" || a.starts_with("--state-dir="));
+    let mut s = "tcto-tune".to_owned();
+    if !names_state_dir && !state_dir_flag.is_empty() {
+        s.push(' ');
+        s.push_str(state_dir_flag.trim_end());
+    }
+    for a in args.iter().filter(|a| *a != DRY_RUN) {
+        s.push(' ');
+        s.push_str(&crate::common::shell_quote(a));
+    }
+    s.push_str(" --force-after-crash");
+    s
+}
+
 /// `tcto-tune ` with the user's state dir.
 fn tool() -> String {
     format!(
@@ -58,7 +106,12 @@ impl Words for Cli {
             }
             Action::Force => "use --force".into(),
             Action::DropVariables => format!("drop {}", self.name(action)),
-            Action::ForceAfterCrash => "`apply --force-after-crash`".into(),
+            // The command that ran, again, as a whole line to run.
+            Action::ForceAfterCrash => {
+                let args = COMMAND_LINE.get().map_or(&[][..], Vec::as_slice);
+                let state_dir = STATE_DIR_FLAG.get().map_or("", String::as_str);
+                format!("`{}`", after_crash(args, state_dir))
+            }
             _ => self.name(action),
         }
     }
@@ -188,6 +241,45 @@ mod tests {
             w.name(&Action::Diagnose { interval: None }),
             "`tcto-tune diagnose`"
         );
+    }
+
+    fn words(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    /// Going ahead past a crash is the command that ran, whole: its own
+    /// flags, shell-quoted, without `--dry-run` (a dry run keeps nothing),
+    /// with the state dir when the environment gave it.
+    #[test]
+    fn going_ahead_after_a_crash_is_the_whole_command_that_ran() {
+        assert_eq!(
+            after_crash(&words(&["apply", "--profile", "p"]), ""),
+            "tcto-tune apply --profile p --force-after-crash"
+        );
+        assert_eq!(
+            after_crash(
+                &words(&["persist", "--profile", "p", "--root", "/r x", "--dry-run"]),
+                "--state-dir '/s d' "
+            ),
+            "tcto-tune --state-dir '/s d' persist --profile p --root '/r x' --force-after-crash"
+        );
+        for given in [&["--state-dir", "/s"][..], &["--state-dir=/s"][..]] {
+            let mut args = words(&["apply"]);
+            args.extend(words(given));
+            args.extend(words(&["--dry-run", "--profile", "p", "--set", "x=a b"]));
+            assert_eq!(
+                after_crash(&args, "--state-dir /s "),
+                format!(
+                    "tcto-tune apply {} --profile p --set 'x=a b' --force-after-crash",
+                    given.join(" ")
+                )
+            );
+        }
+        // What the hints print: a whole command, never a fragment for a
+        // caller to rewrite.
+        let said = CLI.instruct(&Action::ForceAfterCrash);
+        assert!(said.starts_with("`tcto-tune "), "{said}");
+        assert!(said.ends_with(" --force-after-crash`"), "{said}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! one module per area (ripgrep's layout).
 
 mod apply;
+mod crash_hints;
 mod diagnose;
 mod faults;
 mod hostile;

@@ -2,7 +2,7 @@
 //! output as printed and run (`eval`), in paths with spaces, and what it
 //! did is checked on disk and with `rollback`.
 
-use tcto_tune_tests::{in_netns, require_root, TempDir};
+use tcto_tune_tests::{in_netns, require_root, TempDir, CRASH_HINTS};
 
 /// The shell lines that put every `` `tcto-tune ...` `` command printed on
 /// a `hint:` line of `$1` into `$2`, one a line.
@@ -185,32 +185,24 @@ fn after_an_interrupted_persist_both_hinted_commands_run_as_printed() {
     // Each way out the hint names, taken from the hint and run: the
     // rollback, then (after a second crash) going ahead.
     let r = in_netns(&format!(
-        "snap() {{ (cd '{d}/r x' && find . -type f | sort | xargs -r md5sum); }}\n\
+        "{CRASH_HINTS}snap() {{ (cd '{d}/r x' && find . -type f | sort | xargs -r md5sum); }}\n\
          snap > {d}/before\n\
-         TCTO_TUNE_FAULT_CRASH_AFTER=1 {tt} persist --profile high-conn {root} >/dev/null 2>&1\n\
+         crash 1 {tt} persist --profile high-conn {root}\n\
          {tt} persist --profile high-conn {root} --dry-run > /dev/null 2>{d}/err; echo dry=$?\n\
-         cmd=$(grep '^hint:' {d}/err | grep -o '`[^`]*--force-after-crash`' | tr -d '`')\n\
-         echo \"dry=$cmd\"\n\
-         eval \"$cmd\" >/dev/null; echo \"dryrun-exit=$?\"\n\
-         for way in rollback force; do\n\
-           TCTO_TUNE_FAULT_CRASH_AFTER=1 {tt} persist --profile high-conn {root} >/dev/null 2>&1\n\
-           {tt} persist --profile high-conn {root} > /dev/null 2>{d}/err; echo refused=$?\n\
-           cat {d}/err\n\
-           if [ $way = rollback ]; then pat='`tcto-tune [^`]* rollback`'; else pat='`[^`]*--force-after-crash`'; fi\n\
-           cmd=$(grep '^hint:' {d}/err | grep -o \"$pat\" | tr -d '`')\n\
-           echo \"$way=$cmd\"\n\
-           eval \"$cmd\" >/dev/null; echo \"ran=$?\"\n\
-           if [ $way = rollback ]; then snap | diff {d}/before - && echo restored; fi\n\
-         done\n\
+         take dry '[^`]*--force-after-crash' {d}/err; run_taken dryrun-exit --dry-run\n\
+         crash_then_hint 1 rollback 'tcto-tune [^`]* rollback' {tt} persist --profile high-conn {root}\n\
+         snap | diff {d}/before - && echo restored\n\
+         crash_then_hint 1 force '[^`]*--force-after-crash' {tt} persist --profile high-conn {root}\n\
          {tt} history | sed -n 2,3p\n\
          test -f '{d}/r x/etc/tcto-tune/persisted.d/high-conn.toml' && echo persisted\n"
     ));
     let out = &r.stdout;
-    // A dry run is blocked like the real run, and its hint runs too.
+    // A dry run is blocked like the real run; its hint names the real
+    // command (a dry run keeps nothing), which previews with `--dry-run`.
     assert!(out.contains("dry=1"), "{r}");
     assert!(
         out.contains(&format!(
-            "dry={tt} persist --profile high-conn --root '{d}/r x' --dry-run --force-after-crash\n"
+            "dry={tt} persist --profile high-conn --root '{d}/r x' --force-after-crash\n"
         )),
         "{r}"
     );
@@ -243,18 +235,18 @@ fn hints_naming_a_path_with_a_space_run_as_printed() {
     let tt = format!("tcto-tune --state-dir '{d}/s d'");
     // Each hint's command in backticks is taken as printed and run.
     let r = in_netns(&format!(
-        "run_hint() {{ cmd=$(grep 'hint:' \"$1\" | grep -o \"\\`$2[^\\`]*\\`\" | head -1 | tr -d '\\`'); echo \"cmd=$cmd\"; eval \"$cmd\" >/dev/null; echo \"ran=$?\"; }}\n\
+        "{CRASH_HINTS}\
          {tt} persist --profile high-conn --root '{img}' --dry-run >/dev/null 2>{d}/err; echo missing-root=$?\n\
-         run_hint {d}/err 'mkdir -p '\n\
+         take cmd 'mkdir -p ' {d}/err; run_taken ran\n\
          tcto-tune --state-dir '{d}/p q/s' persist --profile high-conn --root '{img}' >/dev/null 2>{d}/err; echo missing-parent=$?\n\
-         run_hint {d}/err 'mkdir -p '\n\
+         take cmd 'mkdir -p ' {d}/err; run_taken ran\n\
          tcto-tune --state-dir '{d}/p q/s' persist --profile high-conn --root '{img}' >/dev/null; echo persisted=$?\n\
          rm '{img}/etc/sysctl.d/99-tcto-tune.conf'; ln -s /etc/shadow '{img}/etc/sysctl.d/99-tcto-tune.conf'\n\
          {tt} persist --profile high-conn --root '{img}' > {d}/out 2>&1; echo link=$?\n\
-         run_hint {d}/out 'rm '\n\
+         take cmd 'rm ' {d}/out; run_taken ran\n\
          printf 'net.core.somaxconn = 1\\n' > '{img}/etc/sysctl.d/99-tcto-tune.conf'\n\
          {tt} persist --profile high-conn --root '{img}' > {d}/out 2>&1; echo foreign=$?\n\
-         run_hint {d}/out 'cat '\n\
+         take cmd 'cat ' {d}/out; run_taken ran\n\
          {tt} persist --profile high-conn --root '{img}' --allow persist-foreign-file >/dev/null; echo replaced=$?\n\
          test -L /etc/shadow || echo shadow-not-a-link\n"
     ));

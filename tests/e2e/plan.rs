@@ -240,3 +240,81 @@ fn the_app_backlog_hint_runs_as_printed() {
         "following the hint passes: {r}"
     );
 }
+
+/// `plan --diff` and `plan --json` show what `persist` then writes: the
+/// printed diff, applied with `patch` to the sysctl.d file before, gives
+/// the file after persist (the oracle is the file on disk). While a
+/// persisted entry cannot be read, persist refuses and writes nothing, so
+/// there is no diff and the entry is named (the diff used to show that
+/// entry's lines removed). /etc is an overlay in a private mount
+/// namespace: the host's /etc is never written.
+#[test]
+fn plan_diff_is_what_persist_writes_while_an_entry_is_unreadable() {
+    if !require_root("plan_diff_is_what_persist_writes_while_an_entry_is_unreadable") {
+        return;
+    }
+    let dir = tcto_tune_tests::TempDir::new("diff-oracle");
+    let d = dir.path();
+    let entry = "/etc/tcto-tune/persisted.d/syn-flood.toml";
+    let file = "/etc/sysctl.d/99-tcto-tune.conf";
+    std::fs::write(
+        format!("{d}/inner.sh"),
+        format!(
+            "mkdir {d}/up {d}/work\n\
+             mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/up,workdir={d}/work /etc || exit 20\n\
+             export TCTO_TUNE_STATE_DIR='{d}/s d'\n\
+             tcto-tune persist --profile high-conn >/dev/null || exit 21\n\
+             tcto-tune persist --profile syn-flood >/dev/null || exit 22\n\
+             check() {{\n\
+               cp {file} {d}/before\n\
+               tcto-tune plan --profile client --json > {d}/plan.json\n\
+               jq -j .sysctl_d.diff {d}/plan.json > {d}/diff\n\
+               echo \"$1-unreadable=$(jq -c '.sysctl_d.unreadable // []' {d}/plan.json)\"\n\
+               tcto-tune plan --profile client --diff > {d}/text; cat {d}/text\n\
+               tcto-tune persist --profile client >/dev/null 2>&1; echo \"$1-persist=$?\"\n\
+               cp {d}/before {d}/patched\n\
+               if [ -s {d}/diff ]; then patch -s {d}/patched {d}/diff || echo \"$1-patch-failed\"; fi\n\
+               cmp {d}/patched {file} && echo \"$1-diff-is-what-persist-wrote\"\n\
+             }}\n\
+             cp {entry} {d}/entry\n\
+             echo garbage > {entry}\n\
+             check broken\n\
+             cp {d}/entry {entry}\n\
+             check readable\n\
+             grep -c '^net.ipv4.tcp_syncookies = 1$' {file}\n"
+        ),
+    )
+    .unwrap();
+    let r = in_netns(&format!("unshare -m sh {d}/inner.sh"));
+    let out = &r.stdout;
+    assert_eq!(r.code, 0, "{r}");
+    // Unreadable: persist refuses (3) and leaves the file as it was; the
+    // plan says so and removes nothing.
+    assert!(out.contains("broken-persist=3"), "{r}");
+    assert!(out.contains("broken-diff-is-what-persist-wrote"), "{r}");
+    assert!(
+        out.contains(&format!(
+            "{file}: `persist` would refuse and leave it as it is: a persisted entry cannot be read\n  cannot read the persisted entry {entry}: "
+        )),
+        "{r}"
+    );
+    assert!(
+        out.contains(&format!(
+            "broken-unreadable=[\"cannot read the persisted entry {entry}: "
+        )),
+        "{r}"
+    );
+    assert!(!out.contains("-net.ipv4.tcp_syncookies"), "{r}");
+    // Readable again: persist writes, and the diff is exactly that.
+    assert!(out.contains("readable-unreadable=[]"), "{r}");
+    assert!(out.contains("readable-persist=0"), "{r}");
+    assert!(out.contains("readable-diff-is-what-persist-wrote"), "{r}");
+    assert!(
+        out.contains(&format!("{file} as `persist` would write it:")),
+        "{r}"
+    );
+    assert!(
+        out.trim_end().ends_with("\n1"),
+        "syn-flood's line kept: {r}"
+    );
+}

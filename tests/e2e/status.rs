@@ -2,7 +2,7 @@
 //! values against the live ones, in a network namespace, with `sysctl` as
 //! the oracle and a reboot simulated by a bind-mounted boot id.
 
-use tcto_tune_tests::{in_netns, require_root, TempDir};
+use tcto_tune_tests::{in_netns, require_root, TempDir, CRASH_HINTS};
 
 const SEED: &str = "sysctl -qw net.core.somaxconn=1024 net.ipv4.tcp_max_syn_backlog=512\n";
 
@@ -113,13 +113,11 @@ fn commands_named_in_findings_and_rows_carry_the_state_dir() {
     let dir = TempDir::new("status-flags");
     let d = dir.path();
     let r = in_netns(&format!(
-        "{SEED}ip link add v0 type veth peer name v1\n\
+        "{CRASH_HINTS}{SEED}ip link add v0 type veth peer name v1\n\
          tcto-tune --state-dir '{d}/s d' apply --profile offload-off --set iface=v0 2>&1\n\
          echo '{{torn' > '{d}/s d/tx/000009.json'\n\
-         tcto-tune --state-dir '{d}/s d' status\n\
-         cmd=$(tcto-tune --state-dir '{d}/s d' status | grep -o '`tcto-tune [^`]*history`' | tr -d '`')\n\
-         echo \"cmd=$cmd\"\n\
-         eval \"$cmd\" >/dev/null 2>&1; echo history=$?\n"
+         tcto-tune --state-dir '{d}/s d' status | tee {d}/st\n\
+         take cmd 'tcto-tune [^`]*history' {d}/st; run_taken history\n"
     ));
     let out = &r.stdout;
     let sd = format!("`tcto-tune --state-dir '{d}/s d' rollback`");
@@ -148,16 +146,15 @@ fn status_reports_interrupted_and_kept_transactions() {
     let dir = TempDir::new("status-crash");
     let d = dir.path();
     let r = in_netns(&format!(
-        "export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
-         TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile backlog-overflow >/dev/null 2>&1\n\
+        "{CRASH_HINTS}export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
+         crash 1 tcto-tune apply --profile backlog-overflow\n\
          tcto-tune status --exit-code; echo crashed=$?\n\
          flock {d}/s/lock sh -c 'tcto-tune status --exit-code; echo running=$?'\n\
          tcto-tune apply --profile backlog-overflow --force-after-crash >/dev/null || exit 10\n\
          tcto-tune status --exit-code; echo kept=$?\n\
-         TCTO_TUNE_FAULT_CRASH_UNDO_AFTER=1 tcto-tune rollback >/dev/null 2>&1\n\
+         crash_undo 1 tcto-tune rollback\n\
          tcto-tune status --exit-code; echo undoing=$?\n\
-         cmd=$(tcto-tune status | grep -o '`tcto-tune [^`]*rollback`' | head -1 | tr -d '`')\n\
-         (unset TCTO_TUNE_STATE_DIR; eval \"$cmd\" >/dev/null); echo rolled=$?\n\
+         tcto-tune status > {d}/st; take cmd 'tcto-tune [^`]*rollback' {d}/st; run_taken rolled\n\
          tcto-tune status --exit-code; echo after=$?\n\
          sysctl -n net.core.somaxconn\n"
     ));
@@ -218,14 +215,12 @@ fn status_of_interrupted_records_matches_what_blocks_and_what_completes_them() {
     let dir = TempDir::new("status-undoing");
     let d = dir.path();
     let r = in_netns(&format!(
-        "export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
+        "{CRASH_HINTS}export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
          tcto-tune apply --profile backlog-overflow >/dev/null || exit 10\n\
-         TCTO_TUNE_FAULT_CRASH_UNDO_AFTER=1 tcto-tune rollback >/dev/null 2>&1\n\
+         crash_undo 1 tcto-tune rollback\n\
          tcto-tune apply --profile client >/dev/null || exit 11\n\
-         tcto-tune status\n\
-         cmd=$(tcto-tune status | grep -o '`tcto-tune [^`]*rollback[^`]*`' | head -1 | tr -d '`')\n\
-         echo \"cmd: $cmd\"\n\
-         (unset TCTO_TUNE_STATE_DIR; eval \"$cmd\" >/dev/null); echo rolled=$?\n\
+         tcto-tune status | tee {d}/st\n\
+         take cmd 'tcto-tune [^`]*rollback' {d}/st; run_taken rolled\n\
          tcto-tune history | awk 'NR>1 {{print $1, $4}}'\n\
          sysctl -n net.core.somaxconn\n\
          ip link add tv0 type veth peer name tv1 && ip link set tv0 up && ip link set tv1 up || exit 12\n\
@@ -236,13 +231,13 @@ fn status_of_interrupted_records_matches_what_blocks_and_what_completes_them() {
          tcto-tune status | grep 'transaction 000003' | sed 's/^/paused: /'\n\
          rm -f {d}/pause; wait; echo waited=$?\n\
          tcto-tune apply --profile backlog-overflow >/dev/null || exit 15\n\
-         TCTO_TUNE_FAULT_CRASH_UNDO_AFTER=1 tcto-tune rollback >/dev/null 2>&1\n\
+         crash_undo 1 tcto-tune rollback\n\
          tcto-tune apply --profile offload-off --set iface=tv0 --allow offload-cpu-cost >/dev/null || exit 16\n\
          TCTO_TUNE_FAULT_PAUSE_BEFORE_OFFLOAD_WRITE=1:{d}/pause tcto-tune rollback >/dev/null 2>&1 &\n\
          i=0; while [ ! -e {d}/pause ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n\
          tcto-tune status | grep 'transaction 00000[56]' | sed 's/^/paused2: /'\n\
          rm -f {d}/pause; wait; echo waited2=$?\n\
-         TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile backlog-overflow >/dev/null 2>&1\n\
+         crash 1 tcto-tune apply --profile backlog-overflow\n\
          echo 00000000-0000-4000-8000-000000000000 > {d}/boot_id\n\
          unshare -m sh -c 'mount --bind {d}/boot_id /proc/sys/kernel/random/boot_id && \
            sysctl -qw net.core.somaxconn=1024 && tcto-tune status --exit-code; echo rebooted=$?'\n"
@@ -298,11 +293,11 @@ fn a_fifo_at_the_lock_never_hangs_status() {
     let dir = TempDir::new("status-fifo-lock");
     let d = dir.path();
     let r = in_netns(&format!(
-        "export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
+        "{CRASH_HINTS}export TCTO_TUNE_STATE_DIR={d}/s\n{SEED}\
          tcto-tune apply --profile backlog-overflow >/dev/null || exit 10\n\
          rm {d}/s/lock && mkfifo -m 600 {d}/s/lock || exit 11\n\
          timeout 20 tcto-tune status --exit-code >/dev/null; echo applied=$?\n\
-         TCTO_TUNE_FAULT_CRASH_AFTER=1 tcto-tune apply --profile client >/dev/null 2>&1\n\
+         crash 1 tcto-tune apply --profile client\n\
          timeout 20 tcto-tune status | grep -c '^interrupted'; echo crashed=$?\n"
     ));
     let out = &r.stdout;

@@ -127,6 +127,42 @@ pub const VETH_CD: &str = "ip link add name c type veth peer name d || exit 20\n
 /// the background and wait (at most 2.5 s) until it is ready.
 pub const LISTEN_8080: &str = "tcto-lab listen --port 8080 --backlog 511 > /tmp/.lab-$$ 2>&1 &\nfor i in $(seq 50); do grep -q ready /tmp/.lab-$$ 2>/dev/null && break; sleep 0.05; done\nrm -f /tmp/.lab-$$\n";
 
+/// Shell functions for the tests that crash a transaction and run the
+/// command a hint (or a `status` row) prints about it, as printed. Put
+/// them at the start of a script:
+///
+/// - `crash N CMD...`: run CMD (a `tcto-tune apply` or `persist`) with
+///   the process SIGKILLed right after its Nth change
+///   (`TCTO_TUNE_FAULT_CRASH_AFTER`, a test build's fault point); its
+///   output is dropped.
+/// - `crash_undo N CMD...`: the same for a `rollback`, after the Nth value
+///   it restored (`TCTO_TUNE_FAULT_CRASH_UNDO_AFTER`).
+/// - `take TAG PATTERN FILE`: put into `$cmd` the first command in
+///   backticks in FILE that starts with PATTERN (a `grep` pattern),
+///   backticks stripped, and print `TAG=$cmd`.
+/// - `run_taken TAG [WORDS...]`: run `$cmd` (with WORDS added) as printed,
+///   through `eval`, without `TCTO_TUNE_STATE_DIR` (a printed command
+///   must carry the state dir itself); print `TAG=` and its exit code.
+/// - `crash_then_hint N TAG PATTERN CMD...`: `crash N CMD...`, then CMD
+///   again (refused by the interrupted transaction: prints `refused=` and
+///   its exit code, then its stderr), then `take TAG PATTERN` from that
+///   stderr and `run_taken ran`.
+///
+/// Their own variables start with `_`; `$cmd` is the one they set for the
+/// script.
+pub const CRASH_HINTS: &str = r#"crash() { _n=$1; shift; TCTO_TUNE_FAULT_CRASH_AFTER=$_n "$@" >/dev/null 2>&1; }
+crash_undo() { _n=$1; shift; TCTO_TUNE_FAULT_CRASH_UNDO_AFTER=$_n "$@" >/dev/null 2>&1; }
+take() { cmd=$(grep -o "\`$2[^\`]*\`" "$3" | head -1 | tr -d '`'); echo "$1=$cmd"; }
+run_taken() { _tag=$1; shift; (unset TCTO_TUNE_STATE_DIR; eval "$cmd $*" >/dev/null 2>&1); echo "$_tag=$?"; }
+crash_then_hint() {
+  _n=$1; _t=$2; _p=$3; shift 3
+  crash "$_n" "$@"
+  _err=$(mktemp); "$@" >/dev/null 2>"$_err"; echo "refused=$?"; cat "$_err"
+  take "$_t" "$_p" "$_err"; rm -f "$_err"
+  run_taken ran
+}
+"#;
+
 /// The script line that points `tcto-tune` at a state dir under `st`.
 pub fn state_dir_env(st: &TempDir) -> String {
     format!("export TCTO_TUNE_STATE_DIR={}/s\n", st.path())

@@ -58,7 +58,7 @@ pub use compose::{
 };
 pub use entries::Persisted;
 pub(crate) use kinds::BOOT_KINDS;
-pub use preview::sysctl_d_diff;
+pub use preview::{sysctl_d_diff, unreadable_entries};
 
 pub use crate::persist_facts::{
     Manager, ModuleState, PersistFacts, RootEscape, SysctlSource, LEGACY_PERSISTED_PATH,

@@ -287,3 +287,57 @@ fn sysctl_d_text(f: &PersistFacts) -> String {
         other => panic!("{other:?}"),
     }
 }
+
+/// `plan --diff` (`sysctl_d_diff`) is the diff of what persist writes: the
+/// same diff as from the file before to the file after persist's plan, or
+/// none when persist refuses. While an entry cannot be read, persist
+/// refuses and writes nothing (it never drops that entry's lines); the
+/// diff used to show them removed. What it says instead is the entry.
+#[test]
+fn the_sysctl_d_diff_is_what_persist_writes_while_an_entry_is_unreadable() {
+    let mut st = state(true);
+    st.sysctls
+        .insert("net.ipv4.tcp_tw_reuse".into(), SysctlReading::rw("2"));
+    let f0 = facts(loadable());
+    let f1 = after(&f0, &persist(&high_conn(), &st, &f0));
+    let f2 = after(&f1, &persist(&small_other(), &st, &f1));
+    let profile = load("backlog-overflow", &BTreeMap::new()).unwrap();
+    let runtime = crate::plan(&profile, &st);
+    for broken in [false, true] {
+        let mut f = f2.clone();
+        if broken {
+            corrupt(&mut f, "/etc/tcto-tune/persisted.d/keep.toml");
+        }
+        let plan = plan_persist(&profile, &runtime, &f, &opts());
+        let written = if plan.refusals().is_empty() {
+            after(&f, &plan)
+        } else {
+            f.clone()
+        };
+        let (before, now) = (sysctl_d_text(&f), sysctl_d_text(&written));
+        let want = if before == now {
+            String::new()
+        } else {
+            sysctl_d::unified_diff(SYSCTL_D_PATH, Some(&before), Some(&now))
+        };
+        let diff = sysctl_d_diff(&profile, &runtime, &f);
+        assert_eq!(diff, want, "broken: {broken}\n{plan}");
+        let unreadable = unreadable_entries(&f);
+        if broken {
+            assert!(diff.is_empty(), "persist refuses: {plan}");
+            assert!(now.contains("net.ipv4.tcp_tw_reuse = 1"), "{now}");
+            assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+            assert!(unreadable[0].contains(&host("/etc/tcto-tune/persisted.d/keep.toml")));
+            assert!(
+                plan.refusals().iter().any(|r| r.message == unreadable[0]),
+                "the same words as persist's refusal: {plan}"
+            );
+        } else {
+            assert!(
+                diff.contains("+# --- profile `backlog-overflow` ---"),
+                "{diff}"
+            );
+            assert!(unreadable.is_empty(), "{unreadable:?}");
+        }
+    }
+}
