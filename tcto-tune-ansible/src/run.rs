@@ -248,6 +248,12 @@ pub fn plan_doc(profile: &Profile, plan: &Plan, facts: Option<&PersistFacts>) ->
     };
     let mut doc = serde_json::to_value(plan).expect("a plan serializes");
     doc["sysctl_d"] = serde_json::json!({ "path": SYSCTL_D_PATH, "diff": diff });
+    // As `plan --json`: while a persisted entry cannot be read, persist
+    // refuses and the diff is empty; these say why.
+    let unreadable = facts.map(persist::unreadable_entries).unwrap_or_default();
+    if !unreadable.is_empty() {
+        doc["sysctl_d"]["unreadable"] = serde_json::json!(unreadable);
+    }
     doc
 }
 
@@ -800,6 +806,25 @@ mod tests {
         assert!(
             d.contains(&format!("-symbolic link to {}", secret.display())),
             "{d}"
+        );
+        assert!(
+            plan_doc(&profile, &plan, Some(&read_persist_facts(&root).unwrap()))["sysctl_d"]
+                .get("unreadable")
+                .is_none()
+        );
+        // A persisted entry that cannot be read: persist would refuse and
+        // write nothing, so no diff, and the entry named as `plan --json`
+        // names it.
+        let entries = root.join("etc/tcto-tune/persisted.d");
+        std::fs::create_dir_all(&entries).unwrap();
+        std::fs::write(entries.join("broken.toml"), "not = [toml").unwrap();
+        let doc = plan_doc(&profile, &plan, Some(&read_persist_facts(&root).unwrap()));
+        assert_eq!(doc["sysctl_d"]["diff"], "", "{doc}");
+        let unreadable = doc["sysctl_d"]["unreadable"].as_array().unwrap();
+        assert_eq!(unreadable.len(), 1, "{doc}");
+        assert!(
+            unreadable[0].as_str().unwrap().contains("broken.toml"),
+            "{doc}"
         );
         std::fs::remove_dir_all(&root).unwrap();
     }
