@@ -226,12 +226,7 @@ fn a_directory_at_an_entrys_name_is_never_removed_and_its_hint_moves_it_out() {
 /// profile" (which left sysctl.d persisting it with no way but a persist).
 #[test]
 fn a_removal_left_unrendered_by_an_unreadable_entry_is_finished_by_running_it_again() {
-    let mut st = state(true);
-    st.sysctls
-        .insert("net.ipv4.tcp_tw_reuse".into(), SysctlReading::rw("2"));
-    let f0 = facts(loadable());
-    let f1 = after(&f0, &persist(&high_conn(), &st, &f0));
-    let f2 = after(&f1, &persist(&small_other(), &st, &f1));
+    let (_, f2) = high_conn_and_keep_persisted();
     assert!(sysctl_d_text(&f2).contains("tcp_tw_reuse"));
     let mut f3 = f2.clone();
     corrupt(&mut f3, B);
@@ -272,6 +267,18 @@ fn a_removal_left_unrendered_by_an_unreadable_entry_is_finished_by_running_it_ag
     }
 }
 
+/// `high-conn`, then `keep` (`small_other`), persisted one after the
+/// other: the host state and the facts after both.
+fn high_conn_and_keep_persisted() -> (SystemState, PersistFacts) {
+    let mut st = state(true);
+    st.sysctls
+        .insert("net.ipv4.tcp_tw_reuse".into(), SysctlReading::rw("2"));
+    let f0 = facts(loadable());
+    let f1 = after(&f0, &persist(&high_conn(), &st, &f0));
+    let f2 = after(&f1, &persist(&small_other(), &st, &f1));
+    (st, f2)
+}
+
 fn small_other() -> Profile {
     load_text(
         ProfileOrigin::File(PathBuf::from("/p/keep.toml")),
@@ -295,12 +302,7 @@ fn sysctl_d_text(f: &PersistFacts) -> String {
 /// diff used to show them removed. What it says instead is the entry.
 #[test]
 fn the_sysctl_d_diff_is_what_persist_writes_while_an_entry_is_unreadable() {
-    let mut st = state(true);
-    st.sysctls
-        .insert("net.ipv4.tcp_tw_reuse".into(), SysctlReading::rw("2"));
-    let f0 = facts(loadable());
-    let f1 = after(&f0, &persist(&high_conn(), &st, &f0));
-    let f2 = after(&f1, &persist(&small_other(), &st, &f1));
+    let (st, f2) = high_conn_and_keep_persisted();
     let profile = load("backlog-overflow", &BTreeMap::new()).unwrap();
     let runtime = crate::plan(&profile, &st);
     for broken in [false, true] {
